@@ -1,0 +1,68 @@
+// The interface every engine implements. It lives inside a worker process (one engine per
+// process); the campaign talks to it only through the worker protocol (docs/PROTOCOL.md).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "deltann/environment.h"
+#include "deltann/spec.h"
+#include "deltann/tensor.h"
+
+namespace deltann {
+
+// One setting of an engine. `values` lists the valid choices; an empty list means a positive
+// integer (threads).
+struct Knob {
+  std::string name;
+  std::vector<std::string> values;
+  std::string default_value;
+  std::string help;
+};
+
+struct BackendInfo {
+  std::string name;                   // framework name used in environment strings
+  std::string version;                // engine version as the engine reports it
+  std::string description;
+  std::vector<std::string> devices;   // "cpu", "opencl:0", ...
+  std::vector<Knob> knobs;            // always includes opt, device and threads
+  std::vector<std::string> formats;   // artifact formats it loads ("onnx")
+};
+nlohmann::json to_json(const BackendInfo& info);
+BackendInfo backend_info_from_json(const nlohmann::json& j);
+
+// Fills in defaults and checks every knob against `info`; throws Error listing valid values.
+Environment resolve_environment(const Environment& env, const BackendInfo& info);
+
+struct LoadRequest {
+  std::filesystem::path artifact;
+  Environment env;   // resolved: every knob present
+  InputSpec input;
+  OutputSpec output;
+};
+
+// A loaded model. Only run() is timed; it returns when the device has finished.
+class Session {
+ public:
+  virtual ~Session() = default;
+  // Binds the input for the following run() calls (not timed). Throws Error on a shape mismatch.
+  virtual void set_input(const Tensor& input) = 0;
+  virtual void run() = 0;
+  // Flattened output of the last run() (not timed).
+  virtual std::vector<float> output() = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual BackendInfo describe() const = 0;
+  // Loads (and for engines that compile, compiles) an artifact. Throws Error with the engine's
+  // message when the artifact is missing, malformed or does not match the spec.
+  virtual std::unique_ptr<Session> load(const LoadRequest& request) = 0;
+};
+
+}  // namespace deltann

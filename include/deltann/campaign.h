@@ -1,0 +1,52 @@
+// A campaign: one model, a dataset and a list of environments, run into one database.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "deltann/dataset.h"
+
+namespace deltann {
+
+struct CampaignConfig {
+  std::filesystem::path model;
+  std::optional<std::filesystem::path> spec;   // default: <model>.spec.json when present
+  std::filesystem::path images;
+  DatasetOptions dataset;
+  std::vector<std::string> environments;
+  std::filesystem::path db;
+  std::filesystem::path cache_dir;             // preprocessed tensors
+  std::filesystem::path worker_dir;            // where deltann-worker-<framework> live
+  int warmup = 3;                 // untimed runs after the first inference
+  int repeat = 5;                 // timed runs per image
+  int keep_outputs_up_to = 1000;  // store full output vectors when the dataset is this small
+  double timeout_s = 120;         // a worker silent this long is declared hung
+  bool retry_failed = false;      // run variants that failed before again
+};
+
+// Progress and messages of a running campaign; the CLI prints them, tests collect them.
+struct CampaignEvents {
+  std::function<void(const std::string&)> message;                        // one line
+  std::function<void(int64_t done, int64_t total, double eta_s)> progress;  // units: inferences
+};
+
+struct CampaignOutcome {
+  int variants_run = 0;
+  int variants_skipped = 0;   // unsupported here or already complete
+  int variants_failed = 0;
+  int images_ok = 0;
+  int images_bad = 0;
+  int64_t results_written = 0;
+};
+
+// Runs (or resumes) the campaign. Throws Error only for problems that stop everything (the model
+// file is missing, the database cannot be opened); everything else is recorded and reported.
+CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents& events);
+
+// Folder holding the worker executables: $DELTANN_WORKER_DIR, else the folder of this program.
+std::filesystem::path default_worker_dir();
+
+}  // namespace deltann

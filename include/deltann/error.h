@@ -1,0 +1,23 @@
+// Errors that carry the place they happened, so a message can name the file and the reason.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace deltann {
+
+// Thrown for bad user input (a file, a spec, an environment string) or an engine failure.
+// `what()` is a complete sentence meant for the user: it names what and where.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The request is valid but this machine cannot run it (engine not built, device absent). The
+// planner records such variants as skipped with this message instead of stopping the campaign.
+class Unsupported : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace deltann

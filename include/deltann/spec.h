@@ -1,0 +1,63 @@
+// Input and output specs of a model: how an image becomes the model's input tensor and how the
+// output vector maps to class ids. Read from a JSON sidecar (`model.spec.json`).
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace deltann {
+
+enum class Layout { NCHW, NHWC };
+enum class ChannelOrder { RGB, BGR };
+enum class OutputKind { Logits, Probabilities };
+
+struct InputSpec {
+  std::string name;                     // input tensor name ("" = the model's first input)
+  std::vector<int64_t> shape{1, 3, 224, 224};
+  Layout layout = Layout::NCHW;
+  ChannelOrder channel_order = ChannelOrder::RGB;
+  int resize = 256;                      // shorter side is resized to this before the crop
+  int crop = 224;                        // centre crop, square
+  std::string interpolation = "bilinear";  // bilinear | nearest | area | bicubic
+  float scale = 1.0f / 255.0f;           // pixel (0..255) * scale, then (x - mean) / std
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
+  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+
+  int height() const;
+  int width() const;
+  // Canonical text of every field that changes the preprocessed tensor; the cache key uses it.
+  std::string preprocessing_key() const;
+};
+
+struct OutputSpec {
+  std::string name;       // output tensor name ("" = the model's first output)
+  int classes = 1000;     // number of classes the ids refer to
+  int label_offset = 0;   // output index = class id + label_offset (1 for TF's background slot)
+  OutputKind kind = OutputKind::Logits;
+  std::optional<std::filesystem::path> class_names;  // one name per line, absolute
+};
+
+struct ModelSpec {
+  std::string name;
+  InputSpec input;
+  OutputSpec output;
+};
+
+// Parses a spec from JSON; relative paths resolve against `base_dir`. Throws Error naming the
+// offending field and its valid values.
+ModelSpec parse_model_spec(const nlohmann::json& j, const std::filesystem::path& base_dir);
+// Reads `<model without extension>.spec.json` when present, otherwise returns the ImageNet
+// defaults with `name` from the file name. Throws Error when the sidecar is malformed.
+ModelSpec load_model_spec(const std::filesystem::path& model_path,
+                          const std::optional<std::filesystem::path>& spec_path = std::nullopt);
+nlohmann::json to_json(const ModelSpec& spec);
+
+// Reads one class name per line; returns an empty list when the path is unset.
+std::vector<std::string> load_class_names(const OutputSpec& spec);
+
+}  // namespace deltann

@@ -1,0 +1,116 @@
+// The campaign database: one SQLite file (WAL) per campaign, schema versioned (docs/STORAGE.md).
+// Results are buffered and committed in batches, so a killed run loses at most the batch in
+// flight; re-running the same campaign skips what is already stored.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace SQLite {
+class Database;
+}
+
+namespace deltann {
+
+inline constexpr int kSchemaVersion = 1;
+
+struct StoredModel {
+  int64_t id = 0;
+  std::string path;
+  std::string sha256;
+  std::string spec_json;
+};
+
+struct StoredImage {
+  int64_t id = 0;
+  std::string key;
+  std::string path;
+  std::string sha256;
+  std::optional<int> label;
+  std::string status = "ok";   // ok | error
+  std::string message;         // why it failed, or conversions applied
+};
+
+struct StoredVariant {
+  int64_t id = 0;
+  int64_t model_id = 0;
+  std::string env;             // canonical environment string
+  std::string framework;
+  std::string status = "pending";  // pending | running | done | failed | skipped
+  std::string engine_version;
+  std::string artifact_sha256;
+  std::optional<int64_t> load_ns;
+  std::optional<int64_t> first_ns;
+  std::string info_json;       // what the engine said about itself when it loaded
+};
+
+struct StoredResult {
+  int64_t variant_id = 0;
+  int64_t image_id = 0;
+  std::vector<int> top_ids;        // class ids (label offset already removed), best first
+  std::vector<float> top_scores;
+  std::vector<float> output;       // full output vector; empty when not kept
+  std::vector<int64_t> samples_ns; // timed repetitions
+};
+
+struct StoredFailure {
+  int64_t variant_id = 0;
+  std::optional<int64_t> image_id;
+  std::string stage;    // plan | load | first_inference | run | preprocess
+  std::string symptom;  // error | crash | abort | hang | exit
+  std::string message;
+};
+
+class Store {
+ public:
+  // Opens or creates the database. Throws Error when the file is not a deltann database or its
+  // schema version is newer than this build knows.
+  explicit Store(const std::filesystem::path& path, int batch_size = 64);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::optional<std::string> meta(const std::string& key);
+  void set_meta(const std::string& key, const std::string& value);
+
+  int64_t ensure_model(const StoredModel& model);       // by sha256 + path
+  int64_t ensure_image(const StoredImage& image);       // by key; updates status/message/label
+  int64_t ensure_variant(int64_t model_id, const std::string& env, const std::string& framework);
+
+  void set_variant_status(int64_t variant_id, const std::string& status);
+  void record_load(int64_t variant_id, const std::string& engine_version,
+                   const std::string& artifact_sha256, int64_t load_ns,
+                   const std::string& info_json);
+  void record_first_inference(int64_t variant_id, int64_t first_ns);
+  void record_failure(const StoredFailure& failure);
+  // Buffered; written when the batch is full or on flush().
+  void add_result(StoredResult result);
+  void flush();
+
+  void clear_failures(int64_t variant_id);
+
+  // Images of a variant that need no more work: those with a result and, when `include_failed`,
+  // those whose failure is already recorded.
+  std::set<int64_t> completed_images(int64_t variant_id, bool include_failed = true);
+
+  std::vector<StoredModel> models();
+  std::vector<StoredImage> images();
+  std::vector<StoredVariant> variants();
+  std::vector<StoredFailure> failures();
+  // Results of one variant ordered by image id; `with_output` also loads the full vectors.
+  std::vector<StoredResult> results(int64_t variant_id, bool with_output);
+
+ private:
+  std::filesystem::path path_;
+  std::unique_ptr<SQLite::Database> db_;
+  int batch_size_;
+  std::vector<StoredResult> pending_;
+};
+
+}  // namespace deltann

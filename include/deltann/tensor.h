@@ -1,0 +1,25 @@
+// A dense float32 tensor: shape plus contiguous row-major data. No maths of its own.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace deltann {
+
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+
+  // Returns the product of the dimensions (1 for a scalar).
+  int64_t element_count() const;
+  std::string shape_string() const;  // "[1,3,224,224]"
+};
+
+// Writes `t` as a NumPy .npy file (format 1.0, '<f4', C order); throws Error on I/O failure.
+void write_npy(const std::filesystem::path& path, const Tensor& t);
+// Reads a float32 C-order .npy file; throws Error naming the file when it is not one.
+Tensor read_npy(const std::filesystem::path& path);
+
+}  // namespace deltann

@@ -1,0 +1,58 @@
+// `deltann backends`: what each built engine says about itself.
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/backend.h"
+#include "deltann/campaign.h"
+#include "run/worker_process.h"
+#include "verbs.h"
+
+namespace deltann::cli {
+
+void add_backends(CLI::App& app) {
+  auto json_output = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("backends", "list the engines this deltann was built with");
+  cmd->add_flag("--json", *json_output, "machine-readable output");
+  cmd->callback([json_output] {
+    const auto dir = default_worker_dir();
+    std::vector<std::filesystem::path> workers;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      if (e.path().filename().string().rfind("deltann-worker-", 0) == 0) workers.push_back(e.path());
+    std::sort(workers.begin(), workers.end());
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& worker : workers) {
+      try {
+        all.push_back(describe_worker(worker));
+      } catch (const std::exception& e) {
+        all.push_back({{"name", worker.filename().string().substr(15)}, {"error", e.what()}});
+      }
+    }
+    if (*json_output) {
+      std::cout << all.dump(2) << '\n';
+      return;
+    }
+    for (const auto& j : all) {
+      if (j.contains("error")) {
+        std::cout << j["name"].get<std::string>() << ": unavailable: " << j["error"].get<std::string>() << "\n\n";
+        continue;
+      }
+      const BackendInfo info = backend_info_from_json(j);
+      std::cout << info.name << " " << info.version << " — " << info.description << "\n  devices: ";
+      for (size_t i = 0; i < info.devices.size(); ++i) std::cout << (i ? ", " : "") << info.devices[i];
+      std::cout << "\n  formats: ";
+      for (size_t i = 0; i < info.formats.size(); ++i) std::cout << (i ? ", " : "") << info.formats[i];
+      std::cout << '\n';
+      for (const auto& k : info.knobs) {
+        std::cout << "  " << k.name << " = ";
+        if (k.values.empty()) std::cout << "<positive integer>";
+        for (size_t i = 0; i < k.values.size(); ++i) std::cout << (i ? " | " : "") << k.values[i];
+        std::cout << "  (default " << k.default_value << ")" << (k.help.empty() ? "" : "  " + k.help) << '\n';
+      }
+      std::cout << '\n';
+    }
+  });
+}
+
+}  // namespace deltann::cli

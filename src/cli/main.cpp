@@ -1,0 +1,26 @@
+#include <iostream>
+
+#include "deltann/error.h"
+#include "deltann/version.h"
+#include "verbs.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"deltann: differential testing of image-recognition models across engines and settings"};
+  app.set_version_flag("--version", deltann::kVersion);
+  app.require_subcommand(1);
+  deltann::cli::add_run(app);
+  deltann::cli::add_compare(app);
+  deltann::cli::add_backends(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const deltann::Error& e) {
+    std::cerr << "deltann: " << e.what() << '\n';
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "deltann: unexpected error: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

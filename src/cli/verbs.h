@@ -1,0 +1,12 @@
+// Each verb of the `deltann` command registers its options and its action here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace deltann::cli {
+
+void add_run(CLI::App& app);
+void add_compare(CLI::App& app);
+void add_backends(CLI::App& app);
+
+}  // namespace deltann::cli

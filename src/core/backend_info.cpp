@@ -1,0 +1,65 @@
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/backend.h"
+#include "deltann/error.h"
+
+namespace deltann {
+
+nlohmann::json to_json(const BackendInfo& info) {
+  nlohmann::json knobs = nlohmann::json::array();
+  for (const auto& k : info.knobs)
+    knobs.push_back({{"name", k.name}, {"values", k.values}, {"default", k.default_value}, {"help", k.help}});
+  return {{"name", info.name},       {"version", info.version}, {"description", info.description},
+          {"devices", info.devices}, {"knobs", knobs},          {"formats", info.formats}};
+}
+
+BackendInfo backend_info_from_json(const nlohmann::json& j) {
+  BackendInfo info;
+  info.name = j.at("name").get<std::string>();
+  info.version = j.at("version").get<std::string>();
+  info.description = j.value("description", "");
+  info.devices = j.at("devices").get<std::vector<std::string>>();
+  info.formats = j.value("formats", std::vector<std::string>{});
+  for (const auto& k : j.at("knobs"))
+    info.knobs.push_back({k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
+                          k.at("default").get<std::string>(), k.value("help", "")});
+  return info;
+}
+
+Environment resolve_environment(const Environment& env, const BackendInfo& info) {
+  Environment resolved = env;
+  const std::string where = "environment '" + env.to_string() + "': ";
+  for (const auto& [key, value] : env.knobs) {
+    const auto knob = std::find_if(info.knobs.begin(), info.knobs.end(),
+                                   [&](const Knob& k) { return k.name == key; });
+    if (knob == info.knobs.end()) {
+      std::string valid;
+      for (const auto& k : info.knobs) valid += (valid.empty() ? "" : ", ") + k.name;
+      throw Error(where + info.name + " has no knob '" + key + "'; its knobs are: " + valid);
+    }
+    if (knob->values.empty()) {
+      const bool positive = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos &&
+                            std::stoll(value) > 0;
+      if (!positive) throw Error(where + "knob '" + key + "' must be a positive integer, not '" + value + "'");
+    } else if (std::find(knob->values.begin(), knob->values.end(), value) == knob->values.end()) {
+      std::string valid;
+      for (const auto& v : knob->values) valid += (valid.empty() ? "" : ", ") + v;
+      throw Error(where + "knob '" + key + "' of " + info.name + " cannot be '" + value +
+                  "'; valid values: " + valid);
+    }
+  }
+  for (const auto& knob : info.knobs)
+    if (!resolved.knobs.count(knob.name)) resolved.knobs[knob.name] = knob.default_value;
+  const std::string device = resolved.knob("device");
+  if (std::find(info.devices.begin(), info.devices.end(), device) == info.devices.end()) {
+    std::string valid;
+    for (const auto& d : info.devices) valid += (valid.empty() ? "" : ", ") + d;
+    throw Unsupported(where + "device '" + device + "' is not available to " + info.name +
+                " on this machine; available: " + valid);
+  }
+  return resolved;
+}
+
+}  // namespace deltann

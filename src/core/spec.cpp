@@ -1,0 +1,170 @@
+#include "deltann/spec.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/error.h"
+
+namespace deltann {
+namespace {
+
+using nlohmann::json;
+
+template <typename Enum>
+Enum parse_choice(const json& j, const char* field, std::initializer_list<std::pair<const char*, Enum>> choices,
+                  Enum fallback) {
+  if (!j.contains(field)) return fallback;
+  const auto value = j.at(field).get<std::string>();
+  std::string valid;
+  for (const auto& [name, e] : choices) {
+    if (value == name) return e;
+    valid += std::string(valid.empty() ? "" : ", ") + name;
+  }
+  throw Error(std::string("spec field '") + field + "' is '" + value + "'; valid values: " + valid);
+}
+
+std::array<float, 3> parse_triple(const json& j, const char* field, std::array<float, 3> fallback) {
+  if (!j.contains(field)) return fallback;
+  const auto& v = j.at(field);
+  if (v.is_number()) {
+    const float x = v.get<float>();
+    return {x, x, x};
+  }
+  if (!v.is_array() || v.size() != 3)
+    throw Error(std::string("spec field '") + field + "' must be a number or a list of 3 numbers");
+  return {v[0].get<float>(), v[1].get<float>(), v[2].get<float>()};
+}
+
+}  // namespace
+
+int InputSpec::height() const { return static_cast<int>(layout == Layout::NCHW ? shape[2] : shape[1]); }
+int InputSpec::width() const { return static_cast<int>(layout == Layout::NCHW ? shape[3] : shape[2]); }
+
+std::string InputSpec::preprocessing_key() const {
+  std::ostringstream s;
+  s.precision(9);
+  s << "shape=";
+  for (auto d : shape) s << d << 'x';
+  s << ";layout=" << (layout == Layout::NCHW ? "NCHW" : "NHWC")
+    << ";order=" << (channel_order == ChannelOrder::RGB ? "RGB" : "BGR") << ";resize=" << resize
+    << ";crop=" << crop << ";interp=" << interpolation << ";scale=" << scale << ";mean=" << mean[0]
+    << ',' << mean[1] << ',' << mean[2] << ";std=" << std[0] << ',' << std[1] << ',' << std[2];
+  return s.str();
+}
+
+ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir) {
+  ModelSpec spec;
+  try {
+    spec.name = j.value("name", "");
+    const json in = j.value("input", json::object());
+    InputSpec& i = spec.input;
+    i.name = in.value("name", "");
+    if (in.contains("shape")) i.shape = in.at("shape").get<std::vector<int64_t>>();
+    if (i.shape.size() != 4) throw Error("spec input shape must have 4 dimensions (batch, ...)");
+    if (i.shape[0] != 1) throw Error("spec input batch dimension must be 1");
+    i.layout = parse_choice(in, "layout", {{"NCHW", Layout::NCHW}, {"NHWC", Layout::NHWC}}, Layout::NCHW);
+    const int64_t channels = i.layout == Layout::NCHW ? i.shape[1] : i.shape[3];
+    if (channels != 3) throw Error("spec input must have 3 channels for layout " +
+                                   std::string(i.layout == Layout::NCHW ? "NCHW" : "NHWC"));
+    if (in.value("dtype", "float32") != "float32")
+      throw Error("spec input dtype '" + in.value("dtype", "") + "' is not supported; valid: float32");
+    i.channel_order = parse_choice(in, "channel_order",
+                                   {{"RGB", ChannelOrder::RGB}, {"BGR", ChannelOrder::BGR}},
+                                   ChannelOrder::RGB);
+    i.crop = in.value("crop", static_cast<int>(std::min(i.height(), i.width())));
+    i.resize = in.value("resize", i.crop);
+    if (i.crop != i.height() || i.crop != i.width())
+      throw Error("spec crop " + std::to_string(i.crop) + " does not match the input shape's height and width");
+    if (i.resize < i.crop) throw Error("spec resize must be at least the crop size");
+    i.interpolation = in.value("interpolation", "bilinear");
+    if (i.interpolation != "bilinear" && i.interpolation != "nearest" &&
+        i.interpolation != "area" && i.interpolation != "bicubic")
+      throw Error("spec interpolation '" + i.interpolation +
+                  "' is not supported; valid values: bilinear, nearest, area, bicubic");
+    i.scale = in.value("scale", i.scale);
+    i.mean = parse_triple(in, "mean", i.mean);
+    i.std = parse_triple(in, "std", i.std);
+    for (float s : i.std)
+      if (s == 0.0f) throw Error("spec std must not contain 0");
+
+    const json out = j.value("output", json::object());
+    OutputSpec& o = spec.output;
+    o.name = out.value("name", "");
+    o.classes = out.value("classes", 1000);
+    o.label_offset = out.value("label_offset", 0);
+    if (o.classes <= 0 || o.label_offset < 0) throw Error("spec output classes/label_offset out of range");
+    o.kind = parse_choice(out, "kind",
+                          {{"logits", OutputKind::Logits}, {"probabilities", OutputKind::Probabilities}},
+                          OutputKind::Logits);
+    if (out.contains("class_names")) {
+      std::filesystem::path names = out.at("class_names").get<std::string>();
+      o.class_names = names.is_absolute() ? names : base_dir / names;
+    }
+  } catch (const json::exception& e) {
+    throw Error(std::string("malformed spec: ") + e.what());
+  }
+  return spec;
+}
+
+ModelSpec load_model_spec(const std::filesystem::path& model_path,
+                          const std::optional<std::filesystem::path>& spec_path) {
+  std::filesystem::path path = spec_path.value_or(
+      std::filesystem::path(model_path).replace_extension(".spec.json"));
+  if (!std::filesystem::exists(path)) {
+    if (spec_path) throw Error("spec file " + path.string() + " does not exist");
+    ModelSpec spec;
+    spec.name = model_path.stem().string();
+    return spec;
+  }
+  std::ifstream in(path);
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  try {
+    ModelSpec spec = parse_model_spec(j, path.parent_path());
+    if (spec.name.empty()) spec.name = model_path.stem().string();
+    return spec;
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what());
+  }
+}
+
+json to_json(const ModelSpec& spec) {
+  const InputSpec& i = spec.input;
+  json j = {{"name", spec.name},
+            {"input",
+             {{"name", i.name},
+              {"shape", i.shape},
+              {"layout", i.layout == Layout::NCHW ? "NCHW" : "NHWC"},
+              {"dtype", "float32"},
+              {"channel_order", i.channel_order == ChannelOrder::RGB ? "RGB" : "BGR"},
+              {"resize", i.resize},
+              {"crop", i.crop},
+              {"interpolation", i.interpolation},
+              {"scale", i.scale},
+              {"mean", i.mean},
+              {"std", i.std}}},
+            {"output",
+             {{"name", spec.output.name},
+              {"classes", spec.output.classes},
+              {"label_offset", spec.output.label_offset},
+              {"kind", spec.output.kind == OutputKind::Logits ? "logits" : "probabilities"}}}};
+  if (spec.output.class_names) j["output"]["class_names"] = spec.output.class_names->string();
+  return j;
+}
+
+std::vector<std::string> load_class_names(const OutputSpec& spec) {
+  std::vector<std::string> names;
+  if (!spec.class_names) return names;
+  std::ifstream in(*spec.class_names);
+  if (!in) throw Error("cannot read class names from " + spec.class_names->string());
+  for (std::string line; std::getline(in, line);) names.push_back(line);
+  return names;
+}
+
+}  // namespace deltann

@@ -1,0 +1,224 @@
+#include "deltann/preprocess.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <opencv2/core.hpp>
+#include <opencv2/core/version.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "deltann/error.h"
+#include "deltann/hash.h"
+
+namespace deltann {
+namespace fs = std::filesystem;
+namespace {
+
+// What the file's header says, read before decoding so that a bomb is refused without
+// allocating it and so that conversions OpenCV applies silently can be reported.
+struct HeaderInfo {
+  std::string format;      // jpeg, png, bmp, tiff, webp, pnm, or "" when unknown
+  int64_t width = 0, height = 0;  // 0 when the format's header was not parsed
+  std::vector<std::string> notes;
+  bool truncated = false;
+};
+
+uint32_t be32(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+void parse_png(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  if (b.size() < 33 || std::string(b.begin() + 12, b.begin() + 16) != "IHDR") {
+    h.truncated = true;
+    return;
+  }
+  h.width = be32(&b[16]);
+  h.height = be32(&b[20]);
+  const int depth = b[24], color = b[25];
+  if (depth == 16) h.notes.push_back("16-bit PNG reduced to 8 bits per channel");
+  if (color == 0 || color == 4) h.notes.push_back("grayscale image replicated to 3 channels");
+  if (color == 4 || color == 6) h.notes.push_back("alpha channel dropped");
+  if (color == 3) h.notes.push_back("palette image expanded to RGB");
+  // The last chunk of a complete PNG is IEND followed by its CRC.
+  if (b.size() < 12 || std::string(b.end() - 8, b.end() - 4) != "IEND") h.truncated = true;
+}
+
+void parse_jpeg(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  // Walk the marker segments up to the first start-of-frame, which holds the dimensions.
+  size_t i = 2;
+  while (i + 9 < b.size()) {
+    if (b[i] != 0xFF) break;
+    const unsigned char marker = b[i + 1];
+    const size_t length = (size_t{b[i + 2]} << 8) | b[i + 3];
+    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (sof) {
+      h.height = (int64_t{b[i + 5]} << 8) | b[i + 6];
+      h.width = (int64_t{b[i + 7]} << 8) | b[i + 8];
+      if (b[i + 9] == 1) h.notes.push_back("grayscale image replicated to 3 channels");
+      break;
+    }
+    i += 2 + length;
+  }
+  // Entropy-coded data never contains FF D9 (an FF there is always stuffed), so a complete file
+  // has its end-of-image marker near the end; OpenCV would otherwise decode a truncated file into
+  // a partly grey image with only a warning.
+  bool has_eoi = false;
+  for (size_t k = b.size() >= 64 ? b.size() - 64 : 0; k + 1 < b.size(); ++k)
+    if (b[k] == 0xFF && b[k + 1] == 0xD9) has_eoi = true;
+  h.truncated = !has_eoi;
+}
+
+HeaderInfo inspect(const std::vector<unsigned char>& b) {
+  HeaderInfo h;
+  auto starts = [&](std::initializer_list<unsigned char> magic) {
+    return b.size() >= magic.size() && std::equal(magic.begin(), magic.end(), b.begin());
+  };
+  if (starts({0xFF, 0xD8, 0xFF})) {
+    h.format = "jpeg";
+    parse_jpeg(b, h);
+  } else if (starts({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A})) {
+    h.format = "png";
+    parse_png(b, h);
+  } else if (starts({'B', 'M'})) {
+    h.format = "bmp";
+  } else if (starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A})) {
+    h.format = "tiff";
+  } else if (b.size() >= 12 && starts({'R', 'I', 'F', 'F'}) && std::string(b.begin() + 8, b.begin() + 12) == "WEBP") {
+    h.format = "webp";
+  } else if (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') {
+    h.format = "pnm";
+  }
+  return h;
+}
+
+int interpolation_flag(const std::string& name) {
+  if (name == "nearest") return cv::INTER_NEAREST;
+  if (name == "area") return cv::INTER_AREA;
+  if (name == "bicubic") return cv::INTER_CUBIC;
+  return cv::INTER_LINEAR;
+}
+
+std::vector<unsigned char> read_bytes(const fs::path& path, const DecodeLimits& limits) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(path.string() + ": file does not exist");
+  if (!fs::is_regular_file(path, ec)) throw Error(path.string() + ": not a regular file");
+  const auto size = fs::file_size(path, ec);
+  if (ec) throw Error(path.string() + ": cannot read (" + ec.message() + ")");
+  if (size == 0) throw Error(path.string() + ": file is empty (0 bytes)");
+  if (static_cast<int64_t>(size) > limits.max_file_bytes)
+    throw Error(path.string() + ": file is " + std::to_string(size) + " bytes, above the " +
+                std::to_string(limits.max_file_bytes) + "-byte limit for an image");
+  std::ifstream in(path, std::ios::binary);
+  std::vector<unsigned char> bytes(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  if (!in) throw Error(path.string() + ": cannot read");
+  return bytes;
+}
+
+}  // namespace
+
+Tensor preprocess_pixels(const unsigned char* rgb, int width, int height, const InputSpec& spec) {
+  const cv::Mat image(height, width, CV_8UC3, const_cast<unsigned char*>(rgb));
+  // Shorter side to `resize`, keeping the aspect ratio, then the centre `crop` x `crop`.
+  const double factor = static_cast<double>(spec.resize) / std::min(width, height);
+  const int new_w = std::max(spec.crop, static_cast<int>(std::lround(width * factor)));
+  const int new_h = std::max(spec.crop, static_cast<int>(std::lround(height * factor)));
+  cv::Mat resized;
+  if (new_w == width && new_h == height) resized = image;
+  else cv::resize(image, resized, cv::Size(new_w, new_h), 0, 0, interpolation_flag(spec.interpolation));
+  const int left = (new_w - spec.crop) / 2, top = (new_h - spec.crop) / 2;
+  const cv::Mat crop = resized(cv::Rect(left, top, spec.crop, spec.crop));
+
+  Tensor t;
+  t.shape = spec.shape;
+  const int size = spec.crop;
+  t.data.resize(static_cast<size_t>(3) * size * size);
+  // Channel c of the output takes source channel c (RGB) or 2 - c (BGR).
+  for (int y = 0; y < size; ++y) {
+    const unsigned char* row = crop.ptr<unsigned char>(y);
+    for (int x = 0; x < size; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const int source = spec.channel_order == ChannelOrder::RGB ? c : 2 - c;
+        const float value = (static_cast<float>(row[x * 3 + source]) * spec.scale - spec.mean[c]) / spec.std[c];
+        const size_t at = spec.layout == Layout::NCHW ? (static_cast<size_t>(c) * size + y) * size + x
+                                                      : (static_cast<size_t>(y) * size + x) * 3 + c;
+        t.data[at] = value;
+      }
+  }
+  return t;
+}
+
+PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec, const DecodeLimits& limits) {
+  const auto bytes = read_bytes(path, limits);
+  HeaderInfo header = inspect(bytes);
+  if (header.format.empty())
+    throw Error(path.string() + ": not an image in a format deltann reads (JPEG, PNG, BMP, TIFF, WebP, PNM)");
+  if (header.width * header.height > limits.max_pixels)
+    throw Error(path.string() + ": image is " + std::to_string(header.width) + "x" + std::to_string(header.height) +
+                " pixels, above the limit of " + std::to_string(limits.max_pixels) + " pixels");
+  if (header.truncated) throw Error(path.string() + ": " + header.format + " file is truncated");
+  cv::Mat decoded;
+  try {
+    decoded = cv::imdecode(bytes, cv::IMREAD_COLOR);  // 8-bit BGR, EXIF orientation applied
+  } catch (const cv::Exception& e) {
+    throw Error(path.string() + ": cannot decode " + header.format + " (" + e.msg + ")");
+  }
+  if (decoded.empty()) throw Error(path.string() + ": " + header.format + " data is corrupt and cannot be decoded");
+  cv::Mat rgb;
+  cv::cvtColor(decoded, rgb, cv::COLOR_BGR2RGB);
+  if (!rgb.isContinuous()) rgb = rgb.clone();
+  return {preprocess_pixels(rgb.data, rgb.cols, rgb.rows, spec), header.notes};
+}
+
+std::string preprocessing_description(const InputSpec& spec) {
+  return std::string("OpenCV ") + CV_VERSION + " imdecode+resize (" + spec.interpolation +
+         "), shorter side " + std::to_string(spec.resize) + ", centre crop " + std::to_string(spec.crop);
+}
+
+PreprocessCache::PreprocessCache(fs::path dir) : dir_(std::move(dir)) {}
+
+PreprocessCache::Entry PreprocessCache::prepare(const fs::path& image, const InputSpec& spec,
+                                                const DecodeLimits& limits) {
+  // Key on the image's content and on everything that shapes the tensor, including the library.
+  if (!fs::is_regular_file(image)) throw Error(image.string() + ": file does not exist");
+  const std::string image_hash = sha256_file(image);
+  const std::string spec_hash = sha256_text(spec.preprocessing_key() + "|" + preprocessing_description(spec)).substr(0, 16);
+  const fs::path folder = dir_ / "tensors" / spec_hash;
+  Entry entry;
+  entry.image_sha256 = image_hash;
+  entry.tensor_path = folder / (image_hash + ".npy");
+  const fs::path notes_path = folder / (image_hash + ".notes");
+  if (fs::exists(entry.tensor_path)) {
+    entry.from_cache = true;
+    std::ifstream in(notes_path);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) entry.notes.push_back(line);
+    return entry;
+  }
+  PreparedImage prepared = preprocess_image(image, spec, limits);
+  entry.notes = prepared.notes;
+  fs::create_directories(folder);
+  // Write under a unique name and rename, so a killed run never leaves a half-written tensor.
+  const fs::path tmp = folder / (image_hash + ".tmp" + std::to_string(::getpid()));
+  write_npy(tmp, prepared.tensor);
+  {
+    std::ofstream notes(notes_path);
+    for (const auto& n : entry.notes) notes << n << '\n';
+  }
+  fs::rename(tmp, entry.tensor_path);
+  return entry;
+}
+
+fs::path default_cache_dir() {
+  if (const char* d = std::getenv("DELTANN_CACHE"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "deltann";
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".cache" / "deltann";
+  return fs::temp_directory_path() / "deltann-cache";
+}
+
+}  // namespace deltann

@@ -1,0 +1,412 @@
+#include "deltann/campaign.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/backend.h"
+#include "deltann/classify.h"
+#include "deltann/error.h"
+#include "deltann/hash.h"
+#include "deltann/preprocess.h"
+#include "deltann/spec.h"
+#include "deltann/store.h"
+#include "deltann/version.h"
+#include "protocol.h"
+#include "worker_process.h"
+
+namespace deltann {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kTopK = 5;
+constexpr int kMaxConsecutiveFailures = 3;
+
+struct PlannedVariant {
+  Environment env;      // resolved: every knob explicit
+  std::string text;     // canonical environment string
+  fs::path worker;
+  std::string skip_reason;
+};
+
+struct ReadyImage {
+  int64_t id;
+  std::string key;
+  fs::path tensor;
+};
+
+std::string worker_name(const std::string& framework) { return "deltann-worker-" + framework; }
+
+std::vector<std::string> built_engines(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("deltann-worker-", 0) == 0) names.push_back(name.substr(15));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string host_description() {
+  utsname u{};
+  ::uname(&u);
+  std::string cpu;
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  return std::string(u.nodename) + " " + u.sysname + " " + u.release + " " + u.machine + ", " + cpu + ", " +
+         std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
+}
+
+// Turns the command line's environment strings into runnable variants or skipped ones with a
+// reason. A malformed string or an invalid knob value stops everything before any work starts.
+std::vector<PlannedVariant> plan(const CampaignConfig& config) {
+  std::map<std::string, std::variant<BackendInfo, std::string>> engines;
+  std::vector<PlannedVariant> planned;
+  for (const auto& text : config.environments) {
+    const Environment env = parse_environment(text);
+    PlannedVariant v{env, env.to_string(), config.worker_dir / worker_name(env.framework), ""};
+    if (!engines.count(env.framework)) {
+      if (!fs::exists(v.worker)) {
+        std::string built;
+        for (const auto& name : built_engines(config.worker_dir)) built += (built.empty() ? "" : ", ") + name;
+        engines[env.framework] = "engine '" + env.framework + "' is not built into this deltann (built: " +
+                                 (built.empty() ? "none" : built) + ")";
+      } else {
+        try {
+          engines[env.framework] = backend_info_from_json(describe_worker(v.worker));
+        } catch (const std::exception& e) {
+          engines[env.framework] = std::string("engine '") + env.framework + "' cannot start: " + e.what();
+        }
+      }
+    }
+    const auto& engine = engines.at(env.framework);
+    if (const auto* reason = std::get_if<std::string>(&engine)) {
+      v.skip_reason = *reason;
+    } else {
+      const auto& info = std::get<BackendInfo>(engine);
+      if (!env.version.empty() && env.version != info.version)
+        v.skip_reason = "version " + env.version + " of " + env.framework + " is not installed (have " + info.version + ")";
+      else if (!env.conversion.empty())
+        v.skip_reason = "conversion chains are not supported yet by this build";
+      else {
+        try {
+          v.env = resolve_environment(env, info);
+          v.text = v.env.to_string();
+        } catch (const Unsupported& e) {
+          v.skip_reason = e.what();
+        }
+      }
+    }
+    const bool duplicate = std::any_of(planned.begin(), planned.end(),
+                                       [&](const PlannedVariant& p) { return p.text == v.text; });
+    if (!duplicate) planned.push_back(std::move(v));
+  }
+  return planned;
+}
+
+class Progress {
+ public:
+  Progress(const CampaignEvents& events, int64_t total) : events_(events), total_(total) {}
+  void advance() {
+    ++done_;
+    if (!events_.progress) return;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double eta = done_ > 0 ? elapsed / static_cast<double>(done_) * static_cast<double>(total_ - done_) : 0;
+    events_.progress(done_, total_, eta);
+  }
+
+ private:
+  const CampaignEvents& events_;
+  int64_t total_;
+  int64_t done_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// Runs one variant over the images it still lacks, in its own worker process. Every failure is
+// recorded; a worker that dies is restarted for the remaining images until it has failed
+// kMaxConsecutiveFailures times in a row.
+class VariantRunner {
+ public:
+  VariantRunner(const CampaignConfig& config, const ModelSpec& spec, const std::string& model_sha, Store& store,
+                const CampaignEvents& events, Progress& progress, bool keep_outputs)
+      : config_(config), spec_(spec), model_sha_(model_sha), store_(store), events_(events),
+        progress_(progress), keep_outputs_(keep_outputs) {}
+
+  // Returns false when the variant was abandoned.
+  bool run(const PlannedVariant& variant, const StoredVariant& stored, const std::vector<ReadyImage>& todo) {
+    variant_ = &variant;
+    id_ = stored.id;
+    need_load_record_ = !stored.load_ns.has_value();
+    need_first_record_ = !stored.first_ns.has_value();
+    int consecutive_failures = 0;
+    for (size_t next = 0; next < todo.size();) {
+      if (!worker_ && !start()) return false;
+      const ReadyImage& image = todo[next];
+      const bool first = !ran_in_process_;
+      worker_->send({{"op", "run"}, {"image", image.key}, {"tensor", image.tensor.string()}, {"first", first},
+                     {"warmup", first ? config_.warmup : 0}, {"repeat", config_.repeat}});
+      const auto reply = worker_->receive(config_.timeout_s);
+      const std::string stage = first ? "first_inference" : "run";
+      bool ok = false;
+      if (!reply) {
+        record_death(stage, image.id);
+      } else if (reply->value("event", "") == "error") {
+        fail(stage, "error", reply->value("message", ""), image.id);
+      } else {
+        ok = store_result(*reply, image, stage);
+        if (!ok && abandon_) return abandon("the engine's output does not match the model spec");
+      }
+      ++next;
+      progress_.advance();
+      if (ok) {
+        consecutive_failures = 0;
+        ran_in_process_ = true;
+      } else if (++consecutive_failures >= kMaxConsecutiveFailures) {
+        return abandon(std::to_string(kMaxConsecutiveFailures) + " failures in a row");
+      }
+    }
+    stop();
+    return true;
+  }
+
+ private:
+  bool start() {
+    ran_in_process_ = false;
+    try {
+      worker_ = std::make_unique<WorkerProcess>(variant_->worker, std::vector<std::string>{"--serve"});
+    } catch (const Error& e) {
+      fail("load", "error", e.what(), std::nullopt);
+      return abandon("its worker cannot start");
+    }
+    auto ready = worker_->receive(config_.timeout_s);
+    if (ready) {
+      worker_->send({{"op", "load"}, {"artifact", fs::absolute(config_.model).string()}, {"env", variant_->text},
+                     {"spec", to_json(spec_)}});
+      ready = worker_->receive(config_.timeout_s);
+    }
+    if (!ready) {
+      record_death("load", std::nullopt);
+      return abandon("it could not be loaded");
+    }
+    if (ready->value("event", "") != "loaded") {
+      fail("load", "error", ready->value("message", ready->dump()), std::nullopt);
+      return abandon("it could not be loaded");
+    }
+    if (need_load_record_) {
+      store_.record_load(id_, ready->value("engine_version", ""), model_sha_, ready->value("load_ns", int64_t{0}),
+                         ready->dump());
+      need_load_record_ = false;
+    }
+    return true;
+  }
+
+  bool store_result(const json& reply, const ReadyImage& image, const std::string& stage) {
+    std::vector<float> output;
+    try {
+      output = protocol::decode_floats(reply.at("output").get<std::string>());
+    } catch (const std::exception& e) {
+      fail(stage, "error", std::string("unreadable reply: ") + e.what(), image.id);
+      return false;
+    }
+    const size_t expected = static_cast<size_t>(spec_.output.classes + spec_.output.label_offset);
+    if (output.size() != expected) {
+      fail(stage, "error",
+           "output has " + std::to_string(output.size()) + " values; the spec expects " + std::to_string(expected) +
+               " (" + std::to_string(spec_.output.classes) + " classes + label offset " +
+               std::to_string(spec_.output.label_offset) + ")",
+           image.id);
+      abandon_ = true;
+      return false;
+    }
+    if (need_first_record_ && reply.contains("first_ns")) {
+      store_.record_first_inference(id_, reply.at("first_ns").get<int64_t>());
+      need_first_record_ = false;
+    }
+    TopK top = top_k(output, kTopK, spec_.output.label_offset);
+    StoredResult r;
+    r.variant_id = id_;
+    r.image_id = image.id;
+    r.top_ids = std::move(top.ids);
+    r.top_scores = std::move(top.scores);
+    if (keep_outputs_) r.output = std::move(output);
+    r.samples_ns = reply.value("samples_ns", std::vector<int64_t>{});
+    store_.add_result(std::move(r));
+    return true;
+  }
+
+  void record_death(const std::string& stage, std::optional<int64_t> image_id) {
+    const WorkerExit exit = worker_->finish();
+    std::string log = worker_->log_tail();
+    if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
+    fail(stage, exit.symptom, exit.detail + (log.empty() ? "" : "; engine log: " + log), image_id);
+    worker_.reset();
+  }
+
+  void fail(const std::string& stage, const std::string& symptom, const std::string& message,
+            std::optional<int64_t> image_id) {
+    store_.record_failure({id_, image_id, stage, symptom, message});
+    if (events_.message)
+      events_.message(variant_->text + ": " + stage + " failed (" + symptom + "): " + message.substr(0, 300));
+  }
+
+  bool abandon(const std::string& why) {
+    stop();
+    store_.set_variant_status(id_, "failed");
+    if (events_.message) events_.message(variant_->text + ": abandoned, " + why);
+    return false;
+  }
+
+  void stop() {
+    if (!worker_) return;
+    worker_->send({{"op", "quit"}});
+    worker_->finish();
+    worker_.reset();
+  }
+
+  const CampaignConfig& config_;
+  const ModelSpec& spec_;
+  const std::string& model_sha_;
+  Store& store_;
+  const CampaignEvents& events_;
+  Progress& progress_;
+  bool keep_outputs_;
+  const PlannedVariant* variant_ = nullptr;
+  int64_t id_ = 0;
+  std::unique_ptr<WorkerProcess> worker_;
+  bool ran_in_process_ = false;
+  bool need_load_record_ = false;
+  bool need_first_record_ = false;
+  bool abandon_ = false;
+};
+
+}  // namespace
+
+fs::path default_worker_dir() {
+  if (const char* dir = std::getenv("DELTANN_WORKER_DIR"); dir && *dir) return dir;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::current_path() : self.parent_path();
+}
+
+CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents& events) {
+  const auto say = [&](const std::string& line) {
+    if (events.message) events.message(line);
+  };
+  if (config.repeat < 1) throw Error("--repeat must be at least 1");
+  if (config.warmup < 0) throw Error("--warmup must not be negative");
+  if (config.timeout_s <= 0) throw Error("--timeout must be positive");
+  if (!fs::is_regular_file(config.model)) throw Error("model file " + config.model.string() + " does not exist");
+  const ModelSpec spec = load_model_spec(config.model, config.spec);
+  const Dataset dataset = load_dataset(config.images, config.dataset);
+  std::vector<PlannedVariant> variants = plan(config);
+
+  Store store(config.db);
+  if (!store.meta("created_at")) {
+    store.set_meta("created_at", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch())
+                                                    .count()));
+  }
+  store.set_meta("deltann_version", kVersion);
+  store.set_meta("host", host_description());
+  store.set_meta("dataset", fs::absolute(config.images).string() + " (" + dataset.layout + ")");
+  store.set_meta("preprocessing", preprocessing_description(spec.input));
+  store.set_meta("timing", "warmup=" + std::to_string(config.warmup) + ", repeat=" + std::to_string(config.repeat));
+  const std::string model_sha = sha256_file(config.model);
+  const int64_t model_id =
+      store.ensure_model({0, fs::absolute(config.model).string(), model_sha, to_json(spec).dump()});
+
+  CampaignOutcome outcome;
+  PreprocessCache cache(config.cache_dir);
+  std::vector<ReadyImage> ready;
+  for (const auto& image : dataset.images) {
+    StoredImage row{0, image.key, image.path.string(), "", image.label, "ok", ""};
+    try {
+      const auto entry = cache.prepare(image.path, spec.input);
+      row.sha256 = entry.image_sha256;
+      for (const auto& note : entry.notes) row.message += (row.message.empty() ? "" : "; ") + note;
+      ready.push_back({store.ensure_image(row), image.key, entry.tensor_path});
+      if (!row.message.empty()) say("note: " + image.key + ": " + row.message);
+      ++outcome.images_ok;
+    } catch (const Error& e) {
+      row.status = "error";
+      row.message = e.what();
+      store.ensure_image(row);
+      say("image skipped: " + std::string(e.what()));
+      ++outcome.images_bad;
+    }
+  }
+  const bool keep_outputs = static_cast<int64_t>(ready.size()) <= config.keep_outputs_up_to;
+
+  // Work out what each variant still lacks before starting, so progress has a true total.
+  struct Job {
+    const PlannedVariant* variant;
+    StoredVariant stored;
+    std::vector<ReadyImage> todo;
+  };
+  std::vector<Job> jobs;
+  int64_t total = 0;
+  for (const auto& v : variants) {
+    const int64_t id = store.ensure_variant(model_id, v.text, v.env.framework);
+    StoredVariant stored;
+    for (const auto& s : store.variants())
+      if (s.id == id) stored = s;
+    if (!v.skip_reason.empty()) {
+      if (stored.status != "skipped") {
+        store.record_failure({id, std::nullopt, "plan", "unsupported", v.skip_reason});
+        store.set_variant_status(id, "skipped");
+      }
+      say("skipped " + v.text + ": " + v.skip_reason);
+      ++outcome.variants_skipped;
+      continue;
+    }
+    if (stored.status == "failed" && !config.retry_failed) {
+      say("skipped " + v.text + ": it failed in an earlier run (use --retry-failed to run it again)");
+      ++outcome.variants_skipped;
+      continue;
+    }
+    if (stored.status == "failed" || stored.status == "skipped") store.clear_failures(id);
+    const auto done = store.completed_images(id, !config.retry_failed);
+    Job job{&v, stored, {}};
+    for (const auto& image : ready)
+      if (!done.count(image.id)) job.todo.push_back(image);
+    if (job.todo.empty()) {
+      if (stored.status != "done") store.set_variant_status(id, "done");
+      ++outcome.variants_skipped;
+      continue;
+    }
+    total += static_cast<int64_t>(job.todo.size());
+    jobs.push_back(std::move(job));
+  }
+
+  Progress progress(events, total);
+  for (const auto& job : jobs) {
+    say("running " + job.variant->text + " on " + std::to_string(job.todo.size()) + " images");
+    store.set_variant_status(job.stored.id, "running");
+    VariantRunner runner(config, spec, model_sha, store, events, progress, keep_outputs);
+    if (runner.run(*job.variant, job.stored, job.todo)) {
+      store.set_variant_status(job.stored.id, "done");
+      ++outcome.variants_run;
+    } else {
+      ++outcome.variants_failed;
+    }
+    outcome.results_written += static_cast<int64_t>(job.todo.size());
+  }
+  store.flush();
+  return outcome;
+}
+
+}  // namespace deltann

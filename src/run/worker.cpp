@@ -1,0 +1,129 @@
+#include "worker.h"
+
+#include <chrono>
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/error.h"
+#include "protocol.h"
+
+namespace deltann {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int64_t elapsed_ns(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+}
+
+void reply(const json& message) {
+  // Engine messages may hold bytes that are not UTF-8; replace them rather than fail to reply.
+  std::cout << message.dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
+}
+
+class Server {
+ public:
+  explicit Server(std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {}
+
+  // Returns false when the campaign asked the worker to stop.
+  bool handle(const json& request) {
+    const std::string op = request.value("op", "");
+    if (op == "quit") return false;
+    if (op == "load") {
+      load(request);
+    } else if (op == "run") {
+      run(request);
+    } else {
+      reply({{"event", "error"}, {"stage", "protocol"}, {"message", "unknown op '" + op + "'"}});
+    }
+    return true;
+  }
+
+ private:
+  void load(const json& request) {
+    LoadRequest load;
+    load.artifact = request.at("artifact").get<std::string>();
+    load.env = parse_environment(request.at("env").get<std::string>());
+    const ModelSpec spec = parse_model_spec(request.at("spec"), ".");
+    load.input = spec.input;
+    load.output = spec.output;
+    const auto start = Clock::now();
+    session_ = backend_->load(load);
+    const int64_t load_ns = elapsed_ns(start);
+    const BackendInfo info = backend_->describe();
+    reply({{"event", "loaded"}, {"load_ns", load_ns}, {"engine_version", info.version}});
+  }
+
+  // Timing follows DESIGN §6: the first inference is timed on its own, then `warmup` untimed
+  // runs, then `repeat` timed runs. Only Session::run() is inside the clock.
+  void run(const json& request) {
+    if (!session_) throw Error("run requested before a successful load");
+    const Tensor input = read_npy(request.at("tensor").get<std::string>());
+    session_->set_input(input);
+    json result = {{"event", "result"}, {"image", request.at("image")}};
+    if (request.value("first", false)) {
+      const auto start = Clock::now();
+      session_->run();
+      result["first_ns"] = elapsed_ns(start);
+    }
+    for (int i = 0, n = request.value("warmup", 0); i < n; ++i) session_->run();
+    std::vector<int64_t> samples;
+    for (int i = 0, n = request.value("repeat", 1); i < n; ++i) {
+      const auto start = Clock::now();
+      session_->run();
+      samples.push_back(elapsed_ns(start));
+    }
+    if (samples.empty() && !result.contains("first_ns")) session_->run();
+    result["samples_ns"] = samples;
+    result["output"] = protocol::encode_floats(session_->output());
+    reply(result);
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Session> session_;
+};
+
+}  // namespace
+
+int worker_main(int argc, char** argv, const std::function<std::unique_ptr<Backend>()>& make_backend) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode != "--describe" && mode != "--serve") {
+    std::cerr << "usage: " << argv[0] << " --describe | --serve\n"
+              << "A deltann worker: runs one engine and speaks the worker protocol on stdin/stdout.\n";
+    return 2;
+  }
+  std::unique_ptr<Backend> backend;
+  try {
+    backend = make_backend();
+    if (mode == "--describe") {
+      std::cout << to_json(backend->describe()).dump() << '\n';
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "worker: " << e.what() << '\n';
+    return 1;
+  }
+  reply({{"event", "ready"}, {"protocol", protocol::kVersion}});
+  Server server(std::move(backend));
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line.empty()) continue;
+    json request;
+    try {
+      request = json::parse(line);
+    } catch (const json::exception& e) {
+      reply({{"event", "error"}, {"stage", "protocol"}, {"message", std::string("malformed request: ") + e.what()}});
+      continue;
+    }
+    try {
+      if (!server.handle(request)) break;
+    } catch (const std::exception& e) {
+      reply({{"event", "error"}, {"stage", request.value("op", "")}, {"message", e.what()}});
+    }
+  }
+  return 0;
+}
+
+}  // namespace deltann

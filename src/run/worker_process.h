@@ -1,0 +1,53 @@
+// The campaign's side of a worker: a child process started from an argument vector (never a
+// shell string), with pipes for the protocol and for the engine's own log.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace deltann {
+
+// How a worker ended, in the words the results use.
+struct WorkerExit {
+  std::string symptom;  // crash | abort | killed | exit | hang
+  std::string detail;   // "SIGSEGV", "exit code 3", ...
+};
+
+class WorkerProcess {
+ public:
+  // Starts `program args...`; throws Error when it cannot be started.
+  WorkerProcess(const std::filesystem::path& program, const std::vector<std::string>& args);
+  ~WorkerProcess();  // kills the worker if it is still running
+  WorkerProcess(const WorkerProcess&) = delete;
+  WorkerProcess& operator=(const WorkerProcess&) = delete;
+
+  // Sends one request line. Returns false when the worker is gone.
+  bool send(const nlohmann::json& request);
+  // Waits up to `timeout_s` for the next reply line. Returns nullopt when the worker closed its
+  // output (it died) or stayed silent past the timeout (then hung() is true and it is killed).
+  std::optional<nlohmann::json> receive(double timeout_s);
+  bool hung() const { return hung_; }
+  // Waits for the process and classifies how it ended.
+  WorkerExit finish();
+  // The last few kilobytes the engine wrote to its standard error.
+  std::string log_tail() const;
+
+ private:
+  void drain_stderr();
+  pid_t pid_ = -1;
+  int in_fd_ = -1, out_fd_ = -1, err_fd_ = -1;
+  std::string out_buffer_, err_tail_;
+  bool hung_ = false;
+  std::optional<WorkerExit> exit_;
+};
+
+// Runs `program --describe` and returns its JSON; throws Error with its stderr when it fails.
+nlohmann::json describe_worker(const std::filesystem::path& program, double timeout_s = 60);
+
+}  // namespace deltann

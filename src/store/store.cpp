@@ -1,0 +1,309 @@
+#include "deltann/store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/error.h"
+
+namespace deltann {
+namespace {
+
+// Version 1. Vectors of numbers are stored as little-endian blobs (float32 scores and outputs,
+// int64 nanosecond samples), so NaN and Inf survive; top-K ids as JSON text, readable in the
+// sqlite3 shell.
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models(
+  id INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, spec_json TEXT NOT NULL,
+  UNIQUE(sha256, path));
+CREATE TABLE IF NOT EXISTS images(
+  id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, path TEXT NOT NULL, sha256 TEXT NOT NULL,
+  label INTEGER, status TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS variants(
+  id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL REFERENCES models(id), env TEXT NOT NULL,
+  framework TEXT NOT NULL, status TEXT NOT NULL, engine_version TEXT NOT NULL DEFAULT '',
+  artifact_sha256 TEXT NOT NULL DEFAULT '', load_ns INTEGER, first_ns INTEGER,
+  info_json TEXT NOT NULL DEFAULT '', UNIQUE(model_id, env));
+CREATE TABLE IF NOT EXISTS results(
+  variant_id INTEGER NOT NULL REFERENCES variants(id), image_id INTEGER NOT NULL REFERENCES images(id),
+  top_ids TEXT NOT NULL, top_scores BLOB NOT NULL, output BLOB, samples_ns BLOB NOT NULL,
+  PRIMARY KEY(variant_id, image_id));
+CREATE TABLE IF NOT EXISTS failures(
+  id INTEGER PRIMARY KEY, variant_id INTEGER NOT NULL REFERENCES variants(id),
+  image_id INTEGER REFERENCES images(id), stage TEXT NOT NULL, symptom TEXT NOT NULL,
+  message TEXT NOT NULL, recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+)sql";
+
+template <typename T>
+std::vector<T> from_blob(const SQLite::Column& column) {
+  std::vector<T> values(static_cast<size_t>(column.getBytes()) / sizeof(T));
+  if (!values.empty()) std::memcpy(values.data(), column.getBlob(), values.size() * sizeof(T));
+  return values;
+}
+
+template <typename T>
+void bind_blob(SQLite::Statement& s, int index, const std::vector<T>& values) {
+  if (values.empty()) s.bind(index);  // NULL
+  else s.bind(index, values.data(), static_cast<int>(values.size() * sizeof(T)));
+}
+
+std::optional<int64_t> optional_int(const SQLite::Column& c) {
+  return c.isNull() ? std::nullopt : std::optional<int64_t>(c.getInt64());
+}
+
+}  // namespace
+
+Store::Store(const std::filesystem::path& path, int batch_size) : path_(path), batch_size_(batch_size) {
+  try {
+    db_ = std::make_unique<SQLite::Database>(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db_->setBusyTimeout(10000);
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec("PRAGMA synchronous=NORMAL");
+    db_->exec("PRAGMA foreign_keys=ON");
+    SQLite::Transaction tx(*db_);
+    db_->exec(kSchema);
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    throw Error(path.string() + ": cannot open as a deltann database (" + e.what() + ")");
+  }
+  const auto version = meta("schema_version");
+  if (!version) {
+    set_meta("schema_version", std::to_string(kSchemaVersion));
+  } else if (std::stoi(*version) > kSchemaVersion) {
+    throw Error(path.string() + " has schema version " + *version + "; this deltann reads up to " +
+                std::to_string(kSchemaVersion));
+  }
+}
+
+Store::~Store() {
+  try {
+    flush();
+  } catch (...) {
+    // A destructor must not throw; the batch is lost like any batch in flight at a kill.
+  }
+}
+
+std::optional<std::string> Store::meta(const std::string& key) {
+  SQLite::Statement q(*db_, "SELECT value FROM meta WHERE key = ?");
+  q.bind(1, key);
+  if (q.executeStep()) return q.getColumn(0).getString();
+  return std::nullopt;
+}
+
+void Store::set_meta(const std::string& key, const std::string& value) {
+  SQLite::Statement q(*db_, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  q.bind(1, key);
+  q.bind(2, value);
+  q.exec();
+}
+
+int64_t Store::ensure_model(const StoredModel& model) {
+  SQLite::Statement insert(*db_, "INSERT INTO models(path, sha256, spec_json) VALUES(?, ?, ?) "
+                                 "ON CONFLICT(sha256, path) DO UPDATE SET spec_json = excluded.spec_json");
+  insert.bind(1, model.path);
+  insert.bind(2, model.sha256);
+  insert.bind(3, model.spec_json);
+  insert.exec();
+  SQLite::Statement q(*db_, "SELECT id FROM models WHERE sha256 = ? AND path = ?");
+  q.bind(1, model.sha256);
+  q.bind(2, model.path);
+  q.executeStep();
+  return q.getColumn(0).getInt64();
+}
+
+int64_t Store::ensure_image(const StoredImage& image) {
+  SQLite::Statement insert(*db_,
+                           "INSERT INTO images(key, path, sha256, label, status, message) VALUES(?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT(key) DO UPDATE SET path = excluded.path, sha256 = excluded.sha256, "
+                           "label = excluded.label, status = excluded.status, message = excluded.message");
+  insert.bind(1, image.key);
+  insert.bind(2, image.path);
+  insert.bind(3, image.sha256);
+  if (image.label) insert.bind(4, *image.label);
+  else insert.bind(4);
+  insert.bind(5, image.status);
+  insert.bind(6, image.message);
+  insert.exec();
+  SQLite::Statement q(*db_, "SELECT id FROM images WHERE key = ?");
+  q.bind(1, image.key);
+  q.executeStep();
+  return q.getColumn(0).getInt64();
+}
+
+int64_t Store::ensure_variant(int64_t model_id, const std::string& env, const std::string& framework) {
+  SQLite::Statement insert(*db_, "INSERT OR IGNORE INTO variants(model_id, env, framework, status) VALUES(?, ?, ?, 'pending')");
+  insert.bind(1, model_id);
+  insert.bind(2, env);
+  insert.bind(3, framework);
+  insert.exec();
+  SQLite::Statement q(*db_, "SELECT id FROM variants WHERE model_id = ? AND env = ?");
+  q.bind(1, model_id);
+  q.bind(2, env);
+  q.executeStep();
+  return q.getColumn(0).getInt64();
+}
+
+void Store::set_variant_status(int64_t variant_id, const std::string& status) {
+  flush();  // a status must never claim more than what is committed
+  SQLite::Statement q(*db_, "UPDATE variants SET status = ? WHERE id = ?");
+  q.bind(1, status);
+  q.bind(2, variant_id);
+  q.exec();
+}
+
+void Store::record_load(int64_t variant_id, const std::string& engine_version, const std::string& artifact_sha256,
+                        int64_t load_ns, const std::string& info_json) {
+  SQLite::Statement q(*db_, "UPDATE variants SET engine_version = ?, artifact_sha256 = ?, load_ns = ?, info_json = ? WHERE id = ?");
+  q.bind(1, engine_version);
+  q.bind(2, artifact_sha256);
+  q.bind(3, load_ns);
+  q.bind(4, info_json);
+  q.bind(5, variant_id);
+  q.exec();
+}
+
+void Store::record_first_inference(int64_t variant_id, int64_t first_ns) {
+  SQLite::Statement q(*db_, "UPDATE variants SET first_ns = ? WHERE id = ?");
+  q.bind(1, first_ns);
+  q.bind(2, variant_id);
+  q.exec();
+}
+
+void Store::record_failure(const StoredFailure& f) {
+  flush();
+  SQLite::Statement q(*db_, "INSERT INTO failures(variant_id, image_id, stage, symptom, message) VALUES(?, ?, ?, ?, ?)");
+  q.bind(1, f.variant_id);
+  if (f.image_id) q.bind(2, *f.image_id);
+  else q.bind(2);
+  q.bind(3, f.stage);
+  q.bind(4, f.symptom);
+  q.bind(5, f.message);
+  q.exec();
+}
+
+void Store::clear_failures(int64_t variant_id) {
+  SQLite::Statement q(*db_, "DELETE FROM failures WHERE variant_id = ?");
+  q.bind(1, variant_id);
+  q.exec();
+}
+
+void Store::add_result(StoredResult result) {
+  pending_.push_back(std::move(result));
+  if (static_cast<int>(pending_.size()) >= batch_size_) flush();
+}
+
+void Store::flush() {
+  if (pending_.empty()) return;
+  SQLite::Transaction tx(*db_);
+  SQLite::Statement q(*db_, "INSERT OR REPLACE INTO results(variant_id, image_id, top_ids, top_scores, output, samples_ns) "
+                            "VALUES(?, ?, ?, ?, ?, ?)");
+  for (const auto& r : pending_) {
+    q.bind(1, r.variant_id);
+    q.bind(2, r.image_id);
+    q.bind(3, nlohmann::json(r.top_ids).dump());
+    bind_blob(q, 4, r.top_scores);
+    bind_blob(q, 5, r.output);
+    bind_blob(q, 6, r.samples_ns);
+    q.exec();
+    q.reset();
+  }
+  tx.commit();
+  pending_.clear();
+}
+
+std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_failed) {
+  flush();
+  std::set<int64_t> done;
+  SQLite::Statement q(*db_, "SELECT image_id FROM results WHERE variant_id = ?");
+  q.bind(1, variant_id);
+  while (q.executeStep()) done.insert(q.getColumn(0).getInt64());
+  if (include_failed) {
+    SQLite::Statement f(*db_, "SELECT image_id FROM failures WHERE variant_id = ? AND image_id IS NOT NULL");
+    f.bind(1, variant_id);
+    while (f.executeStep()) done.insert(f.getColumn(0).getInt64());
+  }
+  return done;
+}
+
+std::vector<StoredModel> Store::models() {
+  std::vector<StoredModel> out;
+  SQLite::Statement q(*db_, "SELECT id, path, sha256, spec_json FROM models ORDER BY id");
+  while (q.executeStep())
+    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+                   q.getColumn(3).getString()});
+  return out;
+}
+
+std::vector<StoredImage> Store::images() {
+  std::vector<StoredImage> out;
+  SQLite::Statement q(*db_, "SELECT id, key, path, sha256, label, status, message FROM images ORDER BY id");
+  while (q.executeStep()) {
+    StoredImage i;
+    i.id = q.getColumn(0).getInt64();
+    i.key = q.getColumn(1).getString();
+    i.path = q.getColumn(2).getString();
+    i.sha256 = q.getColumn(3).getString();
+    if (!q.getColumn(4).isNull()) i.label = q.getColumn(4).getInt();
+    i.status = q.getColumn(5).getString();
+    i.message = q.getColumn(6).getString();
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+std::vector<StoredVariant> Store::variants() {
+  flush();
+  std::vector<StoredVariant> out;
+  SQLite::Statement q(*db_, "SELECT id, model_id, env, framework, status, engine_version, artifact_sha256, "
+                            "load_ns, first_ns, info_json FROM variants ORDER BY id");
+  while (q.executeStep()) {
+    StoredVariant v;
+    v.id = q.getColumn(0).getInt64();
+    v.model_id = q.getColumn(1).getInt64();
+    v.env = q.getColumn(2).getString();
+    v.framework = q.getColumn(3).getString();
+    v.status = q.getColumn(4).getString();
+    v.engine_version = q.getColumn(5).getString();
+    v.artifact_sha256 = q.getColumn(6).getString();
+    v.load_ns = optional_int(q.getColumn(7));
+    v.first_ns = optional_int(q.getColumn(8));
+    v.info_json = q.getColumn(9).getString();
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::vector<StoredFailure> Store::failures() {
+  flush();
+  std::vector<StoredFailure> out;
+  SQLite::Statement q(*db_, "SELECT variant_id, image_id, stage, symptom, message FROM failures ORDER BY id");
+  while (q.executeStep())
+    out.push_back({q.getColumn(0).getInt64(), optional_int(q.getColumn(1)), q.getColumn(2).getString(),
+                   q.getColumn(3).getString(), q.getColumn(4).getString()});
+  return out;
+}
+
+std::vector<StoredResult> Store::results(int64_t variant_id, bool with_output) {
+  flush();
+  std::vector<StoredResult> out;
+  SQLite::Statement q(*db_, with_output
+                                ? "SELECT image_id, top_ids, top_scores, samples_ns, output FROM results WHERE variant_id = ? ORDER BY image_id"
+                                : "SELECT image_id, top_ids, top_scores, samples_ns FROM results WHERE variant_id = ? ORDER BY image_id");
+  q.bind(1, variant_id);
+  while (q.executeStep()) {
+    StoredResult r;
+    r.variant_id = variant_id;
+    r.image_id = q.getColumn(0).getInt64();
+    r.top_ids = nlohmann::json::parse(q.getColumn(1).getString()).get<std::vector<int>>();
+    r.top_scores = from_blob<float>(q.getColumn(2));
+    r.samples_ns = from_blob<int64_t>(q.getColumn(3));
+    if (with_output) r.output = from_blob<float>(q.getColumn(4));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace deltann
