@@ -25,12 +25,12 @@ struct Knob {
 };
 
 struct BackendInfo {
-  std::string name;                   // framework name used in environment strings
-  std::string version;                // engine version as the engine reports it
+  std::string name;     // framework name used in environment strings
+  std::string version;  // engine version as the engine reports it
   std::string description;
-  std::vector<std::string> devices;   // "cpu", "opencl:0", ...
-  std::vector<Knob> knobs;            // always includes opt, device and threads
-  std::vector<std::string> formats;   // artifact formats it loads ("onnx")
+  std::vector<std::string> devices;  // "cpu", "opencl:0", ...
+  std::vector<Knob> knobs;           // always includes opt, device and threads
+  std::vector<std::string> formats;  // artifact formats it loads ("onnx")
 };
 nlohmann::json to_json(const BackendInfo& info);
 BackendInfo backend_info_from_json(const nlohmann::json& j);
@@ -40,7 +40,7 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
 
 struct LoadRequest {
   std::filesystem::path artifact;
-  Environment env;   // resolved: every knob present
+  Environment env;  // resolved: every knob present
   InputSpec input;
   OutputSpec output;
 };

@@ -13,29 +13,29 @@ namespace deltann {
 
 struct CampaignConfig {
   std::filesystem::path model;
-  std::optional<std::filesystem::path> spec;   // default: <model>.spec.json when present
+  std::optional<std::filesystem::path> spec;  // default: <model>.spec.json when present
   std::filesystem::path images;
   DatasetOptions dataset;
   std::vector<std::string> environments;
   std::filesystem::path db;
-  std::filesystem::path cache_dir;             // preprocessed tensors
-  std::filesystem::path worker_dir;            // where deltann-worker-<framework> live
-  int warmup = 3;                 // untimed runs after the first inference
-  int repeat = 5;                 // timed runs per image
-  int keep_outputs_up_to = 1000;  // store full output vectors when the dataset is this small
-  double timeout_s = 120;         // a worker silent this long is declared hung
-  bool retry_failed = false;      // run variants that failed before again
+  std::filesystem::path cache_dir;   // preprocessed tensors
+  std::filesystem::path worker_dir;  // where deltann-worker-<framework> live
+  int warmup = 3;                    // untimed runs after the first inference
+  int repeat = 5;                    // timed runs per image
+  int keep_outputs_up_to = 1000;     // store full output vectors when the dataset is this small
+  double timeout_s = 120;            // a worker silent this long is declared hung
+  bool retry_failed = false;         // run variants that failed before again
 };
 
 // Progress and messages of a running campaign; the CLI prints them, tests collect them.
 struct CampaignEvents {
-  std::function<void(const std::string&)> message;                        // one line
+  std::function<void(const std::string&)> message;                          // one line
   std::function<void(int64_t done, int64_t total, double eta_s)> progress;  // units: inferences
 };
 
 struct CampaignOutcome {
   int variants_run = 0;
-  int variants_skipped = 0;   // unsupported here or already complete
+  int variants_skipped = 0;  // unsupported here or already complete
   int variants_failed = 0;
   int images_ok = 0;
   int images_bad = 0;

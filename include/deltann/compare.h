@@ -16,30 +16,30 @@ struct VariantSummary {
   std::string env;
   std::string status;
   std::string engine_version;
-  int images = 0;                     // images with a stored result
+  int images = 0;  // images with a stored result
   int failures = 0;
   std::optional<double> top1_accuracy;  // over labelled images with a result
   std::optional<double> top5_accuracy;
   std::optional<double> load_ms;
   std::optional<double> first_ms;
-  std::optional<double> median_ms;    // over all timed samples
+  std::optional<double> median_ms;  // over all timed samples
   std::optional<double> p90_ms;
 };
 
 struct PairSummary {
   std::string a, b;
-  int images = 0;                     // images both variants have a result for
+  int images = 0;  // images both variants have a result for
   int top1_differences = 0;
   std::vector<std::string> differing_images;
-  double top5_overlap = 0;            // mean |top5(a) ∩ top5(b)| / 5
-  std::optional<double> max_abs_diff;   // over full output vectors, when both were stored
+  double top5_overlap = 0;             // mean |top5(a) ∩ top5(b)| / 5
+  std::optional<double> max_abs_diff;  // over full output vectors, when both were stored
   std::optional<double> mean_abs_diff;
   double top1_difference_rate() const;
 };
 
 struct Comparison {
   std::vector<VariantSummary> variants;
-  std::vector<PairSummary> pairs;     // every unordered pair, a before b in variant order
+  std::vector<PairSummary> pairs;  // every unordered pair, a before b in variant order
   int labelled_images = 0;
 };
 

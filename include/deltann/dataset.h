@@ -17,13 +17,13 @@
 namespace deltann {
 
 struct ImageEntry {
-  std::string key;              // stable id inside the dataset: path relative to its root
-  std::filesystem::path path;   // absolute
-  std::optional<int> label;     // ground-truth class id
+  std::string key;             // stable id inside the dataset: path relative to its root
+  std::filesystem::path path;  // absolute
+  std::optional<int> label;    // ground-truth class id
 };
 
 struct Dataset {
-  std::string layout;           // "list", "imagenet" or "folder"
+  std::string layout;  // "list", "imagenet" or "folder"
   std::filesystem::path root;
   std::vector<ImageEntry> images;
   bool has_labels() const;

@@ -14,10 +14,10 @@
 namespace deltann {
 
 struct Environment {
-  std::string framework;                      // "ort", "opencv", ...
-  std::string version;                        // engine version requested ("" = the installed one)
-  std::vector<std::string> conversion;        // e.g. {"pytorch","onnx","tflite"}; empty = native
-  std::map<std::string, std::string> knobs;   // opt, device, precision, threads and engine knobs
+  std::string framework;                     // "ort", "opencv", ...
+  std::string version;                       // engine version requested ("" = the installed one)
+  std::vector<std::string> conversion;       // e.g. {"pytorch","onnx","tflite"}; empty = native
+  std::map<std::string, std::string> knobs;  // opt, device, precision, threads and engine knobs
 
   // Returns the knob's value, or `fallback` when the knob is unset.
   std::string knob(const std::string& key, const std::string& fallback = "") const;

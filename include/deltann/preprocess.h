@@ -18,7 +18,7 @@ struct PreparedImage {
 
 // Limits that protect the run from decompression bombs.
 struct DecodeLimits {
-  int64_t max_pixels = 100'000'000;          // width * height
+  int64_t max_pixels = 100'000'000;  // width * height
   int64_t max_file_bytes = 256 * 1024 * 1024;
 };
 

@@ -17,14 +17,14 @@ enum class ChannelOrder { RGB, BGR };
 enum class OutputKind { Logits, Probabilities };
 
 struct InputSpec {
-  std::string name;                     // input tensor name ("" = the model's first input)
+  std::string name;  // input tensor name ("" = the model's first input)
   std::vector<int64_t> shape{1, 3, 224, 224};
   Layout layout = Layout::NCHW;
   ChannelOrder channel_order = ChannelOrder::RGB;
-  int resize = 256;                      // shorter side is resized to this before the crop
-  int crop = 224;                        // centre crop, square
+  int resize = 256;                        // shorter side is resized to this before the crop
+  int crop = 224;                          // centre crop, square
   std::string interpolation = "bilinear";  // bilinear | nearest | area | bicubic
-  float scale = 1.0f / 255.0f;           // pixel (0..255) * scale, then (x - mean) / std
+  float scale = 1.0f / 255.0f;             // pixel (0..255) * scale, then (x - mean) / std
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};
 
@@ -35,9 +35,9 @@ struct InputSpec {
 };
 
 struct OutputSpec {
-  std::string name;       // output tensor name ("" = the model's first output)
-  int classes = 1000;     // number of classes the ids refer to
-  int label_offset = 0;   // output index = class id + label_offset (1 for TF's background slot)
+  std::string name;      // output tensor name ("" = the model's first output)
+  int classes = 1000;    // number of classes the ids refer to
+  int label_offset = 0;  // output index = class id + label_offset (1 for TF's background slot)
   OutputKind kind = OutputKind::Logits;
   std::optional<std::filesystem::path> class_names;  // one name per line, absolute
 };

@@ -32,30 +32,30 @@ struct StoredImage {
   std::string path;
   std::string sha256;
   std::optional<int> label;
-  std::string status = "ok";   // ok | error
-  std::string message;         // why it failed, or conversions applied
+  std::string status = "ok";  // ok | error
+  std::string message;        // why it failed, or conversions applied
 };
 
 struct StoredVariant {
   int64_t id = 0;
   int64_t model_id = 0;
-  std::string env;             // canonical environment string
+  std::string env;  // canonical environment string
   std::string framework;
   std::string status = "pending";  // pending | running | done | failed | skipped
   std::string engine_version;
   std::string artifact_sha256;
   std::optional<int64_t> load_ns;
   std::optional<int64_t> first_ns;
-  std::string info_json;       // what the engine said about itself when it loaded
+  std::string info_json;  // what the engine said about itself when it loaded
 };
 
 struct StoredResult {
   int64_t variant_id = 0;
   int64_t image_id = 0;
-  std::vector<int> top_ids;        // class ids (label offset already removed), best first
+  std::vector<int> top_ids;  // class ids (label offset already removed), best first
   std::vector<float> top_scores;
-  std::vector<float> output;       // full output vector; empty when not kept
-  std::vector<int64_t> samples_ns; // timed repetitions
+  std::vector<float> output;        // full output vector; empty when not kept
+  std::vector<int64_t> samples_ns;  // timed repetitions
 };
 
 struct StoredFailure {
@@ -79,8 +79,8 @@ class Store {
   std::optional<std::string> meta(const std::string& key);
   void set_meta(const std::string& key, const std::string& value);
 
-  int64_t ensure_model(const StoredModel& model);       // by sha256 + path
-  int64_t ensure_image(const StoredImage& image);       // by key; updates status/message/label
+  int64_t ensure_model(const StoredModel& model);  // by sha256 + path
+  int64_t ensure_image(const StoredImage& image);  // by key; updates status/message/label
   int64_t ensure_variant(int64_t model_id, const std::string& env, const std::string& framework);
 
   void set_variant_status(int64_t variant_id, const std::string& status);

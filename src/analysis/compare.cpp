@@ -174,22 +174,27 @@ nlohmann::json to_json(const Comparison& c) {
                      {"top5_overlap", p.top5_overlap},
                      {"max_abs_diff", optional_json(p.max_abs_diff)},
                      {"mean_abs_diff", optional_json(p.mean_abs_diff)}});
-  return {{"schema", "deltann.compare"}, {"schema_version", 1}, {"labelled_images", c.labelled_images},
-          {"variants", variants}, {"pairs", pairs}};
+  return {{"schema", "deltann.compare"},
+          {"schema_version", 1},
+          {"labelled_images", c.labelled_images},
+          {"variants", variants},
+          {"pairs", pairs}};
 }
 
 void print_comparison(const Comparison& c, std::ostream& out) {
   out << "Variants (" << c.labelled_images << " labelled images)\n";
-  out << std::left << std::setw(4) << " #" << std::setw(44) << "environment" << std::setw(9) << "status"
-      << std::right << std::setw(7) << "images" << std::setw(6) << "fail" << std::setw(8) << "top-1" << std::setw(8)
-      << "top-5" << std::setw(10) << "load ms" << std::setw(10) << "first ms" << std::setw(11) << "median ms"
-      << std::setw(9) << "p90 ms" << '\n';
+  out << std::left << std::setw(4) << " #" << std::setw(44) << "environment" << std::setw(9)
+      << "status" << std::right << std::setw(7) << "images" << std::setw(6) << "fail"
+      << std::setw(8) << "top-1" << std::setw(8) << "top-5" << std::setw(10) << "load ms"
+      << std::setw(10) << "first ms" << std::setw(11) << "median ms" << std::setw(9) << "p90 ms"
+      << '\n';
   for (size_t i = 0; i < c.variants.size(); ++i) {
     const auto& v = c.variants[i];
-    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(44) << v.env << std::setw(9)
-        << v.status << std::right << std::setw(7) << v.images << std::setw(6) << v.failures << std::setw(8)
-        << percent(v.top1_accuracy) << std::setw(8) << percent(v.top5_accuracy) << std::setw(10) << fixed(v.load_ms, 1)
-        << std::setw(10) << fixed(v.first_ms, 2) << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9)
+    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(44) << v.env
+        << std::setw(9) << v.status << std::right << std::setw(7) << v.images << std::setw(6)
+        << v.failures << std::setw(8) << percent(v.top1_accuracy) << std::setw(8)
+        << percent(v.top5_accuracy) << std::setw(10) << fixed(v.load_ms, 1) << std::setw(10)
+        << fixed(v.first_ms, 2) << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9)
         << fixed(v.p90_ms, 3) << '\n';
   }
   std::map<std::pair<std::string, std::string>, const PairSummary*> by_pair;
@@ -201,23 +206,30 @@ void print_comparison(const Comparison& c, std::ostream& out) {
     out << std::setw(4) << (i + 1) << ' ';
     for (size_t j = 0; j < c.variants.size(); ++j) {
       const PairSummary* p = nullptr;
-      if (auto it = by_pair.find({c.variants[std::min(i, j)].env, c.variants[std::max(i, j)].env}); it != by_pair.end())
+      if (auto it = by_pair.find({c.variants[std::min(i, j)].env, c.variants[std::max(i, j)].env});
+          it != by_pair.end())
         p = it->second;
-      out << std::setw(7) << (i == j ? "-" : p ? std::to_string(p->top1_differences) + "/" + std::to_string(p->images) : ".");
+      out << std::setw(7)
+          << (i == j ? "-"
+              : p    ? std::to_string(p->top1_differences) + "/" + std::to_string(p->images)
+                     : ".");
     }
     out << '\n';
   }
   out << "\nPairs (top-5 overlap, output differences)\n";
-  out << std::left << std::setw(10) << " pair" << std::right << std::setw(10) << "top-1 diff" << std::setw(10)
-      << "top-5 ovl" << std::setw(12) << "max |d|" << std::setw(12) << "mean |d|" << "  differing images\n";
+  out << std::left << std::setw(10) << " pair" << std::right << std::setw(10) << "top-1 diff"
+      << std::setw(10) << "top-5 ovl" << std::setw(12) << "max |d|" << std::setw(12) << "mean |d|"
+      << "  differing images\n";
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < c.variants.size(); ++i) index[c.variants[i].env] = i + 1;
   for (const auto& p : c.pairs) {
     std::string images;
-    for (size_t k = 0; k < p.differing_images.size() && k < 5; ++k) images += (k ? ", " : "") + p.differing_images[k];
+    for (size_t k = 0; k < p.differing_images.size() && k < 5; ++k)
+      images += (k ? ", " : "") + p.differing_images[k];
     if (p.differing_images.size() > 5) images += ", ...";
-    out << std::left << std::setw(10) << (" " + std::to_string(index[p.a]) + "-" + std::to_string(index[p.b]))
-        << std::right << std::setw(10) << percent(p.top1_difference_rate()) << std::setw(10)
+    out << std::left << std::setw(10)
+        << (" " + std::to_string(index[p.a]) + "-" + std::to_string(index[p.b])) << std::right
+        << std::setw(10) << percent(p.top1_difference_rate()) << std::setw(10)
         << fixed(p.top5_overlap, 3) << std::setw(12) << scientific(p.max_abs_diff) << std::setw(12)
         << scientific(p.mean_abs_diff) << "  " << images << '\n';
   }

@@ -19,7 +19,8 @@ void add_backends(CLI::App& app) {
     const auto dir = default_worker_dir();
     std::vector<std::filesystem::path> workers;
     for (const auto& e : std::filesystem::directory_iterator(dir))
-      if (e.path().filename().string().rfind("deltann-worker-", 0) == 0) workers.push_back(e.path());
+      if (e.path().filename().string().rfind("deltann-worker-", 0) == 0)
+        workers.push_back(e.path());
     std::sort(workers.begin(), workers.end());
     nlohmann::json all = nlohmann::json::array();
     for (const auto& worker : workers) {
@@ -35,20 +36,24 @@ void add_backends(CLI::App& app) {
     }
     for (const auto& j : all) {
       if (j.contains("error")) {
-        std::cout << j["name"].get<std::string>() << ": unavailable: " << j["error"].get<std::string>() << "\n\n";
+        std::cout << j["name"].get<std::string>()
+                  << ": unavailable: " << j["error"].get<std::string>() << "\n\n";
         continue;
       }
       const BackendInfo info = backend_info_from_json(j);
       std::cout << info.name << " " << info.version << " — " << info.description << "\n  devices: ";
-      for (size_t i = 0; i < info.devices.size(); ++i) std::cout << (i ? ", " : "") << info.devices[i];
+      for (size_t i = 0; i < info.devices.size(); ++i)
+        std::cout << (i ? ", " : "") << info.devices[i];
       std::cout << "\n  formats: ";
-      for (size_t i = 0; i < info.formats.size(); ++i) std::cout << (i ? ", " : "") << info.formats[i];
+      for (size_t i = 0; i < info.formats.size(); ++i)
+        std::cout << (i ? ", " : "") << info.formats[i];
       std::cout << '\n';
       for (const auto& k : info.knobs) {
         std::cout << "  " << k.name << " = ";
         if (k.values.empty()) std::cout << "<positive integer>";
         for (size_t i = 0; i < k.values.size(); ++i) std::cout << (i ? " | " : "") << k.values[i];
-        std::cout << "  (default " << k.default_value << ")" << (k.help.empty() ? "" : "  " + k.help) << '\n';
+        std::cout << "  (default " << k.default_value << ")"
+                  << (k.help.empty() ? "" : "  " + k.help) << '\n';
       }
       std::cout << '\n';
     }

@@ -17,15 +17,19 @@ void add_compare(CLI::App& app) {
     bool json = false;
   };
   auto options = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("compare", "compare the variants stored in a campaign database");
+  CLI::App* cmd =
+      app.add_subcommand("compare", "compare the variants stored in a campaign database");
   cmd->add_option("--db", options->db, "campaign database")->required();
   cmd->add_flag("--json", options->json, "machine-readable output");
   cmd->callback([options] {
-    if (!std::filesystem::exists(options->db)) throw Error("database " + options->db + " does not exist");
+    if (!std::filesystem::exists(options->db))
+      throw Error("database " + options->db + " does not exist");
     Store store(options->db);
     const Comparison comparison = compare_variants(store);
-    if (options->json) std::cout << to_json(comparison).dump(2) << '\n';
-    else print_comparison(comparison, std::cout);
+    if (options->json)
+      std::cout << to_json(comparison).dump(2) << '\n';
+    else
+      print_comparison(comparison, std::cout);
   });
 }
 

@@ -5,7 +5,8 @@
 #include "verbs.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"deltann: differential testing of image-recognition models across engines and settings"};
+  CLI::App app{
+      "deltann: differential testing of image-recognition models across engines and settings"};
   app.set_version_flag("--version", deltann::kVersion);
   app.require_subcommand(1);
   deltann::cli::add_run(app);

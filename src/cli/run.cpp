@@ -24,7 +24,8 @@ std::vector<std::string> demo_environments() {
   for (const char* threads : {"1", "2"}) {
     for (const char* opt : {"disable", "basic", "extended", "all"})
       envs.push_back(std::string("ort:opt=") + opt + ",threads=" + threads);
-    for (const char* opt : {"off", "on"}) envs.push_back(std::string("opencv:opt=") + opt + ",threads=" + threads);
+    for (const char* opt : {"off", "on"})
+      envs.push_back(std::string("opencv:opt=") + opt + ",threads=" + threads);
   }
   return envs;
 }
@@ -36,7 +37,8 @@ std::filesystem::path demo_dir() {
 
 std::string duration_text(double seconds) {
   const long s = std::lround(seconds);
-  return s >= 60 ? std::to_string(s / 60) + " min " + std::to_string(s % 60) + " s" : std::to_string(s) + " s";
+  return s >= 60 ? std::to_string(s / 60) + " min " + std::to_string(s % 60) + " s"
+                 : std::to_string(s) + " s";
 }
 
 struct RunOptions {
@@ -59,7 +61,8 @@ void execute(RunOptions& o) {
     if (o.db.empty()) o.db = "demo.db";
   } else {
     if (o.model.empty() || o.images.empty() || c.environments.empty())
-      throw Error("run needs --model, --images and at least one --env (or no arguments for the demo)");
+      throw Error(
+          "run needs --model, --images and at least one --env (or no arguments for the demo)");
     if (o.db.empty()) throw Error("run needs --db FILE for the results");
     c.model = o.model;
     c.images = o.images;
@@ -81,24 +84,28 @@ void execute(RunOptions& o) {
   events.progress = [&](int64_t done, int64_t total, double eta) {
     if (o.quiet) return;
     const std::string text = std::to_string(done) + "/" + std::to_string(total) + " inferences (" +
-                             std::to_string(100 * done / std::max<int64_t>(total, 1)) + "%), about " +
-                             duration_text(eta) + " left";
+                             std::to_string(100 * done / std::max<int64_t>(total, 1)) +
+                             "%), about " + duration_text(eta) + " left";
     if (tty) {
       std::cerr << "\r\033[K" << text << std::flush;
       if (done == total) std::cerr << '\n';
-    } else if (const int decile = static_cast<int>(10 * done / std::max<int64_t>(total, 1)); decile != last_decile) {
+    } else if (const int decile = static_cast<int>(10 * done / std::max<int64_t>(total, 1));
+               decile != last_decile) {
       last_decile = decile;
       std::cerr << text << '\n';
     }
   };
   const CampaignOutcome outcome = run_campaign(c, events);
-  std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed << " failed, "
-            << outcome.variants_skipped << " skipped or already complete; " << outcome.images_ok << " images ready, "
-            << outcome.images_bad << " unusable; results in " << c.db.string() << '\n';
+  std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed
+            << " failed, " << outcome.variants_skipped << " skipped or already complete; "
+            << outcome.images_ok << " images ready, " << outcome.images_bad
+            << " unusable; results in " << c.db.string() << '\n';
   Store store(c.db);
   const Comparison comparison = compare_variants(store);
-  if (o.json) std::cout << to_json(comparison).dump(2) << '\n';
-  else print_comparison(comparison, std::cout);
+  if (o.json)
+    std::cout << to_json(comparison).dump(2) << '\n';
+  else
+    print_comparison(comparison, std::cout);
 }
 
 }  // namespace
@@ -107,21 +114,30 @@ void add_run(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
   CLI::App* run = app.add_subcommand("run", "run a campaign (no arguments: the demo campaign)");
   run->add_option("--model", options->model, "ONNX image classifier");
-  run->add_option("--spec", options->spec, "input/output spec JSON (default: <model>.spec.json, else ImageNet defaults)");
-  run->add_option("--images", options->images, "folder, list file (path [label] per line) or ImageNet val layout");
-  run->add_option("--labels", options->labels, "list file with ground-truth labels for a plain folder");
+  run->add_option("--spec", options->spec,
+                  "input/output spec JSON (default: <model>.spec.json, else ImageNet defaults)");
+  run->add_option("--images", options->images,
+                  "folder, list file (path [label] per line) or ImageNet val layout");
+  run->add_option("--labels", options->labels,
+                  "list file with ground-truth labels for a plain folder");
   run->add_option("--synsets", options->synsets, "synset order for the ImageNet layout");
-  run->add_option("--env", options->config.environments, "environment, e.g. ort:opt=all,threads=2 (repeatable)");
+  run->add_option("--env", options->config.environments,
+                  "environment, e.g. ort:opt=all,threads=2 (repeatable)");
   run->add_option("--db", options->db, "campaign database (demo: demo.db)");
-  run->add_option("--cache", options->cache, "preprocessed-tensor cache folder")->capture_default_str();
-  run->add_option("--warmup", options->config.warmup, "untimed runs after the first inference")->capture_default_str();
-  run->add_option("--repeat", options->config.repeat, "timed runs per image")->capture_default_str();
+  run->add_option("--cache", options->cache, "preprocessed-tensor cache folder")
+      ->capture_default_str();
+  run->add_option("--warmup", options->config.warmup, "untimed runs after the first inference")
+      ->capture_default_str();
+  run->add_option("--repeat", options->config.repeat, "timed runs per image")
+      ->capture_default_str();
   run->add_option("--keep-outputs", options->config.keep_outputs_up_to,
                   "store full output vectors when the dataset has at most this many images")
       ->capture_default_str();
-  run->add_option("--timeout", options->config.timeout_s, "seconds a worker may stay silent before it counts as hung")
+  run->add_option("--timeout", options->config.timeout_s,
+                  "seconds a worker may stay silent before it counts as hung")
       ->capture_default_str();
-  run->add_flag("--retry-failed", options->config.retry_failed, "run variants and images that failed before again");
+  run->add_flag("--retry-failed", options->config.retry_failed,
+                "run variants and images that failed before again");
   run->add_flag("--json", options->json, "print the summary as JSON");
   run->add_flag("--quiet", options->quiet, "no progress line");
   run->callback([options] { execute(*options); });

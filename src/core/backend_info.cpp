@@ -10,7 +10,8 @@ namespace deltann {
 nlohmann::json to_json(const BackendInfo& info) {
   nlohmann::json knobs = nlohmann::json::array();
   for (const auto& k : info.knobs)
-    knobs.push_back({{"name", k.name}, {"values", k.values}, {"default", k.default_value}, {"help", k.help}});
+    knobs.push_back(
+        {{"name", k.name}, {"values", k.values}, {"default", k.default_value}, {"help", k.help}});
   return {{"name", info.name},       {"version", info.version}, {"description", info.description},
           {"devices", info.devices}, {"knobs", knobs},          {"formats", info.formats}};
 }
@@ -23,7 +24,8 @@ BackendInfo backend_info_from_json(const nlohmann::json& j) {
   info.devices = j.at("devices").get<std::vector<std::string>>();
   info.formats = j.value("formats", std::vector<std::string>{});
   for (const auto& k : j.at("knobs"))
-    info.knobs.push_back({k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
+    info.knobs.push_back({k.at("name").get<std::string>(),
+                          k.at("values").get<std::vector<std::string>>(),
                           k.at("default").get<std::string>(), k.value("help", "")});
   return info;
 }
@@ -40,9 +42,11 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
       throw Error(where + info.name + " has no knob '" + key + "'; its knobs are: " + valid);
     }
     if (knob->values.empty()) {
-      const bool positive = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos &&
+      const bool positive = !value.empty() &&
+                            value.find_first_not_of("0123456789") == std::string::npos &&
                             std::stoll(value) > 0;
-      if (!positive) throw Error(where + "knob '" + key + "' must be a positive integer, not '" + value + "'");
+      if (!positive)
+        throw Error(where + "knob '" + key + "' must be a positive integer, not '" + value + "'");
     } else if (std::find(knob->values.begin(), knob->values.end(), value) == knob->values.end()) {
       std::string valid;
       for (const auto& v : knob->values) valid += (valid.empty() ? "" : ", ") + v;
@@ -57,7 +61,7 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
     std::string valid;
     for (const auto& d : info.devices) valid += (valid.empty() ? "" : ", ") + d;
     throw Unsupported(where + "device '" + device + "' is not available to " + info.name +
-                " on this machine; available: " + valid);
+                      " on this machine; available: " + valid);
   }
   return resolved;
 }

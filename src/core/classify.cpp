@@ -8,7 +8,8 @@ namespace deltann {
 
 TopK top_k(const std::vector<float>& output, int k, int label_offset) {
   std::vector<int> order;
-  for (int i = std::max(label_offset, 0); i < static_cast<int>(output.size()); ++i) order.push_back(i);
+  for (int i = std::max(label_offset, 0); i < static_cast<int>(output.size()); ++i)
+    order.push_back(i);
   const auto better = [&](int a, int b) {
     const float x = output[static_cast<size_t>(a)], y = output[static_cast<size_t>(b)];
     if (std::isnan(x) != std::isnan(y)) return std::isnan(y);
@@ -16,7 +17,8 @@ TopK top_k(const std::vector<float>& output, int k, int label_offset) {
     return a < b;
   };
   const size_t n = std::min(order.size(), static_cast<size_t>(std::max(k, 0)));
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(), better);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                    better);
   TopK top;
   for (size_t i = 0; i < n; ++i) {
     top.ids.push_back(order[i] - label_offset);

@@ -32,8 +32,9 @@ bool is_version(const std::string& s) {
 }
 
 [[noreturn]] void fail(const std::string& text, const std::string& why) {
-  throw Error("invalid environment '" + text + "': " + why +
-              " (expected framework[@chain-or-version][:key=value,...], e.g. ort:opt=all,threads=2)");
+  throw Error(
+      "invalid environment '" + text + "': " + why +
+      " (expected framework[@chain-or-version][:key=value,...], e.g. ort:opt=all,threads=2)");
 }
 
 std::vector<std::string> split(const std::string& s, const std::string& sep) {
@@ -90,9 +91,10 @@ Environment parse_environment(const std::string& text) {
       env.version = qualifier;
     } else {
       // Accept the arrow used in DESIGN.md as well as the ASCII '>'.
-      for (size_t pos; (pos = qualifier.find("\xE2\x86\x92")) != std::string::npos;)
-        qualifier.replace(pos, 3, ">");
-      for (const auto& step : split(qualifier, ">")) {
+      const auto pieces = split(qualifier, "\xE2\x86\x92");
+      std::string chain;
+      for (size_t i = 0; i < pieces.size(); ++i) chain += (i ? ">" : "") + pieces[i];
+      for (const auto& step : split(chain, ">")) {
         if (!is_name(step)) fail(text, "conversion step '" + step + "' is not a framework name");
         env.conversion.push_back(step);
       }

@@ -13,8 +13,8 @@ namespace {
 using nlohmann::json;
 
 template <typename Enum>
-Enum parse_choice(const json& j, const char* field, std::initializer_list<std::pair<const char*, Enum>> choices,
-                  Enum fallback) {
+Enum parse_choice(const json& j, const char* field,
+                  std::initializer_list<std::pair<const char*, Enum>> choices, Enum fallback) {
   if (!j.contains(field)) return fallback;
   const auto value = j.at(field).get<std::string>();
   std::string valid;
@@ -39,8 +39,12 @@ std::array<float, 3> parse_triple(const json& j, const char* field, std::array<f
 
 }  // namespace
 
-int InputSpec::height() const { return static_cast<int>(layout == Layout::NCHW ? shape[2] : shape[1]); }
-int InputSpec::width() const { return static_cast<int>(layout == Layout::NCHW ? shape[3] : shape[2]); }
+int InputSpec::height() const {
+  return static_cast<int>(layout == Layout::NCHW ? shape[2] : shape[1]);
+}
+int InputSpec::width() const {
+  return static_cast<int>(layout == Layout::NCHW ? shape[3] : shape[2]);
+}
 
 std::string InputSpec::preprocessing_key() const {
   std::ostringstream s;
@@ -64,19 +68,23 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
     if (in.contains("shape")) i.shape = in.at("shape").get<std::vector<int64_t>>();
     if (i.shape.size() != 4) throw Error("spec input shape must have 4 dimensions (batch, ...)");
     if (i.shape[0] != 1) throw Error("spec input batch dimension must be 1");
-    i.layout = parse_choice(in, "layout", {{"NCHW", Layout::NCHW}, {"NHWC", Layout::NHWC}}, Layout::NCHW);
+    i.layout =
+        parse_choice(in, "layout", {{"NCHW", Layout::NCHW}, {"NHWC", Layout::NHWC}}, Layout::NCHW);
     const int64_t channels = i.layout == Layout::NCHW ? i.shape[1] : i.shape[3];
-    if (channels != 3) throw Error("spec input must have 3 channels for layout " +
-                                   std::string(i.layout == Layout::NCHW ? "NCHW" : "NHWC"));
+    if (channels != 3)
+      throw Error("spec input must have 3 channels for layout " +
+                  std::string(i.layout == Layout::NCHW ? "NCHW" : "NHWC"));
     if (in.value("dtype", "float32") != "float32")
-      throw Error("spec input dtype '" + in.value("dtype", "") + "' is not supported; valid: float32");
-    i.channel_order = parse_choice(in, "channel_order",
-                                   {{"RGB", ChannelOrder::RGB}, {"BGR", ChannelOrder::BGR}},
-                                   ChannelOrder::RGB);
+      throw Error("spec input dtype '" + in.value("dtype", "") +
+                  "' is not supported; valid: float32");
+    i.channel_order =
+        parse_choice(in, "channel_order", {{"RGB", ChannelOrder::RGB}, {"BGR", ChannelOrder::BGR}},
+                     ChannelOrder::RGB);
     i.crop = in.value("crop", static_cast<int>(std::min(i.height(), i.width())));
     i.resize = in.value("resize", i.crop);
     if (i.crop != i.height() || i.crop != i.width())
-      throw Error("spec crop " + std::to_string(i.crop) + " does not match the input shape's height and width");
+      throw Error("spec crop " + std::to_string(i.crop) +
+                  " does not match the input shape's height and width");
     if (i.resize < i.crop) throw Error("spec resize must be at least the crop size");
     i.interpolation = in.value("interpolation", "bilinear");
     if (i.interpolation != "bilinear" && i.interpolation != "nearest" &&
@@ -94,10 +102,11 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
     o.name = out.value("name", "");
     o.classes = out.value("classes", 1000);
     o.label_offset = out.value("label_offset", 0);
-    if (o.classes <= 0 || o.label_offset < 0) throw Error("spec output classes/label_offset out of range");
-    o.kind = parse_choice(out, "kind",
-                          {{"logits", OutputKind::Logits}, {"probabilities", OutputKind::Probabilities}},
-                          OutputKind::Logits);
+    if (o.classes <= 0 || o.label_offset < 0)
+      throw Error("spec output classes/label_offset out of range");
+    o.kind = parse_choice(
+        out, "kind", {{"logits", OutputKind::Logits}, {"probabilities", OutputKind::Probabilities}},
+        OutputKind::Logits);
     if (out.contains("class_names")) {
       std::filesystem::path names = out.at("class_names").get<std::string>();
       o.class_names = names.is_absolute() ? names : base_dir / names;
@@ -110,8 +119,8 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
 
 ModelSpec load_model_spec(const std::filesystem::path& model_path,
                           const std::optional<std::filesystem::path>& spec_path) {
-  std::filesystem::path path = spec_path.value_or(
-      std::filesystem::path(model_path).replace_extension(".spec.json"));
+  std::filesystem::path path =
+      spec_path.value_or(std::filesystem::path(model_path).replace_extension(".spec.json"));
   if (!std::filesystem::exists(path)) {
     if (spec_path) throw Error("spec file " + path.string() + " does not exist");
     ModelSpec spec;

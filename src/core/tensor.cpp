@@ -26,8 +26,10 @@ std::string Tensor::shape_string() const {
 void write_npy(const std::filesystem::path& path, const Tensor& t) {
   std::string shape = "(";
   for (size_t i = 0; i < t.shape.size(); ++i) shape += std::to_string(t.shape[i]) + ", ";
-  if (t.shape.size() > 1) shape.resize(shape.size() - 2);
-  else if (t.shape.size() == 1) shape.resize(shape.size() - 1);
+  if (t.shape.size() > 1)
+    shape.resize(shape.size() - 2);
+  else if (t.shape.size() == 1)
+    shape.resize(shape.size() - 1);
   shape += ")";
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
   const size_t prefix = 10;

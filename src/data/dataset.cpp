@@ -19,7 +19,8 @@ std::string trim(const std::string& s) {
 }
 
 bool is_integer(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 struct ListLine {
@@ -53,7 +54,8 @@ std::vector<ListLine> read_list_file(const fs::path& file) {
         try {
           entry.label = std::stoi(last);
         } catch (const std::exception&) {
-          throw Error(file.string() + ":" + std::to_string(number) + ": label '" + last + "' is out of range");
+          throw Error(file.string() + ":" + std::to_string(number) + ": label '" + last +
+                      "' is out of range");
         }
       } else if (last[0] == '-' && is_integer(last.substr(1))) {
         throw Error(file.string() + ":" + std::to_string(number) + ": label must not be negative");
@@ -80,7 +82,8 @@ std::vector<std::string> read_synsets(const fs::path& file) {
     if (line.empty()) continue;
     const std::string id = line.substr(0, line.find_first_of(" \t,"));
     if (!is_synset(id))
-      throw Error(file.string() + ":" + std::to_string(number) + ": '" + id + "' is not a synset id");
+      throw Error(file.string() + ":" + std::to_string(number) + ": '" + id +
+                  "' is not a synset id");
     synsets.push_back(id);
   }
   return synsets;
@@ -88,7 +91,8 @@ std::vector<std::string> read_synsets(const fs::path& file) {
 
 std::vector<fs::path> image_files_below(const fs::path& root) {
   std::vector<fs::path> files;
-  for (const auto& entry : fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied))
+  for (const auto& entry :
+       fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied))
     if (entry.is_regular_file() && looks_like_image(entry.path())) files.push_back(entry.path());
   std::sort(files.begin(), files.end());
   return files;
@@ -125,7 +129,8 @@ Dataset load_imagenet(const fs::path& root, const std::vector<std::string>& fold
   Dataset d{"imagenet", root, {}};
   for (const auto& folder : folders) {
     const auto it = index.find(folder);
-    if (it == index.end()) throw Error(root.string() + ": synset folder " + folder + " is not in the synset list");
+    if (it == index.end())
+      throw Error(root.string() + ": synset folder " + folder + " is not in the synset list");
     for (const auto& file : image_files_below(root / folder))
       d.images.push_back({fs::relative(file, root).string(), file, it->second});
   }
@@ -135,20 +140,24 @@ Dataset load_imagenet(const fs::path& root, const std::vector<std::string>& fold
 }  // namespace
 
 bool Dataset::has_labels() const {
-  return std::any_of(images.begin(), images.end(), [](const ImageEntry& e) { return e.label.has_value(); });
+  return std::any_of(images.begin(), images.end(),
+                     [](const ImageEntry& e) { return e.label.has_value(); });
 }
 
 bool looks_like_image(const fs::path& path) {
   std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const char* known[] = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"};
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  static const char* known[] = {".jpg",  ".jpeg", ".png", ".bmp", ".tif",
+                                ".tiff", ".webp", ".ppm", ".pgm", ".pnm"};
   return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return ext == k; });
 }
 
 Dataset load_dataset(const fs::path& path, const DatasetOptions& options) {
   if (!fs::exists(path)) throw Error("dataset " + path.string() + " does not exist");
   if (fs::is_regular_file(path)) return load_list(path);
-  if (!fs::is_directory(path)) throw Error("dataset " + path.string() + " is neither a folder nor a list file");
+  if (!fs::is_directory(path))
+    throw Error("dataset " + path.string() + " is neither a folder nor a list file");
   const fs::path root = fs::absolute(path);
 
   std::vector<std::string> synset_folders;

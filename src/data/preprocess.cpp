@@ -22,7 +22,7 @@ namespace {
 // What the file's header says, read before decoding so that a bomb is refused without
 // allocating it and so that conversions OpenCV applies silently can be reported.
 struct HeaderInfo {
-  std::string format;      // jpeg, png, bmp, tiff, webp, pnm, or "" when unknown
+  std::string format;             // jpeg, png, bmp, tiff, webp, pnm, or "" when unknown
   int64_t width = 0, height = 0;  // 0 when the format's header was not parsed
   std::vector<std::string> notes;
   bool truncated = false;
@@ -55,7 +55,8 @@ void parse_jpeg(const std::vector<unsigned char>& b, HeaderInfo& h) {
     if (b[i] != 0xFF) break;
     const unsigned char marker = b[i + 1];
     const size_t length = (size_t{b[i + 2]} << 8) | b[i + 3];
-    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    const bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (sof) {
       h.height = (int64_t{b[i + 5]} << 8) | b[i + 6];
       h.width = (int64_t{b[i + 7]} << 8) | b[i + 8];
@@ -88,7 +89,8 @@ HeaderInfo inspect(const std::vector<unsigned char>& b) {
     h.format = "bmp";
   } else if (starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A})) {
     h.format = "tiff";
-  } else if (b.size() >= 12 && starts({'R', 'I', 'F', 'F'}) && std::string(b.begin() + 8, b.begin() + 12) == "WEBP") {
+  } else if (b.size() >= 12 && starts({'R', 'I', 'F', 'F'}) &&
+             std::string(b.begin() + 8, b.begin() + 12) == "WEBP") {
     h.format = "webp";
   } else if (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') {
     h.format = "pnm";
@@ -129,8 +131,11 @@ Tensor preprocess_pixels(const unsigned char* rgb, int width, int height, const 
   const int new_w = std::max(spec.crop, static_cast<int>(std::lround(width * factor)));
   const int new_h = std::max(spec.crop, static_cast<int>(std::lround(height * factor)));
   cv::Mat resized;
-  if (new_w == width && new_h == height) resized = image;
-  else cv::resize(image, resized, cv::Size(new_w, new_h), 0, 0, interpolation_flag(spec.interpolation));
+  if (new_w == width && new_h == height)
+    resized = image;
+  else
+    cv::resize(image, resized, cv::Size(new_w, new_h), 0, 0,
+               interpolation_flag(spec.interpolation));
   const int left = (new_w - spec.crop) / 2, top = (new_h - spec.crop) / 2;
   const cv::Mat crop = resized(cv::Rect(left, top, spec.crop, spec.crop));
 
@@ -144,23 +149,28 @@ Tensor preprocess_pixels(const unsigned char* rgb, int width, int height, const 
     for (int x = 0; x < size; ++x)
       for (int c = 0; c < 3; ++c) {
         const int source = spec.channel_order == ChannelOrder::RGB ? c : 2 - c;
-        const float value = (static_cast<float>(row[x * 3 + source]) * spec.scale - spec.mean[c]) / spec.std[c];
-        const size_t at = spec.layout == Layout::NCHW ? (static_cast<size_t>(c) * size + y) * size + x
-                                                      : (static_cast<size_t>(y) * size + x) * 3 + c;
+        const float value =
+            (static_cast<float>(row[x * 3 + source]) * spec.scale - spec.mean[c]) / spec.std[c];
+        const size_t at = spec.layout == Layout::NCHW
+                              ? (static_cast<size_t>(c) * size + y) * size + x
+                              : (static_cast<size_t>(y) * size + x) * 3 + c;
         t.data[at] = value;
       }
   }
   return t;
 }
 
-PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec, const DecodeLimits& limits) {
+PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec,
+                               const DecodeLimits& limits) {
   const auto bytes = read_bytes(path, limits);
   HeaderInfo header = inspect(bytes);
   if (header.format.empty())
-    throw Error(path.string() + ": not an image in a format deltann reads (JPEG, PNG, BMP, TIFF, WebP, PNM)");
+    throw Error(path.string() +
+                ": not an image in a format deltann reads (JPEG, PNG, BMP, TIFF, WebP, PNM)");
   if (header.width * header.height > limits.max_pixels)
-    throw Error(path.string() + ": image is " + std::to_string(header.width) + "x" + std::to_string(header.height) +
-                " pixels, above the limit of " + std::to_string(limits.max_pixels) + " pixels");
+    throw Error(path.string() + ": image is " + std::to_string(header.width) + "x" +
+                std::to_string(header.height) + " pixels, above the limit of " +
+                std::to_string(limits.max_pixels) + " pixels");
   if (header.truncated) throw Error(path.string() + ": " + header.format + " file is truncated");
   cv::Mat decoded;
   try {
@@ -168,7 +178,8 @@ PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec, cons
   } catch (const cv::Exception& e) {
     throw Error(path.string() + ": cannot decode " + header.format + " (" + e.msg + ")");
   }
-  if (decoded.empty()) throw Error(path.string() + ": " + header.format + " data is corrupt and cannot be decoded");
+  if (decoded.empty())
+    throw Error(path.string() + ": " + header.format + " data is corrupt and cannot be decoded");
   cv::Mat rgb;
   cv::cvtColor(decoded, rgb, cv::COLOR_BGR2RGB);
   if (!rgb.isContinuous()) rgb = rgb.clone();
@@ -177,7 +188,8 @@ PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec, cons
 
 std::string preprocessing_description(const InputSpec& spec) {
   return std::string("OpenCV ") + CV_VERSION + " imdecode+resize (" + spec.interpolation +
-         "), shorter side " + std::to_string(spec.resize) + ", centre crop " + std::to_string(spec.crop);
+         "), shorter side " + std::to_string(spec.resize) + ", centre crop " +
+         std::to_string(spec.crop);
 }
 
 PreprocessCache::PreprocessCache(fs::path dir) : dir_(std::move(dir)) {}
@@ -187,7 +199,8 @@ PreprocessCache::Entry PreprocessCache::prepare(const fs::path& image, const Inp
   // Key on the image's content and on everything that shapes the tensor, including the library.
   if (!fs::is_regular_file(image)) throw Error(image.string() + ": file does not exist");
   const std::string image_hash = sha256_file(image);
-  const std::string spec_hash = sha256_text(spec.preprocessing_key() + "|" + preprocessing_description(spec)).substr(0, 16);
+  const std::string spec_hash =
+      sha256_text(spec.preprocessing_key() + "|" + preprocessing_description(spec)).substr(0, 16);
   const fs::path folder = dir_ / "tensors" / spec_hash;
   Entry entry;
   entry.image_sha256 = image_hash;
@@ -217,7 +230,8 @@ PreprocessCache::Entry PreprocessCache::prepare(const fs::path& image, const Inp
 fs::path default_cache_dir() {
   if (const char* d = std::getenv("DELTANN_CACHE"); d && *d) return d;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return fs::path(x) / "deltann";
-  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".cache" / "deltann";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return fs::path(home) / ".cache" / "deltann";
   return fs::temp_directory_path() / "deltann-cache";
 }
 

@@ -32,8 +32,8 @@ constexpr int kTopK = 5;
 constexpr int kMaxConsecutiveFailures = 3;
 
 struct PlannedVariant {
-  Environment env;      // resolved: every knob explicit
-  std::string text;     // canonical environment string
+  Environment env;   // resolved: every knob explicit
+  std::string text;  // canonical environment string
   fs::path worker;
   std::string skip_reason;
 };
@@ -67,8 +67,8 @@ std::string host_description() {
       cpu = line.substr(line.find(':') + 2);
       break;
     }
-  return std::string(u.nodename) + " " + u.sysname + " " + u.release + " " + u.machine + ", " + cpu + ", " +
-         std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
+  return std::string(u.nodename) + " " + u.sysname + " " + u.release + " " + u.machine + ", " +
+         cpu + ", " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
 }
 
 // Turns the command line's environment strings into runnable variants or skipped ones with a
@@ -82,14 +82,17 @@ std::vector<PlannedVariant> plan(const CampaignConfig& config) {
     if (!engines.count(env.framework)) {
       if (!fs::exists(v.worker)) {
         std::string built;
-        for (const auto& name : built_engines(config.worker_dir)) built += (built.empty() ? "" : ", ") + name;
-        engines[env.framework] = "engine '" + env.framework + "' is not built into this deltann (built: " +
-                                 (built.empty() ? "none" : built) + ")";
+        for (const auto& name : built_engines(config.worker_dir))
+          built += (built.empty() ? "" : ", ") + name;
+        engines[env.framework] =
+            "engine '" + env.framework +
+            "' is not built into this deltann (built: " + (built.empty() ? "none" : built) + ")";
       } else {
         try {
           engines[env.framework] = backend_info_from_json(describe_worker(v.worker));
         } catch (const std::exception& e) {
-          engines[env.framework] = std::string("engine '") + env.framework + "' cannot start: " + e.what();
+          engines[env.framework] =
+              std::string("engine '") + env.framework + "' cannot start: " + e.what();
         }
       }
     }
@@ -99,7 +102,8 @@ std::vector<PlannedVariant> plan(const CampaignConfig& config) {
     } else {
       const auto& info = std::get<BackendInfo>(engine);
       if (!env.version.empty() && env.version != info.version)
-        v.skip_reason = "version " + env.version + " of " + env.framework + " is not installed (have " + info.version + ")";
+        v.skip_reason = "version " + env.version + " of " + env.framework +
+                        " is not installed (have " + info.version + ")";
       else if (!env.conversion.empty())
         v.skip_reason = "conversion chains are not supported yet by this build";
       else {
@@ -124,8 +128,10 @@ class Progress {
   void advance() {
     ++done_;
     if (!events_.progress) return;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double eta = done_ > 0 ? elapsed / static_cast<double>(done_) * static_cast<double>(total_ - done_) : 0;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double eta =
+        done_ > 0 ? elapsed / static_cast<double>(done_) * static_cast<double>(total_ - done_) : 0;
     events_.progress(done_, total_, eta);
   }
 
@@ -141,13 +147,19 @@ class Progress {
 // kMaxConsecutiveFailures times in a row.
 class VariantRunner {
  public:
-  VariantRunner(const CampaignConfig& config, const ModelSpec& spec, const std::string& model_sha, Store& store,
-                const CampaignEvents& events, Progress& progress, bool keep_outputs)
-      : config_(config), spec_(spec), model_sha_(model_sha), store_(store), events_(events),
-        progress_(progress), keep_outputs_(keep_outputs) {}
+  VariantRunner(const CampaignConfig& config, const ModelSpec& spec, const std::string& model_sha,
+                Store& store, const CampaignEvents& events, Progress& progress, bool keep_outputs)
+      : config_(config),
+        spec_(spec),
+        model_sha_(model_sha),
+        store_(store),
+        events_(events),
+        progress_(progress),
+        keep_outputs_(keep_outputs) {}
 
   // Returns false when the variant was abandoned.
-  bool run(const PlannedVariant& variant, const StoredVariant& stored, const std::vector<ReadyImage>& todo) {
+  bool run(const PlannedVariant& variant, const StoredVariant& stored,
+           const std::vector<ReadyImage>& todo) {
     variant_ = &variant;
     id_ = stored.id;
     need_load_record_ = !stored.load_ns.has_value();
@@ -157,8 +169,12 @@ class VariantRunner {
       if (!worker_ && !start()) return false;
       const ReadyImage& image = todo[next];
       const bool first = !ran_in_process_;
-      worker_->send({{"op", "run"}, {"image", image.key}, {"tensor", image.tensor.string()}, {"first", first},
-                     {"warmup", first ? config_.warmup : 0}, {"repeat", config_.repeat}});
+      worker_->send({{"op", "run"},
+                     {"image", image.key},
+                     {"tensor", image.tensor.string()},
+                     {"first", first},
+                     {"warmup", first ? config_.warmup : 0},
+                     {"repeat", config_.repeat}});
       const auto reply = worker_->receive(config_.timeout_s);
       const std::string stage = first ? "first_inference" : "run";
       bool ok = false;
@@ -187,14 +203,17 @@ class VariantRunner {
   bool start() {
     ran_in_process_ = false;
     try {
-      worker_ = std::make_unique<WorkerProcess>(variant_->worker, std::vector<std::string>{"--serve"});
+      worker_ =
+          std::make_unique<WorkerProcess>(variant_->worker, std::vector<std::string>{"--serve"});
     } catch (const Error& e) {
       fail("load", "error", e.what(), std::nullopt);
       return abandon("its worker cannot start");
     }
     auto ready = worker_->receive(config_.timeout_s);
     if (ready) {
-      worker_->send({{"op", "load"}, {"artifact", fs::absolute(config_.model).string()}, {"env", variant_->text},
+      worker_->send({{"op", "load"},
+                     {"artifact", fs::absolute(config_.model).string()},
+                     {"env", variant_->text},
                      {"spec", to_json(spec_)}});
       ready = worker_->receive(config_.timeout_s);
     }
@@ -207,8 +226,8 @@ class VariantRunner {
       return abandon("it could not be loaded");
     }
     if (need_load_record_) {
-      store_.record_load(id_, ready->value("engine_version", ""), model_sha_, ready->value("load_ns", int64_t{0}),
-                         ready->dump());
+      store_.record_load(id_, ready->value("engine_version", ""), model_sha_,
+                         ready->value("load_ns", int64_t{0}), ready->dump());
       need_load_record_ = false;
     }
     return true;
@@ -225,9 +244,9 @@ class VariantRunner {
     const size_t expected = static_cast<size_t>(spec_.output.classes + spec_.output.label_offset);
     if (output.size() != expected) {
       fail(stage, "error",
-           "output has " + std::to_string(output.size()) + " values; the spec expects " + std::to_string(expected) +
-               " (" + std::to_string(spec_.output.classes) + " classes + label offset " +
-               std::to_string(spec_.output.label_offset) + ")",
+           "output has " + std::to_string(output.size()) + " values; the spec expects " +
+               std::to_string(expected) + " (" + std::to_string(spec_.output.classes) +
+               " classes + label offset " + std::to_string(spec_.output.label_offset) + ")",
            image.id);
       abandon_ = true;
       return false;
@@ -260,7 +279,8 @@ class VariantRunner {
             std::optional<int64_t> image_id) {
     store_.record_failure({id_, image_id, stage, symptom, message});
     if (events_.message)
-      events_.message(variant_->text + ": " + stage + " failed (" + symptom + "): " + message.substr(0, 300));
+      events_.message(variant_->text + ": " + stage + " failed (" + symptom +
+                      "): " + message.substr(0, 300));
   }
 
   bool abandon(const std::string& why) {
@@ -309,22 +329,25 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   if (config.repeat < 1) throw Error("--repeat must be at least 1");
   if (config.warmup < 0) throw Error("--warmup must not be negative");
   if (config.timeout_s <= 0) throw Error("--timeout must be positive");
-  if (!fs::is_regular_file(config.model)) throw Error("model file " + config.model.string() + " does not exist");
+  if (!fs::is_regular_file(config.model))
+    throw Error("model file " + config.model.string() + " does not exist");
   const ModelSpec spec = load_model_spec(config.model, config.spec);
   const Dataset dataset = load_dataset(config.images, config.dataset);
   std::vector<PlannedVariant> variants = plan(config);
 
   Store store(config.db);
   if (!store.meta("created_at")) {
-    store.set_meta("created_at", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                    std::chrono::system_clock::now().time_since_epoch())
-                                                    .count()));
+    store.set_meta("created_at",
+                   std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count()));
   }
   store.set_meta("deltann_version", kVersion);
   store.set_meta("host", host_description());
   store.set_meta("dataset", fs::absolute(config.images).string() + " (" + dataset.layout + ")");
   store.set_meta("preprocessing", preprocessing_description(spec.input));
-  store.set_meta("timing", "warmup=" + std::to_string(config.warmup) + ", repeat=" + std::to_string(config.repeat));
+  store.set_meta("timing", "warmup=" + std::to_string(config.warmup) +
+                               ", repeat=" + std::to_string(config.repeat));
   const std::string model_sha = sha256_file(config.model);
   const int64_t model_id =
       store.ensure_model({0, fs::absolute(config.model).string(), model_sha, to_json(spec).dump()});
@@ -374,7 +397,8 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
       continue;
     }
     if (stored.status == "failed" && !config.retry_failed) {
-      say("skipped " + v.text + ": it failed in an earlier run (use --retry-failed to run it again)");
+      say("skipped " + v.text +
+          ": it failed in an earlier run (use --retry-failed to run it again)");
       ++outcome.variants_skipped;
       continue;
     }

@@ -12,7 +12,8 @@ std::string encode_floats(const std::vector<float>& values) {
   const size_t bytes = values.size() * sizeof(float);
   std::string text(4 * ((bytes + 2) / 3), '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(text.data()),
-                                reinterpret_cast<const unsigned char*>(values.data()), static_cast<int>(bytes));
+                                reinterpret_cast<const unsigned char*>(values.data()),
+                                static_cast<int>(bytes));
   text.resize(static_cast<size_t>(n));
   return text;
 }
@@ -21,7 +22,8 @@ std::vector<float> decode_floats(const std::string& text) {
   if (text.size() % 4 != 0) throw Error("worker sent a malformed float vector");
   std::string bytes(3 * text.size() / 4, '\0');
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(bytes.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
   if (n < 0) throw Error("worker sent a malformed float vector");
   // EVP_DecodeBlock counts the padding as data; the true length is the float count times 4.
   size_t padding = 0;

@@ -88,11 +88,13 @@ class Server {
 
 }  // namespace
 
-int worker_main(int argc, char** argv, const std::function<std::unique_ptr<Backend>()>& make_backend) {
+int worker_main(int argc, char** argv,
+                const std::function<std::unique_ptr<Backend>()>& make_backend) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode != "--describe" && mode != "--serve") {
-    std::cerr << "usage: " << argv[0] << " --describe | --serve\n"
-              << "A deltann worker: runs one engine and speaks the worker protocol on stdin/stdout.\n";
+    std::cerr
+        << "usage: " << argv[0] << " --describe | --serve\n"
+        << "A deltann worker: runs one engine and speaks the worker protocol on stdin/stdout.\n";
     return 2;
   }
   std::unique_ptr<Backend> backend;
@@ -114,7 +116,9 @@ int worker_main(int argc, char** argv, const std::function<std::unique_ptr<Backe
     try {
       request = json::parse(line);
     } catch (const json::exception& e) {
-      reply({{"event", "error"}, {"stage", "protocol"}, {"message", std::string("malformed request: ") + e.what()}});
+      reply({{"event", "error"},
+             {"stage", "protocol"},
+             {"message", std::string("malformed request: ") + e.what()}});
       continue;
     }
     try {

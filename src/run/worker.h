@@ -10,6 +10,7 @@
 namespace deltann {
 
 // `--describe` prints the backend's BackendInfo as JSON; `--serve` answers requests on stdin.
-int worker_main(int argc, char** argv, const std::function<std::unique_ptr<Backend>()>& make_backend);
+int worker_main(int argc, char** argv,
+                const std::function<std::unique_ptr<Backend>()>& make_backend);
 
 }  // namespace deltann

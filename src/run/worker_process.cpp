@@ -26,20 +26,29 @@ void close_fd(int& fd) {
 
 std::string signal_name(int sig) {
   switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGKILL: return "SIGKILL";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGTERM: return "SIGTERM";
-    default: return "signal " + std::to_string(sig);
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGILL:
+      return "SIGILL";
+    case SIGTERM:
+      return "SIGTERM";
+    default:
+      return "signal " + std::to_string(sig);
   }
 }
 
 }  // namespace
 
-WorkerProcess::WorkerProcess(const std::filesystem::path& program, const std::vector<std::string>& args) {
+WorkerProcess::WorkerProcess(const std::filesystem::path& program,
+                             const std::vector<std::string>& args) {
   // A worker that dies while we write to it must not kill the campaign with SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
   int in[2], out[2], err[2];
@@ -83,7 +92,8 @@ WorkerProcess::~WorkerProcess() {
 }
 
 bool WorkerProcess::send(const nlohmann::json& request) {
-  const std::string line = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const std::string line =
+      request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   size_t written = 0;
   while (written < line.size()) {
     const ssize_t n = ::write(in_fd_, line.data() + written, line.size() - written);
@@ -122,21 +132,26 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
       }
     }
     if (out_fd_ < 0) return std::nullopt;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
       hung_ = true;
       if (pid_ > 0) ::kill(pid_, SIGKILL);
       return std::nullopt;
     }
     pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
-    const int ready = ::poll(fds, err_fd_ >= 0 ? 2 : 1, static_cast<int>(std::min<long long>(left, 1000)));
-    if (ready < 0 && errno != EINTR) throw Error(std::string("poll failed: ") + std::strerror(errno));
+    const int ready =
+        ::poll(fds, err_fd_ >= 0 ? 2 : 1, static_cast<int>(std::min<long long>(left, 1000)));
+    if (ready < 0 && errno != EINTR)
+      throw Error(std::string("poll failed: ") + std::strerror(errno));
     if (err_fd_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) drain_stderr();
     if (fds[0].revents & (POLLIN | POLLHUP)) {
       char buffer[65536];
       const ssize_t n = ::read(out_fd_, buffer, sizeof buffer);
-      if (n > 0) out_buffer_.append(buffer, static_cast<size_t>(n));
-      else if (n == 0 || errno != EINTR) close_fd(out_fd_);
+      if (n > 0)
+        out_buffer_.append(buffer, static_cast<size_t>(n));
+      else if (n == 0 || errno != EINTR)
+        close_fd(out_fd_);
     }
   }
 }
@@ -176,7 +191,8 @@ nlohmann::json describe_worker(const std::filesystem::path& program, double time
   auto reply = worker.receive(timeout_s);
   const WorkerExit exit = worker.finish();
   if (!reply)
-    throw Error(program.string() + " --describe failed (" + exit.symptom + ", " + exit.detail + "): " + worker.log_tail());
+    throw Error(program.string() + " --describe failed (" + exit.symptom + ", " + exit.detail +
+                "): " + worker.log_tail());
   return *reply;
 }
 

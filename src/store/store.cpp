@@ -46,8 +46,10 @@ std::vector<T> from_blob(const SQLite::Column& column) {
 
 template <typename T>
 void bind_blob(SQLite::Statement& s, int index, const std::vector<T>& values) {
-  if (values.empty()) s.bind(index);  // NULL
-  else s.bind(index, values.data(), static_cast<int>(values.size() * sizeof(T)));
+  if (values.empty())
+    s.bind(index);  // NULL
+  else
+    s.bind(index, values.data(), static_cast<int>(values.size() * sizeof(T)));
 }
 
 std::optional<int64_t> optional_int(const SQLite::Column& c) {
@@ -56,9 +58,11 @@ std::optional<int64_t> optional_int(const SQLite::Column& c) {
 
 }  // namespace
 
-Store::Store(const std::filesystem::path& path, int batch_size) : path_(path), batch_size_(batch_size) {
+Store::Store(const std::filesystem::path& path, int batch_size)
+    : path_(path), batch_size_(batch_size) {
   try {
-    db_ = std::make_unique<SQLite::Database>(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db_ = std::make_unique<SQLite::Database>(path.string(),
+                                             SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db_->setBusyTimeout(10000);
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec("PRAGMA synchronous=NORMAL");
@@ -94,15 +98,19 @@ std::optional<std::string> Store::meta(const std::string& key) {
 }
 
 void Store::set_meta(const std::string& key, const std::string& value) {
-  SQLite::Statement q(*db_, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  SQLite::Statement q(*db_,
+                      "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET "
+                      "value = excluded.value");
   q.bind(1, key);
   q.bind(2, value);
   q.exec();
 }
 
 int64_t Store::ensure_model(const StoredModel& model) {
-  SQLite::Statement insert(*db_, "INSERT INTO models(path, sha256, spec_json) VALUES(?, ?, ?) "
-                                 "ON CONFLICT(sha256, path) DO UPDATE SET spec_json = excluded.spec_json");
+  SQLite::Statement insert(
+      *db_,
+      "INSERT INTO models(path, sha256, spec_json) VALUES(?, ?, ?) "
+      "ON CONFLICT(sha256, path) DO UPDATE SET spec_json = excluded.spec_json");
   insert.bind(1, model.path);
   insert.bind(2, model.sha256);
   insert.bind(3, model.spec_json);
@@ -115,15 +123,18 @@ int64_t Store::ensure_model(const StoredModel& model) {
 }
 
 int64_t Store::ensure_image(const StoredImage& image) {
-  SQLite::Statement insert(*db_,
-                           "INSERT INTO images(key, path, sha256, label, status, message) VALUES(?, ?, ?, ?, ?, ?) "
-                           "ON CONFLICT(key) DO UPDATE SET path = excluded.path, sha256 = excluded.sha256, "
-                           "label = excluded.label, status = excluded.status, message = excluded.message");
+  SQLite::Statement insert(
+      *db_,
+      "INSERT INTO images(key, path, sha256, label, status, message) VALUES(?, ?, ?, ?, ?, ?) "
+      "ON CONFLICT(key) DO UPDATE SET path = excluded.path, sha256 = excluded.sha256, "
+      "label = excluded.label, status = excluded.status, message = excluded.message");
   insert.bind(1, image.key);
   insert.bind(2, image.path);
   insert.bind(3, image.sha256);
-  if (image.label) insert.bind(4, *image.label);
-  else insert.bind(4);
+  if (image.label)
+    insert.bind(4, *image.label);
+  else
+    insert.bind(4);
   insert.bind(5, image.status);
   insert.bind(6, image.message);
   insert.exec();
@@ -133,8 +144,11 @@ int64_t Store::ensure_image(const StoredImage& image) {
   return q.getColumn(0).getInt64();
 }
 
-int64_t Store::ensure_variant(int64_t model_id, const std::string& env, const std::string& framework) {
-  SQLite::Statement insert(*db_, "INSERT OR IGNORE INTO variants(model_id, env, framework, status) VALUES(?, ?, ?, 'pending')");
+int64_t Store::ensure_variant(int64_t model_id, const std::string& env,
+                              const std::string& framework) {
+  SQLite::Statement insert(*db_,
+                           "INSERT OR IGNORE INTO variants(model_id, env, framework, status) "
+                           "VALUES(?, ?, ?, 'pending')");
   insert.bind(1, model_id);
   insert.bind(2, env);
   insert.bind(3, framework);
@@ -154,9 +168,12 @@ void Store::set_variant_status(int64_t variant_id, const std::string& status) {
   q.exec();
 }
 
-void Store::record_load(int64_t variant_id, const std::string& engine_version, const std::string& artifact_sha256,
-                        int64_t load_ns, const std::string& info_json) {
-  SQLite::Statement q(*db_, "UPDATE variants SET engine_version = ?, artifact_sha256 = ?, load_ns = ?, info_json = ? WHERE id = ?");
+void Store::record_load(int64_t variant_id, const std::string& engine_version,
+                        const std::string& artifact_sha256, int64_t load_ns,
+                        const std::string& info_json) {
+  SQLite::Statement q(*db_,
+                      "UPDATE variants SET engine_version = ?, artifact_sha256 = ?, load_ns = ?, "
+                      "info_json = ? WHERE id = ?");
   q.bind(1, engine_version);
   q.bind(2, artifact_sha256);
   q.bind(3, load_ns);
@@ -174,10 +191,14 @@ void Store::record_first_inference(int64_t variant_id, int64_t first_ns) {
 
 void Store::record_failure(const StoredFailure& f) {
   flush();
-  SQLite::Statement q(*db_, "INSERT INTO failures(variant_id, image_id, stage, symptom, message) VALUES(?, ?, ?, ?, ?)");
+  SQLite::Statement q(
+      *db_,
+      "INSERT INTO failures(variant_id, image_id, stage, symptom, message) VALUES(?, ?, ?, ?, ?)");
   q.bind(1, f.variant_id);
-  if (f.image_id) q.bind(2, *f.image_id);
-  else q.bind(2);
+  if (f.image_id)
+    q.bind(2, *f.image_id);
+  else
+    q.bind(2);
   q.bind(3, f.stage);
   q.bind(4, f.symptom);
   q.bind(5, f.message);
@@ -198,8 +219,10 @@ void Store::add_result(StoredResult result) {
 void Store::flush() {
   if (pending_.empty()) return;
   SQLite::Transaction tx(*db_);
-  SQLite::Statement q(*db_, "INSERT OR REPLACE INTO results(variant_id, image_id, top_ids, top_scores, output, samples_ns) "
-                            "VALUES(?, ?, ?, ?, ?, ?)");
+  SQLite::Statement q(*db_,
+                      "INSERT OR REPLACE INTO results(variant_id, image_id, top_ids, top_scores, "
+                      "output, samples_ns) "
+                      "VALUES(?, ?, ?, ?, ?, ?)");
   for (const auto& r : pending_) {
     q.bind(1, r.variant_id);
     q.bind(2, r.image_id);
@@ -221,7 +244,8 @@ std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_faile
   q.bind(1, variant_id);
   while (q.executeStep()) done.insert(q.getColumn(0).getInt64());
   if (include_failed) {
-    SQLite::Statement f(*db_, "SELECT image_id FROM failures WHERE variant_id = ? AND image_id IS NOT NULL");
+    SQLite::Statement f(
+        *db_, "SELECT image_id FROM failures WHERE variant_id = ? AND image_id IS NOT NULL");
     f.bind(1, variant_id);
     while (f.executeStep()) done.insert(f.getColumn(0).getInt64());
   }
@@ -232,14 +256,15 @@ std::vector<StoredModel> Store::models() {
   std::vector<StoredModel> out;
   SQLite::Statement q(*db_, "SELECT id, path, sha256, spec_json FROM models ORDER BY id");
   while (q.executeStep())
-    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-                   q.getColumn(3).getString()});
+    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                   q.getColumn(2).getString(), q.getColumn(3).getString()});
   return out;
 }
 
 std::vector<StoredImage> Store::images() {
   std::vector<StoredImage> out;
-  SQLite::Statement q(*db_, "SELECT id, key, path, sha256, label, status, message FROM images ORDER BY id");
+  SQLite::Statement q(
+      *db_, "SELECT id, key, path, sha256, label, status, message FROM images ORDER BY id");
   while (q.executeStep()) {
     StoredImage i;
     i.id = q.getColumn(0).getInt64();
@@ -257,8 +282,10 @@ std::vector<StoredImage> Store::images() {
 std::vector<StoredVariant> Store::variants() {
   flush();
   std::vector<StoredVariant> out;
-  SQLite::Statement q(*db_, "SELECT id, model_id, env, framework, status, engine_version, artifact_sha256, "
-                            "load_ns, first_ns, info_json FROM variants ORDER BY id");
+  SQLite::Statement q(
+      *db_,
+      "SELECT id, model_id, env, framework, status, engine_version, artifact_sha256, "
+      "load_ns, first_ns, info_json FROM variants ORDER BY id");
   while (q.executeStep()) {
     StoredVariant v;
     v.id = q.getColumn(0).getInt64();
@@ -279,10 +306,12 @@ std::vector<StoredVariant> Store::variants() {
 std::vector<StoredFailure> Store::failures() {
   flush();
   std::vector<StoredFailure> out;
-  SQLite::Statement q(*db_, "SELECT variant_id, image_id, stage, symptom, message FROM failures ORDER BY id");
+  SQLite::Statement q(
+      *db_, "SELECT variant_id, image_id, stage, symptom, message FROM failures ORDER BY id");
   while (q.executeStep())
-    out.push_back({q.getColumn(0).getInt64(), optional_int(q.getColumn(1)), q.getColumn(2).getString(),
-                   q.getColumn(3).getString(), q.getColumn(4).getString()});
+    out.push_back({q.getColumn(0).getInt64(), optional_int(q.getColumn(1)),
+                   q.getColumn(2).getString(), q.getColumn(3).getString(),
+                   q.getColumn(4).getString()});
   return out;
 }
 
@@ -290,8 +319,10 @@ std::vector<StoredResult> Store::results(int64_t variant_id, bool with_output) {
   flush();
   std::vector<StoredResult> out;
   SQLite::Statement q(*db_, with_output
-                                ? "SELECT image_id, top_ids, top_scores, samples_ns, output FROM results WHERE variant_id = ? ORDER BY image_id"
-                                : "SELECT image_id, top_ids, top_scores, samples_ns FROM results WHERE variant_id = ? ORDER BY image_id");
+                                ? "SELECT image_id, top_ids, top_scores, samples_ns, output FROM "
+                                  "results WHERE variant_id = ? ORDER BY image_id"
+                                : "SELECT image_id, top_ids, top_scores, samples_ns FROM results "
+                                  "WHERE variant_id = ? ORDER BY image_id");
   q.bind(1, variant_id);
   while (q.executeStep()) {
     StoredResult r;

@@ -85,5 +85,6 @@ class OpenCvBackend final : public Backend {
 }  // namespace deltann::opencv
 
 int main(int argc, char** argv) {
-  return deltann::worker_main(argc, argv, [] { return std::make_unique<deltann::opencv::OpenCvBackend>(); });
+  return deltann::worker_main(argc, argv,
+                              [] { return std::make_unique<deltann::opencv::OpenCvBackend>(); });
 }

@@ -38,10 +38,14 @@ class OrtSession final : public Session {
     session_ = std::make_unique<Ort::Session>(env, request.artifact.c_str(), options);
 
     Ort::AllocatorWithDefaultOptions allocator;
-    input_name_ = pick_name(request.input.name, session_->GetInputCount(),
-                            [&](size_t i) { return std::string(session_->GetInputNameAllocated(i, allocator).get()); }, "input");
-    output_name_ = pick_name(request.output.name, session_->GetOutputCount(),
-                             [&](size_t i) { return std::string(session_->GetOutputNameAllocated(i, allocator).get()); }, "output");
+    input_name_ = pick_name(
+        request.input.name, session_->GetInputCount(),
+        [&](size_t i) { return std::string(session_->GetInputNameAllocated(i, allocator).get()); },
+        "input");
+    output_name_ = pick_name(
+        request.output.name, session_->GetOutputCount(),
+        [&](size_t i) { return std::string(session_->GetOutputNameAllocated(i, allocator).get()); },
+        "output");
     // Check the model's input shape against the spec now, so a mismatch is a load failure that
     // names both shapes rather than an engine error at the first image.
     for (size_t i = 0; i < session_->GetInputCount(); ++i) {
@@ -52,8 +56,8 @@ class OrtSession final : public Session {
       for (size_t d = 0; compatible && d < model_shape.size(); ++d)
         compatible = model_shape[d] < 0 || model_shape[d] == spec_shape[d];
       if (!compatible)
-        throw Error("model input '" + input_name_ + "' has shape " + shape_text(model_shape) + " but the spec says " +
-                    shape_text(spec_shape));
+        throw Error("model input '" + input_name_ + "' has shape " + shape_text(model_shape) +
+                    " but the spec says " + shape_text(spec_shape));
       if (session_->GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType() !=
           ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
         throw Error("model input '" + input_name_ + "' is not float32");
@@ -64,8 +68,8 @@ class OrtSession final : public Session {
     input_data_ = input.data;
     shape_ = input.shape;
     const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-    input_value_ = Ort::Value::CreateTensor<float>(memory, input_data_.data(), input_data_.size(), shape_.data(),
-                                                   shape_.size());
+    input_value_ = Ort::Value::CreateTensor<float>(memory, input_data_.data(), input_data_.size(),
+                                                   shape_.data(), shape_.size());
   }
 
   void run() override {
@@ -86,7 +90,8 @@ class OrtSession final : public Session {
 
  private:
   template <typename NameAt>
-  static std::string pick_name(const std::string& wanted, size_t count, NameAt name_at, const char* what) {
+  static std::string pick_name(const std::string& wanted, size_t count, NameAt name_at,
+                               const char* what) {
     std::vector<std::string> names;
     for (size_t i = 0; i < count; ++i) names.push_back(name_at(i));
     if (names.empty()) throw Error(std::string("model has no ") + what);
@@ -114,9 +119,10 @@ class OrtBackend final : public Backend {
     info.description = "ONNX Runtime, CPU execution provider";
     info.devices = {"cpu"};
     info.formats = {"onnx"};
-    info.knobs = {{"opt", {"disable", "basic", "extended", "all"}, "all", "graph optimisation level"},
-                  {"device", {"cpu"}, "cpu", "execution provider"},
-                  {"threads", {}, "1", "intra-op threads"}};
+    info.knobs = {
+        {"opt", {"disable", "basic", "extended", "all"}, "all", "graph optimisation level"},
+        {"device", {"cpu"}, "cpu", "execution provider"},
+        {"threads", {}, "1", "intra-op threads"}};
     return info;
   }
 
@@ -136,5 +142,6 @@ class OrtBackend final : public Backend {
 }  // namespace deltann::ort
 
 int main(int argc, char** argv) {
-  return deltann::worker_main(argc, argv, [] { return std::make_unique<deltann::ort::OrtBackend>(); });
+  return deltann::worker_main(argc, argv,
+                              [] { return std::make_unique<deltann::ort::OrtBackend>(); });
 }

@@ -47,7 +47,8 @@ class TestingSession final : public Session {
 
   std::vector<float> output() override {
     std::vector<float> out(static_cast<size_t>(classes_));
-    for (size_t k = 0; k < out.size(); ++k) out[k] = static_cast<float>(std::sin(mean_ + static_cast<double>(k)));
+    for (size_t k = 0; k < out.size(); ++k)
+      out[k] = static_cast<float>(std::sin(mean_ + static_cast<double>(k)));
     return out;
   }
 
@@ -68,12 +69,13 @@ class TestingBackend final : public Backend {
     info.description = "test-only engine that fails on demand";
     info.devices = {"cpu"};
     info.formats = {"any"};
-    info.knobs = {{"opt", {"none"}, "none", "no optimisation"},
-                  {"device", {"cpu"}, "cpu", ""},
-                  {"threads", {}, "1", "ignored"},
-                  {"fault", {"none", "segv", "abort", "hang", "exit", "error"}, "none", "what goes wrong"},
-                  {"at", {"load", "first", "run"}, "run", "when it goes wrong"},
-                  {"after", {}, "2", "image number for at=run"}};
+    info.knobs = {
+        {"opt", {"none"}, "none", "no optimisation"},
+        {"device", {"cpu"}, "cpu", ""},
+        {"threads", {}, "1", "ignored"},
+        {"fault", {"none", "segv", "abort", "hang", "exit", "error"}, "none", "what goes wrong"},
+        {"at", {"load", "first", "run"}, "run", "when it goes wrong"},
+        {"after", {}, "2", "image number for at=run"}};
     return info;
   }
 
@@ -87,5 +89,6 @@ class TestingBackend final : public Backend {
 }  // namespace deltann::testing
 
 int main(int argc, char** argv) {
-  return deltann::worker_main(argc, argv, [] { return std::make_unique<deltann::testing::TestingBackend>(); });
+  return deltann::worker_main(argc, argv,
+                              [] { return std::make_unique<deltann::testing::TestingBackend>(); });
 }
