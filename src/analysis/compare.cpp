@@ -39,6 +39,16 @@ std::string scientific(std::optional<double> v) {
   return s.str();
 }
 
+constexpr size_t kPairsShown = 15;
+
+// Image names come from files: keep control characters out of the terminal.
+std::string printable(const std::string& text) {
+  std::string out = text;
+  for (char& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  return out;
+}
+
 template <typename T>
 nlohmann::json optional_json(const std::optional<T>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
@@ -190,9 +200,9 @@ void print_comparison(const Comparison& c, std::ostream& out) {
       << '\n';
   for (size_t i = 0; i < c.variants.size(); ++i) {
     const auto& v = c.variants[i];
-    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(44) << v.env
-        << std::setw(9) << v.status << std::right << std::setw(7) << v.images << std::setw(6)
-        << v.failures << std::setw(8) << percent(v.top1_accuracy) << std::setw(8)
+    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(44)
+        << printable(v.env) << std::setw(9) << v.status << std::right << std::setw(7) << v.images
+        << std::setw(6) << v.failures << std::setw(8) << percent(v.top1_accuracy) << std::setw(8)
         << percent(v.top5_accuracy) << std::setw(10) << fixed(v.load_ms, 1) << std::setw(10)
         << fixed(v.first_ms, 2) << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9)
         << fixed(v.p90_ms, 3) << '\n';
@@ -216,16 +226,27 @@ void print_comparison(const Comparison& c, std::ostream& out) {
     }
     out << '\n';
   }
-  out << "\nPairs (top-5 overlap, output differences)\n";
+  // Most different first: label flips, then top-5 disagreement, then the largest output gap.
+  std::vector<const PairSummary*> ranked;
+  for (const auto& p : c.pairs) ranked.push_back(&p);
+  std::stable_sort(ranked.begin(), ranked.end(), [](const PairSummary* x, const PairSummary* y) {
+    if (x->top1_differences != y->top1_differences)
+      return x->top1_differences > y->top1_differences;
+    if (x->top5_overlap != y->top5_overlap) return x->top5_overlap < y->top5_overlap;
+    return x->max_abs_diff.value_or(0) > y->max_abs_diff.value_or(0);
+  });
+  const size_t shown = std::min(ranked.size(), kPairsShown);
+  out << "\nPairs, most different first (top-5 overlap, output differences)\n";
   out << std::left << std::setw(10) << " pair" << std::right << std::setw(10) << "top-1 diff"
       << std::setw(10) << "top-5 ovl" << std::setw(12) << "max |d|" << std::setw(12) << "mean |d|"
       << "  differing images\n";
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < c.variants.size(); ++i) index[c.variants[i].env] = i + 1;
-  for (const auto& p : c.pairs) {
+  for (size_t r = 0; r < shown; ++r) {
+    const PairSummary& p = *ranked[r];
     std::string images;
     for (size_t k = 0; k < p.differing_images.size() && k < 5; ++k)
-      images += (k ? ", " : "") + p.differing_images[k];
+      images += (k ? ", " : "") + printable(p.differing_images[k]);
     if (p.differing_images.size() > 5) images += ", ...";
     out << std::left << std::setw(10)
         << (" " + std::to_string(index[p.a]) + "-" + std::to_string(index[p.b])) << std::right
@@ -233,6 +254,7 @@ void print_comparison(const Comparison& c, std::ostream& out) {
         << fixed(p.top5_overlap, 3) << std::setw(12) << scientific(p.max_abs_diff) << std::setw(12)
         << scientific(p.mean_abs_diff) << "  " << images << '\n';
   }
+  if (shown < ranked.size()) out << " (" << ranked.size() - shown << " more pairs in --json)\n";
 }
 
 }  // namespace deltann
