@@ -1,6 +1,9 @@
 #include "worker.h"
 
+#include <sys/prctl.h>
+
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <string>
 
@@ -97,6 +100,9 @@ int worker_main(int argc, char** argv,
         << "A deltann worker: runs one engine and speaks the worker protocol on stdin/stdout.\n";
     return 2;
   }
+  // A worker must not outlive the campaign that started it (a killed deltann would otherwise leave
+  // a hung engine behind): the kernel kills it when its parent dies.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::unique_ptr<Backend> backend;
   try {
     backend = make_backend();
