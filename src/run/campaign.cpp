@@ -157,6 +157,8 @@ class VariantRunner {
         progress_(progress),
         keep_outputs_(keep_outputs) {}
 
+  int64_t results_written() const { return results_written_; }
+
   // Returns false when the variant was abandoned.
   bool run(const PlannedVariant& variant, const StoredVariant& stored,
            const std::vector<ReadyImage>& todo) {
@@ -264,6 +266,7 @@ class VariantRunner {
     if (keep_outputs_) r.output = std::move(output);
     r.samples_ns = reply.value("samples_ns", std::vector<int64_t>{});
     store_.add_result(std::move(r));
+    ++results_written_;
     return true;
   }
 
@@ -311,6 +314,7 @@ class VariantRunner {
   bool need_load_record_ = false;
   bool need_first_record_ = false;
   bool abandon_ = false;
+  int64_t results_written_ = 0;
 };
 
 }  // namespace
@@ -427,7 +431,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
     } else {
       ++outcome.variants_failed;
     }
-    outcome.results_written += static_cast<int64_t>(job.todo.size());
+    outcome.results_written += runner.results_written();
   }
   store.flush();
   return outcome;
