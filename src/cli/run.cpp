@@ -98,8 +98,8 @@ void execute(RunOptions& o) {
   const CampaignOutcome outcome = run_campaign(c, events);
   std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed
             << " failed, " << outcome.variants_skipped << " skipped or already complete; "
-            << outcome.images_ok << " images ready, " << outcome.images_bad
-            << " unusable; results in " << c.db.string() << '\n';
+            << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable; "
+            << outcome.results_written << " results written to " << c.db.string() << '\n';
   Store store(c.db);
   const Comparison comparison = compare_variants(store);
   if (o.json)
