@@ -39,7 +39,7 @@ struct PairSummary {
 
 struct Comparison {
   std::vector<VariantSummary> variants;
-  std::vector<PairSummary> pairs;  // every unordered pair, a before b in variant order
+  std::vector<PairSummary> pairs;  // every pair with an image in common, a before b
   int labelled_images = 0;
 };
 

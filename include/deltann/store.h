@@ -107,6 +107,8 @@ class Store {
   std::vector<StoredResult> results(int64_t variant_id, bool with_output);
 
  private:
+  void write_results(const std::vector<StoredResult>& batch);
+
   std::filesystem::path path_;
   std::unique_ptr<SQLite::Database> db_;
   int batch_size_;

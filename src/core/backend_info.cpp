@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <charconv>
 
 #include <nlohmann/json.hpp>
 
@@ -42,9 +43,12 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
       throw Error(where + info.name + " has no knob '" + key + "'; its knobs are: " + valid);
     }
     if (knob->values.empty()) {
+      // Engines read it as an int; a value too large for one is as invalid as zero.
+      int number = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
       const bool positive = !value.empty() &&
                             value.find_first_not_of("0123456789") == std::string::npos &&
-                            std::stoll(value) > 0;
+                            ec == std::errc() && end == value.data() + value.size() && number > 0;
       if (!positive)
         throw Error(where + "knob '" + key + "' must be a positive integer, not '" + value + "'");
     } else if (std::find(knob->values.begin(), knob->values.end(), value) == knob->values.end()) {

@@ -1,5 +1,6 @@
 #include "deltann/tensor.h"
 
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <numeric>
@@ -69,11 +70,25 @@ Tensor read_npy(const std::filesystem::path& path) {
   Tensor t;
   std::istringstream dims(header.substr(open + 10, close - open - 10));
   std::string dim;
+  // The file may be damaged: check each dimension and the total against the file's size before
+  // allocating anything.
+  const auto data_bytes = std::filesystem::file_size(path) - 10 - header_len;
+  uint64_t count = 1;
   while (std::getline(dims, dim, ',')) {
-    if (dim.find_first_not_of(' ') == std::string::npos) continue;
-    t.shape.push_back(std::stoll(dim));
+    const auto first = dim.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    const auto last = dim.find_last_not_of(' ');
+    uint64_t value = 0;
+    const char* begin = dim.data() + first;
+    const char* end = dim.data() + last + 1;
+    const auto [ptr, ec] = std::from_chars(begin, end, value);
+    if (ec != std::errc() || ptr != end || (value != 0 && count > data_bytes / value))
+      throw Error(path.string() + ": .npy header has an invalid shape");
+    count *= value;
+    t.shape.push_back(static_cast<int64_t>(value));
   }
-  t.data.resize(static_cast<size_t>(t.element_count()));
+  if (count * sizeof(float) > data_bytes) throw Error(path.string() + ": tensor data is truncated");
+  t.data.resize(static_cast<size_t>(count));
   in.read(reinterpret_cast<char*>(t.data.data()),
           static_cast<std::streamsize>(t.data.size() * sizeof(float)));
   if (!in) throw Error(path.string() + ": tensor data is truncated");

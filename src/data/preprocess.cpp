@@ -44,33 +44,53 @@ void parse_png(const std::vector<unsigned char>& b, HeaderInfo& h) {
   if (color == 0 || color == 4) h.notes.push_back("grayscale image replicated to 3 channels");
   if (color == 4 || color == 6) h.notes.push_back("alpha channel dropped");
   if (color == 3) h.notes.push_back("palette image expanded to RGB");
-  // The last chunk of a complete PNG is IEND followed by its CRC.
-  if (b.size() < 12 || std::string(b.end() - 8, b.end() - 4) != "IEND") h.truncated = true;
+  // Walk the chunks (length, type, data, CRC) to IEND; a file that ends first is truncated.
+  // Bytes after IEND are ignored, as decoders do.
+  h.truncated = true;
+  for (size_t at = 8; at + 12 <= b.size();) {
+    const size_t length = be32(&b[at]);
+    if (std::string(b.begin() + static_cast<std::ptrdiff_t>(at + 4),
+                    b.begin() + static_cast<std::ptrdiff_t>(at + 8)) == "IEND") {
+      h.truncated = false;
+      break;
+    }
+    if (length > b.size()) break;
+    at += 12 + length;
+  }
 }
 
 void parse_jpeg(const std::vector<unsigned char>& b, HeaderInfo& h) {
-  // Walk the marker segments up to the first start-of-frame, which holds the dimensions.
-  size_t i = 2;
-  while (i + 9 < b.size()) {
-    if (b[i] != 0xFF) break;
+  // Walk the marker segments: the start-of-frame holds the dimensions, the start-of-scan begins
+  // the entropy-coded data. Segments are skipped by their length, so an EXIF thumbnail (a whole
+  // JPEG inside APP1) is never mistaken for the image.
+  size_t i = 2, scan = 0;
+  while (i + 4 <= b.size() && b[i] == 0xFF) {
     const unsigned char marker = b[i + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
     const size_t length = (size_t{b[i + 2]} << 8) | b[i + 3];
     const bool sof =
         marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (sof) {
+    if (sof && i + 9 < b.size()) {
       h.height = (int64_t{b[i + 5]} << 8) | b[i + 6];
       h.width = (int64_t{b[i + 7]} << 8) | b[i + 8];
       if (b[i + 9] == 1) h.notes.push_back("grayscale image replicated to 3 channels");
+    }
+    if (marker == 0xDA) {
+      scan = i + 2 + length;
       break;
     }
     i += 2 + length;
   }
   // Entropy-coded data never contains FF D9 (an FF there is always stuffed), so a complete file
-  // has its end-of-image marker near the end; OpenCV would otherwise decode a truncated file into
-  // a partly grey image with only a warning.
+  // has its end-of-image marker after the first scan; bytes after it (e.g. a motion photo's video)
+  // are ignored. OpenCV would otherwise decode a truncated file into a partly grey image with only
+  // a warning.
   bool has_eoi = false;
-  for (size_t k = b.size() >= 64 ? b.size() - 64 : 0; k + 1 < b.size(); ++k)
-    if (b[k] == 0xFF && b[k + 1] == 0xD9) has_eoi = true;
+  for (size_t k = scan; scan > 0 && k + 1 < b.size() && !has_eoi; ++k)
+    has_eoi = b[k] == 0xFF && b[k + 1] == 0xD9;
   h.truncated = !has_eoi;
 }
 

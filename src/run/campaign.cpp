@@ -406,7 +406,8 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
       ++outcome.variants_skipped;
       continue;
     }
-    if (stored.status == "failed" || stored.status == "skipped") store.clear_failures(id);
+    // Failures of images about to be retried, or of a plan that no longer applies, are obsolete.
+    if (config.retry_failed || stored.status == "skipped") store.clear_failures(id);
     const auto done = store.completed_images(id, !config.retry_failed);
     Job job{&v, stored, {}};
     for (const auto& image : ready)

@@ -19,7 +19,9 @@ std::string encode_floats(const std::vector<float>& values) {
 }
 
 std::vector<float> decode_floats(const std::string& text) {
-  if (text.size() % 4 != 0) throw Error("worker sent a malformed float vector");
+  const auto padding_at = text.find('=');
+  if (text.size() % 4 != 0 || (padding_at != std::string::npos && padding_at + 2 < text.size()))
+    throw Error("worker sent a malformed float vector");
   std::string bytes(3 * text.size() / 4, '\0');
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(bytes.data()),
                                 reinterpret_cast<const unsigned char*>(text.data()),

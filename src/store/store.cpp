@@ -44,10 +44,15 @@ std::vector<T> from_blob(const SQLite::Column& column) {
   return values;
 }
 
+// An empty vector becomes NULL where the column allows "not stored" (`nullable`), otherwise a
+// zero-length blob.
 template <typename T>
-void bind_blob(SQLite::Statement& s, int index, const std::vector<T>& values) {
-  if (values.empty())
-    s.bind(index);  // NULL
+void bind_blob(SQLite::Statement& s, int index, const std::vector<T>& values, bool nullable) {
+  static const char kNothing = 0;
+  if (values.empty() && nullable)
+    s.bind(index);
+  else if (values.empty())
+    s.bind(index, &kNothing, 0);
   else
     s.bind(index, values.data(), static_cast<int>(values.size() * sizeof(T)));
 }
@@ -76,6 +81,8 @@ Store::Store(const std::filesystem::path& path, int batch_size)
   const auto version = meta("schema_version");
   if (!version) {
     set_meta("schema_version", std::to_string(kSchemaVersion));
+  } else if (version->empty() || version->find_first_not_of("0123456789") != std::string::npos) {
+    throw Error(path.string() + " has an unreadable schema version '" + *version + "'");
   } else if (std::stoi(*version) > kSchemaVersion) {
     throw Error(path.string() + " has schema version " + *version + "; this deltann reads up to " +
                 std::to_string(kSchemaVersion));
@@ -218,23 +225,34 @@ void Store::add_result(StoredResult result) {
 
 void Store::flush() {
   if (pending_.empty()) return;
+  // The batch leaves the buffer whatever happens, so one bad row cannot block every later write.
+  const std::vector<StoredResult> batch = std::move(pending_);
+  pending_.clear();
+  try {
+    write_results(batch);
+  } catch (const SQLite::Exception& e) {
+    throw Error(path_.string() + ": cannot store " + std::to_string(batch.size()) + " results (" +
+                e.what() + ")");
+  }
+}
+
+void Store::write_results(const std::vector<StoredResult>& batch) {
   SQLite::Transaction tx(*db_);
   SQLite::Statement q(*db_,
                       "INSERT OR REPLACE INTO results(variant_id, image_id, top_ids, top_scores, "
                       "output, samples_ns) "
                       "VALUES(?, ?, ?, ?, ?, ?)");
-  for (const auto& r : pending_) {
+  for (const auto& r : batch) {
     q.bind(1, r.variant_id);
     q.bind(2, r.image_id);
     q.bind(3, nlohmann::json(r.top_ids).dump());
-    bind_blob(q, 4, r.top_scores);
-    bind_blob(q, 5, r.output);
-    bind_blob(q, 6, r.samples_ns);
+    bind_blob(q, 4, r.top_scores, false);
+    bind_blob(q, 5, r.output, true);
+    bind_blob(q, 6, r.samples_ns, false);
     q.exec();
     q.reset();
   }
   tx.commit();
-  pending_.clear();
 }
 
 std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_failed) {

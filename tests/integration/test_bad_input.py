@@ -1,0 +1,186 @@
+"""Bad input: unusable images are recorded and skipped without stopping the run, unusual but valid
+images are converted with a note, and bad models, engines and knob values give messages that
+say what is wrong and what would be right."""
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from deltann_itest import (Deltann, failures_of, images_by_key, results_of, variants_by_env,
+                           write_random_images)
+
+
+def png_chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+
+def write_bad_dataset(folder):
+    """Good images plus every kind of bad or odd file the issue lists. Returns
+    {file name: expected message fragment} for the unusable ones and
+    {file name: expected note fragment} for the odd but usable ones."""
+    from PIL import Image
+
+    rs = np.random.RandomState(2024)
+    write_random_images(folder, [(8, 8), (12, 9)], seed=5, prefix="good")
+    Image.fromarray(rs.randint(0, 256, (10, 10, 3), dtype=np.uint8)).save(
+        folder / "good_03.jpg", quality=95)
+
+    buffer = io.BytesIO()
+    Image.fromarray(rs.randint(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "not_an_image.jpg").write_text("this is a text file, not a JPEG\n")
+    (folder / "empty.png").write_bytes(b"")
+    # A valid PNG structure whose header claims 40000x40000 RGB pixels (a decompression bomb).
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    (folder / "huge_header.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 120)) + png_chunk(b"IEND", b""))
+
+    Image.fromarray(rs.randint(0, 256, (9, 9), dtype=np.uint8), "L").save(folder / "gray.png")
+    deep = Image.fromarray(rs.randint(0, 65536, (9, 9)).astype(np.uint16))
+    assert deep.mode.startswith("I"), deep.mode
+    deep.save(folder / "deep16.png")
+    with open(folder / "deep16.png", "rb") as f:
+        assert f.read(25)[24] == 16, "PIL must write a 16-bit PNG"
+    Image.fromarray(rs.randint(0, 256, (9, 9, 4), dtype=np.uint8), "RGBA").save(
+        folder / "rgba.png")
+
+    unusable = {
+        "truncated.jpg": "truncated",
+        "not_an_image.jpg": "not an image",
+        "empty.png": "empty",
+        "huge_header.png": "40000x40000 pixels, above the limit",
+    }
+    odd = {
+        "gray.png": "grayscale",
+        "deep16.png": "16-bit",
+        "rgba.png": "alpha channel dropped",
+    }
+    return unusable, odd
+
+
+@pytest.fixture(scope="module")
+def bad_images_run(models, deltann_bin, tmp_path_factory):
+    work = tmp_path_factory.mktemp("bad_images")
+    (work / "cache").mkdir()
+    deltann = Deltann(deltann_bin, work / "cache")
+    folder = work / "images"
+    folder.mkdir()
+    unusable, odd = write_bad_dataset(folder)
+    db = work / "bad.db"
+    run = deltann.run("run", "--model", models.tiny, "--images", folder, "--db", db,
+                      "--env", "ort:opt=all,threads=1", "--env", "opencv:opt=on,threads=1",
+                      "--repeat", 1, "--warmup", 0)
+    return {"db": db, "run": run, "folder": folder, "unusable": unusable, "odd": odd}
+
+
+def test_bad_images_do_not_stop_the_run(bad_images_run):
+    run = bad_images_run["run"]
+    assert run.returncode == 0
+    assert "6 images ready, 4 unusable" in run.stderr, run.stderr
+
+
+def test_unusable_images_are_recorded_with_the_reason(bad_images_run):
+    images = images_by_key(bad_images_run["db"])
+    folder = bad_images_run["folder"]
+    for name, reason in bad_images_run["unusable"].items():
+        row = images[name]
+        assert row["status"] == "error", name
+        assert str(folder / name) in row["message"], row["message"]
+        assert reason in row["message"], row["message"]
+        # ... and stderr names the file too.
+        lines = [line for line in bad_images_run["run"].stderr.splitlines() if name in line]
+        assert lines and reason in lines[0], (name, bad_images_run["run"].stderr)
+
+
+def test_good_and_converted_images_have_results(bad_images_run):
+    db = bad_images_run["db"]
+    images = images_by_key(db)
+    usable = {"good_01.png", "good_02.png", "good_03.jpg", *bad_images_run["odd"]}
+    assert set(images) == usable | set(bad_images_run["unusable"])
+    for name, note in bad_images_run["odd"].items():
+        assert images[name]["status"] == "ok", images[name]["message"]
+        assert note in images[name]["message"], images[name]["message"]
+        assert f"note: {name}: " in bad_images_run["run"].stderr
+    for name in ("good_01.png", "good_02.png", "good_03.jpg"):
+        assert images[name]["status"] == "ok" and images[name]["message"] == "", name
+    usable_ids = {images[name]["id"] for name in usable}
+    for env, variant in variants_by_env(db).items():
+        assert variant["status"] == "done", env
+        assert set(results_of(db, variant["id"])) == usable_ids, env
+        assert failures_of(db, variant["id"]) == [], env
+
+
+def test_missing_model_stops_with_its_name(models, deltann, tmp_path):
+    missing = tmp_path / "no_such_model.onnx"
+    write_random_images(tmp_path / "images", [(8, 8)], seed=1)
+    db = tmp_path / "missing.db"
+    run = deltann.run("run", "--model", missing, "--images", tmp_path / "images", "--db", db,
+                      "--env", "ort", expect_rc=None)
+    assert run.returncode != 0, run.describe()
+    assert str(missing) in run.stderr, run.stderr
+    assert "does not exist" in run.stderr, run.stderr
+    assert not db.exists(), "nothing is started for a campaign that cannot run"
+
+
+def test_model_not_matching_its_spec_fails_at_load(models, deltann, tmp_path):
+    write_random_images(tmp_path / "images", [(8, 8)] * 3, seed=2)
+    db = tmp_path / "shape.db"
+    run = deltann.run("run", "--model", models.wrong_shape, "--images", tmp_path / "images",
+                      "--db", db, "--env", "ort:opt=all,threads=1",
+                      "--env", "opencv:opt=on,threads=1", "--repeat", 1, "--warmup", 0)
+    variants = variants_by_env(db)
+    ort = variants["ort:opt=all,device=cpu,threads=1"]
+    assert ort["status"] == "failed"
+    (failure,) = failures_of(db, ort["id"])
+    assert (failure["stage"], failure["image_id"]) == ("load", None)
+    assert "[1,3,16,16]" in failure["message"] and "[1,3,8,8]" in failure["message"], \
+        failure["message"]
+    assert results_of(db, ort["id"]) == {}
+    assert "[1,3,16,16]" in run.stderr
+    # The other variant still ran (OpenCV happens to accept the model: it is size-agnostic).
+    opencv = variants["opencv:opt=on,device=cpu,threads=1"]
+    assert opencv["status"] in ("done", "failed"), opencv["status"]
+    if opencv["status"] == "done":
+        assert len(results_of(db, opencv["id"])) == 3
+    else:
+        assert failures_of(db, opencv["id"]), "a failed variant has its failure recorded"
+    assert "running opencv:opt=on,device=cpu,threads=1" in run.stderr
+
+
+def test_unknown_knob_value_lists_valid_values(models, deltann, tmp_path):
+    write_random_images(tmp_path / "images", [(8, 8)], seed=3)
+    db = tmp_path / "knob.db"
+    run = deltann.run("run", "--model", models.tiny, "--images", tmp_path / "images",
+                      "--db", db, "--env", "ort:opt=fast", expect_rc=None)
+    assert run.returncode != 0, run.describe()
+    assert "'fast'" in run.stderr and "opt" in run.stderr, run.stderr
+    assert "valid values: disable, basic, extended, all" in run.stderr, run.stderr
+    assert not db.exists(), "a bad environment stops everything before any work"
+
+
+def test_unknown_framework_is_skipped_with_built_engines(models, deltann, tmp_path):
+    write_random_images(tmp_path / "images", [(8, 8)] * 2, seed=4)
+    db = tmp_path / "framework.db"
+    run = deltann.run("run", "--model", models.tiny, "--images", tmp_path / "images",
+                      "--db", db, "--env", "foo:opt=1", "--env", "ort:opt=all,threads=1",
+                      "--repeat", 1, "--warmup", 0)
+    variants = variants_by_env(db)
+    foo = variants["foo:opt=1"]
+    assert foo["status"] == "skipped"
+    (failure,) = failures_of(db, foo["id"])
+    assert (failure["stage"], failure["symptom"]) == ("plan", "unsupported")
+    for word in ("'foo'", "not built", "ort", "opencv"):
+        assert word in failure["message"], failure["message"]
+    assert "skipped foo:opt=1" in run.stderr and "opencv, ort" in run.stderr, run.stderr
+    ort = variants["ort:opt=all,device=cpu,threads=1"]
+    assert ort["status"] == "done" and len(results_of(db, ort["id"])) == 2
+    report = json.loads(deltann.run("compare", "--db", db, "--json").stdout)
+    statuses = {v["env"]: (v["status"], v["failures"]) for v in report["variants"]}
+    # A plan-stage skip is not an engine failure.
+    assert statuses["foo:opt=1"] == ("skipped", 0)

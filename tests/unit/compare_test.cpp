@@ -1,0 +1,302 @@
+// Pairwise comparison of stored variants (compare.h), on a hand-built database whose every
+// expected number is worked out in the comments.
+#include "deltann/compare.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/store.h"
+#include "test_util.h"
+
+namespace deltann {
+namespace {
+
+using test::Contains;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+TEST(PercentileSorted, InterpolatesBetweenClosestRanks) {
+  const std::vector<double> v{1, 2, 3, 4};
+  EXPECT_DOUBLE_EQ(percentile_sorted(v, 50), 2.5);  // rank 1.5
+  EXPECT_DOUBLE_EQ(percentile_sorted(v, 90), 3.7);  // rank 2.7: 3 + 0.7 * (4 - 3)
+  EXPECT_DOUBLE_EQ(percentile_sorted(v, 0), 1.0);
+  EXPECT_DOUBLE_EQ(percentile_sorted(v, 100), 4.0);
+  EXPECT_DOUBLE_EQ(percentile_sorted(v, 25), 1.75);  // rank 0.75
+  EXPECT_DOUBLE_EQ(percentile_sorted({7.0}, 90), 7.0);
+  EXPECT_TRUE(std::isnan(percentile_sorted({}, 50)));
+}
+
+StoredResult result(int64_t variant, int64_t image, std::vector<int> top, std::vector<float> output,
+                    std::vector<int64_t> samples_ns) {
+  StoredResult r;
+  r.variant_id = variant;
+  r.image_id = image;
+  r.top_ids = std::move(top);
+  r.top_scores = std::vector<float>(r.top_ids.size(), 1.0f);
+  r.output = std::move(output);
+  r.samples_ns = std::move(samples_ns);
+  return r;
+}
+
+StoredImage image(const std::string& key, std::optional<int> label) {
+  StoredImage i;
+  i.key = key;
+  i.path = "/data/" + key;
+  i.sha256 = "sha-" + key;
+  i.label = label;
+  return i;
+}
+
+constexpr int64_t kMs = 1'000'000;  // nanoseconds
+
+// Three variants A, B, C over images a, b, c (labels 1, 2, 3) and d (no label). C has no result
+// for d (it crashed there).
+//
+//        A                          B                          C
+//   a    [1,2,3,4,5]   (1,2,3)      [1,2,3,4,6]   (1.5,2,2)    [2,1,3,4,5]  (1,2,NaN)
+//   b    [2,1,3,4,5]   (0,0,0)      [3,2,1,4,5]   (.25,0,0)    [2,1,3,4,5]  (0,0,0)
+//   c    [7,3,9,10,11] (1,1,1)      [12,...,16]   (1,1,1)      [7,3,9,10,11] (1,1,1)
+//   d    [0,1,2,3,4]   (5,5,5)      [0,1,2,3,4]   (5,5,5)      -
+//   ms   1, 2, 3, 4                 5, 5, 5, 5                 10+30, 20, 40
+class CompareFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Store store(dir_ / "results.db", 3);
+    const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+    const int64_t a = store.ensure_image(image("a.jpg", 1));
+    const int64_t b = store.ensure_image(image("b.jpg", 2));
+    const int64_t c = store.ensure_image(image("c.jpg", 3));
+    const int64_t d = store.ensure_image(image("d.jpg", std::nullopt));
+    const int64_t va = store.ensure_variant(model, "ort:opt=all", "ort");
+    const int64_t vb = store.ensure_variant(model, "ort:opt=off", "ort");
+    const int64_t vc = store.ensure_variant(model, "opencv:opt=on", "opencv");
+
+    store.add_result(result(va, a, {1, 2, 3, 4, 5}, {1, 2, 3}, {1 * kMs}));
+    store.add_result(result(va, b, {2, 1, 3, 4, 5}, {0, 0, 0}, {2 * kMs}));
+    store.add_result(result(va, c, {7, 3, 9, 10, 11}, {1, 1, 1}, {3 * kMs}));
+    store.add_result(result(va, d, {0, 1, 2, 3, 4}, {5, 5, 5}, {4 * kMs}));
+
+    store.add_result(result(vb, a, {1, 2, 3, 4, 6}, {1.5f, 2, 2}, {5 * kMs}));
+    store.add_result(result(vb, b, {3, 2, 1, 4, 5}, {0.25f, 0, 0}, {5 * kMs}));
+    store.add_result(result(vb, c, {12, 13, 14, 15, 16}, {1, 1, 1}, {5 * kMs}));
+    store.add_result(result(vb, d, {0, 1, 2, 3, 4}, {5, 5, 5}, {5 * kMs}));
+
+    store.add_result(result(vc, a, {2, 1, 3, 4, 5}, {1, 2, kNaN}, {10 * kMs, 30 * kMs}));
+    store.add_result(result(vc, b, {2, 1, 3, 4, 5}, {0, 0, 0}, {20 * kMs}));
+    store.add_result(result(vc, c, {7, 3, 9, 10, 11}, {1, 1, 1}, {40 * kMs}));
+    store.record_failure({vc, d, "run", "crash", "segmentation fault"});
+    store.record_failure({vb, std::nullopt, "plan", "error", "not counted as a failure"});
+
+    store.record_load(va, "1.17.3", "artifact", 2'500'000, "{}");
+    store.record_first_inference(va, 750'000);
+    store.set_variant_status(va, "done");
+    store.set_variant_status(vb, "done");
+    store.set_variant_status(vc, "failed");
+    store.flush();
+    comparison_ = compare_variants(store);
+  }
+
+  const PairSummary& pair(const std::string& a, const std::string& b) const {
+    for (const auto& p : comparison_.pairs)
+      if (p.a == a && p.b == b) return p;
+    throw std::runtime_error("no pair " + a + " / " + b);
+  }
+
+  test::TempDir dir_;
+  Comparison comparison_;
+};
+
+TEST_F(CompareFixture, VariantSummaries) {
+  ASSERT_EQ(comparison_.variants.size(), 3u);
+  EXPECT_EQ(comparison_.labelled_images, 3);
+  const VariantSummary& a = comparison_.variants[0];
+  const VariantSummary& b = comparison_.variants[1];
+  const VariantSummary& c = comparison_.variants[2];
+  EXPECT_EQ(a.env, "ort:opt=all");
+  EXPECT_EQ(b.env, "ort:opt=off");
+  EXPECT_EQ(c.env, "opencv:opt=on");
+  EXPECT_EQ(a.status, "done");
+  EXPECT_EQ(c.status, "failed");
+  EXPECT_EQ(a.engine_version, "1.17.3");
+  EXPECT_EQ(a.images, 4);
+  EXPECT_EQ(b.images, 4);
+  EXPECT_EQ(c.images, 3);
+  EXPECT_EQ(a.failures, 0);
+  EXPECT_EQ(b.failures, 0);  // a plan-stage failure is not a run failure
+  EXPECT_EQ(c.failures, 1);
+  ASSERT_TRUE(a.load_ms && a.first_ms);
+  EXPECT_DOUBLE_EQ(*a.load_ms, 2.5);
+  EXPECT_DOUBLE_EQ(*a.first_ms, 0.75);
+  EXPECT_FALSE(b.load_ms.has_value());
+  EXPECT_FALSE(b.first_ms.has_value());
+}
+
+TEST_F(CompareFixture, Accuracy) {
+  // A: a, b right at top-1; c has its label 3 second.     top-1 2/3, top-5 3/3
+  // B: a right; b has 2 second; c misses entirely.         top-1 1/3, top-5 2/3
+  // C: a has 1 second; b right; c has 3 second.            top-1 1/3, top-5 3/3
+  // d has no label and counts for none of them.
+  const auto& v = comparison_.variants;
+  ASSERT_EQ(v.size(), 3u);
+  ASSERT_TRUE(v[0].top1_accuracy && v[0].top5_accuracy);
+  EXPECT_DOUBLE_EQ(*v[0].top1_accuracy, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(*v[0].top5_accuracy, 1.0);
+  EXPECT_DOUBLE_EQ(*v[1].top1_accuracy, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(*v[1].top5_accuracy, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(*v[2].top1_accuracy, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(*v[2].top5_accuracy, 1.0);
+}
+
+TEST_F(CompareFixture, Latency) {
+  // A: samples 1, 2, 3, 4 ms. B: 5 ms four times. C: 10, 20, 30, 40 ms across its images.
+  const auto& v = comparison_.variants;
+  ASSERT_TRUE(v[0].median_ms && v[0].p90_ms && v[1].median_ms && v[2].median_ms);
+  EXPECT_DOUBLE_EQ(*v[0].median_ms, 2.5);
+  EXPECT_DOUBLE_EQ(*v[0].p90_ms, 3.7);
+  EXPECT_DOUBLE_EQ(*v[1].median_ms, 5.0);
+  EXPECT_DOUBLE_EQ(*v[1].p90_ms, 5.0);
+  EXPECT_DOUBLE_EQ(*v[2].median_ms, 25.0);
+  EXPECT_DOUBLE_EQ(*v[2].p90_ms, 37.0);
+}
+
+TEST_F(CompareFixture, PairsInVariantOrder) {
+  ASSERT_EQ(comparison_.pairs.size(), 3u);
+  EXPECT_EQ(comparison_.pairs[0].a, "ort:opt=all");
+  EXPECT_EQ(comparison_.pairs[0].b, "ort:opt=off");
+  EXPECT_EQ(comparison_.pairs[1].a, "ort:opt=all");
+  EXPECT_EQ(comparison_.pairs[1].b, "opencv:opt=on");
+  EXPECT_EQ(comparison_.pairs[2].a, "ort:opt=off");
+  EXPECT_EQ(comparison_.pairs[2].b, "opencv:opt=on");
+}
+
+TEST_F(CompareFixture, TopOneDifferences) {
+  const PairSummary& ab = pair("ort:opt=all", "ort:opt=off");
+  EXPECT_EQ(ab.images, 4);
+  EXPECT_EQ(ab.top1_differences, 2);  // b: 2 vs 3, c: 7 vs 12
+  EXPECT_EQ(ab.differing_images, (std::vector<std::string>{"b.jpg", "c.jpg"}));
+  EXPECT_DOUBLE_EQ(ab.top1_difference_rate(), 0.5);
+
+  const PairSummary& ac = pair("ort:opt=all", "opencv:opt=on");
+  EXPECT_EQ(ac.images, 3);  // C has no result for d
+  EXPECT_EQ(ac.top1_differences, 1);
+  EXPECT_EQ(ac.differing_images, std::vector<std::string>{"a.jpg"});
+
+  const PairSummary& bc = pair("ort:opt=off", "opencv:opt=on");
+  EXPECT_EQ(bc.images, 3);
+  EXPECT_EQ(bc.top1_differences, 3);
+  EXPECT_EQ(bc.differing_images, (std::vector<std::string>{"a.jpg", "b.jpg", "c.jpg"}));
+  EXPECT_DOUBLE_EQ(bc.top1_difference_rate(), 1.0);
+}
+
+TEST_F(CompareFixture, TopFiveOverlap) {
+  // A-B: a shares 4 of 5, b 5, c none (disjoint lists), d 5:  (0.8 + 1 + 0 + 1) / 4 = 0.7
+  // A-C: every image shares all 5:                            1
+  // B-C: a 4, b 5, c none:                                    (0.8 + 1 + 0) / 3 = 0.6
+  EXPECT_DOUBLE_EQ(pair("ort:opt=all", "ort:opt=off").top5_overlap, 0.7);
+  EXPECT_DOUBLE_EQ(pair("ort:opt=all", "opencv:opt=on").top5_overlap, 1.0);
+  EXPECT_DOUBLE_EQ(pair("ort:opt=off", "opencv:opt=on").top5_overlap, 0.6);
+}
+
+TEST_F(CompareFixture, OutputDifferences) {
+  // A-B: |differences| 0.5, 0, 1 | 0.25, 0, 0 | 0, 0, 0 | 0, 0, 0: max 1, mean 1.75 / 12.
+  const PairSummary& ab = pair("ort:opt=all", "ort:opt=off");
+  ASSERT_TRUE(ab.max_abs_diff && ab.mean_abs_diff);
+  EXPECT_DOUBLE_EQ(*ab.max_abs_diff, 1.0);
+  EXPECT_DOUBLE_EQ(*ab.mean_abs_diff, 1.75 / 12);
+  // A NaN on one side only is an infinite difference.
+  for (const auto* p :
+       {&pair("ort:opt=all", "opencv:opt=on"), &pair("ort:opt=off", "opencv:opt=on")}) {
+    ASSERT_TRUE(p->max_abs_diff && p->mean_abs_diff);
+    EXPECT_TRUE(std::isinf(*p->max_abs_diff));
+    EXPECT_TRUE(std::isinf(*p->mean_abs_diff));
+  }
+}
+
+TEST_F(CompareFixture, JsonAndTable) {
+  const nlohmann::json j = to_json(comparison_);
+  EXPECT_EQ(j.at("schema_version"), 1);
+  EXPECT_EQ(j.at("schema"), "deltann.compare");
+  EXPECT_EQ(j.at("labelled_images"), 3);
+  ASSERT_EQ(j.at("variants").size(), 3u);
+  ASSERT_EQ(j.at("pairs").size(), 3u);
+  EXPECT_EQ(j["variants"][0]["env"], "ort:opt=all");
+  EXPECT_DOUBLE_EQ(j["variants"][0]["median_ms"].get<double>(), 2.5);
+  EXPECT_TRUE(j["variants"][1]["load_ms"].is_null());
+  EXPECT_EQ(j["pairs"][0]["top1_differences"], 2);
+  EXPECT_EQ(j["pairs"][0]["differing_images"], (std::vector<std::string>{"b.jpg", "c.jpg"}));
+  EXPECT_NO_THROW((void)j.dump());
+
+  std::ostringstream table;
+  print_comparison(comparison_, table);
+  EXPECT_TRUE(Contains(table.str(), "ort:opt=all"));
+  EXPECT_TRUE(Contains(table.str(), "opencv:opt=on"));
+  EXPECT_TRUE(Contains(table.str(), "2/4"));  // A vs B: 2 differing of 4
+  EXPECT_TRUE(Contains(table.str(), "3/3"));  // B vs C
+}
+
+// Two variants over one image with the given outputs.
+Comparison compare_outputs(const test::TempDir& dir, std::vector<float> a, std::vector<float> b) {
+  Store store(dir / "r.db");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const int64_t img = store.ensure_image(image("x.jpg", std::nullopt));
+  const int64_t va = store.ensure_variant(model, "ort", "ort");
+  const int64_t vb = store.ensure_variant(model, "opencv", "opencv");
+  store.add_result(result(va, img, {0}, std::move(a), {kMs}));
+  store.add_result(result(vb, img, {0}, std::move(b), {kMs}));
+  return compare_variants(store);
+}
+
+TEST(CompareOutputs, NaNOnBothSidesIsNoDifference) {
+  test::TempDir dir;
+  const Comparison c = compare_outputs(dir, {kNaN, 1.0f}, {kNaN, 1.5f});
+  ASSERT_EQ(c.pairs.size(), 1u);
+  ASSERT_TRUE(c.pairs[0].max_abs_diff && c.pairs[0].mean_abs_diff);
+  EXPECT_DOUBLE_EQ(*c.pairs[0].max_abs_diff, 0.5);
+  EXPECT_DOUBLE_EQ(*c.pairs[0].mean_abs_diff, 0.25);  // (0 + 0.5) / 2
+  EXPECT_EQ(c.labelled_images, 0);
+  EXPECT_FALSE(c.variants[0].top1_accuracy.has_value());  // nothing labelled
+}
+
+TEST(CompareOutputs, AllNaNOnBothSidesIsZero) {
+  test::TempDir dir;
+  const Comparison c = compare_outputs(dir, {kNaN, kNaN}, {kNaN, kNaN});
+  ASSERT_EQ(c.pairs.size(), 1u);
+  ASSERT_TRUE(c.pairs[0].max_abs_diff.has_value());
+  EXPECT_EQ(*c.pairs[0].max_abs_diff, 0.0);
+  EXPECT_EQ(*c.pairs[0].mean_abs_diff, 0.0);
+}
+
+TEST(CompareOutputs, MissingOrMismatchedOutputsGiveNoNumbers) {
+  {
+    test::TempDir dir;
+    const Comparison c = compare_outputs(dir, {1.0f, 2.0f}, {});
+    ASSERT_EQ(c.pairs.size(), 1u);
+    EXPECT_FALSE(c.pairs[0].max_abs_diff.has_value());
+    EXPECT_FALSE(c.pairs[0].mean_abs_diff.has_value());
+    EXPECT_EQ(c.pairs[0].top1_differences, 0);
+    EXPECT_DOUBLE_EQ(c.pairs[0].top5_overlap, 1.0);
+  }
+  {
+    test::TempDir dir;
+    const Comparison c = compare_outputs(dir, {1.0f, 2.0f}, {1.0f, 2.0f, 3.0f});
+    ASSERT_EQ(c.pairs.size(), 1u);
+    EXPECT_FALSE(c.pairs[0].max_abs_diff.has_value());
+  }
+}
+
+TEST(PairSummary, DifferenceRateOfNoImagesIsZero) {
+  PairSummary p;
+  EXPECT_EQ(p.top1_difference_rate(), 0.0);
+}
+
+}  // namespace
+}  // namespace deltann

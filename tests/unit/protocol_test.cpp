@@ -1,0 +1,76 @@
+// Float vectors in the worker protocol (src/run/protocol.h): base64 of little-endian bytes.
+#include "run/protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "deltann/error.h"
+
+namespace deltann::protocol {
+namespace {
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+std::vector<float> special_values(size_t n) {
+  const float specials[] = {
+      std::numeric_limits<float>::quiet_NaN(),  std::numeric_limits<float>::infinity(),
+      -std::numeric_limits<float>::infinity(),  -0.0f,
+      std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::lowest()};
+  std::vector<float> values;
+  for (size_t i = 0; i < n; ++i)
+    values.push_back(i < std::size(specials) ? specials[i] : static_cast<float>(i) / 7.0f - 50.0f);
+  return values;
+}
+
+TEST(ProtocolFloats, RoundTripIsBitExact) {
+  for (const size_t n : {0u, 1u, 2u, 3u, 1000u}) {
+    const std::vector<float> values = special_values(n);
+    const std::string text = encode_floats(values);
+    // 4 base64 characters per 3 bytes, padded.
+    EXPECT_EQ(text.size(), 4 * ((4 * n + 2) / 3)) << n;
+    EXPECT_TRUE(same_bits(decode_floats(text), values)) << n;
+  }
+}
+
+TEST(ProtocolFloats, NaNPayloadSurvives) {
+  std::vector<float> values(2);
+  const uint32_t payloads[] = {0x7fc01234u, 0xffbfffffu};  // quiet NaN with payload, signalling NaN
+  std::memcpy(values.data(), payloads, sizeof(payloads));
+  EXPECT_TRUE(same_bits(decode_floats(encode_floats(values)), values));
+}
+
+TEST(ProtocolFloats, KnownEncoding) {
+  // 1.0f is the bytes 00 00 80 3f, which base64 writes as "AACAPw==".
+  EXPECT_EQ(encode_floats({1.0f}), "AACAPw==");
+  EXPECT_EQ(decode_floats("AACAPw=="), std::vector<float>{1.0f});
+  // Two floats are 8 bytes: one padding character.
+  EXPECT_EQ(encode_floats({1.0f, 1.0f}), "AACAPwAAgD8=");
+  EXPECT_EQ(encode_floats({}), "");
+  EXPECT_TRUE(decode_floats("").empty());
+}
+
+TEST(ProtocolFloats, MalformedInputThrows) {
+  for (const std::string bad : {
+           "AAC",       // not a multiple of 4 characters
+           "AACAPw=",   // likewise
+           "!!!!",      // not base64
+           "AACA*w==",  // a bad character inside
+           "AA==",      // one byte: not a whole float
+           "AAA=",      // two bytes
+           "AAAA",      // three bytes
+           "AACAPwAA",  // six bytes
+       }) {
+    EXPECT_THROW(decode_floats(bad), Error) << "input: " << bad;
+  }
+}
+
+}  // namespace
+}  // namespace deltann::protocol

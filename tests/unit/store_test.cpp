@@ -1,0 +1,281 @@
+// The campaign database (store.h).
+#include "deltann/store.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "deltann/error.h"
+#include "test_util.h"
+
+namespace deltann {
+namespace {
+
+namespace fs = std::filesystem;
+using test::Contains;
+using test::message_of;
+
+StoredImage image(const std::string& key, std::optional<int> label = std::nullopt) {
+  StoredImage i;
+  i.key = key;
+  i.path = "/data/" + key;
+  i.sha256 = "sha-" + key;
+  i.label = label;
+  return i;
+}
+
+StoredResult result(int64_t variant, int64_t image_id, std::vector<int> top = {1, 2, 3}) {
+  StoredResult r;
+  r.variant_id = variant;
+  r.image_id = image_id;
+  r.top_ids = std::move(top);
+  r.top_scores = std::vector<float>(r.top_ids.size(), 0.5f);
+  r.samples_ns = {1000};
+  return r;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
+// Fills a database with one model, one variant and `image_count` images, and keeps their ids.
+struct Fixture {
+  int64_t model = 0, variant = 0;
+  std::vector<int64_t> images;
+
+  explicit Fixture(Store& store, int image_count = 4) {
+    model = store.ensure_model({0, "/models/m.onnx", "abc", "{}"});
+    variant = store.ensure_variant(model, "ort:opt=all", "ort");
+    for (int i = 0; i < image_count; ++i)
+      images.push_back(store.ensure_image(image("img" + std::to_string(i) + ".jpg")));
+  }
+};
+
+TEST(Store, CreatesTheFileWithASchemaVersion) {
+  test::TempDir dir;
+  const fs::path db = dir / "new.db";
+  {
+    Store store(db);
+    EXPECT_EQ(store.path(), db);
+    EXPECT_EQ(store.meta("schema_version"), std::to_string(kSchemaVersion));
+    EXPECT_EQ(store.meta("no such key"), std::nullopt);
+    store.set_meta("campaign", "demo");
+    store.set_meta("campaign", "demo2");  // overwrites
+  }
+  EXPECT_TRUE(fs::exists(db));
+  Store again(db);
+  EXPECT_EQ(again.meta("campaign"), "demo2");
+  EXPECT_EQ(again.meta("schema_version"), "1");
+}
+
+TEST(Store, EnsureCallsAreIdempotent) {
+  test::TempDir dir;
+  Store store(dir / "r.db");
+  const int64_t m1 = store.ensure_model({0, "/m.onnx", "sha", "{\"v\":1}"});
+  const int64_t m2 = store.ensure_model({0, "/m.onnx", "sha", "{\"v\":2}"});
+  const int64_t m3 = store.ensure_model({0, "/m.onnx", "other-sha", "{}"});
+  EXPECT_EQ(m1, m2);
+  EXPECT_NE(m1, m3);
+  ASSERT_EQ(store.models().size(), 2u);
+  EXPECT_EQ(store.models()[0].spec_json, "{\"v\":2}");  // the later spec wins
+
+  const int64_t i1 = store.ensure_image(image("a.jpg", 3));
+  StoredImage failed = image("a.jpg", 4);
+  failed.status = "error";
+  failed.message = "truncated";
+  const int64_t i2 = store.ensure_image(failed);
+  const int64_t i3 = store.ensure_image(image("b.jpg"));
+  EXPECT_EQ(i1, i2);
+  EXPECT_NE(i1, i3);
+  const auto images = store.images();
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_EQ(images[0].key, "a.jpg");
+  EXPECT_EQ(images[0].label, 4);
+  EXPECT_EQ(images[0].status, "error");
+  EXPECT_EQ(images[0].message, "truncated");
+  EXPECT_EQ(images[1].label, std::nullopt);
+
+  const int64_t v1 = store.ensure_variant(m1, "ort:opt=all", "ort");
+  const int64_t v2 = store.ensure_variant(m1, "ort:opt=all", "ort");
+  const int64_t v3 = store.ensure_variant(m1, "ort:opt=off", "ort");
+  EXPECT_EQ(v1, v2);
+  EXPECT_NE(v1, v3);
+  ASSERT_EQ(store.variants().size(), 2u);
+  EXPECT_EQ(store.variants()[0].status, "pending");
+}
+
+TEST(Store, VariantBookkeeping) {
+  test::TempDir dir;
+  Store store(dir / "r.db");
+  Fixture f(store, 0);
+  store.set_variant_status(f.variant, "running");
+  store.record_load(f.variant, "1.17.3", "artifact-sha", 1'500'000, "{\"engine\":\"ort\"}");
+  store.record_first_inference(f.variant, 250'000);
+  const auto variants = store.variants();
+  ASSERT_EQ(variants.size(), 1u);
+  const StoredVariant& v = variants[0];
+  EXPECT_EQ(v.id, f.variant);
+  EXPECT_EQ(v.model_id, f.model);
+  EXPECT_EQ(v.env, "ort:opt=all");
+  EXPECT_EQ(v.framework, "ort");
+  EXPECT_EQ(v.status, "running");
+  EXPECT_EQ(v.engine_version, "1.17.3");
+  EXPECT_EQ(v.artifact_sha256, "artifact-sha");
+  EXPECT_EQ(v.load_ns, 1'500'000);
+  EXPECT_EQ(v.first_ns, 250'000);
+  EXPECT_EQ(v.info_json, "{\"engine\":\"ort\"}");
+}
+
+TEST(Store, ResultsAreCommittedInBatches) {
+  test::TempDir dir;
+  const fs::path db = dir / "r.db";
+  Store writer(db, 4);
+  Fixture f(writer, 6);
+  for (int i = 0; i < 3; ++i)
+    writer.add_result(result(f.variant, f.images[static_cast<size_t>(i)]));
+
+  // Another connection (e.g. after the writer was killed) sees nothing of the open batch.
+  Store reader(db);
+  EXPECT_EQ(reader.results(f.variant, false).size(), 0u);
+  writer.flush();
+  EXPECT_EQ(reader.results(f.variant, false).size(), 3u);
+
+  // The fourth result of a new batch fills it and commits it without a flush.
+  for (int i = 3; i < 6; ++i)
+    writer.add_result(result(f.variant, f.images[static_cast<size_t>(i)]));
+  EXPECT_EQ(reader.results(f.variant, false).size(), 3u);
+  writer.add_result(result(f.variant, f.images[0], {9}));  // replaces the first image's result
+  const auto seen = reader.results(f.variant, false);
+  ASSERT_EQ(seen.size(), 6u);
+  EXPECT_EQ(seen[0].top_ids, std::vector<int>{9});
+}
+
+TEST(Store, DestructorFlushesTheLastBatch) {
+  test::TempDir dir;
+  const fs::path db = dir / "r.db";
+  int64_t variant = 0;
+  {
+    Store writer(db, 100);
+    Fixture f(writer, 2);
+    variant = f.variant;
+    writer.add_result(result(f.variant, f.images[0]));
+    writer.add_result(result(f.variant, f.images[1]));
+  }
+  EXPECT_EQ(Store(db).results(variant, false).size(), 2u);
+}
+
+TEST(Store, CompletedImagesIncludeFailuresOnlyWhenAsked) {
+  test::TempDir dir;
+  Store store(dir / "r.db", 64);
+  Fixture f(store, 4);
+  store.add_result(result(f.variant, f.images[0]));
+  store.add_result(result(f.variant, f.images[1]));
+  store.record_failure({f.variant, f.images[2], "run", "crash", "segmentation fault"});
+  store.record_failure({f.variant, std::nullopt, "load", "error", "bad model"});
+  // completed_images sees buffered results: it flushes first.
+  EXPECT_EQ(store.completed_images(f.variant),
+            (std::set<int64_t>{f.images[0], f.images[1], f.images[2]}));
+  EXPECT_EQ(store.completed_images(f.variant, false),
+            (std::set<int64_t>{f.images[0], f.images[1]}));
+
+  const auto failures = store.failures();
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].image_id, f.images[2]);
+  EXPECT_EQ(failures[0].stage, "run");
+  EXPECT_EQ(failures[0].symptom, "crash");
+  EXPECT_EQ(failures[0].message, "segmentation fault");
+  EXPECT_EQ(failures[1].image_id, std::nullopt);
+
+  store.clear_failures(f.variant);
+  EXPECT_TRUE(store.failures().empty());
+  EXPECT_EQ(store.completed_images(f.variant), (std::set<int64_t>{f.images[0], f.images[1]}));
+}
+
+TEST(Store, ResultsRoundTrip) {
+  test::TempDir dir;
+  Store store(dir / "r.db", 2);
+  Fixture f(store, 2);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  StoredResult full;
+  full.variant_id = f.variant;
+  full.image_id = f.images[1];
+  full.top_ids = {998, 0, 7, 1000, 3};
+  full.top_scores = {nan, inf, -inf, -0.0f, 1e-30f};
+  full.output = {0.25f, nan, -3.5f, inf};
+  full.samples_ns = {1, 9'000'000'000, std::numeric_limits<int64_t>::max()};
+  StoredResult small = result(f.variant, f.images[0], {5});
+  store.add_result(full);
+  store.add_result(small);
+
+  const auto with_output = store.results(f.variant, true);
+  ASSERT_EQ(with_output.size(), 2u);
+  // Ordered by image id, whatever the insertion order.
+  EXPECT_EQ(with_output[0].image_id, f.images[0]);
+  EXPECT_EQ(with_output[0].top_ids, std::vector<int>{5});
+  EXPECT_TRUE(with_output[0].output.empty());
+  const StoredResult& back = with_output[1];
+  EXPECT_EQ(back.variant_id, f.variant);
+  EXPECT_EQ(back.image_id, f.images[1]);
+  EXPECT_EQ(back.top_ids, full.top_ids);
+  EXPECT_TRUE(same_bits(back.top_scores, full.top_scores));
+  EXPECT_TRUE(same_bits(back.output, full.output));
+  EXPECT_EQ(back.samples_ns, full.samples_ns);
+
+  const auto without_output = store.results(f.variant, false);
+  ASSERT_EQ(without_output.size(), 2u);
+  EXPECT_TRUE(without_output[1].output.empty());
+  EXPECT_TRUE(same_bits(without_output[1].top_scores, full.top_scores));
+}
+
+// samples_ns and top_scores are NOT NULL columns: an empty vector must still be storable (a worker
+// may reply with no samples), and must not block later writes.
+TEST(Store, ResultWithoutSamplesIsStored) {
+  test::TempDir dir;
+  Store store(dir / "r.db", 1);
+  Fixture f(store, 2);
+  StoredResult no_samples = result(f.variant, f.images[0]);
+  no_samples.samples_ns.clear();
+  EXPECT_NO_THROW(store.add_result(no_samples));
+  EXPECT_NO_THROW(store.add_result(result(f.variant, f.images[1])));
+  EXPECT_EQ(store.results(f.variant, false).size(), 2u);
+}
+
+TEST(Store, NewerSchemaVersionIsRefused) {
+  test::TempDir dir;
+  const fs::path db = dir / "future.db";
+  Store(db).set_meta("schema_version", "99");
+  const std::string message = message_of<Error>([&] { Store reopened(db); });
+  EXPECT_TRUE(Contains(message, db.string()));
+  EXPECT_TRUE(Contains(message, "99"));
+}
+
+TEST(Store, NonDatabaseFileIsRefused) {
+  test::TempDir dir;
+  const fs::path path = dir / "random.db";
+  std::mt19937 rng(7);
+  std::string bytes(4096, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
+  test::write_file(path, bytes);
+  const std::string message = message_of<Error>([&] { Store store(path); });
+  EXPECT_TRUE(Contains(message, path.string()));
+  EXPECT_TRUE(Contains(message, "cannot open as a deltann database"));
+  EXPECT_EQ(test::read_file(path), bytes);  // left untouched
+}
+
+TEST(Store, UnopenablePathIsAnError) {
+  test::TempDir dir;
+  const fs::path path = dir / "missing-folder" / "r.db";
+  EXPECT_TRUE(Contains(message_of<Error>([&] { Store store(path); }), path.string()));
+}
+
+}  // namespace
+}  // namespace deltann
