@@ -338,6 +338,14 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   const ModelSpec spec = load_model_spec(config.model, config.spec);
   const Dataset dataset = load_dataset(config.images, config.dataset);
   std::vector<PlannedVariant> variants = plan(config);
+  const auto runnable =
+      std::count_if(variants.begin(), variants.end(),
+                    [](const PlannedVariant& v) { return v.skip_reason.empty(); });
+  const auto labelled = std::count_if(dataset.images.begin(), dataset.images.end(),
+                                      [](const ImageEntry& e) { return e.label.has_value(); });
+  say("plan: " + std::to_string(variants.size()) + " variants (" + std::to_string(runnable) +
+      " runnable here) x " + std::to_string(dataset.images.size()) + " images (" +
+      std::to_string(labelled) + " labelled, " + dataset.layout + " layout) of model " + spec.name);
 
   Store store(config.db);
   if (!store.meta("created_at")) {
