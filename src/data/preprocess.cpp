@@ -163,19 +163,21 @@ Tensor preprocess_pixels(const unsigned char* rgb, int width, int height, const 
   t.shape = spec.shape;
   const int size = spec.crop;
   t.data.resize(static_cast<size_t>(3) * size * size);
-  // Channel c of the output takes source channel c (RGB) or 2 - c (BGR).
-  for (int y = 0; y < size; ++y) {
-    const unsigned char* row = crop.ptr<unsigned char>(y);
-    for (int x = 0; x < size; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const int source = spec.channel_order == ChannelOrder::RGB ? c : 2 - c;
-        const float value =
-            (static_cast<float>(row[x * 3 + source]) * spec.scale - spec.mean[c]) / spec.std[c];
-        const size_t at = spec.layout == Layout::NCHW
-                              ? (static_cast<size_t>(c) * size + y) * size + x
-                              : (static_cast<size_t>(y) * size + x) * 3 + c;
-        t.data[at] = value;
-      }
+  // Channel c of the output takes source channel c (RGB) or 2 - c (BGR). Everything that depends
+  // only on the channel is chosen once, outside the pixel loops; the arithmetic per value stays
+  // (v * scale - mean) / std so results do not change by a bit.
+  const size_t plane = static_cast<size_t>(size) * size;
+  for (int c = 0; c < 3; ++c) {
+    const int source = spec.channel_order == ChannelOrder::RGB ? c : 2 - c;
+    const float scale = spec.scale, mean = spec.mean[c], std = spec.std[c];
+    const bool planar = spec.layout == Layout::NCHW;
+    float* out = t.data.data() + (planar ? c * plane : static_cast<size_t>(c));
+    const size_t step = planar ? 1 : 3;
+    for (int y = 0; y < size; ++y) {
+      const unsigned char* row = crop.ptr<unsigned char>(y) + source;
+      for (int x = 0; x < size; ++x, out += step)
+        *out = (static_cast<float>(row[x * 3]) * scale - mean) / std;
+    }
   }
   return t;
 }
