@@ -2,18 +2,21 @@
 
 ctest (tests/CMakeLists.txt) sets the environment; to run by hand:
 
-    DELTANN_BIN=build/x/deltann DELTANN_DEMO_DIR=$PWD/assets/demo DELTANN_SOURCE_DIR=$PWD \
-    PYTHONPATH=python .deps/venv/bin/python -m pytest tests/e2e
+    DELTANN_BIN=$PWD/build/x/deltann DELTANN_DEMO_DIR=$PWD/assets/demo DELTANN_SOURCE_DIR=$PWD \
+    PYTHONPATH=python:tests/pylib .deps/venv/bin/python -m pytest tests/e2e
+
+The helpers and the fixtures shared with tests/integration live in tests/pylib/deltann_testlib.py.
 
 Tests whose inputs are missing (variable unset, demo assets not prepared, PyTorch model package
 not installed) are skipped with the reason.
 """
-import os
-from pathlib import Path
-
 import pytest
 
-from deltann_e2e import Deltann
+from deltann_testlib import Deltann, env_path
+from deltann_testlib import deltann_bin  # noqa: F401  (a fixture: pytest finds it here)
+
+# A run on the real demo model gets at most this long unless a test says otherwise.
+RUN_TIMEOUT_S = 300
 
 
 def pytest_configure(config):
@@ -21,21 +24,6 @@ def pytest_configure(config):
         "markers",
         "slow: runs the full default demo campaign (about 10-30 s); part of the default suite, "
         "deselect with -m 'not slow'")
-
-
-def env_path(name, what):
-    value = os.environ.get(name)
-    if not value:
-        pytest.skip(f"{name} is not set ({what}); run the suite through ctest or set it by hand")
-    path = Path(value)
-    if not path.exists():
-        pytest.skip(f"{name}={value} does not exist ({what})")
-    return path
-
-
-@pytest.fixture(scope="session")
-def deltann_bin():
-    return env_path("DELTANN_BIN", "the deltann binary")
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +38,8 @@ def demo_dir():
 @pytest.fixture(scope="module")
 def deltann(deltann_bin, demo_dir, tmp_path_factory):
     """One preprocessing cache per test module, so that its tensors can be found again."""
-    return Deltann(deltann_bin, tmp_path_factory.mktemp("cache"), demo_dir)
+    return Deltann(deltann_bin, tmp_path_factory.mktemp("cache"), demo_dir=demo_dir,
+                   timeout=RUN_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from deltann_e2e import cached_tensor, floats, query, read_list_file, sha256_file
+from deltann_testlib import cached_tensor, floats, query, read_list_file, sha256_file
 
 ENVS = {
     # as given -> canonical form in the database

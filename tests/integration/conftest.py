@@ -2,12 +2,14 @@
 
 ctest (tests/CMakeLists.txt) sets the environment; to run by hand:
 
-    DELTANN_BIN=build/x/deltann DELTANN_TEST_WORKERS=build/x/test-workers \
-    DELTANN_SOURCE_DIR=$PWD PYTHONPATH=python .deps/venv/bin/python -m pytest tests/integration
+    DELTANN_BIN=$PWD/build/x/deltann DELTANN_TEST_WORKERS=$PWD/build/x/test-workers \
+    DELTANN_SOURCE_DIR=$PWD PYTHONPATH=python:tests/pylib \
+    .deps/venv/bin/python -m pytest tests/integration
+
+The helpers and the fixtures shared with tests/e2e live in tests/pylib/deltann_testlib.py.
 
 A test whose input is missing (variable unset, binary not built) is skipped with the reason.
 """
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,23 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from deltann_itest import Deltann
-
-
-def env_path(name, what):
-    """The path in environment variable `name`, or a skip naming what is missing."""
-    value = os.environ.get(name)
-    if not value:
-        pytest.skip(f"{name} is not set ({what}); run the suite through ctest or set it by hand")
-    path = Path(value)
-    if not path.exists():
-        pytest.skip(f"{name}={value} does not exist ({what})")
-    return path
-
-
-@pytest.fixture(scope="session")
-def deltann_bin():
-    return env_path("DELTANN_BIN", "the deltann binary")
+from deltann_testlib import Deltann, env_path
+from deltann_testlib import deltann_bin  # noqa: F401  (a fixture: pytest finds it here)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from deltann_itest import (Deltann, failures_of, images_by_key, results_of, variants_by_env,
-                           write_random_images)
+from deltann_testlib import (Deltann, failures_of, images_by_key, results_of, variants_by_env,
+                             write_random_images)
 
 
 def png_chunk(kind, data):

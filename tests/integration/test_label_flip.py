@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from deltann_itest import images_by_key, results_of, top_ids, variants_by_env
+from deltann_testlib import images_by_key, results_of, top_ids, variants_by_env
 
 
 @pytest.fixture

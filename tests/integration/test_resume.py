@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from deltann_itest import query, results_checksum, variants_by_env, write_random_images
+from deltann_testlib import query, results_checksum, variants_by_env, write_random_images
 
 ENVS = ["ort:opt=disable,threads=1", "ort:opt=all,threads=1", "opencv:opt=on,threads=1"]
 IMAGES = 70      # more than one 64-row batch, so a variant can be killed half committed

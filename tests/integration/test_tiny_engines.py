@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from deltann_itest import (Deltann, cached_tensor, failures_of, floats, images_by_key, int64s,
-                           query, results_of, sha256_file, top_ids, variants_by_env,
-                           write_random_images)
+from deltann_testlib import (Deltann, cached_tensor, failures_of, floats, images_by_key, int64s,
+                             query, results_of, sha256_file, top_ids, variants_by_env,
+                             write_random_images)
 
 ENVIRONMENTS = {
     # as given on the command line -> canonical form stored in the database

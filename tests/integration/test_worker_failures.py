@@ -8,8 +8,8 @@ process fails. A worker that dies on image 2 is restarted for image 3 (its 1st),
 """
 import pytest
 
-from deltann_itest import (Deltann, failures_of, images_by_key, results_of, variants_by_env,
-                           write_random_images)
+from deltann_testlib import (Deltann, failures_of, images_by_key, results_of, variants_by_env,
+                             write_random_images)
 
 TIMEOUT_S = 3
 ENVS = {

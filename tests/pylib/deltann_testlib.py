@@ -1,7 +1,10 @@
-"""Helpers for deltann's integration tests: running the `deltann` binary, reading its campaign
-database (schema in docs/STORAGE.md) and making small test images.
+"""Helpers shared by deltann's pytest suites (tests/integration and tests/e2e): finding inputs
+named by environment variables, running the `deltann` binary, reading its campaign database
+(schema in docs/STORAGE.md) and making small test images.
 
-The fixtures that hand these out live in conftest.py next to this file.
+Each suite's conftest.py imports from here the fixtures it shares with the other suite (so that
+pytest finds them) and defines its own. This folder must be on PYTHONPATH: ctest
+(tests/CMakeLists.txt) puts it there; by hand, add tests/pylib to PYTHONPATH.
 """
 import hashlib
 import json
@@ -14,11 +17,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-# Every run of the binary gets at most this long unless a test says otherwise, so that a
-# deadlock shows up as a failed test rather than a stuck suite.
+# Every run of the binary gets at most this long unless a suite or test says otherwise, so that
+# a deadlock shows up as a failed test rather than a stuck suite.
 DEFAULT_TIMEOUT_S = 180
 
+
+# --- inputs named by the environment ----------------------------------------------------------
+
+def env_path(name, what):
+    """The path in environment variable `name`, or a skip naming what is missing."""
+    value = os.environ.get(name)
+    if not value:
+        pytest.skip(f"{name} is not set ({what}); run the suite through ctest or set it by hand")
+    path = Path(value)
+    if not path.exists():
+        pytest.skip(f"{name}={value} does not exist ({what})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def deltann_bin():
+    return env_path("DELTANN_BIN", "the deltann binary")
+
+
+# --- running the binary -----------------------------------------------------------------------
 
 @dataclass
 class RunResult:
@@ -38,30 +62,37 @@ class Deltann:
     """Runs the deltann binary with a private preprocessing cache.
 
     The environment of every run is the test process's own, without DELTANN_WORKER_DIR (so the
-    engines next to the binary are used unless a test asks otherwise), plus DELTANN_CACHE.
+    engines next to the binary are used unless a test asks otherwise), plus DELTANN_CACHE and,
+    when `demo_dir` is given, DELTANN_DEMO_DIR. `timeout` is how long a run may take when the
+    call does not say.
     """
 
-    def __init__(self, binary: Path, cache_dir: Path):
+    def __init__(self, binary, cache_dir, demo_dir=None, timeout=DEFAULT_TIMEOUT_S):
         self.binary = Path(binary)
         self.cache_dir = Path(cache_dir)
+        self.demo_dir = Path(demo_dir) if demo_dir is not None else None
+        self.timeout = timeout
 
     def environment(self, extra=None):
         env = dict(os.environ)
         env.pop("DELTANN_WORKER_DIR", None)
         env["DELTANN_CACHE"] = str(self.cache_dir)
+        if self.demo_dir is not None:
+            env["DELTANN_DEMO_DIR"] = str(self.demo_dir)
         env.update(extra or {})
         return env
 
     def command(self, args):
         return [str(self.binary)] + [str(a) for a in args]
 
-    def run(self, *args, env=None, cwd=None, timeout=DEFAULT_TIMEOUT_S, expect_rc=0):
-        """Runs `deltann ARGS...` to completion. With expect_rc set (the default 0), fails the
-        test when the exit code differs; pass expect_rc=None to check it yourself."""
+    def run(self, *args, env=None, cwd=None, timeout=None, expect_rc=0):
+        """Runs `deltann ARGS...` to completion, for at most `timeout` seconds (None: the
+        runner's own). With expect_rc set (the default 0), fails the test when the exit code
+        differs; pass expect_rc=None to check it yourself."""
         command = self.command(args)
         start = time.monotonic()
         proc = subprocess.run(command, env=self.environment(env), cwd=cwd, capture_output=True,
-                              text=True, timeout=timeout)
+                              text=True, timeout=self.timeout if timeout is None else timeout)
         result = RunResult(command, proc.returncode, proc.stdout, proc.stderr,
                            time.monotonic() - start)
         if expect_rc is not None:
@@ -136,10 +167,21 @@ def results_checksum(db):
     return len(rows), digest.hexdigest()
 
 
-# --- images and tensors -----------------------------------------------------------------------
+# --- files, images and tensors ----------------------------------------------------------------
 
 def sha256_file(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_list_file(path):
+    """[(relative image path, label)] of a `path label  # comment` list file."""
+    entries = []
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            image, label = line.rsplit(None, 1)
+            entries.append((image, int(label)))
+    return entries
 
 
 def write_random_images(folder, sizes, seed, prefix="img", tints=None):
