@@ -16,7 +16,8 @@
 namespace deltann {
 
 // One setting of an engine. `values` lists the valid choices; an empty list means a positive
-// integer (threads).
+// integer (threads). The values of `opt` are listed from the least to the most optimisation: the
+// analysis relies on that order to call a slow-down under a higher level unexpected.
 struct Knob {
   std::string name;
   std::vector<std::string> values;

@@ -1,6 +1,7 @@
 // A campaign: one model, a dataset and a list of environments, run into one database.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -25,6 +26,9 @@ struct CampaignConfig {
   int keep_outputs_up_to = 1000;     // store full output vectors when the dataset is this small
   double timeout_s = 120;            // a worker silent this long is declared hung
   bool retry_failed = false;         // run variants that failed before again
+  // Run the variants in a random order drawn from this seed, so that drift of the machine (heat,
+  // other tenants) does not always favour the variants that run first.
+  std::optional<uint64_t> shuffle_seed;
 };
 
 // Progress and messages of a running campaign; the CLI prints them, tests collect them.

@@ -1,6 +1,7 @@
 // Pairwise comparison of the variants stored in a campaign database.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -8,12 +9,27 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "deltann/stats.h"
+
 namespace deltann {
 
 class Store;
 
+// Thresholds of the analysis; the defaults are what `deltann compare` and the report use.
+struct AnalysisOptions {
+  double near_tie_gap = 0.1;  // a flip is a near-tie when both relative top-2 gaps are below this
+  double atol = 1e-4;         // element-wise |a - b| <= atol + rtol * |b|
+  double rtol = 1e-3;
+  double confidence = 0.95;    // of every interval
+  double alpha = 0.05;         // significance level of the timing tests
+  double max_cv = 0.10;        // timing with a larger coefficient of variation is flagged
+  double min_slowdown = 0.02;  // a significant slow-down must also exceed this fraction
+};
+
 struct VariantSummary {
   std::string env;
+  std::string framework;
+  std::map<std::string, std::string> knobs;
   std::string status;
   std::string engine_version;
   int images = 0;  // images with a stored result
@@ -24,6 +40,13 @@ struct VariantSummary {
   std::optional<double> first_ms;
   std::optional<double> median_ms;  // over all timed samples
   std::optional<double> p90_ms;
+  std::optional<double> p99_ms;
+  std::optional<double> cv;                     // coefficient of variation of the samples
+  std::optional<stats::Interval> median_ci_ms;  // distribution-free interval of the median
+  int64_t samples = 0;
+  int nonfinite_images = 0;         // images whose output held NaN or Inf
+  int nondeterministic_images = 0;  // images whose repeated runs gave different outputs
+  double max_repeat_diff = 0;       // largest |difference| between repeated runs
 };
 
 struct PairSummary {
@@ -35,19 +58,59 @@ struct PairSummary {
   std::optional<double> max_abs_diff;  // over full output vectors, when both were stored
   std::optional<double> mean_abs_diff;
   double top1_difference_rate() const;
+
+  // What differs between the two environments: "framework", "opt", "device", "threads",
+  // "precision", another knob's name, or "mixed" when more than one thing changed.
+  std::string axis;
+  int near_tie_flips = 0;       // top-1 differences where both decisions were near-ties
+  int confident_flips = 0;      // the other top-1 differences
+  double top5_jaccard = 0;      // mean over images
+  double rank_correlation = 0;  // mean over images of metrics::topk_rank_correlation
+  // Numeric metrics over full outputs (when both were stored): worst image for relative L2 and
+  // cosine, all elements for the tolerance check.
+  std::optional<double> relative_l2;
+  std::optional<double> cosine;
+  std::optional<double> min_atol;           // smallest atol that passes with rtol = 0 (= max |d|)
+  std::optional<double> min_rtol;           // smallest rtol that passes with atol = 0
+  std::optional<int64_t> failing_elements;  // under the options' atol/rtol
+  // Timing: median(b) / median(a) over all samples, its interval and a Mann-Whitney U test.
+  std::optional<double> speed_ratio;
+  std::optional<stats::Interval> speed_ratio_ci;
+  std::optional<double> p_value;
+  bool significant = false;  // p < alpha and the interval excludes 1
+};
+
+// Something a user should look at, with the evidence and a command that reproduces it.
+struct Finding {
+  std::string kind;     // failure | label_difference | numeric_difference | slowdown |
+                        // nondeterminism | nonfinite | unstable_timing
+  double severity = 0;  // ranks the list: higher first
+  std::string title;
+  std::string evidence;
+  std::vector<std::string> variants;
+  std::vector<std::string> images;
+  std::string reproduce;
 };
 
 struct Comparison {
   std::vector<VariantSummary> variants;
   std::vector<PairSummary> pairs;  // every pair with an image in common, a before b
   int labelled_images = 0;
+  std::vector<Finding> findings;  // ranked, most severe first
+  AnalysisOptions options;
+  std::map<std::string, std::string> meta;  // the database's meta table (host, model, ...)
 };
 
-Comparison compare_variants(Store& store);
+Comparison compare_variants(Store& store, const AnalysisOptions& options = {});
+
+// What changed between two environment strings (the `axis` of a pair).
+std::string axis_between(const std::string& env_a, const std::string& env_b);
 nlohmann::json to_json(const Comparison& comparison);
+nlohmann::json to_json(const Finding& finding);
+nlohmann::json to_json(const AnalysisOptions& options);
 void print_comparison(const Comparison& comparison, std::ostream& out);
 
 // Percentile by linear interpolation between closest ranks (p in [0,100]); values is sorted.
-double percentile_sorted(const std::vector<double>& sorted, double p);
+using stats::percentile_sorted;
 
 }  // namespace deltann

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -17,7 +18,7 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct StoredModel {
   int64_t id = 0;
@@ -56,6 +57,10 @@ struct StoredResult {
   std::vector<float> top_scores;
   std::vector<float> output;        // full output vector; empty when not kept
   std::vector<int64_t> samples_ns;  // timed repetitions
+  int nonfinite = 0;                // NaN/Inf values in the output
+  // Largest |difference| between the outputs of the first and the last run of this image; NULL
+  // when the image ran once.
+  std::optional<double> repeat_max_abs_diff;
 };
 
 struct StoredFailure {
@@ -77,6 +82,7 @@ class Store {
 
   const std::filesystem::path& path() const { return path_; }
   std::optional<std::string> meta(const std::string& key);
+  std::map<std::string, std::string> all_meta();
   void set_meta(const std::string& key, const std::string& value);
 
   int64_t ensure_model(const StoredModel& model);  // by sha256 + path
@@ -108,6 +114,7 @@ class Store {
 
  private:
   void write_results(const std::vector<StoredResult>& batch);
+  void migrate(int from_version);
 
   std::filesystem::path path_;
   std::unique_ptr<SQLite::Database> db_;

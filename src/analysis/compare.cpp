@@ -2,56 +2,166 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iomanip>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/environment.h"
+#include "deltann/error.h"
+#include "deltann/metrics.h"
+#include "deltann/spec.h"
 #include "deltann/store.h"
+#include "findings.h"
 
 namespace deltann {
 namespace {
 
 using ResultsByImage = std::map<int64_t, StoredResult>;
 
-// |a - b| where a NaN on one side only counts as an infinite difference, and NaN on both as none.
-double abs_diff(float a, float b) {
-  const bool na = std::isnan(a), nb = std::isnan(b);
-  if (na || nb) return na && nb ? 0.0 : INFINITY;
-  return std::fabs(static_cast<double>(a) - static_cast<double>(b));
+std::optional<Environment> try_parse(const std::string& env) {
+  try {
+    return parse_environment(env);
+  } catch (const Error&) {
+    return std::nullopt;  // a database written by a newer grammar: no axis, still compared
+  }
 }
 
-std::string fixed(std::optional<double> v, int precision) {
-  if (!v) return "-";
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << *v;
-  return s.str();
+// Milliseconds of every timed sample of a variant, sorted.
+std::vector<double> sorted_samples_ms(const ResultsByImage& results) {
+  std::vector<double> ms;
+  for (const auto& [image, r] : results)
+    for (auto ns : r.samples_ns) ms.push_back(static_cast<double>(ns) / 1e6);
+  std::sort(ms.begin(), ms.end());
+  return ms;
 }
 
-std::string percent(std::optional<double> v) { return v ? fixed(*v * 100, 1) + "%" : "-"; }
-
-std::string scientific(std::optional<double> v) {
-  if (!v) return "-";
-  std::ostringstream s;
-  s << std::scientific << std::setprecision(2) << *v;
-  return s.str();
+OutputKind output_kind(const std::string& spec_json) {
+  try {
+    const auto j = nlohmann::json::parse(spec_json);
+    return j.at("output").value("kind", "logits") == "probabilities" ? OutputKind::Probabilities
+                                                                     : OutputKind::Logits;
+  } catch (const std::exception&) {
+    return OutputKind::Logits;
+  }
 }
 
-constexpr size_t kPairsShown = 15;
-
-// Image names come from files: keep control characters out of the terminal.
-std::string printable(const std::string& text) {
-  std::string out = text;
-  for (char& ch : out)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-  return out;
+VariantSummary summarise_variant(const StoredVariant& v, const ResultsByImage& results,
+                                 const std::vector<double>& samples,
+                                 const std::map<int64_t, std::optional<int>>& labels, int failures,
+                                 const AnalysisOptions& options) {
+  VariantSummary s;
+  s.env = v.env;
+  s.framework = v.framework;
+  if (const auto env = try_parse(v.env)) s.knobs = env->knobs;
+  s.status = v.status;
+  s.engine_version = v.engine_version;
+  s.images = static_cast<int>(results.size());
+  s.failures = failures;
+  if (v.load_ns) s.load_ms = static_cast<double>(*v.load_ns) / 1e6;
+  if (v.first_ns) s.first_ms = static_cast<double>(*v.first_ns) / 1e6;
+  int labelled = 0, top1 = 0, top5 = 0;
+  for (const auto& [image, r] : results) {
+    if (r.nonfinite > 0) ++s.nonfinite_images;
+    if (r.repeat_max_abs_diff && *r.repeat_max_abs_diff > 0) {
+      ++s.nondeterministic_images;
+      s.max_repeat_diff = std::max(s.max_repeat_diff, *r.repeat_max_abs_diff);
+    }
+    const auto label = labels.count(image) ? labels.at(image) : std::nullopt;
+    if (!label) continue;
+    ++labelled;
+    if (!r.top_ids.empty() && r.top_ids[0] == *label) ++top1;
+    if (std::find(r.top_ids.begin(), r.top_ids.end(), *label) != r.top_ids.end()) ++top5;
+  }
+  if (labelled > 0) {
+    s.top1_accuracy = static_cast<double>(top1) / labelled;
+    s.top5_accuracy = static_cast<double>(top5) / labelled;
+  }
+  s.samples = static_cast<int64_t>(samples.size());
+  if (!samples.empty()) {
+    s.median_ms = stats::percentile_sorted(samples, 50);
+    s.p90_ms = stats::percentile_sorted(samples, 90);
+    s.p99_ms = stats::percentile_sorted(samples, 99);
+    s.median_ci_ms = stats::median_ci_sorted(samples, options.confidence);
+    if (const double cv = stats::coefficient_of_variation(samples); !std::isnan(cv)) s.cv = cv;
+  }
+  return s;
 }
 
-template <typename T>
-nlohmann::json optional_json(const std::optional<T>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+// Label and numeric metrics over the images both variants ran.
+void compare_outputs(PairSummary& p, const ResultsByImage& a, const ResultsByImage& b,
+                     const std::map<int64_t, std::string>& keys, OutputKind kind,
+                     const AnalysisOptions& options) {
+  double overlap_sum = 0, jaccard_sum = 0, rank_sum = 0;
+  int rank_count = 0;
+  bool outputs = true;
+  metrics::NumericDifference total;
+  double worst_l2 = 0, worst_cosine = 1, worst_rtol = 0;
+  for (const auto& [image, ra] : a) {
+    const auto it = b.find(image);
+    if (it == b.end()) continue;
+    const auto& rb = it->second;
+    ++p.images;
+    if (ra.top_ids.empty() || rb.top_ids.empty() || ra.top_ids[0] != rb.top_ids[0]) {
+      ++p.top1_differences;
+      p.differing_images.push_back(keys.at(image));
+      const double gap_a = metrics::top2_relative_gap(ra.top_scores, kind);
+      const double gap_b = metrics::top2_relative_gap(rb.top_scores, kind);
+      // A NaN gap means a non-finite score: never a near-tie.
+      if (gap_a < options.near_tie_gap && gap_b < options.near_tie_gap)
+        ++p.near_tie_flips;
+      else
+        ++p.confident_flips;
+    }
+    const std::set<int> sa(ra.top_ids.begin(), ra.top_ids.end());
+    int common = 0;
+    for (int id : rb.top_ids) common += static_cast<int>(sa.count(id));
+    const size_t k = std::max(ra.top_ids.size(), rb.top_ids.size());
+    overlap_sum += k == 0 ? 1.0 : static_cast<double>(common) / static_cast<double>(k);
+    jaccard_sum += metrics::jaccard(ra.top_ids, rb.top_ids);
+    const double rho =
+        metrics::topk_rank_correlation(ra.top_ids, ra.top_scores, rb.top_ids, rb.top_scores);
+    if (!std::isnan(rho)) {
+      rank_sum += rho;
+      ++rank_count;
+    }
+    if (!outputs || ra.output.empty() || ra.output.size() != rb.output.size()) {
+      outputs = false;
+      continue;
+    }
+    const auto d = metrics::numeric_difference(ra.output, rb.output, options.atol, options.rtol);
+    total.max_abs = std::max(total.max_abs, d.max_abs);
+    total.sum_abs += d.sum_abs;
+    total.elements += d.elements;
+    total.failing += d.failing;
+    worst_l2 = std::max(worst_l2, d.relative_l2);
+    worst_cosine = std::min(worst_cosine, d.cosine);
+    worst_rtol = std::max(worst_rtol, d.min_rtol);
+  }
+  if (p.images == 0) return;
+  p.top5_overlap = overlap_sum / p.images;
+  p.top5_jaccard = jaccard_sum / p.images;
+  p.rank_correlation = rank_count > 0 ? rank_sum / rank_count : 1.0;
+  if (outputs && total.elements > 0) {
+    p.max_abs_diff = total.max_abs;
+    p.mean_abs_diff = total.sum_abs / static_cast<double>(total.elements);
+    p.relative_l2 = worst_l2;
+    p.cosine = worst_cosine;
+    p.min_atol = total.max_abs;
+    p.min_rtol = worst_rtol;
+    p.failing_elements = total.failing;
+  }
+}
+
+void compare_timing(PairSummary& p, const std::vector<double>& a, const std::vector<double>& b,
+                    const AnalysisOptions& options) {
+  if (a.empty() || b.empty()) return;
+  const auto ratio = stats::median_ratio_sorted(a, b, options.confidence);
+  const auto test = stats::mann_whitney_sorted(a, b);
+  p.speed_ratio = ratio.ratio;
+  p.speed_ratio_ci = ratio.ci;
+  p.p_value = test.p_value;
+  p.significant = test.p_value < options.alpha && (ratio.ci.low > 1.0 || ratio.ci.high < 1.0);
 }
 
 }  // namespace
@@ -60,16 +170,32 @@ double PairSummary::top1_difference_rate() const {
   return images == 0 ? 0.0 : static_cast<double>(top1_differences) / images;
 }
 
-double percentile_sorted(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return NAN;
-  const double rank = p / 100.0 * static_cast<double>(sorted.size() - 1);
-  const auto lo = static_cast<size_t>(std::floor(rank));
-  const auto hi = static_cast<size_t>(std::ceil(rank));
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - static_cast<double>(lo));
+std::string axis_between(const std::string& env_a, const std::string& env_b) {
+  const auto a = try_parse(env_a), b = try_parse(env_b);
+  if (!a || !b) return "mixed";
+  if (a->framework != b->framework || a->version != b->version || a->conversion != b->conversion) {
+    // Engines have knobs of their own (their opt values mean different things), so a change of
+    // engine is the "framework" axis when the settings they share are equal.
+    for (const char* shared : {"device", "precision", "threads"})
+      if (a->knobs.count(shared) && b->knobs.count(shared) &&
+          a->knobs.at(shared) != b->knobs.at(shared))
+        return "mixed";
+    if (a->framework != b->framework) return "framework";
+    return a->version != b->version ? "version" : "conversion";
+  }
+  std::set<std::string> differing;
+  for (const auto& [key, value] : a->knobs)
+    if (b->knob(key) != value) differing.insert(key);
+  for (const auto& [key, value] : b->knobs)
+    if (a->knob(key) != value) differing.insert(key);
+  if (differing.size() == 1) return *differing.begin();
+  return differing.empty() ? "none" : "mixed";
 }
 
-Comparison compare_variants(Store& store) {
+Comparison compare_variants(Store& store, const AnalysisOptions& options) {
   Comparison c;
+  c.options = options;
+  c.meta = store.all_meta();
   std::map<int64_t, std::optional<int>> labels;
   std::map<int64_t, std::string> keys;
   for (const auto& image : store.images()) {
@@ -77,184 +203,60 @@ Comparison compare_variants(Store& store) {
     keys[image.id] = image.key;
     if (image.label && image.status == "ok") ++c.labelled_images;
   }
+  std::map<int64_t, OutputKind> kinds;
+  std::map<int64_t, std::string> model_paths;
+  for (const auto& model : store.models()) {
+    kinds[model.id] = output_kind(model.spec_json);
+    model_paths[model.id] = model.path;
+  }
+  const auto failures = store.failures();
   std::map<int64_t, int> failure_counts;
-  for (const auto& f : store.failures())
+  for (const auto& f : failures)
     if (f.stage != "plan") ++failure_counts[f.variant_id];
 
   const auto variants = store.variants();
   std::vector<ResultsByImage> results(variants.size());
+  std::vector<std::vector<double>> samples(variants.size());
   for (size_t i = 0; i < variants.size(); ++i) {
-    const auto& v = variants[i];
-    for (auto& r : store.results(v.id, true)) results[i].emplace(r.image_id, std::move(r));
-    VariantSummary s;
-    s.env = v.env;
-    s.status = v.status;
-    s.engine_version = v.engine_version;
-    s.images = static_cast<int>(results[i].size());
-    s.failures = failure_counts[v.id];
-    if (v.load_ns) s.load_ms = static_cast<double>(*v.load_ns) / 1e6;
-    if (v.first_ns) s.first_ms = static_cast<double>(*v.first_ns) / 1e6;
-    int labelled = 0, top1 = 0, top5 = 0;
-    std::vector<double> samples;
-    for (const auto& [image, r] : results[i]) {
-      for (auto ns : r.samples_ns) samples.push_back(static_cast<double>(ns) / 1e6);
-      const auto& label = labels[image];
-      if (!label) continue;
-      ++labelled;
-      if (!r.top_ids.empty() && r.top_ids[0] == *label) ++top1;
-      if (std::find(r.top_ids.begin(), r.top_ids.end(), *label) != r.top_ids.end()) ++top5;
-    }
-    if (labelled > 0) {
-      s.top1_accuracy = static_cast<double>(top1) / labelled;
-      s.top5_accuracy = static_cast<double>(top5) / labelled;
-    }
-    std::sort(samples.begin(), samples.end());
-    if (!samples.empty()) {
-      s.median_ms = percentile_sorted(samples, 50);
-      s.p90_ms = percentile_sorted(samples, 90);
-    }
-    c.variants.push_back(std::move(s));
+    for (auto& r : store.results(variants[i].id, true))
+      results[i].emplace(r.image_id, std::move(r));
+    samples[i] = sorted_samples_ms(results[i]);
+    c.variants.push_back(summarise_variant(variants[i], results[i], samples[i], labels,
+                                           failure_counts[variants[i].id], options));
   }
-
   for (size_t a = 0; a < variants.size(); ++a)
     for (size_t b = a + 1; b < variants.size(); ++b) {
+      if (variants[a].model_id != variants[b].model_id) continue;  // different models
       PairSummary p;
       p.a = variants[a].env;
       p.b = variants[b].env;
-      double overlap_sum = 0, abs_sum = 0, abs_max = 0;
-      int64_t abs_count = 0;
-      bool outputs = true;
-      for (const auto& [image, ra] : results[a]) {
-        const auto it = results[b].find(image);
-        if (it == results[b].end()) continue;
-        const auto& rb = it->second;
-        ++p.images;
-        if (ra.top_ids.empty() || rb.top_ids.empty() || ra.top_ids[0] != rb.top_ids[0]) {
-          ++p.top1_differences;
-          p.differing_images.push_back(keys[image]);
-        }
-        const std::set<int> sa(ra.top_ids.begin(), ra.top_ids.end());
-        int common = 0;
-        for (int id : rb.top_ids) common += static_cast<int>(sa.count(id));
-        const size_t k = std::max(ra.top_ids.size(), rb.top_ids.size());
-        overlap_sum += k == 0 ? 1.0 : static_cast<double>(common) / static_cast<double>(k);
-        if (ra.output.empty() || ra.output.size() != rb.output.size()) {
-          outputs = false;
-          continue;
-        }
-        for (size_t e = 0; e < ra.output.size(); ++e) {
-          const double d = abs_diff(ra.output[e], rb.output[e]);
-          abs_max = std::max(abs_max, d);
-          abs_sum += d;
-          ++abs_count;
-        }
-      }
+      compare_outputs(p, results[a], results[b], keys, kinds[variants[a].model_id], options);
       if (p.images == 0) continue;
-      p.top5_overlap = overlap_sum / p.images;
-      if (outputs && abs_count > 0) {
-        p.max_abs_diff = abs_max;
-        p.mean_abs_diff = abs_sum / static_cast<double>(abs_count);
-      }
+      p.axis = axis_between(p.a, p.b);
+      compare_timing(p, samples[a], samples[b], options);
       c.pairs.push_back(std::move(p));
     }
-  return c;
-}
 
-nlohmann::json to_json(const Comparison& c) {
-  nlohmann::json variants = nlohmann::json::array(), pairs = nlohmann::json::array();
-  for (const auto& v : c.variants)
-    variants.push_back({{"env", v.env},
-                        {"status", v.status},
-                        {"engine_version", v.engine_version},
-                        {"images", v.images},
-                        {"failures", v.failures},
-                        {"top1_accuracy", optional_json(v.top1_accuracy)},
-                        {"top5_accuracy", optional_json(v.top5_accuracy)},
-                        {"load_ms", optional_json(v.load_ms)},
-                        {"first_inference_ms", optional_json(v.first_ms)},
-                        {"median_ms", optional_json(v.median_ms)},
-                        {"p90_ms", optional_json(v.p90_ms)}});
-  for (const auto& p : c.pairs)
-    pairs.push_back({{"a", p.a},
-                     {"b", p.b},
-                     {"images", p.images},
-                     {"top1_differences", p.top1_differences},
-                     {"top1_difference_rate", p.top1_difference_rate()},
-                     {"differing_images", p.differing_images},
-                     {"top5_overlap", p.top5_overlap},
-                     {"max_abs_diff", optional_json(p.max_abs_diff)},
-                     {"mean_abs_diff", optional_json(p.mean_abs_diff)}});
-  return {{"schema", "deltann.compare"},
-          {"schema_version", 1},
-          {"labelled_images", c.labelled_images},
-          {"variants", variants},
-          {"pairs", pairs}};
-}
-
-void print_comparison(const Comparison& c, std::ostream& out) {
-  out << "Variants (" << c.labelled_images << " labelled images)\n";
-  out << std::left << std::setw(4) << " #" << std::setw(44) << "environment" << std::setw(9)
-      << "status" << std::right << std::setw(7) << "images" << std::setw(6) << "fail"
-      << std::setw(8) << "top-1" << std::setw(8) << "top-5" << std::setw(10) << "load ms"
-      << std::setw(10) << "first ms" << std::setw(11) << "median ms" << std::setw(9) << "p90 ms"
-      << '\n';
-  for (size_t i = 0; i < c.variants.size(); ++i) {
-    const auto& v = c.variants[i];
-    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(44)
-        << printable(v.env) << std::setw(9) << v.status << std::right << std::setw(7) << v.images
-        << std::setw(6) << v.failures << std::setw(8) << percent(v.top1_accuracy) << std::setw(8)
-        << percent(v.top5_accuracy) << std::setw(10) << fixed(v.load_ms, 1) << std::setw(10)
-        << fixed(v.first_ms, 2) << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9)
-        << fixed(v.p90_ms, 3) << '\n';
-  }
-  std::map<std::pair<std::string, std::string>, const PairSummary*> by_pair;
-  for (const auto& p : c.pairs) by_pair[{p.a, p.b}] = &p;
-  out << "\nTop-1 label differences (row vs column: differing images / images both ran)\n     ";
-  for (size_t j = 0; j < c.variants.size(); ++j) out << std::setw(7) << (j + 1);
-  out << '\n';
-  for (size_t i = 0; i < c.variants.size(); ++i) {
-    out << std::setw(4) << (i + 1) << ' ';
-    for (size_t j = 0; j < c.variants.size(); ++j) {
-      const PairSummary* p = nullptr;
-      if (auto it = by_pair.find({c.variants[std::min(i, j)].env, c.variants[std::max(i, j)].env});
-          it != by_pair.end())
-        p = it->second;
-      out << std::setw(7)
-          << (i == j ? "-"
-              : p    ? std::to_string(p->top1_differences) + "/" + std::to_string(p->images)
-                     : ".");
+  FindingContext context;
+  context.model = model_paths.empty() ? "" : model_paths.begin()->second;
+  context.images = c.meta.count("images") ? c.meta.at("images") : "";
+  context.spec = c.meta.count("spec") ? c.meta.at("spec") : "";
+  for (const auto& v : variants) context.variant_ids[v.env] = v.id;
+  for (const auto& [key, value] : c.meta)
+    if (key.rfind("engine:", 0) == 0) {
+      try {
+        const auto engine = nlohmann::json::parse(value);
+        for (const auto& knob : engine.at("knobs"))
+          if (knob.at("name") == "opt")
+            context.opt_order[key.substr(7)] = knob.at("values").get<std::vector<std::string>>();
+      } catch (const std::exception&) {
+        // An unreadable description only costs the slow-down findings of that engine.
+      }
     }
-    out << '\n';
-  }
-  // Most different first: label flips, then top-5 disagreement, then the largest output gap.
-  std::vector<const PairSummary*> ranked;
-  for (const auto& p : c.pairs) ranked.push_back(&p);
-  std::stable_sort(ranked.begin(), ranked.end(), [](const PairSummary* x, const PairSummary* y) {
-    if (x->top1_differences != y->top1_differences)
-      return x->top1_differences > y->top1_differences;
-    if (x->top5_overlap != y->top5_overlap) return x->top5_overlap < y->top5_overlap;
-    return x->max_abs_diff.value_or(0) > y->max_abs_diff.value_or(0);
-  });
-  const size_t shown = std::min(ranked.size(), kPairsShown);
-  out << "\nPairs, most different first (top-5 overlap, output differences)\n";
-  out << std::left << std::setw(10) << " pair" << std::right << std::setw(10) << "top-1 diff"
-      << std::setw(10) << "top-5 ovl" << std::setw(12) << "max |d|" << std::setw(12) << "mean |d|"
-      << "  differing images\n";
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < c.variants.size(); ++i) index[c.variants[i].env] = i + 1;
-  for (size_t r = 0; r < shown; ++r) {
-    const PairSummary& p = *ranked[r];
-    std::string images;
-    for (size_t k = 0; k < p.differing_images.size() && k < 5; ++k)
-      images += (k ? ", " : "") + printable(p.differing_images[k]);
-    if (p.differing_images.size() > 5) images += ", ...";
-    out << std::left << std::setw(10)
-        << (" " + std::to_string(index[p.a]) + "-" + std::to_string(index[p.b])) << std::right
-        << std::setw(10) << percent(p.top1_difference_rate()) << std::setw(10)
-        << fixed(p.top5_overlap, 3) << std::setw(12) << scientific(p.max_abs_diff) << std::setw(12)
-        << scientific(p.mean_abs_diff) << "  " << images << '\n';
-  }
-  if (shown < ranked.size()) out << " (" << ranked.size() - shown << " more pairs in --json)\n";
+  for (const auto& f : failures) context.failures.push_back(f);
+  context.image_keys = keys;
+  c.findings = derive_findings(c, context);
+  return c;
 }
 
 }  // namespace deltann

@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   deltann::cli::add_run(app);
   deltann::cli::add_compare(app);
   deltann::cli::add_backends(app);
+  deltann::cli::add_report(app);
+  deltann::cli::add_export(app);
+  deltann::cli::add_check(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -136,6 +136,8 @@ void add_run(CLI::App& app) {
   run->add_option("--timeout", options->config.timeout_s,
                   "seconds a worker may stay silent before it counts as hung")
       ->capture_default_str();
+  run->add_option("--shuffle", options->config.shuffle_seed,
+                  "run the variants in a random order drawn from this seed");
   run->add_flag("--retry-failed", options->config.retry_failed,
                 "run variants and images that failed before again");
   run->add_flag("--json", options->json, "print the summary as JSON");

@@ -8,5 +8,8 @@ namespace deltann::cli {
 void add_run(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_backends(CLI::App& app);
+void add_report(CLI::App& app);
+void add_export(CLI::App& app);
+void add_check(CLI::App& app);
 
 }  // namespace deltann::cli

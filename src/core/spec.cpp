@@ -109,7 +109,7 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
         OutputKind::Logits);
     if (out.contains("class_names")) {
       std::filesystem::path names = out.at("class_names").get<std::string>();
-      o.class_names = names.is_absolute() ? names : base_dir / names;
+      o.class_names = names.is_absolute() ? names : std::filesystem::absolute(base_dir / names);
     }
   } catch (const json::exception& e) {
     throw Error(std::string("malformed spec: ") + e.what());

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
+#include <random>
 #include <variant>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +38,7 @@ struct PlannedVariant {
   std::string text;  // canonical environment string
   fs::path worker;
   std::string skip_reason;
+  std::optional<BackendInfo> engine;  // what the engine said about itself, when it could start
 };
 
 struct ReadyImage {
@@ -78,7 +81,8 @@ std::vector<PlannedVariant> plan(const CampaignConfig& config) {
   std::vector<PlannedVariant> planned;
   for (const auto& text : config.environments) {
     const Environment env = parse_environment(text);
-    PlannedVariant v{env, env.to_string(), config.worker_dir / worker_name(env.framework), ""};
+    PlannedVariant v{env, env.to_string(), config.worker_dir / worker_name(env.framework), "",
+                     std::nullopt};
     if (!engines.count(env.framework)) {
       if (!fs::exists(v.worker)) {
         std::string built;
@@ -101,6 +105,7 @@ std::vector<PlannedVariant> plan(const CampaignConfig& config) {
       v.skip_reason = *reason;
     } else {
       const auto& info = std::get<BackendInfo>(engine);
+      v.engine = info;
       if (!env.version.empty() && env.version != info.version)
         v.skip_reason = "version " + env.version + " of " + env.framework +
                         " is not installed (have " + info.version + ")";
@@ -257,6 +262,8 @@ class VariantRunner {
       store_.record_first_inference(id_, reply.at("first_ns").get<int64_t>());
       need_first_record_ = false;
     }
+    nonfinite_ = static_cast<int>(
+        std::count_if(output.begin(), output.end(), [](float v) { return !std::isfinite(v); }));
     TopK top = top_k(output, kTopK, spec_.output.label_offset);
     StoredResult r;
     r.variant_id = id_;
@@ -265,6 +272,9 @@ class VariantRunner {
     r.top_scores = std::move(top.scores);
     if (keep_outputs_) r.output = std::move(output);
     r.samples_ns = reply.value("samples_ns", std::vector<int64_t>{});
+    r.nonfinite = nonfinite_;
+    if (reply.contains("repeat_max_abs_diff"))
+      r.repeat_max_abs_diff = reply.at("repeat_max_abs_diff").get<double>();
     store_.add_result(std::move(r));
     ++results_written_;
     return true;
@@ -315,6 +325,7 @@ class VariantRunner {
   bool need_first_record_ = false;
   bool abandon_ = false;
   int64_t results_written_ = 0;
+  int nonfinite_ = 0;
 };
 
 }  // namespace
@@ -357,9 +368,15 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   store.set_meta("deltann_version", kVersion);
   store.set_meta("host", host_description());
   store.set_meta("dataset", fs::absolute(config.images).string() + " (" + dataset.layout + ")");
+  store.set_meta("images", fs::absolute(config.images).string());
+  if (config.spec) store.set_meta("spec", fs::absolute(*config.spec).string());
   store.set_meta("preprocessing", preprocessing_description(spec.input));
   store.set_meta("timing", "warmup=" + std::to_string(config.warmup) +
                                ", repeat=" + std::to_string(config.repeat));
+  // The engines' self-descriptions go with the results: the analysis reads the order of each
+  // engine's opt values from them (lowest optimisation first).
+  for (const auto& v : variants)
+    if (v.engine) store.set_meta("engine:" + v.engine->name, to_json(*v.engine).dump());
   const std::string model_sha = sha256_file(config.model);
   const int64_t model_id =
       store.ensure_model({0, fs::absolute(config.model).string(), model_sha, to_json(spec).dump()});
@@ -429,6 +446,11 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
     jobs.push_back(std::move(job));
   }
 
+  if (config.shuffle_seed) {
+    std::mt19937_64 generator(*config.shuffle_seed);
+    std::shuffle(jobs.begin(), jobs.end(), generator);
+    store.set_meta("variant_order", "shuffled with seed " + std::to_string(*config.shuffle_seed));
+  }
   Progress progress(events, total);
   for (const auto& job : jobs) {
     say("running " + job.variant->text + " on " + std::to_string(job.todo.size()) + " images");

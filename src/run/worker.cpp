@@ -2,7 +2,9 @@
 
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <iostream>
 #include <string>
@@ -67,22 +69,56 @@ class Server {
     const Tensor input = read_npy(request.at("tensor").get<std::string>());
     session_->set_input(input);
     json result = {{"event", "result"}, {"image", request.at("image")}};
+    // The output of the image's first run is kept (outside the clock) and compared with its last,
+    // so an engine that is not deterministic on one input shows up.
+    std::vector<float> first_output;
+    int runs = 0;
+    const auto after_run = [&] {
+      if (++runs == 1) first_output = session_->output();
+    };
     if (request.value("first", false)) {
       const auto start = Clock::now();
       session_->run();
       result["first_ns"] = elapsed_ns(start);
+      after_run();
     }
-    for (int i = 0, n = request.value("warmup", 0); i < n; ++i) session_->run();
+    for (int i = 0, n = request.value("warmup", 0); i < n; ++i) {
+      session_->run();
+      after_run();
+    }
     std::vector<int64_t> samples;
     for (int i = 0, n = request.value("repeat", 1); i < n; ++i) {
       const auto start = Clock::now();
       session_->run();
       samples.push_back(elapsed_ns(start));
+      after_run();
     }
-    if (samples.empty() && !result.contains("first_ns")) session_->run();
+    if (runs == 0) {
+      session_->run();
+      after_run();
+    }
+    const std::vector<float> output = session_->output();
+    if (runs > 1) result["repeat_max_abs_diff"] = max_abs_difference(first_output, output);
     result["samples_ns"] = samples;
-    result["output"] = protocol::encode_floats(session_->output());
+    result["output"] = protocol::encode_floats(output);
     reply(result);
+  }
+
+  // NaN on both sides counts as equal, on one side as an infinite difference (sent as 1e308,
+  // since JSON has no infinity); a length change counts as infinite too.
+  static double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
+    constexpr double kInfinite = 1e308;
+    if (a.size() != b.size()) return kInfinite;
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (std::isnan(a[i]) || std::isnan(b[i])) {
+        if (std::isnan(a[i]) != std::isnan(b[i])) return kInfinite;
+        continue;
+      }
+      if (a[i] == b[i]) continue;  // also equal infinities
+      worst = std::max(worst, std::min(kInfinite, std::fabs(static_cast<double>(a[i]) - b[i])));
+    }
+    return worst;
   }
 
   std::unique_ptr<Backend> backend_;

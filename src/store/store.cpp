@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <charconv>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -11,9 +12,9 @@
 namespace deltann {
 namespace {
 
-// Version 1. Vectors of numbers are stored as little-endian blobs (float32 scores and outputs,
-// int64 nanosecond samples), so NaN and Inf survive; top-K ids as JSON text, readable in the
-// sqlite3 shell.
+// Version 2 (version 1 lacked results.nonfinite and results.repeat_max_abs_diff). Vectors of
+// numbers are stored as little-endian blobs (float32 scores and outputs, int64 nanosecond samples),
+// so NaN and Inf survive; top-K ids as JSON text, readable in the sqlite3 shell.
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models(
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS variants(
 CREATE TABLE IF NOT EXISTS results(
   variant_id INTEGER NOT NULL REFERENCES variants(id), image_id INTEGER NOT NULL REFERENCES images(id),
   top_ids TEXT NOT NULL, top_scores BLOB NOT NULL, output BLOB, samples_ns BLOB NOT NULL,
+  nonfinite INTEGER NOT NULL DEFAULT 0, repeat_max_abs_diff REAL,
   PRIMARY KEY(variant_id, image_id));
 CREATE TABLE IF NOT EXISTS failures(
   id INTEGER PRIMARY KEY, variant_id INTEGER NOT NULL REFERENCES variants(id),
@@ -57,6 +59,49 @@ void bind_blob(SQLite::Statement& s, int index, const std::vector<T>& values, bo
     s.bind(index, values.data(), static_cast<int>(values.size() * sizeof(T)));
 }
 
+// The top_ids column, a JSON list of integers as write_results stores it ("[1,2,3]"). Read by
+// hand because it runs once per stored result (a million times for a large campaign, where the
+// JSON library cost a third of Store::results); text of any other shape goes to the JSON library,
+// which reads every valid list and throws on malformed text.
+std::vector<int> parse_top_ids(const SQLite::Column& column) {
+  const char* p = column.getText();
+  const char* const end = p + column.getBytes();
+  const auto fallback = [&] {
+    return nlohmann::json::parse(column.getText(), end).get<std::vector<int>>();
+  };
+  const auto skip_space = [&] {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+  };
+  std::vector<int> ids;
+  skip_space();
+  if (p == end || *p != '[') return fallback();
+  ++p;
+  skip_space();
+  if (p < end && *p == ']') {
+    ++p;
+  } else {
+    while (true) {
+      int id = 0;
+      const auto [next, ec] = std::from_chars(p, end, id);
+      if (ec != std::errc()) return fallback();
+      ids.push_back(id);
+      p = next;
+      skip_space();
+      if (p < end && *p == ',') {
+        ++p;
+        skip_space();
+      } else if (p < end && *p == ']') {
+        ++p;
+        break;
+      } else {
+        return fallback();
+      }
+    }
+  }
+  skip_space();
+  return p == end ? ids : fallback();
+}
+
 std::optional<int64_t> optional_int(const SQLite::Column& c) {
   return c.isNull() ? std::nullopt : std::optional<int64_t>(c.getInt64());
 }
@@ -81,11 +126,33 @@ Store::Store(const std::filesystem::path& path, int batch_size)
   const auto version = meta("schema_version");
   if (!version) {
     set_meta("schema_version", std::to_string(kSchemaVersion));
-  } else if (version->empty() || version->find_first_not_of("0123456789") != std::string::npos) {
+  } else if (version->empty() || version->size() > 6 ||
+             version->find_first_not_of("0123456789") != std::string::npos) {
     throw Error(path.string() + " has an unreadable schema version '" + *version + "'");
   } else if (std::stoi(*version) > kSchemaVersion) {
     throw Error(path.string() + " has schema version " + *version + "; this deltann reads up to " +
                 std::to_string(kSchemaVersion));
+  } else if (std::stoi(*version) < kSchemaVersion) {
+    migrate(std::stoi(*version));
+  }
+}
+
+// Each step brings a file from one version to the next inside one transaction, so a file is never
+// left half-migrated.
+void Store::migrate(int from) {
+  try {
+    SQLite::Transaction tx(*db_);
+    if (from < 2) {
+      db_->exec("ALTER TABLE results ADD COLUMN nonfinite INTEGER NOT NULL DEFAULT 0");
+      db_->exec("ALTER TABLE results ADD COLUMN repeat_max_abs_diff REAL");
+    }
+    SQLite::Statement q(*db_, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
+    q.bind(1, std::to_string(kSchemaVersion));
+    q.exec();
+    tx.commit();
+  } catch (const SQLite::Exception& e) {
+    throw Error(path_.string() + ": cannot migrate from schema version " + std::to_string(from) +
+                " (" + e.what() + ")");
   }
 }
 
@@ -102,6 +169,13 @@ std::optional<std::string> Store::meta(const std::string& key) {
   q.bind(1, key);
   if (q.executeStep()) return q.getColumn(0).getString();
   return std::nullopt;
+}
+
+std::map<std::string, std::string> Store::all_meta() {
+  std::map<std::string, std::string> all;
+  SQLite::Statement q(*db_, "SELECT key, value FROM meta");
+  while (q.executeStep()) all[q.getColumn(0).getString()] = q.getColumn(1).getString();
+  return all;
 }
 
 void Store::set_meta(const std::string& key, const std::string& value) {
@@ -240,8 +314,8 @@ void Store::write_results(const std::vector<StoredResult>& batch) {
   SQLite::Transaction tx(*db_);
   SQLite::Statement q(*db_,
                       "INSERT OR REPLACE INTO results(variant_id, image_id, top_ids, top_scores, "
-                      "output, samples_ns) "
-                      "VALUES(?, ?, ?, ?, ?, ?)");
+                      "output, samples_ns, nonfinite, repeat_max_abs_diff) "
+                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& r : batch) {
     q.bind(1, r.variant_id);
     q.bind(2, r.image_id);
@@ -249,6 +323,11 @@ void Store::write_results(const std::vector<StoredResult>& batch) {
     bind_blob(q, 4, r.top_scores, false);
     bind_blob(q, 5, r.output, true);
     bind_blob(q, 6, r.samples_ns, false);
+    q.bind(7, r.nonfinite);
+    if (r.repeat_max_abs_diff)
+      q.bind(8, *r.repeat_max_abs_diff);
+    else
+      q.bind(8);
     q.exec();
     q.reset();
   }
@@ -337,19 +416,23 @@ std::vector<StoredResult> Store::results(int64_t variant_id, bool with_output) {
   flush();
   std::vector<StoredResult> out;
   SQLite::Statement q(*db_, with_output
-                                ? "SELECT image_id, top_ids, top_scores, samples_ns, output FROM "
-                                  "results WHERE variant_id = ? ORDER BY image_id"
-                                : "SELECT image_id, top_ids, top_scores, samples_ns FROM results "
-                                  "WHERE variant_id = ? ORDER BY image_id");
+                                ? "SELECT image_id, top_ids, top_scores, samples_ns, nonfinite, "
+                                  "repeat_max_abs_diff, output FROM results WHERE variant_id = ? "
+                                  "ORDER BY image_id"
+                                : "SELECT image_id, top_ids, top_scores, samples_ns, nonfinite, "
+                                  "repeat_max_abs_diff FROM results WHERE variant_id = ? "
+                                  "ORDER BY image_id");
   q.bind(1, variant_id);
   while (q.executeStep()) {
     StoredResult r;
     r.variant_id = variant_id;
     r.image_id = q.getColumn(0).getInt64();
-    r.top_ids = nlohmann::json::parse(q.getColumn(1).getString()).get<std::vector<int>>();
+    r.top_ids = parse_top_ids(q.getColumn(1));
     r.top_scores = from_blob<float>(q.getColumn(2));
     r.samples_ns = from_blob<int64_t>(q.getColumn(3));
-    if (with_output) r.output = from_blob<float>(q.getColumn(4));
+    r.nonfinite = q.getColumn(4).getInt();
+    if (!q.getColumn(5).isNull()) r.repeat_max_abs_diff = q.getColumn(5).getDouble();
+    if (with_output) r.output = from_blob<float>(q.getColumn(6));
     out.push_back(std::move(r));
   }
   return out;

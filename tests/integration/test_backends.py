@@ -6,7 +6,7 @@ import pytest
 
 EXPECTED_OPT = {
     "ort": ["disable", "basic", "extended", "all"],
-    "opencv": ["on", "off"],
+    "opencv": ["off", "on"],  # lowest optimisation first
 }
 
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include "deltann/error.h"
 #include "test_util.h"
 
@@ -73,7 +75,7 @@ TEST(Store, CreatesTheFileWithASchemaVersion) {
   EXPECT_TRUE(fs::exists(db));
   Store again(db);
   EXPECT_EQ(again.meta("campaign"), "demo2");
-  EXPECT_EQ(again.meta("schema_version"), "1");
+  EXPECT_EQ(again.meta("schema_version"), "2");
 }
 
 TEST(Store, EnsureCallsAreIdempotent) {
@@ -275,6 +277,34 @@ TEST(Store, UnopenablePathIsAnError) {
   test::TempDir dir;
   const fs::path path = dir / "missing-folder" / "r.db";
   EXPECT_TRUE(Contains(message_of<Error>([&] { Store store(path); }), path.string()));
+}
+
+// A version-1 file (before results.nonfinite and results.repeat_max_abs_diff) is migrated in
+// place when opened, and its rows survive.
+TEST(Store, VersionOneFileIsMigrated) {
+  test::TempDir dir;
+  const fs::path db = dir / "v1.db";
+  {
+    SQLite::Database old(db.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    old.exec(
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES('schema_version', '1');"
+        "CREATE TABLE results(variant_id INTEGER NOT NULL, image_id INTEGER NOT NULL, top_ids TEXT "
+        "NOT NULL, top_scores BLOB NOT NULL, output BLOB, samples_ns BLOB NOT NULL, "
+        "PRIMARY KEY(variant_id, image_id));");
+  }
+  Store store(db);
+  EXPECT_EQ(store.meta("schema_version"), "2");
+  Fixture f(store, 1);
+  StoredResult r = result(f.variant, f.images[0]);
+  r.nonfinite = 3;
+  r.repeat_max_abs_diff = 0.25;
+  store.add_result(r);
+  store.flush();
+  const auto back = store.results(f.variant, false);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].nonfinite, 3);
+  EXPECT_EQ(back[0].repeat_max_abs_diff, 0.25);
 }
 
 }  // namespace

@@ -66,7 +66,7 @@ class OpenCvBackend final : public Backend {
       if (context.ptr() && context.ndevices() > 0) info.devices.push_back("opencl:0");
     }
     info.formats = {"onnx"};
-    info.knobs = {{"opt", {"on", "off"}, "on", "layer fusion"},
+    info.knobs = {{"opt", {"off", "on"}, "on", "layer fusion"},
                   {"device", {"cpu", "opencl:0"}, "cpu", "DNN target"},
                   {"threads", {}, "1", "cv::setNumThreads"}};
     return info;

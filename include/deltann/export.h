@@ -1,0 +1,43 @@
+// Machine-readable export of a campaign database and its analysis (schemas in docs/EXPORT.md):
+// one JSON document holding every table, or one CSV table at a time.
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+namespace deltann {
+
+class Store;
+struct Comparison;
+
+inline constexpr int kExportSchemaVersion = 1;
+
+// The tables of an export. JSON holds all of them; CSV holds one per file.
+enum class ExportTable { variants, pairs, findings, results };
+
+// "variants", "pairs", "findings" or "results"; nullopt for anything else.
+std::optional<ExportTable> parse_export_table(std::string_view name);
+const char* export_table_name(ExportTable table);
+
+// Writes the JSON document: schema, schema_version, context (the database's meta table, models,
+// image counts, the analysis options), then variants, pairs, findings and results. `comparison`
+// must come from compare_variants(store, ...). Results are read one variant at a time and written
+// as they are read, so memory does not grow with the number of variants.
+void export_json(Store& store, const Comparison& comparison, std::ostream& out);
+
+// Writes one table as CSV with a header row (RFC 4180 quoting, LF line ends).
+void export_csv(Store& store, const Comparison& comparison, ExportTable table, std::ostream& out);
+
+// Formatting shared by both formats, exposed for tests.
+namespace export_format {
+// The field quoted when it holds a comma, a quote, CR or LF (quotes doubled); otherwise as is.
+std::string csv_field(std::string_view text);
+// Shortest decimal text that reads back to the same value of its type (at most 9 significant
+// digits for float, 17 for double); "NaN", "Infinity", "-Infinity" for non-finite values.
+std::string number(float value);
+std::string number(double value);
+}  // namespace export_format
+
+}  // namespace deltann

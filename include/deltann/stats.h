@@ -1,0 +1,62 @@
+// Statistics for timing and metric comparisons. Every function is deterministic (fixed seeds) so
+// that reports and golden tests are reproducible.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace deltann::stats {
+
+struct Interval {
+  double low = 0;
+  double high = 0;
+};
+
+// Percentile by linear interpolation between closest ranks (p in [0,100], clamped) of sorted
+// values, as numpy's default: h = (n-1) p / 100, i = floor(h), x[i] + (h-i) (x[i+1] - x[i]).
+// NaN for an empty vector.
+double percentile_sorted(const std::vector<double>& sorted, double p);
+
+// Sample standard deviation / mean (n - 1 in the denominator); NaN with fewer than 2 values or a
+// zero mean.
+double coefficient_of_variation(const std::vector<double>& values);
+
+// Distribution-free confidence interval of the median from order statistics (binomial ranks) of
+// sorted values: [x_(k), x_(n+1-k)] with k the largest rank >= 1 such that P(B <= k-1) <=
+// (1 - confidence) / 2, B ~ Binomial(n, 1/2), so coverage >= confidence. [NaN, NaN] when empty.
+// With very few values (no such rank) the interval is the full range. O(sqrt(n)).
+Interval median_ci_sorted(const std::vector<double>& sorted, double confidence);
+
+// Percentile-bootstrap confidence interval of the median (`resamples` resamples, seeded).
+// Used where a bootstrap is wanted explicitly; costs O(resamples * n).
+Interval bootstrap_median_ci(const std::vector<double>& values, double confidence, int resamples,
+                             uint64_t seed);
+
+struct MannWhitney {
+  double u = 0;        // U statistic of the first sample
+  double z = 0;        // normal approximation with tie and continuity correction
+  double p_value = 1;  // two-sided
+};
+// Two-sided Mann-Whitney U test of two sorted samples, O(n + m) by merging. The p-value uses the
+// normal approximation with tie correction (exact enough for n, m >= 8; documented in
+// docs/ANALYSIS.md). p = 1 when either sample is empty or all values are tied.
+MannWhitney mann_whitney_sorted(const std::vector<double>& a, const std::vector<double>& b);
+
+// Ratio median(b) / median(a) of sorted samples with a conservative confidence interval: each
+// median's distribution-free interval at level 1 - (1 - confidence) / 2, combined as
+// [low_b / high_a, high_b / low_a] (Bonferroni), so coverage is at least `confidence`.
+struct RatioEstimate {
+  double ratio = 0;
+  Interval ci;
+};
+RatioEstimate median_ratio_sorted(const std::vector<double>& a, const std::vector<double>& b,
+                                  double confidence);
+
+// Spearman rank correlation (Pearson correlation of average ranks, ties allowed); NaN when a side
+// is constant or sizes differ or are < 2.
+double spearman(const std::vector<double>& x, const std::vector<double>& y);
+
+// Standard normal cumulative distribution function.
+double normal_cdf(double z);
+
+}  // namespace deltann::stats

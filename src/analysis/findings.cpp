@@ -1,0 +1,204 @@
+#include "findings.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <tuple>
+
+namespace deltann {
+namespace {
+
+// Quoted for a POSIX shell when needed, so the reproduce line can be pasted as it is.
+std::string quoted(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789@%_+=:,./-") == std::string::npos)
+    return word;
+  std::string out = "'";
+  for (char ch : word) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+std::string reproduce(const FindingContext& context, const std::vector<std::string>& envs) {
+  std::string command =
+      "deltann run --model " + quoted(context.model) + " --images " + quoted(context.images);
+  for (const auto& env : envs) command += " --env " + quoted(env);
+  return command + " --db repro.db && deltann compare --db repro.db";
+}
+
+std::string number(double value, const char* format = "%.3g") {
+  char text[64];
+  std::snprintf(text, sizeof text, format, value);
+  return text;
+}
+
+std::string percent(double fraction) { return number(100 * fraction, "%.1f") + "%"; }
+
+std::string list(const std::vector<std::string>& items, size_t shown = 8) {
+  std::string text;
+  for (size_t i = 0; i < items.size() && i < shown; ++i) text += (i ? ", " : "") + items[i];
+  if (items.size() > shown) text += ", ... (" + std::to_string(items.size()) + " in all)";
+  return text;
+}
+
+void add_failures(std::vector<Finding>& out, const FindingContext& context) {
+  // One finding per (variant, stage, symptom), listing the images it happened on.
+  std::map<std::tuple<int64_t, std::string, std::string>, std::vector<const StoredFailure*>> groups;
+  for (const auto& f : context.failures) groups[{f.variant_id, f.stage, f.symptom}].push_back(&f);
+  std::map<int64_t, std::string> env_of;
+  for (const auto& [env, id] : context.variant_ids) env_of[id] = env;
+  for (const auto& [key, items] : groups) {
+    const auto& [variant, stage, symptom] = key;
+    Finding f;
+    f.kind = "failure";
+    const bool skipped = stage == "plan";
+    const bool died = symptom == "crash" || symptom == "abort" || symptom == "hang" ||
+                      symptom == "killed" || symptom == "exit";
+    f.severity = skipped ? 5 : died ? 100 : 90;
+    f.variants = {env_of[variant]};
+    for (const auto* item : items)
+      if (item->image_id && context.image_keys.count(*item->image_id))
+        f.images.push_back(context.image_keys.at(*item->image_id));
+    f.title =
+        skipped
+            ? env_of[variant] + " was not run: " + items.front()->message
+            : env_of[variant] + ": " + symptom + " at " + stage +
+                  (f.images.empty() ? "" : " on " + std::to_string(f.images.size()) + " image(s)");
+    std::string message = items.front()->message;
+    if (message.size() > 600) message = message.substr(0, 600) + "...";
+    f.evidence = skipped ? "" : message + (f.images.empty() ? "" : "; images: " + list(f.images));
+    f.reproduce = reproduce(context, f.variants);
+    out.push_back(std::move(f));
+  }
+}
+
+void add_pair_findings(std::vector<Finding>& out, const Comparison& c,
+                       const FindingContext& context) {
+  for (const auto& p : c.pairs) {
+    const std::string where = p.a + " vs " + p.b + " (axis: " + p.axis + ")";
+    if (p.top1_differences > 0) {
+      Finding f;
+      f.kind = "label_difference";
+      const double confident = static_cast<double>(p.confident_flips) / p.images;
+      const double near = static_cast<double>(p.near_tie_flips) / p.images;
+      f.severity = 50 + 40 * confident + 10 * near;
+      f.title = std::to_string(p.top1_differences) + " of " + std::to_string(p.images) +
+                " images (" + percent(p.top1_difference_rate()) + ") change top-1 label: " + where;
+      f.evidence = std::to_string(p.confident_flips) + " confident, " +
+                   std::to_string(p.near_tie_flips) + " near-tie flips; top-5 Jaccard " +
+                   number(p.top5_jaccard) + ", rank correlation " + number(p.rank_correlation) +
+                   (p.max_abs_diff ? ", max |d| " + number(*p.max_abs_diff) : "") +
+                   "; images: " + list(p.differing_images);
+      f.variants = {p.a, p.b};
+      f.images = p.differing_images;
+      f.reproduce = reproduce(context, f.variants);
+      out.push_back(std::move(f));
+    } else if (p.failing_elements && *p.failing_elements > 0) {
+      Finding f;
+      f.kind = "numeric_difference";
+      f.severity = 30 + std::min(15.0, std::log10(1 + *p.min_atol / c.options.atol));
+      f.title = "outputs differ beyond atol " + number(c.options.atol) + " / rtol " +
+                number(c.options.rtol) + " with the same labels: " + where;
+      f.evidence = std::to_string(*p.failing_elements) + " elements fail; max |d| " +
+                   number(*p.max_abs_diff) + ", worst relative L2 " + number(*p.relative_l2) +
+                   ", worst cosine " + number(*p.cosine, "%.9f") + "; would pass with atol " +
+                   number(*p.min_atol) + " (rtol 0) or rtol " + number(*p.min_rtol) + " (atol 0)";
+      f.variants = {p.a, p.b};
+      f.reproduce = reproduce(context, f.variants);
+      out.push_back(std::move(f));
+    }
+    // Unexpected degradation: the more optimised of two levels of the same engine is slower.
+    if (p.axis != "opt" || !p.significant || !p.speed_ratio) continue;
+    const auto find = [&](const std::string& env) -> const VariantSummary* {
+      for (const auto& v : c.variants)
+        if (v.env == env) return &v;
+      return nullptr;
+    };
+    const VariantSummary* a = find(p.a);
+    const VariantSummary* b = find(p.b);
+    if (!a || !b || !context.opt_order.count(a->framework)) continue;
+    const auto& order = context.opt_order.at(a->framework);
+    const auto rank = [&](const VariantSummary& v) {
+      const auto it = v.knobs.find("opt");
+      if (it == v.knobs.end()) return -1L;
+      const auto at = std::find(order.begin(), order.end(), it->second);
+      return at == order.end() ? -1L : static_cast<long>(at - order.begin());
+    };
+    const long rank_a = rank(*a), rank_b = rank(*b);
+    if (rank_a < 0 || rank_b < 0 || rank_a == rank_b) continue;
+    // Oriented from the lower to the higher level: ratio = median(higher) / median(lower).
+    const bool b_higher = rank_b > rank_a;
+    const double ratio = b_higher ? *p.speed_ratio : 1.0 / *p.speed_ratio;
+    const double ci_low = b_higher ? p.speed_ratio_ci->low : 1.0 / p.speed_ratio_ci->high;
+    const double ci_high = b_higher ? p.speed_ratio_ci->high : 1.0 / p.speed_ratio_ci->low;
+    if (ci_low <= 1.0 + c.options.min_slowdown) continue;
+    const std::string& lower = b_higher ? p.a : p.b;
+    const std::string& higher = b_higher ? p.b : p.a;
+    Finding f;
+    f.kind = "slowdown";
+    f.severity = 60 + std::min(30.0, 100 * (ratio - 1));
+    f.title = "higher optimisation is slower: " + higher + " takes " + number(ratio, "%.3f") +
+              "x the time of " + lower;
+    f.evidence = "median ratio " + number(ratio, "%.3f") + ", " +
+                 number(100 * c.options.confidence, "%.0f") + "% interval [" +
+                 number(ci_low, "%.3f") + ", " + number(ci_high, "%.3f") +
+                 "], Mann-Whitney p = " + number(*p.p_value, "%.2g");
+    f.variants = {lower, higher};
+    f.reproduce = reproduce(context, f.variants);
+    out.push_back(std::move(f));
+  }
+}
+
+void add_variant_findings(std::vector<Finding>& out, const Comparison& c,
+                          const FindingContext& context) {
+  for (const auto& v : c.variants) {
+    if (v.nonfinite_images > 0) {
+      Finding f;
+      f.kind = "nonfinite";
+      f.severity = 70;
+      f.title = v.env + ": NaN or Inf in the output of " + std::to_string(v.nonfinite_images) +
+                " image(s)";
+      f.variants = {v.env};
+      f.reproduce = reproduce(context, f.variants);
+      out.push_back(std::move(f));
+    }
+    if (v.nondeterministic_images > 0) {
+      Finding f;
+      f.kind = "nondeterminism";
+      f.severity = 40;
+      f.title = v.env + ": repeated runs of the same input differ on " +
+                std::to_string(v.nondeterministic_images) + " image(s)";
+      f.evidence = "largest difference between the first and last run of an image: " +
+                   number(v.max_repeat_diff);
+      f.variants = {v.env};
+      f.reproduce = reproduce(context, f.variants);
+      out.push_back(std::move(f));
+    }
+    if (v.cv && *v.cv > c.options.max_cv) {
+      Finding f;
+      f.kind = "unstable_timing";
+      f.severity = 10;
+      f.title =
+          v.env + ": timing too noisy to trust (coefficient of variation " + percent(*v.cv) + ")";
+      f.evidence = "threshold " + percent(c.options.max_cv) +
+                   "; use more --repeat, fewer concurrent jobs, or pin the process";
+      f.variants = {v.env};
+      f.reproduce = reproduce(context, f.variants);
+      out.push_back(std::move(f));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Finding> derive_findings(const Comparison& comparison, const FindingContext& context) {
+  std::vector<Finding> findings;
+  add_failures(findings, context);
+  add_pair_findings(findings, comparison, context);
+  add_variant_findings(findings, comparison, context);
+  std::stable_sort(findings.begin(), findings.end(),
+                   [](const Finding& x, const Finding& y) { return x.severity > y.severity; });
+  return findings;
+}
+
+}  // namespace deltann

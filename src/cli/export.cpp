@@ -1,0 +1,80 @@
+// `deltann export`: the campaign database and its analysis as JSON or CSV (docs/EXPORT.md).
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "deltann/compare.h"
+#include "deltann/error.h"
+#include "deltann/export.h"
+#include "deltann/store.h"
+#include "verbs.h"
+
+namespace deltann::cli {
+namespace {
+
+struct ExportOptions {
+  std::string db, format, table, output;
+};
+
+void write(Store& store, const Comparison& comparison, const ExportOptions& o, std::ostream& out) {
+  if (o.format == "json") {
+    export_json(store, comparison, out);
+  } else {
+    export_csv(store, comparison, *parse_export_table(o.table.empty() ? "results" : o.table),
+               out);
+  }
+}
+
+void execute(const ExportOptions& o) {
+  if (o.format == "json" && !o.table.empty())
+    throw CLI::ValidationError("--table", "applies to --format csv only (JSON holds every table)");
+  if (!std::filesystem::exists(o.db)) throw Error("database " + o.db + " does not exist");
+  Store store(o.db);
+  const Comparison comparison = compare_variants(store);
+  if (o.output.empty() || o.output == "-") {
+    write(store, comparison, o, std::cout);
+    std::cout.flush();
+    if (!std::cout) throw Error("cannot write the export to standard output");
+    return;
+  }
+  // Written beside the target and renamed at the end, so a failed export leaves no partial file.
+  const std::filesystem::path target = o.output;
+  const std::filesystem::path partial = target.string() + ".partial";
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot create " + partial.string());
+    try {
+      write(store, comparison, o, out);
+      out.flush();
+    } catch (...) {
+      out.close();
+      std::filesystem::remove(partial);
+      throw;
+    }
+    if (!out) {
+      out.close();
+      std::filesystem::remove(partial);
+      throw Error("cannot write " + target.string() + " (disk full?)");
+    }
+  }
+  std::filesystem::rename(partial, target);
+}
+
+}  // namespace
+
+void add_export(CLI::App& app) {
+  auto options = std::make_shared<ExportOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "export", "write a campaign database and its analysis as JSON or CSV (docs/EXPORT.md)");
+  cmd->add_option("--db", options->db, "campaign database")->required();
+  cmd->add_option("--format", options->format, "json (every table) or csv (one table)")
+      ->required()
+      ->check(CLI::IsMember({"csv", "json"}));
+  cmd->add_option("--table", options->table,
+                  "with --format csv: variants, pairs, findings or results (default: results)")
+      ->check(CLI::IsMember({"variants", "pairs", "findings", "results"}));
+  cmd->add_option("-o,--output", options->output, "output file (default: standard output)");
+  cmd->callback([options] { execute(*options); });
+}
+
+}  // namespace deltann::cli

@@ -1,0 +1,1100 @@
+// `deltann report`: the campaign as one self-contained HTML file. Styles, the chart library
+// (Debian's libjs-chart.js), the chart data and JPEG thumbnails are all inlined, and a content
+// security policy forbids the page to load anything, so it works offline and leaks nothing.
+#include "deltann/report.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "deltann/compare.h"
+#include "deltann/error.h"
+#include "deltann/spec.h"
+#include "deltann/stats.h"
+#include "deltann/store.h"
+#include "deltann/version.h"
+
+namespace deltann {
+namespace fs = std::filesystem;
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (const char ch : text) {
+    const auto byte = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      case '\t':
+      case '\n':
+      case '\r':
+        out += ch;
+        break;
+      default:
+        if (byte < 0x20 || byte == 0x7f)
+          out += "\xEF\xBF\xBD";  // U+FFFD: control characters are not allowed in HTML text
+        else
+          out += ch;
+    }
+  }
+  return out;
+}
+
+std::string json_for_script(const nlohmann::json& value) {
+  const std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  out.reserve(text.size() + 16);
+  // JSON puts < > & and U+2028/2029 only inside strings, where a \u escape means the same.
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (ch == '<') {
+      out += "\\u003c";
+    } else if (ch == '>') {
+      out += "\\u003e";
+    } else if (ch == '&') {
+      out += "\\u0026";
+    } else if (ch == '\xE2' && i + 2 < text.size() && text[i + 1] == '\x80' &&
+               (text[i + 2] == '\xA8' || text[i + 2] == '\xA9')) {
+      out += text[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
+      i += 2;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+const char* const kDash = "&ndash;";
+
+std::string format_double(const char* format, double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, v);
+  return buffer;
+}
+
+// Numbers for HTML cells: a dash when absent, the words for NaN and infinities.
+std::optional<std::string> special(const std::optional<double>& v) {
+  if (!v) return kDash;
+  if (std::isnan(*v)) return "NaN";
+  if (std::isinf(*v)) return *v > 0 ? "&infin;" : "&minus;&infin;";
+  return std::nullopt;
+}
+
+std::string fixed(const std::optional<double>& v, int precision) {
+  if (auto s = special(v)) return *s;
+  return format_double(("%." + std::to_string(precision) + "f").c_str(), *v);
+}
+
+std::string percent(const std::optional<double>& v) {
+  if (auto s = special(v)) return *s;
+  return format_double("%.1f%%", *v * 100);
+}
+
+std::string scientific(const std::optional<double>& v) {
+  if (auto s = special(v)) return *s;
+  return format_double("%.2e", *v);
+}
+
+std::string general(const std::optional<double>& v) {
+  if (auto s = special(v)) return *s;
+  return format_double("%.3g", *v);
+}
+
+// Milliseconds from microseconds to minutes without exponents: four significant digits.
+std::string ms(const std::optional<double>& v) {
+  if (auto s = special(v)) return *s;
+  return std::fabs(*v) >= 1000 ? format_double("%.0f", *v) : format_double("%.4g", *v);
+}
+
+std::string interval(const std::optional<stats::Interval>& ci,
+                     std::string (*fmt)(const std::optional<double>&)) {
+  if (!ci) return kDash;
+  return "[" + fmt(ci->low) + ", " + fmt(ci->high) + "]";
+}
+
+double rounded(double v) { return std::stod(format_double("%.4g", v)); }
+
+std::string utc_time(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buffer;
+}
+
+std::string read_text_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in && !in.eof()) throw Error("cannot read " + path.string());
+  return text.str();
+}
+
+std::string base64(const std::vector<unsigned char>& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(std::max(n, 0)));
+  return out;
+}
+
+struct Thumbnail {
+  std::string data_uri;  // empty when the image could not be shown
+  std::string problem;
+  int width = 0, height = 0;  // display size
+  bool upscaled = false;      // displayed larger than its pixels: draw them as blocks
+};
+
+Thumbnail make_thumbnail(const fs::path& path, int max_px) {
+  Thumbnail t;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    t.problem = "image file not found";
+    return t;
+  }
+  cv::Mat image;
+  try {
+    image = cv::imread(path.string(), cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    image.release();
+  }
+  if (image.empty() || image.cols <= 0 || image.rows <= 0) {
+    t.problem = "image file could not be decoded";
+    return t;
+  }
+  const int longer = std::max(image.cols, image.rows);
+  if (longer > max_px) {
+    const double scale = static_cast<double>(max_px) / longer;
+    cv::Mat small;
+    cv::resize(image, small,
+               cv::Size(std::max(1, static_cast<int>(std::lround(image.cols * scale))),
+                        std::max(1, static_cast<int>(std::lround(image.rows * scale)))),
+               0, 0, cv::INTER_AREA);
+    image = small;
+  }
+  std::vector<unsigned char> jpeg;
+  try {
+    if (!cv::imencode(".jpg", image, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85})) jpeg.clear();
+  } catch (const cv::Exception&) {
+    jpeg.clear();
+  }
+  if (jpeg.empty()) {
+    t.problem = "image could not be encoded";
+    return t;
+  }
+  t.data_uri = "data:image/jpeg;base64," + base64(jpeg);
+  // Small images are shown enlarged so that their pixels can be seen.
+  const int shown = std::max(image.cols, image.rows);
+  const double scale = static_cast<double>(max_px) / shown;
+  t.upscaled = shown < max_px;
+  t.width = std::max(1, static_cast<int>(std::lround(image.cols * scale)));
+  t.height = std::max(1, static_cast<int>(std::lround(image.rows * scale)));
+  return t;
+}
+
+// The ECDF of sorted samples as at most `points` (x, y) points, the largest sample included.
+nlohmann::json cdf_points(const std::vector<double>& sorted, int points) {
+  nlohmann::json out = nlohmann::json::array();
+  const size_t n = sorted.size();
+  if (n == 0) return out;
+  const size_t count = std::min(n, static_cast<size_t>(std::max(points, 2)));
+  size_t previous = n;
+  for (size_t k = 0; k < count; ++k) {
+    const size_t i = count == 1
+                         ? n - 1
+                         : static_cast<size_t>(std::llround(static_cast<double>(k) * (n - 1) /
+                                                            static_cast<double>(count - 1)));
+    if (i == previous) continue;
+    previous = i;
+    out.push_back({rounded(sorted[i]), rounded(static_cast<double>(i + 1) / n)});
+  }
+  return out;
+}
+
+struct VariantData {
+  const StoredVariant* stored = nullptr;    // null when the database has no such environment
+  std::vector<double> samples_ms;           // sorted
+  std::map<int64_t, StoredResult> results;  // by image id, without outputs and samples
+};
+
+struct Context {
+  Context(const Comparison& comparison, const HtmlReportOptions& report_options)
+      : c(comparison), options(report_options) {}
+  const Comparison& c;
+  const HtmlReportOptions& options;
+  std::string db_path;
+  std::vector<StoredModel> models;
+  std::vector<StoredVariant> stored_variants;
+  std::vector<StoredImage> images;
+  std::vector<StoredFailure> failures;
+  std::vector<VariantData> variants;       // parallel to c.variants
+  std::map<std::string, size_t> number;    // env -> 1-based variant number
+  std::map<int64_t, size_t> number_by_id;  // stored variant id -> number
+  std::map<std::string, const StoredImage*> image_by_key;
+  std::map<int64_t, const StoredImage*> image_by_id;
+  std::map<int64_t, std::vector<std::string>> class_names;  // by model id
+  std::vector<std::string> notes;                           // shown under the header
+  std::map<std::string, std::string> meta;
+
+  std::string meta_value(const std::string& key) const {
+    const auto it = meta.find(key);
+    return it == meta.end() ? std::string() : it->second;
+  }
+};
+
+// An environment string, escaped, that may wrap after its commas.
+std::string env_html(const std::string& env) {
+  std::string out;
+  for (const char ch : html_escape(env)) {
+    out += ch;
+    if (ch == ',') out += "<wbr>";
+  }
+  return out;
+}
+
+std::string variant_ref(const Context& ctx, const std::string& env) {
+  const auto it = ctx.number.find(env);
+  if (it == ctx.number.end()) return "<span class=\"env\">" + env_html(env) + "</span>";
+  return "<span class=\"vref\" title=\"" + html_escape(env) + "\">#" + std::to_string(it->second) +
+         "</span>";
+}
+
+std::string class_label(const Context& ctx, int64_t model_id, int id) {
+  const auto it = ctx.class_names.find(model_id);
+  if (it != ctx.class_names.end() && id >= 0 && static_cast<size_t>(id) < it->second.size() &&
+      !it->second[static_cast<size_t>(id)].empty())
+    return "<span class=\"cls\" title=\"class " + std::to_string(id) + "\">" +
+           html_escape(it->second[static_cast<size_t>(id)]) + "</span>";
+  return "<span class=\"cls\">class " + std::to_string(id) + "</span>";
+}
+
+void load_context(Store& store, Context& ctx) {
+  ctx.meta = ctx.c.meta;
+  for (const char* key :
+       {"created_at", "deltann_version", "host", "dataset", "preprocessing", "timing", "model"})
+    if (!ctx.meta.count(key))
+      if (auto v = store.meta(key)) ctx.meta[key] = *v;
+
+  ctx.models = store.models();
+  for (const auto& model : ctx.models) {
+    try {
+      const auto spec = parse_model_spec(nlohmann::json::parse(model.spec_json),
+                                         fs::path(model.path).parent_path());
+      ctx.class_names[model.id] = load_class_names(spec.output);
+    } catch (const std::exception& e) {
+      ctx.notes.push_back("class names of model " + model.path +
+                          " are unavailable, class ids are shown instead: " + e.what());
+    }
+  }
+
+  ctx.images = store.images();
+  for (const auto& image : ctx.images) {
+    ctx.image_by_key[image.key] = &image;
+    ctx.image_by_id[image.id] = &image;
+  }
+  ctx.failures = store.failures();
+  ctx.stored_variants = store.variants();
+
+  std::map<std::string, const StoredVariant*> by_env;
+  for (const auto& v : ctx.stored_variants) by_env.emplace(v.env, &v);
+  ctx.variants.resize(ctx.c.variants.size());
+  for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
+    const std::string& env = ctx.c.variants[i].env;
+    ctx.number.emplace(env, i + 1);
+    VariantData& data = ctx.variants[i];
+    const auto it = by_env.find(env);
+    if (it == by_env.end()) continue;
+    data.stored = it->second;
+    ctx.number_by_id[data.stored->id] = i + 1;
+    for (auto& r : store.results(data.stored->id, false)) {
+      for (const int64_t ns : r.samples_ns)
+        data.samples_ms.push_back(static_cast<double>(ns) / 1e6);
+      r.samples_ns.clear();
+      r.samples_ns.shrink_to_fit();
+      r.output.clear();
+      data.results.emplace(r.image_id, std::move(r));
+    }
+    std::sort(data.samples_ms.begin(), data.samples_ms.end());
+  }
+}
+
+// --- page parts ---------------------------------------------------------------------------
+
+const char* const kStyle = R"CSS(
+:root { --fg: #1d2430; --muted: #5b6576; --line: #d8dde6; --bg: #ffffff; --panel: #f5f7fa;
+        --accent: #2b6cb0; --bad: #c53030; --good: #2f855a; --warn: #b7791f; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
+       sans-serif; color: var(--fg); background: var(--bg); }
+main { max-width: 1320px; margin: 0 auto; padding: 0 20px 40px; }
+header.top { background: #1d2430; color: #fff; padding: 18px 20px 14px; }
+header.top h1 { margin: 0 auto 4px; max-width: 1280px; font-size: 22px; font-weight: 600; }
+header.top nav { max-width: 1280px; margin: 0 auto; font-size: 13px; }
+header.top nav a { color: #b9d4f5; margin-right: 14px; text-decoration: none; }
+h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+.muted, .note { color: var(--muted); }
+.note { font-size: 13px; margin: 4px 0 8px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
+th { background: var(--panel); text-align: left; font-weight: 600; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n { white-space: nowrap; }
+.wide { width: 100%; }
+.scroll { overflow-x: auto; }
+table.facts th { width: 190px; }
+table.facts td { word-break: break-word; }
+.counts { display: flex; flex-wrap: wrap; gap: 10px; margin: 14px 0 4px; }
+.count { background: var(--panel); border: 1px solid var(--line); border-radius: 6px;
+         padding: 8px 14px; min-width: 130px; }
+.count b { display: block; font-size: 22px; }
+.count span { color: var(--muted); font-size: 12px; }
+.env, .path { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+.env { overflow-wrap: break-word; }
+.path { word-break: break-all; }
+td.pair { min-width: 220px; }
+td.pair .env { font-size: 11px; }
+.vref { font-weight: 600; color: var(--accent); cursor: help; white-space: nowrap; }
+.status-done { color: var(--good); font-weight: 600; }
+.status-failed { color: var(--bad); font-weight: 600; }
+.status-skipped, .status-pending { color: var(--muted); }
+.status-running { color: var(--warn); }
+ol.findings { padding-left: 24px; }
+ol.findings li { margin: 0 0 12px; padding: 8px 12px; border: 1px solid var(--line);
+                 border-left: 5px solid var(--warn); border-radius: 4px; background: #fffdf7; }
+ol.findings li.kind-failure, ol.findings li.kind-nonfinite { border-left-color: var(--bad); background: #fff7f7; }
+ol.findings li.kind-label_difference { border-left-color: #d53f8c; }
+ol.findings li.kind-slowdown, ol.findings li.kind-unstable_timing { border-left-color: var(--accent); background: #f7fbff; }
+.badge { display: inline-block; font-size: 11px; text-transform: uppercase; letter-spacing: .04em;
+         background: #1d2430; color: #fff; border-radius: 3px; padding: 1px 6px; margin-right: 6px; }
+.sev { color: var(--muted); font-size: 12px; margin-left: 8px; }
+.evidence { margin: 6px 0; white-space: pre-wrap; }
+pre, code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+pre.repro { background: #1d2430; color: #e2e8f0; padding: 6px 10px; border-radius: 4px;
+            white-space: pre-wrap; word-break: break-all; margin: 6px 0 0; }
+table.heat td { text-align: center; min-width: 54px; font-variant-numeric: tabular-nums; }
+table.heat th { text-align: center; }
+.legend { font-size: 12px; margin: 8px 0; columns: 2 420px; }
+.legend div { break-inside: avoid; }
+tr.flip td:first-child { box-shadow: inset 4px 0 0 #d53f8c; }
+.slower { color: var(--bad); font-weight: 600; }
+.faster { color: var(--good); font-weight: 600; }
+.chart-box { position: relative; height: 380px; margin: 8px 0 20px; border: 1px solid var(--line);
+             border-radius: 6px; padding: 8px; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(390px, 1fr)); gap: 14px; }
+.card { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 10px; background: var(--panel); }
+.card .top { display: flex; gap: 12px; margin-bottom: 8px; }
+.thumb { flex: 0 0 auto; width: 160px; height: 160px; display: flex; align-items: center;
+         justify-content: center; background: #e2e8f0; border-radius: 4px; overflow: hidden; }
+.thumb img.pixelated { image-rendering: pixelated; }
+.thumb.missing { color: var(--muted); font-size: 12px; text-align: center; padding: 8px; }
+.key { font-weight: 600; word-break: break-all; }
+table.preds { width: 100%; background: #fff; }
+table.preds td { font-size: 12px; }
+.score { color: var(--muted); font-size: 11px; }
+.l0 { background: #bee3f8; } .l1 { background: #fbd38d; } .l2 { background: #e9d8fd; }
+.l3 { background: #c6f6d5; } .l4 { background: #fed7e2; } .l5 { background: #fefcbf; }
+.l6 { background: #b2f5ea; } .l7 { background: #e2e8f0; }
+.ok-mark { color: var(--good); } .bad-mark { color: var(--bad); }
+details summary { cursor: pointer; color: var(--accent); margin: 8px 0; }
+td.msg { white-space: pre-wrap; word-break: break-word; max-width: 640px; }
+#js-errors { background: #fff5f5; color: var(--bad); border: 1px solid var(--bad); padding: 8px; }
+)CSS";
+
+// Installed before anything else runs: every error, rejected promise or blocked load ends up in
+// the (normally hidden) <pre id="js-errors">, where a person or a headless browser can read it.
+const char* const kErrorScript = R"JS(
+(function () {
+  var pending = [];
+  function record(text) {
+    var pre = document.getElementById('js-errors');
+    if (!pre) { pending.push(text); return; }
+    pre.textContent += text + '\n';
+    pre.hidden = false;
+  }
+  window.deltannRecordError = record;
+  window.onerror = function (message, source, line, column) {
+    record(String(message) + (line ? ' (line ' + line + ':' + column + ')' : ''));
+    return false;
+  };
+  window.addEventListener('unhandledrejection', function (event) {
+    record('unhandled rejection: ' + String(event.reason));
+  });
+  document.addEventListener('securitypolicyviolation', function (event) {
+    record('blocked by the content security policy: ' + event.blockedURI + ' (' +
+           event.violatedDirective + ')');
+  });
+  document.addEventListener('DOMContentLoaded', function () {
+    pending.splice(0).forEach(record);
+  });
+})();
+)JS";
+
+const char* const kChartScript = R"JS(
+(function () {
+  var rendered = 0;
+  try {
+    if (typeof Chart === 'undefined') throw new Error('Chart.js did not load');
+    var data = JSON.parse(document.getElementById('deltann-data').textContent);
+    var palette = ['#2b6cb0', '#c53030', '#2f855a', '#b7791f', '#6b46c1', '#d53f8c', '#00a3c4',
+                   '#4a5568', '#dd6b20', '#38a169', '#805ad5', '#e53e3e'];
+    var colour = function (i) { return palette[i % palette.length]; };
+    Chart.defaults.animation = false;
+    Chart.defaults.font.family = 'system-ui, "DejaVu Sans", sans-serif';
+    var timed = data.variants.filter(function (v) { return v.cdf.length > 0; });
+    // A logarithmic axis once the values span more than `ratio`: latency tails are long.
+    var logScale = function (low, high, ratio) { return low > 0 && high / low > ratio; };
+
+    var cdfCanvas = document.getElementById('chart-cdf');
+    if (cdfCanvas && timed.length > 0) {
+      var lows = timed.map(function (v) { return v.cdf[0][0]; });
+      var highs = timed.map(function (v) { return v.cdf[v.cdf.length - 1][0]; });
+      new Chart(cdfCanvas, {
+        type: 'line',
+        data: {
+          datasets: timed.map(function (v) {
+            return {
+              label: v.name + ' ' + v.env,
+              data: v.cdf.map(function (p) { return {x: p[0], y: p[1]}; }),
+              borderColor: colour(v.index), backgroundColor: colour(v.index),
+              borderWidth: 2, pointRadius: 0, stepped: 'after', fill: false
+            };
+          })
+        },
+        options: {
+          responsive: true, maintainAspectRatio: false, parsing: true,
+          interaction: {mode: 'nearest', intersect: false},
+          scales: {
+            x: {type: logScale(Math.min.apply(null, lows), Math.max.apply(null, highs), 4) ?
+                      'logarithmic' : 'linear',
+                title: {display: true, text: 'latency per inference (ms)'}},
+            y: {min: 0, max: 1, title: {display: true, text: 'fraction of samples \u2264 x'}}
+          },
+          plugins: {
+            legend: {position: 'bottom', labels: {boxWidth: 14}},
+            tooltip: {callbacks: {label: function (item) {
+              return item.dataset.label + ': ' + item.parsed.x + ' ms (' +
+                     (100 * item.parsed.y).toFixed(1) + '%)';
+            }}}
+          }
+        }
+      });
+      rendered += 1;
+    }
+
+    var barCanvas = document.getElementById('chart-medians');
+    if (barCanvas && timed.length > 0) {
+      var low = Math.min.apply(null, timed.map(function (v) { return v.p10; }));
+      var high = Math.max.apply(null, timed.map(function (v) { return v.p90; }));
+      new Chart(barCanvas, {
+        type: 'bar',
+        data: {
+          labels: timed.map(function (v) { return v.name; }),
+          datasets: [
+            {type: 'bar', label: 'p10\u2013p90', order: 2,
+             data: timed.map(function (v) { return [v.p10, v.p90]; }),
+             backgroundColor: timed.map(function (v) { return colour(v.index) + '66'; }),
+             borderColor: timed.map(function (v) { return colour(v.index); }), borderWidth: 1},
+            {type: 'line', label: 'median', order: 1, showLine: false,
+             data: timed.map(function (v) { return v.p50; }),
+             borderColor: '#1d2430', backgroundColor: '#1d2430', pointStyle: 'line',
+             pointRadius: 16, pointHoverRadius: 16, pointBorderWidth: 3}
+          ]
+        },
+        options: {
+          responsive: true, maintainAspectRatio: false,
+          scales: {
+            y: {type: logScale(low, high, 20) ? 'logarithmic' : 'linear', beginAtZero: false, grace: '10%',
+                title: {display: true, text: 'latency per inference (ms)'}},
+            x: {title: {display: true, text: 'variant'}}
+          },
+          plugins: {
+            legend: {position: 'bottom'},
+            tooltip: {callbacks: {title: function (items) {
+              var v = timed[items[0].dataIndex];
+              return v.name + ' ' + v.env;
+            }}}
+          }
+        }
+      });
+      rendered += 1;
+    }
+  } catch (error) {
+    window.deltannRecordError('charts: ' + (error && error.stack ? error.stack : String(error)));
+  }
+  document.body.dataset.chartsRendered = String(rendered);
+})();
+)JS";
+
+void write_header(const Context& ctx, std::ostream& out) {
+  const Comparison& c = ctx.c;
+  out << "<section id=\"summary\">\n<table class=\"facts wide\">\n";
+  auto fact = [&out](const std::string& name, const std::string& html) {
+    out << "<tr><th>" << name << "</th><td>" << html << "</td></tr>\n";
+  };
+  std::string models;
+  if (!ctx.meta_value("model").empty()) models = html_escape(ctx.meta_value("model")) + "<br>";
+  for (const auto& model : ctx.models) {
+    std::string name;
+    try {
+      name = nlohmann::json::parse(model.spec_json).value("name", "");
+    } catch (const std::exception&) {
+    }
+    models += "<b>" + html_escape(name.empty() ? fs::path(model.path).stem().string() : name) +
+              "</b> <span class=\"path\">" + html_escape(model.path) +
+              "</span> <span class=\"muted\">sha256 " + html_escape(model.sha256.substr(0, 12)) +
+              "</span><br>";
+  }
+  fact("Model", models.empty() ? kDash : models);
+  const auto meta_fact = [&](const char* title, const char* key) {
+    const std::string v = ctx.meta_value(key);
+    fact(title, v.empty() ? kDash : "<span class=\"env\">" + html_escape(v) + "</span>");
+  };
+  meta_fact("Dataset", "dataset");
+  meta_fact("Host", "host");
+  meta_fact("Preprocessing", "preprocessing");
+  meta_fact("Timing", "timing");
+  std::string created = ctx.meta_value("created_at");
+  if (!created.empty()) {
+    try {
+      created = utc_time(static_cast<std::time_t>(std::stoll(created)));
+    } catch (const std::exception&) {
+    }
+  }
+  fact("Campaign started", created.empty() ? kDash : html_escape(created));
+  const std::string version = ctx.meta_value("deltann_version");
+  fact("deltann version", (version.empty() ? std::string(kDash) : html_escape(version)) +
+                              " (campaign); " + html_escape(kVersion) + " (this report, " +
+                              html_escape(utc_time(std::time(nullptr))) + ")");
+  fact("Database", "<span class=\"env\">" + html_escape(ctx.db_path) + "</span>");
+  out << "</table>\n";
+
+  std::map<std::string, int> by_status;
+  for (const auto& v : c.variants) ++by_status[v.status];
+  std::string statuses;
+  for (const auto& [status, n] : by_status)
+    statuses += (statuses.empty() ? "" : ", ") + std::to_string(n) + " " + html_escape(status);
+  int ok_images = 0;
+  for (const auto& image : ctx.images) ok_images += image.status == "ok";
+  int differing_pairs = 0;
+  for (const auto& p : c.pairs) differing_pairs += p.top1_differences > 0;
+  const auto count = [&out](int64_t n, const std::string& what, const std::string& detail) {
+    out << "<div class=\"count\"><b>" << n << "</b> " << what << "<br><span>" << detail
+        << "</span></div>\n";
+  };
+  out << "<div class=\"counts\">\n";
+  count(static_cast<int64_t>(c.variants.size()), "variants", statuses);
+  count(static_cast<int64_t>(ctx.images.size()), "images",
+        std::to_string(ok_images) + " usable, " + std::to_string(c.labelled_images) + " labelled");
+  count(static_cast<int64_t>(c.pairs.size()), "pairs",
+        std::to_string(differing_pairs) + " with top-1 differences");
+  count(static_cast<int64_t>(c.findings.size()), "findings", "ranked below");
+  count(static_cast<int64_t>(ctx.failures.size()), "failures", "recorded by the run");
+  out << "</div>\n";
+  for (const auto& note : ctx.notes) out << "<p class=\"note\">" << html_escape(note) << "</p>\n";
+  out << "</section>\n";
+}
+
+void write_findings(const Context& ctx, std::ostream& out) {
+  out << "<section id=\"findings\"><h2>Findings</h2>\n";
+  if (ctx.c.findings.empty()) {
+    out << "<p class=\"muted\">No findings: nothing in this campaign needs attention.</p>\n"
+           "</section>\n";
+    return;
+  }
+  out << "<ol class=\"findings\">\n";
+  for (const auto& f : ctx.c.findings) {
+    std::string kind_class;
+    for (const char ch : f.kind)
+      kind_class += std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ? ch : '-';
+    out << "<li class=\"kind-" << kind_class << "\"><div><span class=\"badge\">"
+        << html_escape(f.kind) << "</span><strong>" << html_escape(f.title)
+        << "</strong><span class=\"sev\">severity " << general(f.severity) << "</span></div>\n";
+    if (!f.evidence.empty())
+      out << "<div class=\"evidence\">" << html_escape(f.evidence) << "</div>\n";
+    if (!f.variants.empty()) {
+      out << "<div>Variants: ";
+      for (size_t i = 0; i < f.variants.size(); ++i)
+        out << (i ? ", " : "") << variant_ref(ctx, f.variants[i]) << " <span class=\"env\">"
+            << env_html(f.variants[i]) << "</span>";
+      out << "</div>\n";
+    }
+    if (!f.images.empty()) {
+      constexpr size_t kShown = 10;
+      out << "<div>Images: ";
+      for (size_t i = 0; i < f.images.size() && i < kShown; ++i)
+        out << (i ? ", " : "") << "<span class=\"env\">" << html_escape(f.images[i]) << "</span>";
+      if (f.images.size() > kShown) out << " and " << f.images.size() - kShown << " more";
+      out << "</div>\n";
+    }
+    if (!f.reproduce.empty())
+      out << "<pre class=\"repro\"><code>" << html_escape(f.reproduce) << "</code></pre>\n";
+    out << "</li>\n";
+  }
+  out << "</ol>\n</section>\n";
+}
+
+void write_variants(const Context& ctx, std::ostream& out) {
+  out << "<section id=\"variants\"><h2>Variants</h2>\n"
+         "<p class=\"note\">Accuracy over the labelled images with a result; latencies over every "
+         "timed sample. CV: coefficient of variation of the samples; median CI: distribution-free "
+         "interval at "
+      << percent(ctx.c.options.confidence)
+      << ".</p>\n<div class=\"scroll\"><table class=\"wide\">\n"
+      << "<tr><th class=\"n\">#</th><th>environment</th><th>status</th><th>engine</th>"
+         "<th class=\"n\">images</th><th class=\"n\">failures</th><th class=\"n\">top-1</th>"
+         "<th class=\"n\">top-5</th><th class=\"n\">load ms</th><th class=\"n\">first ms</th>"
+         "<th class=\"n\">median ms</th><th class=\"n\">p90 ms</th><th class=\"n\">p99 ms</th>"
+         "<th class=\"n\">CV</th><th class=\"n\">median CI ms</th><th "
+         "class=\"n\">samples</th></tr>\n";
+  for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
+    const auto& v = ctx.c.variants[i];
+    std::string status_class;
+    for (const char ch : v.status)
+      status_class += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '-';
+    const int64_t samples =
+        v.samples > 0 ? v.samples : static_cast<int64_t>(ctx.variants[i].samples_ms.size());
+    std::string cv_text = percent(v.cv);
+    if (v.cv && *v.cv > ctx.c.options.max_cv)
+      cv_text = "<span class=\"slower\" title=\"above " + percent(ctx.c.options.max_cv) + "\">" +
+                cv_text + "</span>";
+    out << "<tr><td class=\"n\"><b>#" << i + 1 << "</b></td><td class=\"env\">" << env_html(v.env)
+        << "</td><td class=\"status-" << status_class << "\">" << html_escape(v.status)
+        << "</td><td class=\"env\">" << html_escape(v.engine_version) << "</td><td class=\"n\">"
+        << v.images << "</td><td class=\"n\">"
+        << (v.failures ? "<span class=\"slower\">" + std::to_string(v.failures) + "</span>"
+                       : std::string("0"))
+        << "</td><td class=\"n\">" << percent(v.top1_accuracy) << "</td><td class=\"n\">"
+        << percent(v.top5_accuracy) << "</td><td class=\"n\">" << ms(v.load_ms)
+        << "</td><td class=\"n\">" << ms(v.first_ms) << "</td><td class=\"n\">" << ms(v.median_ms)
+        << "</td><td class=\"n\">" << ms(v.p90_ms) << "</td><td class=\"n\">" << ms(v.p99_ms)
+        << "</td><td class=\"n\">" << cv_text << "</td><td class=\"n\">"
+        << interval(v.median_ci_ms, ms) << "</td><td class=\"n\">" << samples << "</td></tr>\n";
+  }
+  out << "</table></div>\n</section>\n";
+}
+
+std::map<std::pair<std::string, std::string>, const PairSummary*> pairs_by_env(
+    const Comparison& c) {
+  std::map<std::pair<std::string, std::string>, const PairSummary*> by;
+  for (const auto& p : c.pairs) {
+    by[{p.a, p.b}] = &p;
+    by[{p.b, p.a}] = &p;
+  }
+  return by;
+}
+
+void write_legend(const Context& ctx, std::ostream& out) {
+  out << "<div class=\"legend\">";
+  for (size_t i = 0; i < ctx.c.variants.size(); ++i)
+    out << "<div><b>#" << i + 1 << "</b> <span class=\"env\">" << env_html(ctx.c.variants[i].env)
+        << "</span></div>";
+  out << "</div>\n";
+}
+
+void write_heatmap(const Context& ctx, std::ostream& out) {
+  const auto& vs = ctx.c.variants;
+  const auto by = pairs_by_env(ctx.c);
+  out << "<section id=\"heatmap\"><h2>Top-1 label differences</h2>\n"
+         "<p class=\"note\">Cell: images whose top-1 class differs between the row and the column "
+         "variant / images both ran. Darker is more different.</p>\n"
+         "<div class=\"scroll\"><table class=\"heat\">\n<tr><th></th>";
+  for (size_t j = 0; j < vs.size(); ++j)
+    out << "<th title=\"" << html_escape(vs[j].env) << "\">#" << j + 1 << "</th>";
+  out << "</tr>\n";
+  for (size_t i = 0; i < vs.size(); ++i) {
+    out << "<tr><th title=\"" << html_escape(vs[i].env) << "\">#" << i + 1 << "</th>";
+    for (size_t j = 0; j < vs.size(); ++j) {
+      if (i == j) {
+        out << "<td class=\"muted\">&mdash;</td>";
+        continue;
+      }
+      const auto it = by.find({vs[i].env, vs[j].env});
+      if (it == by.end() || it->second->images == 0) {
+        out << "<td class=\"muted\" title=\"no image in common\">&middot;</td>";
+        continue;
+      }
+      const PairSummary& p = *it->second;
+      const double rate = p.top1_difference_rate();
+      std::string style;
+      if (p.top1_differences == 0) {
+        style = "background:#f0fff4;color:#2f855a";
+      } else {
+        // Square-root scale so that a few flips among many images still show.
+        const double lightness = 92 - 52 * std::sqrt(std::clamp(rate, 0.0, 1.0));
+        style = "background:hsl(350,75%," + format_double("%.0f", lightness) +
+                "%);color:" + (lightness < 62 ? "#fff" : "#1d2430");
+      }
+      out << "<td style=\"" << style << "\" title=\"#" << i + 1 << " vs #" << j + 1 << ": "
+          << percent(rate) << "\">" << p.top1_differences << "/" << p.images << "</td>";
+    }
+    out << "</tr>\n";
+  }
+  out << "</table></div>\n";
+  write_legend(ctx, out);
+  out << "</section>\n";
+}
+
+int axis_rank(const std::string& axis) {
+  static const std::vector<std::string> order{"framework", "opt", "device", "threads", "precision"};
+  const auto it = std::find(order.begin(), order.end(), axis);
+  if (it != order.end()) return static_cast<int>(it - order.begin());
+  if (axis == "mixed") return 1000;
+  if (axis.empty()) return 1001;
+  return 100;
+}
+
+void write_axes(const Context& ctx, std::ostream& out) {
+  const AnalysisOptions& o = ctx.c.options;
+  out << "<section id=\"axes\"><h2>Pairs by what changed</h2>\n<p class=\"note\">Pairs are "
+         "grouped by the one setting that differs between their environments (\"mixed\": more "
+         "than one). Flips are near-ties when both top-2 gaps are below "
+      << general(o.near_tie_gap) << ". Numeric columns need stored full outputs: max |d| is the "
+      << "largest element difference, rel L2 and cosine the worst image; failing elements use "
+         "atol "
+      << general(o.atol) << ", rtol " << general(o.rtol)
+      << ". Speed ratio: median(B) / median(A) with its " << percent(o.confidence)
+      << " interval (above 1: B is slower); p from a Mann-Whitney U test, significant when p &lt; "
+      << general(o.alpha) << " and the interval excludes 1.</p>\n";
+  if (ctx.c.pairs.empty()) {
+    out << "<p class=\"muted\">No pair of variants has an image in common.</p>\n</section>\n";
+    return;
+  }
+  std::map<std::string, std::vector<const PairSummary*>> groups;
+  for (const auto& p : ctx.c.pairs) groups[p.axis].push_back(&p);
+  std::vector<std::string> axes;
+  for (const auto& [axis, _] : groups) axes.push_back(axis);
+  std::stable_sort(axes.begin(), axes.end(), [](const std::string& x, const std::string& y) {
+    return axis_rank(x) < axis_rank(y);
+  });
+  for (const auto& axis : axes) {
+    auto pairs = groups[axis];
+    std::stable_sort(pairs.begin(), pairs.end(), [](const PairSummary* x, const PairSummary* y) {
+      if (x->top1_differences != y->top1_differences)
+        return x->top1_differences > y->top1_differences;
+      return x->max_abs_diff.value_or(0) > y->max_abs_diff.value_or(0);
+    });
+    out << "<h3>" << (axis.empty() ? std::string("unclassified") : html_escape(axis)) << " <span "
+        << "class=\"muted\">(" << pairs.size() << (pairs.size() == 1 ? " pair" : " pairs")
+        << ")</span></h3>\n<div class=\"scroll\"><table class=\"wide\">\n"
+        << "<tr><th>pair</th><th class=\"n\">images</th>"
+           "<th class=\"n\">top-1 diff</th><th class=\"n\">near-tie / confident</th>"
+           "<th class=\"n\">top-5 Jaccard</th><th class=\"n\">rank corr.</th>"
+           "<th class=\"n\">max |d|</th><th class=\"n\">rel L2</th><th class=\"n\">cosine</th>"
+           "<th class=\"n\">failing elements</th><th class=\"n\">speed ratio B/A</th>"
+           "<th class=\"n\">p</th><th>significant</th></tr>\n";
+    for (const PairSummary* p : pairs) {
+      std::string ratio = kDash;
+      if (p->speed_ratio) {
+        ratio = format_double("%.3f&times;", *p->speed_ratio);
+        if (p->speed_ratio_ci)
+          ratio += "<br><span class=\"muted\">" + interval(p->speed_ratio_ci, general) + "</span>";
+        if (p->significant)
+          ratio = "<span class=\"" + std::string(*p->speed_ratio > 1 ? "slower" : "faster") +
+                  "\">" + ratio + "</span>";
+      }
+      const std::optional<double> max_d = p->min_atol ? p->min_atol : p->max_abs_diff;
+      out << "<tr" << (p->top1_differences > 0 ? " class=\"flip\"" : "") << "><td class=\"pair\">"
+          << variant_ref(ctx, p->a) << " vs " << variant_ref(ctx, p->b)
+          << "<div class=\"env muted\">A: " << env_html(p->a)
+          << "</div><div class=\"env muted\">B: " << env_html(p->b) << "</div></td><td class=\"n\">"
+          << p->images << "</td><td class=\"n\">" << percent(p->top1_difference_rate())
+          << " <span class=\"muted\">(" << p->top1_differences << ")</span></td><td class=\"n\">"
+          << p->near_tie_flips << " / " << p->confident_flips << "</td><td class=\"n\">"
+          << fixed(p->top5_jaccard, 3) << "</td><td class=\"n\">" << fixed(p->rank_correlation, 3)
+          << "</td><td class=\"n\">" << scientific(max_d) << "</td><td class=\"n\">"
+          << scientific(p->relative_l2) << "</td><td class=\"n\">" << fixed(p->cosine, 6)
+          << "</td><td class=\"n\">"
+          << (p->failing_elements ? std::to_string(*p->failing_elements) : std::string(kDash))
+          << "</td><td class=\"n\">" << ratio << "</td><td class=\"n\">" << general(p->p_value)
+          << "</td><td>"
+          << (p->p_value || p->speed_ratio ? (p->significant ? "<b>yes</b>" : "no")
+                                           : std::string(kDash))
+          << "</td></tr>\n";
+    }
+    out << "</table></div>\n";
+  }
+  out << "</section>\n";
+}
+
+nlohmann::json chart_data(const Context& ctx) {
+  nlohmann::json variants = nlohmann::json::array();
+  for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
+    const auto& samples = ctx.variants[i].samples_ms;
+    nlohmann::json v{{"index", i},
+                     {"name", "#" + std::to_string(i + 1)},
+                     {"env", ctx.c.variants[i].env},
+                     {"cdf", cdf_points(samples, ctx.options.cdf_points)}};
+    if (!samples.empty()) {
+      v["p10"] = rounded(stats::percentile_sorted(samples, 10));
+      v["p50"] = rounded(stats::percentile_sorted(samples, 50));
+      v["p90"] = rounded(stats::percentile_sorted(samples, 90));
+    }
+    variants.push_back(std::move(v));
+  }
+  return {{"variants", variants}};
+}
+
+void write_timing(const Context& ctx, std::ostream& out) {
+  size_t timed = 0;
+  for (const auto& v : ctx.variants) timed += !v.samples_ms.empty();
+  out << "<section id=\"timing\"><h2>Timing distributions</h2>\n";
+  if (timed == 0) {
+    out << "<p class=\"muted\">No timing samples are stored.</p>\n</section>\n";
+    return;
+  }
+  out << "<p class=\"note\">Empirical cumulative distribution of the latency of every timed "
+         "inference, per variant (at most "
+      << ctx.options.cdf_points
+      << " points each). A curve further left is faster; a steep curve is stable.</p>\n"
+         "<div class=\"chart-box\"><canvas id=\"chart-cdf\" role=\"img\" "
+         "aria-label=\"latency CDF per variant\"></canvas></div>\n"
+         "<p class=\"note\">Median (black mark) and the 10th to 90th percentile range (bar) per "
+         "variant.</p>\n"
+         "<div class=\"chart-box\" style=\"height:320px\"><canvas id=\"chart-medians\" "
+         "role=\"img\" "
+         "aria-label=\"median latency per variant\"></canvas></div>\n</section>\n";
+}
+
+void write_gallery(const Context& ctx, std::ostream& out) {
+  out << "<section id=\"gallery\"><h2>Images with top-1 disagreements</h2>\n";
+  // Images ranked by the number of pairs that disagree on them.
+  std::map<std::string, int> disagreeing;
+  for (const auto& p : ctx.c.pairs)
+    for (const auto& key : p.differing_images) ++disagreeing[key];
+  if (disagreeing.empty()) {
+    out << "<p class=\"muted\">Every pair of variants agrees on the top-1 class of every image "
+           "both ran.</p>\n</section>\n";
+    return;
+  }
+  std::vector<std::pair<std::string, int>> ranked(disagreeing.begin(), disagreeing.end());
+  const auto id_of = [&ctx](const std::string& key) {
+    const auto it = ctx.image_by_key.find(key);
+    return it == ctx.image_by_key.end() ? INT64_MAX : it->second->id;
+  };
+  std::stable_sort(ranked.begin(), ranked.end(), [&](const auto& x, const auto& y) {
+    if (x.second != y.second) return x.second > y.second;
+    return id_of(x.first) < id_of(y.first);
+  });
+  const size_t shown =
+      std::min(ranked.size(), static_cast<size_t>(std::max(ctx.options.gallery_images, 0)));
+  out << "<p class=\"note\">" << ranked.size() << " image" << (ranked.size() == 1 ? "" : "s")
+      << " where at least one pair of variants disagrees on the top-1 class";
+  if (shown < ranked.size()) out << "; the " << shown << " with the most disagreeing pairs shown";
+  out << ". Each variant's three best classes with their scores; top-1 cells of the same colour "
+         "name the same class.</p>\n<div class=\"gallery\">\n";
+  for (size_t r = 0; r < shown; ++r) {
+    const std::string& key = ranked[r].first;
+    const auto it = ctx.image_by_key.find(key);
+    const StoredImage* image = it == ctx.image_by_key.end() ? nullptr : it->second;
+    out << "<figure class=\"card\"><div class=\"top\">";
+    const Thumbnail thumb = image ? make_thumbnail(image->path, ctx.options.thumbnail_px)
+                                  : Thumbnail{"", "image is not in the database", 0, 0, false};
+    if (thumb.data_uri.empty()) {
+      out << "<div class=\"thumb missing\">" << html_escape(thumb.problem) << "</div>";
+    } else {
+      out << "<div class=\"thumb\"><img" << (thumb.upscaled ? " class=\"pixelated\"" : "")
+          << " src=\"" << thumb.data_uri << "\" width=\"" << thumb.width << "\" height=\""
+          << thumb.height << "\" alt=\"" << html_escape(key) << "\"></div>";
+    }
+    out << "<figcaption><div class=\"key\">" << html_escape(key) << "</div>";
+    if (image) out << "<div class=\"path muted\">" << html_escape(image->path) << "</div>";
+    int64_t model_id = 0;
+    for (const auto& v : ctx.variants)
+      if (v.stored) {
+        model_id = v.stored->model_id;
+        break;
+      }
+    if (image && image->label)
+      out << "<div>label: " << class_label(ctx, model_id, *image->label) << "</div>";
+    out << "<div>disagreeing pairs: " << ranked[r].second << " of " << ctx.c.pairs.size()
+        << "</div></figcaption></div>\n";
+
+    // Up to three classes per variant; fewer when the model has fewer.
+    size_t columns = 1;
+    for (const auto& v : ctx.variants)
+      if (image && v.stored)
+        if (auto found = v.results.find(image->id); found != v.results.end())
+          columns = std::max(columns, std::min<size_t>(found->second.top_ids.size(), 3));
+    out << "<table class=\"preds\"><tr><th>#</th>";
+    for (size_t k = 0; k < columns; ++k) out << "<th>top-" << k + 1 << "</th>";
+    out << "</tr>\n";
+    std::vector<int> distinct_top1;
+    for (size_t i = 0; i < ctx.variants.size(); ++i) {
+      const VariantData& v = ctx.variants[i];
+      out << "<tr><td>" << variant_ref(ctx, ctx.c.variants[i].env) << "</td>";
+      const StoredResult* result = nullptr;
+      if (image && v.stored)
+        if (auto found = v.results.find(image->id); found != v.results.end())
+          result = &found->second;
+      if (!result || result->top_ids.empty()) {
+        out << "<td colspan=\"" << columns << "\" class=\"muted\">no result</td></tr>\n";
+        continue;
+      }
+      const int64_t mid = v.stored->model_id;
+      for (size_t k = 0; k < columns; ++k) {
+        if (k >= result->top_ids.size()) {
+          out << "<td></td>";
+          continue;
+        }
+        const int id = result->top_ids[k];
+        out << "<td";
+        if (k == 0) {
+          auto pos = std::find(distinct_top1.begin(), distinct_top1.end(), id);
+          if (pos == distinct_top1.end()) pos = distinct_top1.insert(distinct_top1.end(), id);
+          out << " class=\"l" << std::min<long>(pos - distinct_top1.begin(), 7) << "\"";
+        }
+        out << ">" << class_label(ctx, mid, id);
+        if (k < result->top_scores.size())
+          out << " <span class=\"score\" title=\"" << format_double("%.9g", result->top_scores[k])
+              << "\">" << format_double("%.4g", result->top_scores[k]) << "</span>";
+        if (k == 0 && image->label)
+          out << (id == *image->label
+                      ? " <span class=\"ok-mark\" title=\"correct\">&#10003;</span>"
+                      : " <span class=\"bad-mark\" title=\"wrong\">&#10007;</span>");
+        out << "</td>";
+      }
+      out << "</tr>\n";
+    }
+    out << "</table></figure>\n";
+  }
+  out << "</div>\n</section>\n";
+}
+
+void write_failures(const Context& ctx, std::ostream& out) {
+  out << "<section id=\"failures\"><h2>Failures</h2>\n";
+  if (ctx.failures.empty()) {
+    out << "<p class=\"muted\">No failure was recorded.</p>\n</section>\n";
+    return;
+  }
+  constexpr size_t kShown = 100;
+  out << "<div class=\"scroll\"><table class=\"wide\"><tr><th>variant</th><th>image</th>"
+         "<th>stage</th><th>symptom</th><th>message</th></tr>\n";
+  for (size_t i = 0; i < ctx.failures.size() && i < kShown; ++i) {
+    const auto& f = ctx.failures[i];
+    std::string variant = "variant " + std::to_string(f.variant_id);
+    if (const auto it = ctx.number_by_id.find(f.variant_id); it != ctx.number_by_id.end())
+      variant = variant_ref(ctx, ctx.c.variants[it->second - 1].env);
+    std::string image = kDash;
+    if (f.image_id) {
+      const auto it = ctx.image_by_id.find(*f.image_id);
+      image = it == ctx.image_by_id.end()
+                  ? "image " + std::to_string(*f.image_id)
+                  : "<span class=\"env\">" + html_escape(it->second->key) + "</span>";
+    }
+    out << "<tr><td>" << variant << "</td><td>" << image << "</td><td>" << html_escape(f.stage)
+        << "</td><td>" << html_escape(f.symptom) << "</td><td class=\"msg\">"
+        << html_escape(f.message) << "</td></tr>\n";
+  }
+  out << "</table></div>\n";
+  if (ctx.failures.size() > kShown)
+    out << "<p class=\"note\">" << ctx.failures.size() - kShown
+        << " more failures are in the database (table failures).</p>\n";
+  out << "</section>\n";
+}
+
+void write_meta(const Context& ctx, std::ostream& out) {
+  out << "<section id=\"meta\"><details><summary>All campaign metadata</summary>\n"
+         "<table class=\"wide\">\n";
+  for (const auto& [key, value] : ctx.meta) {
+    out << "<tr><th>" << html_escape(key) << "</th><td class=\"env\">" << html_escape(value)
+        << "</td></tr>\n";
+  }
+  out << "</table></details></section>\n";
+}
+
+}  // namespace
+
+void write_html_report(Store& store, const Comparison& comparison, std::ostream& out,
+                       const HtmlReportOptions& options) {
+  std::error_code ec;
+  if (!fs::is_regular_file(options.chart_js, ec))
+    throw Error("the chart library " + options.chart_js.string() +
+                " does not exist; install the Debian package libjs-chart.js (apt-get install "
+                "libjs-chart.js) or name another Chart.js 3 UMD build");
+  std::string chart_js = read_text_file(options.chart_js);
+  // The library goes inside <script>: nothing in it may end the element early.
+  for (size_t at = 0; (at = chart_js.find("</", at)) != std::string::npos; at += 2) {
+    std::string tag = chart_js.substr(at + 2, 6);
+    std::transform(tag.begin(), tag.end(), tag.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (tag == "script") chart_js.replace(at, 2, "<\\/");
+  }
+
+  Context ctx(comparison, options);
+  load_context(store, ctx);
+  ctx.db_path = fs::absolute(store.path()).string();
+
+  std::string model_name;
+  for (const auto& model : ctx.models) {
+    try {
+      model_name = nlohmann::json::parse(model.spec_json).value("name", "");
+    } catch (const std::exception&) {
+    }
+    if (model_name.empty()) model_name = fs::path(model.path).stem().string();
+    break;
+  }
+  const std::string title = !options.title.empty()
+                                ? options.title
+                                : "deltann report" + (model_name.empty() ? "" : ": " + model_name);
+
+  out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+         "script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+         "base-uri 'none'; form-action 'none'\">\n"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+         "<meta name=\"generator\" content=\"deltann "
+      << html_escape(kVersion) << "\">\n<title>" << html_escape(title) << "</title>\n<script>"
+      << kErrorScript << "</script>\n<style>" << kStyle << "</style>\n</head>\n<body>\n"
+      << "<pre id=\"js-errors\" hidden></pre>\n<header class=\"top\"><h1>" << html_escape(title)
+      << "</h1><nav><a href=\"#summary\">Summary</a><a href=\"#findings\">Findings</a>"
+         "<a href=\"#variants\">Variants</a><a href=\"#heatmap\">Label differences</a>"
+         "<a href=\"#axes\">Pairs by axis</a><a href=\"#timing\">Timing</a>"
+         "<a href=\"#gallery\">Disagreeing images</a><a href=\"#failures\">Failures</a>"
+         "<a href=\"#meta\">Metadata</a></nav></header>\n<main>\n";
+  write_header(ctx, out);
+  write_findings(ctx, out);
+  write_variants(ctx, out);
+  write_heatmap(ctx, out);
+  write_axes(ctx, out);
+  write_timing(ctx, out);
+  write_gallery(ctx, out);
+  write_failures(ctx, out);
+  write_meta(ctx, out);
+  out << "</main>\n<script type=\"application/json\" id=\"deltann-data\">"
+      << json_for_script(chart_data(ctx)) << "</script>\n<script>\n"
+      << chart_js << "\n</script>\n<script>" << kChartScript << "</script>\n</body>\n</html>\n";
+}
+
+}  // namespace deltann
