@@ -1,0 +1,177 @@
+// Axes of pairs and the ranked findings (compare.h), on hand-built databases.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/compare.h"
+#include "deltann/store.h"
+#include "test_util.h"
+
+namespace deltann {
+namespace {
+
+using test::Contains;
+
+TEST(Axis, OneKnobChangedNamesThatKnob) {
+  EXPECT_EQ(axis_between("ort:opt=all,threads=1", "ort:opt=basic,threads=1"), "opt");
+  EXPECT_EQ(axis_between("ort:opt=all,threads=1", "ort:opt=all,threads=2"), "threads");
+  EXPECT_EQ(axis_between("tvm:opt=3,device=cpu", "tvm:opt=3,device=cuda"), "device");
+}
+
+TEST(Axis, EnginesWithEqualSharedSettingsAreTheFrameworkAxis) {
+  // opt values are engine-specific, so they do not make the pair mixed.
+  EXPECT_EQ(axis_between("ort:opt=all,threads=2", "opencv:opt=on,threads=2"), "framework");
+  EXPECT_EQ(axis_between("ort:opt=all,threads=1", "opencv:opt=on,threads=2"), "mixed");
+}
+
+TEST(Axis, SeveralChangesOrNoneOrVersionsAndChains) {
+  EXPECT_EQ(axis_between("ort:opt=all,threads=1", "ort:opt=basic,threads=2"), "mixed");
+  EXPECT_EQ(axis_between("ort:opt=all", "ort:opt=all"), "none");
+  EXPECT_EQ(axis_between("tvm@0.19:opt=3", "tvm@0.20:opt=3"), "version");
+  EXPECT_EQ(axis_between("tflite@onnx>tflite", "tflite@pytorch>tflite"), "conversion");
+  EXPECT_EQ(axis_between("not a valid env", "ort"), "mixed");
+}
+
+StoredImage image(const std::string& key, int label) {
+  StoredImage i;
+  i.key = key;
+  i.path = "/data/" + key;
+  i.sha256 = "sha-" + key;
+  i.label = label;
+  return i;
+}
+
+// Two ORT levels of one model over 20 images: `all` is ~30 % slower than `basic` (a clear,
+// significant slow-down under the higher level), and flips the label of one image confidently.
+class FindingsFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Store store(dir_ / "f.db");
+    store.set_meta("images", "/data/list.txt");
+    // The engine's opt values, lowest first, as a campaign saves them.
+    store.set_meta(
+        "engine:ort",
+        nlohmann::json{
+            {"name", "ort"},
+            {"knobs", {{{"name", "opt"}, {"values", {"disable", "basic", "extended", "all"}}}}}}
+            .dump());
+    const int64_t model = store.ensure_model({0, "/m/model.onnx", "sha", "{}"});
+    const int64_t basic = store.ensure_variant(model, "ort:opt=basic,threads=1", "ort");
+    const int64_t all = store.ensure_variant(model, "ort:opt=all,threads=1", "ort");
+    std::mt19937 random(7);
+    std::uniform_int_distribution<int64_t> jitter(0, 200'000);  // 0-0.2 ms
+    for (int i = 0; i < 20; ++i) {
+      const int64_t id = store.ensure_image(image("img" + std::to_string(i) + ".png", 1));
+      StoredResult a, b;
+      a.variant_id = basic;
+      b.variant_id = all;
+      a.image_id = b.image_id = id;
+      a.top_ids = {1, 2, 3, 4, 5};
+      // Logits 5 vs 1: relative top-2 gap 1 - e^-4, a confident decision.
+      a.top_scores = {5, 1, 0, -1, -2};
+      b.top_ids = i == 3 ? std::vector<int>{2, 1, 3, 4, 5} : a.top_ids;
+      b.top_scores = a.top_scores;
+      for (int k = 0; k < 5; ++k) {
+        a.samples_ns.push_back(10'000'000 + jitter(random));
+        b.samples_ns.push_back(13'000'000 + jitter(random));
+      }
+      b.repeat_max_abs_diff = i == 5 ? 0.5 : 0.0;
+      store.add_result(a);
+      store.add_result(b);
+    }
+    store.record_failure({all, std::nullopt, "plan", "unsupported", "device absent"});
+    store.flush();
+    comparison_ = compare_variants(store);
+  }
+
+  const Finding* find(const std::string& kind) const {
+    for (const auto& f : comparison_.findings)
+      if (f.kind == kind) return &f;
+    return nullptr;
+  }
+
+  test::TempDir dir_;
+  Comparison comparison_;
+};
+
+TEST_F(FindingsFixture, PairTimingIsSignificant) {
+  ASSERT_EQ(comparison_.pairs.size(), 1u);
+  const PairSummary& p = comparison_.pairs[0];
+  EXPECT_EQ(p.axis, "opt");
+  ASSERT_TRUE(p.speed_ratio.has_value());
+  EXPECT_NEAR(*p.speed_ratio, 1.3, 0.02);  // medians ~10.1 and ~13.1 ms
+  EXPECT_GT(p.speed_ratio_ci->low, 1.2);
+  EXPECT_LT(*p.p_value, 1e-6);
+  EXPECT_TRUE(p.significant);
+  EXPECT_EQ(p.top1_differences, 1);
+  EXPECT_EQ(p.confident_flips, 1);
+  EXPECT_EQ(p.near_tie_flips, 0);
+}
+
+TEST_F(FindingsFixture, HigherLevelSlowerIsAnUnexpectedDegradation) {
+  const Finding* f = find("slowdown");
+  ASSERT_NE(f, nullptr);
+  // Oriented from the lower level (basic) to the higher (all).
+  ASSERT_EQ(f->variants.size(), 2u);
+  EXPECT_EQ(f->variants[0], "ort:opt=basic,threads=1");
+  EXPECT_EQ(f->variants[1], "ort:opt=all,threads=1");
+  EXPECT_TRUE(Contains(f->title, "higher optimisation is slower"));
+  EXPECT_TRUE(Contains(f->evidence, "Mann-Whitney"));
+  EXPECT_TRUE(Contains(f->reproduce, "--model /m/model.onnx"));
+  EXPECT_TRUE(Contains(f->reproduce, "--env ort:opt=basic,threads=1"));
+}
+
+TEST_F(FindingsFixture, LabelDifferenceNondeterminismAndPlanSkipAreFindingsInSeverityOrder) {
+  const Finding* label = find("label_difference");
+  ASSERT_NE(label, nullptr);
+  ASSERT_EQ(label->images.size(), 1u);
+  EXPECT_EQ(label->images[0], "img3.png");
+  const Finding* nondeterminism = find("nondeterminism");
+  ASSERT_NE(nondeterminism, nullptr);
+  EXPECT_TRUE(Contains(nondeterminism->title, "1 image"));
+  const Finding* skipped = find("failure");
+  ASSERT_NE(skipped, nullptr);
+  EXPECT_TRUE(Contains(skipped->title, "device absent"));
+  EXPECT_TRUE(
+      std::is_sorted(comparison_.findings.begin(), comparison_.findings.end(),
+                     [](const Finding& x, const Finding& y) { return x.severity > y.severity; }));
+  // slowdown (60 + 30) ranks above the label difference (50 + 40 / 20) and nondeterminism (40);
+  // the skipped variant (5) is last.
+  EXPECT_EQ(comparison_.findings.front().kind, "slowdown");
+  EXPECT_EQ(comparison_.findings.back().kind, "failure");
+}
+
+TEST(Findings, LowerLevelSlowerIsNotADegradation) {
+  test::TempDir dir;
+  Store store(dir / "g.db");
+  store.set_meta("engine:ort",
+                 R"({"name":"ort","knobs":[{"name":"opt","values":["disable","all"]}]})");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const int64_t slow = store.ensure_variant(model, "ort:opt=disable", "ort");
+  const int64_t fast = store.ensure_variant(model, "ort:opt=all", "ort");
+  for (int i = 0; i < 10; ++i) {
+    const int64_t id = store.ensure_image(image("i" + std::to_string(i), 0));
+    for (const auto& [variant, ms] : {std::pair{slow, 20}, std::pair{fast, 10}}) {
+      StoredResult r;
+      r.variant_id = variant;
+      r.image_id = id;
+      r.top_ids = {0, 1};
+      r.top_scores = {2, 1};
+      r.samples_ns = {ms * 1'000'000 + i, ms * 1'000'000 + 2 * i};
+      store.add_result(r);
+    }
+  }
+  store.flush();
+  const Comparison c = compare_variants(store);
+  ASSERT_EQ(c.pairs.size(), 1u);
+  EXPECT_TRUE(c.pairs[0].significant);
+  for (const auto& f : c.findings) EXPECT_NE(f.kind, "slowdown") << f.title;
+}
+
+}  // namespace
+}  // namespace deltann
