@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis_options.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/store.h"
@@ -14,18 +15,20 @@ namespace deltann::cli {
 void add_compare(CLI::App& app) {
   struct Options {
     std::string db;
+    AnalysisOptions analysis;
     bool json = false;
   };
   auto options = std::make_shared<Options>();
   CLI::App* cmd =
       app.add_subcommand("compare", "compare the variants stored in a campaign database");
   cmd->add_option("--db", options->db, "campaign database")->required();
+  add_analysis_options(cmd, options->analysis);
   cmd->add_flag("--json", options->json, "machine-readable output");
   cmd->callback([options] {
     if (!std::filesystem::exists(options->db))
       throw Error("database " + options->db + " does not exist");
     Store store(options->db);
-    const Comparison comparison = compare_variants(store);
+    const Comparison comparison = compare_variants(store, options->analysis);
     if (options->json)
       std::cout << to_json(comparison).dump(2) << '\n';
     else

@@ -20,8 +20,7 @@ void write(Store& store, const Comparison& comparison, const ExportOptions& o, s
   if (o.format == "json") {
     export_json(store, comparison, out);
   } else {
-    export_csv(store, comparison, *parse_export_table(o.table.empty() ? "results" : o.table),
-               out);
+    export_csv(store, comparison, *parse_export_table(o.table.empty() ? "results" : o.table), out);
   }
 }
 

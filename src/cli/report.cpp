@@ -4,6 +4,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "analysis_options.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/report.h"
@@ -15,6 +16,7 @@ namespace deltann::cli {
 void add_report(CLI::App& app) {
   struct Options {
     std::string db;
+    AnalysisOptions analysis;
     std::string output;
     HtmlReportOptions report;
     std::string chart_js = kDefaultChartJs;
@@ -23,6 +25,7 @@ void add_report(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "report", "write the comparison of a campaign database as one self-contained HTML file");
   cmd->add_option("--db", options->db, "campaign database")->required();
+  add_analysis_options(cmd, options->analysis);
   cmd->add_option("-o,--output", options->output, "HTML file to write ('-': standard output)")
       ->required();
   cmd->add_option("--chart-js", options->chart_js,
@@ -38,7 +41,7 @@ void add_report(CLI::App& app) {
       throw Error("database " + options->db + " does not exist");
     options->report.chart_js = options->chart_js;
     Store store(options->db);
-    const Comparison comparison = compare_variants(store);
+    const Comparison comparison = compare_variants(store, options->analysis);
     // Built in memory first, so that a failure never leaves half a report behind.
     std::ostringstream html;
     write_html_report(store, comparison, html, options->report);

@@ -1,0 +1,28 @@
+// The analysis thresholds, declared once for every verb that analyses a database.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "deltann/compare.h"
+
+namespace deltann::cli {
+
+inline void add_analysis_options(CLI::App* cmd, AnalysisOptions& o) {
+  cmd->add_option("--near-tie", o.near_tie_gap,
+                  "a flip is a near-tie when both relative top-2 gaps are below this")
+      ->capture_default_str();
+  cmd->add_option("--atol", o.atol, "absolute tolerance of the element-wise check")
+      ->capture_default_str();
+  cmd->add_option("--rtol", o.rtol, "relative tolerance of the element-wise check")
+      ->capture_default_str();
+  cmd->add_option("--confidence", o.confidence, "level of the intervals")
+      ->check(CLI::Range(0.5, 0.9999))
+      ->capture_default_str();
+  cmd->add_option("--alpha", o.alpha, "significance level of the timing tests")
+      ->check(CLI::Range(1e-9, 0.5))
+      ->capture_default_str();
+  cmd->add_option("--max-cv", o.max_cv, "coefficient of variation above which timing is flagged")
+      ->capture_default_str();
+}
+
+}  // namespace deltann::cli
