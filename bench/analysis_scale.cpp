@@ -181,8 +181,7 @@ void generate(const fs::path& path, const Shape& shape) {
       result.top_ids = std::move(r.ids);
       result.top_scores = std::move(r.scores);
       for (int k = 0; k < shape.samples; ++k)
-        result.samples_ns.push_back(
-            static_cast<int64_t>(median_ns * std::exp(0.05 * normal(rng))));
+        result.samples_ns.push_back(static_cast<int64_t>(median_ns * std::exp(0.05 * normal(rng))));
       store.add_result(std::move(result));
     }
     store.set_variant_status(id, "done");
@@ -312,8 +311,7 @@ bool run_round_in_child(const fs::path& db, const fs::path& out_dir, const std::
   ::close(fds[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  return got == static_cast<ssize_t>(sizeof round) && WIFEXITED(status) &&
-         WEXITSTATUS(status) == 0;
+  return got == static_cast<ssize_t>(sizeof round) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 double median_of(const std::vector<Round>& rounds, double Round::*field) {

@@ -32,14 +32,15 @@ struct VariantVerdict {
   CheckOutcome outcome = CheckOutcome::pass;
   int images = 0;  // images both it and the baseline have a result for
   int top1_differences = 0;
-  std::optional<double> label_diff_rate = std::nullopt;  // top1_differences / images; nullopt without images
+  std::optional<double> label_diff_rate =
+      std::nullopt;  // top1_differences / images; nullopt without images
   // Timing oriented baseline → variant: median(variant) / median(baseline), so > 1 is slower.
   std::optional<double> speed_ratio = std::nullopt;
   std::optional<stats::Interval> speed_ratio_ci = std::nullopt;
   std::optional<double> p_value = std::nullopt;
   bool significant = false;
   std::vector<std::string> reasons = {};  // why it failed or was skipped; empty when it passed
-  std::vector<std::string> notes = {};  // what could not be checked, without failing
+  std::vector<std::string> notes = {};    // what could not be checked, without failing
 };
 
 struct CheckVerdict {

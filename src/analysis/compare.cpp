@@ -1,9 +1,11 @@
 #include "deltann/compare.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +19,9 @@
 namespace deltann {
 namespace {
 
-using ResultsByImage = std::map<int64_t, StoredResult>;
+// A variant's results sorted by image id, as the store returns them, so two variants are walked
+// in step instead of looked up.
+using ResultsByImage = std::vector<std::pair<int64_t, StoredResult>>;
 
 std::optional<Environment> try_parse(const std::string& env) {
   try {
@@ -97,9 +101,11 @@ void compare_outputs(PairSummary& p, const ResultsByImage& a, const ResultsByIma
   bool outputs = true;
   metrics::NumericDifference total;
   double worst_l2 = 0, worst_cosine = 1, worst_rtol = 0;
+  auto it = b.begin();
   for (const auto& [image, ra] : a) {
-    const auto it = b.find(image);
-    if (it == b.end()) continue;
+    while (it != b.end() && it->first < image) ++it;
+    if (it == b.end()) break;
+    if (it->first != image) continue;
     const auto& rb = it->second;
     ++p.images;
     if (ra.top_ids.empty() || rb.top_ids.empty() || ra.top_ids[0] != rb.top_ids[0]) {
@@ -113,9 +119,9 @@ void compare_outputs(PairSummary& p, const ResultsByImage& a, const ResultsByIma
       else
         ++p.confident_flips;
     }
-    const std::set<int> sa(ra.top_ids.begin(), ra.top_ids.end());
     int common = 0;
-    for (int id : rb.top_ids) common += static_cast<int>(sa.count(id));
+    for (int id : rb.top_ids)
+      common += std::find(ra.top_ids.begin(), ra.top_ids.end(), id) != ra.top_ids.end();
     const size_t k = std::max(ra.top_ids.size(), rb.top_ids.size());
     overlap_sum += k == 0 ? 1.0 : static_cast<double>(common) / static_cast<double>(k);
     jaccard_sum += metrics::jaccard(ra.top_ids, rb.top_ids);
@@ -219,23 +225,40 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
   std::vector<std::vector<double>> samples(variants.size());
   for (size_t i = 0; i < variants.size(); ++i) {
     for (auto& r : store.results(variants[i].id, true))
-      results[i].emplace(r.image_id, std::move(r));
+      results[i].emplace_back(r.image_id, std::move(r));
     samples[i] = sorted_samples_ms(results[i]);
     c.variants.push_back(summarise_variant(variants[i], results[i], samples[i], labels,
                                            failure_counts[variants[i].id], options));
   }
+  std::vector<std::pair<size_t, size_t>> jobs;
   for (size_t a = 0; a < variants.size(); ++a)
-    for (size_t b = a + 1; b < variants.size(); ++b) {
-      if (variants[a].model_id != variants[b].model_id) continue;  // different models
-      PairSummary p;
+    for (size_t b = a + 1; b < variants.size(); ++b)
+      if (variants[a].model_id == variants[b].model_id) jobs.emplace_back(a, b);
+  std::vector<OutputKind> job_kind;
+  for (auto [a, b] : jobs) job_kind.push_back(kinds[variants[a].model_id]);
+  std::vector<PairSummary> done(jobs.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t j; (j = next++) < jobs.size();) {
+      const auto [a, b] = jobs[j];
+      PairSummary& p = done[j];
       p.a = variants[a].env;
       p.b = variants[b].env;
-      compare_outputs(p, results[a], results[b], keys, kinds[variants[a].model_id], options);
+      compare_outputs(p, results[a], results[b], keys, job_kind[j], options);
       if (p.images == 0) continue;
       p.axis = axis_between(p.a, p.b);
       compare_timing(p, samples[a], samples[b], options);
-      c.pairs.push_back(std::move(p));
     }
+  };
+  // Pairs are independent: spread them over the cores. Each writes only its own slot, so the
+  // result does not depend on the schedule.
+  std::vector<std::thread> pool;
+  const unsigned n = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned t = 1; t < n; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  for (auto& p : done)
+    if (p.images > 0) c.pairs.push_back(std::move(p));
 
   FindingContext context;
   context.model = model_paths.empty() ? "" : model_paths.begin()->second;

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "analysis_options.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/export.h"
@@ -14,6 +15,7 @@ namespace {
 
 struct ExportOptions {
   std::string db, format, table, output;
+  AnalysisOptions analysis;
 };
 
 void write(Store& store, const Comparison& comparison, const ExportOptions& o, std::ostream& out) {
@@ -29,7 +31,9 @@ void execute(const ExportOptions& o) {
     throw CLI::ValidationError("--table", "applies to --format csv only (JSON holds every table)");
   if (!std::filesystem::exists(o.db)) throw Error("database " + o.db + " does not exist");
   Store store(o.db);
-  const Comparison comparison = compare_variants(store);
+  // The results table is read straight from the store; only the other tables need the analysis.
+  const bool results_only = o.format == "csv" && (o.table.empty() || o.table == "results");
+  const Comparison comparison = results_only ? Comparison{} : compare_variants(store, o.analysis);
   if (o.output.empty() || o.output == "-") {
     write(store, comparison, o, std::cout);
     std::cout.flush();
@@ -73,6 +77,7 @@ void add_export(CLI::App& app) {
                   "with --format csv: variants, pairs, findings or results (default: results)")
       ->check(CLI::IsMember({"variants", "pairs", "findings", "results"}));
   cmd->add_option("-o,--output", options->output, "output file (default: standard output)");
+  add_analysis_options(cmd, options->analysis);
   cmd->callback([options] { execute(*options); });
 }
 

@@ -112,7 +112,10 @@ std::string xml_escape(const std::string& text, bool attribute) {
       continue;
     }
     // A multi-byte UTF-8 sequence: copy it when well formed, otherwise one '?' per bad byte.
-    const size_t length = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+    const size_t length = c >= 0xf0 && c <= 0xf4  ? 4
+                          : c >= 0xe0             ? 3
+                          : c >= 0xc2 && c < 0xe0 ? 2
+                                                  : 0;
     bool valid = length > 0 && i + length <= text.size();
     for (size_t k = 1; valid && k < length; ++k)
       valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
@@ -146,7 +149,8 @@ std::string numbers_text(const VariantVerdict& v, const CheckVerdict& verdict) {
   if (verdict.max_slowdown && v.speed_ratio) {
     text += "; time x" + fixed(*v.speed_ratio, 3);
     if (v.speed_ratio_ci)
-      text += " [" + fixed(v.speed_ratio_ci->low, 3) + ", " + fixed(v.speed_ratio_ci->high, 3) + "]";
+      text +=
+          " [" + fixed(v.speed_ratio_ci->low, 3) + ", " + fixed(v.speed_ratio_ci->high, 3) + "]";
     if (v.p_value) text += " p=" + p_text(*v.p_value);
     text += std::string(v.significant ? " significant" : " not significant") + ", limit +" +
             percent(*verdict.max_slowdown);
@@ -243,8 +247,8 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
     return it == failure_notes.end() ? std::string() : ": " + it->second;
   };
   if (base.status != "done")
-    verdict.problems.push_back("the baseline " + base.env + " is " + base.status +
-                               ", not done" + note_of(base.env));
+    verdict.problems.push_back("the baseline " + base.env + " is " + base.status + ", not done" +
+                               note_of(base.env));
   else if (base.images == 0)
     verdict.problems.push_back("the baseline " + base.env + " has no results");
 
@@ -276,15 +280,14 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
       out.label_diff_rate = p->top1_difference_rate();
       if (*out.label_diff_rate > options.max_label_diff + kSlack)
         out.reasons.push_back("top-1 labels differ on " + percent(*out.label_diff_rate) +
-                              " of images, above the limit of " +
-                              percent(options.max_label_diff));
+                              " of images, above the limit of " + percent(options.max_label_diff));
       // Pairs hold median(b) / median(a); turn that into median(variant) / median(baseline).
       if (p->speed_ratio) {
         out.speed_ratio = base_first ? *p->speed_ratio : 1.0 / *p->speed_ratio;
         if (p->speed_ratio_ci)
-          out.speed_ratio_ci =
-              base_first ? *p->speed_ratio_ci
-                         : stats::Interval{1.0 / p->speed_ratio_ci->high, 1.0 / p->speed_ratio_ci->low};
+          out.speed_ratio_ci = base_first ? *p->speed_ratio_ci
+                                          : stats::Interval{1.0 / p->speed_ratio_ci->high,
+                                                            1.0 / p->speed_ratio_ci->low};
         out.p_value = p->p_value;
         out.significant = p->significant;
       }
@@ -328,10 +331,9 @@ CheckVerdict run_check(Store& store, const CheckOptions& options) {
 
 void print_verdict(const CheckVerdict& verdict, std::ostream& out) {
   out << "baseline " << verdict.baseline << " (" << verdict.baseline_status << ", "
-      << verdict.baseline_images << " images); limits: top-1 label differences <= "
-      << percent(verdict.max_label_diff);
-  if (verdict.max_slowdown)
-    out << ", significant slow-down <= +" << percent(*verdict.max_slowdown);
+      << verdict.baseline_images
+      << " images); limits: top-1 label differences <= " << percent(verdict.max_label_diff);
+  if (verdict.max_slowdown) out << ", significant slow-down <= +" << percent(*verdict.max_slowdown);
   out << '\n';
   for (const auto& p : verdict.problems) out << "FAIL " << p << '\n';
   int passed = 0, skipped = 0;
@@ -349,8 +351,8 @@ void print_verdict(const CheckVerdict& verdict, std::ostream& out) {
     out << '\n';
   }
   const int failed = verdict.failed_count();
-  out << (verdict.passed() ? "check passed: " : "check FAILED: ") << passed << " passed, "
-      << failed << " failed, " << skipped << " skipped";
+  out << (verdict.passed() ? "check passed: " : "check FAILED: ") << passed << " passed, " << failed
+      << " failed, " << skipped << " skipped";
   if (!verdict.problems.empty()) out << "; the baseline is unusable";
   out << '\n';
 }

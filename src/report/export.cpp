@@ -117,14 +117,9 @@ ojson pair_row(const PairSummary& p) {
 }
 
 ojson finding_row(const Finding& f, size_t rank) {
-  return {{"rank", rank},
-          {"kind", f.kind},
-          {"severity", json_number(f.severity)},
-          {"title", f.title},
-          {"evidence", f.evidence},
-          {"variants", f.variants},
-          {"images", f.images},
-          {"reproduce", f.reproduce}};
+  return {{"rank", rank},       {"kind", f.kind},          {"severity", json_number(f.severity)},
+          {"title", f.title},   {"evidence", f.evidence},  {"variants", f.variants},
+          {"images", f.images}, {"reproduce", f.reproduce}};
 }
 
 // One CSV cell from a JSON value of a row: strings as they are, numbers in shortest round-trip
@@ -214,11 +209,12 @@ void for_each_result(Store& store, bool json_names, Emit emit) {
   for (const auto& v : store.variants()) {
     const std::string variant_json = json_names ? json_string(v.env) : "";
     const auto results = store.results(v.id, false);
+    // Both are ordered by image id, so one forward walk finds every image.
+    auto it = images.begin();
     for (const auto& r : results) {
-      const auto it = images.find(r.image_id);
-      const ImageInfo& image = it == images.end() ? unknown : it->second;
-      ResultRow row{&v.env,       &variant_json, &image,      &r,
-                    std::nullopt, std::nullopt,  std::nullopt};
+      while (it != images.end() && it->first < r.image_id) ++it;
+      const ImageInfo& image = it != images.end() && it->first == r.image_id ? it->second : unknown;
+      ResultRow row{&v.env, &variant_json, &image, &r, std::nullopt, std::nullopt, std::nullopt};
       samples.clear();
       for (int64_t ns : r.samples_ns) samples.push_back(static_cast<double>(ns) / 1e6);
       std::sort(samples.begin(), samples.end());
@@ -387,8 +383,7 @@ void export_json(Store& store, const Comparison& c, std::ostream& out) {
       << ",\n\"context\": " << dump(context_of(store, c)) << ",\n";
   write_json_array(out, "variants", c.variants,
                    [](const VariantSummary& v, size_t) { return variant_row(v); });
-  write_json_array(out, "pairs", c.pairs,
-                   [](const PairSummary& p, size_t) { return pair_row(p); });
+  write_json_array(out, "pairs", c.pairs, [](const PairSummary& p, size_t) { return pair_row(p); });
   write_json_array(out, "findings", c.findings,
                    [](const Finding& f, size_t rank) { return finding_row(f, rank); });
   out << "\"results\": [";
