@@ -26,6 +26,8 @@ struct AnalysisOptions {
   double min_slowdown = 0.02;  // a significant slow-down must also exceed this fraction
 };
 
+inline constexpr int64_t kBootstrapMaxSamples = 5000;
+
 struct VariantSummary {
   std::string env;
   std::string framework;
@@ -43,6 +45,10 @@ struct VariantSummary {
   std::optional<double> p99_ms;
   std::optional<double> cv;                     // coefficient of variation of the samples
   std::optional<stats::Interval> median_ci_ms;  // distribution-free interval of the median
+  // Percentile-bootstrap interval of the median (1000 resamples, fixed seed), computed when the
+  // variant has at most kBootstrapMaxSamples samples; the distribution-free interval above is
+  // exact at any size and is the one the tests and findings use.
+  std::optional<stats::Interval> median_bootstrap_ci_ms;
   int64_t samples = 0;
   int nonfinite_images = 0;         // images whose output held NaN or Inf
   int nondeterministic_images = 0;  // images whose repeated runs gave different outputs

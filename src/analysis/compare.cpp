@@ -87,6 +87,8 @@ VariantSummary summarise_variant(const StoredVariant& v, const ResultsByImage& r
     s.p90_ms = stats::percentile_sorted(samples, 90);
     s.p99_ms = stats::percentile_sorted(samples, 99);
     s.median_ci_ms = stats::median_ci_sorted(samples, options.confidence);
+    if (s.samples <= kBootstrapMaxSamples)
+      s.median_bootstrap_ci_ms = stats::bootstrap_median_ci(samples, options.confidence, 1000, 1);
     if (const double cv = stats::coefficient_of_variation(samples); !std::isnan(cv)) s.cv = cv;
   }
   return s;

@@ -89,6 +89,7 @@ nlohmann::json to_json(const Comparison& c) {
                         {"samples", v.samples},
                         {"median_ms", number_json(v.median_ms)},
                         {"median_ci_ms", interval_json(v.median_ci_ms)},
+                        {"median_bootstrap_ci_ms", interval_json(v.median_bootstrap_ci_ms)},
                         {"p90_ms", number_json(v.p90_ms)},
                         {"p99_ms", number_json(v.p99_ms)},
                         {"cv", number_json(v.cv)},
