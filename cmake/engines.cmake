@@ -27,3 +27,62 @@ if(DELTANN_WITH_OPENCV_DNN)
     message(STATUS "deltann: OpenCV DNN engine OFF: OpenCV's dnn module not found")
   endif()
 endif()
+
+# Apache TVM: runs Relax VM executables exported as shared libraries, through TVM's C++ runtime and
+# FFI. Headers and libraries come from the apache-tvm and apache-tvm-ffi wheels in the venv.
+option(DELTANN_WITH_TVM "Build the Apache TVM engine" ON)
+if(DELTANN_WITH_TVM)
+  set(_tvm_off "")
+  if(NOT EXISTS "${DELTANN_PYTHON}")
+    set(_tvm_off "no Python at ${DELTANN_PYTHON} (run scripts/setup)")
+  else()
+    # Asks the venv's Python where the wheels live and which version they are, without importing
+    # tvm (slow, and it would need its compiler library).
+    execute_process(
+      COMMAND "${DELTANN_PYTHON}" -c
+        "import sysconfig, importlib.metadata as m; print(sysconfig.get_paths()['purelib']); print(m.version('apache-tvm'))"
+      OUTPUT_VARIABLE _tvm_probe ERROR_VARIABLE _tvm_probe_error RESULT_VARIABLE _tvm_probe_rc
+      OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(NOT _tvm_probe_rc EQUAL 0)
+      set(_tvm_off "the apache-tvm wheel is not installed in ${DELTANN_PYTHON}'s environment")
+    else()
+      string(REPLACE "\n" ";" _tvm_probe "${_tvm_probe}")
+      list(GET _tvm_probe 0 _tvm_site)
+      list(GET _tvm_probe 1 DELTANN_TVM_VERSION)
+      find_path(DELTANN_TVM_FFI_INCLUDE tvm/ffi/extra/module.h
+        PATHS "${_tvm_site}/tvm_ffi/include" NO_DEFAULT_PATH)
+      find_path(DELTANN_TVM_DLPACK_INCLUDE dlpack/dlpack.h
+        PATHS "${_tvm_site}/tvm_ffi/include" "${_tvm_site}/tvm_ffi/3rdparty/dlpack/include"
+        NO_DEFAULT_PATH)
+      find_library(DELTANN_TVM_FFI_LIBRARY NAMES tvm_ffi PATHS "${_tvm_site}/tvm_ffi/lib" NO_DEFAULT_PATH)
+      find_library(DELTANN_TVM_RUNTIME_LIBRARY NAMES tvm_runtime PATHS "${_tvm_site}/tvm/lib" NO_DEFAULT_PATH)
+      if(NOT (DELTANN_TVM_FFI_INCLUDE AND DELTANN_TVM_DLPACK_INCLUDE AND DELTANN_TVM_FFI_LIBRARY
+              AND DELTANN_TVM_RUNTIME_LIBRARY))
+        set(_tvm_off "tvm_ffi headers, dlpack.h, libtvm_ffi.so or libtvm_runtime.so not under ${_tvm_site}")
+      endif()
+    endif()
+  endif()
+  if(_tvm_off)
+    message(STATUS "deltann: TVM engine OFF: ${_tvm_off}")
+  else()
+    get_filename_component(_tvm_ffi_lib_dir "${DELTANN_TVM_FFI_LIBRARY}" DIRECTORY)
+    get_filename_component(_tvm_lib_dir "${DELTANN_TVM_RUNTIME_LIBRARY}" DIRECTORY)
+    add_library(deltann::tvm_ffi SHARED IMPORTED)
+    set_target_properties(deltann::tvm_ffi PROPERTIES IMPORTED_LOCATION "${DELTANN_TVM_FFI_LIBRARY}"
+      INTERFACE_INCLUDE_DIRECTORIES "${DELTANN_TVM_FFI_INCLUDE};${DELTANN_TVM_DLPACK_INCLUDE}"
+      INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${DELTANN_TVM_FFI_INCLUDE};${DELTANN_TVM_DLPACK_INCLUDE}")
+    add_library(deltann::tvm_runtime SHARED IMPORTED)
+    set_target_properties(deltann::tvm_runtime PROPERTIES IMPORTED_LOCATION "${DELTANN_TVM_RUNTIME_LIBRARY}"
+      INTERFACE_LINK_LIBRARIES deltann::tvm_ffi)
+    add_executable(deltann-worker-tvm src/backends/tvm/tvm_backend.cpp)
+    # The worker reaches the runtime only through the FFI registry, so keep libtvm_runtime.so a
+    # dependency even where the linker drops unreferenced libraries.
+    target_link_options(deltann-worker-tvm PRIVATE "LINKER:--no-as-needed")
+    target_link_libraries(deltann-worker-tvm PRIVATE deltann_worker deltann::tvm_runtime deltann::tvm_ffi)
+    target_compile_definitions(deltann-worker-tvm PRIVATE
+      DELTANN_TVM_VERSION="${DELTANN_TVM_VERSION}" DELTANN_TVM_LIB_DIR="${_tvm_lib_dir}")
+    # libtvm_runtime.so finds libtvm_ffi.so (another wheel) only because the worker loads it first.
+    set_target_properties(deltann-worker-tvm PROPERTIES BUILD_RPATH "${_tvm_lib_dir};${_tvm_ffi_lib_dir}")
+    message(STATUS "deltann: TVM engine ON (apache-tvm ${DELTANN_TVM_VERSION}, ${_tvm_lib_dir})")
+  endif()
+endif()

@@ -23,6 +23,9 @@ struct Knob {
   std::vector<std::string> values;
   std::string default_value;
   std::string help;
+  // A set knob takes any subset of `values` joined by '+' ("none" for the empty set), such as
+  // passes to disable: `disable=FuseOps+FoldConstant`.
+  bool subset = false;
 };
 
 struct BackendInfo {

@@ -25,6 +25,7 @@ struct CampaignConfig {
   int repeat = 5;                    // timed runs per image
   int keep_outputs_up_to = 1000;     // store full output vectors when the dataset is this small
   double timeout_s = 120;            // a worker silent this long is declared hung
+  double build_timeout_s = 3600;     // a build step (compiler, converter) running longer is stopped
   bool retry_failed = false;         // run variants that failed before again
   // Run the variants in a random order drawn from this seed, so that drift of the machine (heat,
   // other tenants) does not always favour the variants that run first.

@@ -38,6 +38,7 @@ struct VariantSummary {
   int failures = 0;
   std::optional<double> top1_accuracy;  // over labelled images with a result
   std::optional<double> top5_accuracy;
+  std::optional<double> compile_ms;  // build step (compiler, converter), when the engine has one
   std::optional<double> load_ms;
   std::optional<double> first_ms;
   std::optional<double> median_ms;  // over all timed samples

@@ -18,7 +18,7 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct StoredModel {
   int64_t id = 0;
@@ -47,7 +47,9 @@ struct StoredVariant {
   std::string artifact_sha256;
   std::optional<int64_t> load_ns;
   std::optional<int64_t> first_ns;
-  std::string info_json;  // what the engine said about itself when it loaded
+  std::string info_json;              // what the engine said about itself when it loaded
+  std::optional<int64_t> compile_ns;  // build step (compiler, converter), when the engine has one
+  std::string build_json;             // what the build tool said about the build
 };
 
 struct StoredResult {
@@ -94,6 +96,7 @@ class Store {
                    const std::string& artifact_sha256, int64_t load_ns,
                    const std::string& info_json);
   void record_first_inference(int64_t variant_id, int64_t first_ns);
+  void record_build(int64_t variant_id, int64_t compile_ns, const std::string& build_json);
   void record_failure(const StoredFailure& failure);
   // Buffered; written when the batch is full or on flush().
   void add_result(StoredResult result);

@@ -62,6 +62,7 @@ VariantSummary summarise_variant(const StoredVariant& v, const ResultsByImage& r
   s.engine_version = v.engine_version;
   s.images = static_cast<int>(results.size());
   s.failures = failures;
+  if (v.compile_ns) s.compile_ms = static_cast<double>(*v.compile_ns) / 1e6;
   if (v.load_ns) s.load_ms = static_cast<double>(*v.load_ns) / 1e6;
   if (v.first_ns) s.first_ms = static_cast<double>(*v.first_ns) / 1e6;
   int labelled = 0, top1 = 0, top5 = 0;

@@ -84,6 +84,7 @@ nlohmann::json to_json(const Comparison& c) {
                         {"failures", v.failures},
                         {"top1_accuracy", optional_json(v.top1_accuracy)},
                         {"top5_accuracy", optional_json(v.top5_accuracy)},
+                        {"compile_ms", optional_json(v.compile_ms)},
                         {"load_ms", optional_json(v.load_ms)},
                         {"first_inference_ms", optional_json(v.first_ms)},
                         {"samples", v.samples},
@@ -132,20 +133,28 @@ nlohmann::json to_json(const Comparison& c) {
 }
 
 void print_comparison(const Comparison& c, std::ostream& out) {
+  int width = 14;  // the environment column fits the longest environment string
+  const bool compiled =
+      std::any_of(c.variants.begin(), c.variants.end(),
+                  [](const VariantSummary& v) { return v.compile_ms.has_value(); });
+  for (const auto& v : c.variants) width = std::max(width, static_cast<int>(v.env.size()) + 2);
   out << "Variants (" << c.labelled_images << " labelled images)\n";
-  out << std::left << std::setw(4) << " #" << std::setw(44) << "environment" << std::setw(9)
+  out << std::left << std::setw(4) << " #" << std::setw(width) << "environment" << std::setw(9)
       << "status" << std::right << std::setw(7) << "images" << std::setw(6) << "fail"
-      << std::setw(8) << "top-1" << std::setw(8) << "top-5" << std::setw(10) << "load ms"
-      << std::setw(10) << "first ms" << std::setw(11) << "median ms" << std::setw(9) << "p90 ms"
-      << std::setw(8) << "cv" << '\n';
+      << std::setw(8) << "top-1" << std::setw(8) << "top-5";
+  if (compiled) out << std::setw(12) << "compile ms";
+  out << std::setw(10) << "load ms" << std::setw(10) << "first ms" << std::setw(11) << "median ms"
+      << std::setw(9) << "p90 ms" << std::setw(8) << "cv" << '\n';
   for (size_t i = 0; i < c.variants.size(); ++i) {
     const auto& v = c.variants[i];
-    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(44)
+    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(width)
         << printable(v.env) << std::setw(9) << v.status << std::right << std::setw(7) << v.images
         << std::setw(6) << v.failures << std::setw(8) << percent(v.top1_accuracy) << std::setw(8)
-        << percent(v.top5_accuracy) << std::setw(10) << fixed(v.load_ms, 1) << std::setw(10)
-        << fixed(v.first_ms, 2) << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9)
-        << fixed(v.p90_ms, 3) << std::setw(8) << percent(v.cv) << '\n';
+        << percent(v.top5_accuracy);
+    if (compiled) out << std::setw(12) << fixed(v.compile_ms, 1);
+    out << std::setw(10) << fixed(v.load_ms, 1) << std::setw(10) << fixed(v.first_ms, 2)
+        << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9) << fixed(v.p90_ms, 3)
+        << std::setw(8) << percent(v.cv) << '\n';
   }
   std::map<std::pair<std::string, std::string>, const PairSummary*> by_pair;
   for (const auto& p : c.pairs) by_pair[{p.a, p.b}] = &p;

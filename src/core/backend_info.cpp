@@ -7,12 +7,48 @@
 #include "deltann/error.h"
 
 namespace deltann {
+namespace {
+
+std::string joined(const std::vector<std::string>& items, const char* separator) {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
+  return text;
+}
+
+// The members of a '+'-joined subset in the order the knob lists them, so that `A+B` and `B+A`
+// are one variant; "none" is the empty set.
+std::string canonical_subset(const Knob& knob, const std::string& value, const std::string& where) {
+  if (value == "none") return value;
+  std::vector<bool> chosen(knob.values.size(), false);
+  size_t start = 0;
+  while (start <= value.size()) {
+    const size_t end = std::min(value.find('+', start), value.size());
+    const std::string item = value.substr(start, end - start);
+    const auto at = std::find(knob.values.begin(), knob.values.end(), item);
+    if (at == knob.values.end())
+      throw Error(where + "knob '" + knob.name + "' has no member '" + item +
+                  "'; valid members: " + joined(knob.values, ", ") + " (join with '+', or none)");
+    if (chosen[static_cast<size_t>(at - knob.values.begin())])
+      throw Error(where + "knob '" + knob.name + "' names '" + item + "' twice");
+    chosen[static_cast<size_t>(at - knob.values.begin())] = true;
+    start = end + 1;
+  }
+  std::vector<std::string> ordered;
+  for (size_t i = 0; i < chosen.size(); ++i)
+    if (chosen[i]) ordered.push_back(knob.values[i]);
+  return joined(ordered, "+");
+}
+
+}  // namespace
 
 nlohmann::json to_json(const BackendInfo& info) {
   nlohmann::json knobs = nlohmann::json::array();
   for (const auto& k : info.knobs)
-    knobs.push_back(
-        {{"name", k.name}, {"values", k.values}, {"default", k.default_value}, {"help", k.help}});
+    knobs.push_back({{"name", k.name},
+                     {"values", k.values},
+                     {"default", k.default_value},
+                     {"help", k.help},
+                     {"subset", k.subset}});
   return {{"name", info.name},       {"version", info.version}, {"description", info.description},
           {"devices", info.devices}, {"knobs", knobs},          {"formats", info.formats}};
 }
@@ -25,9 +61,9 @@ BackendInfo backend_info_from_json(const nlohmann::json& j) {
   info.devices = j.at("devices").get<std::vector<std::string>>();
   info.formats = j.value("formats", std::vector<std::string>{});
   for (const auto& k : j.at("knobs"))
-    info.knobs.push_back({k.at("name").get<std::string>(),
-                          k.at("values").get<std::vector<std::string>>(),
-                          k.at("default").get<std::string>(), k.value("help", "")});
+    info.knobs.push_back(
+        {k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
+         k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false)});
   return info;
 }
 
@@ -42,7 +78,9 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
       for (const auto& k : info.knobs) valid += (valid.empty() ? "" : ", ") + k.name;
       throw Error(where + info.name + " has no knob '" + key + "'; its knobs are: " + valid);
     }
-    if (knob->values.empty()) {
+    if (knob->subset) {
+      resolved.knobs[key] = canonical_subset(*knob, value, where);
+    } else if (knob->values.empty()) {
       // Engines read it as an int; a value too large for one is as invalid as zero.
       int number = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);

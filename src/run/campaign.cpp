@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "builder.h"
 #include "deltann/backend.h"
 #include "deltann/classify.h"
 #include "deltann/error.h"
@@ -39,6 +40,7 @@ struct PlannedVariant {
   fs::path worker;
   std::string skip_reason;
   std::optional<BackendInfo> engine;  // what the engine said about itself, when it could start
+  bool needs_build = false;           // the engine has a build step (build_<framework>.py)
 };
 
 struct ReadyImage {
@@ -74,55 +76,98 @@ std::string host_description() {
          cpu + ", " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
 }
 
+// What an engine offers here: its worker's self-description with the knobs of its build tool (if
+// it has one) merged in, or why it cannot run.
+struct EngineOffer {
+  std::optional<BackendInfo> info;
+  std::optional<Builder> builder;
+  std::string unavailable;
+};
+
+EngineOffer describe_engine(const std::string& framework, const fs::path& worker,
+                            const fs::path& worker_dir) {
+  EngineOffer offer;
+  if (!fs::exists(worker)) {
+    std::string built;
+    for (const auto& name : built_engines(worker_dir)) built += (built.empty() ? "" : ", ") + name;
+    offer.unavailable = "engine '" + framework + "' is not built into this deltann (built: " +
+                        (built.empty() ? "none" : built) + ")";
+    return offer;
+  }
+  try {
+    BackendInfo info = backend_info_from_json(describe_worker(worker));
+    offer.builder = Builder::find(framework);
+    if (offer.builder)
+      for (const auto& knob : offer.builder->knobs()) {
+        const auto same = std::find_if(info.knobs.begin(), info.knobs.end(),
+                                       [&](const Knob& k) { return k.name == knob.name; });
+        if (same == info.knobs.end())
+          info.knobs.push_back(knob);
+        else
+          *same = knob;  // the build tool knows the valid build settings
+      }
+    offer.info = std::move(info);
+  } catch (const std::exception& e) {
+    offer.unavailable = std::string("engine '") + framework + "' cannot start: " + e.what();
+  }
+  return offer;
+}
+
+// `knob=each` on a set knob stands for one variant per member, e.g. each pass of an opt level
+// switched off in turn.
+std::vector<Environment> expand_each(const Environment& env, EngineOffer& offer) {
+  if (!offer.info) return {env};
+  for (const auto& knob : offer.info->knobs) {
+    if (!knob.subset || env.knob(knob.name) != "each") continue;
+    const auto members = offer.builder ? offer.builder->each_members(knob.name, env) : knob.values;
+    if (members.empty())
+      throw Error("environment '" + env.to_string() + "': knob '" + knob.name +
+                  "' has no members to take in turn");
+    std::vector<Environment> expanded;
+    for (const auto& member : members) {
+      Environment one = env;
+      one.knobs[knob.name] = member;
+      expanded.push_back(one);
+    }
+    return expanded;
+  }
+  return {env};
+}
+
 // Turns the command line's environment strings into runnable variants or skipped ones with a
 // reason. A malformed string or an invalid knob value stops everything before any work starts.
 std::vector<PlannedVariant> plan(const CampaignConfig& config) {
-  std::map<std::string, std::variant<BackendInfo, std::string>> engines;
+  std::map<std::string, EngineOffer> engines;
   std::vector<PlannedVariant> planned;
   for (const auto& text : config.environments) {
-    const Environment env = parse_environment(text);
-    PlannedVariant v{env, env.to_string(), config.worker_dir / worker_name(env.framework), "",
-                     std::nullopt};
-    if (!engines.count(env.framework)) {
-      if (!fs::exists(v.worker)) {
-        std::string built;
-        for (const auto& name : built_engines(config.worker_dir))
-          built += (built.empty() ? "" : ", ") + name;
-        engines[env.framework] =
-            "engine '" + env.framework +
-            "' is not built into this deltann (built: " + (built.empty() ? "none" : built) + ")";
-      } else {
-        try {
-          engines[env.framework] = backend_info_from_json(describe_worker(v.worker));
-        } catch (const std::exception& e) {
-          engines[env.framework] =
-              std::string("engine '") + env.framework + "' cannot start: " + e.what();
+    const Environment parsed = parse_environment(text);
+    const fs::path worker = config.worker_dir / worker_name(parsed.framework);
+    if (!engines.count(parsed.framework))
+      engines[parsed.framework] = describe_engine(parsed.framework, worker, config.worker_dir);
+    EngineOffer& offer = engines.at(parsed.framework);
+    for (const auto& env : expand_each(parsed, offer)) {
+      PlannedVariant v{env,        env.to_string(),          worker, offer.unavailable,
+                       offer.info, offer.builder.has_value()};
+      if (offer.info) {
+        const auto& info = *offer.info;
+        if (!env.version.empty() && env.version != info.version)
+          v.skip_reason = "version " + env.version + " of " + env.framework +
+                          " is not installed (have " + info.version + ")";
+        else if (!env.conversion.empty())
+          v.skip_reason = "conversion chains are not supported yet by this build";
+        else {
+          try {
+            v.env = resolve_environment(env, info);
+            v.text = v.env.to_string();
+          } catch (const Unsupported& e) {
+            v.skip_reason = e.what();
+          }
         }
       }
+      const bool duplicate = std::any_of(planned.begin(), planned.end(),
+                                         [&](const PlannedVariant& p) { return p.text == v.text; });
+      if (!duplicate) planned.push_back(std::move(v));
     }
-    const auto& engine = engines.at(env.framework);
-    if (const auto* reason = std::get_if<std::string>(&engine)) {
-      v.skip_reason = *reason;
-    } else {
-      const auto& info = std::get<BackendInfo>(engine);
-      v.engine = info;
-      if (!env.version.empty() && env.version != info.version)
-        v.skip_reason = "version " + env.version + " of " + env.framework +
-                        " is not installed (have " + info.version + ")";
-      else if (!env.conversion.empty())
-        v.skip_reason = "conversion chains are not supported yet by this build";
-      else {
-        try {
-          v.env = resolve_environment(env, info);
-          v.text = v.env.to_string();
-        } catch (const Unsupported& e) {
-          v.skip_reason = e.what();
-        }
-      }
-    }
-    const bool duplicate = std::any_of(planned.begin(), planned.end(),
-                                       [&](const PlannedVariant& p) { return p.text == v.text; });
-    if (!duplicate) planned.push_back(std::move(v));
   }
   return planned;
 }
@@ -166,9 +211,12 @@ class VariantRunner {
 
   // Returns false when the variant was abandoned.
   bool run(const PlannedVariant& variant, const StoredVariant& stored,
-           const std::vector<ReadyImage>& todo) {
+           const std::vector<ReadyImage>& todo, const fs::path& artifact,
+           const std::string& artifact_sha) {
     variant_ = &variant;
     id_ = stored.id;
+    artifact_ = fs::absolute(artifact);
+    artifact_sha_ = artifact_sha;
     need_load_record_ = !stored.load_ns.has_value();
     need_first_record_ = !stored.first_ns.has_value();
     int consecutive_failures = 0;
@@ -219,7 +267,7 @@ class VariantRunner {
     auto ready = worker_->receive(config_.timeout_s);
     if (ready) {
       worker_->send({{"op", "load"},
-                     {"artifact", fs::absolute(config_.model).string()},
+                     {"artifact", artifact_.string()},
                      {"env", variant_->text},
                      {"spec", to_json(spec_)}});
       ready = worker_->receive(config_.timeout_s);
@@ -233,7 +281,7 @@ class VariantRunner {
       return abandon("it could not be loaded");
     }
     if (need_load_record_) {
-      store_.record_load(id_, ready->value("engine_version", ""), model_sha_,
+      store_.record_load(id_, ready->value("engine_version", ""), artifact_sha_,
                          ready->value("load_ns", int64_t{0}), ready->dump());
       need_load_record_ = false;
     }
@@ -313,6 +361,8 @@ class VariantRunner {
   const CampaignConfig& config_;
   const ModelSpec& spec_;
   const std::string& model_sha_;
+  fs::path artifact_;
+  std::string artifact_sha_;
   Store& store_;
   const CampaignEvents& events_;
   Progress& progress_;
@@ -455,8 +505,34 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   for (const auto& job : jobs) {
     say("running " + job.variant->text + " on " + std::to_string(job.todo.size()) + " images");
     store.set_variant_status(job.stored.id, "running");
+    fs::path artifact = config.model;
+    std::string artifact_sha = model_sha;
+    if (job.variant->needs_build) {
+      // The compile (or conversion) step: its failure is the variant's result, stage "compile".
+      auto builder = Builder::find(job.variant->env.framework);
+      const BuildResult built =
+          builder ? builder->build(config.model, model_sha, spec, job.variant->env,
+                                   config.cache_dir, config.build_timeout_s)
+                  : BuildResult{};
+      if (!built.ok) {
+        const std::string message = builder ? built.message : "its build tool disappeared";
+        store.record_failure({job.stored.id, std::nullopt, "compile",
+                              built.symptom.empty() ? "error" : built.symptom, message});
+        store.set_variant_status(job.stored.id, "failed");
+        say(job.variant->text + ": compile failed: " + message.substr(0, 400));
+        ++outcome.variants_failed;
+        for (size_t i = 0; i < job.todo.size(); ++i) progress.advance();
+        continue;
+      }
+      store.record_build(job.stored.id, built.compile_ns, built.report_json);
+      say(job.variant->text + (built.cached ? ": artifact from the cache (" : ": compiled in ") +
+          std::to_string(built.compile_ns / 1'000'000) + " ms" +
+          (built.cached ? " when built)" : ""));
+      artifact = built.artifact;
+      artifact_sha = sha256_file(artifact);
+    }
     VariantRunner runner(config, spec, model_sha, store, events, progress, keep_outputs);
-    if (runner.run(*job.variant, job.stored, job.todo)) {
+    if (runner.run(*job.variant, job.stored, job.todo, artifact, artifact_sha)) {
       store.set_variant_status(job.stored.id, "done");
       ++outcome.variants_run;
     } else {

@@ -12,7 +12,8 @@
 namespace deltann {
 namespace {
 
-// Version 2 (version 1 lacked results.nonfinite and results.repeat_max_abs_diff). Vectors of
+// Version 3 (version 1 lacked results.nonfinite and results.repeat_max_abs_diff, version 2
+// variants.compile_ns and variants.build_json). Vectors of
 // numbers are stored as little-endian blobs (float32 scores and outputs, int64 nanosecond samples),
 // so NaN and Inf survive; top-K ids as JSON text, readable in the sqlite3 shell.
 const char* kSchema = R"sql(
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS variants(
   id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL REFERENCES models(id), env TEXT NOT NULL,
   framework TEXT NOT NULL, status TEXT NOT NULL, engine_version TEXT NOT NULL DEFAULT '',
   artifact_sha256 TEXT NOT NULL DEFAULT '', load_ns INTEGER, first_ns INTEGER,
-  info_json TEXT NOT NULL DEFAULT '', UNIQUE(model_id, env));
+  info_json TEXT NOT NULL DEFAULT '', compile_ns INTEGER, build_json TEXT NOT NULL DEFAULT '',
+  UNIQUE(model_id, env));
 CREATE TABLE IF NOT EXISTS results(
   variant_id INTEGER NOT NULL REFERENCES variants(id), image_id INTEGER NOT NULL REFERENCES images(id),
   top_ids TEXT NOT NULL, top_scores BLOB NOT NULL, output BLOB, samples_ns BLOB NOT NULL,
@@ -142,9 +144,21 @@ Store::Store(const std::filesystem::path& path, int batch_size)
 void Store::migrate(int from) {
   try {
     SQLite::Transaction tx(*db_);
+    // A table the old file lacked was just created in its current form by the schema script,
+    // so each column is added only where it is missing.
+    const auto add_column = [&](const char* table, const char* column, const char* declaration) {
+      SQLite::Statement columns(*db_, std::string("PRAGMA table_info(") + table + ")");
+      while (columns.executeStep())
+        if (columns.getColumn(1).getString() == column) return;
+      db_->exec(std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + declaration);
+    };
     if (from < 2) {
-      db_->exec("ALTER TABLE results ADD COLUMN nonfinite INTEGER NOT NULL DEFAULT 0");
-      db_->exec("ALTER TABLE results ADD COLUMN repeat_max_abs_diff REAL");
+      add_column("results", "nonfinite", "INTEGER NOT NULL DEFAULT 0");
+      add_column("results", "repeat_max_abs_diff", "REAL");
+    }
+    if (from < 3) {
+      add_column("variants", "compile_ns", "INTEGER");
+      add_column("variants", "build_json", "TEXT NOT NULL DEFAULT ''");
     }
     SQLite::Statement q(*db_, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
     q.bind(1, std::to_string(kSchemaVersion));
@@ -260,6 +274,14 @@ void Store::record_load(int64_t variant_id, const std::string& engine_version,
   q.bind(3, load_ns);
   q.bind(4, info_json);
   q.bind(5, variant_id);
+  q.exec();
+}
+
+void Store::record_build(int64_t variant_id, int64_t compile_ns, const std::string& build_json) {
+  SQLite::Statement q(*db_, "UPDATE variants SET compile_ns = ?, build_json = ? WHERE id = ?");
+  q.bind(1, compile_ns);
+  q.bind(2, build_json);
+  q.bind(3, variant_id);
   q.exec();
 }
 
@@ -382,7 +404,7 @@ std::vector<StoredVariant> Store::variants() {
   SQLite::Statement q(
       *db_,
       "SELECT id, model_id, env, framework, status, engine_version, artifact_sha256, "
-      "load_ns, first_ns, info_json FROM variants ORDER BY id");
+      "load_ns, first_ns, info_json, compile_ns, build_json FROM variants ORDER BY id");
   while (q.executeStep()) {
     StoredVariant v;
     v.id = q.getColumn(0).getInt64();
@@ -395,6 +417,8 @@ std::vector<StoredVariant> Store::variants() {
     v.load_ns = optional_int(q.getColumn(7));
     v.first_ns = optional_int(q.getColumn(8));
     v.info_json = q.getColumn(9).getString();
+    v.compile_ns = optional_int(q.getColumn(10));
+    v.build_json = q.getColumn(11).getString();
     out.push_back(std::move(v));
   }
   return out;

@@ -151,6 +151,30 @@ TEST(ResolveEnvironment, FillsDefaults) {
   EXPECT_EQ(resolved.to_string(), "fake:opt=all,device=cpu,threads=1");
 }
 
+// A set knob (passes to switch off): members in the knob's own order, "none" for the empty set.
+TEST(ResolveEnvironment, SubsetKnobIsCanonicalAndChecked) {
+  BackendInfo info = fake_info();
+  Knob disable{"disable", {"FuseOps", "FoldConstant", "tirx.StorageRewrite"}, "none", "", true};
+  info.knobs.push_back(disable);
+  EXPECT_EQ(resolve_environment(parse_environment("fake"), info).knob("disable"), "none");
+  const Environment a =
+      resolve_environment(parse_environment("fake:disable=tirx.StorageRewrite+FuseOps"), info);
+  const Environment b =
+      resolve_environment(parse_environment("fake:disable=FuseOps+tirx.StorageRewrite"), info);
+  EXPECT_EQ(a.knob("disable"), "FuseOps+tirx.StorageRewrite");
+  EXPECT_EQ(a.to_string(), b.to_string());
+  try {
+    resolve_environment(parse_environment("fake:disable=FuseOps+Bogus"), info);
+    FAIL() << "an unknown member was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no member 'Bogus'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("FuseOps, FoldConstant, tirx.StorageRewrite"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(resolve_environment(parse_environment("fake:disable=FuseOps+FuseOps"), info), Error);
+}
+
 TEST(ResolveEnvironment, KeepsGivenValues) {
   const Environment resolved =
       resolve_environment(parse_environment("fake:threads=8,opt=off"), fake_info());

@@ -75,7 +75,7 @@ TEST(Store, CreatesTheFileWithASchemaVersion) {
   EXPECT_TRUE(fs::exists(db));
   Store again(db);
   EXPECT_EQ(again.meta("campaign"), "demo2");
-  EXPECT_EQ(again.meta("schema_version"), "2");
+  EXPECT_EQ(again.meta("schema_version"), std::to_string(kSchemaVersion));
 }
 
 TEST(Store, EnsureCallsAreIdempotent) {
@@ -279,7 +279,8 @@ TEST(Store, UnopenablePathIsAnError) {
   EXPECT_TRUE(Contains(message_of<Error>([&] { Store store(path); }), path.string()));
 }
 
-// A version-1 file (before results.nonfinite and results.repeat_max_abs_diff) is migrated in
+// A version-1 file (before results.nonfinite, results.repeat_max_abs_diff and the build columns
+// of variants) is migrated in
 // place when opened, and its rows survive.
 TEST(Store, VersionOneFileIsMigrated) {
   test::TempDir dir;
@@ -291,10 +292,14 @@ TEST(Store, VersionOneFileIsMigrated) {
         "INSERT INTO meta VALUES('schema_version', '1');"
         "CREATE TABLE results(variant_id INTEGER NOT NULL, image_id INTEGER NOT NULL, top_ids TEXT "
         "NOT NULL, top_scores BLOB NOT NULL, output BLOB, samples_ns BLOB NOT NULL, "
-        "PRIMARY KEY(variant_id, image_id));");
+        "PRIMARY KEY(variant_id, image_id));"
+        "CREATE TABLE variants(id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL, env TEXT NOT "
+        "NULL, framework TEXT NOT NULL, status TEXT NOT NULL, engine_version TEXT NOT NULL "
+        "DEFAULT '', artifact_sha256 TEXT NOT NULL DEFAULT '', load_ns INTEGER, first_ns INTEGER, "
+        "info_json TEXT NOT NULL DEFAULT '', UNIQUE(model_id, env));");
   }
   Store store(db);
-  EXPECT_EQ(store.meta("schema_version"), "2");
+  EXPECT_EQ(store.meta("schema_version"), std::to_string(kSchemaVersion));
   Fixture f(store, 1);
   StoredResult r = result(f.variant, f.images[0]);
   r.nonfinite = 3;
@@ -305,6 +310,11 @@ TEST(Store, VersionOneFileIsMigrated) {
   ASSERT_EQ(back.size(), 1u);
   EXPECT_EQ(back[0].nonfinite, 3);
   EXPECT_EQ(back[0].repeat_max_abs_diff, 0.25);
+  store.record_build(f.variant, 1234, "{\"compile_s\": 1.2}");
+  const auto variants = store.variants();
+  ASSERT_EQ(variants.size(), 1u);
+  EXPECT_EQ(variants[0].compile_ns, 1234);
+  EXPECT_EQ(variants[0].build_json, "{\"compile_s\": 1.2}");
 }
 
 }  // namespace

@@ -1,0 +1,98 @@
+"""deltann's build step for the `tvm` engine (the build-tool protocol of docs/PROTOCOL.md).
+
+    build_tvm.py --describe
+    build_tvm.py --model M.onnx --spec SPEC.json --env ENV --out OUT.so
+
+`--describe` prints the build knobs (opt, disable, device) and, for `disable=each`, the passes each
+opt level runs. A build reads the resolved environment string and the model spec that deltann
+passes, compiles with tvm_compile.compile_model and prints its one-line JSON report; a failure
+exits 1 with one paragraph on stderr, which deltann records as a finding with stage "compile".
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tvm_compile  # noqa: E402  (sibling module, found through the line above)
+
+
+def describe():
+    d = tvm_compile.describe()
+    knobs = []
+    for knob in d["knobs"]:
+        if knob["name"] == "disable":
+            # A set knob for deltann: any '+'-joined subset of the pass names, or none.
+            knob = dict(knob, values=[v for v in knob["values"] if v != "none"], subset=True)
+        knobs.append(knob)
+    return {
+        "name": "tvm",
+        "version": d["version"],
+        "knobs": knobs,
+        "each": {"disable": {"by": "opt",
+                             "members": {k: v["passes"] for k, v in d["opt_levels"].items()}}},
+        "opt_levels": d["opt_levels"],
+        "targets": d["targets"],
+    }
+
+
+def parse_env(text):
+    """Knobs of a resolved environment string such as `tvm:opt=3,device=cpu,threads=1`."""
+    _, _, tail = text.partition(":")
+    knobs = {}
+    for pair in filter(None, tail.split(",")):
+        key, _, value = pair.partition("=")
+        knobs[key] = value
+    return knobs
+
+
+def first_input_name(model):
+    import onnx
+    graph = onnx.load(model, load_external_data=False).graph
+    initialisers = {i.name for i in graph.initializer}
+    for value in graph.input:
+        if value.name not in initialisers:
+            return value.name
+    raise tvm_compile.CompileError(f"{model} has no graph input")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="build_tvm", description=__doc__.split("\n")[0])
+    ap.add_argument("--describe", action="store_true")
+    ap.add_argument("--model")
+    ap.add_argument("--spec")
+    ap.add_argument("--env")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    if args.describe:
+        print(json.dumps(describe()))
+        return 0
+    try:
+        if not (args.model and args.spec and args.env and args.out):
+            raise tvm_compile.CompileError("--model, --spec, --env and --out are all required")
+        with open(args.spec, encoding="utf-8") as f:
+            spec = json.load(f)
+        knobs = parse_env(args.env)
+        opt = knobs.get("opt", tvm_compile.DEFAULT_OPT)
+        if opt not in tvm_compile.OPT_LEVELS:
+            raise tvm_compile.CompileError(
+                f"unknown opt={opt!r}; valid values are {', '.join(tvm_compile.OPT_LEVELS)}")
+        device = knobs.get("device", "cpu")
+        if device not in tvm_compile.DEVICES:
+            raise tvm_compile.CompileError(f"unknown device={device!r}; valid values are cpu, cuda")
+        if not os.path.isfile(args.model):
+            raise tvm_compile.CompileError(f"model {args.model!r} does not exist")
+        input_name = spec["input"].get("name") or first_input_name(args.model)
+        report = tvm_compile.compile_model(
+            args.model, input_name, [int(d) for d in spec["input"]["shape"]], opt,
+            tvm_compile.parse_disable(knobs.get("disable", "none")), device, args.out,
+            tvm_compile.DEFAULT_CUDA_ARCH)
+    except tvm_compile.CompileError as e:
+        print(f"build_tvm: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

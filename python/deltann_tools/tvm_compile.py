@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""Compile an ONNX classifier with Apache TVM (Relax) into an exported VM library.
+
+deltann's TVM worker loads the library this writes; see docs/TVM.md for the meaning of every
+knob value and for the runtime conventions of the exported library.
+
+  python -m deltann_tools.tvm_compile --describe
+  python -m deltann_tools.tvm_compile --model M.onnx --input-name input \
+      --input-shape 1,3,224,224 --opt 3 --disable FuseOps+FoldConstant --device cpu --out M.so
+
+--describe prints one JSON object (the knobs, the opt levels, the targets).
+A build prints one JSON line (compile time, TVM version, target, pipeline, ...) and exits 0.
+Any failure exits 1 with one paragraph on stderr that says what failed.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+# The ordered deltann opt levels (least to most optimisation). Each one is a recipe:
+#   pipeline   "generic" = tvm.relax.pipeline.default_build_pipeline() (what tvm.compile uses
+#              for CPU targets by default: LegalizeOps, no constant folding, no fusion);
+#              "target" = tvm.relax.pipeline.get_default_pipeline(target) (adds
+#              AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR; on CUDA also DLight).
+#   opt_level  PassContext(opt_level=...).
+#   llvm       extra attributes of the llvm target (the CPU code, and the CUDA host code).
+#   config     PassContext(config=...).
+# Levels that turned out to produce identical code are documented in docs/TVM.md.
+OPT_LEVELS = {
+    "0": {
+        "pipeline": "generic",
+        "opt_level": 0,
+        "llvm": {"opt-level": 0},
+        "config": {"tirx.disable_vectorize": True, "tirx.disable_cse_tir": True},
+        "help": "no fusion or constant folding, no TIR vectorisation/CSE, LLVM -O0",
+    },
+    "1": {
+        "pipeline": "generic",
+        "opt_level": 1,
+        "llvm": {},
+        "config": {},
+        "help": "tvm.compile's CPU default: legalise every op to its own kernel, no fusion, LLVM -O3",
+    },
+    "2": {
+        "pipeline": "target",
+        "opt_level": 2,
+        "llvm": {"opt-level": 1},
+        "config": {},
+        "help": "target pipeline (FoldConstant + FuseOps + FuseTIR), LLVM -O1",
+    },
+    "3": {
+        "pipeline": "target",
+        "opt_level": 3,
+        "llvm": {},
+        "config": {},
+        "help": "target pipeline (FoldConstant + FuseOps + FuseTIR), LLVM -O3 (deltann default)",
+    },
+    "4": {
+        "pipeline": "target",
+        "opt_level": 3,
+        "llvm": {"fast-math": True},
+        "config": {},
+        "help": "level 3 plus LLVM fast-math (reassociation, no NaN/Inf guarantees)",
+    },
+}
+DEFAULT_OPT = "3"
+
+# Relax passes of the pipelines, in order. A pass listed in DISABLEABLE may be named in
+# --disable (PassContext(disabled_pass=...)); the rest are needed to produce a VM executable
+# at all (disabling them makes codegen fail), so deltann refuses them up front.
+GENERIC_PASSES = [
+    "DispatchSampling", "DispatchSortScan", "LegalizeOps", "RewriteDataflowReshape",
+    "ToNonDataflow", "RemovePurityChecking", "CallTIRRewrite", "StaticPlanBlockMemory",
+    "RewriteCUDAGraph", "LowerAllocTensor", "KillAfterLastUse", "LowerRuntimeBuiltin",
+    "ComputePrimValue", "VMShapeLower", "AttachGlobalSymbol",
+]
+TARGET_PASSES = [
+    "DispatchSampling", "DispatchSortScan", "LegalizeOps", "AnnotateTIROpPattern",
+    "FoldConstant", "FuseOps", "FuseTIR", "RewriteDataflowReshape", "ToNonDataflow",
+    "RemovePurityChecking", "CallTIRRewrite", "StaticPlanBlockMemory", "LowerAllocTensor",
+    "KillAfterLastUse", "LowerRuntimeBuiltin", "ComputePrimValue", "VMShapeLower",
+    "AttachGlobalSymbol",
+]
+# Passes that can be switched off, still give a working executable, and measurably change
+# the generated library (checked on tiny_classifier and EfficientNet-Lite0 with TVM 0.27).
+# TIR lowering passes carry their registered tirx. prefix. Others (LegalizeOps,
+# CallTIRRewrite, LowerAllocTensor) break codegen, or change nothing on CPU
+# (DispatchSampling, DispatchSortScan, ToNonDataflow, tirx.VectorizeLoop, tirx.UnrollLoop,
+# s_tir.LoopPartition, s_tir.HoistIfThenElse: unscheduled CPU code has nothing for them).
+DISABLEABLE = [
+    "AnnotateTIROpPattern", "FoldConstant", "FuseOps", "FuseTIR", "RewriteDataflowReshape",
+    "StaticPlanBlockMemory", "KillAfterLastUse", "tirx.CommonSubexprElim", "tirx.StorageRewrite",
+]
+
+DEVICES = {"cpu": "llvm", "cuda": "cuda"}
+DEFAULT_CUDA_ARCH = "sm_80"
+
+
+class CompileError(Exception):
+    """A failure reported as one paragraph on stderr (exit 1)."""
+
+
+def level_passes(level):
+    """Names in DISABLEABLE that the given opt level actually runs."""
+    spec = OPT_LEVELS[level]
+    relax = TARGET_PASSES if spec["pipeline"] == "target" else GENERIC_PASSES
+    skipped = set()
+    if spec["config"].get("tirx.disable_vectorize"):
+        skipped.add("tirx.VectorizeLoop")
+    if spec["config"].get("tirx.disable_cse_tir"):
+        skipped.add("tirx.CommonSubexprElim")
+    return [p for p in DISABLEABLE if (p in relax or "." in p) and p not in skipped]
+
+
+def parse_disable(text):
+    if text is None or text.strip() in ("", "none"):
+        return []
+    names = [n.strip() for n in text.split("+")]
+    unknown = [n for n in names if n not in DISABLEABLE]
+    if unknown or not all(names):
+        raise CompileError(
+            f"unknown pass name(s) in disable={text!r}: {', '.join(unknown) or '(empty)'}; "
+            f"valid names are: {', '.join(DISABLEABLE)} (join several with '+', or 'none')")
+    return list(dict.fromkeys(names))
+
+
+def import_tvm():
+    warnings.filterwarnings("ignore")  # tvm_ffi warns about an optional torch extension
+    try:
+        import tvm  # noqa: F401
+        from tvm import relax  # noqa: F401
+    except Exception as e:  # ImportError, or a broken native library
+        raise CompileError(f"cannot import tvm ({type(e).__name__}: {e}); install "
+                           "apache-tvm from python/requirements.txt into the venv") from e
+    return tvm
+
+
+def make_target(tvm, device, level, cuda_arch):
+    llvm = {"kind": "llvm", **OPT_LEVELS[level]["llvm"]}
+    if device == "cpu":
+        return tvm.target.Target(llvm)
+    # No GPU is needed to compile: the arch is given, nvcc does the rest.
+    return tvm.target.Target({"kind": "cuda", "arch": cuda_arch}, host=llvm)
+
+
+def cuda_pipeline(tvm, relax, target):
+    """get_default_pipeline(cuda) without DLight's gpu.Matmul rule.
+
+    In 0.27 that rule fails on EfficientNet-Lite0's fused convolutions ("There are some
+    consumers of the cache-write stage that are not properly inlined"); the remaining rules
+    (GEMV, Reduction, GeneralReduction, Fallback) give every kernel thread bindings.
+    """
+    from tvm.relax.backend.cuda import pipeline as cuda
+    from tvm.s_tir import dlight as dl
+
+    @tvm.transform.module_pass(opt_level=0)
+    def _pipeline(mod, _ctx):
+        legalize = [
+            relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+            relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
+            dl.ApplyDefaultSchedule(dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                                    dl.gpu.Fallback()),
+        ]
+        with target:
+            return tvm.transform.Sequential(
+                cuda.library_dispatch_passes(target) + legalize
+                + cuda.dataflow_lower_passes(target) + cuda.finalize_passes(target))(mod)
+
+    return _pipeline
+
+
+def describe(cuda_arch=DEFAULT_CUDA_ARCH):
+    try:
+        tvm = import_tvm()
+        version = tvm.__version__
+    except CompileError:
+        version = None
+    return {
+        "name": "tvm",
+        "version": version,
+        "knobs": [
+            {"name": "opt", "values": list(OPT_LEVELS), "default": DEFAULT_OPT,
+             "help": "deltann optimisation level: " + "; ".join(
+                 f"{k}: {v['help']}" for k, v in OPT_LEVELS.items())},
+            {"name": "disable", "values": ["none"] + DISABLEABLE, "default": "none",
+             "help": "'+'-separated pass names for PassContext(disabled_pass=...)"},
+            {"name": "device", "values": list(DEVICES), "default": "cpu",
+             "help": "cpu: llvm target; cuda: cuda target with an llvm host"},
+        ],
+        "opt_levels": {
+            k: {"pipeline": v["pipeline"], "opt_level": v["opt_level"],
+                "config": v["config"], "llvm": v["llvm"], "passes": level_passes(k)}
+            for k, v in OPT_LEVELS.items()
+        },
+        "targets": {
+            "cpu": {"kind": "llvm", "note": "no mcpu: generic x86-64 code, portable"},
+            "cuda": {"kind": "cuda", "arch": cuda_arch, "host": "llvm",
+                     "pipeline": "cuda-dlight",
+                     "note": "CUDA kernels need a DLight schedule, so every opt level uses the "
+                             "target pipeline with DLight GEMV/Reduction/GeneralReduction/"
+                             "Fallback (not Matmul); opt_level, config and llvm attributes "
+                             "of the level still apply; needs nvcc on PATH"},
+        },
+    }
+
+
+def compile_model(model, input_name, input_shape, level, disabled, device, out, cuda_arch):
+    tvm = import_tvm()
+    from tvm import relax
+    try:
+        import onnx
+        from tvm.relax.frontend.onnx import from_onnx
+    except Exception as e:
+        raise CompileError(f"cannot import the ONNX frontend ({type(e).__name__}: {e})") from e
+    spec = OPT_LEVELS[level]
+    target = make_target(tvm, device, level, cuda_arch)
+    # CUDA kernels must be scheduled (thread bindings): only the target pipeline does that.
+    pipeline_name = "cuda-dlight" if device == "cuda" else spec["pipeline"]
+    start = time.perf_counter()
+    stage = "loading the ONNX model"
+    try:
+        proto = onnx.load(model)
+        stage = "importing the ONNX graph into Relax"
+        mod = from_onnx(proto, shape_dict={input_name: input_shape}, dtype_dict="float32")
+        stage = "compiling"
+        if device == "cuda":
+            pipeline = cuda_pipeline(tvm, relax, target)
+        elif pipeline_name == "target":
+            pipeline = relax.pipeline.get_default_pipeline(target)
+        else:
+            pipeline = relax.pipeline.default_build_pipeline()
+        with tvm.transform.PassContext(opt_level=spec["opt_level"], config=spec["config"],
+                                       disabled_pass=disabled):
+            exe = tvm.compile(mod, target=target, relax_pipeline=pipeline)
+            stage = "exporting the library"
+            folder = os.path.dirname(os.path.abspath(out))
+            fd, tmp = tempfile.mkstemp(prefix=".tvm-", suffix=".so", dir=folder)
+            os.close(fd)
+            try:
+                exe.export_library(tmp)
+                os.replace(tmp, out)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    except Exception as e:
+        msg = " ".join(str(e).split())
+        if len(msg) > 1500:
+            msg = msg[:1500] + " ..."
+        raise CompileError(f"TVM {tvm.__version__} failed while {stage} {model} for "
+                           f"{target} (opt={level}, disable={'+'.join(disabled) or 'none'}): "
+                           f"{type(e).__name__}: {msg}") from e
+    return {
+        "compile_s": round(time.perf_counter() - start, 3),
+        "tvm_version": tvm.__version__,
+        "target": str(target),
+        "pipeline": pipeline_name,
+        "opt_level": spec["opt_level"],
+        "disabled_passes": disabled,
+        "config": {**spec["config"], **({"llvm": spec["llvm"]} if spec["llvm"] else {})},
+    }
+
+
+def parse_shape(text):
+    try:
+        shape = [int(x) for x in text.split(",")]
+    except ValueError:
+        shape = []
+    if not shape or any(d <= 0 for d in shape):
+        raise CompileError(f"bad --input-shape {text!r}: expected positive integers like 1,3,224,224")
+    return shape
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="tvm_compile", description=__doc__.split("\n")[0])
+    ap.add_argument("--describe", action="store_true", help="print the knobs as JSON and exit")
+    ap.add_argument("--model", help="ONNX model")
+    ap.add_argument("--input-name", help="name of the model's input")
+    ap.add_argument("--input-shape", help="static input shape, e.g. 1,3,224,224")
+    ap.add_argument("--opt", default=DEFAULT_OPT, help=f"one of {', '.join(OPT_LEVELS)}")
+    ap.add_argument("--disable", default="none", help="'+'-separated pass names, or none")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--cuda-arch", default=DEFAULT_CUDA_ARCH, help="e.g. sm_80, sm_90")
+    ap.add_argument("--out", help="library to write (.so)")
+    args = ap.parse_args(argv)
+    if args.describe:
+        print(json.dumps(describe(args.cuda_arch)))
+        return 0
+    try:
+        missing = [f"--{n.replace('_', '-')}" for n in ("model", "input_name", "input_shape", "out")
+                   if not getattr(args, n)]
+        if missing:
+            raise CompileError(f"missing {', '.join(missing)}")
+        if args.opt not in OPT_LEVELS:
+            raise CompileError(f"unknown opt={args.opt!r}; valid values are {', '.join(OPT_LEVELS)}")
+        if args.device not in DEVICES:
+            raise CompileError(f"unknown device={args.device!r}; valid values are cpu, cuda")
+        if not args.out.endswith(".so"):
+            raise CompileError(f"--out {args.out!r} must end in .so")
+        if not os.path.isfile(args.model):
+            raise CompileError(f"model {args.model!r} does not exist")
+        disabled = parse_disable(args.disable)
+        shape = parse_shape(args.input_shape)
+        result = compile_model(args.model, args.input_name, shape, args.opt, disabled,
+                               args.device, args.out, args.cuda_arch)
+    except CompileError as e:
+        print(f"tvm_compile: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

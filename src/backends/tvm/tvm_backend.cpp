@@ -1,0 +1,280 @@
+// Apache TVM (Relax VM), in-process through TVM's C++ runtime and FFI. The artifact is a Relax VM
+// executable exported as a shared library (`tvm.compile(...).export_library(path)` in Python);
+// this worker never starts Python. Headers and libraries come from the apache-tvm and
+// apache-tvm-ffi wheels in the project venv (cmake/engines.cmake).
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/shape.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/function.h>
+
+#include "deltann/backend.h"
+#include "deltann/error.h"
+#include "run/worker.h"
+
+#ifndef DELTANN_TVM_VERSION
+#define DELTANN_TVM_VERSION "unknown"
+#endif
+#ifndef DELTANN_TVM_LIB_DIR
+#define DELTANN_TVM_LIB_DIR ""
+#endif
+
+namespace deltann::tvm_engine {
+namespace {
+
+namespace ffi = ::tvm::ffi;
+
+// The VM's allocator kinds (tvm/runtime/memory/memory_manager.h): 1 naive, 2 pooled.
+constexpr int kPooledAllocator = 2;
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::ostringstream s;
+  s << '[';
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
+  s << ']';
+  return s.str();
+}
+
+bool is_float32(const DLDataType& t) { return t.code == kDLFloat && t.bits == 32 && t.lanes == 1; }
+
+// The runtime's functions are reached through the FFI registry: the wheel's tvm/runtime headers
+// are not self-contained (they include headers the wheel does not ship).
+ffi::Function runtime_function(const char* name) {
+  auto f = ffi::Function::GetGlobal(name);
+  if (!f) throw Error(std::string("the TVM runtime has no function '") + name + "'");
+  return *f;
+}
+
+// The CUDA device API lives in its own library; loading it registers "device_api.cuda" with the
+// runtime. Returns false when it (or the CUDA driver it needs) is missing.
+bool load_cuda_runtime() {
+  static const bool loaded = [] {
+    const std::string dir = DELTANN_TVM_LIB_DIR;
+    const std::string path = (dir.empty() ? "" : dir + "/") + "libtvm_runtime_cuda.so";
+    return dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL) != nullptr;
+  }();
+  return loaded;
+}
+
+bool cuda_available() {
+  static const bool available = [] {
+    if (!load_cuda_runtime()) return false;
+    try {
+      // Attribute 0 is kExist (tvm/runtime/device_api.h).
+      const ffi::Any exists =
+          runtime_function("runtime.GetDeviceAttr")(static_cast<int>(kDLCUDA), 0, 0);
+      const auto value = exists.try_cast<int64_t>();
+      return value.has_value() && *value != 0;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return available;
+}
+
+// The thread pool reads TVM_NUM_THREADS when it starts (at the first parallel kernel), so this
+// must happen before the first run in the process. A later load asking for another count than
+// the pool was started with is refused rather than silently ignored.
+void set_threads(int threads) {
+  static std::optional<int> pool_threads;
+  if (pool_threads && *pool_threads != threads)
+    throw Error("this worker's TVM thread pool already runs " + std::to_string(*pool_threads) +
+                " threads; it cannot switch to " + std::to_string(threads));
+  setenv("TVM_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  pool_threads = threads;
+}
+
+class TvmSession final : public Session {
+ public:
+  explicit TvmSession(const LoadRequest& request) {
+    const std::string device = request.env.knob("device", "cpu");
+    if (device == "cuda") {
+      if (!cuda_available()) throw Error("device 'cuda' requested but no CUDA device is usable");
+      device_ = DLDevice{kDLCUDA, 0};
+    } else if (device == "cpu") {
+      device_ = DLDevice{kDLCPU, 0};
+    } else {
+      throw Error("unknown device '" + device + "' (valid: cpu, cuda)");
+    }
+    int threads = 1;
+    try {
+      threads = std::stoi(request.env.knob("threads", "1"));
+    } catch (const std::exception&) {
+      threads = 0;
+    }
+    if (threads < 1) throw Error("threads must be a positive integer");
+    set_threads(threads);
+
+    library_ = ffi::Module::LoadFromFile(request.artifact.string());
+    const auto load_executable = (*library_)->GetFunction("vm_load_executable");
+    if (!load_executable) throw Error("it has no 'vm_load_executable': not a Relax VM executable");
+    vm_ = (*load_executable)().cast<ffi::Module>();
+
+    const auto init = (*vm_)->GetFunction("vm_initialization");
+    if (!init) throw Error("the VM has no 'vm_initialization'");
+    if (device_.device_type == kDLCPU) {
+      (*init)(static_cast<int>(device_.device_type), device_.device_id, kPooledAllocator);
+    } else {
+      // The accelerator first, then the CPU as the host device (for shape functions and the like).
+      (*init)(static_cast<int>(device_.device_type), device_.device_id, kPooledAllocator,
+              static_cast<int>(kDLCPU), 0, kPooledAllocator);
+    }
+
+    const auto main = (*vm_)->GetFunction("main");
+    if (!main) throw Error("the VM executable has no function 'main'");
+    main_ = *main;
+    if (const auto arity = (*vm_)->GetFunction("_get_function_arity")) {
+      const int64_t n = (*arity)("main").cast<int64_t>();
+      if (n != 1)
+        throw Error("'main' takes " + std::to_string(n) +
+                    " parameters; deltann feeds exactly one input tensor");
+    }
+
+    copy_from_bytes_ = runtime_function("runtime.TVMTensorCopyFromBytes");
+    copy_to_bytes_ = runtime_function("runtime.TVMTensorCopyToBytes");
+    stream_sync_ = runtime_function("runtime.Device_StreamSync");
+    shape_ = request.input.shape;
+    input_ =
+        runtime_function("runtime.TVMTensorAllocWithScope")(
+            ffi::Shape(shape_), DLDataType{kDLFloat, 32, 1}, device_, ffi::Optional<ffi::String>())
+            .cast<ffi::Tensor>();
+
+    // The compiled code checks its input shape only when called, so one call on zeros now makes a
+    // mismatch (or an output that is not float32) a load failure. This also warms the memory pool.
+    const std::vector<float> zeros(static_cast<size_t>(element_count()), 0.0f);
+    copy_from_bytes_(input_, static_cast<void*>(const_cast<float*>(zeros.data())),
+                     static_cast<int64_t>(zeros.size() * sizeof(float)));
+    try {
+      call_main();
+    } catch (const ffi::Error& e) {
+      throw Error("'main' does not accept a float32 input of shape " + shape_text(shape_) +
+                  " (the spec's): " + e.message());
+    }
+    const DLTensor& out = output_tensor();
+    if (!is_float32(out.dtype)) throw Error("the model's output is not float32");
+    output_.reset();
+  }
+
+  void set_input(const Tensor& input) override {
+    if (input.shape != shape_)
+      throw Error("input tensor has shape " + shape_text(input.shape) + " but the model takes " +
+                  shape_text(shape_));
+    try {
+      copy_from_bytes_(input_, static_cast<void*>(const_cast<float*>(input.data.data())),
+                       static_cast<int64_t>(input.data.size() * sizeof(float)));
+    } catch (const ffi::Error& e) {
+      throw Error("TVM: " + e.kind() + ": " + e.message());
+    }
+    if (device_.device_type != kDLCPU) synchronize();
+  }
+
+  void run() override {
+    try {
+      call_main();
+    } catch (const ffi::Error& e) {
+      throw Error("TVM: " + e.kind() + ": " + e.message());
+    }
+  }
+
+  std::vector<float> output() override {
+    if (!output_) throw Error("no output yet");
+    const DLTensor& out = output_tensor();
+    if (!is_float32(out.dtype)) throw Error("the model's output is not float32");
+    int64_t count = 1;
+    for (int i = 0; i < out.ndim; ++i) count *= out.shape[i];
+    std::vector<float> host(static_cast<size_t>(count));
+    try {
+      copy_to_bytes_(output_holder_, static_cast<void*>(host.data()),
+                     static_cast<int64_t>(host.size() * sizeof(float)));
+    } catch (const ffi::Error& e) {
+      throw Error("TVM: " + e.kind() + ": " + e.message());
+    }
+    return host;
+  }
+
+ private:
+  int64_t element_count() const {
+    int64_t n = 1;
+    for (const int64_t d : shape_) n *= d;
+    return n;
+  }
+
+  void call_main() {
+    output_ = main_(input_);
+    if (device_.device_type != kDLCPU) synchronize();
+  }
+
+  void synchronize() { stream_sync_(device_, static_cast<void*>(nullptr)); }
+
+  // The output of the last run: a tensor, or the first tensor of a tuple of outputs.
+  const DLTensor& output_tensor() {
+    if (const auto tensor = output_->as<ffi::Tensor>()) {
+      output_holder_ = *tensor;
+    } else if (const auto tuple = output_->try_cast<ffi::Array<ffi::Any>>()) {
+      if (tuple->empty()) throw Error("'main' returned an empty tuple");
+      const auto first = (*tuple)[0].try_cast<ffi::Tensor>();
+      if (!first) throw Error("the first output of 'main' is not a tensor");
+      output_holder_ = *first;
+    } else {
+      throw Error("'main' returned " + output_->GetTypeKey() + ", not a tensor");
+    }
+    return *output_holder_.GetDLTensorPtr();
+  }
+
+  DLDevice device_{kDLCPU, 0};
+  std::optional<ffi::Module> library_, vm_;
+  ffi::Function main_;
+  std::vector<int64_t> shape_;
+  ffi::Tensor input_;
+  ffi::Function copy_from_bytes_, copy_to_bytes_, stream_sync_;
+  std::optional<ffi::Any> output_;
+  ffi::Tensor output_holder_;
+};
+
+class TvmBackend final : public Backend {
+ public:
+  BackendInfo describe() const override {
+    BackendInfo info;
+    info.name = "tvm";
+    info.version = DELTANN_TVM_VERSION;
+    info.description = "Apache TVM Relax VM, running an executable exported as a shared library";
+    info.devices = {"cpu"};
+    if (cuda_available()) info.devices.push_back("cuda");
+    info.formats = {"tvm-so"};
+    info.knobs = {
+        // The build-time options are applied by the compile tool; the list may grow there.
+        {"opt", {"0", "1", "2", "3", "4"}, "3", "optimisation level the artifact was built at"},
+        {"device", info.devices, "cpu", "device the VM runs on"},
+        {"threads", {}, "1", "TVM thread pool size (TVM_NUM_THREADS)"}};
+    return info;
+  }
+
+  std::unique_ptr<Session> load(const LoadRequest& request) override {
+    try {
+      return std::make_unique<TvmSession>(request);
+    } catch (const ffi::Error& e) {
+      throw Error(request.artifact.string() + ": TVM cannot load it: " + e.kind() + ": " +
+                  e.message());
+    } catch (const Error& e) {
+      throw Error(request.artifact.string() + ": " + e.what());
+    }
+  }
+};
+
+}  // namespace
+}  // namespace deltann::tvm_engine
+
+int main(int argc, char** argv) {
+  return deltann::worker_main(argc, argv,
+                              [] { return std::make_unique<deltann::tvm_engine::TvmBackend>(); });
+}

@@ -1,0 +1,139 @@
+#include "builder.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "deltann/error.h"
+#include "deltann/hash.h"
+#include "worker_process.h"
+
+namespace deltann {
+namespace fs = std::filesystem;
+
+fs::path tools_python() {
+  if (const char* p = std::getenv("DELTANN_PYTHON"); p && *p) return p;
+  return DELTANN_DEFAULT_PYTHON;
+}
+
+fs::path tools_dir() {
+  if (const char* d = std::getenv("DELTANN_TOOLS_DIR"); d && *d) return d;
+  return DELTANN_DEFAULT_TOOLS_DIR;
+}
+
+Builder::Builder(fs::path python, fs::path script, std::string framework)
+    : python_(std::move(python)), script_(std::move(script)), framework_(std::move(framework)) {}
+
+std::optional<Builder> Builder::find(const std::string& framework) {
+  const fs::path script = tools_dir() / ("build_" + framework + ".py");
+  if (!fs::is_regular_file(script)) return std::nullopt;
+  return Builder(tools_python(), script, framework);
+}
+
+const nlohmann::json& Builder::describe() {
+  if (!description_) {
+    WorkerProcess tool(python_, {script_.string(), "--describe"});
+    const auto reply = tool.receive(300);
+    const WorkerExit exit = tool.finish();
+    if (!reply)
+      throw Error("the build tool of " + framework_ + " (" + script_.string() +
+                  ") cannot describe itself (" + exit.symptom + ", " + exit.detail +
+                  "): " + tool.log_tail());
+    description_ = *reply;
+  }
+  return *description_;
+}
+
+std::vector<Knob> Builder::knobs() {
+  const auto& d = describe();
+  std::vector<Knob> knobs;
+  for (const auto& k : d.value("knobs", nlohmann::json::array()))
+    knobs.push_back(
+        {k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
+         k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false)});
+  return knobs;
+}
+
+std::string Builder::version() { return describe().value("version", ""); }
+
+std::vector<std::string> Builder::each_members(const std::string& knob, const Environment& env) {
+  const auto& d = describe();
+  // {"each": {"disable": {"by": "opt", "members": {"3": ["FuseOps", ...]}}}}
+  if (d.contains("each") && d.at("each").contains(knob)) {
+    const auto& table = d.at("each").at(knob);
+    const std::string by = table.value("by", "");
+    std::string key = env.knob(by);
+    if (key.empty())
+      for (const auto& k : knobs())
+        if (k.name == by) key = k.default_value;
+    if (table.at("members").contains(key))
+      return table.at("members").at(key).get<std::vector<std::string>>();
+  }
+  for (const auto& k : knobs())
+    if (k.name == knob) return k.values;
+  return {};
+}
+
+BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
+                           const ModelSpec& spec, const Environment& env, const fs::path& cache_dir,
+                           double timeout_s) {
+  // The artifact depends on the model, the tool (its code and the compiler's version) and the
+  // build settings: the resolved environment minus the knobs that only the runtime reads.
+  Environment build_env = env;
+  std::vector<std::string> build_knobs;
+  for (const auto& k : knobs()) build_knobs.push_back(k.name);
+  for (auto it = build_env.knobs.begin(); it != build_env.knobs.end();)
+    it = std::find(build_knobs.begin(), build_knobs.end(), it->first) == build_knobs.end()
+             ? build_env.knobs.erase(it)
+             : std::next(it);
+  const std::string key = sha256_text(model_sha + "|" + sha256_file(script_) + "|" + version() +
+                                      "|" + build_env.to_string() + "|" + to_json(spec).dump());
+  const fs::path folder = cache_dir / "artifacts" / framework_;
+  BuildResult result;
+  result.artifact = folder / (key + ".so");
+  const fs::path report = folder / (key + ".json");
+  if (fs::exists(result.artifact) && fs::exists(report)) {
+    std::ifstream in(report);
+    const auto saved = nlohmann::json::parse(in, nullptr, false);
+    if (!saved.is_discarded()) {
+      result.ok = result.cached = true;
+      result.compile_ns = saved.value("compile_ns", int64_t{0});
+      result.report_json = saved.dump();
+      return result;
+    }
+  }
+  fs::create_directories(folder);
+  const fs::path spec_file = folder / (key + ".spec." + std::to_string(::getpid()) + ".json");
+  {
+    std::ofstream out(spec_file);
+    out << to_json(spec).dump();
+  }
+  WorkerProcess tool(
+      python_, {script_.string(), "--model", fs::absolute(model).string(), "--spec",
+                spec_file.string(), "--env", env.to_string(), "--out", result.artifact.string()});
+  const auto reply = tool.receive(timeout_s);
+  const WorkerExit exit = tool.finish();
+  fs::remove(spec_file);
+  std::string log = tool.log_tail();
+  if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
+  if (!reply || exit.detail != "exit code 0" || !fs::exists(result.artifact)) {
+    result.symptom = exit.symptom == "exit" ? "error" : exit.symptom;
+    result.message = "build of " + env.to_string() + " failed (" + exit.detail + ")" +
+                     (log.empty() ? "" : ": " + log);
+    return result;
+  }
+  nlohmann::json saved = *reply;
+  // Compile time as the tool measured it, around the compiler call.
+  result.compile_ns = static_cast<int64_t>(saved.value("compile_s", 0.0) * 1e9);
+  saved["compile_ns"] = result.compile_ns;
+  {
+    std::ofstream out(report);
+    out << saved.dump();
+  }
+  result.ok = true;
+  result.report_json = saved.dump();
+  return result;
+}
+
+}  // namespace deltann

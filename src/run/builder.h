@@ -1,0 +1,61 @@
+// Variant build steps: engines whose artifacts must be produced first (a compiler such as TVM, a
+// converter) have a tool `build_<framework>.py` in the tools folder. The tool describes its knobs
+// (`--describe`) and builds one artifact per (model, build settings); artifacts are cached by a
+// content hash (docs/PROTOCOL.md, "Build tools").
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/backend.h"
+#include "deltann/environment.h"
+#include "deltann/spec.h"
+
+namespace deltann {
+
+struct BuildResult {
+  bool ok = false;
+  bool cached = false;
+  std::filesystem::path artifact;
+  int64_t compile_ns = 0;   // of the build that made the artifact (also when it came from cache)
+  std::string report_json;  // what the tool said about the build
+  std::string symptom;      // when it failed: error | crash | abort | hang | killed | exit
+  std::string message;
+};
+
+class Builder {
+ public:
+  // The build tool of `framework`, or nullopt when the framework needs none.
+  static std::optional<Builder> find(const std::string& framework);
+
+  // Runs `--describe`; throws Error with the tool's output when it fails.
+  const nlohmann::json& describe();
+  // The tool's knobs (they override the worker's knobs of the same name).
+  std::vector<Knob> knobs();
+  std::string version();
+  // Members for `knob=each` at the given settings: the tool's `each` table when it has one for
+  // this knob (e.g. the passes of one opt level), else all the knob's values.
+  std::vector<std::string> each_members(const std::string& knob, const Environment& env);
+
+  // Builds (or finds in `cache_dir`) the artifact of `model` for the resolved environment.
+  BuildResult build(const std::filesystem::path& model, const std::string& model_sha,
+                    const ModelSpec& spec, const Environment& env,
+                    const std::filesystem::path& cache_dir, double timeout_s);
+
+ private:
+  Builder(std::filesystem::path python, std::filesystem::path script, std::string framework);
+  std::filesystem::path python_, script_;
+  std::string framework_;
+  std::optional<nlohmann::json> description_;
+};
+
+// $DELTANN_PYTHON, else the project environment's Python.
+std::filesystem::path tools_python();
+// $DELTANN_TOOLS_DIR, else python/deltann_tools of the source tree.
+std::filesystem::path tools_dir();
+
+}  // namespace deltann

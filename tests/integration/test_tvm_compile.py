@@ -1,0 +1,129 @@
+"""python/deltann_tools/tvm_compile.py: the TVM build step of deltann's compiler axis.
+
+Runs the tool as a subprocess (argument lists, the same Python as pytest) and checks the
+exported libraries with TVM's own Python runtime against ONNX Runtime.
+Skipped with a reason where tvm, onnx or onnxruntime cannot be imported.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+tvm = pytest.importorskip("tvm", reason="apache-tvm is not installed (python/requirements.txt)")
+np = pytest.importorskip("numpy")
+ort = pytest.importorskip("onnxruntime", reason="the reference output needs onnxruntime")
+pytest.importorskip("onnx", reason="make_test_models.py and the TVM frontend need onnx")
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON_DIR = ROOT / "python"
+# TVM's output must match ONNX Runtime's within this (float32, tiny model).
+ATOL, RTOL = 1e-4, 1e-4
+SHAPE = [1, 3, 8, 8]
+
+
+def run_tool(*args):
+    env = dict(os.environ, PYTHONPATH=str(PYTHON_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "deltann_tools.tvm_compile", *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tvm_models")
+    subprocess.run([sys.executable, str(PYTHON_DIR / "deltann_tools" / "make_test_models.py"),
+                    "--out", str(out)], check=True, capture_output=True)
+    return out / "tiny_classifier.onnx"
+
+
+@pytest.fixture(scope="module")
+def described():
+    r = run_tool("--describe")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def compile_tiny(tiny, out, *extra):
+    return run_tool("--model", str(tiny), "--input-name", "input",
+                    "--input-shape", ",".join(map(str, SHAPE)), "--out", str(out), *extra)
+
+
+def test_describe(described):
+    assert described["name"] == "tvm"
+    assert described["version"] == tvm.__version__
+    knobs = {k["name"]: k for k in described["knobs"]}
+    assert {"opt", "disable", "device"} <= set(knobs)
+    assert knobs["opt"]["values"] == list(described["opt_levels"])
+    assert knobs["opt"]["default"] in knobs["opt"]["values"]
+    assert knobs["disable"]["default"] == "none"
+    assert {"FuseOps", "FoldConstant"} <= set(knobs["disable"]["values"])
+    assert set(described["targets"]) == {"cpu", "cuda"}
+    for level in described["opt_levels"].values():
+        assert {"pipeline", "opt_level", "config", "passes"} <= set(level)
+        assert set(level["passes"]) <= set(knobs["disable"]["values"])
+
+
+def test_every_opt_level_matches_onnxruntime(tiny, tmp_path, described):
+    from tvm import relax
+    x = np.random.default_rng(0).uniform(0, 255, SHAPE).astype("float32")
+    sess = ort.InferenceSession(str(tiny), providers=["CPUExecutionProvider"])
+    expected = sess.run(None, {"input": x})[0]
+    for opt in described["opt_levels"]:
+        so = tmp_path / f"tiny_opt{opt}.so"
+        r = compile_tiny(tiny, so, "--opt", opt, "--device", "cpu")
+        assert r.returncode == 0, f"opt={opt}: {r.stderr}"
+        info = json.loads(r.stdout.strip().splitlines()[-1])
+        assert info["tvm_version"] == tvm.__version__ and info["compile_s"] >= 0
+        assert info["opt_level"] == described["opt_levels"][opt]["opt_level"]
+        assert info["disabled_passes"] == []
+        lib = tvm.runtime.load_module(str(so))
+        vm = relax.VirtualMachine(lib, tvm.cpu())
+        got = vm["main"](tvm.runtime.tensor(x)).numpy()
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=ATOL, rtol=RTOL, err_msg=f"opt={opt}")
+    assert not list(tmp_path.glob(".tvm-*")), "temporary export files left behind"
+
+
+def test_disable_passes(tiny, tmp_path):
+    so = tmp_path / "tiny_disabled.so"
+    r = compile_tiny(tiny, so, "--disable", "FuseOps+FoldConstant")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["disabled_passes"] == ["FuseOps", "FoldConstant"]
+    assert so.is_file()
+
+
+def test_unknown_pass_is_refused(tiny, tmp_path):
+    so = tmp_path / "never.so"
+    r = compile_tiny(tiny, so, "--disable", "FuseOps+NoSuchPass")
+    assert r.returncode == 1
+    assert "NoSuchPass" in r.stderr and "FoldConstant" in r.stderr and "FuseTIR" in r.stderr
+    assert r.stdout == "" and not so.exists()
+
+
+def test_compile_failure_exits_1(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    r = run_tool("--model", str(bad), "--input-name", "input", "--input-shape", "1,3,8,8",
+                 "--out", str(tmp_path / "bad.so"))
+    assert r.returncode == 1
+    assert "failed while" in r.stderr and not (tmp_path / "bad.so").exists()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists(),
+                    reason="no nvcc: cannot compile for CUDA")
+def test_cuda_compile(tiny, tmp_path):
+    env_path = os.environ.get("PATH", "")
+    if shutil.which("nvcc") is None:
+        os.environ["PATH"] = env_path + os.pathsep + "/usr/local/cuda/bin"
+    try:
+        so = tmp_path / "tiny_cuda.so"
+        r = compile_tiny(tiny, so, "--device", "cuda")
+    finally:
+        os.environ["PATH"] = env_path
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert '"cuda"' in info["target"] and info["pipeline"] == "cuda-dlight"
+    assert so.is_file() and so.stat().st_size > 0
