@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -73,6 +74,20 @@ std::vector<std::string> Builder::each_members(const std::string& knob, const En
   for (const auto& k : knobs())
     if (k.name == knob) return k.values;
   return {};
+}
+
+// The build tool may import sibling modules (build_tvm.py imports tvm_compile.py), so every
+// Python file of its folder is part of the artifact's identity.
+std::string Builder::tools_fingerprint() const {
+  std::vector<fs::path> sources;
+  for (const auto& entry : fs::directory_iterator(script_.parent_path()))
+    if (entry.is_regular_file() && entry.path().extension() == ".py")
+      sources.push_back(entry.path());
+  std::sort(sources.begin(), sources.end());
+  std::string all;
+  for (const auto& source : sources)
+    all += source.filename().string() + ":" + sha256_file(source) + ";";
+  return sha256_text(all);
 }
 
 BuildResult Builder::build(const fs::path& model, const std::string& model_sha,

@@ -48,6 +48,7 @@ class Builder {
 
  private:
   Builder(std::filesystem::path python, std::filesystem::path script, std::string framework);
+  std::string tools_fingerprint() const;
   std::filesystem::path python_, script_;
   std::string framework_;
   std::optional<nlohmann::json> description_;

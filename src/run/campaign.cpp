@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <variant>
 
@@ -40,7 +41,9 @@ struct PlannedVariant {
   fs::path worker;
   std::string skip_reason;
   std::optional<BackendInfo> engine;  // what the engine said about itself, when it could start
-  bool needs_build = false;           // the engine has a build step (build_<framework>.py)
+  // The engine's build step (build_<framework>.py), shared by its variants so that the tool
+  // describes itself once per campaign; null when the engine needs none.
+  std::shared_ptr<Builder> builder;
 };
 
 struct ReadyImage {
@@ -80,7 +83,7 @@ std::string host_description() {
 // it has one) merged in, or why it cannot run.
 struct EngineOffer {
   std::optional<BackendInfo> info;
-  std::optional<Builder> builder;
+  std::shared_ptr<Builder> builder;
   std::string unavailable;
 };
 
@@ -96,7 +99,7 @@ EngineOffer describe_engine(const std::string& framework, const fs::path& worker
   }
   try {
     BackendInfo info = backend_info_from_json(describe_worker(worker));
-    offer.builder = Builder::find(framework);
+    if (auto found = Builder::find(framework)) offer.builder = std::make_shared<Builder>(*found);
     if (offer.builder)
       for (const auto& knob : offer.builder->knobs()) {
         const auto same = std::find_if(info.knobs.begin(), info.knobs.end(),
@@ -146,8 +149,7 @@ std::vector<PlannedVariant> plan(const CampaignConfig& config) {
       engines[parsed.framework] = describe_engine(parsed.framework, worker, config.worker_dir);
     EngineOffer& offer = engines.at(parsed.framework);
     for (const auto& env : expand_each(parsed, offer)) {
-      PlannedVariant v{env,        env.to_string(),          worker, offer.unavailable,
-                       offer.info, offer.builder.has_value()};
+      PlannedVariant v{env, env.to_string(), worker, offer.unavailable, offer.info, offer.builder};
       if (offer.info) {
         const auto& info = *offer.info;
         if (!env.version.empty() && env.version != info.version)
@@ -507,15 +509,12 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
     store.set_variant_status(job.stored.id, "running");
     fs::path artifact = config.model;
     std::string artifact_sha = model_sha;
-    if (job.variant->needs_build) {
+    if (const auto& builder = job.variant->builder) {
       // The compile (or conversion) step: its failure is the variant's result, stage "compile".
-      auto builder = Builder::find(job.variant->env.framework);
-      const BuildResult built =
-          builder ? builder->build(config.model, model_sha, spec, job.variant->env,
-                                   config.cache_dir, config.build_timeout_s)
-                  : BuildResult{};
+      const BuildResult built = builder->build(config.model, model_sha, spec, job.variant->env,
+                                               config.cache_dir, config.build_timeout_s);
       if (!built.ok) {
-        const std::string message = builder ? built.message : "its build tool disappeared";
+        const std::string& message = built.message;
         store.record_failure({job.stored.id, std::nullopt, "compile",
                               built.symptom.empty() ? "error" : built.symptom, message});
         store.set_variant_status(job.stored.id, "failed");
