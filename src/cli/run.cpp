@@ -18,7 +18,8 @@ namespace deltann::cli {
 namespace {
 
 // The demo: ONNX Runtime at every graph optimisation level and OpenCV DNN with fusion on and off,
-// each at 1 and 2 threads.
+// each at 1 and 2 threads, and TVM at each of its opt levels (1 thread: TVM's untuned CPU kernels
+// are serial, so a second thread changes nothing but the run time of the demo).
 std::vector<std::string> demo_environments() {
   std::vector<std::string> envs;
   for (const char* threads : {"1", "2"}) {
@@ -27,6 +28,8 @@ std::vector<std::string> demo_environments() {
     for (const char* opt : {"off", "on"})
       envs.push_back(std::string("opencv:opt=") + opt + ",threads=" + threads);
   }
+  for (const char* opt : {"0", "1", "2", "3", "4"})
+    envs.push_back(std::string("tvm:opt=") + opt + ",threads=1");
   return envs;
 }
 
