@@ -17,6 +17,9 @@ struct Tensor {
   std::string shape_string() const;  // "[1,3,224,224]"
 };
 
+// "[1,3,224,224]": how every message names a shape.
+std::string shape_text(const std::vector<int64_t>& shape);
+
 // Writes `t` as a NumPy .npy file (format 1.0, '<f4', C order); throws Error on I/O failure.
 void write_npy(const std::filesystem::path& path, const Tensor& t);
 // Reads a float32 C-order .npy file; throws Error naming the file when it is not one.

@@ -14,13 +14,15 @@ int64_t Tensor::element_count() const {
   return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
 }
 
-std::string Tensor::shape_string() const {
+std::string shape_text(const std::vector<int64_t>& shape) {
   std::ostringstream s;
   s << '[';
   for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
   s << ']';
   return s.str();
 }
+
+std::string Tensor::shape_string() const { return shape_text(shape); }
 
 // .npy format 1.0: magic, version, little-endian u16 header length, a Python-dict header padded
 // with spaces to a multiple of 64 bytes and ending in '\n', then the raw data.

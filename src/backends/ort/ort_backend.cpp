@@ -7,6 +7,7 @@
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
+#include "deltann/tensor.h"
 #include "run/worker.h"
 
 namespace deltann::ort {
@@ -17,14 +18,6 @@ GraphOptimizationLevel optimization_level(const std::string& opt) {
   if (opt == "basic") return ORT_ENABLE_BASIC;
   if (opt == "extended") return ORT_ENABLE_EXTENDED;
   return ORT_ENABLE_ALL;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << '[';
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
-  s << ']';
-  return s.str();
 }
 
 class OrtSession final : public Session {

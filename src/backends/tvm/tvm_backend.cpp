@@ -20,6 +20,7 @@
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
+#include "deltann/tensor.h"
 #include "run/worker.h"
 
 #ifndef DELTANN_TVM_VERSION
@@ -36,14 +37,6 @@ namespace ffi = ::tvm::ffi;
 
 // The VM's allocator kinds (tvm/runtime/memory/memory_manager.h): 1 naive, 2 pooled.
 constexpr int kPooledAllocator = 2;
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << '[';
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? "," : "") << shape[i];
-  s << ']';
-  return s.str();
-}
 
 bool is_float32(const DLDataType& t) { return t.code == kDLFloat && t.bits == 32 && t.lanes == 1; }
 
