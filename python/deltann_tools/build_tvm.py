@@ -74,14 +74,8 @@ def main(argv=None):
             spec = json.load(f)
         knobs = parse_env(args.env)
         opt = knobs.get("opt", tvm_compile.DEFAULT_OPT)
-        if opt not in tvm_compile.OPT_LEVELS:
-            raise tvm_compile.CompileError(
-                f"unknown opt={opt!r}; valid values are {', '.join(tvm_compile.OPT_LEVELS)}")
         device = knobs.get("device", "cpu")
-        if device not in tvm_compile.DEVICES:
-            raise tvm_compile.CompileError(f"unknown device={device!r}; valid values are cpu, cuda")
-        if not os.path.isfile(args.model):
-            raise tvm_compile.CompileError(f"model {args.model!r} does not exist")
+        tvm_compile.check_request(args.model, opt, device)
         input_name = spec["input"].get("name") or first_input_name(args.model)
         report = tvm_compile.compile_model(
             args.model, input_name, [int(d) for d in spec["input"]["shape"]], opt,

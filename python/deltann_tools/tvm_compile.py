@@ -263,6 +263,16 @@ def compile_model(model, input_name, input_shape, level, disabled, device, out, 
     }
 
 
+def check_request(model, level, device):
+    """Refuses an unknown opt level or device, or a missing model, before TVM is imported."""
+    if level not in OPT_LEVELS:
+        raise CompileError(f"unknown opt={level!r}; valid values are {', '.join(OPT_LEVELS)}")
+    if device not in DEVICES:
+        raise CompileError(f"unknown device={device!r}; valid values are cpu, cuda")
+    if not os.path.isfile(model):
+        raise CompileError(f"model {model!r} does not exist")
+
+
 def parse_shape(text):
     try:
         shape = [int(x) for x in text.split(",")]
@@ -293,14 +303,9 @@ def main(argv=None):
                    if not getattr(args, n)]
         if missing:
             raise CompileError(f"missing {', '.join(missing)}")
-        if args.opt not in OPT_LEVELS:
-            raise CompileError(f"unknown opt={args.opt!r}; valid values are {', '.join(OPT_LEVELS)}")
-        if args.device not in DEVICES:
-            raise CompileError(f"unknown device={args.device!r}; valid values are cpu, cuda")
+        check_request(args.model, args.opt, args.device)
         if not args.out.endswith(".so"):
             raise CompileError(f"--out {args.out!r} must end in .so")
-        if not os.path.isfile(args.model):
-            raise CompileError(f"model {args.model!r} does not exist")
         disabled = parse_disable(args.disable)
         shape = parse_shape(args.input_shape)
         result = compile_model(args.model, args.input_name, shape, args.opt, disabled,
