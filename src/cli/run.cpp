@@ -17,9 +17,12 @@
 namespace deltann::cli {
 namespace {
 
-// The demo: ONNX Runtime at every graph optimisation level and OpenCV DNN with fusion on and off,
-// each at 1 and 2 threads, and TVM at each of its opt levels (1 thread: TVM's untuned CPU kernels
-// are serial, so a second thread changes nothing but the run time of the demo).
+// The demo: every engine and every conversion chain on the real model.
+// - ONNX Runtime at every graph optimisation level and OpenCV DNN with fusion on and off, each at
+//   1 and 2 threads; TVM at each opt level (1 thread: its untuned CPU kernels are serial).
+// - LibTorch, OpenVINO and LiteRT at 1 thread, on artifacts made by the ecosystems' converters
+//   from the PyTorch original or the ONNX export, including the TFLite converter's weight
+//   quantisation and its silent undoing by tf2onnx (the published study's conversion fault).
 std::vector<std::string> demo_environments() {
   std::vector<std::string> envs;
   for (const char* threads : {"1", "2"}) {
@@ -30,6 +33,18 @@ std::vector<std::string> demo_environments() {
   }
   for (const char* opt : {"0", "1", "2", "3", "4"})
     envs.push_back(std::string("tvm:opt=") + opt + ",threads=1");
+  for (const char* opt : {"none", "freeze", "optimize_for_inference"})
+    envs.push_back(std::string("libtorch@pytorch>torchscript:opt=") + opt + ",threads=1");
+  for (const char* precision : {"f32", "bf16"})
+    envs.push_back(std::string("openvino:precision=") + precision + ",threads=1");
+  for (const char* opt : {"none", "xnnpack"})
+    envs.push_back(std::string("tflite@onnx>tflite:opt=") + opt + ",threads=1");
+  for (const std::string chain :
+       {"ort@pytorch>onnx:threads=1", "libtorch@onnx>torchscript:threads=1",
+        "tflite@pytorch>onnx>tflite:threads=1", "openvino@onnx>tflite:threads=1",
+        "ort@onnx>tflite>onnx:threads=1", "tflite@onnx>tflite:quantize=dynamic,threads=1",
+        "ort@onnx>tflite>onnx:quantize=dynamic,threads=1"})
+    envs.push_back(chain);
   return envs;
 }
 

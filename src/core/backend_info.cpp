@@ -43,12 +43,14 @@ std::string canonical_subset(const Knob& knob, const std::string& value, const s
 
 nlohmann::json to_json(const BackendInfo& info) {
   nlohmann::json knobs = nlohmann::json::array();
-  for (const auto& k : info.knobs)
+  for (const auto& k : info.knobs) {
     knobs.push_back({{"name", k.name},
                      {"values", k.values},
                      {"default", k.default_value},
                      {"help", k.help},
                      {"subset", k.subset}});
+    if (!k.unavailable.empty()) knobs.back()["unavailable"] = k.unavailable;
+  }
   return {{"name", info.name},       {"version", info.version}, {"description", info.description},
           {"devices", info.devices}, {"knobs", knobs},          {"formats", info.formats}};
 }
@@ -63,7 +65,8 @@ BackendInfo backend_info_from_json(const nlohmann::json& j) {
   for (const auto& k : j.at("knobs"))
     info.knobs.push_back(
         {k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
-         k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false)});
+         k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false),
+         k.value("unavailable", std::map<std::string, std::string>{})});
   return info;
 }
 
@@ -98,6 +101,11 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
   }
   for (const auto& knob : info.knobs)
     if (!resolved.knobs.count(knob.name)) resolved.knobs[knob.name] = knob.default_value;
+  for (const auto& knob : info.knobs)
+    if (const auto it = knob.unavailable.find(resolved.knob(knob.name));
+        it != knob.unavailable.end())
+      throw Unsupported(where + knob.name + "=" + it->first +
+                        " cannot run on this machine: " + it->second);
   const std::string device = resolved.knob("device");
   if (std::find(info.devices.begin(), info.devices.end(), device) == info.devices.end()) {
     std::string valid;

@@ -111,10 +111,28 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
       std::filesystem::path names = out.at("class_names").get<std::string>();
       o.class_names = names.is_absolute() ? names : std::filesystem::absolute(base_dir / names);
     }
+    const json sources = j.value("sources", json::object());
+    for (const auto& [format, source] : sources.items()) {
+      if (!source.is_object() || !source.contains("file"))
+        throw Error("spec source '" + format + "' needs a \"file\"");
+      std::filesystem::path file = source.at("file").get<std::string>();
+      spec.sources[format] = {
+          file.is_absolute() ? file : std::filesystem::absolute(base_dir / file),
+          source.value("architecture", "")};
+    }
   } catch (const json::exception& e) {
     throw Error(std::string("malformed spec: ") + e.what());
   }
   return spec;
+}
+
+std::string model_format(const std::filesystem::path& file) {
+  const std::string ext = file.extension().string();
+  if (ext == ".onnx") return "onnx";
+  if (ext == ".tflite") return "tflite";
+  if (ext == ".pt" || ext == ".torchscript") return "torchscript";
+  if (ext == ".pth") return "pytorch";
+  return "";
 }
 
 ModelSpec load_model_spec(const std::filesystem::path& model_path,
@@ -164,6 +182,10 @@ json to_json(const ModelSpec& spec) {
               {"label_offset", spec.output.label_offset},
               {"kind", spec.output.kind == OutputKind::Logits ? "logits" : "probabilities"}}}};
   if (spec.output.class_names) j["output"]["class_names"] = spec.output.class_names->string();
+  for (const auto& [format, source] : spec.sources) {
+    j["sources"][format] = {{"file", source.file.string()}};
+    if (!source.architecture.empty()) j["sources"][format]["architecture"] = source.architecture;
+  }
   return j;
 }
 

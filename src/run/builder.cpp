@@ -34,14 +34,12 @@ std::optional<Builder> Builder::find(const std::string& framework) {
 
 const nlohmann::json& Builder::describe() {
   if (!description_) {
-    WorkerProcess tool(python_, {script_.string(), "--describe"});
-    const auto reply = tool.receive(300);
-    const WorkerExit exit = tool.finish();
-    if (!reply)
+    const ToolRun run = run_tool(python_, {script_.string(), "--describe"}, 300);
+    if (!run.reply)
       throw Error("the build tool of " + framework_ + " (" + script_.string() +
-                  ") cannot describe itself (" + exit.symptom + ", " + exit.detail +
-                  "): " + tool.log_tail());
-    description_ = *reply;
+                  ") cannot describe itself (" + run.exit.symptom + ", " + run.exit.detail +
+                  "): " + run.log);
+    description_ = *run.reply;
   }
   return *description_;
 }
@@ -76,13 +74,25 @@ std::vector<std::string> Builder::each_members(const std::string& knob, const En
   return {};
 }
 
-// The build tool may import sibling modules (build_tvm.py imports tvm_compile.py), so every
-// Python file of its folder is part of the artifact's identity.
-std::string Builder::tools_fingerprint() const {
+ToolRun run_tool(const fs::path& python, const std::vector<std::string>& args, double timeout_s) {
+  WorkerProcess tool(python, args);
+  ToolRun run;
+  run.reply = tool.receive(timeout_s);
+  run.exit = tool.finish();
+  run.log = tool.log_tail();
+  if (run.log.size() > 1500) run.log = "..." + run.log.substr(run.log.size() - 1500);
+  return run;
+}
+
+std::string tools_fingerprint(const fs::path& dir, const std::vector<std::string>& prefixes) {
   std::vector<fs::path> sources;
-  for (const auto& entry : fs::directory_iterator(script_.parent_path()))
-    if (entry.is_regular_file() && entry.path().extension() == ".py")
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    const bool ours = std::any_of(prefixes.begin(), prefixes.end(),
+                                  [&](const std::string& p) { return name.rfind(p, 0) == 0; });
+    if (ours && entry.is_regular_file() && entry.path().extension() == ".py")
       sources.push_back(entry.path());
+  }
   std::sort(sources.begin(), sources.end());
   std::string all;
   for (const auto& source : sources)
@@ -102,8 +112,11 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
     it = std::find(build_knobs.begin(), build_knobs.end(), it->first) == build_knobs.end()
              ? build_env.knobs.erase(it)
              : std::next(it);
-  const std::string key = sha256_text(model_sha + "|" + sha256_file(script_) + "|" + version() +
-                                      "|" + build_env.to_string() + "|" + to_json(spec).dump());
+  // build_tvm.py imports tvm_compile.py: the tool is every `build_<e>*.py` and `<e>_*.py` file.
+  const std::string tool =
+      tools_fingerprint(script_.parent_path(), {"build_" + framework_, framework_ + "_"});
+  const std::string key = sha256_text(model_sha + "|" + tool + "|" + version() + "|" +
+                                      build_env.to_string() + "|" + to_json(spec).dump());
   const fs::path folder = cache_dir / "artifacts" / framework_;
   BuildResult result;
   result.artifact = folder / (key + ".so");
@@ -124,21 +137,19 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
     std::ofstream out(spec_file);
     out << to_json(spec).dump();
   }
-  WorkerProcess tool(
-      python_, {script_.string(), "--model", fs::absolute(model).string(), "--spec",
-                spec_file.string(), "--env", env.to_string(), "--out", result.artifact.string()});
-  const auto reply = tool.receive(timeout_s);
-  const WorkerExit exit = tool.finish();
+  const ToolRun run =
+      run_tool(python_,
+               {script_.string(), "--model", fs::absolute(model).string(), "--spec",
+                spec_file.string(), "--env", env.to_string(), "--out", result.artifact.string()},
+               timeout_s);
   fs::remove(spec_file);
-  std::string log = tool.log_tail();
-  if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
-  if (!reply || exit.detail != "exit code 0" || !fs::exists(result.artifact)) {
-    result.symptom = exit.symptom == "exit" ? "error" : exit.symptom;
-    result.message = "build of " + env.to_string() + " failed (" + exit.detail + ")" +
-                     (log.empty() ? "" : ": " + log);
+  if (!run.ok() || !fs::exists(result.artifact)) {
+    result.symptom = run.exit.symptom == "exit" ? "error" : run.exit.symptom;
+    result.message = "build of " + env.to_string() + " failed (" + run.exit.detail + ")" +
+                     (run.log.empty() ? "" : ": " + run.log);
     return result;
   }
-  nlohmann::json saved = *reply;
+  nlohmann::json saved = *run.reply;
   // Compile time as the tool measured it, around the compiler call.
   result.compile_ns = static_cast<int64_t>(saved.value("compile_s", 0.0) * 1e9);
   saved["compile_ns"] = result.compile_ns;

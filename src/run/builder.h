@@ -14,6 +14,7 @@
 #include "deltann/backend.h"
 #include "deltann/environment.h"
 #include "deltann/spec.h"
+#include "worker_process.h"
 
 namespace deltann {
 
@@ -48,11 +49,25 @@ class Builder {
 
  private:
   Builder(std::filesystem::path python, std::filesystem::path script, std::string framework);
-  std::string tools_fingerprint() const;
   std::filesystem::path python_, script_;
   std::string framework_;
   std::optional<nlohmann::json> description_;
 };
+
+// One run of a Python tool that answers with one JSON line on standard output.
+struct ToolRun {
+  std::optional<nlohmann::json> reply;
+  WorkerExit exit;
+  std::string log;  // the tail of what it wrote to standard error (at most 1500 characters)
+  bool ok() const { return reply.has_value() && exit.detail == "exit code 0"; }
+};
+// Starts `python args...` (an argument vector, no shell) and waits up to `timeout_s` for its reply.
+ToolRun run_tool(const std::filesystem::path& python, const std::vector<std::string>& args,
+                 double timeout_s);
+// A hash of the Python files of the tools folder whose names start with one of `prefixes`: a tool
+// imports its sibling modules, so all of them are part of an artifact's identity.
+std::string tools_fingerprint(const std::filesystem::path& dir,
+                              const std::vector<std::string>& prefixes);
 
 // $DELTANN_PYTHON, else the project environment's Python.
 std::filesystem::path tools_python();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder.h"
+#include "converter.h"
 #include "deltann/backend.h"
 #include "deltann/classify.h"
 #include "deltann/error.h"
@@ -44,12 +46,17 @@ struct PlannedVariant {
   // The engine's build step (build_<framework>.py), shared by its variants so that the tool
   // describes itself once per campaign; null when the engine needs none.
   std::shared_ptr<Builder> builder;
+  // The conversion steps that make the artifact from the model's source (empty: the model file
+  // itself), and the tool that performs them.
+  std::vector<ConversionStep> chain;
+  std::shared_ptr<Converter> converter;
 };
 
 struct ReadyImage {
   int64_t id;
   std::string key;
   fs::path tensor;
+  fs::path path;  // the image file, for a variant whose spec asks for other preprocessing
 };
 
 std::string worker_name(const std::string& framework) { return "deltann-worker-" + framework; }
@@ -137,11 +144,96 @@ std::vector<Environment> expand_each(const Environment& env, EngineOffer& offer)
   return {env};
 }
 
+std::string joined(const std::vector<std::string>& items, const std::string& separator = ", ") {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
+  return text;
+}
+
+// The formats the model is available in: its own file's and those of its spec's sources.
+std::vector<std::string> available_formats(const fs::path& model, const ModelSpec& spec) {
+  std::vector<std::string> formats;
+  if (const std::string own = model_format(model); !own.empty()) formats.push_back(own);
+  for (const auto& [format, source] : spec.sources)
+    if (std::find(formats.begin(), formats.end(), format) == formats.end())
+      formats.push_back(format);
+  return formats;
+}
+
+// The artifact formats an engine takes as input: its build tool's (TVM compiles ONNX), else its
+// worker's. "any" is the test engine's.
+std::vector<std::string> input_formats(const EngineOffer& offer) {
+  if (offer.builder) {
+    const auto& d = offer.builder->describe();
+    if (d.contains("formats")) return d.at("formats").get<std::vector<std::string>>();
+  }
+  return offer.info ? offer.info->formats : std::vector<std::string>{};
+}
+
+bool accepts(const std::vector<std::string>& formats, const std::string& format) {
+  return formats.empty() || std::find(formats.begin(), formats.end(), "any") != formats.end() ||
+         std::find(formats.begin(), formats.end(), format) != formats.end();
+}
+
+// Checks a variant's conversion chain against the steps the tool offers and the formats the
+// model has. A chain that can never work (an unknown step, an end the engine cannot load) is the
+// user's mistake and throws; one that cannot run *here* (missing source, missing converter)
+// returns the reason to skip it.
+std::string plan_chain(PlannedVariant& v, const EngineOffer& offer,
+                       const std::vector<std::string>& have,
+                       std::shared_ptr<Converter>& converter) {
+  const auto& chain = v.env.conversion;
+  const std::string where = "environment '" + v.env.to_string() + "'";
+  if (chain.size() < 2)
+    throw Error(where + ": a conversion chain needs at least two formats, e.g. onnx>tflite");
+  const auto formats = input_formats(offer);
+  if (offer.info && !accepts(formats, chain.back()))
+    throw Error(where + ": the chain ends in " + chain.back() + " but " + v.env.framework +
+                " loads " + joined(formats));
+  if (!converter) {
+    auto found = Converter::find();
+    if (!found)
+      return "this deltann has no conversion tool (" + (tools_dir() / "convert.py").string() + ")";
+    converter = std::make_shared<Converter>(*found);
+  }
+  std::vector<std::string> known;
+  for (const auto& s : converter->steps()) known.push_back(s.name());
+  for (size_t i = 0; i + 1 < chain.size(); ++i) {
+    auto step = converter->step(chain[i], chain[i + 1]);
+    if (!step)
+      throw Error(where + ": no conversion " + chain[i] + ">" + chain[i + 1] +
+                  " (known: " + joined(known) + ")");
+    v.chain.push_back(*step);
+  }
+  v.converter = converter;
+  if (std::find(have.begin(), have.end(), chain.front()) == have.end())
+    return "the model has no " + chain.front() + " form (it has: " + joined(have) +
+           "); add \"sources\": {\"" + chain.front() + "\": {\"file\": ...}} to its spec";
+  for (const auto& step : v.chain)
+    if (!step.unavailable.empty()) return "conversion " + step.name() + ": " + step.unavailable;
+  return "";
+}
+
+// The engine's description plus the knobs of the chain's conversion steps (quantize), which only
+// chained variants accept.
+BackendInfo with_conversion_knobs(BackendInfo info, const PlannedVariant& v) {
+  if (!v.converter) return info;
+  for (const auto& knob : v.converter->knobs())
+    for (const auto& step : v.chain)
+      if (std::find(step.knobs.begin(), step.knobs.end(), knob.name) != step.knobs.end()) {
+        info.knobs.push_back(knob);
+        break;
+      }
+  return info;
+}
+
 // Turns the command line's environment strings into runnable variants or skipped ones with a
 // reason. A malformed string or an invalid knob value stops everything before any work starts.
-std::vector<PlannedVariant> plan(const CampaignConfig& config) {
+std::vector<PlannedVariant> plan(const CampaignConfig& config, const ModelSpec& spec) {
   std::map<std::string, EngineOffer> engines;
   std::vector<PlannedVariant> planned;
+  const std::vector<std::string> have = available_formats(config.model, spec);
+  std::shared_ptr<Converter> converter;
   for (const auto& text : config.environments) {
     const Environment parsed = parse_environment(text);
     const fs::path worker = config.worker_dir / worker_name(parsed.framework);
@@ -149,17 +241,23 @@ std::vector<PlannedVariant> plan(const CampaignConfig& config) {
       engines[parsed.framework] = describe_engine(parsed.framework, worker, config.worker_dir);
     EngineOffer& offer = engines.at(parsed.framework);
     for (const auto& env : expand_each(parsed, offer)) {
-      PlannedVariant v{env, env.to_string(), worker, offer.unavailable, offer.info, offer.builder};
+      PlannedVariant v{env,        env.to_string(), worker, offer.unavailable,
+                       offer.info, offer.builder,   {},     nullptr};
       if (offer.info) {
         const auto& info = *offer.info;
+        const std::string own = model_format(config.model);
         if (!env.version.empty() && env.version != info.version)
           v.skip_reason = "version " + env.version + " of " + env.framework +
                           " is not installed (have " + info.version + ")";
         else if (!env.conversion.empty())
-          v.skip_reason = "conversion chains are not supported yet by this build";
-        else {
+          v.skip_reason = plan_chain(v, offer, have, converter);
+        else if (!own.empty() && !accepts(input_formats(offer), own))
+          v.skip_reason = env.framework + " loads " + joined(input_formats(offer)) + ", not " +
+                          own + "; name a conversion chain, e.g. " + env.framework + "@" + own +
+                          ">" + input_formats(offer).front();
+        if (v.skip_reason.empty()) {
           try {
-            v.env = resolve_environment(env, info);
+            v.env = resolve_environment(env, with_conversion_knobs(info, v));
             v.text = v.env.to_string();
           } catch (const Unsupported& e) {
             v.skip_reason = e.what();
@@ -380,6 +478,57 @@ class VariantRunner {
   int nonfinite_ = 0;
 };
 
+// What a variant runs: the model file itself, or what its conversion chain and compile step made.
+struct VariantArtifact {
+  fs::path file;
+  std::string sha;
+  ModelSpec spec;
+  json report;           // {"conversion": [step reports], ...the compile step's report}
+  int64_t build_ns = 0;  // conversion steps + compile, as first measured (also when cached)
+};
+
+// Runs the variant's conversion steps one after another from the model's source form.
+bool convert_chain(const PlannedVariant& variant, const CampaignConfig& config,
+                   const ModelSpec& spec, VariantArtifact& made, std::string& symptom,
+                   std::string& message, const std::function<void(const std::string&)>& say) {
+  const std::string& first = variant.chain.front().from;
+  if (model_format(config.model) != first) {
+    const fs::path source = spec.sources.at(first).file;
+    if (!fs::is_regular_file(source)) {
+      message = "the model's " + first + " source " + source.string() + " does not exist";
+      return false;
+    }
+    made.file = source;
+    made.sha = sha256_file(source);
+  }
+  json steps = json::array();
+  for (const auto& step : variant.chain) {
+    const ConversionResult r =
+        variant.converter->convert(step, made.file, made.sha, made.spec, variant.env.knobs,
+                                   config.cache_dir, config.build_timeout_s);
+    if (!r.ok) {
+      symptom = r.symptom;
+      message = r.message;
+      return false;
+    }
+    const double seconds = r.report.value("convert_s", 0.0);
+    say(variant.text + ": " + step.name() + " by " + r.report.value("tool", step.tool) +
+        (r.cached ? " from the cache"
+                  : " in " + std::to_string(std::lround(seconds * 1000)) + " ms"));
+    json entry = r.report;
+    entry.erase("spec");
+    entry["step"] = step.name();
+    entry["cached"] = r.cached;
+    steps.push_back(entry);
+    made.build_ns += static_cast<int64_t>(seconds * 1e9);
+    made.file = r.artifact;
+    made.sha = sha256_file(r.artifact);
+    made.spec = r.spec;
+  }
+  made.report["conversion"] = steps;
+  return true;
+}
+
 }  // namespace
 
 fs::path default_worker_dir() {
@@ -400,7 +549,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
     throw Error("model file " + config.model.string() + " does not exist");
   const ModelSpec spec = load_model_spec(config.model, config.spec);
   const Dataset dataset = load_dataset(config.images, config.dataset);
-  std::vector<PlannedVariant> variants = plan(config);
+  std::vector<PlannedVariant> variants = plan(config, spec);
   const auto runnable =
       std::count_if(variants.begin(), variants.end(),
                     [](const PlannedVariant& v) { return v.skip_reason.empty(); });
@@ -442,7 +591,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
       const auto entry = cache.prepare(image.path, spec.input);
       row.sha256 = entry.image_sha256;
       for (const auto& note : entry.notes) row.message += (row.message.empty() ? "" : "; ") + note;
-      ready.push_back({store.ensure_image(row), image.key, entry.tensor_path});
+      ready.push_back({store.ensure_image(row), image.key, entry.tensor_path, image.path});
       if (!row.message.empty()) say("note: " + image.key + ": " + row.message);
       ++outcome.images_ok;
     } catch (const Error& e) {
@@ -507,31 +656,61 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   for (const auto& job : jobs) {
     say("running " + job.variant->text + " on " + std::to_string(job.todo.size()) + " images");
     store.set_variant_status(job.stored.id, "running");
-    fs::path artifact = config.model;
-    std::string artifact_sha = model_sha;
-    if (const auto& builder = job.variant->builder) {
-      // The compile (or conversion) step: its failure is the variant's result, stage "compile".
-      const BuildResult built = builder->build(config.model, model_sha, spec, job.variant->env,
-                                               config.cache_dir, config.build_timeout_s);
-      if (!built.ok) {
-        const std::string& message = built.message;
-        store.record_failure({job.stored.id, std::nullopt, "compile",
-                              built.symptom.empty() ? "error" : built.symptom, message});
-        store.set_variant_status(job.stored.id, "failed");
-        say(job.variant->text + ": compile failed: " + message.substr(0, 400));
-        ++outcome.variants_failed;
-        for (size_t i = 0; i < job.todo.size(); ++i) progress.advance();
+    // Building the variant's artifact: conversion steps (stage "convert"), then the engine's
+    // compile step (stage "compile"). A failure is the variant's result; the campaign goes on.
+    const auto build_failed = [&](const std::string& stage, const std::string& symptom,
+                                  const std::string& message) {
+      store.record_failure(
+          {job.stored.id, std::nullopt, stage, symptom.empty() ? "error" : symptom, message});
+      store.set_variant_status(job.stored.id, "failed");
+      say(job.variant->text + ": " + stage + " failed: " + message.substr(0, 400));
+      ++outcome.variants_failed;
+      for (size_t i = 0; i < job.todo.size(); ++i) progress.advance();
+    };
+    VariantArtifact made{config.model, model_sha, spec, json::object(), 0};
+    if (!job.variant->chain.empty()) {
+      std::string symptom, message;
+      if (!convert_chain(*job.variant, config, spec, made, symptom, message, say)) {
+        build_failed("convert", symptom, message);
         continue;
       }
-      store.record_build(job.stored.id, built.compile_ns, built.report_json);
+    }
+    if (const auto& builder = job.variant->builder) {
+      const BuildResult built = builder->build(made.file, made.sha, made.spec, job.variant->env,
+                                               config.cache_dir, config.build_timeout_s);
+      if (!built.ok) {
+        build_failed("compile", built.symptom, built.message);
+        continue;
+      }
       say(job.variant->text + (built.cached ? ": artifact from the cache (" : ": compiled in ") +
           std::to_string(built.compile_ns / 1'000'000) + " ms" +
           (built.cached ? " when built)" : ""));
-      artifact = built.artifact;
-      artifact_sha = sha256_file(artifact);
+      const json conversion = made.report.value("conversion", json::array());
+      made.report = json::parse(built.report_json, nullptr, false);
+      if (!made.report.is_object()) made.report = json::object();
+      if (!conversion.empty()) made.report["conversion"] = conversion;
+      made.build_ns += built.compile_ns;
+      made.file = built.artifact;
+      made.sha = sha256_file(made.file);
     }
-    VariantRunner runner(config, spec, model_sha, store, events, progress, keep_outputs);
-    if (runner.run(*job.variant, job.stored, job.todo, artifact, artifact_sha)) {
+    if (job.variant->builder || !job.variant->chain.empty())
+      store.record_build(job.stored.id, made.build_ns, made.report.dump());
+    // A converted artifact may want other input (TFLite is NHWC): prepare the images for its spec.
+    std::vector<ReadyImage> todo;
+    for (auto image : job.todo) {
+      if (made.spec.input.preprocessing_key() != spec.input.preprocessing_key()) {
+        try {
+          image.tensor = cache.prepare(image.path, made.spec.input).tensor_path;
+        } catch (const Error& e) {
+          store.record_failure({job.stored.id, image.id, "preprocess", "error", e.what()});
+          progress.advance();
+          continue;
+        }
+      }
+      todo.push_back(std::move(image));
+    }
+    VariantRunner runner(config, made.spec, model_sha, store, events, progress, keep_outputs);
+    if (runner.run(*job.variant, job.stored, todo, made.file, made.sha)) {
       store.set_variant_status(job.stored.id, "done");
       ++outcome.variants_run;
     } else {

@@ -1,0 +1,1 @@
+# The LibTorch engine (filled in by its engine module).

@@ -1,0 +1,314 @@
+"""The worker protocol (docs/PROTOCOL.md, version 1) for engines driven from Python.
+
+This is the Python twin of src/run/worker.cpp and must behave the same way: the campaign cannot
+tell a Python worker from a C++ one. An engine provides two small objects:
+
+- an Engine with `describe()` (the `--describe` dictionary: name, version, description, devices,
+  formats, knobs), `load(request)` returning a Session, and optionally `check(request)`, run
+  before `load` and outside its clock (for example to vet an untrusted model file);
+- a Session with `set_input(array)`, `run()` and `output()` (a 1-D float32 numpy array).
+
+`load` and the engine calls may raise any exception: the reply is an error event with the stage and
+the message, and the worker stays usable. `EngineError` is for messages that are complete as they
+are; any other exception's message is prefixed with its type, since the type often is the clue
+("KeyError: 'x'").
+"""
+import base64
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+# JSON has no infinity: a difference that is infinite (NaN on one side only, Inf against a finite
+# value, outputs of different lengths) is sent as this, like the C++ worker does.
+INFINITE_DIFFERENCE = 1e308
+
+
+class EngineError(Exception):
+    """An error whose message says what went wrong and where, ready for the error reply."""
+
+
+@dataclass
+class Environment:
+    """A resolved environment string: `framework[@qualifier][:key=value,...]`
+    (docs/ENVIRONMENTS.md).
+
+    The campaign sends the canonical form with every knob explicit, so no defaults are filled in
+    here; `knob()` names the missing knob when an engine asks for one that is absent."""
+
+    text: str
+    framework: str
+    qualifier: str = ""
+    knobs: dict = field(default_factory=dict)
+
+    def knob(self, name):
+        if name not in self.knobs:
+            raise EngineError(f"environment '{self.text}' has no '{name}' knob")
+        return self.knobs[name]
+
+    def positive_int(self, name):
+        value = self.knob(name)
+        if not value.isdigit() or int(value) < 1:
+            raise EngineError(
+                f"environment '{self.text}': {name}={value} is not a positive integer")
+        return int(value)
+
+
+def parse_environment(text):
+    """Splits a canonical environment string. Knob values may contain ':' (device=cuda:0), the
+    framework and qualifier never do, so the knobs start after the first ':'."""
+    if not isinstance(text, str) or not text:
+        raise EngineError(f"environment must be a non-empty string, got {text!r}")
+    head, _, knob_text = text.partition(":")
+    framework, _, qualifier = head.partition("@")
+    knobs = {}
+    for item in filter(None, knob_text.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise EngineError(f"environment '{text}': '{item}' is not key=value")
+        knobs[key] = value
+    return Environment(text, framework, qualifier, knobs)
+
+
+@dataclass
+class LoadRequest:
+    """What a `load` request carries: the artifact path, the environment and the model spec (the
+    JSON object of a *.spec.json, as a dictionary)."""
+
+    artifact: str
+    env: Environment
+    spec: dict
+
+
+def read_npy(path):
+    """The input tensor of a `run` request: a little-endian float32 C-order .npy, as the
+    preprocessing cache writes it (the C++ reader accepts nothing else either)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise EngineError(f"cannot open tensor file {path}") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise EngineError(f"{path} is not a readable NumPy .npy file: {e}") from None
+    if array.dtype != np.dtype("<f4"):
+        raise EngineError(f"{path}: only little-endian float32 C-order tensors are supported "
+                          f"(it holds {array.dtype.str})")
+    if not array.flags.c_contiguous:
+        raise EngineError(f"{path}: only little-endian float32 C-order tensors are supported "
+                          "(it is in Fortran order)")
+    return array
+
+
+def encode_floats(values):
+    """base64 of the little-endian float32 bytes, so NaN and Inf arrive bit-exact."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
+def max_abs_difference(a, b):
+    """Largest |a - b| over two outputs, with the C++ worker's rules: NaN on both sides is equal,
+    on one side infinite; equal infinities are equal; lengths that differ are infinite."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        return INFINITE_DIFFERENCE
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if np.any(nan_a != nan_b):
+        return INFINITE_DIFFERENCE
+    keep = ~nan_a & (a != b)
+    if not np.any(keep):
+        return 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        worst = float(np.max(np.abs(a[keep] - b[keep])))
+    return min(INFINITE_DIFFERENCE, worst)
+
+
+class Server:
+    """Answers the requests of one `--serve` session; holds the engine and its loaded model."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.session = None
+
+    def handle(self, request):
+        """The reply to one request, or None when the campaign asked the worker to stop."""
+        op = request.get("op", "")
+        if op == "quit":
+            return None
+        if op == "load":
+            return self.load(request)
+        if op == "run":
+            return self.run(request)
+        return {"event": "error", "stage": "protocol", "message": f"unknown op '{op}'"}
+
+    def load(self, request):
+        spec = field_of(request, "spec")
+        if not isinstance(spec, dict):
+            raise EngineError("load request: 'spec' is not a JSON object")
+        load = LoadRequest(str(field_of(request, "artifact")),
+                           parse_environment(field_of(request, "env")), spec)
+        # A model that failed to load leaves no model behind: a later run must not silently use
+        # the previous one.
+        self.session = None
+        check = getattr(self.engine, "check", None)
+        if check is not None:
+            check(load)
+        start = time.perf_counter_ns()
+        session = self.engine.load(load)
+        load_ns = time.perf_counter_ns() - start
+        self.session = session
+        return {"event": "loaded", "load_ns": load_ns,
+                "engine_version": self.engine.describe()["version"]}
+
+    def run(self, request):
+        """Timing as in src/run/worker.cpp: the first inference alone (`first_ns`), `warmup`
+        untimed runs, then `repeat` runs each timed on its own. Only Session.run() is inside the
+        clock; binding the input and reading the output are not."""
+        if self.session is None:
+            raise EngineError("run requested before a successful load")
+        session = self.session
+        tensor = read_npy(str(field_of(request, "tensor")))
+        session.set_input(tensor)
+        result = {"event": "result", "image": field_of(request, "image")}
+        # The first run's output is kept (outside the clock) and compared with the last one, so
+        # an engine that is not deterministic on one input shows up.
+        first_output = None
+        runs = 0
+
+        def after_run():
+            nonlocal first_output, runs
+            runs += 1
+            if runs == 1:
+                first_output = np.array(session.output(), dtype=np.float32, copy=True)
+
+        clock = time.perf_counter_ns
+        if request.get("first", False):
+            start = clock()
+            session.run()
+            result["first_ns"] = clock() - start
+            after_run()
+        for _ in range(count_of(request, "warmup", 0)):
+            session.run()
+            after_run()
+        samples = []
+        for _ in range(count_of(request, "repeat", 1)):
+            start = clock()
+            session.run()
+            samples.append(clock() - start)
+            after_run()
+        if runs == 0:
+            session.run()
+            after_run()
+        output = np.asarray(session.output(), dtype=np.float32).ravel()
+        if runs > 1:
+            result["repeat_max_abs_diff"] = max_abs_difference(first_output, output)
+        result["samples_ns"] = samples
+        result["output"] = encode_floats(output)
+        return result
+
+
+def field_of(request, name):
+    if name not in request:
+        raise EngineError(f"{request.get('op', '')} request has no '{name}'")
+    return request[name]
+
+
+def count_of(request, name, default):
+    value = request.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EngineError(f"run request: '{name}' must be a non-negative integer, got {value!r}")
+    return value
+
+
+def error_text(error):
+    if isinstance(error, EngineError):
+        return str(error)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def die_with_parent():
+    """A worker must not outlive the campaign that started it (a killed deltann would otherwise
+    leave a hung engine behind): ask the kernel to kill it when its parent dies (Linux only)."""
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def protocol_channel():
+    """A private copy of standard output for the replies. File descriptor 1 itself is pointed at
+    standard error, so that anything an engine's native library or Python code prints ends up in
+    the log the campaign keeps instead of corrupting the protocol."""
+    sys.stdout.flush()
+    channel = os.fdopen(os.dup(1), "w", encoding="ascii", newline="\n")
+    os.dup2(2, 1)
+    return channel
+
+
+def send(channel, message):
+    # ensure_ascii keeps the line valid whatever bytes an engine put in a message.
+    channel.write(json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n")
+    channel.flush()
+
+
+def serve(engine, channel, requests):
+    """Answers `requests` (an iterator of byte lines) until `quit` or end of input."""
+    send(channel, {"event": "ready", "protocol": PROTOCOL_VERSION})
+    server = Server(engine)
+    for raw in requests:
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line:
+            continue
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request must be a JSON object")
+        except ValueError as e:
+            send(channel, {"event": "error", "stage": "protocol",
+                           "message": f"malformed request: {e}"})
+            continue
+        try:
+            reply = server.handle(request)
+        except Exception as e:  # noqa: BLE001  (every engine failure is a reply, never an exit)
+            op = request.get("op", "")
+            reply = {"event": "error", "stage": op if isinstance(op, str) else "",
+                     "message": error_text(e)}
+        if reply is None:
+            break
+        send(channel, reply)
+
+
+def worker_main(argv, make_engine):
+    """The body of a Python `deltann-worker-<framework>`: `--describe` prints the engine's
+    description, `--serve` answers requests on standard input. Returns the exit code."""
+    mode = argv[1] if len(argv) > 1 else ""
+    if mode not in ("--describe", "--serve"):
+        program = argv[0] if argv else "worker"
+        print(f"usage: {program} --describe | --serve\n"
+              "A deltann worker: runs one engine and speaks the worker protocol on stdin/stdout.",
+              file=sys.stderr)
+        return 2
+    die_with_parent()
+    channel = protocol_channel()
+    try:
+        engine = make_engine()
+        if mode == "--describe":
+            channel.write(json.dumps(engine.describe()) + "\n")
+            channel.flush()
+            return 0
+    except Exception as e:  # noqa: BLE001  (reported like the C++ worker: message, exit 1)
+        print(f"worker: {error_text(e)}", file=sys.stderr)
+        return 1
+    try:
+        serve(engine, channel, iter(sys.stdin.buffer.readline, b""))
+    except BrokenPipeError:
+        # The campaign went away; nobody is left to tell.
+        return 1
+    return 0

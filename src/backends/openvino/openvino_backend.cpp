@@ -1,0 +1,189 @@
+// OpenVINO, in-process through its C++ API (headers, CMake package and libraries from the openvino
+// wheel). ONNX and TFLite models are read by OpenVINO's own frontends and compiled by a device
+// plugin (the CPU plugin here); one synchronous inference request runs them. docs/OPENVINO.md.
+#include <openvino/openvino.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <iostream>
+
+#include "deltann/backend.h"
+#include "deltann/error.h"
+#include "deltann/tensor.h"
+#include "openvino_options.h"
+#include "run/worker.h"
+
+namespace deltann::openvino {
+namespace {
+
+std::string partial_shape_text(const ov::PartialShape& shape) {
+  if (shape.rank().is_dynamic()) return "[...] (any rank)";
+  std::string text = "[";
+  for (size_t d = 0; d < shape.size(); ++d)
+    text += (d ? "," : "") + (shape[d].is_static() ? std::to_string(shape[d].get_length()) : "?");
+  return text + "]";
+}
+
+// The index of the port named `wanted` ("" = the first), or an error listing the names there are.
+size_t pick_port(const std::vector<ov::Output<ov::Node>>& ports, const std::string& wanted,
+                 const char* what) {
+  if (ports.empty()) throw Error(std::string("model has no ") + what);
+  if (wanted.empty()) return 0;
+  std::string all;
+  for (size_t i = 0; i < ports.size(); ++i) {
+    const auto names = ports[i].get_names();
+    if (names.count(wanted)) return i;
+    all += (all.empty() ? "" : ", ") + ports[i].get_any_name();
+  }
+  throw Error("model has no " + std::string(what) + " named '" + wanted + "'; it has: " + all);
+}
+
+class OpenvinoSession final : public Session {
+ public:
+  OpenvinoSession(ov::Core& core, const LoadRequest& request) {
+    std::shared_ptr<ov::Model> model = core.read_model(request.artifact.string());
+    if (model->inputs().size() != 1)
+      throw Error("model has " + std::to_string(model->inputs().size()) +
+                  " inputs; deltann feeds exactly one image tensor");
+    input_index_ = pick_port(model->inputs(), request.input.name, "input");
+    output_index_ = pick_port(model->outputs(), request.output.name, "output");
+    fit_input_shape(*model, request.input.shape);
+
+    const std::string device = ov_device(request.env.knob("device"));
+    compiled_ = core.compile_model(model, device, compile_properties(core, request.env));
+    check_precision(request.env.knob("precision"));
+    if (device == "CPU") check_threads(std::stoi(request.env.knob("threads")));
+    request_ = compiled_.create_infer_request();
+    // What the plugin actually chose (streams follow from the hint and threads); kept in the
+    // worker's log, which the campaign attaches to failures.
+    std::cerr << "openvino: compiled for " << device << ": inference_precision "
+              << compiled_.get_property(ov::hint::inference_precision) << ", streams "
+              << compiled_.get_property(ov::num_streams).num << ", threads "
+              << (device == "CPU"
+                      ? std::to_string(compiled_.get_property(ov::inference_num_threads))
+                      : std::string("n/a"))
+              << '\n';
+  }
+
+  void set_input(const Tensor& input) override {
+    if (input.shape != shape_)
+      throw Error("input tensor has shape " + shape_text(input.shape) + " but the model takes " +
+                  shape_text(shape_));
+    input_data_ = input.data;
+    // Wraps deltann's buffer without a copy; it lives as long as the session binds it.
+    const ov::Shape shape(shape_.begin(), shape_.end());
+    request_.set_input_tensor(input_index_,
+                              ov::Tensor(ov::element::f32, shape, input_data_.data()));
+  }
+
+  void run() override { request_.infer(); }
+
+  std::vector<float> output() override {
+    const ov::Tensor tensor = request_.get_output_tensor(output_index_);
+    if (tensor.get_element_type() != ov::element::f32)
+      throw Error("model output is " + tensor.get_element_type().get_type_name() + ", not float32");
+    const float* data = tensor.data<const float>();
+    return {data, data + tensor.get_size()};
+  }
+
+ private:
+  // Checks the model's input against the spec's shape (both named on a mismatch) and fixes any
+  // dynamic dimensions to the spec's, since a compiled static shape is what every other engine
+  // runs too.
+  void fit_input_shape(ov::Model& model, const std::vector<int64_t>& spec_shape) {
+    const auto port = model.input(input_index_);
+    const ov::PartialShape model_shape = port.get_partial_shape();
+    bool compatible = model_shape.rank().is_dynamic() ||
+                      model_shape.rank().get_length() == static_cast<int64_t>(spec_shape.size());
+    for (size_t d = 0; compatible && model_shape.rank().is_static() && d < model_shape.size(); ++d)
+      compatible = model_shape[d].compatible(spec_shape[d]);
+    if (!compatible)
+      throw Error("model input '" + port.get_any_name() + "' has shape " +
+                  partial_shape_text(model_shape) + " but the spec says " + shape_text(spec_shape));
+    if (port.get_element_type() != ov::element::f32)
+      throw Error("model input '" + port.get_any_name() + "' is " +
+                  port.get_element_type().get_type_name() + ", not float32");
+    if (model_shape.is_dynamic())
+      model.reshape({{port, ov::PartialShape(std::vector<ov::Dimension>(spec_shape.begin(),
+                                                                        spec_shape.end()))}});
+    shape_ = spec_shape;
+  }
+
+  // The CPU plugin quietly replaces a precision it cannot run (f16 becomes bf16 or f32); refuse
+  // rather than record results under a precision that was not used.
+  void check_precision(const std::string& wanted) {
+    const auto got = compiled_.get_property(ov::hint::inference_precision);
+    if (got != precision_type(wanted))
+      throw Error("OpenVINO was asked for inference precision " + wanted + " but compiled for " +
+                  got.get_type_name());
+  }
+
+  // The CPU plugin caps inference_num_threads at the cores it sees (threads=4 on 2 cores runs
+  // 2); a variant must not be timed under a thread count it did not use.
+  void check_threads(int wanted) {
+    const int got = compiled_.get_property(ov::inference_num_threads);
+    if (got != wanted)
+      throw Error("OpenVINO was asked for " + std::to_string(wanted) + " threads but uses " +
+                  std::to_string(got) + " (its CPU plugin uses at most one thread per core here)");
+  }
+
+  ov::CompiledModel compiled_;
+  ov::InferRequest request_;
+  size_t input_index_ = 0, output_index_ = 0;
+  std::vector<int64_t> shape_;
+  std::vector<float> input_data_;
+};
+
+// "2026.4.1" from OpenVINO's build number "2026.4.1-22982-e213a147257-releases/2026/4", so that
+// `openvino@2026.4.1` names this version.
+std::string release_of(const std::string& build) {
+  const auto end = std::find_if(build.begin(), build.end(),
+                                [](unsigned char c) { return !std::isdigit(c) && c != '.'; });
+  return end == build.begin() ? build : std::string(build.begin(), end);
+}
+
+// OpenVINO's messages end in blank lines; a reply reads better without them.
+std::string trimmed(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+class OpenvinoBackend final : public Backend {
+ public:
+  OpenvinoBackend() {
+    // Described once: listing devices loads every plugin, and the worker describes itself again
+    // after each load.
+    const std::string build = ov::get_openvino_version().buildNumber;
+    info_.name = "openvino";
+    info_.version = release_of(build);
+    info_.description = "OpenVINO " + build + ", ONNX and TFLite frontends, synchronous request";
+    for (const auto& device : core_.get_available_devices())
+      info_.devices.push_back(device_knob(device));
+    info_.formats = {"onnx", "tflite"};
+    info_.knobs = knobs(core_, info_.devices);
+  }
+
+  BackendInfo describe() const override { return info_; }
+
+  std::unique_ptr<Session> load(const LoadRequest& request) override {
+    try {
+      return std::make_unique<OpenvinoSession>(core_, request);
+    } catch (const Error& e) {
+      throw Error(request.artifact.string() + ": " + e.what());
+    } catch (const std::exception& e) {
+      throw Error(request.artifact.string() + ": OpenVINO cannot load it: " + trimmed(e.what()));
+    }
+  }
+
+ private:
+  ov::Core core_;
+  BackendInfo info_;
+};
+
+}  // namespace
+}  // namespace deltann::openvino
+
+int main(int argc, char** argv) {
+  return deltann::worker_main(
+      argc, argv, [] { return std::make_unique<deltann::openvino::OpenvinoBackend>(); });
+}
