@@ -40,13 +40,17 @@ KNOBS = [
      "help": "TFLite converter optimisation: none = float32; dynamic = dynamic-range "
              "quantisation (Optimize.DEFAULT without a representative dataset: int8 weights, "
              "float activations); float16 = Optimize.DEFAULT with float16 weights"},
+    {"name": "opset", "values": ["13", "10", "11", "12", "14", "15", "16", "17"], "default": "13",
+     "help": "ONNX opset of torch.onnx.export. 13 by default; 10 keeps ReLU6 a plain Clip and "
+             "TF-style 'same' padding a plain Pad (what OpenCV 4.6 and onnx2tf need for "
+             "EfficientNet-Lite, see docs/CONVERSIONS.md)"},
 ]
 
 # Every step: which venv runs it, the tool named in reports, the distributions whose versions
 # make up tool_version (a label of its own first when several), and the knobs it takes.
 STEPS = [
     {"from": "pytorch", "to": "onnx", "venv": "main", "tool": "torch.onnx.export",
-     "versions": ["torch"], "knobs": []},
+     "versions": ["torch"], "knobs": ["opset"]},
     {"from": "pytorch", "to": "torchscript", "venv": "main", "tool": "torch.jit.trace",
      "versions": ["torch"], "knobs": []},
     {"from": "onnx", "to": "tflite", "venv": "tf", "tool": "onnx2tf + tf.lite.TFLiteConverter",

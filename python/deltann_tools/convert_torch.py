@@ -19,8 +19,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import architectures  # noqa: E402  (sibling module, found through the line above)
 
-# ONNX opset of pytorch>onnx. 13 is what the study's chains use and what onnx2tf and
-# onnx2torch both handle well; the demo export (export_demo.py) uses 10 for OpenCV's sake.
+# Default ONNX opset of pytorch>onnx (the `opset` knob overrides it). 13 is what the study's
+# chains use; the demo export (export_demo.py) uses 10 for OpenCV's sake.
 ONNX_OPSET = 13
 
 
@@ -73,17 +73,18 @@ def pytorch_to_onnx(src, spec, tmp_out, knobs):
     out = copy.deepcopy(spec)
     output_name = "probabilities" if spec.get("output", {}).get("kind") == "probabilities" \
         else "logits"
+    opset = int(knobs.get("opset", ONNX_OPSET))
     try:
         with torch.no_grad():
             torch.onnx.export(model, _example(torch, spec), tmp_out, input_names=["input"],
-                              output_names=[output_name], opset_version=ONNX_OPSET,
+                              output_names=[output_name], opset_version=opset,
                               do_constant_folding=True)
         onnx.checker.check_model(onnx.load(tmp_out))
     except Exception as e:
         raise StepError(f"torch.onnx.export failed: {type(e).__name__}: {e}") from e
     out["input"]["name"] = "input"
     out["output"]["name"] = output_name
-    return out, [f"exported at opset {ONNX_OPSET} with a fixed input shape "
+    return out, [f"exported at opset {opset} with a fixed input shape "
                  f"{_input_shape(spec)} (batch 1), constant folding on",
                  f"architecture {spec['sources']['pytorch']['architecture']}, "
                  f"{_num_classes(spec)} outputs"]

@@ -41,7 +41,7 @@ std::vector<std::string> demo_environments() {
     envs.push_back(std::string("tflite@onnx>tflite:opt=") + opt + ",threads=1");
   for (const std::string chain :
        {"ort@pytorch>onnx:threads=1", "libtorch@onnx>torchscript:threads=1",
-        "tflite@pytorch>onnx>tflite:threads=1", "openvino@onnx>tflite:threads=1",
+        "tflite@pytorch>onnx>tflite:opset=10,threads=1", "openvino@onnx>tflite:threads=1",
         "ort@onnx>tflite>onnx:threads=1", "tflite@onnx>tflite:quantize=dynamic,threads=1",
         "ort@onnx>tflite>onnx:quantize=dynamic,threads=1"})
     envs.push_back(chain);

@@ -265,9 +265,13 @@ def test_describe_shape_and_speed():
     by_step = {f"{s['from']}>{s['to']}": s for s in d["steps"]}
     assert by_step["onnx>tflite"]["knobs"] == ["quantize"]
     assert by_step["pytorch>onnx"]["tool_version"] == torch_version()
-    (knob,) = d["knobs"]
+    assert by_step["pytorch>onnx"]["knobs"] == ["opset"]
+    knobs = {k["name"]: k for k in d["knobs"]}
+    assert set(knobs) == {"quantize", "opset"}
+    knob = knobs["quantize"]
     assert knob["name"] == "quantize" and knob["default"] == "none"
     assert knob["values"] == ["none", "dynamic", "float16"] and knob["help"]
+    assert knobs["opset"]["default"] == "13" and "10" in knobs["opset"]["values"]
 
 
 def torch_version():

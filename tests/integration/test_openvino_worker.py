@@ -65,7 +65,9 @@ def described(worker):
 
 
 def precisions(described):
-    return next(k for k in described["knobs"] if k["name"] == "precision")["values"]
+    """The precisions this CPU runs: every value the knob lists minus those marked unavailable."""
+    knob = next(k for k in described["knobs"] if k["name"] == "precision")
+    return [v for v in knob["values"] if v not in knob.get("unavailable", {})]
 
 
 class Worker:
@@ -155,7 +157,9 @@ def test_describe(described):
     assert knobs["threads"]["values"] == [] and knobs["threads"]["default"] == "1"
     assert knobs["hint"]["values"] == ["latency", "throughput"]
     assert knobs["precision"]["values"][0] == "f32" == knobs["precision"]["default"]
-    assert set(knobs["precision"]["values"]) <= {"f32", "bf16", "f16"}
+    assert knobs["precision"]["values"] == ["f32", "bf16", "f16"]
+    for value, why in knobs["precision"].get("unavailable", {}).items():
+        assert value != "f32" and "does not report" in why
     assert "cpu" in knobs["device"]["values"] and knobs["device"]["default"] == "cpu"
     assert knobs["opt"]["default"] in knobs["opt"]["values"]
 
@@ -350,6 +354,28 @@ def test_campaign_runs_openvino_next_to_onnxruntime(openvino_deltann, models, tm
                                    tmp_path / "r.db", "--env", "openvino:hint=fastest",
                                    expect_rc=None)
     assert refused.returncode != 0 and "latency, throughput" in refused.stderr, refused.describe()
+
+
+def test_precision_this_cpu_lacks_is_skipped_in_a_campaign(openvino_deltann, described, models,
+                                                           tmp_path):
+    """bf16/f16 are valid everywhere but run only where the CPU has them: elsewhere the variant is
+    skipped with the reason and the rest of the campaign runs."""
+    missing = [p for p in ("bf16", "f16") if p not in precisions(described)]
+    if not missing:
+        pytest.skip("this CPU supports every precision (bf16 and f16)")
+    images = tmp_path / "images"
+    write_random_images(images, [(8, 8)], seed=3)
+    db = tmp_path / "p.db"
+    openvino_deltann.run("run", "--model", models.tiny, "--images", images, "--db", db,
+                         "--env", "openvino", "--env", f"openvino:precision={missing[0]}",
+                         "--repeat", 1, "--warmup", 0, "--quiet")
+    variants = variants_by_env(db)
+    # A variant skipped at plan time keeps the environment as written (it was never resolved).
+    skipped = variants[f"openvino:precision={missing[0]}"]
+    assert skipped["status"] == "skipped" and variants[ov_env()]["status"] == "done"
+    message = query(db, "SELECT message FROM failures WHERE variant_id = ?",
+                    (skipped["id"],))[0]["message"]
+    assert f"precision={missing[0]} cannot run on this machine" in message, message
 
 
 def test_demo_model_same_top1_as_ort(openvino_deltann, source_dir, tmp_path):
