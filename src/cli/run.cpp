@@ -154,6 +154,9 @@ void add_run(CLI::App& app) {
   run->add_option("--timeout", options->config.timeout_s,
                   "seconds a worker may stay silent before it counts as hung")
       ->capture_default_str();
+  run->add_option("--build-timeout", options->config.build_timeout_s,
+                  "seconds a conversion step or compile may take before it is stopped")
+      ->capture_default_str();
   run->add_option("--shuffle", options->config.shuffle_seed,
                   "run the variants in a random order drawn from this seed");
   run->add_flag("--retry-failed", options->config.retry_failed,

@@ -545,6 +545,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   if (config.repeat < 1) throw Error("--repeat must be at least 1");
   if (config.warmup < 0) throw Error("--warmup must not be negative");
   if (config.timeout_s <= 0) throw Error("--timeout must be positive");
+  if (config.build_timeout_s <= 0) throw Error("--build-timeout must be positive");
   if (!fs::is_regular_file(config.model))
     throw Error("model file " + config.model.string() + " does not exist");
   const ModelSpec spec = load_model_spec(config.model, config.spec);

@@ -122,31 +122,44 @@ def test_accuracy_matches_pytorch(campaign, pytorch_logits, deltann):
 
 @pytest.mark.slow
 def test_default_demo_command(deltann, tmp_path):
-    """`deltann run` with no arguments runs the demo campaign into ./demo.db."""
+    """`deltann run` with no arguments runs the demo campaign into ./demo.db: every engine built
+    here, and every conversion chain, on the real model."""
     engines = {e["name"] for e in json.loads(deltann.run("backends", "--json").stdout)}
-    run = deltann.run("run", cwd=tmp_path, timeout=900)
+    run = deltann.run("run", cwd=tmp_path, timeout=1500)
     db = tmp_path / "demo.db"
     assert db.is_file(), run.describe()
     variants = query(db, "SELECT * FROM variants ORDER BY id")
     frameworks = [v["framework"] for v in variants]
-    assert len(variants) == 17, [v["env"] for v in variants]
-    assert frameworks.count("ort") == 8 and frameworks.count("opencv") == 4, frameworks
-    assert frameworks.count("tvm") == 5, frameworks
+    expected = {"ort": 11, "opencv": 4, "tvm": 5, "libtorch": 4, "openvino": 3, "tflite": 4}
+    assert {f: frameworks.count(f) for f in expected} == expected, [v["env"] for v in variants]
+    assert len(variants) == sum(expected.values())
     images = query(db, "SELECT id FROM images WHERE status = 'ok'")
     assert len(images) >= 5
+    skipped_for_plan = 0
     for v in variants:
-        if v["framework"] == "tvm" and "tvm" not in engines:
-            # TVM not built here: the plan records why and the rest runs.
+        failures = query(db, "SELECT * FROM failures WHERE variant_id = ?", (v["id"],))
+        if v["framework"] not in engines:
+            # Engine not built here: the plan records why and the rest runs.
             assert v["status"] == "skipped", v["env"]
+            skipped_for_plan += 1
             continue
-        assert v["status"] == "done", v["env"]
+        if v["status"] == "skipped":
+            # A valid setting this machine cannot run (bf16 on a CPU without it): said why.
+            assert [f["stage"] for f in failures] == ["plan"], failures
+            assert "cannot run on this machine" in failures[0]["message"], failures
+            skipped_for_plan += 1
+            continue
+        assert v["status"] == "done", (v["env"], [dict(f) for f in failures])
         count = query(db, "SELECT COUNT(*) AS n FROM results WHERE variant_id = ?", (v["id"],))
         assert count[0]["n"] == len(images), v["env"]
-        if v["framework"] == "tvm":
+        if v["framework"] == "tvm" or "@" in v["env"]:
             assert v["compile_ns"] and v["compile_ns"] > 0, v["env"]
+        if "@" in v["env"]:
+            steps = json.loads(v["build_json"])["conversion"]
+            assert all(s["tool"] and s["tool_version"] for s in steps), steps
     failures = query(db, "SELECT * FROM failures WHERE stage != 'plan'")
-    assert failures == [], failures
-    run_count = 17 if "tvm" in engines else 12
+    assert failures == [], [dict(f) for f in failures]
+    run_count = len(variants) - skipped_for_plan
     assert f"{run_count} variants run, 0 failed" in run.stderr, run.stderr
     assert f"Variants ({len(images)} labelled images)" in run.stdout, run.stdout
-    print(f"default demo: {run.seconds:.1f} s")
+    print(f"default demo: {run.seconds:.1f} s, {run_count} variants run")
