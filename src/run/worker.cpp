@@ -49,6 +49,8 @@ class Server {
 
  private:
   void load(const json& request) {
+    // A failed load must not leave the previous model in place for the next run.
+    session_.reset();
     LoadRequest load;
     load.artifact = request.at("artifact").get<std::string>();
     load.env = parse_environment(request.at("env").get<std::string>());

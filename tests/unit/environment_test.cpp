@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "deltann/backend.h"
 #include "deltann/error.h"
 #include "test_util.h"
@@ -223,6 +225,40 @@ TEST(ResolveEnvironment, AbsentDeviceIsUnsupported) {
       [] { resolve_environment(parse_environment("fake:device=cuda:0"), fake_info()); });
   EXPECT_TRUE(Contains(message, "'cuda:0'"));
   EXPECT_TRUE(Contains(message, "available: cpu"));
+}
+
+TEST(ResolveEnvironment, ValidButUnavailableValueIsUnsupportedWithTheReason) {
+  BackendInfo info = fake_info();
+  info.knobs.push_back(
+      {"precision", {"f32", "bf16"}, "f32", "", false, {{"bf16", "no BF16 here"}}});
+  EXPECT_EQ(resolve_environment(parse_environment("fake"), info).knob("precision"), "f32");
+  try {
+    resolve_environment(parse_environment("fake:precision=bf16"), info);
+    FAIL() << "expected Unsupported";
+  } catch (const Unsupported& e) {
+    EXPECT_TRUE(Contains(std::string(e.what()), "precision=bf16 cannot run on this machine"));
+    EXPECT_TRUE(Contains(std::string(e.what()), "no BF16 here"));
+  }
+  // A value that is not valid at all is still refused, not skipped.
+  EXPECT_THROW(
+      {
+        try {
+          resolve_environment(parse_environment("fake:precision=f8"), info);
+        } catch (const Unsupported&) {
+          FAIL() << "an invalid value must not be merely unsupported";
+        }
+      },
+      Error);
+}
+
+TEST(BackendInfoJson, UnavailableValuesRoundTrip) {
+  BackendInfo info = fake_info();
+  info.knobs.push_back({"precision", {"f32", "bf16"}, "f32", "", false, {{"bf16", "why"}}});
+  const BackendInfo again = backend_info_from_json(to_json(info));
+  ASSERT_EQ(again.knobs.size(), info.knobs.size());
+  EXPECT_EQ(again.knobs.back().unavailable, info.knobs.back().unavailable);
+  EXPECT_TRUE(again.knobs.front().unavailable.empty());
+  EXPECT_FALSE(to_json(fake_info())["knobs"][0].contains("unavailable"));
 }
 
 TEST(ResolveEnvironment, DeviceUnknownToTheEngineIsAnInvalidValue) {

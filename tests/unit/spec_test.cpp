@@ -189,6 +189,40 @@ TEST(ModelSpec, ToJsonRoundTrips) {
   EXPECT_EQ(again.output.class_names, spec.output.class_names);
 }
 
+TEST(ModelSpec, SourcesResolveAgainstTheSpecFolderAndRoundTrip) {
+  const json j = {{"sources",
+                   {{"pytorch", {{"file", "w.pth"}, {"architecture", "mobilenet_v2"}}},
+                    {"tflite", {{"file", "/abs/m.tflite"}}}}}};
+  const ModelSpec spec = parse_model_spec(j, "/models/a");
+  ASSERT_EQ(spec.sources.size(), 2u);
+  EXPECT_EQ(spec.sources.at("pytorch").file, fs::path("/models/a/w.pth"));
+  EXPECT_EQ(spec.sources.at("pytorch").architecture, "mobilenet_v2");
+  EXPECT_EQ(spec.sources.at("tflite").file, fs::path("/abs/m.tflite"));
+  EXPECT_EQ(spec.sources.at("tflite").architecture, "");
+  const ModelSpec again = parse_model_spec(to_json(spec), "/elsewhere");
+  EXPECT_EQ(again.sources.at("pytorch").file, fs::path("/models/a/w.pth"));
+  EXPECT_EQ(again.sources.at("pytorch").architecture, "mobilenet_v2");
+  EXPECT_FALSE(to_json(again)["sources"]["tflite"].contains("architecture"));
+}
+
+TEST(ModelSpec, SourceWithoutAFileIsAnError) {
+  const json j = {{"sources", {{"pytorch", {{"architecture", "resnet101"}}}}}};
+  EXPECT_TRUE(
+      Contains(message_of<Error>([&] { parse_model_spec(j, "/"); }), "'pytorch' needs a \"file\""));
+  const json not_object = {{"sources", {{"pytorch", "w.pth"}}}};
+  EXPECT_THROW(parse_model_spec(not_object, "/"), Error);
+}
+
+TEST(ModelFormat, FromTheExtension) {
+  EXPECT_EQ(model_format("m.onnx"), "onnx");
+  EXPECT_EQ(model_format("/x/m.tflite"), "tflite");
+  EXPECT_EQ(model_format("m.pt"), "torchscript");
+  EXPECT_EQ(model_format("m.torchscript"), "torchscript");
+  EXPECT_EQ(model_format("m.pth"), "pytorch");
+  EXPECT_EQ(model_format("m.bin"), "");
+  EXPECT_EQ(model_format("onnx"), "");
+}
+
 TEST(LoadModelSpec, NoSidecarGivesImageNetDefaultsAndTheModelStem) {
   test::TempDir dir;
   const fs::path model = test::write_file(dir / "resnet50.onnx", "not really a model");
