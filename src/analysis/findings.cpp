@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
+#include <set>
 #include <tuple>
 
 namespace deltann {
@@ -72,41 +74,108 @@ void add_failures(std::vector<Finding>& out, const FindingContext& context) {
   }
 }
 
+// The label or numeric difference finding of one pair, if its outputs disagree.
+std::optional<Finding> difference_finding(const PairSummary& p, const Comparison& c,
+                                          const FindingContext& context) {
+  const std::string where = p.a + " vs " + p.b + " (axis: " + p.axis + ")";
+  Finding f;
+  if (p.top1_differences > 0) {
+    f.kind = "label_difference";
+    const double confident = static_cast<double>(p.confident_flips) / p.images;
+    const double near = static_cast<double>(p.near_tie_flips) / p.images;
+    f.severity = 50 + 40 * confident + 10 * near;
+    f.title = std::to_string(p.top1_differences) + " of " + std::to_string(p.images) + " images (" +
+              percent(p.top1_difference_rate()) + ") change top-1 label: " + where;
+    f.evidence = std::to_string(p.confident_flips) + " confident, " +
+                 std::to_string(p.near_tie_flips) + " near-tie flips; top-5 Jaccard " +
+                 number(p.top5_jaccard) + ", rank correlation " + number(p.rank_correlation) +
+                 (p.max_abs_diff ? ", max |d| " + number(*p.max_abs_diff) : "") +
+                 "; images: " + list(p.differing_images);
+    f.images = p.differing_images;
+  } else if (p.failing_elements && *p.failing_elements > 0) {
+    f.kind = "numeric_difference";
+    f.severity = 30 + std::min(15.0, std::log10(1 + *p.min_atol / c.options.atol));
+    f.title = "outputs differ beyond atol " + number(c.options.atol) + " / rtol " +
+              number(c.options.rtol) + " with the same labels: " + where;
+    f.evidence = std::to_string(*p.failing_elements) + " elements fail; max |d| " +
+                 number(*p.max_abs_diff) + ", worst relative L2 " + number(*p.relative_l2) +
+                 ", worst cosine " + number(*p.cosine, "%.9f") + "; would pass with atol " +
+                 number(*p.min_atol) + " (rtol 0) or rtol " + number(*p.min_rtol) + " (atol 0)";
+  } else {
+    return std::nullopt;
+  }
+  f.variants = {p.a, p.b};
+  f.reproduce = reproduce(context, f.variants);
+  return f;
+}
+
+// Variants that disagree with most others while those others agree among themselves: one
+// quantised or broken conversion among twenty faithful variants would otherwise give nineteen
+// pair findings that all say the same thing. Returns none when there is no such majority.
+std::set<std::string> deviating_variants(const Comparison& c,
+                                         const std::map<const PairSummary*, Finding>& differ) {
+  std::map<std::string, std::pair<int, int>> counts;  // env -> (pairs, differing pairs)
+  for (const auto& p : c.pairs) {
+    const bool d = differ.count(&p) > 0;
+    for (const auto* env : {&p.a, &p.b}) {
+      ++counts[*env].first;
+      counts[*env].second += d;
+    }
+  }
+  std::set<std::string> deviating;
+  for (const auto& [env, n] : counts)
+    if (n.first >= 3 && 2 * n.second > n.first) deviating.insert(env);
+  if (2 * deviating.size() >= counts.size()) return {};
+  return deviating;
+}
+
+// One finding per deviating variant, summarising its disagreements with the variants that agree.
+Finding deviation_finding(const std::string& env, const std::vector<const Finding*>& against,
+                          int partners, const FindingContext& context) {
+  const bool labels = std::any_of(against.begin(), against.end(),
+                                  [](const Finding* f) { return f->kind == "label_difference"; });
+  const Finding* worst = *std::max_element(
+      against.begin(), against.end(),
+      [](const Finding* x, const Finding* y) { return x->severity < y->severity; });
+  Finding f;
+  f.kind = labels ? "label_difference" : "numeric_difference";
+  f.severity = worst->severity;
+  f.title = env + (labels ? " changes top-1 labels" : " gives different outputs (same labels)") +
+            " against " + std::to_string(against.size()) + " of its " + std::to_string(partners) +
+            " partner variants, which agree with each other";
+  const std::string& other = worst->variants[0] == env ? worst->variants[1] : worst->variants[0];
+  f.evidence = "worst against " + other + ": " + worst->evidence;
+  std::set<std::string> images;
+  for (const auto* pair : against) images.insert(pair->images.begin(), pair->images.end());
+  f.images.assign(images.begin(), images.end());
+  f.variants = {env, other};
+  f.reproduce = reproduce(context, f.variants);
+  return f;
+}
+
 void add_pair_findings(std::vector<Finding>& out, const Comparison& c,
                        const FindingContext& context) {
+  std::map<const PairSummary*, Finding> differ;
+  for (const auto& p : c.pairs)
+    if (auto f = difference_finding(p, c, context)) differ.emplace(&p, std::move(*f));
+  const std::set<std::string> deviating = deviating_variants(c, differ);
+  std::map<std::string, std::vector<const Finding*>> against;
+  std::map<std::string, int> partners;
   for (const auto& p : c.pairs) {
-    const std::string where = p.a + " vs " + p.b + " (axis: " + p.axis + ")";
-    if (p.top1_differences > 0) {
-      Finding f;
-      f.kind = "label_difference";
-      const double confident = static_cast<double>(p.confident_flips) / p.images;
-      const double near = static_cast<double>(p.near_tie_flips) / p.images;
-      f.severity = 50 + 40 * confident + 10 * near;
-      f.title = std::to_string(p.top1_differences) + " of " + std::to_string(p.images) +
-                " images (" + percent(p.top1_difference_rate()) + ") change top-1 label: " + where;
-      f.evidence = std::to_string(p.confident_flips) + " confident, " +
-                   std::to_string(p.near_tie_flips) + " near-tie flips; top-5 Jaccard " +
-                   number(p.top5_jaccard) + ", rank correlation " + number(p.rank_correlation) +
-                   (p.max_abs_diff ? ", max |d| " + number(*p.max_abs_diff) : "") +
-                   "; images: " + list(p.differing_images);
-      f.variants = {p.a, p.b};
-      f.images = p.differing_images;
-      f.reproduce = reproduce(context, f.variants);
-      out.push_back(std::move(f));
-    } else if (p.failing_elements && *p.failing_elements > 0) {
-      Finding f;
-      f.kind = "numeric_difference";
-      f.severity = 30 + std::min(15.0, std::log10(1 + *p.min_atol / c.options.atol));
-      f.title = "outputs differ beyond atol " + number(c.options.atol) + " / rtol " +
-                number(c.options.rtol) + " with the same labels: " + where;
-      f.evidence = std::to_string(*p.failing_elements) + " elements fail; max |d| " +
-                   number(*p.max_abs_diff) + ", worst relative L2 " + number(*p.relative_l2) +
-                   ", worst cosine " + number(*p.cosine, "%.9f") + "; would pass with atol " +
-                   number(*p.min_atol) + " (rtol 0) or rtol " + number(*p.min_rtol) + " (atol 0)";
-      f.variants = {p.a, p.b};
-      f.reproduce = reproduce(context, f.variants);
-      out.push_back(std::move(f));
-    }
+    const bool a_off = deviating.count(p.a) > 0, b_off = deviating.count(p.b) > 0;
+    // A deviating variant is summarised against the agreeing ones only; pairs of two deviating
+    // variants say nothing the summaries do not.
+    if (a_off != b_off) ++partners[a_off ? p.a : p.b];
+    const auto it = differ.find(&p);
+    if (it == differ.end() || (a_off && b_off)) continue;
+    if (a_off || b_off)
+      against[a_off ? p.a : p.b].push_back(&it->second);
+    else
+      out.push_back(it->second);
+  }
+  for (const auto& [env, items] : against)
+    out.push_back(deviation_finding(env, items, partners[env], context));
+  for (const auto& p : c.pairs) {
     // Unexpected degradation: the more optimised of two levels of the same engine is slower.
     if (p.axis != "opt" || !p.significant || !p.speed_ratio) continue;
     const auto find = [&](const std::string& env) -> const VariantSummary* {

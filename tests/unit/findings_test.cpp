@@ -173,5 +173,66 @@ TEST(Findings, LowerLevelSlowerIsNotADegradation) {
   for (const auto& f : c.findings) EXPECT_NE(f.kind, "slowdown") << f.title;
 }
 
+// Five variants agree; one (a quantised conversion) flips image 0's label against all of them.
+// That is one finding about the odd one out, not five pair findings.
+TEST(Findings, OneVariantAgainstAnAgreeingMajorityIsOneFinding) {
+  test::TempDir dir;
+  Store store(dir / "d.db");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const std::vector<std::string> envs = {
+      "ort:threads=1",      "opencv:threads=1",   "tvm:threads=1",
+      "libtorch:threads=1", "openvino:threads=1", "tflite@onnx>tflite:quantize=dynamic"};
+  std::vector<int64_t> ids;
+  for (const auto& env : envs) ids.push_back(store.ensure_variant(model, env, env.substr(0, 3)));
+  for (int i = 0; i < 6; ++i) {
+    const int64_t image_id = store.ensure_image(image("p" + std::to_string(i), 1));
+    for (size_t v = 0; v < envs.size(); ++v) {
+      StoredResult r;
+      r.variant_id = ids[v];
+      r.image_id = image_id;
+      const bool odd = v + 1 == envs.size() && i == 0;
+      r.top_ids = odd ? std::vector<int>{2, 1} : std::vector<int>{1, 2};
+      r.top_scores = {5, 1};
+      r.samples_ns = {1'000'000, 1'000'001};
+      store.add_result(r);
+    }
+  }
+  store.flush();
+  const Comparison c = compare_variants(store);
+  std::vector<const Finding*> labels;
+  for (const auto& f : c.findings)
+    if (f.kind == "label_difference") labels.push_back(&f);
+  ASSERT_EQ(labels.size(), 1u);
+  EXPECT_EQ(labels[0]->variants[0], envs.back());
+  EXPECT_TRUE(Contains(labels[0]->title, "against 5 of its 5 partner variants"));
+  ASSERT_EQ(labels[0]->images.size(), 1u);
+  EXPECT_EQ(labels[0]->images[0], "p0");
+}
+
+// With no agreeing majority (three variants that all differ), every pair is reported as it is.
+TEST(Findings, WithoutAMajorityEveryDifferingPairIsReported) {
+  test::TempDir dir;
+  Store store(dir / "e.db");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  std::vector<int64_t> ids;
+  for (const char* env : {"a:threads=1", "b:threads=1", "c:threads=1", "d:threads=1"})
+    ids.push_back(store.ensure_variant(model, env, std::string(env, 1)));
+  const int64_t image_id = store.ensure_image(image("q", 0));
+  for (size_t v = 0; v < ids.size(); ++v) {
+    StoredResult r;
+    r.variant_id = ids[v];
+    r.image_id = image_id;
+    r.top_ids = {static_cast<int>(v), 9};
+    r.top_scores = {5, 1};
+    r.samples_ns = {1'000'000};
+    store.add_result(r);
+  }
+  store.flush();
+  const Comparison c = compare_variants(store);
+  const auto labels = std::count_if(c.findings.begin(), c.findings.end(),
+                                    [](const Finding& f) { return f.kind == "label_difference"; });
+  EXPECT_EQ(labels, 6);  // 4 choose 2
+}
+
 }  // namespace
 }  // namespace deltann
