@@ -13,17 +13,16 @@ the demo photos (both campaigns read the same cached tensors).
 Skipped when the worker was not built (no LibTorch at configure time) or torch/onnxruntime are not
 importable. By hand: see docs/LIBTORCH.md.
 """
-import base64
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deltann_testlib import (cached_tensor, floats, images_by_key, query, results_of,
-                             top_ids, variants_by_env, write_random_images)
+from deltann_testlib import (WorkerClient, cached_tensor, describe_worker, floats, images_by_key,
+                             onnxruntime_output, output_of, query, results_of, top_ids,
+                             variants_by_env, worker_path, write_random_images)
 
 # float32 kernels of two engines (and LibTorch's folded batch norm) differ in the last bits.
 ATOL = 1e-4
@@ -37,54 +36,11 @@ SIZE = 32  # input height and width of the tiny models
 
 @pytest.fixture(scope="module")
 def worker():
-    build = os.environ.get("DELTANN_BUILD_DIR")
-    if not build:
-        pytest.skip("DELTANN_BUILD_DIR is not set (the build folder holding deltann-worker-libtorch)")
-    path = Path(build) / "deltann-worker-libtorch"
-    if not path.is_file():
-        pytest.skip(f"{path} was not built (LibTorch not found at configure time)")
-    return path
-
-
-class Worker:
-    """One `deltann-worker-libtorch --serve` process."""
-
-    def __init__(self, binary):
-        self.proc = subprocess.Popen([str(binary), "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.reply() == {"event": "ready", "protocol": 1}
-
-    def reply(self):
-        line = self.proc.stdout.readline()
-        assert line, f"worker closed its output (exit {self.proc.wait(timeout=10)}): " \
-                     f"{self.proc.stderr.read()[-2000:]}"
-        return json.loads(line)
-
-    def request(self, message):
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-        return self.reply()
-
-    def load(self, artifact, env, spec):
-        return self.request({"op": "load", "artifact": str(artifact), "env": env, "spec": spec})
-
-    def run(self, tensor, first=True, warmup=1, repeat=2):
-        return self.request({"op": "run", "image": Path(tensor).stem, "tensor": str(tensor),
-                             "first": first, "warmup": warmup, "repeat": repeat})
-
-    def close(self):
-        self.proc.stdin.write('{"op":"quit"}\n')
-        self.proc.stdin.flush()
-        assert self.proc.wait(timeout=30) == 0
+    return worker_path("libtorch", "LibTorch not found at configure time")
 
 
 def env_text(opt, threads):
     return f"libtorch:opt={opt},device=cpu,threads={threads}"
-
-
-def output_of(result):
-    assert result["event"] == "result", result
-    return np.frombuffer(base64.b64decode(result["output"]), dtype="<f4")
 
 
 # --- tiny models ----------------------------------------------------------------------------------
@@ -180,14 +136,6 @@ def torch_models(tmp_path_factory):
     return make_models(torch, out)
 
 
-def onnxruntime_output(onnx_path, x, threads=1):
-    ort = pytest.importorskip("onnxruntime")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": x})[0].ravel()
-
-
 def random_inputs(folder, count, seed):
     """`count` .npy tensors in [0, 1) of the tiny models' shape; returns their paths."""
     rng = np.random.default_rng(seed)
@@ -202,9 +150,7 @@ def random_inputs(folder, count, seed):
 # --- protocol tests -----------------------------------------------------------------------------
 
 def test_describe_lists_knobs_and_format(worker):
-    proc = subprocess.run([str(worker), "--describe"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    info = json.loads(proc.stdout)
+    info = describe_worker(worker)
     assert info["name"] == "libtorch"
     assert info["version"].split(".")[0].isdigit(), info["version"]
     assert info["formats"] == ["torchscript"]
@@ -225,23 +171,23 @@ def test_describe_lists_knobs_and_format(worker):
 def test_output_matches_onnxruntime(worker, torch_models, tmp_path, name, opt, threads):
     pt, onnx_path, model_spec = torch_models[name]
     inputs = random_inputs(tmp_path, 2, seed=len(name) + threads)
-    w = Worker(worker)
-    loaded = w.load(pt, env_text(opt, threads), model_spec)
-    assert loaded["event"] == "loaded", loaded
-    assert loaded["load_ns"] > 0 and loaded["engine_version"]
-    for path in inputs:
-        result = w.run(path, first=True, warmup=1, repeat=3)
-        got = output_of(result)
-        assert result["first_ns"] > 0 and len(result["samples_ns"]) == 3
-        # The same input gives the same output on every repetition.
-        assert result["repeat_max_abs_diff"] == 0, result["repeat_max_abs_diff"]
-        want = onnxruntime_output(onnx_path, np.load(path), threads)
-        classes = model_spec["output"]["classes"] + model_spec["output"]["label_offset"]
-        assert got.shape == want.shape == (classes,)
-        np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
-        if name == "depthwise":
-            assert abs(float(got.sum()) - 1.0) < 1e-4  # the first element of the tuple: softmax
-    w.close()
+    with WorkerClient(worker) as w:
+        loaded = w.load(pt, env_text(opt, threads), model_spec)
+        assert loaded["event"] == "loaded", loaded
+        assert loaded["load_ns"] > 0 and loaded["engine_version"]
+        for path in inputs:
+            result = w.run(path, first=True, warmup=1, repeat=3)
+            got = output_of(result)
+            assert result["first_ns"] > 0 and len(result["samples_ns"]) == 3
+            # The same input gives the same output on every repetition.
+            assert result["repeat_max_abs_diff"] == 0, result["repeat_max_abs_diff"]
+            want = onnxruntime_output(onnx_path, np.load(path), threads=threads)
+            classes = model_spec["output"]["classes"] + model_spec["output"]["label_offset"]
+            assert got.shape == want.shape == (classes,)
+            np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
+            if name == "depthwise":
+                # The first element of the tuple: softmax.
+                assert abs(float(got.sum()) - 1.0) < 1e-4
 
 
 def test_input_shape_mismatch_names_both_shapes(worker, torch_models, tmp_path):
@@ -250,22 +196,21 @@ def test_input_shape_mismatch_names_both_shapes(worker, torch_models, tmp_path):
     small["input"].update(shape=[1, 3, 16, 16], resize=16, crop=16)
     x16 = tmp_path / "x16.npy"
     np.save(x16, np.zeros((1, 3, 16, 16), np.float32))
-    w = Worker(worker)
-    # TorchScript does not record the input shape a module wants, so the load succeeds and the
-    # first run fails, naming the spec's shape and LibTorch's reason.
-    assert w.load(pt, env_text("none", 1), small)["event"] == "loaded"
-    reply = w.run(x16)
-    assert reply["event"] == "error" and reply["stage"] == "run", reply
-    assert "[1,3,16,16]" in reply["message"] and "forward() failed" in reply["message"], reply
-    # A tensor that does not match the spec is refused before the engine sees it.
-    assert w.load(pt, env_text("none", 1), model_spec)["event"] == "loaded"
-    reply = w.run(x16)
-    assert reply["event"] == "error", reply
-    assert "[1,3,16,16]" in reply["message"] and f"[1,3,{SIZE},{SIZE}]" in reply["message"]
-    # Still usable with a tensor of the right shape.
-    (x,) = random_inputs(tmp_path, 1, seed=5)
-    assert w.run(x)["event"] == "result"
-    w.close()
+    with WorkerClient(worker) as w:
+        # TorchScript does not record the input shape a module wants, so the load succeeds and
+        # the first run fails, naming the spec's shape and LibTorch's reason.
+        assert w.load(pt, env_text("none", 1), small)["event"] == "loaded"
+        reply = w.run(x16)
+        assert reply["event"] == "error" and reply["stage"] == "run", reply
+        assert "[1,3,16,16]" in reply["message"] and "forward() failed" in reply["message"], reply
+        # A tensor that does not match the spec is refused before the engine sees it.
+        assert w.load(pt, env_text("none", 1), model_spec)["event"] == "loaded"
+        reply = w.run(x16)
+        assert reply["event"] == "error", reply
+        assert "[1,3,16,16]" in reply["message"] and f"[1,3,{SIZE},{SIZE}]" in reply["message"]
+        # Still usable with a tensor of the right shape.
+        (x,) = random_inputs(tmp_path, 1, seed=5)
+        assert w.run(x)["event"] == "result"
 
 
 def test_bad_files_are_error_replies(worker, torch_models, tmp_path):
@@ -278,18 +223,18 @@ def test_bad_files_are_error_replies(worker, torch_models, tmp_path):
     empty.write_bytes(b"")
     bad = [random_bytes, truncated, empty, pt.parent / "state_dict.pt", onnx_path,
            tmp_path / "missing.pt"]
-    w = Worker(worker)
-    for artifact in bad:
-        reply = w.load(artifact, env_text("freeze", 1), model_spec)
-        assert reply["event"] == "error" and reply["stage"] == "load", (artifact, reply)
-        assert str(artifact) in reply["message"], reply
-        assert "Exception raised from" not in reply["message"], "backtrace leaked into message"
-    # A run without a loaded model is an error reply too, and a good model still loads and runs.
-    (x,) = random_inputs(tmp_path, 1, seed=9)
-    assert w.run(x)["event"] == "error"
-    assert w.load(pt, env_text("freeze", 1), model_spec)["event"] == "loaded"
-    assert output_of(w.run(x)).shape == (10,)
-    w.close()
+    with WorkerClient(worker) as w:
+        for artifact in bad:
+            reply = w.load(artifact, env_text("freeze", 1), model_spec)
+            assert reply["event"] == "error" and reply["stage"] == "load", (artifact, reply)
+            assert str(artifact) in reply["message"], reply
+            assert "Exception raised from" not in reply["message"], "backtrace leaked into message"
+        # A run without a loaded model is an error reply too, and a good model still loads and
+        # runs.
+        (x,) = random_inputs(tmp_path, 1, seed=9)
+        assert w.run(x)["event"] == "error"
+        assert w.load(pt, env_text("freeze", 1), model_spec)["event"] == "loaded"
+        assert output_of(w.run(x)).shape == (10,)
 
 
 # --- campaigns --------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ Skipped when the worker was not built (the openvino wheel missing at configure t
 DELTANN_BIN=$PWD/build/x/deltann DELTANN_BUILD_DIR=$PWD/build/x DELTANN_SOURCE_DIR=$PWD \
 PYTHONPATH=python:tests/pylib .deps/venv/bin/python -m pytest tests/integration/test_openvino_worker.py
 """
-import base64
 import json
 import os
 import subprocess
@@ -26,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deltann_testlib import (query, results_of, top_ids, floats, variants_by_env,
+from deltann_testlib import (WorkerClient, describe_worker, floats, onnxruntime_output,
+                             output_of, query, results_of, top_ids, variants_by_env, worker_path,
                              write_random_images)
 
 # f32: OpenVINO's CPU kernels order float sums differently from ONNX Runtime's; the tiny model's
@@ -48,20 +48,12 @@ def ov_env(precision="f32", threads=1, hint="latency"):
 
 @pytest.fixture(scope="module")
 def worker():
-    build = os.environ.get("DELTANN_BUILD_DIR")
-    if not build:
-        pytest.skip("DELTANN_BUILD_DIR is not set (the build folder holding deltann-worker-openvino)")
-    path = Path(build) / "deltann-worker-openvino"
-    if not path.is_file():
-        pytest.skip(f"{path} was not built (the openvino wheel was not found at configure time)")
-    return path
+    return worker_path("openvino", "the openvino wheel was not found at configure time")
 
 
 @pytest.fixture(scope="module")
 def described(worker):
-    proc = subprocess.run([str(worker), "--describe"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return describe_worker(worker)
 
 
 def precisions(described):
@@ -70,64 +62,15 @@ def precisions(described):
     return [v for v in knob["values"] if v not in knob.get("unavailable", {})]
 
 
-class Worker:
-    """One `deltann-worker-openvino --serve` process."""
-
-    def __init__(self, binary):
-        # Engine logs may hold bytes that are not UTF-8 (a frontend quoting a corrupt file).
-        self.proc = subprocess.Popen([str(binary), "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     errors="replace")
-        assert self.reply() == {"event": "ready", "protocol": 1}
-
-    def reply(self):
-        line = self.proc.stdout.readline()
-        assert line, f"worker closed its output (exit {self.proc.wait(timeout=10)}): " \
-                     f"{self.proc.stderr.read()[-2000:]}"
-        return json.loads(line)
-
-    def request(self, message):
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-        return self.reply()
-
-    def load(self, artifact, env, spec):
-        return self.request({"op": "load", "artifact": str(artifact), "env": env, "spec": spec})
-
-    def run(self, tensor, repeat=3):
-        return self.request({"op": "run", "image": "x", "tensor": str(tensor), "first": True,
-                             "warmup": 1, "repeat": repeat})
-
-    def close(self):
-        self.proc.stdin.write('{"op":"quit"}\n')
-        self.proc.stdin.flush()
-        assert self.proc.wait(timeout=30) == 0
-        self.proc.stderr.close()
-
-
-def output_of(result):
-    assert result["event"] == "result", result
-    return np.frombuffer(base64.b64decode(result["output"]), dtype="<f4")
-
-
 def run_once(worker, artifact, env, spec, tensor):
     """Loads `artifact` under `env` in a fresh worker, runs `tensor`, returns the output."""
-    w = Worker(worker)
-    loaded = w.load(artifact, env, spec)
-    assert loaded["event"] == "loaded", loaded
-    assert loaded["load_ns"] > 0 and loaded["engine_version"]
-    result = w.run(tensor)
-    assert result["first_ns"] > 0 and len(result["samples_ns"]) == 3, result
-    w.close()
+    with WorkerClient(worker) as w:
+        loaded = w.load(artifact, env, spec)
+        assert loaded["event"] == "loaded", loaded
+        assert loaded["load_ns"] > 0 and loaded["engine_version"]
+        result = w.run(tensor)
+        assert result["first_ns"] > 0 and len(result["samples_ns"]) == 3, result
     return output_of(result)
-
-
-def ort_output(model, x):
-    ort = pytest.importorskip("onnxruntime")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": x})[0].ravel()
 
 
 def tiny_spec(models):
@@ -171,7 +114,7 @@ def test_describe(described):
 def test_f32_matches_onnxruntime(worker, models, tiny_input, hint, threads):
     x, path = tiny_input
     got = run_once(worker, models.tiny, ov_env("f32", threads, hint), tiny_spec(models), path)
-    want = ort_output(models.tiny, x)
+    want = onnxruntime_output(models.tiny, x)
     assert got.shape == want.shape == (tiny_spec(models)["output"]["classes"],)
     print(f"f32 {hint} threads={threads}: max |d| vs ORT {np.max(np.abs(got - want)):.3g}")
     np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
@@ -185,7 +128,7 @@ def test_lower_precision_is_close_but_not_f32(worker, described, models, tiny_in
     x, path = tiny_input
     got = run_once(worker, models.tiny, ov_env(precision), tiny_spec(models), path)
     f32 = run_once(worker, models.tiny, ov_env("f32"), tiny_spec(models), path)
-    want = ort_output(models.tiny, x)
+    want = onnxruntime_output(models.tiny, x)
     bound = LOW_PRECISION_REL * np.max(np.abs(want))
     print(f"{precision}: max |d| vs ORT {np.max(np.abs(got - want)):.3g}, bound {bound:.3g}")
     assert np.all(np.abs(got - want) <= bound), (got, want)
@@ -197,21 +140,19 @@ def test_unsupported_precision_is_refused_by_the_worker(worker, described, model
     missing = [p for p in ("bf16", "f16") if p not in precisions(described)]
     if not missing:
         pytest.skip("this CPU supports every precision (bf16 and f16)")
-    w = Worker(worker)
-    reply = w.load(models.tiny, ov_env(missing[0]), tiny_spec(models))
-    assert reply["event"] == "error" and reply["stage"] == "load", reply
-    assert f"precision '{missing[0]}' is not supported" in reply["message"], reply
-    w.close()
+    with WorkerClient(worker) as w:
+        reply = w.load(models.tiny, ov_env(missing[0]), tiny_spec(models))
+        assert reply["event"] == "error" and reply["stage"] == "load", reply
+        assert f"precision '{missing[0]}' is not supported" in reply["message"], reply
 
 
 def test_more_threads_than_the_plugin_uses_is_refused(worker, models):
     """The CPU plugin caps its threads at the cores it sees; a variant must not be recorded
     under a thread count it did not run with. No machine here has 512 cores."""
-    w = Worker(worker)
-    reply = w.load(models.tiny, ov_env(threads=512), tiny_spec(models))
-    assert reply["event"] == "error" and reply["stage"] == "load", reply
-    assert "asked for 512 threads but uses" in reply["message"], reply
-    w.close()
+    with WorkerClient(worker) as w:
+        reply = w.load(models.tiny, ov_env(threads=512), tiny_spec(models))
+        assert reply["event"] == "error" and reply["stage"] == "load", reply
+        assert "asked for 512 threads but uses" in reply["message"], reply
 
 
 def test_dynamic_batch_is_reshaped_to_the_spec(worker, models, tiny_input, tmp_path):
@@ -223,7 +164,7 @@ def test_dynamic_batch_is_reshaped_to_the_spec(worker, models, tiny_input, tmp_p
     onnx.save(model, str(dynamic))
     x, path = tiny_input
     got = run_once(worker, dynamic, ov_env(), tiny_spec(models), path)
-    np.testing.assert_allclose(got, ort_output(dynamic, x), atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(got, onnxruntime_output(dynamic, x), atol=ATOL, rtol=RTOL)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -231,21 +172,19 @@ def test_dynamic_batch_is_reshaped_to_the_spec(worker, models, tiny_input, tmp_p
 def test_wrong_input_shape_is_a_load_error(worker, models):
     spec = tiny_spec(models)
     spec["input"].update(shape=[1, 3, 16, 16], resize=16, crop=16)
-    w = Worker(worker)
-    reply = w.load(models.tiny, ov_env(), spec)
-    assert reply["event"] == "error" and reply["stage"] == "load", reply
-    assert "[1,3,16,16]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
-    w.close()
+    with WorkerClient(worker) as w:
+        reply = w.load(models.tiny, ov_env(), spec)
+        assert reply["event"] == "error" and reply["stage"] == "load", reply
+        assert "[1,3,16,16]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
 
 
 def test_wrong_tensor_shape_is_a_run_error(worker, models, tmp_path):
     np.save(tmp_path / "small.npy", np.zeros((1, 3, 4, 4), dtype=np.float32))
-    w = Worker(worker)
-    assert w.load(models.tiny, ov_env(), tiny_spec(models))["event"] == "loaded"
-    reply = w.run(tmp_path / "small.npy")
-    assert reply["event"] == "error" and reply["stage"] == "run", reply
-    assert "[1,3,4,4]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
-    w.close()
+    with WorkerClient(worker) as w:
+        assert w.load(models.tiny, ov_env(), tiny_spec(models))["event"] == "loaded"
+        reply = w.run(tmp_path / "small.npy")
+        assert reply["event"] == "error" and reply["stage"] == "run", reply
+        assert "[1,3,4,4]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
 
 
 def test_corrupt_or_missing_model_is_an_error_and_the_worker_goes_on(worker, models, tiny_input,
@@ -256,18 +195,17 @@ def test_corrupt_or_missing_model_is_an_error_and_the_worker_goes_on(worker, mod
     truncated.write_bytes(models.tiny.read_bytes()[:200])
     missing = tmp_path / "missing.onnx"
     x, path = tiny_input
-    w = Worker(worker)
-    for artifact in (bad, truncated, missing):
-        reply = w.load(artifact, ov_env(), tiny_spec(models))
-        assert reply["event"] == "error" and reply["stage"] == "load", reply
-        assert str(artifact) in reply["message"], reply
-    # A run with no model loaded is an error reply too; then a good model loads and runs.
-    reply = w.run(path)
-    assert reply["event"] == "error" and "before a successful load" in reply["message"], reply
-    assert w.load(models.tiny, ov_env(), tiny_spec(models))["event"] == "loaded"
-    np.testing.assert_allclose(output_of(w.run(path)), ort_output(models.tiny, x), atol=ATOL,
-                               rtol=RTOL)
-    w.close()
+    with WorkerClient(worker) as w:
+        for artifact in (bad, truncated, missing):
+            reply = w.load(artifact, ov_env(), tiny_spec(models))
+            assert reply["event"] == "error" and reply["stage"] == "load", reply
+            assert str(artifact) in reply["message"], reply
+        # A run with no model loaded is an error reply too; then a good model loads and runs.
+        reply = w.run(path)
+        assert reply["event"] == "error" and "before a successful load" in reply["message"], reply
+        assert w.load(models.tiny, ov_env(), tiny_spec(models))["event"] == "loaded"
+        np.testing.assert_allclose(output_of(w.run(path)), onnxruntime_output(models.tiny, x),
+                                   atol=ATOL, rtol=RTOL)
 
 
 # --- TFLite -----------------------------------------------------------------------------------

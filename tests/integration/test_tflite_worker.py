@@ -16,38 +16,28 @@ tests/integration/test_tflite_worker.py
 import base64
 import json
 import os
-import queue
-import shutil
-import struct
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deltann_testlib import (Deltann, cached_tensor, failures_of, floats, images_by_key, int64s,
-                             results_of, top_ids, variants_by_env, write_random_images)
+from deltann_testlib import (WorkerClient, cached_tensor, damaged_tflite_copies, describe_worker,
+                             failures_of, floats, images_by_key, int64s, output_of, results_of,
+                             run_tflite_campaign, top_ids, variants_by_env, worker_path)
+from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines sum in different orders: outputs agree to a few ulps of values below ~1.
 ATOL = 1e-4
 RTOL = 1e-4
 KNOBS = [(opt, threads) for opt in ("none", "xnnpack") for threads in (1, 2)]
-REPLY_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
 def worker():
-    build = os.environ.get("DELTANN_BUILD_DIR")
-    if not build:
-        pytest.skip("DELTANN_BUILD_DIR is not set (the build folder holding deltann-worker-tflite)")
-    path = Path(build) / "deltann-worker-tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} was not generated (no TensorFlow venv with ai-edge-litert at "
-                    "configure time; see docs/TFLITE.md)")
-    return path
+    return worker_path("tflite", "no TensorFlow venv with ai-edge-litert at configure time; "
+                                 "see docs/TFLITE.md")
 
 
 @pytest.fixture(scope="module")
@@ -61,126 +51,12 @@ def tf_python(worker):
     return python
 
 
-@dataclass
-class TfliteModels:
-    dir: Path
-    manifest: dict
-
-    def path(self, name, suffix=".tflite"):
-        return self.dir / f"{name}{suffix}"
-
-
-@pytest.fixture(scope="module")
-def tflite_models(tf_python, source_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tflite_models")
-    script = source_dir / "python" / "deltann_workers" / "make_tflite_test_models.py"
-    proc = subprocess.run([str(tf_python), str(script), "--out", str(out)], capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, \
-        f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return TfliteModels(out, json.loads((out / "models.json").read_text()))
-
-
-# What each generated model's output means (make_tflite_test_models.py).
-OUTPUTS = {
-    "tiny": {"classes": 5, "label_offset": 0, "kind": "logits"},
-    "tiny_quant": {"classes": 5, "label_offset": 0, "kind": "logits"},
-    "prob1001": {"classes": 1000, "label_offset": 1, "kind": "probabilities"},
-}
-
-
-def spec_for(models, name):
-    """An NHWC spec for a generated model, naming its input and output by their signature names.
-    Pixels are scaled to 0..1, the range the quantised model was calibrated for."""
-    io = models.manifest[name]
-    shape = io["input"]["shape"]
-    return {
-        "name": name,
-        "input": {"name": io["input"]["signature"], "shape": shape, "layout": "NHWC",
-                  "channel_order": "RGB", "resize": shape[1], "crop": shape[1],
-                  "interpolation": "bilinear", "scale": 1.0 / 255.0, "mean": [0.0, 0.0, 0.0],
-                  "std": [1.0, 1.0, 1.0]},
-        "output": dict(OUTPUTS[name], name=io["output"]["signature"]),
-    }
-
-
 def env_text(opt="xnnpack", threads=1):
     return f"tflite:opt={opt},device=cpu,threads={threads}"
 
 
-def onnx_reference(models, name, x):
-    """The model's tf2onnx twin run by ONNX Runtime's Python API on `x`, flattened."""
-    ort = pytest.importorskip("onnxruntime")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(models.path(name, ".onnx")), options,
-                                   providers=["CPUExecutionProvider"])
-    return session.run(None, {models.manifest[name]["onnx"]["input"]: x})[0].ravel()
-
-
-def random_input(models, name, seed):
-    shape = models.manifest[name]["input"]["shape"]
-    return np.random.default_rng(seed).uniform(0, 1, shape).astype(np.float32)
-
-
-class Worker:
-    """One `deltann-worker-tflite --serve` process. Replies are read by a thread so that a hung
-    worker fails the test after REPLY_TIMEOUT_S instead of stalling the suite."""
-
-    def __init__(self, binary):
-        self.proc = subprocess.Popen([str(binary), "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines = queue.Queue()
-        self.stderr = []
-        threading.Thread(target=self._pump, daemon=True,
-                         args=(self.proc.stdout, self.lines.put, True)).start()
-        threading.Thread(target=self._pump, daemon=True,
-                         args=(self.proc.stderr, self.stderr.append, False)).start()
-        assert self.reply() == {"event": "ready", "protocol": 1}
-
-    @staticmethod
-    def _pump(stream, sink, mark_end):
-        for line in stream:
-            sink(line)
-        if mark_end:
-            sink("")  # the worker closed its output
-
-    def reply(self):
-        try:
-            line = self.lines.get(timeout=REPLY_TIMEOUT_S)
-        except queue.Empty:
-            self.proc.kill()
-            pytest.fail(f"no reply within {REPLY_TIMEOUT_S} s; log: {''.join(self.stderr)[-2000:]}")
-        assert line, f"worker closed its output (exit {self.proc.wait(timeout=10)}): " \
-                     f"{''.join(self.stderr)[-2000:]}"
-        return json.loads(line)
-
-    def request(self, message):
-        self.proc.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
-        self.proc.stdin.flush()
-        return self.reply()
-
-    def load(self, artifact, spec, env=env_text()):
-        return self.request({"op": "load", "artifact": str(artifact), "env": env, "spec": spec})
-
-    def run(self, tensor, first=True, warmup=1, repeat=3, image="x"):
-        return self.request({"op": "run", "image": image, "tensor": str(tensor), "first": first,
-                             "warmup": warmup, "repeat": repeat})
-
-    def close(self):
-        self.proc.stdin.write('{"op":"quit"}\n')
-        self.proc.stdin.flush()
-        assert self.proc.wait(timeout=30) == 0
-
-
-def decode(result):
-    return np.frombuffer(base64.b64decode(result["output"]), dtype="<f4")
-
-
 def test_describe(worker):
-    proc = subprocess.run([str(worker), "--describe"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    info = json.loads(proc.stdout)
+    info = describe_worker(worker)
     assert info["name"] == "tflite"
     assert info["version"]
     assert info["devices"] == ["cpu"]
@@ -200,66 +76,65 @@ def test_usage_without_a_mode(worker):
 
 @pytest.mark.parametrize("name", ["tiny", "prob1001"])
 def test_output_matches_onnxruntime_at_every_setting(worker, tflite_models, name, tmp_path):
-    x = random_input(tflite_models, name, seed=7)
+    x = tflite_models.random_input(name, seed=7)
     np.save(tmp_path / "x.npy", x)
-    want = onnx_reference(tflite_models, name, x)
-    spec = spec_for(tflite_models, name)
+    want = tflite_models.onnx_output(name, x)
+    spec = tflite_models.spec(name)
     assert want.shape == (spec["output"]["classes"] + spec["output"]["label_offset"],)
 
-    w = Worker(worker)
-    for opt, threads in KNOBS:  # one worker, one model after another: reloading works too
-        loaded = w.load(tflite_models.path(name), spec, env_text(opt, threads))
-        assert loaded["event"] == "loaded", (opt, threads, loaded)
-        assert loaded["load_ns"] > 0 and loaded["engine_version"]
-        result = w.run(tmp_path / "x.npy", first=True, warmup=1, repeat=3)
-        assert result["event"] == "result", (opt, threads, result)
-        assert result["image"] == "x"
-        assert result["first_ns"] > 0
-        assert len(result["samples_ns"]) == 3 and all(s > 0 for s in result["samples_ns"])
-        # The same input gives the same output on every run of these deterministic kernels.
-        assert result["repeat_max_abs_diff"] == 0.0, (opt, threads, result["repeat_max_abs_diff"])
-        got = decode(result)
-        np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL, err_msg=f"{opt}, {threads}")
-        assert int(np.argmax(got)) == int(np.argmax(want)), (opt, threads)
-        if spec["output"]["kind"] == "probabilities":
-            assert abs(float(got.sum()) - 1.0) < 1e-4
-    w.close()
+    with WorkerClient(worker) as w:
+        for opt, threads in KNOBS:  # one worker, one model after another: reloading works too
+            loaded = w.load(tflite_models.path(name), env_text(opt, threads), spec)
+            assert loaded["event"] == "loaded", (opt, threads, loaded)
+            assert loaded["load_ns"] > 0 and loaded["engine_version"]
+            result = w.run(tmp_path / "x.npy", first=True, warmup=1, repeat=3)
+            assert result["event"] == "result", (opt, threads, result)
+            assert result["image"] == "x"
+            assert result["first_ns"] > 0
+            assert len(result["samples_ns"]) == 3 and all(s > 0 for s in result["samples_ns"])
+            # The same input gives the same output on every run of these deterministic kernels.
+            assert result["repeat_max_abs_diff"] == 0.0, \
+                (opt, threads, result["repeat_max_abs_diff"])
+            got = output_of(result)
+            np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL, err_msg=f"{opt}, {threads}")
+            assert int(np.argmax(got)) == int(np.argmax(want)), (opt, threads)
+            if spec["output"]["kind"] == "probabilities":
+                assert abs(float(got.sum()) - 1.0) < 1e-4
 
 
 def test_run_counts_follow_the_protocol(worker, tflite_models, tmp_path):
     """No first run and no repeats still runs the model once (and times nothing); one run in
     all leaves nothing to compare, so there is no repeat_max_abs_diff."""
-    np.save(tmp_path / "x.npy", random_input(tflite_models, "tiny", seed=3))
-    w = Worker(worker)
-    assert w.load(tflite_models.path("tiny"), spec_for(tflite_models, "tiny"))["event"] == "loaded"
-    result = w.run(tmp_path / "x.npy", first=False, warmup=0, repeat=0, image="only-once")
-    assert result["event"] == "result", result
-    assert result["image"] == "only-once"
-    assert result["samples_ns"] == [] and "first_ns" not in result
-    assert "repeat_max_abs_diff" not in result
-    assert decode(result).shape == (5,)
-    result = w.run(tmp_path / "x.npy", first=False, warmup=0, repeat=2)
-    assert len(result["samples_ns"]) == 2 and result["repeat_max_abs_diff"] == 0.0
-    w.close()
+    np.save(tmp_path / "x.npy", tflite_models.random_input("tiny", seed=3))
+    spec = tflite_models.spec("tiny")
+    with WorkerClient(worker) as w:
+        assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded"
+        result = w.run(tmp_path / "x.npy", first=False, warmup=0, repeat=0, image="only-once")
+        assert result["event"] == "result", result
+        assert result["image"] == "only-once"
+        assert result["samples_ns"] == [] and "first_ns" not in result
+        assert "repeat_max_abs_diff" not in result
+        assert output_of(result).shape == (5,)
+        result = w.run(tmp_path / "x.npy", first=False, warmup=0, repeat=2)
+        assert len(result["samples_ns"]) == 2 and result["repeat_max_abs_diff"] == 0.0
 
 
 def test_tensor_and_signature_names_both_select(worker, tflite_models, tmp_path):
-    x = random_input(tflite_models, "tiny", seed=5)
+    x = tflite_models.random_input("tiny", seed=5)
     np.save(tmp_path / "x.npy", x)
     io = tflite_models.manifest["tiny"]
-    w = Worker(worker)
-    outputs = []
-    for key in ("signature", "tensor"):
-        spec = spec_for(tflite_models, "tiny")
-        spec["input"]["name"] = io["input"][key]
-        spec["output"]["name"] = io["output"][key]
-        assert w.load(tflite_models.path("tiny"), spec)["event"] == "loaded", key
-        outputs.append(decode(w.run(tmp_path / "x.npy")))
-    spec = spec_for(tflite_models, "tiny")
-    spec["input"]["name"] = spec["output"]["name"] = ""  # the first input and output
-    assert w.load(tflite_models.path("tiny"), spec)["event"] == "loaded"
-    outputs.append(decode(w.run(tmp_path / "x.npy")))
-    w.close()
+    with WorkerClient(worker) as w:
+        outputs = []
+        for key in ("signature", "tensor"):
+            spec = tflite_models.spec("tiny")
+            spec["input"]["name"] = io["input"][key]
+            spec["output"]["name"] = io["output"][key]
+            assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded", key
+            outputs.append(output_of(w.run(tmp_path / "x.npy")))
+        spec = tflite_models.spec("tiny")
+        spec["input"]["name"] = spec["output"]["name"] = ""  # the first input and output
+        assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded"
+        outputs.append(output_of(w.run(tmp_path / "x.npy")))
     for output in outputs[1:]:
         np.testing.assert_array_equal(output, outputs[0])
 
@@ -270,161 +145,112 @@ def test_quantised_model_is_fed_and_read_as_float(worker, tflite_models, tmp_pat
     the float model's output up to quantisation error, on the output's grid of values."""
     io = tflite_models.manifest["tiny_quant"]
     assert io["input"]["dtype"] == "uint8" and io["output"]["dtype"] == "int8", io
-    x = random_input(tflite_models, "tiny_quant", seed=9)
+    x = tflite_models.random_input("tiny_quant", seed=9)
     np.save(tmp_path / "x.npy", x)
-    want = onnx_reference(tflite_models, "tiny", x)  # the float model it was quantised from
+    want = tflite_models.onnx_output("tiny", x)  # the float model it was quantised from
     scale, zero_point = io["output"]["scale"], io["output"]["zero_point"]
-    w = Worker(worker)
-    for opt in ("none", "xnnpack"):
-        loaded = w.load(tflite_models.path("tiny_quant"), spec_for(tflite_models, "tiny_quant"),
-                        env_text(opt))
-        assert loaded["event"] == "loaded", loaded
-        got = decode(w.run(tmp_path / "x.npy"))
-        assert got.shape == (5,)
-        steps = got / scale + zero_point  # dequantised values sit on the int8 grid
-        np.testing.assert_allclose(steps, np.round(steps), atol=1e-3, err_msg=opt)
-        assert np.all((np.round(steps) >= -128) & (np.round(steps) <= 127))
-        # Input rounding (1/255 steps) and int8 kernels: a few output steps at most.
-        np.testing.assert_allclose(got, want, atol=6 * scale, rtol=0, err_msg=opt)
-    w.close()
+    with WorkerClient(worker) as w:
+        for opt in ("none", "xnnpack"):
+            loaded = w.load(tflite_models.path("tiny_quant"), env_text(opt),
+                            tflite_models.spec("tiny_quant"))
+            assert loaded["event"] == "loaded", loaded
+            got = output_of(w.run(tmp_path / "x.npy"))
+            assert got.shape == (5,)
+            steps = got / scale + zero_point  # dequantised values sit on the int8 grid
+            np.testing.assert_allclose(steps, np.round(steps), atol=1e-3, err_msg=opt)
+            assert np.all((np.round(steps) >= -128) & (np.round(steps) <= 127))
+            # Input rounding (1/255 steps) and int8 kernels: a few output steps at most.
+            np.testing.assert_allclose(got, want, atol=6 * scale, rtol=0, err_msg=opt)
 
 
 def test_wrong_input_shape_is_a_load_error(worker, tflite_models):
-    spec = spec_for(tflite_models, "tiny")
+    spec = tflite_models.spec("tiny")
     spec["input"].update(shape=[1, 3, 8, 8], layout="NCHW")
-    w = Worker(worker)
-    reply = w.load(tflite_models.path("tiny"), spec)
-    assert reply["event"] == "error" and reply["stage"] == "load", reply
-    assert "[1,8,8,3]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
-    w.close()
+    with WorkerClient(worker) as w:
+        reply = w.load(tflite_models.path("tiny"), env_text(), spec)
+        assert reply["event"] == "error" and reply["stage"] == "load", reply
+        assert "[1,8,8,3]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
 
 
 def test_wrong_tensor_shape_is_a_run_error(worker, tflite_models, tmp_path):
     np.save(tmp_path / "nchw.npy", np.zeros([1, 3, 8, 8], dtype=np.float32))
     np.save(tmp_path / "f64.npy", np.zeros([1, 8, 8, 3], dtype=np.float64))
-    w = Worker(worker)
-    assert w.load(tflite_models.path("tiny"), spec_for(tflite_models, "tiny"))["event"] == "loaded"
-    reply = w.run(tmp_path / "nchw.npy")
-    assert reply["event"] == "error" and reply["stage"] == "run", reply
-    assert "[1,3,8,8]" in reply["message"] and "[1,8,8,3]" in reply["message"], reply
-    reply = w.run(tmp_path / "f64.npy")
-    assert reply["event"] == "error" and "float32" in reply["message"], reply
-    w.close()
+    spec = tflite_models.spec("tiny")
+    with WorkerClient(worker) as w:
+        assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded"
+        reply = w.run(tmp_path / "nchw.npy")
+        assert reply["event"] == "error" and reply["stage"] == "run", reply
+        assert "[1,3,8,8]" in reply["message"] and "[1,8,8,3]" in reply["message"], reply
+        reply = w.run(tmp_path / "f64.npy")
+        assert reply["event"] == "error" and "float32" in reply["message"], reply
 
 
 def test_unknown_names_are_load_errors(worker, tflite_models):
-    w = Worker(worker)
-    for side in ("input", "output"):
-        spec = spec_for(tflite_models, "tiny")
-        spec[side]["name"] = "no_such_tensor"
-        reply = w.load(tflite_models.path("tiny"), spec)
-        assert reply["event"] == "error" and reply["stage"] == "load", reply
-        assert "no_such_tensor" in reply["message"], reply
-        assert tflite_models.manifest["tiny"][side]["tensor"] in reply["message"], reply
-    w.close()
+    with WorkerClient(worker) as w:
+        for side in ("input", "output"):
+            spec = tflite_models.spec("tiny")
+            spec[side]["name"] = "no_such_tensor"
+            reply = w.load(tflite_models.path("tiny"), env_text(), spec)
+            assert reply["event"] == "error" and reply["stage"] == "load", reply
+            assert "no_such_tensor" in reply["message"], reply
+            assert tflite_models.manifest["tiny"][side]["tensor"] in reply["message"], reply
 
 
 def test_invalid_knobs_are_load_errors(worker, tflite_models):
-    w = Worker(worker)
-    for env, words in ((env_text("fast"), "none, xnnpack"), (env_text(threads=0), "threads=0"),
-                       ("tflite:opt=none,device=gpu,threads=1", "device=gpu")):
-        reply = w.load(tflite_models.path("tiny"), spec_for(tflite_models, "tiny"), env)
-        assert reply["event"] == "error" and reply["stage"] == "load", reply
-        assert words in reply["message"], reply
-    w.close()
-
-
-def damaged_copies(model, folder):
-    """Broken variants of a valid .tflite file, with what each one tries."""
-    data = model.read_bytes()
-    files = {
-        "random bytes": np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
-        "truncated": data[: len(data) // 2],
-        "empty": b"",
-        # A root table offset far past the end: LiteRT does not verify the flatbuffer and reads
-        # out of bounds (SIGSEGV in the trial load), so this is the crash path.
-        "root offset out of range": struct.pack("<I", 0x7FFFFFF0) + data[4:],
-        "every 7th byte inverted": bytes(b ^ 0xFF if i >= 16 and i % 7 == 2 else b
-                                         for i, b in enumerate(data)),
-    }
-    paths = {}
-    for n, (what, content) in enumerate(files.items()):
-        path = folder / f"damaged_{n}.tflite"
-        path.write_bytes(content)
-        paths[what] = path
-    paths["missing"] = folder / "missing.tflite"
-    paths["a folder"] = folder
-    return paths
+    with WorkerClient(worker) as w:
+        for env, words in ((env_text("fast"), "none, xnnpack"), (env_text(threads=0), "threads=0"),
+                           ("tflite:opt=none,device=gpu,threads=1", "device=gpu")):
+            reply = w.load(tflite_models.path("tiny"), env, tflite_models.spec("tiny"))
+            assert reply["event"] == "error" and reply["stage"] == "load", reply
+            assert words in reply["message"], reply
 
 
 def test_damaged_files_are_error_replies(worker, tflite_models, tmp_path):
-    x = random_input(tflite_models, "tiny", seed=1)
+    x = tflite_models.random_input("tiny", seed=1)
     np.save(tmp_path / "x.npy", x)
-    spec = spec_for(tflite_models, "tiny")
+    spec = tflite_models.spec("tiny")
     (tmp_path / "bad").mkdir()
-    w = Worker(worker)
-    for what, path in damaged_copies(tflite_models.path("tiny"), tmp_path / "bad").items():
-        reply = w.load(path, spec)
-        assert reply["event"] == "error" and reply["stage"] == "load", (what, reply)
-        assert str(path) in reply["message"], (what, reply)
-        # The failed load leaves no model behind.
-        reply = w.run(tmp_path / "x.npy")
-        assert reply["event"] == "error" and "before a successful load" in reply["message"], \
-            (what, reply)
-    # Still the same, usable worker.
-    assert w.proc.poll() is None
-    assert w.load(tflite_models.path("tiny"), spec)["event"] == "loaded"
-    np.testing.assert_allclose(decode(w.run(tmp_path / "x.npy")),
-                               onnx_reference(tflite_models, "tiny", x), atol=ATOL, rtol=RTOL)
-    w.close()
+    with WorkerClient(worker) as w:
+        damaged = damaged_tflite_copies(tflite_models.path("tiny"), tmp_path / "bad")
+        for what, path in damaged.items():
+            reply = w.load(path, env_text(), spec)
+            assert reply["event"] == "error" and reply["stage"] == "load", (what, reply)
+            assert str(path) in reply["message"], (what, reply)
+            # The failed load leaves no model behind.
+            reply = w.run(tmp_path / "x.npy")
+            assert reply["event"] == "error" and "before a successful load" in reply["message"], \
+                (what, reply)
+        # Still the same, usable worker.
+        assert w.proc.poll() is None
+        assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded"
+        np.testing.assert_allclose(output_of(w.run(tmp_path / "x.npy")),
+                                   tflite_models.onnx_output("tiny", x), atol=ATOL, rtol=RTOL)
 
 
 def test_malformed_requests_are_protocol_errors(worker, tflite_models, tmp_path):
-    w = Worker(worker)
-    for line in ("not json", "[1, 2]", json.dumps({"op": "dance"})):
-        reply = w.request(line)
-        assert reply["event"] == "error" and reply["stage"] == "protocol", (line, reply)
-    reply = w.request({"op": "load", "env": env_text(), "spec": {}})
-    assert reply["event"] == "error" and reply["stage"] == "load", reply
-    assert "artifact" in reply["message"], reply
-    reply = w.run(tmp_path / "none.npy")
-    assert reply["event"] == "error" and reply["stage"] == "run", reply
-    w.close()
+    with WorkerClient(worker) as w:
+        for line in ("not json", "[1, 2]", json.dumps({"op": "dance"})):
+            reply = w.request(line)
+            assert reply["event"] == "error" and reply["stage"] == "protocol", (line, reply)
+        reply = w.request({"op": "load", "env": env_text(), "spec": {}})
+        assert reply["event"] == "error" and reply["stage"] == "load", reply
+        assert "artifact" in reply["message"], reply
+        reply = w.run(tmp_path / "none.npy")
+        assert reply["event"] == "error" and reply["stage"] == "run", reply
 
 
 # --- a real campaign ------------------------------------------------------------------------
 
-def run_campaign(deltann_bin, worker, models, name, envs, sizes, work, spec=None):
-    """`deltann run` on a copy of model NAME with its NHWC spec (spec_for's unless given) beside
-    it, with the engines of the worker's folder (DELTANN_WORKER_DIR; under ctest that is the
-    binary's own folder anyway)."""
-    work.mkdir(parents=True, exist_ok=True)
-    model = work / f"{name}.tflite"
-    shutil.copyfile(models.path(name), model)
-    (work / f"{name}.spec.json").write_text(json.dumps(spec or spec_for(models, name)))
-    write_random_images(work / "images", sizes, seed=99)
-    (work / "cache").mkdir(exist_ok=True)
-    deltann = Deltann(deltann_bin, work / "cache")
-    db = work / "campaign.db"
-    args = ["run", "--model", model, "--images", work / "images", "--db", db, "--repeat", 2,
-            "--warmup", 1]
-    for env in envs:
-        args += ["--env", env]
-    run = deltann.run(*args, env={"DELTANN_WORKER_DIR": str(worker.parent)})
-    return db, run, deltann.cache_dir
-
-
 def engine_version(worker):
-    proc = subprocess.run([str(worker), "--describe"], capture_output=True, text=True, timeout=60)
-    return json.loads(proc.stdout)["version"]
+    return describe_worker(worker)["version"]
 
 
 def test_campaign_end_to_end(deltann_bin, worker, tflite_models, tmp_path):
     envs = {"tflite:opt=xnnpack,threads=1": env_text("xnnpack", 1),
             "tflite:opt=none,threads=1": env_text("none", 1)}
     sizes = [(8, 8)] * 3 + [(13, 10), (24, 17)]
-    db, run, cache = run_campaign(deltann_bin, worker, tflite_models, "tiny", envs, sizes,
-                                  tmp_path / "tiny")
+    db, run, cache = run_tflite_campaign(deltann_bin, worker, tflite_models, "tiny", envs,
+                                         sizes, tmp_path / "tiny")
     assert f"{len(envs)} variants run, 0 failed" in run.stderr, run.describe()
     variants = variants_by_env(db)
     assert sorted(variants) == sorted(envs.values())
@@ -446,16 +272,16 @@ def test_campaign_end_to_end(deltann_bin, worker, tflite_models, tmp_path):
             # The very tensor deltann preprocessed (NHWC, as the spec says) through ONNX Runtime.
             x = cached_tensor(cache, image["sha256"])
             assert x.shape == (1, 8, 8, 3)
-            np.testing.assert_allclose(output, onnx_reference(tflite_models, "tiny", x),
+            np.testing.assert_allclose(output, tflite_models.onnx_output("tiny", x),
                                        atol=ATOL, rtol=RTOL, err_msg=f"{env} {key}")
 
 
 def test_campaign_with_background_slot(deltann_bin, worker, tflite_models, tmp_path):
     """1001 probabilities with TensorFlow's background slot: the campaign accepts the length
     (classes + label offset) and ranks class ids without the slot."""
-    db, run, _ = run_campaign(deltann_bin, worker, tflite_models, "prob1001",
-                              ["tflite:opt=xnnpack,threads=1"], [(16, 16), (20, 31)],
-                              tmp_path / "prob1001")
+    db, run, _ = run_tflite_campaign(deltann_bin, worker, tflite_models, "prob1001",
+                                     ["tflite:opt=xnnpack,threads=1"], [(16, 16), (20, 31)],
+                                     tmp_path / "prob1001")
     (variant,) = variants_by_env(db).values()
     assert variant["status"] == "done", run.describe()
     results = results_of(db, variant["id"])
@@ -524,7 +350,7 @@ def test_generic_loop_keeps_stdout_for_replies(source_dir, tmp_path):
     result = replies[3]
     assert result["first_ns"] > 0 and len(result["samples_ns"]) == 2
     # 4 runs: the first output is x * 1, the last x * 4.
-    np.testing.assert_array_equal(decode(result), x.ravel() * 4)
+    np.testing.assert_array_equal(output_of(result), x.ravel() * 4)
     assert result["repeat_max_abs_diff"] == pytest.approx(3 * 2.0)
     assert "chatter from Python print" in proc.stderr
     assert "chatter from a native library" in proc.stderr

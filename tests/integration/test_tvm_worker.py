@@ -6,14 +6,13 @@ Skipped when the worker was not built (TVM missing at configure time) or tvm is 
 By hand: DELTANN_BUILD_DIR=$PWD/build/tvm DELTANN_SOURCE_DIR=$PWD PYTHONPATH=python:tests/pylib \
 .deps/venv/bin/python -m pytest tests/integration/test_tvm_worker.py
 """
-import base64
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from deltann_testlib import (WorkerClient, describe_worker, onnxruntime_output, output_of,
+                             worker_path)
 
 ATOL = 1e-4
 RTOL = 1e-4
@@ -22,13 +21,7 @@ ENV = "tvm:opt=3,device=cpu,threads=1"
 
 @pytest.fixture(scope="module")
 def worker():
-    build = os.environ.get("DELTANN_BUILD_DIR")
-    if not build:
-        pytest.skip("DELTANN_BUILD_DIR is not set (the build folder holding deltann-worker-tvm)")
-    path = Path(build) / "deltann-worker-tvm"
-    if not path.is_file():
-        pytest.skip(f"{path} was not built (TVM not found at configure time)")
-    return path
+    return worker_path("tvm", "TVM not found at configure time")
 
 
 @pytest.fixture(scope="module")
@@ -45,39 +38,12 @@ def tiny_library(models, tmp_path_factory):
     return path
 
 
-class Worker:
-    """One `deltann-worker-tvm --serve` process."""
-
-    def __init__(self, binary):
-        self.proc = subprocess.Popen([str(binary), "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.reply() == {"event": "ready", "protocol": 1}
-
-    def reply(self):
-        line = self.proc.stdout.readline()
-        assert line, f"worker closed its output (exit {self.proc.wait(timeout=10)}): " \
-                     f"{self.proc.stderr.read()[-2000:]}"
-        return json.loads(line)
-
-    def request(self, message):
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-        return self.reply()
-
-    def close(self):
-        self.proc.stdin.write('{"op":"quit"}\n')
-        self.proc.stdin.flush()
-        assert self.proc.wait(timeout=30) == 0
-
-
 def tiny_spec(models):
     return json.loads(models.tiny.with_suffix(".spec.json").read_text())
 
 
 def test_describe(worker):
-    proc = subprocess.run([str(worker), "--describe"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    info = json.loads(proc.stdout)
+    info = describe_worker(worker)
     assert info["name"] == "tvm"
     assert info["version"]
     assert "cpu" in info["devices"]
@@ -89,26 +55,21 @@ def test_describe(worker):
 
 
 def test_output_matches_onnxruntime(worker, models, tiny_library, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     spec = tiny_spec(models)
     x = np.random.default_rng(7).uniform(0, 255, spec["input"]["shape"]).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
 
-    w = Worker(worker)
-    loaded = w.request({"op": "load", "artifact": str(tiny_library), "env": ENV, "spec": spec})
-    assert loaded["event"] == "loaded", loaded
-    assert loaded["load_ns"] > 0 and loaded["engine_version"]
-    result = w.request({"op": "run", "image": "x", "tensor": str(tmp_path / "x.npy"),
-                        "first": True, "warmup": 1, "repeat": 3})
-    assert result["event"] == "result", result
-    assert result["first_ns"] > 0 and len(result["samples_ns"]) == 3
-    w.close()
+    with WorkerClient(worker) as w:
+        loaded = w.load(tiny_library, ENV, spec)
+        assert loaded["event"] == "loaded", loaded
+        assert loaded["load_ns"] > 0 and loaded["engine_version"]
+        result = w.run(tmp_path / "x.npy", first=True, warmup=1, repeat=3)
+        assert result["event"] == "result", result
+        assert result["first_ns"] > 0 and len(result["samples_ns"]) == 3
 
-    got = np.frombuffer(base64.b64decode(result["output"]), dtype="<f4")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(models.tiny), options, providers=["CPUExecutionProvider"])
-    want = session.run(None, {"input": x})[0].ravel()
+    got = output_of(result)
+    want = onnxruntime_output(models.tiny, x)
     assert got.shape == want.shape == (spec["output"]["classes"],)
     np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL)
 
@@ -116,25 +77,21 @@ def test_output_matches_onnxruntime(worker, models, tiny_library, tmp_path):
 def test_wrong_input_shape_is_a_load_error(worker, models, tiny_library):
     spec = tiny_spec(models)
     spec["input"].update(shape=[1, 3, 16, 16], resize=16, crop=16)
-    w = Worker(worker)
-    reply = w.request({"op": "load", "artifact": str(tiny_library), "env": ENV, "spec": spec})
-    assert reply["event"] == "error" and reply["stage"] == "load", reply
-    assert "[1,3,16,16]" in reply["message"], reply
-    w.close()
+    with WorkerClient(worker) as w:
+        reply = w.load(tiny_library, ENV, spec)
+        assert reply["event"] == "error" and reply["stage"] == "load", reply
+        assert "[1,3,16,16]" in reply["message"], reply
 
 
 def test_corrupt_library_is_an_error_reply(worker, models, tmp_path):
     bad = tmp_path / "corrupt.so"
     bad.write_bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     missing = tmp_path / "missing.so"
-    w = Worker(worker)
-    for artifact in (bad, missing):
-        reply = w.request({"op": "load", "artifact": str(artifact), "env": ENV,
-                           "spec": tiny_spec(models)})
-        assert reply["event"] == "error" and reply["stage"] == "load", reply
-        assert str(artifact) in reply["message"], reply
-    # Still usable: a run without a model is an error reply too.
-    reply = w.request({"op": "run", "image": "x", "tensor": str(tmp_path / "none.npy"),
-                       "first": True, "warmup": 0, "repeat": 1})
-    assert reply["event"] == "error", reply
-    w.close()
+    with WorkerClient(worker) as w:
+        for artifact in (bad, missing):
+            reply = w.load(artifact, ENV, tiny_spec(models))
+            assert reply["event"] == "error" and reply["stage"] == "load", reply
+            assert str(artifact) in reply["message"], reply
+        # Still usable: a run without a model is an error reply too.
+        reply = w.run(tmp_path / "none.npy", first=True, warmup=0, repeat=1, image="x")
+        assert reply["event"] == "error", reply

@@ -1,16 +1,22 @@
 """Helpers shared by deltann's pytest suites (tests/integration and tests/e2e): finding inputs
-named by environment variables, running the `deltann` binary, reading its campaign database
-(schema in docs/STORAGE.md) and making small test images.
+named by environment variables, running the `deltann` binary, driving an engine worker over the
+worker protocol (docs/PROTOCOL.md), reading the campaign database (schema in docs/STORAGE.md),
+making small test images, and the tiny TFLite models that the LiteRT and Arm NN suites share.
 
 Each suite's conftest.py imports from here the fixtures it shares with the other suite (so that
 pytest finds them) and defines its own. This folder must be on PYTHONPATH: ctest
 (tests/CMakeLists.txt) puts it there; by hand, add tests/pylib to PYTHONPATH.
 """
+import base64
 import hashlib
 import json
 import os
+import queue
+import shutil
 import sqlite3
+import struct
 import subprocess
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -114,6 +120,132 @@ class Deltann:
             stderr.close()
 
 
+# --- engine workers over the worker protocol (docs/PROTOCOL.md) ----------------------------------
+
+# How long a worker may take over one reply before the test fails (rather than hangs).
+REPLY_TIMEOUT_S = 120
+
+
+def worker_path(engine, why_missing):
+    """DELTANN_BUILD_DIR/deltann-worker-ENGINE, or a skip saying why there is none: the variable
+    is unset, or the worker was not built (`why_missing`: what usually causes that)."""
+    build = env_path("DELTANN_BUILD_DIR", f"the build folder holding deltann-worker-{engine}")
+    path = build / f"deltann-worker-{engine}"
+    if not path.is_file():
+        pytest.skip(f"{path} was not built ({why_missing})")
+    return path
+
+
+def describe_worker(binary):
+    """What `WORKER --describe` prints, parsed; fails the test when it exits non-zero."""
+    proc = subprocess.run([str(binary), "--describe"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def output_of(reply):
+    """The float32 output of a `result` reply as a numpy array; fails the test on other replies."""
+    assert reply["event"] == "result", reply
+    return np.frombuffer(base64.b64decode(reply["output"]), dtype="<f4")
+
+
+class WorkerClient:
+    """One `WORKER --serve` process, driven one request at a time; starting it waits for the
+    ready event.
+
+    Replies are read by a thread, so that a hung worker fails the test after `timeout` seconds
+    instead of stalling the suite; its standard error is kept for assertion messages. As a
+    context manager: leaving the block normally quits the worker and checks that it exits 0,
+    leaving it by an exception kills it.
+    """
+
+    def __init__(self, binary, timeout=REPLY_TIMEOUT_S):
+        # errors="replace": engine logs may hold bytes that are not UTF-8 (a frontend quoting a
+        # corrupt file).
+        self.proc = subprocess.Popen([str(binary), "--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     errors="replace")
+        self.timeout = timeout
+        self.lines = queue.Queue()
+        self.stderr = []
+        threading.Thread(target=self._pump, daemon=True,
+                         args=(self.proc.stdout, self.lines.put, True)).start()
+        threading.Thread(target=self._pump, daemon=True,
+                         args=(self.proc.stderr, self.stderr.append, False)).start()
+        try:
+            assert self.reply() == {"event": "ready", "protocol": 1}
+        except BaseException:
+            self.kill()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.kill()
+
+    @staticmethod
+    def _pump(stream, sink, mark_end):
+        for line in stream:
+            sink(line)
+        if mark_end:
+            sink("")  # the worker closed its output
+
+    def log(self):
+        """The end of what the worker wrote to standard error so far."""
+        return "".join(self.stderr)[-2000:]
+
+    def reply(self):
+        """The next reply, parsed; fails the test when none comes in time or the worker ends."""
+        try:
+            line = self.lines.get(timeout=self.timeout)
+        except queue.Empty:
+            self.kill()
+            pytest.fail(f"no reply within {self.timeout} s; log: {self.log()}")
+        assert line, f"worker closed its output (exit {self.proc.wait(timeout=10)}): {self.log()}"
+        return json.loads(line)
+
+    def request(self, message):
+        """Sends one request (a dict, or a raw line as text) and returns the reply, whatever its
+        event."""
+        self.proc.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
+        self.proc.stdin.flush()
+        return self.reply()
+
+    def load(self, artifact, env, spec):
+        return self.request({"op": "load", "artifact": str(artifact), "env": env, "spec": spec})
+
+    def run(self, tensor, first=True, warmup=1, repeat=3, image=None):
+        """Runs the loaded model on a .npy tensor; `image` (by default the file's stem) names the
+        image in the reply."""
+        image = Path(tensor).stem if image is None else image
+        return self.request({"op": "run", "image": image, "tensor": str(tensor), "first": first,
+                             "warmup": warmup, "repeat": repeat})
+
+    def close(self):
+        """Asks the worker to quit and checks that it exits 0."""
+        self.proc.stdin.write('{"op":"quit"}\n')
+        self.proc.stdin.flush()
+        assert self.proc.wait(timeout=30) == 0, self.log()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def onnxruntime_output(model, x, input_name="input", threads=1):
+    """Output 0 of an ONNX model run by ONNX Runtime's Python API (CPU) on `x`, flattened;
+    skips without onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {input_name: x})[0].ravel()
+
+
 # --- the campaign database --------------------------------------------------------------------
 
 def query(db, sql, params=()):
@@ -211,3 +343,106 @@ def cached_tensor(cache_dir, image_sha256):
     matches = sorted(Path(cache_dir).glob(f"tensors/*/{image_sha256}.npy"))
     assert len(matches) == 1, f"expected one cached tensor for {image_sha256}, found {matches}"
     return np.load(matches[0])
+
+
+# --- tiny TFLite models (the LiteRT and Arm NN suites) ----------------------------------------
+
+# What each model of python/deltann_workers/make_tflite_test_models.py outputs.
+TFLITE_OUTPUTS = {
+    "tiny": {"classes": 5, "label_offset": 0, "kind": "logits"},
+    "tiny_quant": {"classes": 5, "label_offset": 0, "kind": "logits"},
+    "prob1001": {"classes": 1000, "label_offset": 1, "kind": "probabilities"},
+}
+
+
+@dataclass
+class TfliteModels:
+    """The models make_tflite_test_models.py wrote to `dir`, with its models.json (`manifest`:
+    each model's input and output tensors and the input name of its tf2onnx twin)."""
+    dir: Path
+    manifest: dict
+
+    def path(self, name, suffix=".tflite"):
+        return self.dir / f"{name}{suffix}"
+
+    def spec(self, name):
+        """An NHWC spec for a model, naming its input and output by their signature names.
+        Pixels are scaled to 0..1, the range the quantised model was calibrated for."""
+        io = self.manifest[name]
+        shape = io["input"]["shape"]
+        return {
+            "name": name,
+            "input": {"name": io["input"]["signature"], "shape": shape, "layout": "NHWC",
+                      "channel_order": "RGB", "resize": shape[1], "crop": shape[1],
+                      "interpolation": "bilinear", "scale": 1.0 / 255.0,
+                      "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
+            "output": dict(TFLITE_OUTPUTS[name], name=io["output"]["signature"]),
+        }
+
+    def random_input(self, name, seed):
+        """A float32 input of the model's shape, uniform in 0..1."""
+        shape = self.manifest[name]["input"]["shape"]
+        return np.random.default_rng(seed).uniform(0, 1, shape).astype(np.float32)
+
+    def onnx_output(self, name, x):
+        """The model's tf2onnx twin run by ONNX Runtime on `x`, flattened."""
+        return onnxruntime_output(self.path(name, ".onnx"), x,
+                                  input_name=self.manifest[name]["onnx"]["input"])
+
+
+@pytest.fixture(scope="module")
+def tflite_models(tf_python, source_dir, tmp_path_factory):
+    """The tiny TFLite models (and their ONNX twins), made by make_tflite_test_models.py under
+    the TensorFlow venv's Python: the `tf_python` fixture of the suite that imports this one."""
+    out = tmp_path_factory.mktemp("tflite_models")
+    script = source_dir / "python" / "deltann_workers" / "make_tflite_test_models.py"
+    proc = subprocess.run([str(tf_python), str(script), "--out", str(out)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, \
+        f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return TfliteModels(out, json.loads((out / "models.json").read_text()))
+
+
+def damaged_tflite_copies(model, folder):
+    """{what each tries: path} of broken variants of a valid .tflite file, written to `folder`
+    (plus a missing file and the folder itself)."""
+    data = Path(model).read_bytes()
+    files = {
+        "random bytes": np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        # A root table offset far past the end: LiteRT does not verify the flatbuffer and reads
+        # out of bounds (SIGSEGV in the trial load), so this is the crash path.
+        "root offset out of range": struct.pack("<I", 0x7FFFFFF0) + data[4:],
+        "every 7th byte inverted": bytes(b ^ 0xFF if i >= 16 and i % 7 == 2 else b
+                                         for i, b in enumerate(data)),
+    }
+    paths = {}
+    for n, (what, content) in enumerate(files.items()):
+        path = folder / f"damaged_{n}.tflite"
+        path.write_bytes(content)
+        paths[what] = path
+    paths["missing"] = folder / "missing.tflite"
+    paths["a folder"] = folder
+    return paths
+
+
+def run_tflite_campaign(deltann_bin, worker, models, name, envs, sizes, work, spec=None):
+    """`deltann run` on a copy of TFLite model NAME with its NHWC spec (models.spec's unless
+    given) beside it, on random images, with the engines of the worker's folder
+    (DELTANN_WORKER_DIR; under ctest that is the binary's own folder anyway). Returns the
+    database, the RunResult and the preprocessing cache."""
+    work.mkdir(parents=True, exist_ok=True)
+    model = work / f"{name}.tflite"
+    shutil.copyfile(models.path(name), model)
+    (work / f"{name}.spec.json").write_text(json.dumps(spec or models.spec(name)))
+    write_random_images(work / "images", sizes, seed=99)
+    (work / "cache").mkdir(exist_ok=True)
+    deltann = Deltann(deltann_bin, work / "cache")
+    db = work / "campaign.db"
+    args = ["run", "--model", model, "--images", work / "images", "--db", db, "--repeat", 2,
+            "--warmup", 1]
+    for env in envs:
+        args += ["--env", env]
+    run = deltann.run(*args, env={"DELTANN_WORKER_DIR": str(worker.parent)})
+    return db, run, deltann.cache_dir
