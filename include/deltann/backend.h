@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "deltann/environment.h"
+#include "deltann/error.h"
 #include "deltann/spec.h"
 #include "deltann/tensor.h"
 
@@ -53,10 +54,27 @@ struct LoadRequest {
   OutputSpec output;
 };
 
+// One intermediate tensor of a run, for localisation (docs/LOCALIZE.md).
+struct CapturedTensor {
+  std::string name;            // the graph's tensor name (the ONNX value name where there is one)
+  std::string op;              // the operator that produced it ("Conv", ...), "" when unknown
+  std::vector<int64_t> shape;  // as the engine holds it (NHWC engines report NHWC)
+  std::vector<double> values;  // float64, so that the reference executor loses nothing
+};
+
 // A loaded model. Only run() is timed; it returns when the device has finished.
 class Session {
  public:
   virtual ~Session() = default;
+  // Runs the bound input once more, untimed, and returns every intermediate tensor the engine can
+  // expose, in execution order, the graph's output last. Engines that cannot capture throw
+  // Unsupported (the default).
+  virtual std::vector<CapturedTensor> capture() {
+    throw Unsupported("this engine cannot capture intermediate tensors");
+  }
+  // How capture() sees the tensors, recorded with every number it produces (e.g. "onnxruntime:
+  // every node output made a graph output, graph optimisation disabled"); "" when it cannot.
+  virtual std::string capture_mode() const { return ""; }
   // Binds the input for the following run() calls (not timed). Throws Error on a shape mismatch.
   virtual void set_input(const Tensor& input) = 0;
   virtual void run() = 0;

@@ -1,0 +1,1 @@
+# The float64 ONNX reference engine (filled in by its engine module).
