@@ -6,10 +6,32 @@
 
 #include "deltann/backend.h"
 #include "deltann/campaign.h"
+#include "run/converter.h"
 #include "run/worker_process.h"
 #include "verbs.h"
 
 namespace deltann::cli {
+namespace {
+
+// The conversion steps environments can chain (`tflite@onnx>tflite`), with their tools.
+void print_conversions() {
+  auto converter = Converter::find();
+  if (!converter) return;
+  try {
+    std::cout << "conversions (environment@from>to...; docs/CONVERSIONS.md)\n";
+    for (const auto& step : converter->steps()) {
+      std::string knobs;
+      for (const auto& k : step.knobs) knobs += (knobs.empty() ? "" : ", ") + k;
+      std::cout << "  " << step.name() << "  " << step.tool << " (" << step.tool_version << ")"
+                << (knobs.empty() ? "" : "  knobs: " + knobs)
+                << (step.unavailable.empty() ? "" : "  unavailable: " + step.unavailable) << '\n';
+    }
+  } catch (const std::exception& e) {
+    std::cout << "  unavailable: " << e.what() << '\n';
+  }
+}
+
+}  // namespace
 
 void add_backends(CLI::App& app) {
   auto json_output = std::make_shared<bool>(false);
@@ -51,12 +73,19 @@ void add_backends(CLI::App& app) {
       for (const auto& k : info.knobs) {
         std::cout << "  " << k.name << " = ";
         if (k.values.empty()) std::cout << "<positive integer>";
-        for (size_t i = 0; i < k.values.size(); ++i) std::cout << (i ? " | " : "") << k.values[i];
+        for (size_t i = 0; i < k.values.size(); ++i) {
+          std::cout << (i ? " | " : "") << k.values[i];
+          if (k.unavailable.count(k.values[i])) std::cout << " (not here)";
+        }
         std::cout << "  (default " << k.default_value << ")"
                   << (k.help.empty() ? "" : "  " + k.help) << '\n';
       }
+      for (const auto& k : info.knobs)
+        for (const auto& [value, why] : k.unavailable)
+          std::cout << "  " << k.name << "=" << value << " not here: " << why << '\n';
       std::cout << '\n';
     }
+    print_conversions();
   });
 }
 
