@@ -140,9 +140,11 @@ Finding deviation_finding(const std::string& env, const std::vector<const Findin
   Finding f;
   f.kind = labels ? "label_difference" : "numeric_difference";
   f.severity = worst->severity;
-  f.title = env + (labels ? " changes top-1 labels" : " gives different outputs (same labels)") +
-            " against " + std::to_string(against.size()) + " of its " + std::to_string(partners) +
-            " partner variants, which agree with each other";
+  f.title =
+      env +
+      (labels ? " changes top-1 labels against " : " gives different outputs (same labels) from ") +
+      std::to_string(against.size()) + " of the " + std::to_string(partners) +
+      " variants that agree with most others";
   const std::string& other = worst->variants[0] == env ? worst->variants[1] : worst->variants[0];
   f.evidence = "worst against " + other + ": " + worst->evidence;
   std::set<std::string> images;
