@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "deltann/dataset.h"
+#include "deltann/spec.h"
 
 namespace deltann {
 
@@ -50,6 +51,23 @@ struct CampaignOutcome {
 // Runs (or resumes) the campaign. Throws Error only for problems that stop everything (the model
 // file is missing, the database cannot be opened); everything else is recorded and reported.
 CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents& events);
+
+// One environment made ready the way a campaign readies its variants: the engine described, the
+// knobs resolved, the artifact converted and compiled as the environment says (cached).
+struct PreparedEnvironment {
+  std::string env;  // canonical, every knob explicit
+  std::string framework;
+  std::filesystem::path worker;    // deltann-worker-<framework>
+  std::filesystem::path artifact;  // what the worker loads
+  ModelSpec spec;                  // the artifact's spec (a conversion may change the layout)
+};
+
+// Plans `environment` for config.model (config.worker_dir, cache_dir and build_timeout_s are
+// used) and builds its artifact. Throws Error saying why it cannot run here (engine not built,
+// invalid knob, conversion or compile failure); `say` gets progress lines.
+PreparedEnvironment prepare_environment(const CampaignConfig& config, const ModelSpec& spec,
+                                        const std::string& environment,
+                                        const std::function<void(const std::string&)>& say);
 
 // Folder holding the worker executables: $DELTANN_WORKER_DIR, else the folder of this program.
 std::filesystem::path default_worker_dir();

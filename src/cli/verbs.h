@@ -11,5 +11,6 @@ void add_backends(CLI::App& app);
 void add_report(CLI::App& app);
 void add_export(CLI::App& app);
 void add_check(CLI::App& app);
+void add_localize(CLI::App& app);
 
 }  // namespace deltann::cli

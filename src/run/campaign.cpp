@@ -364,14 +364,8 @@ class VariantRunner {
       fail("load", "error", e.what(), std::nullopt);
       return abandon("its worker cannot start");
     }
-    auto ready = worker_->receive(config_.timeout_s);
-    if (ready) {
-      worker_->send({{"op", "load"},
-                     {"artifact", artifact_.string()},
-                     {"env", variant_->text},
-                     {"spec", to_json(spec_)}});
-      ready = worker_->receive(config_.timeout_s);
-    }
+    const auto ready =
+        load_worker(*worker_, artifact_, variant_->text, to_json(spec_), config_.timeout_s);
     if (!ready) {
       record_death("load", std::nullopt);
       return abandon("it could not be loaded");
@@ -529,7 +523,60 @@ bool convert_chain(const PlannedVariant& variant, const CampaignConfig& config,
   return true;
 }
 
+// Makes what a variant runs: its conversion steps (stage "convert"), then its engine's compile
+// step (stage "compile"). On failure returns false with the stage, symptom and message.
+bool build_artifact(const PlannedVariant& variant, const CampaignConfig& config,
+                    const ModelSpec& spec, VariantArtifact& made, std::string& stage,
+                    std::string& symptom, std::string& message,
+                    const std::function<void(const std::string&)>& say) {
+  if (!variant.chain.empty()) {
+    stage = "convert";
+    if (!convert_chain(variant, config, spec, made, symptom, message, say)) return false;
+  }
+  if (const auto& builder = variant.builder) {
+    const BuildResult built = builder->build(made.file, made.sha, made.spec, variant.env,
+                                             config.cache_dir, config.build_timeout_s);
+    if (!built.ok) {
+      stage = "compile";
+      symptom = built.symptom;
+      message = built.message;
+      return false;
+    }
+    say(variant.text + (built.cached ? ": artifact from the cache (" : ": compiled in ") +
+        std::to_string(built.compile_ns / 1'000'000) + " ms" +
+        (built.cached ? " when built)" : ""));
+    const json conversion = made.report.value("conversion", json::array());
+    made.report = json::parse(built.report_json, nullptr, false);
+    if (!made.report.is_object()) made.report = json::object();
+    if (!conversion.empty()) made.report["conversion"] = conversion;
+    made.build_ns += built.compile_ns;
+    made.file = built.artifact;
+    made.sha = sha256_file(made.file);
+  }
+  return true;
+}
+
 }  // namespace
+
+PreparedEnvironment prepare_environment(const CampaignConfig& config, const ModelSpec& spec,
+                                        const std::string& environment,
+                                        const std::function<void(const std::string&)>& say) {
+  CampaignConfig one = config;
+  one.environments = {environment};
+  const std::vector<PlannedVariant> planned = plan(one, spec);
+  if (planned.size() != 1)
+    throw Error("environment '" + environment + "' stands for " + std::to_string(planned.size()) +
+                " variants; name one");
+  const PlannedVariant& v = planned.front();
+  if (!v.skip_reason.empty())
+    throw Error("environment '" + v.text + "' cannot run here: " + v.skip_reason);
+  VariantArtifact made{config.model, sha256_file(config.model), spec, json::object(), 0};
+  if (std::string stage, symptom, message;
+      !build_artifact(v, config, spec, made, stage, symptom, message, say))
+    throw Error("environment '" + v.text + "': " + stage + " failed (" +
+                (symptom.empty() ? "error" : symptom) + "): " + message);
+  return {v.text, v.env.framework, v.worker, fs::absolute(made.file), made.spec};
+}
 
 fs::path default_worker_dir() {
   if (const char* dir = std::getenv("DELTANN_WORKER_DIR"); dir && *dir) return dir;
@@ -669,30 +716,10 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
       for (size_t i = 0; i < job.todo.size(); ++i) progress.advance();
     };
     VariantArtifact made{config.model, model_sha, spec, json::object(), 0};
-    if (!job.variant->chain.empty()) {
-      std::string symptom, message;
-      if (!convert_chain(*job.variant, config, spec, made, symptom, message, say)) {
-        build_failed("convert", symptom, message);
-        continue;
-      }
-    }
-    if (const auto& builder = job.variant->builder) {
-      const BuildResult built = builder->build(made.file, made.sha, made.spec, job.variant->env,
-                                               config.cache_dir, config.build_timeout_s);
-      if (!built.ok) {
-        build_failed("compile", built.symptom, built.message);
-        continue;
-      }
-      say(job.variant->text + (built.cached ? ": artifact from the cache (" : ": compiled in ") +
-          std::to_string(built.compile_ns / 1'000'000) + " ms" +
-          (built.cached ? " when built)" : ""));
-      const json conversion = made.report.value("conversion", json::array());
-      made.report = json::parse(built.report_json, nullptr, false);
-      if (!made.report.is_object()) made.report = json::object();
-      if (!conversion.empty()) made.report["conversion"] = conversion;
-      made.build_ns += built.compile_ns;
-      made.file = built.artifact;
-      made.sha = sha256_file(made.file);
+    if (std::string stage, symptom, message;
+        !build_artifact(*job.variant, config, spec, made, stage, symptom, message, say)) {
+      build_failed(stage, symptom, message);
+      continue;
     }
     if (job.variant->builder || !job.variant->chain.empty())
       store.record_build(job.stored.id, made.build_ns, made.report.dump());

@@ -6,6 +6,9 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -41,6 +44,8 @@ class Server {
       load(request);
     } else if (op == "run") {
       run(request);
+    } else if (op == "capture") {
+      capture(request);
     } else {
       reply({{"event", "error"}, {"stage", "protocol"}, {"message", "unknown op '" + op + "'"}});
     }
@@ -104,6 +109,73 @@ class Server {
     result["samples_ns"] = samples;
     result["output"] = protocol::encode_floats(output);
     reply(result);
+  }
+
+  // Runs the bound tensor once through Session::capture() and writes every captured tensor as
+  // float64 .npy plus an index (docs/PROTOCOL.md, docs/LOCALIZE.md). Untimed: capturing changes
+  // what the engine runs, so its time says nothing about the variant.
+  void capture(const json& request) {
+    if (!session_) throw Error("capture requested before a successful load");
+    const Tensor input = read_npy(request.at("tensor").get<std::string>());
+    const std::filesystem::path dir = request.at("out_dir").get<std::string>();
+    session_->set_input(input);
+    const std::vector<CapturedTensor> tensors = session_->capture();
+    std::filesystem::create_directories(dir);
+    json entries = json::array();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const CapturedTensor& t = tensors[i];
+      char file[32];
+      std::snprintf(file, sizeof file, "%04zu.npy", i);
+      write_npy_f64(dir / file, t.shape, t.values);
+      entries.push_back(
+          {{"index", i}, {"name", t.name}, {"op", t.op}, {"shape", t.shape}, {"file", file}});
+    }
+    const std::string mode = session_->capture_mode();
+    write_text(dir / "index.json", json{{"mode", mode}, {"tensors", entries}}.dump(1) + "\n");
+    reply({{"event", "captured"},
+           {"count", tensors.size()},
+           {"index", (dir / "index.json").string()},
+           {"mode", mode}});
+  }
+
+  // .npy format 1.0 with '<f8' (little-endian float64, C order), so that a float64 engine's
+  // values arrive without rounding.
+  static void write_npy_f64(const std::filesystem::path& path, const std::vector<int64_t>& shape,
+                            const std::vector<double>& values) {
+    size_t count = 1;
+    std::string dims;
+    for (const int64_t d : shape) {
+      if (d < 0) throw Error("captured tensor for " + path.string() + " has a negative dimension");
+      count *= static_cast<size_t>(d);
+      dims += std::to_string(d) + ",";
+    }
+    if (count != values.size())
+      throw Error("captured tensor for " + path.string() + " has shape " + shape_text(shape) +
+                  " but " + std::to_string(values.size()) + " values");
+    // A 1-tuple needs its trailing comma; the others are fine with one too.
+    std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + dims + "), }";
+    const size_t prefix = 10;  // magic (6), version (2), header length (2)
+    header.append((64 - (prefix + header.size() + 1) % 64) % 64, ' ');
+    header += '\n';
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    const uint16_t len = static_cast<uint16_t>(header.size());
+    const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
+    out.write(magic, sizeof magic);
+    const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+    out.write(len_bytes, 2);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    // x86-64 and AArch64 are little-endian, as '<f8' says.
+    out.write(reinterpret_cast<const char*>(values.data()),
+              static_cast<std::streamsize>(values.size() * sizeof(double)));
+    out.flush();
+    if (!out) throw Error("cannot write " + path.string());
+  }
+
+  static void write_text(const std::filesystem::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw Error("cannot write " + path.string());
   }
 
   // NaN on both sides counts as equal, on one side as an infinite difference (sent as 1e308,

@@ -186,6 +186,15 @@ WorkerExit WorkerProcess::finish() {
 
 std::string WorkerProcess::log_tail() const { return err_tail_; }
 
+std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
+                                          const std::filesystem::path& artifact,
+                                          const std::string& env, const nlohmann::json& spec,
+                                          double timeout_s) {
+  if (!worker.receive(timeout_s)) return std::nullopt;  // the ready line
+  worker.send({{"op", "load"}, {"artifact", artifact.string()}, {"env", env}, {"spec", spec}});
+  return worker.receive(timeout_s);
+}
+
 nlohmann::json describe_worker(const std::filesystem::path& program, double timeout_s) {
   WorkerProcess worker(program, {"--describe"});
   auto reply = worker.receive(timeout_s);

@@ -47,6 +47,14 @@ class WorkerProcess {
   std::optional<WorkerExit> exit_;
 };
 
+// Waits for a freshly started worker's ready line, asks it to load `artifact` for the resolved
+// environment `env` and the model spec, and returns its reply to the load (loaded or error).
+// nullopt when the worker died or stayed silent first: finish() and log_tail() say why.
+std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
+                                          const std::filesystem::path& artifact,
+                                          const std::string& env, const nlohmann::json& spec,
+                                          double timeout_s);
+
 // Runs `program --describe` and returns its JSON; throws Error with its stderr when it fails.
 nlohmann::json describe_worker(const std::filesystem::path& program, double timeout_s = 60);
 

@@ -1,8 +1,15 @@
 // OpenCV DNN (Debian's OpenCV), reading ONNX. `opt` switches layer fusion; OpenCL devices are
 // offered only when OpenCV finds one.
+#ifdef DELTANN_OPENCV_ONNX_NAMES
+#include <onnx/onnx_pb.h>
+#endif
 #include <opencv2/core.hpp>
 #include <opencv2/core/ocl.hpp>
 #include <opencv2/dnn.hpp>
+
+#include <fstream>
+#include <limits>
+#include <map>
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
@@ -11,9 +18,56 @@
 namespace deltann::opencv {
 namespace {
 
+// OpenCV 4.6 names a layer imported from ONNX "onnx_node!<node name>", or, for a node without a
+// name, "onnx_node_output_<i>!<output name>". Other engines name tensors by ONNX value name, so
+// capture reports the node's first output (a layer's output 0) instead: node names are read from
+// the model with ONNX's protobuf classes where this worker has them.
+class OnnxNames {
+ public:
+  explicit OnnxNames(const std::filesystem::path& model) {
+#ifdef DELTANN_OPENCV_ONNX_NAMES
+    std::ifstream in(model, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    onnx::ModelProto proto;
+    // An unreadable model keeps OpenCV's own names; OpenCV has read it already, so this is rare.
+    if (!in.bad() && bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()) &&
+        proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+      for (const auto& node : proto.graph().node())
+        for (const auto& output : node.output())
+          if (!node.name().empty() && !output.empty()) {
+            first_output_.emplace(node.name(), output);
+            break;
+          }
+#else
+    (void)model;
+#endif
+  }
+
+  std::string tensor_name(const std::string& layer) const {
+    static const std::string node = "onnx_node!", output = "onnx_node_output_";
+    if (layer.rfind(node, 0) == 0) {
+      const auto found = first_output_.find(layer.substr(node.size()));
+      return found != first_output_.end() ? found->second : layer;
+    }
+    if (layer.rfind(output, 0) == 0) {
+      const auto bang = layer.find('!');
+      if (bang != std::string::npos) return layer.substr(bang + 1);
+    }
+    return layer;
+  }
+
+  bool mapped() const { return !first_output_.empty(); }
+
+ private:
+  std::map<std::string, std::string> first_output_;
+};
+
 class OpenCvSession final : public Session {
  public:
-  explicit OpenCvSession(const LoadRequest& request) : output_name_(request.output.name) {
+  explicit OpenCvSession(const LoadRequest& request)
+      : output_name_(request.output.name),
+        fusion_(request.env.knob("opt")),
+        names_(request.artifact) {
     net_ = cv::dnn::readNetFromONNX(request.artifact.string());
     if (net_.empty()) throw Error(request.artifact.string() + ": OpenCV DNN read an empty network");
     net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
@@ -39,6 +93,41 @@ class OpenCvSession final : public Session {
     }
   }
 
+  std::string capture_mode() const override {
+    return "opencv: every layer's output requested from Net::forward; OpenCV does not fuse a "
+           "layer whose output is requested, so the captured run is unfused although fusion is '" +
+           fusion_ + "'" +
+           (names_.mapped() ? "; layers named by their node's first ONNX output"
+                            : "; OpenCV's layer names");
+  }
+
+  // Layers OpenCV folded away at import (constants, shape arithmetic) have no output here.
+  std::vector<CapturedTensor> capture() override {
+    if (blob_.empty()) throw Error("capture requested before an input was bound");
+    std::vector<cv::String> names = net_.getLayerNames();
+    std::vector<cv::Mat> outputs;
+    try {
+      net_.forward(outputs, names);
+    } catch (const cv::Exception& e) {
+      throw Error("OpenCV DNN capture failed: " + e.msg);
+    }
+    if (outputs.size() != names.size())
+      throw Error("OpenCV DNN returned " + std::to_string(outputs.size()) + " outputs for " +
+                  std::to_string(names.size()) + " layers");
+    std::vector<CapturedTensor> captured;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const cv::Mat& m = outputs[i];
+      if (m.empty() || m.depth() != CV_32F) continue;  // only float tensors are numerics to compare
+      const cv::Mat flat = m.isContinuous() ? m : m.clone();
+      CapturedTensor t{names_.tensor_name(names[i]), net_.getLayer(names[i])->type, {}, {}};
+      for (int d = 0; d < flat.dims; ++d) t.shape.push_back(flat.size[d]);
+      const float* data = flat.ptr<float>();
+      t.values.assign(data, data + flat.total());
+      captured.push_back(std::move(t));
+    }
+    return captured;
+  }
+
   std::vector<float> output() override {
     cv::Mat flat = result_.isContinuous() ? result_ : result_.clone();
     if (flat.depth() != CV_32F) throw Error("OpenCV DNN output is not float32");
@@ -48,7 +137,8 @@ class OpenCvSession final : public Session {
 
  private:
   cv::dnn::Net net_;
-  std::string input_name_, output_name_;
+  std::string input_name_, output_name_, fusion_;
+  OnnxNames names_;
   cv::Mat blob_, result_;
 };
 

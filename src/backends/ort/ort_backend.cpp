@@ -1,8 +1,14 @@
 // ONNX Runtime, in-process through its C++ API (headers from Debian's libonnxruntime-dev, library
 // from the onnxruntime wheel; the C API is versioned, so older headers work with a newer library).
+#ifdef DELTANN_ORT_CAPTURE
+#include <onnx/onnx_pb.h>
+#endif
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
+#include <fstream>
+#include <limits>
+#include <set>
 #include <sstream>
 
 #include "deltann/backend.h"
@@ -20,14 +26,62 @@ GraphOptimizationLevel optimization_level(const std::string& opt) {
   return ORT_ENABLE_ALL;
 }
 
+Ort::SessionOptions session_options(const Environment& env) {
+  Ort::SessionOptions options;
+  options.SetGraphOptimizationLevel(optimization_level(env.knob("opt")));
+  options.SetIntraOpNumThreads(std::stoi(env.knob("threads")));
+  options.SetInterOpNumThreads(1);
+  options.SetExecutionMode(ORT_SEQUENTIAL);
+  return options;
+}
+
+#ifdef DELTANN_ORT_CAPTURE
+// One node output of the main graph, in the graph's node order (ONNX requires a topological one).
+struct NodeOutput {
+  std::string name, op;
+};
+
+// The model rewritten so that every node output of the main graph is also a graph output. The
+// added outputs carry only a name: ONNX Runtime infers their type from the producing node (a
+// declared type would have to be right, and int64 shape tensors are not float). Subgraphs (If,
+// Loop) are left alone.
+std::string capture_model(const std::filesystem::path& artifact, std::vector<NodeOutput>& order) {
+  std::ifstream in(artifact, std::ios::binary);
+  if (!in) throw Error(artifact.string() + ": cannot open the model to rewrite it for capture");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Protobuf parses at most 2 GiB; a larger model would be silently cut.
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw Error(artifact.string() + ": model larger than 2 GiB; capture cannot rewrite it");
+  onnx::ModelProto model;
+  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    throw Error(artifact.string() + ": not a valid ONNX protobuf; capture cannot rewrite it");
+  auto* graph = model.mutable_graph();
+  // The rewritten model is loaded from memory, where a relative external-data path means nothing.
+  for (const auto& init : graph->initializer())
+    if (init.data_location() == onnx::TensorProto::EXTERNAL)
+      throw Error(artifact.string() + ": initializer '" + init.name() +
+                  "' keeps its data in an external file; capture supports self-contained models");
+  std::set<std::string> outputs;
+  for (const auto& out : graph->output()) outputs.insert(out.name());
+  std::set<std::string> seen;
+  for (const auto& node : graph->node())
+    for (const auto& name : node.output()) {
+      if (name.empty() || !seen.insert(name).second) continue;  // an omitted optional output
+      order.push_back({name, node.op_type()});
+      if (outputs.insert(name).second) graph->add_output()->set_name(name);
+    }
+  std::string rewritten;
+  if (!model.SerializeToString(&rewritten))
+    throw Error(artifact.string() + ": cannot serialise the model rewritten for capture");
+  return rewritten;
+}
+#endif
+
 class OrtSession final : public Session {
  public:
-  OrtSession(Ort::Env& env, const LoadRequest& request) {
-    Ort::SessionOptions options;
-    options.SetGraphOptimizationLevel(optimization_level(request.env.knob("opt")));
-    options.SetIntraOpNumThreads(std::stoi(request.env.knob("threads")));
-    options.SetInterOpNumThreads(1);
-    options.SetExecutionMode(ORT_SEQUENTIAL);
+  OrtSession(Ort::Env& env, const LoadRequest& request)
+      : env_(env), artifact_(request.artifact), environment_(request.env) {
+    Ort::SessionOptions options = session_options(request.env);
     session_ = std::make_unique<Ort::Session>(env, request.artifact.c_str(), options);
 
     Ort::AllocatorWithDefaultOptions allocator;
@@ -63,6 +117,7 @@ class OrtSession final : public Session {
     const auto memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
     input_value_ = Ort::Value::CreateTensor<float>(memory, input_data_.data(), input_data_.size(),
                                                    shape_.data(), shape_.size());
+    bound_ = true;
   }
 
   void run() override {
@@ -70,6 +125,54 @@ class OrtSession final : public Session {
     const char* out = output_name_.c_str();
     outputs_ = session_->Run(Ort::RunOptions{nullptr}, &in, &input_value_, 1, &out, 1);
   }
+
+#ifdef DELTANN_ORT_CAPTURE
+  std::string capture_mode() const override {
+    return "onnxruntime: every node output made a graph output, graph optimisation '" +
+           environment_.knob("opt") +
+           "' (fusion across captured tensors prevented, so the captured run is not the timed one)";
+  }
+
+  // A second session on the rewritten model, made on the first capture and kept: the variant's
+  // own session stays as it was, so run() is never slowed by the extra outputs.
+  std::vector<CapturedTensor> capture() override {
+    if (!bound_) throw Error("capture requested before an input was bound");
+    try {
+      if (!capture_session_) {
+        const std::string bytes = capture_model(artifact_, capture_order_);
+        Ort::SessionOptions options = session_options(environment_);
+        capture_session_ =
+            std::make_unique<Ort::Session>(env_, bytes.data(), bytes.size(), options);
+      }
+      std::vector<const char*> names;
+      for (const auto& o : capture_order_) names.push_back(o.name.c_str());
+      const char* in = input_name_.c_str();
+      std::vector<Ort::Value> values = capture_session_->Run(
+          Ort::RunOptions{nullptr}, &in, &input_value_, 1, names.data(), names.size());
+      std::vector<CapturedTensor> captured;
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (!values[i].IsTensor()) continue;
+        const auto info = values[i].GetTensorTypeAndShapeInfo();
+        CapturedTensor t{capture_order_[i].name, capture_order_[i].op, info.GetShape(), {}};
+        const size_t n = info.GetElementCount();
+        // Integer tensors (shapes, indices) are bookkeeping, not numerics to localise.
+        if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+          const float* data = values[i].GetTensorData<float>();
+          t.values.assign(data, data + n);
+        } else if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE) {
+          const double* data = values[i].GetTensorData<double>();
+          t.values.assign(data, data + n);
+        } else {
+          continue;
+        }
+        captured.push_back(std::move(t));
+      }
+      return captured;
+    } catch (const Ort::Exception& e) {
+      throw Error(artifact_.string() + ": ONNX Runtime cannot capture: " + e.what());
+    }
+  }
+#endif
 
   std::vector<float> output() override {
     if (outputs_.empty()) throw Error("no output yet");
@@ -95,11 +198,18 @@ class OrtSession final : public Session {
     throw Error("model has no " + std::string(what) + " named '" + wanted + "'; it has: " + all);
   }
 
-  std::unique_ptr<Ort::Session> session_;
+  Ort::Env& env_;
+  std::filesystem::path artifact_;
+  Environment environment_;
+  std::unique_ptr<Ort::Session> session_, capture_session_;
+#ifdef DELTANN_ORT_CAPTURE
+  std::vector<NodeOutput> capture_order_;
+#endif
   std::string input_name_, output_name_;
   std::vector<float> input_data_;
   std::vector<int64_t> shape_;
   Ort::Value input_value_{nullptr};
+  bool bound_ = false;
   std::vector<Ort::Value> outputs_;
 };
 

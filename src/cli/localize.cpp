@@ -1,0 +1,287 @@
+// `deltann localize`: runs one image through two environments (and optional references) with
+// every intermediate tensor captured, and says at which layer their difference first jumps
+// (docs/LOCALIZE.md). Exit 0 with a result, 1 for an error, 2 for a usage error.
+#include <stdlib.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/campaign.h"
+#include "deltann/error.h"
+#include "deltann/localize.h"
+#include "deltann/preprocess.h"
+#include "deltann/spec.h"
+#include "deltann/store.h"
+#include "run/worker_process.h"
+#include "verbs.h"
+
+namespace deltann::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int kUsage = 2;
+
+struct LocalizeArgs {
+  std::string model, spec, image, a, b, db, keep, cache;
+  std::vector<std::string> refs;
+  LocalizeOptions options;
+  size_t rows = 20;
+  double timeout_s = 300;
+  bool json = false;
+};
+
+[[noreturn]] void usage(const std::string& message) { throw CLI::ValidationError(message, kUsage); }
+
+void say(const std::string& line) { std::cerr << line << '\n'; }
+
+// The capture folder: --keep DIR, or a private temporary folder removed on exit.
+class CaptureDir {
+ public:
+  explicit CaptureDir(const std::string& keep) {
+    if (!keep.empty()) {
+      path_ = fs::absolute(keep);
+      fs::create_directories(path_);
+      return;
+    }
+    std::string pattern = (fs::temp_directory_path() / "deltann-localize-XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) throw Error("cannot create a temporary folder in /tmp");
+    path_ = pattern;
+    remove_ = true;
+  }
+  ~CaptureDir() {
+    std::error_code ec;
+    if (remove_) fs::remove_all(path_, ec);
+  }
+  CaptureDir(const CaptureDir&) = delete;
+  CaptureDir& operator=(const CaptureDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  bool remove_ = false;
+};
+
+// Starts the environment's worker, loads its artifact, captures `image` into `out` and reads it.
+LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path& image,
+                                 PreprocessCache& cache, const fs::path& out, double timeout_s,
+                                 double& seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  // A conversion may give the artifact another input layout: prepare the image for its spec.
+  const fs::path tensor = cache.prepare(image, env.spec.input).tensor_path;
+  WorkerProcess worker(env.worker, {"--serve"});
+  const auto died = [&](const std::string& stage) {
+    const WorkerExit exit = worker.finish();
+    std::string log = worker.log_tail();
+    if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
+    return Error(env.env + ": " + stage + " failed (" + exit.symptom + ", " + exit.detail + ")" +
+                 (log.empty() ? "" : "; engine log: " + log));
+  };
+  const auto loaded = load_worker(worker, env.artifact, env.env, to_json(env.spec), timeout_s);
+  if (!loaded) throw died("load");
+  if (loaded->value("event", "") != "loaded")
+    throw Error(env.env + ": load failed: " + loaded->value("message", loaded->dump()));
+  fs::remove_all(out);
+  worker.send({{"op", "capture"}, {"tensor", tensor.string()}, {"out_dir", out.string()}});
+  const auto captured = worker.receive(timeout_s);
+  if (!captured) throw died("capture");
+  if (captured->value("event", "") != "captured")
+    throw Error(env.env + ": cannot capture intermediate tensors: " +
+                captured->value("message", captured->dump()));
+  worker.send({{"op", "quit"}});
+  worker.finish();
+  LayerCapture capture = read_capture(captured->value("index", ""), env.env);
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  say(env.env + ": captured " + std::to_string(capture.tensors.size()) + " tensors in " +
+      std::to_string(std::lround(seconds * 1000)) + " ms");
+  return capture;
+}
+
+// The largest |a-b| over two stored output vectors; -1 when either is missing.
+double max_abs_output_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.empty() || a.size() != b.size()) return -1;
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    worst = std::max(worst, std::isnan(d) ? HUGE_VAL : d);
+  }
+  return worst;
+}
+
+// The --db form: the model, spec and image come from a campaign database. Without --image, the
+// first image whose top-1 differs between A and B, else the one with the largest output
+// difference, else the first image.
+void from_database(LocalizeArgs& a, const std::string& canonical_a,
+                   const std::string& canonical_b) {
+  Store store(a.db);
+  std::map<std::string, const StoredImage*> by_key;
+  const std::vector<StoredImage> images = store.images();
+  for (const auto& image : images)
+    if (image.status == "ok") by_key.emplace(image.key, &image);
+  if (!a.image.empty()) {
+    const auto found = by_key.find(a.image);
+    if (found == by_key.end())
+      throw Error(a.db + " has no usable image with key '" + a.image + "'");
+    a.image = found->second->path;
+    return;
+  }
+  int64_t id_a = 0, id_b = 0;
+  for (const auto& v : store.variants()) {
+    if (v.env == canonical_a) id_a = v.id;
+    if (v.env == canonical_b) id_b = v.id;
+  }
+  if (id_a == 0 || id_b == 0)
+    throw Error(a.db + " has no results for " + (id_a == 0 ? canonical_a : canonical_b) +
+                "; name the image with --image KEY");
+  std::map<int64_t, StoredResult> results_b;
+  for (auto& r : store.results(id_b, true)) results_b.emplace(r.image_id, std::move(r));
+  std::map<int64_t, const StoredImage*> by_id;
+  for (const auto& image : images) by_id.emplace(image.id, &image);
+  const StoredImage* flipped = nullptr;
+  const StoredImage* largest = nullptr;
+  double largest_d = -1;
+  for (const auto& ra : store.results(id_a, true)) {
+    const auto rb = results_b.find(ra.image_id);
+    const auto image = by_id.find(ra.image_id);
+    if (rb == results_b.end() || image == by_id.end()) continue;
+    if (!largest) largest = image->second;
+    if (!ra.top_ids.empty() && !rb->second.top_ids.empty() &&
+        ra.top_ids.front() != rb->second.top_ids.front()) {
+      flipped = image->second;
+      break;
+    }
+    if (const double d = max_abs_output_difference(ra.output, rb->second.output); d > largest_d) {
+      largest_d = d;
+      largest = image->second;
+    }
+  }
+  const StoredImage* chosen = flipped ? flipped : largest;
+  if (!chosen)
+    throw Error(a.db + " has no image with results for both " + canonical_a + " and " +
+                canonical_b);
+  say("image " + chosen->key + ": " +
+      (flipped ? "the first whose top-1 differs between A and B"
+               : "no top-1 differs; the largest output difference"));
+  a.image = chosen->path;
+}
+
+void execute(const CLI::App& cmd, LocalizeArgs& a) {
+  if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
+  if (a.a.empty() || a.b.empty()) usage("--a ENV and --b ENV are required");
+  if (!a.db.empty() && !a.model.empty()) usage("give either --db or --model, not both");
+  if (a.db.empty() && (a.model.empty() || a.image.empty()))
+    usage("give --model M.onnx --image IMG, or --db CAMPAIGN.db");
+  if (!a.db.empty() && !fs::exists(a.db)) usage("database " + a.db + " does not exist");
+  if (a.options.threshold < 0 || a.options.growth <= 0 || a.options.atol < 0 || a.rows == 0)
+    usage("--threshold and --atol must not be negative, --growth and --rows must be positive");
+
+  CampaignConfig config;
+  if (!a.db.empty()) {
+    Store store(a.db);
+    const auto models = store.models();
+    if (models.empty()) throw Error(a.db + " holds no model");
+    config.model = models.front().path;
+    if (const auto spec = store.meta("spec")) config.spec = *spec;
+  } else {
+    config.model = a.model;
+    if (!a.spec.empty()) config.spec = a.spec;
+  }
+  if (!fs::is_regular_file(config.model))
+    throw Error("model file " + config.model.string() + " does not exist");
+  config.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
+  config.worker_dir = default_worker_dir();
+  config.timeout_s = a.timeout_s;
+  const ModelSpec spec = load_model_spec(config.model, config.spec);
+
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<PreparedEnvironment> envs;
+  for (const auto* text : {&a.a, &a.b})
+    envs.push_back(prepare_environment(config, spec, *text, say));
+  for (const auto& ref : a.refs) envs.push_back(prepare_environment(config, spec, ref, say));
+  if (!a.db.empty()) from_database(a, envs[0].env, envs[1].env);
+  if (!fs::is_regular_file(a.image)) throw Error("image " + a.image + " does not exist");
+
+  PreprocessCache cache(config.cache_dir);
+  CaptureDir dir(a.keep);
+  std::vector<LayerCapture> captures;
+  std::vector<double> seconds(envs.size(), 0);
+  for (size_t i = 0; i < envs.size(); ++i) {
+    const std::string folder = i == 0 ? "a" : i == 1 ? "b" : "ref" + std::to_string(i - 1);
+    captures.push_back(
+        capture_environment(envs[i], a.image, cache, dir.path() / folder, a.timeout_s, seconds[i]));
+  }
+  const std::vector<LayerCapture> refs(captures.begin() + 2, captures.end());
+  const Localization result = localize(captures[0], captures[1], refs, a.options);
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  if (a.json) {
+    json j = to_json(result, a.options);
+    j["model"] = fs::absolute(config.model).string();
+    j["image"] = fs::absolute(a.image).string();
+    j["a"]["tensors"] = captures[0].tensors.size();
+    j["b"]["tensors"] = captures[1].tensors.size();
+    j["a"]["capture_s"] = seconds[0];
+    j["b"]["capture_s"] = seconds[1];
+    json references = json::array();
+    for (size_t i = 2; i < envs.size(); ++i)
+      references.push_back({{"env", captures[i].env},
+                            {"mode", captures[i].mode},
+                            {"tensors", captures[i].tensors.size()},
+                            {"capture_s", seconds[i]}});
+    j["references"] = references;
+    j["seconds"] = total;
+    if (!a.keep.empty()) j["kept"] = dir.path().string();
+    std::cout << j.dump(2) << '\n';
+  } else {
+    std::cout << "model " << config.model.string() << ", image " << a.image << "\n"
+              << localization_text(result, a.options, a.rows);
+    if (!a.keep.empty()) std::cout << "captures kept in " << dir.path().string() << "\n";
+    std::cout << "took " << std::lround(total * 1000) << " ms\n";
+  }
+}
+
+}  // namespace
+
+void add_localize(CLI::App& app) {
+  auto args = std::make_shared<LocalizeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "localize", "capture every layer of one image in two environments and find where they part");
+  cmd->add_option("--model", args->model, "the model (ONNX)");
+  cmd->add_option("--spec", args->spec, "model spec (default: <model>.spec.json when present)");
+  cmd->add_option("--image", args->image,
+                  "the image file; with --db, an image key of the campaign (default: the first "
+                  "whose top-1 differs between A and B)");
+  cmd->add_option("--db", args->db, "take the model, spec and image from a campaign database");
+  cmd->add_option("--a", args->a, "environment A, e.g. ort:opt=disable");
+  cmd->add_option("--b", args->b, "environment B, e.g. opencv:opt=on");
+  cmd->add_option("--ref", args->refs,
+                  "reference environment(s): decide which of A and B deviates (repeatable)");
+  cmd->add_option("--threshold", args->options.threshold,
+                  "relative L2 error above which a layer disagrees")
+      ->capture_default_str();
+  cmd->add_option("--growth", args->options.growth,
+                  "growth of the relative error over a layer's inputs that counts as a jump")
+      ->capture_default_str();
+  cmd->add_option("--atol", args->options.atol,
+                  "a layer whose max |a-b| is at most this agrees, whatever its relative error")
+      ->capture_default_str();
+  cmd->add_option("--rows", args->rows, "layers shown around the jump")->capture_default_str();
+  cmd->add_option("--keep", args->keep,
+                  "keep the captured tensors in this folder (a/, b/, ref0/...)");
+  cmd->add_option("--cache", args->cache, "preprocessed-tensor cache folder");
+  cmd->add_option("--timeout", args->timeout_s, "seconds a worker may stay silent")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "print every layer as JSON");
+  cmd->allow_extras();
+  cmd->callback([cmd, args] { execute(*cmd, *args); });
+}
+
+}  // namespace deltann::cli
