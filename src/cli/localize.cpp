@@ -30,7 +30,7 @@ using nlohmann::json;
 constexpr int kUsage = 2;
 
 struct LocalizeArgs {
-  std::string model, spec, image, a, b, db, keep, cache;
+  std::string model, spec, image, a, b, db, keep, cache, b_model, b_spec;
   std::vector<std::string> refs;
   LocalizeOptions options;
   size_t rows = 20;
@@ -176,6 +176,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
   if (a.a.empty() || a.b.empty()) usage("--a ENV and --b ENV are required");
   if (!a.db.empty() && !a.model.empty()) usage("give either --db or --model, not both");
+  if (a.b_model.empty() && !a.b_spec.empty()) usage("--b-spec needs --b-model");
   if (a.db.empty() && (a.model.empty() || a.image.empty()))
     usage("give --model M.onnx --image IMG, or --db CAMPAIGN.db");
   if (!a.db.empty() && !fs::exists(a.db)) usage("database " + a.db + " does not exist");
@@ -202,8 +203,23 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<PreparedEnvironment> envs;
-  for (const auto* text : {&a.a, &a.b})
-    envs.push_back(prepare_environment(config, spec, *text, say));
+  envs.push_back(prepare_environment(config, spec, a.a, say));
+  if (a.b_model.empty()) {
+    envs.push_back(prepare_environment(config, spec, a.b, say));
+  } else {
+    // B runs another file of the same network (a converted or edited copy): its own sidecar or
+    // --b-spec when it has one, else A's spec.
+    CampaignConfig config_b = config;
+    config_b.model = a.b_model;
+    if (!fs::is_regular_file(config_b.model))
+      throw Error("model file " + a.b_model + " (--b-model) does not exist");
+    if (!a.b_spec.empty()) config_b.spec = a.b_spec;
+    const bool own_spec =
+        !a.b_spec.empty() || fs::exists(fs::path(a.b_model).replace_extension(".spec.json"));
+    const ModelSpec spec_b = own_spec ? load_model_spec(config_b.model, config_b.spec) : spec;
+    if (!own_spec) config_b.spec = config.spec;
+    envs.push_back(prepare_environment(config_b, spec_b, a.b, say));
+  }
   for (const auto& ref : a.refs) envs.push_back(prepare_environment(config, spec, ref, say));
   if (!a.db.empty()) from_database(a, envs[0].env, envs[1].env);
   if (!fs::is_regular_file(a.image)) throw Error("image " + a.image + " does not exist");
@@ -225,6 +241,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   if (a.json) {
     json j = to_json(result, a.options);
     j["model"] = fs::absolute(config.model).string();
+    if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
     j["image"] = fs::absolute(a.image).string();
     j["a"]["tensors"] = captures[0].tensors.size();
     j["b"]["tensors"] = captures[1].tensors.size();
@@ -241,7 +258,9 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
     if (!a.keep.empty()) j["kept"] = dir.path().string();
     std::cout << j.dump(2) << '\n';
   } else {
-    std::cout << "model " << config.model.string() << ", image " << a.image << "\n"
+    std::cout << "model " << config.model.string()
+              << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")") << ", image " << a.image
+              << "\n"
               << localization_text(result, a.options, a.rows);
     if (!a.keep.empty()) std::cout << "captures kept in " << dir.path().string() << "\n";
     std::cout << "took " << std::lround(total * 1000) << " ms\n";
@@ -262,6 +281,10 @@ void add_localize(CLI::App& app) {
   cmd->add_option("--db", args->db, "take the model, spec and image from a campaign database");
   cmd->add_option("--a", args->a, "environment A, e.g. ort:opt=disable");
   cmd->add_option("--b", args->b, "environment B, e.g. opencv:opt=on");
+  cmd->add_option("--b-model", args->b_model,
+                  "run environment B on this model file instead (an edited or converted copy of "
+                  "the same network; layers are matched by tensor name)");
+  cmd->add_option("--b-spec", args->b_spec, "spec of --b-model (default: its sidecar, else A's)");
   cmd->add_option("--ref", args->refs,
                   "reference environment(s): decide which of A and B deviates (repeatable)");
   cmd->add_option("--threshold", args->options.threshold,
