@@ -20,6 +20,9 @@
 #include "deltann/store.h"
 #include "run/worker_process.h"
 #include "verbs.h"
+#ifdef DELTANN_MODEL_DIFF
+#include "analysis/model_diff.h"
+#endif
 
 namespace deltann::cli {
 namespace {
@@ -238,8 +241,25 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+  // With --b-model, what differs between the two files, and what of it sits at the jump layer.
+  json parameters = json::array(), cause = json::array();
+#ifdef DELTANN_MODEL_DIFF
+  if (!a.b_model.empty()) {
+    const std::string jump = result.jump ? result.layers[*result.jump].name : "";
+    for (const auto& d : diff_models(config.model, a.b_model)) {
+      json one = {{"node", d.node}, {"output", d.output},   {"what", d.what}, {"a", d.a},
+                  {"b", d.b},       {"max_abs", d.max_abs}, {"note", d.note}};
+      if (!jump.empty() && d.output == jump) cause.push_back(one);
+      parameters.push_back(std::move(one));
+    }
+  }
+#endif
   if (a.json) {
     json j = to_json(result, a.options);
+    if (!a.b_model.empty()) {
+      j["parameter_differences"] = parameters;
+      j["cause"] = cause;
+    }
     j["model"] = fs::absolute(config.model).string();
     if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
     j["image"] = fs::absolute(a.image).string();
@@ -262,6 +282,20 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
               << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")") << ", image " << a.image
               << "\n"
               << localization_text(result, a.options, a.rows);
+    if (!a.b_model.empty()) {
+      std::cout << "parameter differences between the two model files: " << parameters.size()
+                << "\n";
+      for (const auto& d : parameters)
+        std::cout << (cause.empty() || d.at("output") != cause.front().at("output") ? "   " : " > ")
+                  << d.at("node").get<std::string>() << " (" << d.at("output").get<std::string>()
+                  << "): " << d.at("what").get<std::string>() << ": "
+                  << d.at("a").get<std::string>() << " -> " << d.at("b").get<std::string>()
+                  << (d.at("note").get<std::string>().empty()
+                          ? ""
+                          : "  [" + d.at("note").get<std::string>() + "]")
+                  << "\n";
+      if (!cause.empty()) std::cout << "the first diverging layer's own parameters differ (>)\n";
+    }
     if (!a.keep.empty()) std::cout << "captures kept in " << dir.path().string() << "\n";
     std::cout << "took " << std::lround(total * 1000) << " ms\n";
   }

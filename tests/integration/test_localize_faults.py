@@ -1,8 +1,9 @@
 """`deltann localize` on models with one known injected fault: a copy of a small convolutional
 network with one layer changed -- its padding, a BatchNorm epsilon, int8-quantised weights, or its
 activation replaced -- runs as environment B (`--b-model`) against the original as A. Localisation
-must name the changed layer as the first layer where the two runs part, and report every layer
-before it as identical (the same engine, the same settings, the same input).
+must name the changed layer as the first layer where the two runs part, report every layer before
+it as identical (the same engine, the same settings, the same input), and name the cause: the
+changed attribute, operator or weights of that layer's node.
 
 Skipped with the reason where ONNX Runtime is not built or cannot capture.
 """
@@ -81,6 +82,13 @@ def quantise_initialiser(model, name):
     init.CopyFrom(numpy_helper.from_array((np.round(w / scale) * scale).astype(np.float32), name))
 
 
+# What `localize --b-model` must name as the cause at the jump layer, per fault.
+CAUSES = {"padding": ("attribute pads", "[1,1,1,1]", "[2,2,0,0]"),
+          "bn_epsilon": ("attribute epsilon", "1e-05", "0.01"),
+          "quantised_weights": ("weights conv3_w (input 1)", None, None),
+          "activation": ("op", "Relu", "LeakyRelu")}
+
+
 def inject(model, fault):
     """The faulty copy and the tensor where the fault first shows."""
     faulty = onnx.ModelProto()
@@ -137,6 +145,16 @@ def test_localize_names_the_faulty_layer(deltann, original, tmp_path, fault):
     for layer in layers[:names.index(expected)]:
         assert layer["max_abs"] == 0, (fault, layer)
     assert layers[names.index("logits")]["above_threshold"], (fault, layers[-1])
+    # The cause: the parameters of the jump layer's own node that differ between the two files,
+    # and nothing else anywhere in the model.
+    what, a, b = CAUSES[fault]
+    cause = {c["what"]: c for c in report["cause"]}
+    assert what in cause, (fault, report["cause"])
+    assert all(c["output"] == expected for c in report["parameter_differences"]), report
+    if a is not None:
+        assert (cause[what]["a"], cause[what]["b"]) == (a, b), cause[what]
+    if fault == "quantised_weights":
+        assert "quantised" in cause[what]["note"] and cause[what]["max_abs"] > 0
 
 
 def test_identical_models_agree_everywhere(deltann, original):
