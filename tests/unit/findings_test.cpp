@@ -204,7 +204,8 @@ TEST(Findings, OneVariantAgainstAnAgreeingMajorityIsOneFinding) {
     if (f.kind == "label_difference") labels.push_back(&f);
   ASSERT_EQ(labels.size(), 1u);
   EXPECT_EQ(labels[0]->variants[0], envs.back());
-  EXPECT_TRUE(Contains(labels[0]->title, "against 5 of the 5 variants that agree with most others"));
+  EXPECT_TRUE(
+      Contains(labels[0]->title, "against 5 of the 5 variants that agree with most others"));
   ASSERT_EQ(labels[0]->images.size(), 1u);
   EXPECT_EQ(labels[0]->images[0], "p0");
 }
