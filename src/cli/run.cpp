@@ -33,6 +33,8 @@ std::vector<std::string> demo_environments() {
   }
   for (const char* opt : {"0", "1", "2", "3", "4"})
     envs.push_back(std::string("tvm:opt=") + opt + ",threads=1");
+  // The float64 reference executor: every engine's error against high precision.
+  envs.push_back("reference:threads=1");
   for (const char* opt : {"none", "freeze", "optimize_for_inference"})
     envs.push_back(std::string("libtorch@pytorch>torchscript:opt=") + opt + ",threads=1");
   for (const char* precision : {"f32", "bf16"})
