@@ -2,29 +2,13 @@
 # CMake package and libraries all come from the `openvino` wheel in the project venv.
 option(DELTANN_WITH_OPENVINO "Build the OpenVINO engine" ON)
 if(DELTANN_WITH_OPENVINO)
-  set(_ov_off "")
-  if(NOT EXISTS "${DELTANN_PYTHON}")
-    set(_ov_off "no Python at ${DELTANN_PYTHON} (run scripts/setup)")
-  else()
-    # Asks the venv's Python where the wheel is and which version it is, without importing
-    # openvino (that would load the whole runtime just to configure).
-    execute_process(
-      COMMAND "${DELTANN_PYTHON}" -c
-        "import sysconfig, importlib.metadata as m; print(sysconfig.get_paths()['purelib']); print(m.version('openvino'))"
-      OUTPUT_VARIABLE _ov_probe ERROR_VARIABLE _ov_probe_error RESULT_VARIABLE _ov_probe_rc
-      OUTPUT_STRIP_TRAILING_WHITESPACE)
-    if(NOT _ov_probe_rc EQUAL 0)
-      set(_ov_off "the openvino wheel is not installed in ${DELTANN_PYTHON}'s environment")
-    else()
-      string(REPLACE "\n" ";" _ov_probe "${_ov_probe}")
-      list(GET _ov_probe 0 _ov_site)
-      list(GET _ov_probe 1 DELTANN_OPENVINO_VERSION)
-      # Only the wheel's own package: a system OpenVINO of another version must not be mixed in.
-      find_package(OpenVINO CONFIG QUIET COMPONENTS Runtime
-        PATHS "${_ov_site}/openvino/cmake" NO_DEFAULT_PATH)
-      if(NOT (OpenVINO_FOUND AND TARGET openvino::runtime))
-        set(_ov_off "OpenVINOConfig.cmake or openvino::runtime not found under ${_ov_site}/openvino/cmake")
-      endif()
+  deltann_find_wheel(openvino _ov_site DELTANN_OPENVINO_VERSION _ov_off)
+  if(NOT _ov_off)
+    # Only the wheel's own package: a system OpenVINO of another version must not be mixed in.
+    find_package(OpenVINO CONFIG QUIET COMPONENTS Runtime
+      PATHS "${_ov_site}/openvino/cmake" NO_DEFAULT_PATH)
+    if(NOT (OpenVINO_FOUND AND TARGET openvino::runtime))
+      set(_ov_off "OpenVINOConfig.cmake or openvino::runtime not found under ${_ov_site}/openvino/cmake")
     endif()
   endif()
   if(_ov_off)

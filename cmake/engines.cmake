@@ -32,34 +32,18 @@ endif()
 # FFI. Headers and libraries come from the apache-tvm and apache-tvm-ffi wheels in the venv.
 option(DELTANN_WITH_TVM "Build the Apache TVM engine" ON)
 if(DELTANN_WITH_TVM)
-  set(_tvm_off "")
-  if(NOT EXISTS "${DELTANN_PYTHON}")
-    set(_tvm_off "no Python at ${DELTANN_PYTHON} (run scripts/setup)")
-  else()
-    # Asks the venv's Python where the wheels live and which version they are, without importing
-    # tvm (slow, and it would need its compiler library).
-    execute_process(
-      COMMAND "${DELTANN_PYTHON}" -c
-        "import sysconfig, importlib.metadata as m; print(sysconfig.get_paths()['purelib']); print(m.version('apache-tvm'))"
-      OUTPUT_VARIABLE _tvm_probe ERROR_VARIABLE _tvm_probe_error RESULT_VARIABLE _tvm_probe_rc
-      OUTPUT_STRIP_TRAILING_WHITESPACE)
-    if(NOT _tvm_probe_rc EQUAL 0)
-      set(_tvm_off "the apache-tvm wheel is not installed in ${DELTANN_PYTHON}'s environment")
-    else()
-      string(REPLACE "\n" ";" _tvm_probe "${_tvm_probe}")
-      list(GET _tvm_probe 0 _tvm_site)
-      list(GET _tvm_probe 1 DELTANN_TVM_VERSION)
-      find_path(DELTANN_TVM_FFI_INCLUDE tvm/ffi/extra/module.h
-        PATHS "${_tvm_site}/tvm_ffi/include" NO_DEFAULT_PATH)
-      find_path(DELTANN_TVM_DLPACK_INCLUDE dlpack/dlpack.h
-        PATHS "${_tvm_site}/tvm_ffi/include" "${_tvm_site}/tvm_ffi/3rdparty/dlpack/include"
-        NO_DEFAULT_PATH)
-      find_library(DELTANN_TVM_FFI_LIBRARY NAMES tvm_ffi PATHS "${_tvm_site}/tvm_ffi/lib" NO_DEFAULT_PATH)
-      find_library(DELTANN_TVM_RUNTIME_LIBRARY NAMES tvm_runtime PATHS "${_tvm_site}/tvm/lib" NO_DEFAULT_PATH)
-      if(NOT (DELTANN_TVM_FFI_INCLUDE AND DELTANN_TVM_DLPACK_INCLUDE AND DELTANN_TVM_FFI_LIBRARY
-              AND DELTANN_TVM_RUNTIME_LIBRARY))
-        set(_tvm_off "tvm_ffi headers, dlpack.h, libtvm_ffi.so or libtvm_runtime.so not under ${_tvm_site}")
-      endif()
+  deltann_find_wheel(apache-tvm _tvm_site DELTANN_TVM_VERSION _tvm_off)
+  if(NOT _tvm_off)
+    find_path(DELTANN_TVM_FFI_INCLUDE tvm/ffi/extra/module.h
+      PATHS "${_tvm_site}/tvm_ffi/include" NO_DEFAULT_PATH)
+    find_path(DELTANN_TVM_DLPACK_INCLUDE dlpack/dlpack.h
+      PATHS "${_tvm_site}/tvm_ffi/include" "${_tvm_site}/tvm_ffi/3rdparty/dlpack/include"
+      NO_DEFAULT_PATH)
+    find_library(DELTANN_TVM_FFI_LIBRARY NAMES tvm_ffi PATHS "${_tvm_site}/tvm_ffi/lib" NO_DEFAULT_PATH)
+    find_library(DELTANN_TVM_RUNTIME_LIBRARY NAMES tvm_runtime PATHS "${_tvm_site}/tvm/lib" NO_DEFAULT_PATH)
+    if(NOT (DELTANN_TVM_FFI_INCLUDE AND DELTANN_TVM_DLPACK_INCLUDE AND DELTANN_TVM_FFI_LIBRARY
+            AND DELTANN_TVM_RUNTIME_LIBRARY))
+      set(_tvm_off "tvm_ffi headers, dlpack.h, libtvm_ffi.so or libtvm_runtime.so not under ${_tvm_site}")
     endif()
   endif()
   if(_tvm_off)
