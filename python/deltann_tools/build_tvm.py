@@ -81,7 +81,7 @@ def main(argv=None):
         report = tvm_compile.compile_model(
             args.model, input_name, [int(d) for d in spec["input"]["shape"]], opt,
             tvm_compile.parse_disable(knobs.get("disable", "none")), device, args.out,
-            tvm_compile.DEFAULT_CUDA_ARCH)
+            tvm_compile.default_cuda_arch())
     except tvm_compile.CompileError as e:
         print(f"build_tvm: error: {e}", file=sys.stderr)
         return 1

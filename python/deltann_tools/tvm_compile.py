@@ -96,7 +96,31 @@ DISABLEABLE = [
 ]
 
 DEVICES = {"cpu": "llvm", "cuda": "cuda"}
-DEFAULT_CUDA_ARCH = "sm_80"
+# The arch CUDA kernels are compiled for when the build machine has no GPU to ask (A100).
+FALLBACK_CUDA_ARCH = "sm_80"
+
+
+def default_cuda_arch():
+    """The compute capability of this machine's first GPU (nvidia-smi), else the fallback.
+
+    nvcc is given `-gencode arch=compute_XY,code=sm_XY`: the library holds machine code for that
+    arch only, so it must match the GPU that will run it (DELTANN_TVM_CUDA_ARCH overrides, for
+    a build machine compiling for another machine's GPU). The arch is part of the build tool's
+    description, and so of the artifact cache key.
+    """
+    if os.environ.get("DELTANN_TVM_CUDA_ARCH"):
+        return os.environ["DELTANN_TVM_CUDA_ARCH"]
+    import subprocess
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+        first = out.stdout.split()[0] if out.returncode == 0 and out.stdout.split() else ""
+        major, _, minor = first.partition(".")
+        if major.isdigit() and minor.isdigit():
+            return f"sm_{major}{minor}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return FALLBACK_CUDA_ARCH
 
 
 class CompileError(Exception):
@@ -146,6 +170,51 @@ def make_target(tvm, device, level, cuda_arch):
     return tvm.target.Target({"kind": "cuda", "arch": cuda_arch}, host=llvm)
 
 
+def use_nvcc(tvm):
+    """Makes TVM put compiled CUDA kernels (a fatbin for the target's arch) into the library.
+
+    TVM 0.27's CUDA codegen compiles the kernels only when the CUDA runtime module
+    (libtvm_runtime_cuda.so) is loaded in the compiling process and a compile callback is
+    registered; otherwise it keeps the CUDA C source in the exported library, and loading it
+    on the GPU machine then needs TVM's Python compiler there ("fmt=='cuda' requires
+    tvm_callback_cuda_compile"). So: load the CUDA driver library (the real one, or the CUDA
+    toolkit's link stub on a machine without a GPU: creating the module calls no driver
+    function), then TVM's CUDA runtime, and register the callback with nvcc as its backend
+    (its default, NVRTC, needs the cuda-bindings package).
+    """
+    import ctypes
+    import shutil
+
+    os.environ["TVM_CUDA_COMPILE_MODE"] = "nvcc"
+    try:
+        ctypes.CDLL("libcuda.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        nvcc = shutil.which("nvcc")
+        if nvcc is None:
+            raise CompileError("compiling for CUDA needs nvcc on PATH")
+        stub = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))),
+                            "lib64", "stubs", "libcuda.so")
+        try:
+            ctypes.CDLL(stub, mode=ctypes.RTLD_GLOBAL)
+        except OSError as e:
+            raise CompileError(f"no CUDA driver library and no toolkit stub ({stub}): {e}")
+    runtime = os.path.join(os.path.dirname(tvm.__file__), "lib", "libtvm_runtime_cuda.so")
+    try:
+        ctypes.CDLL(runtime, mode=ctypes.RTLD_GLOBAL)
+    except OSError as e:
+        raise CompileError(f"cannot load TVM's CUDA runtime {runtime}: {e}")
+    import tvm.support.nvcc  # noqa: F401  (registers tvm_callback_cuda_compile)
+
+
+def check_cuda_binary(path):
+    """Refuses a CUDA library that still carries kernel source instead of a fatbin."""
+    with open(path, "rb") as f:
+        if b"__global__" in f.read():
+            raise CompileError(f"{path}: the CUDA kernels were exported as source, not "
+                               "compiled; the GPU machine could not load them without TVM's "
+                               "compiler")
+
+
 def cuda_pipeline(tvm, relax, target):
     """get_default_pipeline(cuda) without DLight's gpu.Matmul rule.
 
@@ -172,7 +241,8 @@ def cuda_pipeline(tvm, relax, target):
     return _pipeline
 
 
-def describe(cuda_arch=DEFAULT_CUDA_ARCH):
+def describe(cuda_arch=None):
+    cuda_arch = cuda_arch or default_cuda_arch()
     try:
         tvm = import_tvm()
         version = tvm.__version__
@@ -227,13 +297,15 @@ def compile_model(model, input_name, input_shape, level, disabled, device, out, 
         mod = from_onnx(proto, shape_dict={input_name: input_shape}, dtype_dict="float32")
         stage = "compiling"
         if device == "cuda":
+            use_nvcc(tvm)
             pipeline = cuda_pipeline(tvm, relax, target)
         elif pipeline_name == "target":
             pipeline = relax.pipeline.get_default_pipeline(target)
         else:
             pipeline = relax.pipeline.default_build_pipeline()
-        with tvm.transform.PassContext(opt_level=spec["opt_level"], config=spec["config"],
-                                       disabled_pass=disabled):
+        # The target scope tells TVM's CUDA compile callback which arch to build for.
+        with target, tvm.transform.PassContext(opt_level=spec["opt_level"],
+                                               config=spec["config"], disabled_pass=disabled):
             exe = tvm.compile(mod, target=target, relax_pipeline=pipeline)
             stage = "exporting the library"
             folder = os.path.dirname(os.path.abspath(out))
@@ -241,6 +313,8 @@ def compile_model(model, input_name, input_shape, level, disabled, device, out, 
             os.close(fd)
             try:
                 exe.export_library(tmp)
+                if device == "cuda":
+                    check_cuda_binary(tmp)
                 os.replace(tmp, out)
             finally:
                 if os.path.exists(tmp):
@@ -292,7 +366,8 @@ def main(argv=None):
     ap.add_argument("--opt", default=DEFAULT_OPT, help=f"one of {', '.join(OPT_LEVELS)}")
     ap.add_argument("--disable", default="none", help="'+'-separated pass names, or none")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--cuda-arch", default=DEFAULT_CUDA_ARCH, help="e.g. sm_80, sm_90")
+    ap.add_argument("--cuda-arch", default=None,
+                    help="e.g. sm_80, sm_90 (default: this machine's GPU, else sm_80)")
     ap.add_argument("--out", help="library to write (.so)")
     args = ap.parse_args(argv)
     if args.describe:
@@ -309,7 +384,7 @@ def main(argv=None):
         disabled = parse_disable(args.disable)
         shape = parse_shape(args.input_shape)
         result = compile_model(args.model, args.input_name, shape, args.opt, disabled,
-                               args.device, args.out, args.cuda_arch)
+                               args.device, args.out, args.cuda_arch or default_cuda_arch())
     except CompileError as e:
         print(f"tvm_compile: error: {e}", file=sys.stderr)
         return 1

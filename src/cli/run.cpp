@@ -19,7 +19,8 @@ namespace {
 
 // The demo: every engine and every conversion chain on the real model.
 // - ONNX Runtime at every graph optimisation level and OpenCV DNN with fusion on and off, each at
-//   1 and 2 threads; TVM at each opt level (1 thread: its untuned CPU kernels are serial).
+//   1 and 2 threads; TVM at each opt level (1 thread: its untuned CPU kernels are serial), on the
+//   CPU and on a CUDA GPU when there is one.
 // - LibTorch, OpenVINO and LiteRT at 1 thread, on artifacts made by the ecosystems' converters
 //   from the PyTorch original or the ONNX export, including the TFLite converter's weight
 //   quantisation and its silent undoing by tf2onnx (the published study's conversion fault).
@@ -33,6 +34,10 @@ std::vector<std::string> demo_environments() {
   }
   for (const char* opt : {"0", "1", "2", "3", "4"})
     envs.push_back(std::string("tvm:opt=") + opt + ",threads=1");
+  // The same levels compiled for an NVIDIA GPU: run where one is present, otherwise skipped with
+  // the reason (the CUDA code is still compiled only when the variant runs).
+  for (const char* opt : {"0", "1", "2", "3", "4"})
+    envs.push_back(std::string("tvm:opt=") + opt + ",device=cuda");
   // The float64 reference executor: every engine's error against high precision.
   envs.push_back("reference:threads=1");
   for (const char* opt : {"none", "freeze", "optimize_for_inference"})

@@ -110,8 +110,8 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
   if (std::find(info.devices.begin(), info.devices.end(), device) == info.devices.end()) {
     std::string valid;
     for (const auto& d : info.devices) valid += (valid.empty() ? "" : ", ") + d;
-    throw Unsupported(where + "device '" + device + "' is not available to " + info.name +
-                      " on this machine; available: " + valid);
+    throw Unsupported(where + "device=" + device + " cannot run on this machine: " + info.name +
+                      " finds no such device here (available: " + valid + ")");
   }
   return resolved;
 }

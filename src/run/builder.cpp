@@ -115,7 +115,9 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
   // build_tvm.py imports tvm_compile.py: the tool is every `build_<e>*.py` and `<e>_*.py` file.
   const std::string tool =
       tools_fingerprint(script_.parent_path(), {"build_" + framework_, framework_ + "_"});
-  const std::string key = sha256_text(model_sha + "|" + tool + "|" + version() + "|" +
+  // The whole self-description, not only the compiler version: it also names what the tool
+  // resolved on this machine (for TVM, the CUDA arch kernels are compiled for).
+  const std::string key = sha256_text(model_sha + "|" + tool + "|" + describe().dump() + "|" +
                                       build_env.to_string() + "|" + to_json(spec).dump());
   const fs::path folder = cache_dir / "artifacts" / framework_;
   BuildResult result;

@@ -22,7 +22,7 @@ RUN_TIMEOUT_S = 300
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "slow: runs the full default demo campaign (32 variants, a few minutes); part of the default suite, "
+        "slow: runs the full default demo campaign (37 variants, 5 of them CUDA, a few minutes); part of the default suite, "
         "deselect with -m 'not slow'")
 
 

@@ -130,7 +130,7 @@ def test_default_demo_command(deltann, tmp_path):
     assert db.is_file(), run.describe()
     variants = query(db, "SELECT * FROM variants ORDER BY id")
     frameworks = [v["framework"] for v in variants]
-    expected = {"ort": 11, "opencv": 4, "tvm": 5, "reference": 1, "libtorch": 4, "openvino": 3,
+    expected = {"ort": 11, "opencv": 4, "tvm": 10, "reference": 1, "libtorch": 4, "openvino": 3,
                 "tflite": 4}
     assert {f: frameworks.count(f) for f in expected} == expected, [v["env"] for v in variants]
     assert len(variants) == sum(expected.values())

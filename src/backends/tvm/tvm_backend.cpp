@@ -207,7 +207,8 @@ class TvmSession final : public Session {
     if (device_.device_type != kDLCPU) synchronize();
   }
 
-  void synchronize() { stream_sync_(device_, static_cast<void*>(nullptr)); }
+  // Device_StreamSync takes the stream as an integer handle; 0 is the default stream.
+  void synchronize() { stream_sync_(device_, int64_t{0}); }
 
   // The output of the last run: a tensor, or the first tensor of a tuple of outputs.
   const DLTensor& output_tensor() {
