@@ -31,15 +31,27 @@ struct Knob {
   // Values that are valid but cannot run on this machine, with the reason (bf16 on a CPU without
   // it): a variant naming one is skipped with the reason instead of refusing the whole campaign.
   std::map<std::string, std::string> unavailable = {};
+  // Left out of the canonical environment string while at its default, so that a knob added to
+  // an engine later does not rename the variants of databases made before it (ONNX Runtime's
+  // `disable`): `ort:opt=all` stays `ort:opt=all,device=cpu,threads=1`.
+  bool omit_default = false;
+};
+
+// Which members `knob=each` stands for at each value of another knob `by`, e.g. the optimisers
+// one opt level runs; the same form as a build tool's `each` table (docs/PROTOCOL.md).
+struct EachTable {
+  std::string by;
+  std::map<std::string, std::vector<std::string>> members;
 };
 
 struct BackendInfo {
   std::string name;     // framework name used in environment strings
   std::string version;  // engine version as the engine reports it
   std::string description;
-  std::vector<std::string> devices;  // "cpu", "opencl:0", ...
-  std::vector<Knob> knobs;           // always includes opt, device and threads
-  std::vector<std::string> formats;  // artifact formats it loads ("onnx")
+  std::vector<std::string> devices;            // "cpu", "opencl:0", ...
+  std::vector<Knob> knobs;                     // always includes opt, device and threads
+  std::vector<std::string> formats;            // artifact formats it loads ("onnx")
+  std::map<std::string, EachTable> each = {};  // by set-knob name; absent: all the knob's values
 };
 nlohmann::json to_json(const BackendInfo& info);
 BackendInfo backend_info_from_json(const nlohmann::json& j);

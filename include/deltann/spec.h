@@ -28,6 +28,10 @@ struct InputSpec {
   float scale = 1.0f / 255.0f;             // pixel (0..255) * scale, then (x - mean) / std
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+  // `"kind": "tensor"`: the model takes a raw tensor of any shape (a subgraph cut out of a
+  // network by `deltann localize --reproduce`), fed from a .npy file; images cannot be
+  // preprocessed for it, so the image fields above are ignored.
+  bool raw_tensor = false;
 
   int height() const;
   int width() const;

@@ -18,7 +18,7 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct StoredModel {
   int64_t id = 0;
@@ -73,6 +73,14 @@ struct StoredFailure {
   std::string message;
 };
 
+// One `deltann localize` result kept with the campaign (the --db form), for `deltann report`.
+struct StoredLocalization {
+  int64_t id = 0;
+  std::string env_a, env_b, image_key;
+  std::string json;  // the localization as `deltann localize --json` prints it
+  std::string recorded_at;
+};
+
 class Store {
  public:
   // Opens or creates the database. Throws Error when the file is not a deltann database or its
@@ -98,6 +106,7 @@ class Store {
   void record_first_inference(int64_t variant_id, int64_t first_ns);
   void record_build(int64_t variant_id, int64_t compile_ns, const std::string& build_json);
   void record_failure(const StoredFailure& failure);
+  int64_t add_localization(const StoredLocalization& localization);  // returns its id
   // Buffered; written when the batch is full or on flush().
   void add_result(StoredResult result);
   void flush();
@@ -112,6 +121,7 @@ class Store {
   std::vector<StoredImage> images();
   std::vector<StoredVariant> variants();
   std::vector<StoredFailure> failures();
+  std::vector<StoredLocalization> localizations();
   // Results of one variant ordered by image id; `with_output` also loads the full vectors.
   std::vector<StoredResult> results(int64_t variant_id, bool with_output);
 

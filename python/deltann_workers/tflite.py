@@ -149,10 +149,51 @@ def dequantise(values, scale, zero_point):
     return (scale * (np.asarray(values, dtype=np.float64) - zero_point)).astype(np.float32)
 
 
+def capture_mode_text(opt):
+    delegate = ("not the XNNPACK delegate the timed run uses (opt=xnnpack), whose fused "
+                "partitions keep no intermediate tensors, so the captured run is not the timed one"
+                if opt == "xnnpack" else "as the timed run (opt=none)")
+    return ("tflite: every op's output tensor, read after one invoke of a second interpreter "
+            "with experimental_preserve_all_tensors; LiteRT's builtin kernels, " + delegate +
+            "; names are TFLite's tensor names (not ONNX names), op the TFLite builtin op; "
+            "layout as TFLite holds it (NHWC for images); fusions done by the converter (a "
+            "CONV_2D with its activation) stay fused; int8/uint8 tensors are dequantised with "
+            "their own scale and zero point, float16 ones widened; other types are skipped")
+
+
+def tensor_as_float64(value, details):
+    """A tensor's values as float64: floats widened, int8/uint8/int16 dequantised with the
+    tensor's scale(s) and zero point(s) (per channel along quantized_dimension when there are
+    several); None for a type that holds no real values (indices, shapes, booleans)."""
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.floating):
+        return value.astype(np.float64)
+    if value.dtype not in (np.int8, np.uint8, np.int16):
+        return None
+    params = details.get("quantization_parameters", {})
+    scales = np.asarray(params.get("scales", []), dtype=np.float64)
+    zero_points = np.asarray(params.get("zero_points", []), dtype=np.float64)
+    if scales.size == 0:
+        return None
+    if zero_points.size == 0:
+        zero_points = np.zeros_like(scales)
+    if scales.size > 1:
+        # Per-channel: broadcast along the quantised dimension.
+        shape = [1] * value.ndim
+        shape[int(params.get("quantized_dimension", 0))] = scales.size
+        scales, zero_points = scales.reshape(shape), zero_points.reshape(shape)
+    return scales * (value.astype(np.float64) - zero_points)
+
+
 class LiteRtSession:
     """One loaded model: its interpreter with tensors allocated, and the chosen input/output."""
 
     def __init__(self, path, opt, threads, spec):
+        self.path, self.opt, self.threads = str(path), opt, threads
+        self.bound_input = None
+        # Made by the first capture only: preserving every tensor costs memory and the timed
+        # interpreter must stay exactly as loaded.
+        self.capture_interpreter = None
         self.interpreter = make_interpreter(path, opt, threads)
         spec_input = spec.get("input", {}) or {}
         spec_output = spec.get("output", {}) or {}
@@ -194,6 +235,7 @@ class LiteRtSession:
         if self.input_quantisation is not None:
             tensor = quantise(tensor, self.input_dtype, *self.input_quantisation)
         self.interpreter.set_tensor(self.input["index"], tensor)
+        self.bound_input = tensor
 
     def run(self):
         self.interpreter.invoke()
@@ -207,6 +249,54 @@ class LiteRtSession:
         if self.output_quantisation is not None:
             return dequantise(values, *self.output_quantisation)
         return values.astype(np.float32, copy=False)
+
+    def capture_mode(self):
+        return capture_mode_text(self.opt)
+
+    def make_capture_interpreter(self):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        # Builtin kernels: a delegate would compute its partition internally and leave the
+        # preserved tensors of the ops it took unwritten.
+        interpreter = Interpreter(
+            model_path=self.path, num_threads=self.threads,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            experimental_preserve_all_tensors=True)
+        if list(self.input["shape_signature"]) != list(self.shape):
+            interpreter.resize_input_tensor(self.input["index"], list(self.shape), strict=True)
+        interpreter.allocate_tensors()
+        return interpreter
+
+    def capture(self):
+        if self.bound_input is None:
+            raise EngineError("capture requested before an input was bound")
+        if self.capture_interpreter is None:
+            self.capture_interpreter = self.make_capture_interpreter()
+        interpreter = self.capture_interpreter
+        interpreter.set_tensor(self.input["index"], self.bound_input)
+        interpreter.invoke()
+        # Nodes are numbered in execution order (no delegate reorders them here).
+        captured = []
+        last_index = None
+        for op in interpreter._get_ops_details():
+            for index in op["outputs"]:
+                if index < 0:
+                    continue
+                details = interpreter._get_tensor_details(int(index), 0)
+                values = tensor_as_float64(interpreter.get_tensor(int(index)), details)
+                if values is None:
+                    continue
+                captured.append(worker.CapturedTensor(details["name"], op["op_name"],
+                                                      list(values.shape), values))
+                last_index = int(index)
+        output_index = self.output_details["index"]
+        if last_index != output_index:
+            # The chosen output is not the last op's: it is what the run returns, so it goes last.
+            values = tensor_as_float64(interpreter.get_tensor(output_index),
+                                       self.output_details)
+            captured.append(worker.CapturedTensor(self.output_details["name"], "output",
+                                                  list(values.shape), values))
+        return captured
 
 
 class LiteRtEngine:

@@ -6,7 +6,10 @@ tell a Python worker from a C++ one. An engine provides two small objects:
 - an Engine with `describe()` (the `--describe` dictionary: name, version, description, devices,
   formats, knobs), `load(request)` returning a Session, and optionally `check(request)`, run
   before `load` and outside its clock (for example to vet an untrusted model file);
-- a Session with `set_input(array)`, `run()` and `output()` (a 1-D float32 numpy array).
+- a Session with `set_input(array)`, `run()` and `output()` (a 1-D float32 numpy array), and
+  optionally `capture()` (a list of CapturedTensor, in execution order, the graph's output last)
+  with `capture_mode()` (how it captured and what that changed) for the `capture` op; a Session
+  without them answers `capture` with an error, as a C++ engine without Session::capture() does.
 
 `load` and the engine calls may raise any exception: the reply is an error event with the stage and
 the message, and the worker stays usable. `EngineError` is for messages that are complete as they
@@ -21,6 +24,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -75,6 +79,18 @@ def parse_environment(text):
             raise EngineError(f"environment '{text}': '{item}' is not key=value")
         knobs[key] = value
     return Environment(text, framework, qualifier, knobs)
+
+
+@dataclass
+class CapturedTensor:
+    """One intermediate tensor of a capture (include/deltann/backend.h's CapturedTensor): its
+    name, the operator that produced it, its shape as the engine holds it and its values (any
+    numeric array; written as float64)."""
+
+    name: str
+    op: str
+    shape: list
+    values: np.ndarray
 
 
 @dataclass
@@ -144,6 +160,8 @@ class Server:
             return self.load(request)
         if op == "run":
             return self.run(request)
+        if op == "capture":
+            return self.capture(request)
         return {"event": "error", "stage": "protocol", "message": f"unknown op '{op}'"}
 
     def load(self, request):
@@ -210,6 +228,37 @@ class Server:
         result["samples_ns"] = samples
         result["output"] = encode_floats(output)
         return result
+
+
+    def capture(self, request):
+        """As src/run/worker.cpp: binds the tensor, runs Session.capture() once (untimed) and
+        writes every tensor as DIR/NNNN.npy (float64, C order) plus DIR/index.json."""
+        if self.session is None:
+            raise EngineError("capture requested before a successful load")
+        capture = getattr(self.session, "capture", None)
+        if capture is None:
+            raise EngineError("this engine cannot capture intermediate tensors")
+        tensor = read_npy(str(field_of(request, "tensor")))
+        out_dir = Path(str(field_of(request, "out_dir")))
+        self.session.set_input(tensor)
+        tensors = capture()
+        mode = self.session.capture_mode()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        entries = []
+        for i, t in enumerate(tensors):
+            shape = [int(d) for d in t.shape]
+            values = np.asarray(t.values, dtype="<f8")
+            if values.size != int(np.prod(shape, dtype=np.int64)):
+                raise EngineError(f"captured tensor '{t.name}' has shape {shape} but "
+                                  f"{values.size} values")
+            file = f"{i:04d}.npy"
+            np.save(out_dir / file, np.ascontiguousarray(values.reshape(shape)),
+                    allow_pickle=False)
+            entries.append({"index": i, "name": t.name, "op": t.op, "shape": shape,
+                            "file": file})
+        index = out_dir / "index.json"
+        index.write_text(json.dumps({"mode": mode, "tensors": entries}, indent=1) + "\n")
+        return {"event": "captured", "count": len(entries), "index": str(index), "mode": mode}
 
 
 def field_of(request, name):

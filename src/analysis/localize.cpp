@@ -1,12 +1,16 @@
 #include "deltann/localize.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -160,15 +164,293 @@ bool same_layout(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   return squeezed(a) == squeezed(b);
 }
 
+namespace {
+
+// Calls f(index in A, index in B) for every element, in A's order, with B read in A's layout.
+// The caller has checked that both tensors hold as many values as A's shape says.
+template <class F>
+void for_each_pair(const std::vector<int64_t>& shape_a, size_t count, LayoutMatch layout, F&& f) {
+  if (layout == LayoutMatch::same) {
+    for (size_t i = 0; i < count; ++i) f(i, i);
+    return;
+  }
+  const auto d = [&](size_t k) { return static_cast<size_t>(shape_a[k]); };
+  size_t i = 0;
+  if (layout == LayoutMatch::nchw_from_nhwc) {  // A [N,C,H,W], B [N,H,W,C]
+    const size_t n_ = d(0), c_ = d(1), h_ = d(2), w_ = d(3);
+    for (size_t n = 0; n < n_; ++n)
+      for (size_t c = 0; c < c_; ++c)
+        for (size_t h = 0; h < h_; ++h)
+          for (size_t w = 0; w < w_; ++w) f(i++, ((n * h_ + h) * w_ + w) * c_ + c);
+  } else {  // A [N,H,W,C], B [N,C,H,W]
+    const size_t n_ = d(0), h_ = d(1), w_ = d(2), c_ = d(3);
+    for (size_t n = 0; n < n_; ++n)
+      for (size_t h = 0; h < h_; ++h)
+        for (size_t w = 0; w < w_; ++w)
+          for (size_t c = 0; c < c_; ++c) f(i++, ((n * c_ + c) * h_ + h) * w_ + w);
+  }
+}
+
+// Number of elements a shape describes, or nullopt for a negative size.
+std::optional<size_t> element_count(const std::vector<int64_t>& shape) {
+  size_t count = 1;
+  for (const int64_t dim : shape) {
+    if (dim < 0) return std::nullopt;
+    count *= static_cast<size_t>(dim);
+  }
+  return count;
+}
+
+// B's values rearranged into A's layout (and given A's shape), for comparisons with a third tensor.
+LayerTensor in_layout_of(const LayerTensor& b, LayoutMatch layout,
+                         const std::vector<int64_t>& shape_a) {
+  if (layout == LayoutMatch::same) return b;
+  LayerTensor out = b;
+  out.shape = shape_a;
+  for_each_pair(shape_a, b.values.size(), layout,
+                [&](size_t ia, size_t ib) { out.values[ia] = b.values[ib]; });
+  return out;
+}
+
+// Lower case with everything but letters and digits dropped: "CONV_2D" -> "conv2d", "Relu" ->
+// "relu", so ONNX's and TFLite's spellings of one op compare equal.
+std::string normalized_op(const std::string& op) {
+  std::string out;
+  for (const char ch : op)
+    if (std::isalnum(static_cast<unsigned char>(ch)))
+      out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+  return out;
+}
+
+struct Family {
+  const char* name;
+  std::vector<const char*> ops;         // normalised op types of ONNX and TFLite
+  std::vector<const char*> substrings;  // parts of fused kernel names (TVM, ORT's FusedConv)
+};
+
+// The op-family table of docs/LOCALIZE.md ("Matching"); keep the two in step.
+const std::vector<Family>& families() {
+  static const std::vector<Family> table = {
+      {"conv",
+       {"conv", "convtranspose", "convinteger", "qlinearconv", "fusedconv", "conv2d",
+        "depthwiseconv2d", "transposeconv", "conv3d"},
+       {"conv"}},
+      {"activation",
+       {"relu", "leakyrelu", "prelu", "clip", "hardsigmoid", "hardswish", "sigmoid", "tanh", "elu",
+        "selu", "gelu", "softplus", "mish", "relu6", "relu0to1", "relun1to1", "logistic"},
+       {"relu", "clip", "sigmoid", "swish", "tanh", "gelu"}},
+      {"dense",
+       {"gemm", "matmul", "matmulinteger", "qlinearmatmul", "fullyconnected", "batchmatmul"},
+       {"matmul", "dense", "gemm", "fullyconnected"}},
+      {"pool",
+       {"averagepool", "maxpool", "globalaveragepool", "globalmaxpool", "averagepool2d",
+        "maxpool2d", "l2pool2d", "mean", "reducemean", "reducemax"},
+       {"pool"}},
+      {"softmax", {"softmax", "logsoftmax"}, {"softmax"}},
+      {"reshape",
+       {"reshape", "flatten", "squeeze", "unsqueeze", "expanddims", "identity"},
+       {"reshape", "flatten", "squeeze"}},
+      {"add", {"add", "sum", "addn"}, {}},
+      {"mul", {"mul"}, {}},
+      {"pad", {"pad", "padv2", "mirrorpad"}, {"pad"}},
+      {"concat", {"concat", "concatenation"}, {"concat"}},
+      {"norm",
+       {"batchnormalization", "instancenormalization", "layernormalization"},
+       {"batchnorm", "layernorm"}},
+      {"transpose", {"transpose"}, {"transpose"}},
+  };
+  return table;
+}
+
+// Families that can carry an activation or a normalisation fused into them (TFLite's fused
+// activation on CONV_2D/ADD/FULLY_CONNECTED, ORT's FusedConv, folded BatchNorm): the fused op's
+// output is the activation's, so an activation on one side may pair with one of these freely.
+bool fusable(const std::vector<std::string>& tail, const std::vector<std::string>& host) {
+  static const std::set<std::string> tails = {"activation", "norm"};
+  static const std::set<std::string> hosts = {"conv", "dense",  "add", "mul",
+                                              "pool", "concat", "norm"};
+  for (const auto& t : tail)
+    if (tails.count(t))
+      for (const auto& h : host)
+        if (hosts.count(h)) return true;
+  return false;
+}
+
+// The op part of a pair's cost (MatchCosts).
+double op_penalty(const std::string& op_a, const std::string& op_b, const MatchCosts& costs) {
+  if (op_a.empty() || op_b.empty()) return costs.op_unknown;
+  if (normalized_op(op_a) == normalized_op(op_b)) return 0;
+  const auto fa = op_families(op_a), fb = op_families(op_b);
+  for (const auto& f : fa)
+    if (std::find(fb.begin(), fb.end(), f) != fb.end()) return 0;
+  if (fusable(fa, fb) || fusable(fb, fa)) return 0;
+  return costs.op_mismatch;
+}
+
+// min(rel_l2, 1): beyond 1 the tensors are unrelated, however far apart; NaN counts as 1.
+double capped(double rel) { return rel < 1 ? rel : 1.0; }
+
+// The layout under which B is closest to A and its cost (capped rel_l2 plus the transpose
+// penalty); nullopt when no layout fits.
+std::optional<std::pair<LayoutMatch, double>> best_layout(const LayerTensor& a,
+                                                          const LayerTensor& b,
+                                                          const MatchCosts& costs) {
+  std::optional<std::pair<LayoutMatch, double>> best;
+  for (const LayoutMatch layout : compatible_layouts(a.shape, b.shape)) {
+    const Difference d = difference(a, b, layout);
+    if (!d.comparable) continue;
+    const double cost = capped(d.rel_l2) + (layout == LayoutMatch::same ? 0 : costs.transpose);
+    if (!best || cost < best->second) best = std::pair{layout, cost};
+  }
+  return best;
+}
+
+// Aligns A's tensors `sa` with B's `sb` (indices into the captures, each in execution order) by
+// the least total cost: a pair costs best_layout's cost plus op_penalty, a skipped tensor
+// costs.gap. Needleman-Wunsch over the (|sa|+1) x (|sb|+1) table; on equal cost a pair is
+// preferred to skips.
+void align(const LayerCapture& a, const LayerCapture& b, const std::vector<size_t>& sa,
+           const std::vector<size_t>& sb, const MatchCosts& costs, std::vector<TensorMatch>& out) {
+  const size_t n = sa.size(), m = sb.size();
+  if (n == 0 || m == 0) return;
+  const size_t width = m + 1;
+  std::vector<double> total((n + 1) * width);
+  enum Move : uint8_t { kPair, kSkipA, kSkipB };
+  std::vector<uint8_t> move((n + 1) * width, kSkipA), layout((n + 1) * width, 0);
+  for (size_t j = 0; j <= m; ++j) {
+    total[j] = static_cast<double>(j) * costs.gap;
+    move[j] = kSkipB;
+  }
+  for (size_t i = 1; i <= n; ++i) {
+    total[i * width] = static_cast<double>(i) * costs.gap;
+    move[i * width] = kSkipA;
+    const LayerTensor& ta = a.tensors[sa[i - 1]];
+    for (size_t j = 1; j <= m; ++j) {
+      const size_t cell = i * width + j;
+      double best = total[cell - width] + costs.gap;
+      uint8_t how = kSkipA;
+      if (total[cell - 1] + costs.gap < best) {
+        best = total[cell - 1] + costs.gap;
+        how = kSkipB;
+      }
+      const LayerTensor& tb = b.tensors[sb[j - 1]];
+      if (const auto fit = best_layout(ta, tb, costs)) {
+        const double pair = total[cell - width - 1] + fit->second + op_penalty(ta.op, tb.op, costs);
+        if (pair <= best) {
+          best = pair;
+          how = kPair;
+          layout[cell] = static_cast<uint8_t>(fit->first);
+        }
+      }
+      total[cell] = best;
+      move[cell] = how;
+    }
+  }
+  for (size_t i = n, j = m; i > 0 || j > 0;) {
+    const size_t cell = i * width + j;
+    if (move[cell] == kPair) {
+      out.push_back({sa[i - 1], sb[j - 1], false, static_cast<LayoutMatch>(layout[cell])});
+      --i;
+      --j;
+    } else if (move[cell] == kSkipA) {
+      --i;
+    } else {
+      --j;
+    }
+  }
+}
+
+// The longest chain of name matches increasing in both captures (pairs sorted by A's index; a
+// longest strictly increasing subsequence of B's indices). They anchor the alignment: structural
+// matches never cross them.
+std::vector<TensorMatch> anchors(const std::vector<TensorMatch>& by_name) {
+  std::vector<size_t> tails, previous(by_name.size(), SIZE_MAX);
+  for (size_t k = 0; k < by_name.size(); ++k) {
+    const auto at = std::lower_bound(tails.begin(), tails.end(), by_name[k].b,
+                                     [&](size_t t, size_t b) { return by_name[t].b < b; });
+    if (at != tails.begin()) previous[k] = *(at - 1);
+    if (at == tails.end())
+      tails.push_back(k);
+    else
+      *at = k;
+  }
+  std::vector<TensorMatch> chain;
+  for (size_t k = tails.empty() ? SIZE_MAX : tails.back(); k != SIZE_MAX; k = previous[k])
+    chain.push_back(by_name[k]);
+  std::reverse(chain.begin(), chain.end());
+  return chain;
+}
+
+// For each tensor, whether it is the first of its name in its capture (later ones are ignored).
+std::vector<bool> first_of_name(const LayerCapture& c) {
+  std::set<std::string> seen;
+  std::vector<bool> first(c.tensors.size());
+  for (size_t i = 0; i < c.tensors.size(); ++i) first[i] = seen.insert(c.tensors[i].name).second;
+  return first;
+}
+
+}  // namespace
+
+std::string layout_name(LayoutMatch layout) {
+  switch (layout) {
+    case LayoutMatch::nchw_from_nhwc:
+      return "nchw<-nhwc";
+    case LayoutMatch::nhwc_from_nchw:
+      return "nhwc<-nchw";
+    case LayoutMatch::same:
+      break;
+  }
+  return "";
+}
+
+std::vector<LayoutMatch> compatible_layouts(const std::vector<int64_t>& a,
+                                            const std::vector<int64_t>& b) {
+  std::vector<LayoutMatch> out;
+  if (same_layout(a, b)) out.push_back(LayoutMatch::same);
+  if (a.size() == 4 && b.size() == 4 && a[0] == b[0]) {
+    // B [N,H,W,C] against A [N,C,H,W].
+    if (b[1] == a[2] && b[2] == a[3] && b[3] == a[1]) out.push_back(LayoutMatch::nchw_from_nhwc);
+    // B [N,C,H,W] against A [N,H,W,C].
+    if (b[1] == a[3] && b[2] == a[1] && b[3] == a[2]) out.push_back(LayoutMatch::nhwc_from_nchw);
+  }
+  return out;
+}
+
+std::vector<std::string> op_families(const std::string& op) {
+  const std::string key = normalized_op(op);
+  std::vector<std::string> out;
+  if (key.empty()) return out;
+  for (const Family& family : families()) {
+    bool member = std::find_if(family.ops.begin(), family.ops.end(),
+                               [&](const char* o) { return key == o; }) != family.ops.end();
+    for (const char* part : family.substrings) member = member || key.find(part) != key.npos;
+    if (member) out.push_back(family.name);
+  }
+  return out;
+}
+
+std::string TensorMatch::method() const {
+  const std::string base = by_name ? "name" : "structure";
+  return layout == LayoutMatch::same ? base : base + "+" + layout_name(layout);
+}
+
 Difference difference(const LayerTensor& a, const LayerTensor& b) {
+  return difference(a, b, LayoutMatch::same);
+}
+
+Difference difference(const LayerTensor& a, const LayerTensor& b, LayoutMatch layout) {
   Difference d;
-  if (!same_layout(a.shape, b.shape) || a.values.size() != b.values.size()) {
+  const auto fits = compatible_layouts(a.shape, b.shape);
+  const bool sized = layout == LayoutMatch::same ? a.values.size() == b.values.size()
+                                                 : element_count(a.shape) == a.values.size() &&
+                                                       element_count(b.shape) == b.values.size();
+  if (std::find(fits.begin(), fits.end(), layout) == fits.end() || !sized) {
     d.comparable = false;
     return d;
   }
   double sum_abs = 0, sum_sq = 0, norm_b = 0;
-  for (size_t i = 0; i < a.values.size(); ++i) {
-    const double x = a.values[i], y = b.values[i];
+  for_each_pair(a.shape, a.values.size(), layout, [&](size_t ia, size_t ib) {
+    const double x = a.values[ia], y = b.values[ib];
     double e = 0;
     if (std::isnan(x) || std::isnan(y)) {
       e = std::isnan(x) == std::isnan(y) ? 0 : kInf;
@@ -179,13 +461,73 @@ Difference difference(const LayerTensor& a, const LayerTensor& b) {
     d.max_abs = std::max(d.max_abs, e);
     sum_abs += e;
     sum_sq += e * e;
-  }
+  });
   if (!a.values.empty()) d.mean_abs = sum_abs / static_cast<double>(a.values.size());
   if (sum_sq == 0)
     d.rel_l2 = 0;
   else
     d.rel_l2 = norm_b > 0 ? std::sqrt(sum_sq) / std::sqrt(norm_b) : kInf;
   return d;
+}
+
+std::vector<TensorMatch> match_tensors(const LayerCapture& a, const LayerCapture& b,
+                                       const LocalizeOptions& options,
+                                       std::vector<std::string>* notes) {
+  const auto first_a = first_of_name(a), first_b = first_of_name(b);
+  std::map<std::string, size_t> names_b;
+  for (size_t j = 0; j < b.tensors.size(); ++j)
+    if (first_b[j]) names_b.emplace(b.tensors[j].name, j);
+
+  std::vector<TensorMatch> matches;
+  std::vector<bool> taken_a(a.tensors.size()), taken_b(b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    if (!first_a[i]) continue;
+    const auto found = names_b.find(a.tensors[i].name);
+    if (found == names_b.end()) continue;
+    TensorMatch match{i, found->second, true, LayoutMatch::same};
+    // Same name, other layout: a converter that keeps names but moves C (read B transposed).
+    if (!same_layout(a.tensors[i].shape, b.tensors[found->second].shape))
+      if (const auto fit = best_layout(a.tensors[i], b.tensors[found->second], options.costs))
+        match.layout = fit->first;
+    matches.push_back(match);
+    taken_a[i] = taken_b[found->second] = true;
+  }
+  if (!options.structural) return matches;
+
+  // Each stretch between consecutive anchors is aligned on its own; name matches that are not
+  // anchors (B ran them in another order) are matched already and take no part.
+  auto chain = anchors(matches);
+  chain.push_back({a.tensors.size(), b.tensors.size(), true, LayoutMatch::same});  // the end
+  std::vector<TensorMatch> structural;
+  size_t from_a = 0, from_b = 0;
+  for (const TensorMatch& anchor : chain) {
+    std::vector<size_t> sa, sb;
+    for (size_t i = from_a; i < anchor.a; ++i)
+      if (first_a[i] && !taken_a[i]) sa.push_back(i);
+    for (size_t j = from_b; j < anchor.b; ++j)
+      if (first_b[j] && !taken_b[j]) sb.push_back(j);
+    if (sa.size() * sb.size() > options.costs.max_cells) {
+      if (notes)
+        notes->push_back("not aligned structurally: " + std::to_string(sa.size()) +
+                         " tensors of A against " + std::to_string(sb.size()) +
+                         " of B between two name matches exceed " +
+                         std::to_string(options.costs.max_cells) + " pairs");
+    } else {
+      align(a, b, sa, sb, options.costs, structural);
+    }
+    from_a = anchor.a + 1;
+    from_b = anchor.b + 1;
+  }
+  matches.insert(matches.end(), structural.begin(), structural.end());
+  std::sort(matches.begin(), matches.end(),
+            [](const TensorMatch& x, const TensorMatch& y) { return x.a < y.a; });
+  return matches;
+}
+
+std::map<std::string, size_t> match_counts(const Localization& l) {
+  std::map<std::string, size_t> counts;
+  for (const auto& r : l.layers) ++counts[r.match];
+  return counts;
 }
 
 Localization localize(const LayerCapture& a, const LayerCapture& b,
@@ -195,32 +537,28 @@ Localization localize(const LayerCapture& a, const LayerCapture& b,
   l.env_b = b.env;
   l.mode_a = a.mode;
   l.mode_b = b.mode;
-  const auto by_name = [](const LayerCapture& c) {
-    std::map<std::string, const LayerTensor*> names;
-    for (const auto& t : c.tensors) names.emplace(t.name, &t);  // the first of a repeated name
-    return names;
-  };
-  const auto names_a = by_name(a), names_b = by_name(b);
-  std::map<std::string, double> rel_of;  // matched, comparable layers measured so far
+  const auto matches = match_tensors(a, b, options, &l.notes);
+  std::vector<bool> matched_a(a.tensors.size()), matched_b(b.tensors.size());
+  for (const auto& m : matches) matched_a[m.a] = matched_b[m.b] = true;
+
+  std::map<std::string, double> rel_of;  // A's names of the comparable layers measured so far
   std::optional<double> previous;
-  for (size_t i = 0; i < a.tensors.size(); ++i) {
-    const LayerTensor& ta = a.tensors[i];
-    if (names_a.at(ta.name) != &ta) continue;  // a repeated name
-    const auto found = names_b.find(ta.name);
-    if (found == names_b.end()) {
-      l.only_a.push_back(ta.name);
-      continue;
-    }
-    const LayerTensor& tb = *found->second;
+  for (const TensorMatch& m : matches) {
+    const LayerTensor& ta = a.tensors[m.a];
+    const LayerTensor& tb = b.tensors[m.b];
     LayerReport r;
-    r.position = i;
+    r.position = m.a;
     r.name = ta.name;
+    r.name_b = tb.name;
+    r.match = m.method();
+    r.layout = m.layout;
     r.op_a = ta.op;
     r.op_b = tb.op;
     r.shape_a = ta.shape;
     r.shape_b = tb.shape;
-    r.diff = difference(ta, tb);
+    r.diff = difference(ta, tb, m.layout);
     if (r.diff.comparable) {
+      // Inputs are A's names, so they are found whichever way their layers were matched.
       double basis = 0;
       r.growth_basis = "input";
       if (!ta.inputs.empty()) {
@@ -242,8 +580,11 @@ Localization localize(const LayerCapture& a, const LayerCapture& b,
     }
     l.layers.push_back(std::move(r));
   }
-  for (const auto& tb : b.tensors)
-    if (names_b.at(tb.name) == &tb && !names_a.count(tb.name)) l.only_b.push_back(tb.name);
+  const auto first_a = first_of_name(a), first_b = first_of_name(b);
+  for (size_t i = 0; i < a.tensors.size(); ++i)
+    if (first_a[i] && !matched_a[i]) l.only_a.push_back(a.tensors[i].name);
+  for (size_t j = 0; j < b.tensors.size(); ++j)
+    if (first_b[j] && !matched_b[j]) l.only_b.push_back(b.tensors[j].name);
 
   for (size_t i = 0; i < l.layers.size() && !l.jump; ++i)
     if (l.layers[i].above && l.layers[i].growth && *l.layers[i].growth > options.growth) {
@@ -256,17 +597,30 @@ Localization localize(const LayerCapture& a, const LayerCapture& b,
       l.jump_rule = "threshold";
     }
 
+  // B's tensor of each layer, by A's index, to compare with the references in A's layout.
+  std::map<size_t, const TensorMatch*> b_of;
+  for (const auto& m : matches) b_of[m.a] = &m;
   std::vector<std::string> decided;
   for (const auto& ref : references) {
-    const auto names_r = by_name(ref);
+    // The reference is matched with A the same way B is, so it may rename tensors too.
+    std::map<size_t, TensorMatch> ref_of;
+    for (const auto& m : match_tensors(a, ref, options, nullptr)) ref_of[m.a] = m;
     Vote vote;
     vote.env = ref.env;
     for (size_t i = 0; i < l.layers.size(); ++i) {
       LayerReport& r = l.layers[i];
       ReferenceDistance distance{ref.env, std::nullopt, std::nullopt};
-      if (const auto t = names_r.find(r.name); t != names_r.end()) {
-        const Difference da = difference(*names_a.at(r.name), *t->second);
-        const Difference db = difference(*names_b.at(r.name), *t->second);
+      if (const auto t = ref_of.find(r.position); t != ref_of.end()) {
+        const LayerTensor& ta = a.tensors[r.position];
+        const LayerTensor& tr = ref.tensors[t->second.b];
+        const TensorMatch& mb = *b_of.at(r.position);
+        const Difference da = difference(ta, tr, t->second.layout);
+        Difference db;
+        if (mb.layout == LayoutMatch::same && t->second.layout == LayoutMatch::same)
+          db = difference(b.tensors[mb.b], tr);
+        else
+          db = difference(in_layout_of(b.tensors[mb.b], mb.layout, ta.shape),
+                          in_layout_of(tr, t->second.layout, ta.shape));
         if (da.comparable) distance.rel_a = da.rel_l2;
         if (db.comparable) distance.rel_b = db.rel_l2;
       }
@@ -300,13 +654,9 @@ Localization localize(const LayerCapture& a, const LayerCapture& b,
 namespace {
 
 json layer_json(const LayerReport& r) {
-  json j = {{"position", r.position},
-            {"name", r.name},
-            {"op_a", r.op_a},
-            {"op_b", r.op_b},
-            {"shape_a", r.shape_a},
-            {"shape_b", r.shape_b},
-            {"comparable", r.diff.comparable}};
+  json j = {{"position", r.position}, {"name", r.name},       {"name_b", r.name_b},
+            {"match", r.match},       {"op_a", r.op_a},       {"op_b", r.op_b},
+            {"shape_a", r.shape_a},   {"shape_b", r.shape_b}, {"comparable", r.diff.comparable}};
   if (r.diff.comparable) {
     j["max_abs"] = number(r.diff.max_abs);
     j["mean_abs"] = number(r.diff.mean_abs);
@@ -337,8 +687,11 @@ json to_json(const Localization& l, const LocalizeOptions& options) {
   j["options"] = {
       {"threshold", options.threshold}, {"growth", options.growth}, {"atol", options.atol}};
   j["matched"] = l.layers.size();
+  j["match_counts"] = match_counts(l);
   j["only_a"] = l.only_a;
   j["only_b"] = l.only_b;
+  j["unmatched"] = {{"a", l.only_a.size()}, {"b", l.only_b.size()}};
+  if (!l.notes.empty()) j["notes"] = l.notes;
   j["above_threshold"] = l.above_count;
   if (l.jump) {
     j["jump"] = layer_json(l.layers[*l.jump]);
@@ -365,8 +718,21 @@ std::string localization_text(const Localization& l, const LocalizeOptions& opti
   std::ostringstream out;
   out << "A: " << l.env_a << "\n   capture: " << l.mode_a << "\n";
   out << "B: " << l.env_b << "\n   capture: " << l.mode_b << "\n";
-  out << "matched " << l.layers.size() << " layers by name; only in A: " << l.only_a.size()
-      << ", only in B: " << l.only_b.size() << "\n";
+  const auto counts = match_counts(l);
+  const bool all_by_name =
+      counts.size() <= 1 && (counts.empty() || counts.begin()->first == "name");
+  out << "matched " << l.layers.size() << " layers";
+  if (all_by_name) {
+    out << " by name";
+  } else {
+    std::string sep = ": ";
+    for (const auto& [method, count] : counts) {
+      out << sep << count << " by " << method;
+      sep = ", ";
+    }
+  }
+  out << "; only in A: " << l.only_a.size() << ", only in B: " << l.only_b.size() << "\n";
+  for (const auto& note : l.notes) out << "  note: " << note << "\n";
   const auto name_list = [](const std::vector<std::string>& names) {
     std::string text;
     for (size_t i = 0; i < names.size() && i < 5; ++i) text += (i ? ", " : "") + names[i];
@@ -375,7 +741,7 @@ std::string localization_text(const Localization& l, const LocalizeOptions& opti
   if (!l.only_a.empty()) out << "  only in A: " << name_list(l.only_a) << "\n";
   if (!l.only_b.empty()) out << "  only in B: " << name_list(l.only_b) << "\n";
   if (l.layers.empty()) {
-    out << "no layer names in common: nothing to compare\n";
+    out << "no tensors matched: nothing to compare\n";
     return out.str();
   }
 
@@ -390,14 +756,25 @@ std::string localization_text(const Localization& l, const LocalizeOptions& opti
   }
   const size_t first = center > rows / 4 ? center - rows / 4 : 0;
   const size_t last = std::min(l.layers.size(), first + rows);
-  out << "\n  " << pad("#", 5) << pad("layer", 42) << pad("op", 14) << pad("shape", 18)
-      << pad("max|a-b|", 10) << pad("mean|a-b|", 10) << pad("rel L2", 10) << "growth\n";
+  // Only a table with structural matches gets B's names and the method: name matches keep the
+  // narrower table.
+  const auto short_method = [](const LayerReport& r) {
+    const std::string base = r.match.rfind("name", 0) == 0 ? "name" : "str";
+    return r.layout == LayoutMatch::same ? base : base + "+T";
+  };
+  out << "\n  " << pad("#", 5) << pad("layer", 42);
+  if (!all_by_name) out << pad("B layer", 32) << pad("by", 7);
+  out << pad("op", 14) << pad("shape", 18) << pad("max|a-b|", 10) << pad("mean|a-b|", 10)
+      << pad("rel L2", 10) << "growth\n";
   if (first > 0) out << "  ... " << first << " layers before\n";
   for (size_t i = first; i < last; ++i) {
     const LayerReport& r = l.layers[i];
     out << (l.jump && *l.jump == i ? "> " : "  ") << pad(std::to_string(r.position), 5)
-        << pad(clipped_front(r.name, 40), 42) << pad(clipped(r.op_a, 12), 14)
-        << pad(clipped(shape_text(r.shape_a), 16), 18);
+        << pad(clipped_front(r.name, 40), 42);
+    if (!all_by_name)
+      out << pad(r.name_b == r.name ? "=" : clipped_front(r.name_b, 30), 32)
+          << pad(short_method(r), 7);
+    out << pad(clipped(r.op_a, 12), 14) << pad(clipped(shape_text(r.shape_a), 16), 18);
     if (!r.diff.comparable) {
       out << "shapes differ: B has " << shape_text(r.shape_b) << "\n";
       continue;
@@ -406,6 +783,9 @@ std::string localization_text(const Localization& l, const LocalizeOptions& opti
         << pad(sci(r.diff.rel_l2), 10) << growth_text(r.growth) << (r.above ? " *" : "") << "\n";
   }
   if (last < l.layers.size()) out << "  ... " << l.layers.size() - last << " layers after\n";
+  if (!all_by_name)
+    out << "  (by: name = same tensor name, str = structural alignment, +T = B's values transposed "
+           "into A's layout, NHWC<->NCHW; = : B's name is A's)\n";
 
   out << "\n"
       << l.above_count << " of " << l.layers.size() << " matched layers above rel L2 "
@@ -414,7 +794,8 @@ std::string localization_text(const Localization& l, const LocalizeOptions& opti
   if (l.jump) {
     const LayerReport& r = l.layers[*l.jump];
     out << "first jump: layer " << r.position << " '" << r.name << "' (" << r.op_a
-        << (r.op_b.empty() || r.op_b == r.op_a ? "" : " / " + r.op_b) << "): rel L2 "
+        << (r.op_b.empty() || r.op_b == r.op_a ? "" : " / " + r.op_b) << ")"
+        << (r.name_b == r.name ? "" : " = B's '" + r.name_b + "' (" + r.match + ")") << ": rel L2 "
         << sci(r.diff.rel_l2) << ", growth " << growth_text(r.growth) << " over its "
         << (r.growth_basis == "inputs"     ? "inputs"
             : r.growth_basis == "previous" ? "previous matched layer"

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,7 @@
 #include "verbs.h"
 #ifdef DELTANN_MODEL_DIFF
 #include "analysis/model_diff.h"
+#include "analysis/reproduce.h"
 #endif
 
 namespace deltann::cli {
@@ -33,7 +35,9 @@ using nlohmann::json;
 constexpr int kUsage = 2;
 
 struct LocalizeArgs {
-  std::string model, spec, image, a, b, db, keep, cache, b_model, b_spec;
+  std::string model, spec, image, a, b, db, keep, cache, b_model, b_spec, image_key;
+  std::string tensor;     // --tensor X.npy: the model's input as it is, instead of an image
+  std::string reproduce;  // --reproduce DIR: write the smallest subgraph that still diverges
   std::vector<std::string> refs;
   LocalizeOptions options;
   size_t rows = 20;
@@ -72,13 +76,50 @@ class CaptureDir {
   bool remove_ = false;
 };
 
-// Starts the environment's worker, loads its artifact, captures `image` into `out` and reads it.
-LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path& image,
-                                 PreprocessCache& cache, const fs::path& out, double timeout_s,
-                                 double& seconds) {
+// The input tensor file `env` is fed: --tensor as it is (checked against the environment's input
+// shape here, so a wrong file is a clear error rather than an engine's), else the image
+// preprocessed for the environment's spec (a conversion may give its artifact another layout).
+fs::path input_tensor(const PreparedEnvironment& env, const LocalizeArgs& a,
+                      PreprocessCache& cache) {
+  if (a.tensor.empty()) return cache.prepare(a.image, env.spec.input).tensor_path;
+  const Tensor t = read_npy(a.tensor);  // throws unless float32 C-order .npy
+  if (t.shape != env.spec.input.shape)
+    throw Error("tensor " + a.tensor + " has shape " + shape_text(t.shape) + " but " + env.env +
+                "'s model input" +
+                (env.spec.input.name.empty() ? "" : " '" + env.spec.input.name + "'") + " takes " +
+                shape_text(env.spec.input.shape));
+  return fs::absolute(a.tensor);
+}
+
+// Plans A and B (B on `b_model` when given: an edited or converted copy of the same network, with
+// `b_spec`, else its own sidecar, else A's spec) and builds their artifacts.
+std::vector<PreparedEnvironment> prepare_pair(const CampaignConfig& config, const ModelSpec& spec,
+                                              const std::string& env_a, const std::string& env_b,
+                                              const std::string& b_model,
+                                              const std::string& b_spec) {
+  std::vector<PreparedEnvironment> envs;
+  envs.push_back(prepare_environment(config, spec, env_a, say));
+  if (b_model.empty()) {
+    envs.push_back(prepare_environment(config, spec, env_b, say));
+    return envs;
+  }
+  CampaignConfig config_b = config;
+  config_b.model = b_model;
+  if (!fs::is_regular_file(config_b.model))
+    throw Error("model file " + b_model + " (--b-model) does not exist");
+  if (!b_spec.empty()) config_b.spec = b_spec;
+  const bool own_spec =
+      !b_spec.empty() || fs::exists(fs::path(b_model).replace_extension(".spec.json"));
+  const ModelSpec spec_b = own_spec ? load_model_spec(config_b.model, config_b.spec) : spec;
+  if (!own_spec) config_b.spec = config.spec;
+  envs.push_back(prepare_environment(config_b, spec_b, env_b, say));
+  return envs;
+}
+
+// Starts the environment's worker, loads its artifact, captures `tensor` into `out` and reads it.
+LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path& tensor,
+                                 const fs::path& out, double timeout_s, double& seconds) {
   const auto start = std::chrono::steady_clock::now();
-  // A conversion may give the artifact another input layout: prepare the image for its spec.
-  const fs::path tensor = cache.prepare(image, env.spec.input).tensor_path;
   WorkerProcess worker(env.worker, {"--serve"});
   const auto died = [&](const std::string& stage) {
     const WorkerExit exit = worker.finish();
@@ -132,6 +173,7 @@ void from_database(LocalizeArgs& a, const std::string& canonical_a,
     const auto found = by_key.find(a.image);
     if (found == by_key.end())
       throw Error(a.db + " has no usable image with key '" + a.image + "'");
+    a.image_key = found->second->key;
     a.image = found->second->path;
     return;
   }
@@ -172,16 +214,75 @@ void from_database(LocalizeArgs& a, const std::string& canonical_a,
   say("image " + chosen->key + ": " +
       (flipped ? "the first whose top-1 differs between A and B"
                : "no top-1 differs; the largest output difference"));
+  a.image_key = chosen->key;
   a.image = chosen->path;
 }
+
+#ifdef DELTANN_MODEL_DIFF
+// --reproduce: each candidate subgraph is run exactly as the full model was (the same
+// environments planned afresh for the extracted file and its spec, the same capture, the same
+// localize()), fed the candidate's input.npy as --tensor would feed it.
+Reproduction reproduce_jump(const LocalizeArgs& a, const CampaignConfig& config,
+                            const std::vector<PreparedEnvironment>& envs,
+                            const LayerCapture& a_capture, const fs::path& a_tensor,
+                            const Localization& result) {
+  const LayerReport& jump = result.layers[*result.jump];
+  ReproduceRequest request;
+  request.model_a = config.model;
+  if (!a.b_model.empty()) request.model_b = a.b_model;
+  request.dir = a.reproduce;
+  request.jump = jump.name;
+  request.capture_a = &a_capture;
+  request.input_tensor = a_tensor;
+  request.input_name = envs[0].spec.input.name;
+  request.env_a = envs[0].env;
+  request.env_b = envs[1].env;
+  request.full = jump.diff;
+  request.options = a.options;
+  const auto run = [&](const fs::path& model_a, const fs::path& model_b, const fs::path& tensor,
+                       const std::string& output) {
+    CampaignConfig trial = config;
+    trial.model = model_a;
+    trial.spec.reset();  // the candidate's own sidecar, repro.spec.json
+    const ModelSpec spec = load_model_spec(model_a);
+    // B's copy has no sidecar of its own, so it takes A's, as the written command will.
+    const auto pair = prepare_pair(trial, spec, a.a, a.b, model_b.string(), "");
+    LocalizeArgs fed = a;
+    fed.tensor = tensor.string();
+    fed.image.clear();
+    PreprocessCache unused(config.cache_dir);
+    CaptureDir dir("");
+    std::vector<LayerCapture> captures;
+    for (size_t i = 0; i < 2; ++i) {
+      double seconds = 0;
+      captures.push_back(capture_environment(pair[i], input_tensor(pair[i], fed, unused),
+                                             dir.path() / (i == 0 ? "a" : "b"), a.timeout_s,
+                                             seconds));
+    }
+    const Localization l = localize(captures[0], captures[1], {}, a.options);
+    ReproTrial t;
+    for (const auto& layer : l.layers)
+      if (layer.name == output && layer.diff.comparable) {
+        t.found = true;
+        t.diff = layer.diff;
+        t.above = layer.above;
+      }
+    return t;
+  };
+  return reproduce(request, run, say);
+}
+#endif
 
 void execute(const CLI::App& cmd, LocalizeArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
   if (a.a.empty() || a.b.empty()) usage("--a ENV and --b ENV are required");
   if (!a.db.empty() && !a.model.empty()) usage("give either --db or --model, not both");
   if (a.b_model.empty() && !a.b_spec.empty()) usage("--b-spec needs --b-model");
-  if (a.db.empty() && (a.model.empty() || a.image.empty()))
-    usage("give --model M.onnx --image IMG, or --db CAMPAIGN.db");
+  if (!a.tensor.empty() && !a.image.empty() && a.db.empty())
+    usage("give either --image or --tensor, not both");
+  if (!a.tensor.empty() && !a.db.empty()) usage("--tensor needs --model, not --db");
+  if (a.db.empty() && (a.model.empty() || (a.image.empty() && a.tensor.empty())))
+    usage("give --model M.onnx with --image IMG or --tensor X.npy, or --db CAMPAIGN.db");
   if (!a.db.empty() && !fs::exists(a.db)) usage("database " + a.db + " does not exist");
   if (a.options.threshold < 0 || a.options.growth <= 0 || a.options.atol < 0 || a.rows == 0)
     usage("--threshold and --atol must not be negative, --growth and --rows must be positive");
@@ -204,40 +305,53 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   config.timeout_s = a.timeout_s;
   const ModelSpec spec = load_model_spec(config.model, config.spec);
 
+  if (spec.input.raw_tensor && a.tensor.empty())
+    throw Error(config.model.string() + " takes a raw tensor " + shape_text(spec.input.shape) +
+                " (spec input kind 'tensor'), not an image: give --tensor X.npy");
+#ifndef DELTANN_MODEL_DIFF
+  if (!a.reproduce.empty())
+    throw Error("--reproduce needs ONNX's protobuf classes (libonnx-dev), absent from this build");
+#endif
+
   const auto start = std::chrono::steady_clock::now();
-  std::vector<PreparedEnvironment> envs;
-  envs.push_back(prepare_environment(config, spec, a.a, say));
-  if (a.b_model.empty()) {
-    envs.push_back(prepare_environment(config, spec, a.b, say));
-  } else {
-    // B runs another file of the same network (a converted or edited copy): its own sidecar or
-    // --b-spec when it has one, else A's spec.
-    CampaignConfig config_b = config;
-    config_b.model = a.b_model;
-    if (!fs::is_regular_file(config_b.model))
-      throw Error("model file " + a.b_model + " (--b-model) does not exist");
-    if (!a.b_spec.empty()) config_b.spec = a.b_spec;
-    const bool own_spec =
-        !a.b_spec.empty() || fs::exists(fs::path(a.b_model).replace_extension(".spec.json"));
-    const ModelSpec spec_b = own_spec ? load_model_spec(config_b.model, config_b.spec) : spec;
-    if (!own_spec) config_b.spec = config.spec;
-    envs.push_back(prepare_environment(config_b, spec_b, a.b, say));
-  }
+  std::vector<PreparedEnvironment> envs = prepare_pair(config, spec, a.a, a.b, a.b_model, a.b_spec);
   for (const auto& ref : a.refs) envs.push_back(prepare_environment(config, spec, ref, say));
   if (!a.db.empty()) from_database(a, envs[0].env, envs[1].env);
-  if (!fs::is_regular_file(a.image)) throw Error("image " + a.image + " does not exist");
+  if (a.tensor.empty() && !fs::is_regular_file(a.image))
+    throw Error("image " + a.image + " does not exist");
+  if (!a.tensor.empty() && !fs::is_regular_file(a.tensor))
+    throw Error("tensor " + a.tensor + " does not exist");
 
+  // The tensor cache is only touched for images: a --tensor is fed as it is.
   PreprocessCache cache(config.cache_dir);
   CaptureDir dir(a.keep);
   std::vector<LayerCapture> captures;
+  std::vector<fs::path> tensors;
   std::vector<double> seconds(envs.size(), 0);
   for (size_t i = 0; i < envs.size(); ++i) {
     const std::string folder = i == 0 ? "a" : i == 1 ? "b" : "ref" + std::to_string(i - 1);
+    tensors.push_back(input_tensor(envs[i], a, cache));
     captures.push_back(
-        capture_environment(envs[i], a.image, cache, dir.path() / folder, a.timeout_s, seconds[i]));
+        capture_environment(envs[i], tensors[i], dir.path() / folder, a.timeout_s, seconds[i]));
   }
   const std::vector<LayerCapture> refs(captures.begin() + 2, captures.end());
   const Localization result = localize(captures[0], captures[1], refs, a.options);
+
+  // --reproduce: cut the smallest subgraph that still diverges (src/analysis/reproduce.cpp).
+  json reproduction;
+  std::string reproduction_summary;
+#ifdef DELTANN_MODEL_DIFF
+  if (!a.reproduce.empty()) {
+    if (!result.jump) {
+      reproduction = {{"reproduced", false}, {"note", "no layer diverges: nothing to reproduce"}};
+      reproduction_summary = "reproducer: none: no layer diverges\n";
+    } else {
+      const Reproduction r = reproduce_jump(a, config, envs, captures[0], tensors[0], result);
+      reproduction = to_json(r);
+      reproduction_summary = reproduction_text(r);
+    }
+  }
+#endif
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -254,15 +368,19 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
     }
   }
 #endif
-  if (a.json) {
-    json j = to_json(result, a.options);
+  json j = to_json(result, a.options);
+  {
     if (!a.b_model.empty()) {
       j["parameter_differences"] = parameters;
       j["cause"] = cause;
     }
     j["model"] = fs::absolute(config.model).string();
     if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
-    j["image"] = fs::absolute(a.image).string();
+    if (a.tensor.empty())
+      j["image"] = fs::absolute(a.image).string();
+    else
+      j["tensor"] = fs::absolute(a.tensor).string();
+    if (!a.reproduce.empty()) j["reproduce"] = reproduction;
     j["a"]["tensors"] = captures[0].tensors.size();
     j["b"]["tensors"] = captures[1].tensors.size();
     j["a"]["capture_s"] = seconds[0];
@@ -276,11 +394,18 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
     j["references"] = references;
     j["seconds"] = total;
     if (!a.keep.empty()) j["kept"] = dir.path().string();
+  }
+  // The --db form keeps the result with the campaign: `deltann report` plots it.
+  std::optional<int64_t> stored;
+  if (!a.db.empty())
+    stored = Store(a.db).add_localization({0, envs[0].env, envs[1].env, a.image_key, j.dump(), ""});
+  if (a.json) {
+    if (stored) j["stored_as"] = *stored;
     std::cout << j.dump(2) << '\n';
   } else {
     std::cout << "model " << config.model.string()
-              << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")") << ", image " << a.image
-              << "\n"
+              << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")")
+              << (a.tensor.empty() ? ", image " + a.image : ", tensor " + a.tensor) << "\n"
               << localization_text(result, a.options, a.rows);
     if (!a.b_model.empty()) {
       std::cout << "parameter differences between the two model files: " << parameters.size()
@@ -296,7 +421,11 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
                   << "\n";
       if (!cause.empty()) std::cout << "the first diverging layer's own parameters differ (>)\n";
     }
+    std::cout << reproduction_summary;
     if (!a.keep.empty()) std::cout << "captures kept in " << dir.path().string() << "\n";
+    if (stored)
+      std::cout << "stored as localisation #" << *stored << " in " << a.db
+                << " (deltann report plots it)\n";
     std::cout << "took " << std::lround(total * 1000) << " ms\n";
   }
 }
@@ -312,6 +441,12 @@ void add_localize(CLI::App& app) {
   cmd->add_option("--image", args->image,
                   "the image file; with --db, an image key of the campaign (default: the first "
                   "whose top-1 differs between A and B)");
+  cmd->add_option("--tensor", args->tensor,
+                  "feed this float32 C-order .npy (exactly the model input's shape) instead of "
+                  "an image; no preprocessing");
+  cmd->add_option("--reproduce", args->reproduce,
+                  "write the smallest subgraph that still shows the divergence to this folder "
+                  "(repro.onnx, input.npy, reproduce.sh)");
   cmd->add_option("--db", args->db, "take the model, spec and image from a campaign database");
   cmd->add_option("--a", args->a, "environment A, e.g. ort:opt=disable");
   cmd->add_option("--b", args->b, "environment B, e.g. opencv:opt=on");

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   deltann::cli::add_export(app);
   deltann::cli::add_check(app);
   deltann::cli::add_localize(app);
+  deltann::cli::add_bisect(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,5 +12,6 @@ void add_report(CLI::App& app);
 void add_export(CLI::App& app);
 void add_check(CLI::App& app);
 void add_localize(CLI::App& app);
+void add_bisect(CLI::App& app);
 
 }  // namespace deltann::cli

@@ -50,9 +50,14 @@ nlohmann::json to_json(const BackendInfo& info) {
                      {"help", k.help},
                      {"subset", k.subset}});
     if (!k.unavailable.empty()) knobs.back()["unavailable"] = k.unavailable;
+    if (k.omit_default) knobs.back()["omit_default"] = true;
   }
-  return {{"name", info.name},       {"version", info.version}, {"description", info.description},
-          {"devices", info.devices}, {"knobs", knobs},          {"formats", info.formats}};
+  nlohmann::json j = {
+      {"name", info.name},       {"version", info.version}, {"description", info.description},
+      {"devices", info.devices}, {"knobs", knobs},          {"formats", info.formats}};
+  for (const auto& [knob, table] : info.each)
+    j["each"][knob] = {{"by", table.by}, {"members", table.members}};
+  return j;
 }
 
 BackendInfo backend_info_from_json(const nlohmann::json& j) {
@@ -66,7 +71,13 @@ BackendInfo backend_info_from_json(const nlohmann::json& j) {
     info.knobs.push_back(
         {k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
          k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false),
-         k.value("unavailable", std::map<std::string, std::string>{})});
+         k.value("unavailable", std::map<std::string, std::string>{}),
+         k.value("omit_default", false)});
+  if (j.contains("each"))
+    for (const auto& [knob, table] : j.at("each").items())
+      info.each[knob] = {
+          table.at("by").get<std::string>(),
+          table.at("members").get<std::map<std::string, std::vector<std::string>>>()};
   return info;
 }
 
@@ -99,8 +110,13 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
                   "'; valid values: " + valid);
     }
   }
-  for (const auto& knob : info.knobs)
-    if (!resolved.knobs.count(knob.name)) resolved.knobs[knob.name] = knob.default_value;
+  for (const auto& knob : info.knobs) {
+    if (!knob.omit_default && !resolved.knobs.count(knob.name))
+      resolved.knobs[knob.name] = knob.default_value;
+    // Naming the default explicitly gives the same variant as leaving it out.
+    if (knob.omit_default && resolved.knob(knob.name) == knob.default_value)
+      resolved.knobs.erase(knob.name);
+  }
   for (const auto& knob : info.knobs)
     if (const auto it = knob.unavailable.find(resolved.knob(knob.name));
         it != knob.unavailable.end())

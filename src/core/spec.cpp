@@ -40,9 +40,13 @@ std::array<float, 3> parse_triple(const json& j, const char* field, std::array<f
 }  // namespace
 
 int InputSpec::height() const {
+  if (raw_tensor)
+    throw Error("the model's input is a raw tensor (spec input kind 'tensor'), not an image");
   return static_cast<int>(layout == Layout::NCHW ? shape[2] : shape[1]);
 }
 int InputSpec::width() const {
+  if (raw_tensor)
+    throw Error("the model's input is a raw tensor (spec input kind 'tensor'), not an image");
   return static_cast<int>(layout == Layout::NCHW ? shape[3] : shape[2]);
 }
 
@@ -66,36 +70,50 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
     InputSpec& i = spec.input;
     i.name = in.value("name", "");
     if (in.contains("shape")) i.shape = in.at("shape").get<std::vector<int64_t>>();
-    if (i.shape.size() != 4) throw Error("spec input shape must have 4 dimensions (batch, ...)");
-    if (i.shape[0] != 1) throw Error("spec input batch dimension must be 1");
-    i.layout =
-        parse_choice(in, "layout", {{"NCHW", Layout::NCHW}, {"NHWC", Layout::NHWC}}, Layout::NCHW);
-    const int64_t channels = i.layout == Layout::NCHW ? i.shape[1] : i.shape[3];
-    if (channels != 3)
-      throw Error("spec input must have 3 channels for layout " +
-                  std::string(i.layout == Layout::NCHW ? "NCHW" : "NHWC"));
-    if (in.value("dtype", "float32") != "float32")
-      throw Error("spec input dtype '" + in.value("dtype", "") +
-                  "' is not supported; valid: float32");
-    i.channel_order =
-        parse_choice(in, "channel_order", {{"RGB", ChannelOrder::RGB}, {"BGR", ChannelOrder::BGR}},
-                     ChannelOrder::RGB);
-    i.crop = in.value("crop", static_cast<int>(std::min(i.height(), i.width())));
-    i.resize = in.value("resize", i.crop);
-    if (i.crop != i.height() || i.crop != i.width())
-      throw Error("spec crop " + std::to_string(i.crop) +
-                  " does not match the input shape's height and width");
-    if (i.resize < i.crop) throw Error("spec resize must be at least the crop size");
-    i.interpolation = in.value("interpolation", "bilinear");
-    if (i.interpolation != "bilinear" && i.interpolation != "nearest" &&
-        i.interpolation != "area" && i.interpolation != "bicubic")
-      throw Error("spec interpolation '" + i.interpolation +
-                  "' is not supported; valid values: bilinear, nearest, area, bicubic");
-    i.scale = in.value("scale", i.scale);
-    i.mean = parse_triple(in, "mean", i.mean);
-    i.std = parse_triple(in, "std", i.std);
-    for (float s : i.std)
-      if (s == 0.0f) throw Error("spec std must not contain 0");
+    const std::string kind = in.value("kind", "image");
+    if (kind != "image" && kind != "tensor")
+      throw Error("spec field 'kind' is '" + kind + "'; valid values: image, tensor");
+    i.raw_tensor = kind == "tensor";
+    if (i.raw_tensor) {
+      // A raw tensor is fed as it is: only its shape and type matter.
+      if (i.shape.empty()) throw Error("spec input of kind 'tensor' needs a shape");
+      for (const int64_t d : i.shape)
+        if (d <= 0) throw Error("spec input shape must have positive dimensions");
+      if (in.value("dtype", "float32") != "float32")
+        throw Error("spec input dtype '" + in.value("dtype", "") +
+                    "' is not supported; valid: float32");
+    } else {
+      if (i.shape.size() != 4) throw Error("spec input shape must have 4 dimensions (batch, ...)");
+      if (i.shape[0] != 1) throw Error("spec input batch dimension must be 1");
+      i.layout = parse_choice(in, "layout", {{"NCHW", Layout::NCHW}, {"NHWC", Layout::NHWC}},
+                              Layout::NCHW);
+      const int64_t channels = i.layout == Layout::NCHW ? i.shape[1] : i.shape[3];
+      if (channels != 3)
+        throw Error("spec input must have 3 channels for layout " +
+                    std::string(i.layout == Layout::NCHW ? "NCHW" : "NHWC"));
+      if (in.value("dtype", "float32") != "float32")
+        throw Error("spec input dtype '" + in.value("dtype", "") +
+                    "' is not supported; valid: float32");
+      i.channel_order =
+          parse_choice(in, "channel_order",
+                       {{"RGB", ChannelOrder::RGB}, {"BGR", ChannelOrder::BGR}}, ChannelOrder::RGB);
+      i.crop = in.value("crop", static_cast<int>(std::min(i.height(), i.width())));
+      i.resize = in.value("resize", i.crop);
+      if (i.crop != i.height() || i.crop != i.width())
+        throw Error("spec crop " + std::to_string(i.crop) +
+                    " does not match the input shape's height and width");
+      if (i.resize < i.crop) throw Error("spec resize must be at least the crop size");
+      i.interpolation = in.value("interpolation", "bilinear");
+      if (i.interpolation != "bilinear" && i.interpolation != "nearest" &&
+          i.interpolation != "area" && i.interpolation != "bicubic")
+        throw Error("spec interpolation '" + i.interpolation +
+                    "' is not supported; valid values: bilinear, nearest, area, bicubic");
+      i.scale = in.value("scale", i.scale);
+      i.mean = parse_triple(in, "mean", i.mean);
+      i.std = parse_triple(in, "std", i.std);
+      for (float s : i.std)
+        if (s == 0.0f) throw Error("spec std must not contain 0");
+    }
 
     const json out = j.value("output", json::object());
     OutputSpec& o = spec.output;
@@ -181,6 +199,9 @@ json to_json(const ModelSpec& spec) {
               {"classes", spec.output.classes},
               {"label_offset", spec.output.label_offset},
               {"kind", spec.output.kind == OutputKind::Logits ? "logits" : "probabilities"}}}};
+  // Only a raw-tensor input says its kind, so image specs (and the cache keys made from them)
+  // stay as they were.
+  if (i.raw_tensor) j["input"]["kind"] = "tensor";
   if (spec.output.class_names) j["output"]["class_names"] = spec.output.class_names->string();
   for (const auto& [format, source] : spec.sources) {
     j["sources"][format] = {{"file", source.file.string()}};

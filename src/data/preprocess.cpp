@@ -184,6 +184,11 @@ Tensor preprocess_pixels(const unsigned char* rgb, int width, int height, const 
 
 PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec,
                                const DecodeLimits& limits) {
+  // A raw-tensor input (a subgraph cut out by `localize --reproduce`) has no image geometry.
+  if (spec.raw_tensor)
+    throw Error(path.string() +
+                ": the model takes a raw tensor (spec input kind 'tensor'), not an "
+                "image; give a float32 .npy tensor instead");
   const auto bytes = read_bytes(path, limits);
   HeaderInfo header = inspect(bytes);
   if (header.format.empty())

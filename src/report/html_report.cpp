@@ -258,6 +258,7 @@ struct Context {
   std::vector<StoredVariant> stored_variants;
   std::vector<StoredImage> images;
   std::vector<StoredFailure> failures;
+  std::vector<StoredLocalization> localizations;
   std::vector<VariantData> variants;       // parallel to c.variants
   std::map<std::string, size_t> number;    // env -> 1-based variant number
   std::map<int64_t, size_t> number_by_id;  // stored variant id -> number
@@ -324,6 +325,7 @@ void load_context(Store& store, Context& ctx) {
     ctx.image_by_id[image.id] = &image;
   }
   ctx.failures = store.failures();
+  ctx.localizations = store.localizations();
   ctx.stored_variants = store.variants();
 
   std::map<std::string, const StoredVariant*> by_env;
@@ -550,6 +552,47 @@ const char* const kChartScript = R"JS(
       });
       rendered += 1;
     }
+
+    (data.localizations || []).forEach(function (loc) {
+      var canvas = document.getElementById(loc.canvas);
+      if (!canvas) return;
+      var sets = [{label: 'A vs B', data: loc.rel, borderColor: colour(0),
+                   backgroundColor: colour(0), borderWidth: 2, spanGaps: false,
+                   pointRadius: loc.rel.map(function (_, i) { return i === loc.jump ? 7 : 1.5; }),
+                   pointStyle: loc.rel.map(function (_, i) {
+                     return i === loc.jump ? 'triangle' : 'circle'; })}];
+      loc.references.forEach(function (r, k) {
+        sets.push({label: r.env + ' vs A', data: r.to_a, borderColor: colour(2 * k + 1),
+                   backgroundColor: colour(2 * k + 1), borderWidth: 1, pointRadius: 0,
+                   borderDash: [4, 3]});
+        sets.push({label: r.env + ' vs B', data: r.to_b, borderColor: colour(2 * k + 2),
+                   backgroundColor: colour(2 * k + 2), borderWidth: 1, pointRadius: 0,
+                   borderDash: [1, 2]});
+      });
+      if (typeof loc.threshold === 'number' && loc.threshold > 0)
+        sets.push({label: 'threshold', data: loc.rel.map(function () { return loc.threshold; }),
+                   borderColor: '#718096', borderWidth: 1, pointRadius: 0, borderDash: [8, 4]});
+      new Chart(canvas, {
+        type: 'line',
+        data: {labels: loc.layers.map(function (_, i) { return i; }), datasets: sets},
+        options: {
+          responsive: true, maintainAspectRatio: false,
+          interaction: {mode: 'index', intersect: false},
+          scales: {
+            x: {title: {display: true, text: 'matched layer (A\u2019s execution order)'}},
+            y: {type: 'logarithmic', title: {display: true, text: 'relative L2 error'}}
+          },
+          plugins: {
+            legend: {position: 'bottom', labels: {boxWidth: 14}},
+            tooltip: {callbacks: {title: function (items) {
+              var i = items[0].dataIndex;
+              return '#' + i + ' ' + loc.layers[i] + (i === loc.jump ? '  \u2190 first jump' : '');
+            }}}
+          }
+        }
+      });
+      rendered += 1;
+    });
   } catch (error) {
     window.deltannRecordError('charts: ' + (error && error.stack ? error.stack : String(error)));
   }
@@ -848,6 +891,134 @@ void write_axes(const Context& ctx, std::ostream& out) {
   out << "</section>\n";
 }
 
+// A stored localization's JSON, or null when it cannot be read (a file from another version).
+nlohmann::json parse_localization(const StoredLocalization& l) {
+  const auto j = nlohmann::json::parse(l.json, nullptr, false);
+  return j.is_object() && j.contains("layers") && j.at("layers").is_array() ? j : nlohmann::json();
+}
+
+// A relative error as the chart plots it: numbers as they are, "inf"/"nan" and absent values as
+// null (a gap in the line); exact agreement (0) cannot sit on a log axis, so it is drawn at the
+// floor and said so in the caption.
+constexpr double kPlotFloor = 1e-16;
+nlohmann::json plotted(const nlohmann::json& v) {
+  if (!v.is_number()) return nullptr;
+  const double x = v.get<double>();
+  return std::isfinite(x) ? nlohmann::json(std::max(x, kPlotFloor)) : nlohmann::json(nullptr);
+}
+
+// Per stored localization: layer names, A-vs-B relative error along the graph, each reference's
+// distance to A and to B, and the first-jump layer, for the line charts.
+nlohmann::json localization_series(const Context& ctx) {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t n = 0; n < ctx.localizations.size(); ++n) {
+    const nlohmann::json j = parse_localization(ctx.localizations[n]);
+    if (j.is_null()) continue;
+    nlohmann::json names = nlohmann::json::array(), rel = nlohmann::json::array();
+    std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> refs;
+    const auto& layers = j.at("layers");
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const auto& layer = layers[i];
+      names.push_back(layer.value("name", "") + " (" + layer.value("op_a", "") + ")");
+      rel.push_back(plotted(layer.value("rel_l2", nlohmann::json())));
+      for (const auto& r : layer.value("references", nlohmann::json::array())) {
+        auto& [to_a, to_b] = refs[r.value("env", "")];
+        if (to_a.is_null()) to_a = to_b = nlohmann::json::array();
+        while (to_a.size() < i) to_a.push_back(nullptr), to_b.push_back(nullptr);
+        to_a.push_back(plotted(r.value("rel_a", nlohmann::json())));
+        to_b.push_back(plotted(r.value("rel_b", nlohmann::json())));
+      }
+    }
+    nlohmann::json references = nlohmann::json::array();
+    for (auto& [env, series] : refs) {
+      while (series.first.size() < layers.size())
+        series.first.push_back(nullptr), series.second.push_back(nullptr);
+      references.push_back({{"env", env}, {"to_a", series.first}, {"to_b", series.second}});
+    }
+    nlohmann::json jump = nullptr;
+    if (j.contains("jump") && j.at("jump").is_object())
+      jump = j.at("jump").value("position", nlohmann::json());
+    // "position" is the index in A's execution order; the charts index matched layers.
+    nlohmann::json jump_index = nullptr;
+    for (size_t i = 0; i < layers.size() && !jump.is_null(); ++i)
+      if (layers[i].value("position", nlohmann::json()) == jump) jump_index = i;
+    out.push_back(
+        {{"canvas", "chart-localization-" + std::to_string(n + 1)},
+         {"layers", names},
+         {"rel", rel},
+         {"references", references},
+         {"jump", jump_index},
+         {"threshold",
+          j.value("options", nlohmann::json::object()).value("threshold", nlohmann::json())}});
+  }
+  return out;
+}
+
+void write_localizations(const Context& ctx, std::ostream& out) {
+  out << "<section id=\"localizations\"><h2>Localisations</h2>\n";
+  if (ctx.localizations.empty()) {
+    out << "<p class=\"muted\">No localisation is stored. <code>deltann localize --db "
+        << html_escape(ctx.db_path)
+        << " --a ENV --b ENV</code> adds one: where in the network two variants part.</p>\n"
+           "</section>\n";
+    return;
+  }
+  out << "<p class=\"note\">Relative L2 error between A and B at every matched layer, in A's "
+         "execution order (log scale; exact agreement is drawn at "
+      << kPlotFloor
+      << "), each reference's distance to A and to B, the threshold, and the first layer where "
+         "the error jumps (marked). docs/LOCALIZE.md explains the rule.</p>\n";
+  for (size_t n = 0; n < ctx.localizations.size(); ++n) {
+    const auto& l = ctx.localizations[n];
+    const nlohmann::json j = parse_localization(l);
+    out << "<h3>#" << l.id << ": " << env_html(l.env_a) << " vs " << env_html(l.env_b) << " on "
+        << html_escape(l.image_key) << " <span class=\"muted\">(" << html_escape(l.recorded_at)
+        << " UTC)</span></h3>\n";
+    if (j.is_null()) {
+      out << "<p class=\"muted\">This localisation's record cannot be read.</p>\n";
+      continue;
+    }
+    out << "<table class=\"facts\">";
+    const auto row = [&](const std::string& key, const std::string& value_html) {
+      out << "<tr><th>" << html_escape(key) << "</th><td>" << value_html << "</td></tr>";
+    };
+    const auto& jump = j.value("jump", nlohmann::json());
+    if (jump.is_object()) {
+      const auto rel = jump.value("rel_l2", nlohmann::json());
+      row("first jump",
+          "<code>" + html_escape(jump.value("name", "")) + "</code> (" +
+              html_escape(jump.value("op_a", "")) + "), relative error " +
+              html_escape(rel.is_number() ? format_double("%.3g", rel.get<double>()) : rel.dump()) +
+              ", rule " + html_escape(jump.value("rule", "")));
+    } else {
+      row("first jump", "none: no layer above the threshold");
+    }
+    row("layers matched",
+        std::to_string(j.at("layers").size()) +
+            " (only in A: " + std::to_string(j.value("only_a", nlohmann::json::array()).size()) +
+            ", only in B: " + std::to_string(j.value("only_b", nlohmann::json::array()).size()) +
+            ")");
+    const auto verdict = j.value("verdict", nlohmann::json());
+    if (verdict.is_string())
+      row("references say", verdict == "a"   ? "A deviates"
+                            : verdict == "b" ? "B deviates"
+                                             : html_escape(verdict.get<std::string>()));
+    for (const auto& c : j.value("cause", nlohmann::json::array()))
+      row("cause", html_escape(c.value("node", "") + ": " + c.value("what", "") + ": " +
+                               c.value("a", "") + " -> " + c.value("b", "")));
+    for (const char* side : {"a", "b"})
+      if (j.contains(side) && j.at(side).is_object())
+        row(std::string("capture ") + (side[0] == 'a' ? "A" : "B"),
+            html_escape(j.at(side).value("mode", "")));
+    out << "</table>\n";
+    if (!j.at("layers").empty()) {
+      out << "<div class=\"chart-box\"><canvas id=\"chart-localization-" << n + 1
+          << "\" role=\"img\" aria-label=\"relative error along the graph\"></canvas></div>\n";
+    }
+  }
+  out << "</section>\n";
+}
+
 nlohmann::json chart_data(const Context& ctx) {
   nlohmann::json variants = nlohmann::json::array();
   for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
@@ -863,7 +1034,7 @@ nlohmann::json chart_data(const Context& ctx) {
     }
     variants.push_back(std::move(v));
   }
-  return {{"variants", variants}};
+  return {{"variants", variants}, {"localizations", localization_series(ctx)}};
 }
 
 void write_timing(const Context& ctx, std::ostream& out) {
@@ -1081,6 +1252,7 @@ void write_html_report(Store& store, const Comparison& comparison, std::ostream&
       << "</h1><nav><a href=\"#summary\">Summary</a><a href=\"#findings\">Findings</a>"
          "<a href=\"#variants\">Variants</a><a href=\"#heatmap\">Label differences</a>"
          "<a href=\"#axes\">Pairs by axis</a><a href=\"#timing\">Timing</a>"
+         "<a href=\"#localizations\">Localisations</a>"
          "<a href=\"#gallery\">Disagreeing images</a><a href=\"#failures\">Failures</a>"
          "<a href=\"#meta\">Metadata</a></nav></header>\n<main>\n";
   write_header(ctx, out);
@@ -1089,6 +1261,7 @@ void write_html_report(Store& store, const Comparison& comparison, std::ostream&
   write_heatmap(ctx, out);
   write_axes(ctx, out);
   write_timing(ctx, out);
+  write_localizations(ctx, out);
   write_gallery(ctx, out);
   write_failures(ctx, out);
   write_meta(ctx, out);

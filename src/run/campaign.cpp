@@ -129,7 +129,19 @@ std::vector<Environment> expand_each(const Environment& env, EngineOffer& offer)
   if (!offer.info) return {env};
   for (const auto& knob : offer.info->knobs) {
     if (!knob.subset || env.knob(knob.name) != "each") continue;
-    const auto members = offer.builder ? offer.builder->each_members(knob.name, env) : knob.values;
+    // Per-level members: the build tool's table (TVM), else the worker's own (ORT), else all.
+    std::vector<std::string> members =
+        offer.builder ? offer.builder->each_members(knob.name, env) : knob.values;
+    if (!offer.builder) {
+      const auto table = offer.info->each.find(knob.name);
+      if (table != offer.info->each.end()) {
+        std::string level = env.knob(table->second.by);
+        for (const auto& k : offer.info->knobs)
+          if (level.empty() && k.name == table->second.by) level = k.default_value;
+        if (const auto m = table->second.members.find(level); m != table->second.members.end())
+          members = m->second;
+      }
+    }
     if (members.empty())
       throw Error("environment '" + env.to_string() + "': knob '" + knob.name +
                   "' has no members to take in turn");

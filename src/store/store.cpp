@@ -12,8 +12,8 @@
 namespace deltann {
 namespace {
 
-// Version 3 (version 1 lacked results.nonfinite and results.repeat_max_abs_diff, version 2
-// variants.compile_ns and variants.build_json). Vectors of
+// Version 4 (version 1 lacked results.nonfinite and results.repeat_max_abs_diff, version 2
+// variants.compile_ns and variants.build_json, version 3 the localizations table). Vectors of
 // numbers are stored as little-endian blobs (float32 scores and outputs, int64 nanosecond samples),
 // so NaN and Inf survive; top-K ids as JSON text, readable in the sqlite3 shell.
 const char* kSchema = R"sql(
@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS failures(
   id INTEGER PRIMARY KEY, variant_id INTEGER NOT NULL REFERENCES variants(id),
   image_id INTEGER REFERENCES images(id), stage TEXT NOT NULL, symptom TEXT NOT NULL,
   message TEXT NOT NULL, recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS localizations(
+  id INTEGER PRIMARY KEY, env_a TEXT NOT NULL, env_b TEXT NOT NULL, image_key TEXT NOT NULL,
+  json TEXT NOT NULL, recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 )sql";
 
 template <typename T>
@@ -421,6 +424,31 @@ std::vector<StoredVariant> Store::variants() {
     v.build_json = q.getColumn(11).getString();
     out.push_back(std::move(v));
   }
+  return out;
+}
+
+int64_t Store::add_localization(const StoredLocalization& l) {
+  flush();
+  SQLite::Statement q(*db_,
+                      "INSERT INTO localizations(env_a, env_b, image_key, json) VALUES (?,?,?,?)");
+  q.bind(1, l.env_a);
+  q.bind(2, l.env_b);
+  q.bind(3, l.image_key);
+  q.bind(4, l.json);
+  q.exec();
+  return db_->getLastInsertRowid();
+}
+
+std::vector<StoredLocalization> Store::localizations() {
+  flush();
+  std::vector<StoredLocalization> out;
+  SQLite::Statement q(*db_,
+                      "SELECT id, env_a, env_b, image_key, json, recorded_at FROM localizations "
+                      "ORDER BY id");
+  while (q.executeStep())
+    out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                   q.getColumn(2).getString(), q.getColumn(3).getString(),
+                   q.getColumn(4).getString(), q.getColumn(5).getString()});
   return out;
 }
 

@@ -129,13 +129,17 @@ def campaign(models, deltann_bin, tmp_path_factory):
     for env in envs:
         args += ["--env", env]
     deltann.run(*args)
+    # One stored localisation (on the image whose key holds HTML): the report plots it.
+    localized = json.loads(deltann.run(
+        "localize", "--db", db, "--a", envs[0], "--b", envs[2], "--image", HTML_KEY,
+        "--json").stdout)
     (images / GONE_KEY).unlink()
 
     compare = json.loads(deltann.run("compare", "--db", db, "--json").stdout)
     report = work / "report.html"
     run = deltann.run("report", "--db", db, "-o", report)
     return {"deltann": deltann, "db": db, "work": work, "report": report, "run": run,
-            "compare": compare, "info": info, "labels": dict(listed),
+            "compare": compare, "info": info, "labels": dict(listed), "localized": localized,
             "html": report.read_text(encoding="utf-8")}
 
 
@@ -307,6 +311,26 @@ def test_missing_chart_library_is_a_clear_error(campaign):
     assert not out.exists()
 
 
+def test_localization_is_plotted_along_the_graph(campaign, dom):
+    """`deltann localize --db` keeps its result in the campaign; the report shows it: the pair,
+    the image (its HTML-holding key escaped), the first jump, and a line chart whose data holds
+    one relative error per matched layer."""
+    part = section(dom, "localizations")
+    heading = part.find("h3")
+    assert heading is not None and HTML_KEY in heading.text(), part.text()[:500]
+    assert heading.find("b") is None  # the key is text, not markup
+    facts = {row[0]: row[1] for row in table_rows(part.find("table"))}
+    assert "first jump" in facts and "layers matched" in facts, facts
+    assert part.find("canvas", id="chart-localization-1") is not None
+    data = json.loads(dom.find("script", id="deltann-data").text())
+    [series] = data["localizations"]
+    layers = campaign["localized"]["layers"]
+    assert len(series["layers"]) == len(series["rel"]) == len(layers) > 0
+    for plotted, layer in zip(series["rel"], layers):
+        if isinstance(layer.get("rel_l2"), (int, float)):
+            assert plotted == pytest.approx(max(layer["rel_l2"], 1e-16))
+
+
 # --- in a real browser -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -334,7 +358,8 @@ def test_charts_render_without_script_errors(campaign, chromium, tmp_path):
     assert body is not None, proc.stdout[:2000]
     errors = rendered.find("pre", id="js-errors")
     assert errors is not None and errors.text() == "", errors.text() if errors else None
-    assert int(body.attrs.get("data-charts-rendered", "0")) >= 1, body.attrs
+    # The timing charts and the localisation's chart.
+    assert int(body.attrs.get("data-charts-rendered", "0")) >= 3, body.attrs
 
 
 def test_screenshot(campaign, chromium, tmp_path):

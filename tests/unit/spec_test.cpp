@@ -95,6 +95,30 @@ TEST(ModelSpec, NonSquareInputIsRejected) {
   EXPECT_TRUE(Contains(message, "crop 224 does not match"));
 }
 
+TEST(ModelSpec, RawTensorInputTakesAnyPositiveShapeAndRoundTrips) {
+  // A subgraph cut out by `localize --reproduce` reads an intermediate tensor, not an image.
+  const json j = {{"input", {{"kind", "tensor"}, {"name", "conv2_out"}, {"shape", {1, 8, 5, 7}}}},
+                  {"output", {{"name", "bn2_out"}, {"classes", 280}}}};
+  const ModelSpec spec = parse_model_spec(j, ".");
+  EXPECT_TRUE(spec.input.raw_tensor);
+  EXPECT_EQ(spec.input.shape, (std::vector<int64_t>{1, 8, 5, 7}));
+  EXPECT_TRUE(Contains(message_of<Error>([&] { (void)spec.input.height(); }), "raw tensor"));
+  const json back = to_json(spec);
+  EXPECT_EQ(back.at("input").at("kind"), "tensor");
+  EXPECT_TRUE(parse_model_spec(back, ".").input.raw_tensor);
+  // An image spec does not gain the field, so cache keys made from it stay the same.
+  EXPECT_FALSE(to_json(parse_model_spec(json::object(), ".")).at("input").contains("kind"));
+}
+
+TEST(ModelSpec, RawTensorInputIsValidated) {
+  const auto message = [](const json& input) {
+    return message_of<Error>([&] { parse_model_spec({{"input", input}}, "."); });
+  };
+  EXPECT_TRUE(Contains(message({{"kind", "tensor"}, {"shape", {1, 0, 3}}}), "positive"));
+  EXPECT_TRUE(Contains(message({{"kind", "tensor"}, {"shape", {4}}, {"dtype", "int8"}}), "int8"));
+  EXPECT_TRUE(Contains(message({{"kind", "video"}}), "valid values: image, tensor"));
+}
+
 TEST(ModelSpec, BadLayoutListsValidValues) {
   const json j = {{"input", {{"layout", "NHCW"}}}};
   const std::string message = message_of<Error>([&] { parse_model_spec(j, "."); });

@@ -315,6 +315,30 @@ TEST(Store, VersionOneFileIsMigrated) {
   ASSERT_EQ(variants.size(), 1u);
   EXPECT_EQ(variants[0].compile_ns, 1234);
   EXPECT_EQ(variants[0].build_json, "{\"compile_s\": 1.2}");
+  // The localizations table came with the schema script: an old file can keep them too.
+  EXPECT_EQ(store.add_localization({0, "ort", "opencv", "img0.jpg", "{}", ""}), 1);
+}
+
+TEST(Store, LocalizationsRoundTripInOrder) {
+  test::TempDir dir;
+  const fs::path db = dir / "loc.db";
+  {
+    Store store(db);
+    EXPECT_TRUE(store.localizations().empty());
+    store.add_localization({0, "ort:opt=disable", "opencv:opt=on", "images/a.jpg",
+                            R"({"layers": [], "name": "it's \"quoted\" <b>"})", ""});
+    store.add_localization({0, "ort", "reference", "images/b.jpg", "{}", ""});
+  }
+  Store store(db);
+  const auto all = store.localizations();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, 1);
+  EXPECT_EQ(all[0].env_a, "ort:opt=disable");
+  EXPECT_EQ(all[0].env_b, "opencv:opt=on");
+  EXPECT_EQ(all[0].image_key, "images/a.jpg");
+  EXPECT_EQ(all[0].json, R"({"layers": [], "name": "it's \"quoted\" <b>"})");
+  EXPECT_FALSE(all[0].recorded_at.empty());
+  EXPECT_EQ(all[1].image_key, "images/b.jpg");
 }
 
 }  // namespace

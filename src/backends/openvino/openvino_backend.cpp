@@ -1,11 +1,15 @@
 // OpenVINO, in-process through its C++ API (headers, CMake package and libraries from the openvino
 // wheel). ONNX and TFLite models are read by OpenVINO's own frontends and compiled by a device
 // plugin (the CPU plugin here); one synchronous inference request runs them. docs/OPENVINO.md.
+#include <openvino/op/constant.hpp>
+#include <openvino/op/parameter.hpp>
+#include <openvino/op/result.hpp>
 #include <openvino/openvino.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <iostream>
+#include <optional>
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
@@ -38,9 +42,47 @@ size_t pick_port(const std::vector<ov::Output<ov::Node>>& ports, const std::stri
   throw Error("model has no " + std::string(what) + " named '" + wanted + "'; it has: " + all);
 }
 
+// OpenVINO's messages end in blank lines; a reply reads better without them.
+std::string trimmed(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+constexpr const char* kCaptureMode =
+    "openvino: every op output that carries a tensor name from the frontend (the ONNX tensor "
+    "names, or TFLite's for a .tflite model) added as a model output (ov::Model::add_output) and "
+    "compiled a second time with the variant's own properties; the plugin does not fuse across an "
+    "exposed tensor, so fusion across captured tensors is prevented and the captured run is not "
+    "the timed one. Unnamed tensors the frontend made when it decomposed a node are not exposed "
+    "and stay fusable; non-float tensors are skipped";
+
+// A captured output's values as float64, from the element types a plugin returns.
+std::vector<double> widened(const ov::Tensor& tensor) {
+  const size_t n = tensor.get_size();
+  std::vector<double> values(n);
+  const auto type = tensor.get_element_type();
+  const auto copy = [&](const auto* data) {
+    for (size_t i = 0; i < n; ++i) values[i] = static_cast<double>(static_cast<float>(data[i]));
+  };
+  if (type == ov::element::f32) {
+    copy(tensor.data<const float>());
+  } else if (type == ov::element::f16) {
+    copy(tensor.data<const ov::float16>());
+  } else if (type == ov::element::bf16) {
+    copy(tensor.data<const ov::bfloat16>());
+  } else if (type == ov::element::f64) {
+    const double* data = tensor.data<const double>();
+    values.assign(data, data + n);
+  } else {
+    throw Error("captured tensor is " + type.get_type_name() + ", not a float type");
+  }
+  return values;
+}
+
 class OpenvinoSession final : public Session {
  public:
-  OpenvinoSession(ov::Core& core, const LoadRequest& request) {
+  OpenvinoSession(ov::Core& core, const LoadRequest& request)
+      : core_(core), artifact_(request.artifact.string()), env_(request.env) {
     std::shared_ptr<ov::Model> model = core.read_model(request.artifact.string());
     if (model->inputs().size() != 1)
       throw Error("model has " + std::to_string(model->inputs().size()) +
@@ -50,6 +92,7 @@ class OpenvinoSession final : public Session {
     fit_input_shape(*model, request.input.shape);
 
     const std::string device = ov_device(request.env.knob("device"));
+    device_ = device;
     compiled_ = core.compile_model(model, device, compile_properties(core, request.env));
     check_precision(request.env.knob("precision"));
     if (device == "CPU") check_threads(std::stoi(request.env.knob("threads")));
@@ -78,6 +121,18 @@ class OpenvinoSession final : public Session {
 
   void run() override { request_.infer(); }
 
+  std::vector<CapturedTensor> capture() override {
+    try {
+      return capture_tensors();
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error("OpenVINO cannot capture: " + trimmed(e.what()));
+    }
+  }
+
+  std::string capture_mode() const override { return kCaptureMode; }
+
   std::vector<float> output() override {
     const ov::Tensor tensor = request_.get_output_tensor(output_index_);
     if (tensor.get_element_type() != ov::element::f32)
@@ -87,6 +142,62 @@ class OpenvinoSession final : public Session {
   }
 
  private:
+  // One exposed tensor of the capture model: its name, op type and output index there.
+  struct Exposed {
+    std::string name, op;
+    size_t output = 0;
+  };
+
+  // The capture model is made on the first capture only, from a fresh read of the artifact, so
+  // the timed model and its request stay exactly as loaded.
+  void make_capture_model() {
+    std::shared_ptr<ov::Model> model = core_.read_model(artifact_);
+    fit_input_shape(*model, shape_);
+    const ov::Output<ov::Node> graph_output =
+        model->output(output_index_).get_node()->input_value(0);
+    std::vector<ov::Output<ov::Node>> ports;
+    for (const auto& node : model->get_ordered_ops()) {
+      if (ov::is_type<ov::op::v0::Parameter>(node) || ov::is_type<ov::op::v0::Constant>(node) ||
+          ov::is_type<ov::op::v0::Result>(node))
+        continue;
+      for (const auto& port : node->outputs())
+        if (!port.get_names().empty() && port.get_element_type().is_real()) ports.push_back(port);
+    }
+    // The graph's output goes last whatever the topological order put after it.
+    std::erase(ports, graph_output);
+    ports.push_back(graph_output);
+    for (const auto& port : ports) model->add_output(port);
+    // add_output reuses a Result that already reads the port, so outputs are found by source.
+    const auto outputs = model->outputs();
+    exposed_.clear();
+    for (const auto& port : ports) {
+      for (size_t i = 0; i < outputs.size(); ++i) {
+        if (outputs[i].get_node()->input_value(0) != port) continue;
+        exposed_.push_back({port.get_any_name(), port.get_node()->get_type_name(), i});
+        break;
+      }
+    }
+    capture_compiled_ = core_.compile_model(model, device_, compile_properties(core_, env_));
+    capture_request_ = capture_compiled_->create_infer_request();
+  }
+
+  std::vector<CapturedTensor> capture_tensors() {
+    if (input_data_.empty()) throw Error("capture requested before an input was bound");
+    if (!capture_request_) make_capture_model();
+    const ov::Shape shape(shape_.begin(), shape_.end());
+    capture_request_->set_input_tensor(input_index_,
+                                       ov::Tensor(ov::element::f32, shape, input_data_.data()));
+    capture_request_->infer();
+    std::vector<CapturedTensor> tensors;
+    for (const Exposed& e : exposed_) {
+      const ov::Tensor tensor = capture_request_->get_output_tensor(e.output);
+      const ov::Shape dims = tensor.get_shape();
+      tensors.push_back(
+          {e.name, e.op, std::vector<int64_t>(dims.begin(), dims.end()), widened(tensor)});
+    }
+    return tensors;
+  }
+
   // Checks the model's input against the spec's shape (both named on a mismatch) and fixes any
   // dynamic dimensions to the spec's, since a compiled static shape is what every other engine
   // runs too.
@@ -127,8 +238,14 @@ class OpenvinoSession final : public Session {
                   std::to_string(got) + " (its CPU plugin uses at most one thread per core here)");
   }
 
+  ov::Core& core_;
+  std::string artifact_, device_;
+  Environment env_;
   ov::CompiledModel compiled_;
   ov::InferRequest request_;
+  std::optional<ov::CompiledModel> capture_compiled_;
+  std::optional<ov::InferRequest> capture_request_;
+  std::vector<Exposed> exposed_;
   size_t input_index_ = 0, output_index_ = 0;
   std::vector<int64_t> shape_;
   std::vector<float> input_data_;
@@ -140,12 +257,6 @@ std::string release_of(const std::string& build) {
   const auto end = std::find_if(build.begin(), build.end(),
                                 [](unsigned char c) { return !std::isdigit(c) && c != '.'; });
   return end == build.begin() ? build : std::string(build.begin(), end);
-}
-
-// OpenVINO's messages end in blank lines; a reply reads better without them.
-std::string trimmed(std::string text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  return text;
 }
 
 class OpenvinoBackend final : public Backend {

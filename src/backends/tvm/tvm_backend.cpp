@@ -4,7 +4,14 @@
 // apache-tvm-ffi wheels in the project venv (cmake/engines.cmake).
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -39,6 +46,73 @@ namespace ffi = ::tvm::ffi;
 constexpr int kPooledAllocator = 2;
 
 bool is_float32(const DLDataType& t) { return t.code == kDLFloat && t.bits == 32 && t.lanes == 1; }
+
+constexpr const char* kCaptureMode =
+    "tvm: tensors after TVM's fusion: one per kernel call, named by the kernel (e.g. "
+    "fused_conv2d_add_clip, '#N' for its Nth call); not ONNX tensor names. Read by the Relax VM's "
+    "instrument after each kernel on a second VM (the timed VM never has an instrument), so the "
+    "captured run is the compiled, fused one and fusion-caused differences stay visible; tensors "
+    "inside a fused kernel do not exist. VM builtins (reshape, allocation) are not captured; "
+    "non-float outputs are skipped; the graph's output is last";
+
+// The element types a captured tensor is converted from; others (indices, masks) are skipped.
+bool is_capturable(const DLDataType& t) {
+  return t.lanes == 1 && ((t.code == kDLFloat && (t.bits == 16 || t.bits == 32 || t.bits == 64)) ||
+                          (t.code == kDLBfloat && t.bits == 16));
+}
+
+// IEEE binary16 to double, subnormals, infinities and NaN included.
+double half_to_double(uint16_t h) {
+  const int sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+  double value = 0;
+  if (exponent == 0)
+    value = std::ldexp(mantissa, -24);
+  else if (exponent == 31)
+    value = mantissa ? std::nan("") : INFINITY;
+  else
+    value = std::ldexp(mantissa + 1024, exponent - 25);
+  return sign ? -value : value;
+}
+
+// Host float64 copy of a float tensor's values; widening loses nothing.
+std::vector<double> widen(const std::vector<uint8_t>& raw, const DLDataType& t, int64_t count) {
+  std::vector<double> values(static_cast<size_t>(count));
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (t.code == kDLFloat && t.bits == 32) {
+      float f;
+      std::memcpy(&f, raw.data() + i * 4, 4);
+      values[i] = f;
+    } else if (t.code == kDLFloat && t.bits == 64) {
+      std::memcpy(&values[i], raw.data() + i * 8, 8);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, raw.data() + i * 2, 2);
+      // bfloat16 is the upper half of a float32.
+      values[i] = t.code == kDLBfloat ? static_cast<double>(std::bit_cast<float>(uint32_t{h} << 16))
+                                      : half_to_double(h);
+    }
+  }
+  return values;
+}
+
+// A tensor argument or return value; None is not one (a Tensor reference may be null, so 'as'
+// alone accepts None).
+std::optional<ffi::Tensor> tensor_in(const ffi::AnyView& value) {
+  if (value == nullptr) return std::nullopt;
+  return value.as<ffi::Tensor>();
+}
+
+// The first tensor of what 'main' returned: a tensor, or the first tensor of a tuple.
+ffi::Tensor first_tensor(const ffi::Any& result) {
+  if (const auto tensor = result.as<ffi::Tensor>()) return *tensor;
+  if (const auto tuple = result.try_cast<ffi::Array<ffi::Any>>()) {
+    if (tuple->empty()) throw Error("'main' returned an empty tuple");
+    const auto first = (*tuple)[0].try_cast<ffi::Tensor>();
+    if (!first) throw Error("the first output of 'main' is not a tensor");
+    return *first;
+  }
+  throw Error("'main' returned " + result.GetTypeKey() + ", not a tensor");
+}
 
 // The runtime's functions are reached through the FFI registry: the wheel's tvm/runtime headers
 // are not self-contained (they include headers the wheel does not ship).
@@ -109,20 +183,7 @@ class TvmSession final : public Session {
     set_threads(threads);
 
     library_ = ffi::Module::LoadFromFile(request.artifact.string());
-    const auto load_executable = (*library_)->GetFunction("vm_load_executable");
-    if (!load_executable) throw Error("it has no 'vm_load_executable': not a Relax VM executable");
-    vm_ = (*load_executable)().cast<ffi::Module>();
-
-    const auto init = (*vm_)->GetFunction("vm_initialization");
-    if (!init) throw Error("the VM has no 'vm_initialization'");
-    if (device_.device_type == kDLCPU) {
-      (*init)(static_cast<int>(device_.device_type), device_.device_id, kPooledAllocator);
-    } else {
-      // The accelerator first, then the CPU as the host device (for shape functions and the like).
-      (*init)(static_cast<int>(device_.device_type), device_.device_id, kPooledAllocator,
-              static_cast<int>(kDLCPU), 0, kPooledAllocator);
-    }
-
+    vm_ = make_vm();
     const auto main = (*vm_)->GetFunction("main");
     if (!main) throw Error("the VM executable has no function 'main'");
     main_ = *main;
@@ -157,6 +218,16 @@ class TvmSession final : public Session {
     if (!is_float32(out.dtype)) throw Error("the model's output is not float32");
     output_.reset();
   }
+
+  std::vector<CapturedTensor> capture() override {
+    try {
+      return capture_tensors();
+    } catch (const ffi::Error& e) {
+      throw Error("TVM: " + e.kind() + ": " + e.message());
+    }
+  }
+
+  std::string capture_mode() const override { return kCaptureMode; }
 
   void set_input(const Tensor& input) override {
     if (input.shape != shape_)
@@ -207,27 +278,140 @@ class TvmSession final : public Session {
     if (device_.device_type != kDLCPU) synchronize();
   }
 
+  // A VM instance of the loaded executable, initialised for the session's device. Each call makes
+  // a new instance, so the capture VM's instrument never touches the timed one.
+  ffi::Module make_vm() {
+    const auto load_executable = (*library_)->GetFunction("vm_load_executable");
+    if (!load_executable) throw Error("it has no 'vm_load_executable': not a Relax VM executable");
+    ffi::Module vm = (*load_executable)().cast<ffi::Module>();
+    const auto init = vm->GetFunction("vm_initialization");
+    if (!init) throw Error("the VM has no 'vm_initialization'");
+    if (device_.device_type == kDLCPU) {
+      (*init)(static_cast<int>(device_.device_type), device_.device_id, kPooledAllocator);
+    } else {
+      // The accelerator first, then the CPU as the host device (for shape functions and the like).
+      (*init)(static_cast<int>(device_.device_type), device_.device_id, kPooledAllocator,
+              static_cast<int>(kDLCPU), 0, kPooledAllocator);
+    }
+    return vm;
+  }
+
+  // What the instrument collects during one capture run. Shared with the instrument function,
+  // which the capture VM keeps after the run.
+  struct CaptureState {
+    std::vector<CapturedTensor> tensors;
+    std::map<std::string, int> calls;    // kernel symbol -> calls so far
+    std::vector<const DLTensor*> fresh;  // tensors allocated since the last kernel call
+    std::optional<std::string> error;    // the first failure inside the instrument
+  };
+
+  // Copies a kernel's output to the host as float64; returns false for a type it skips.
+  bool copy_out(const ffi::Tensor& tensor, const std::string& name, const std::string& op,
+                std::vector<CapturedTensor>& into) {
+    const DLDataType dtype = tensor.dtype();
+    if (!is_capturable(dtype) || !tensor.IsContiguous()) return false;
+    const int64_t count = tensor.numel();
+    std::vector<uint8_t> raw(static_cast<size_t>(count) * (dtype.bits / 8));
+    copy_to_bytes_(tensor, static_cast<void*>(raw.data()), static_cast<int64_t>(raw.size()));
+    const ffi::ShapeView shape = tensor.shape();
+    into.push_back(CapturedTensor{name, op, std::vector<int64_t>(shape.begin(), shape.end()),
+                                  widen(raw, dtype, count)});
+    return true;
+  }
+
+  // Called by the VM before and after every call instruction with (func, symbol, before_run,
+  // return value, args...). Kernels are destination-passing: they return nothing and write into
+  // arguments that VM builtins allocated just before the call, so those arguments are the
+  // outputs (the last argument when none was allocated here, e.g. a planned buffer).
+  void instrument(CaptureState& state, ffi::PackedArgs args) {
+    if (args.size() < 4 || args[2].cast<bool>()) return;
+    const std::string symbol = args[1].cast<ffi::String>();
+    if (symbol.rfind("vm.", 0) == 0) {
+      // Only allocations make outputs; a view (vm.builtin.reshape) is some kernel's input.
+      if (symbol.find("alloc_tensor") != std::string::npos)
+        if (const auto tensor = tensor_in(args[3])) state.fresh.push_back(tensor->GetDLTensorPtr());
+      return;
+    }
+    std::vector<ffi::Tensor> outputs;
+    if (const auto tensor = tensor_in(args[3])) {
+      outputs.push_back(*tensor);
+    } else {
+      for (int i = 4; i < args.size(); ++i) {
+        const auto tensor = tensor_in(args[i]);
+        if (tensor && std::find(state.fresh.begin(), state.fresh.end(), tensor->GetDLTensorPtr()) !=
+                          state.fresh.end())
+          outputs.push_back(*tensor);
+      }
+      if (outputs.empty() && args.size() > 4) {
+        if (const auto last = tensor_in(args[args.size() - 1])) outputs.push_back(*last);
+      }
+    }
+    state.fresh.clear();
+    if (outputs.empty()) return;
+    const int call = ++state.calls[symbol];
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      std::string name = symbol;
+      if (call > 1) name += "#" + std::to_string(call);
+      if (outputs.size() > 1) name += ":" + std::to_string(i);
+      copy_out(outputs[i], name, symbol, state.tensors);
+    }
+  }
+
+  std::vector<CapturedTensor> capture_tensors() {
+    // Made on the first capture only: a campaign that never captures pays nothing for it.
+    if (!capture_vm_) {
+      capture_vm_ = make_vm();
+      const auto main = (*capture_vm_)->GetFunction("main");
+      if (!main) throw Error("the VM executable has no function 'main'");
+      capture_main_ = *main;
+      const auto set = (*capture_vm_)->GetFunction("set_instrument");
+      if (!set) throw Error("this TVM's VM has no 'set_instrument'; it cannot capture");
+      set_instrument_ = *set;
+    }
+    auto state = std::make_shared<CaptureState>();
+    set_instrument_(ffi::Function::FromPacked([this, state](ffi::PackedArgs args, ffi::Any* rv) {
+      // 0 is VMInstrumentReturnKind::kNoOp: run the call as usual.
+      *rv = 0;
+      if (state->error) return;
+      try {
+        instrument(*state, args);
+      } catch (const ffi::Error& e) {
+        state->error = e.kind() + ": " + e.message();
+      } catch (const std::exception& e) {
+        state->error = e.what();
+      }
+    }));
+    const ffi::Any result = capture_main_(input_);
+    if (device_.device_type != kDLCPU) synchronize();
+    if (state->error) throw Error("TVM capture: " + *state->error);
+    // The graph's output comes last. It usually is the last kernel's output; when 'main' ends
+    // in a builtin (a reshape) or returns an input-aliasing view, it is added as 'output'.
+    std::vector<CapturedTensor> output;
+    if (!copy_out(first_tensor(result), "output", "output", output))
+      throw Error("the model's output is not a float tensor");
+    auto& tensors = state->tensors;
+    // Compared bit for bit: NaN outputs must not make the same tensor look different.
+    const auto same_as_output = [&](const CapturedTensor& t) {
+      return t.shape == output[0].shape && t.values.size() == output[0].values.size() &&
+             std::memcmp(t.values.data(), output[0].values.data(),
+                         t.values.size() * sizeof(double)) == 0;
+    };
+    if (tensors.empty() || !same_as_output(tensors.back())) tensors.push_back(std::move(output[0]));
+    return std::move(tensors);
+  }
+
   // Device_StreamSync takes the stream as an integer handle; 0 is the default stream.
   void synchronize() { stream_sync_(device_, int64_t{0}); }
 
   // The output of the last run: a tensor, or the first tensor of a tuple of outputs.
   const DLTensor& output_tensor() {
-    if (const auto tensor = output_->as<ffi::Tensor>()) {
-      output_holder_ = *tensor;
-    } else if (const auto tuple = output_->try_cast<ffi::Array<ffi::Any>>()) {
-      if (tuple->empty()) throw Error("'main' returned an empty tuple");
-      const auto first = (*tuple)[0].try_cast<ffi::Tensor>();
-      if (!first) throw Error("the first output of 'main' is not a tensor");
-      output_holder_ = *first;
-    } else {
-      throw Error("'main' returned " + output_->GetTypeKey() + ", not a tensor");
-    }
+    output_holder_ = first_tensor(*output_);
     return *output_holder_.GetDLTensorPtr();
   }
 
   DLDevice device_{kDLCPU, 0};
-  std::optional<ffi::Module> library_, vm_;
-  ffi::Function main_;
+  std::optional<ffi::Module> library_, vm_, capture_vm_;
+  ffi::Function main_, capture_main_, set_instrument_;
   std::vector<int64_t> shape_;
   ffi::Tensor input_;
   ffi::Function copy_from_bytes_, copy_to_bytes_, stream_sync_;

@@ -1,0 +1,389 @@
+#include "reproduce.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/error.h"
+#include "deltann/tensor.h"
+
+namespace deltann {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+onnx::ModelProto load_onnx(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot open the model");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const std::string data = bytes.str();
+  // ParseFromString stops at 2 GiB without saying so.
+  if (data.size() > static_cast<size_t>(INT_MAX))
+    throw Error(path.string() + ": model larger than 2 GiB");
+  onnx::ModelProto model;
+  if (!model.ParseFromString(data)) throw Error(path.string() + ": not a valid ONNX protobuf");
+  return model;
+}
+
+void save_onnx(const onnx::ModelProto& model, const fs::path& path) {
+  std::string bytes;
+  if (!model.SerializeToString(&bytes)) throw Error("cannot serialise " + path.string());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.flush();
+  if (!out) throw Error("cannot write " + path.string());
+}
+
+void save_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.flush();
+  if (!out) throw Error("cannot write " + path.string());
+}
+
+// A node's identity across an edited copy: its name, or its first output when it has none (the
+// same rule as model_diff.cpp, so both commands agree on which node is which).
+std::string node_key(const onnx::NodeProto& n) {
+  if (!n.name().empty()) return n.name();
+  return n.output_size() > 0 ? n.output(0) : std::string();
+}
+
+// The main graph of one model, indexed for walking backwards from a tensor.
+class GraphIndex {
+ public:
+  explicit GraphIndex(const onnx::GraphProto& g) : g_(g) {
+    for (const auto& init : g.initializer()) initialisers_.insert(init.name());
+    for (int i = 0; i < g.node_size(); ++i) {
+      for (const auto& out : g.node(i).output())
+        if (!out.empty()) producer_.emplace(out, static_cast<size_t>(i));
+      by_key_.emplace(node_key(g.node(i)), static_cast<size_t>(i));
+    }
+  }
+  const onnx::NodeProto& node(size_t i) const { return g_.node(static_cast<int>(i)); }
+  std::optional<size_t> producer(const std::string& tensor) const {
+    const auto it = producer_.find(tensor);
+    return it == producer_.end() ? std::nullopt : std::optional(it->second);
+  }
+  std::optional<size_t> by_key(const std::string& key) const {
+    const auto it = by_key_.find(key);
+    return it == by_key_.end() ? std::nullopt : std::optional(it->second);
+  }
+  bool initialiser(const std::string& tensor) const { return initialisers_.count(tensor) > 0; }
+  // A Constant node (no inputs) holds a value the same way an initialiser does: a window takes it
+  // along rather than asking for its output as an input.
+  bool constant_node(size_t i) const {
+    return node(i).op_type() == "Constant" && node(i).input_size() == 0;
+  }
+
+  // Adds the Constant nodes the window reads.
+  void close_constants(std::set<size_t>& window) const {
+    std::vector<size_t> added;
+    for (const size_t i : window)
+      for (const auto& in : node(i).input())
+        if (const auto p = producer(in); p && !window.count(*p) && constant_node(*p))
+          added.push_back(*p);
+    window.insert(added.begin(), added.end());
+  }
+
+  // The non-constant tensors the window reads from outside itself, in first-read order.
+  std::vector<std::string> external_inputs(const std::set<size_t>& window) const {
+    std::vector<std::string> out;
+    for (const size_t i : window)
+      for (const auto& in : node(i).input()) {
+        if (in.empty() || initialiser(in)) continue;  // "" is an omitted optional input
+        if (const auto p = producer(in); p && window.count(*p)) continue;
+        if (std::find(out.begin(), out.end(), in) == out.end()) out.push_back(in);
+      }
+    return out;
+  }
+
+ private:
+  const onnx::GraphProto& g_;
+  std::set<std::string> initialisers_;
+  std::map<std::string, size_t> producer_;
+  std::map<std::string, size_t> by_key_;
+};
+
+onnx::ValueInfoProto float_value(const std::string& name, const std::vector<int64_t>& shape) {
+  onnx::ValueInfoProto v;
+  v.set_name(name);
+  auto* t = v.mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  auto* s = t->mutable_shape();
+  for (const int64_t d : shape) s->add_dim()->set_dim_value(d);
+  return v;
+}
+
+// The model with only the nodes named by `keys` (kept in the source's order, so the result stays
+// topologically sorted), the initialisers they read, `input` as its one graph input and `output`
+// as its one graph output. Opsets, IR version and model-local functions are carried over, since
+// the kept nodes may need them.
+onnx::ModelProto cut(const onnx::ModelProto& source, const fs::path& source_path,
+                     const std::set<std::string>& keys, const std::string& input,
+                     const std::vector<int64_t>& input_shape, const std::string& output,
+                     const std::vector<int64_t>& output_shape) {
+  const onnx::GraphProto& g = source.graph();
+  onnx::ModelProto out;
+  out.set_ir_version(source.ir_version());
+  *out.mutable_opset_import() = source.opset_import();
+  *out.mutable_functions() = source.functions();
+  out.set_producer_name("deltann localize --reproduce");
+  onnx::GraphProto* cut = out.mutable_graph();
+  cut->set_name(g.name() + "_repro");
+  std::set<std::string> found, read;
+  for (const auto& n : g.node()) {
+    if (!keys.count(node_key(n))) continue;
+    found.insert(node_key(n));
+    *cut->add_node() = n;
+    read.insert(n.input().begin(), n.input().end());
+  }
+  for (const auto& key : keys)
+    if (!found.count(key))
+      throw Error(source_path.string() + " has no node '" + key +
+                  "' (nodes are matched by name, or by their first output when unnamed)");
+  *cut->add_input() = float_value(input, input_shape);
+  for (const auto& init : g.initializer()) {
+    if (!read.count(init.name())) continue;
+    *cut->add_initializer() = init;
+    // Before IR version 4 every initialiser also had to be a graph input.
+    if (source.ir_version() < 4) {
+      for (const auto& in : g.input())
+        if (in.name() == init.name()) *cut->add_input() = in;
+    }
+  }
+  *cut->add_output() = float_value(output, output_shape);
+  return out;
+}
+
+std::string shape_json(const std::vector<int64_t>& shape) { return json(shape).dump(); }
+
+}  // namespace
+
+std::string shell_quote(const std::string& word) {
+  const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string("/._-=,:+@%").find(c) != std::string::npos;
+  });
+  if (plain) return word;
+  std::string out = "'";
+  for (const char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
+                       const std::function<void(const std::string&)>& say) {
+  if (!request.capture_a) throw Error("reproduce: no capture of A");
+  const onnx::ModelProto model_a = load_onnx(request.model_a);
+  const bool two = !request.model_b.empty();
+  const onnx::ModelProto model_b = two ? load_onnx(request.model_b) : onnx::ModelProto();
+  const GraphIndex graph(model_a.graph());
+
+  // Where each feedable tensor's values come from: A's capture, or the model's own input.
+  std::map<std::string, const LayerTensor*> captured;
+  for (const auto& t : request.capture_a->tensors) captured.emplace(t.name, &t);
+  std::string model_input = request.input_name;
+  if (model_input.empty())
+    for (const auto& in : model_a.graph().input())
+      if (!graph.initialiser(in.name())) {
+        model_input = in.name();
+        break;
+      }
+
+  Reproduction r;
+  r.output = request.jump;
+  r.full = request.full;
+  r.dir = fs::absolute(request.dir);
+  const auto jump_node = graph.producer(request.jump);
+  if (!jump_node)
+    throw Error("no node of " + request.model_a.string() + " produces '" + request.jump + "'");
+  const auto out_tensor = captured.find(request.jump);
+  if (out_tensor == captured.end()) throw Error("A's capture has no tensor '" + request.jump + "'");
+  const std::vector<int64_t> output_shape = out_tensor->second->shape;
+  fs::create_directories(r.dir);
+
+  std::set<size_t> window{*jump_node};
+  graph.close_constants(window);
+  std::string last_input;
+  for (;;) {
+    ++r.windows;
+    const std::vector<std::string> inputs = graph.external_inputs(window);
+    const bool from_model = inputs.size() == 1 && inputs[0] == model_input;
+    const bool feedable = inputs.size() == 1 && (from_model || captured.count(inputs[0]));
+    if (feedable) {
+      // Write this candidate where the reproducer goes: when it reproduces, it is the result.
+      std::set<std::string> keys;
+      r.nodes.clear();
+      for (const size_t i : window) {
+        keys.insert(node_key(graph.node(i)));
+        r.nodes.push_back({node_key(graph.node(i)), graph.node(i).op_type(),
+                           graph.node(i).output_size() ? graph.node(i).output(0) : ""});
+      }
+      Tensor fed;
+      if (from_model) {
+        fed = read_npy(request.input_tensor);
+      } else {
+        const LayerTensor& t = *captured.at(inputs[0]);
+        fed.shape = t.shape;
+        fed.data.assign(t.values.begin(), t.values.end());  // A's float32 values, widened exactly
+      }
+      r.input = inputs[0];
+      r.input_shape = fed.shape;
+      save_onnx(cut(model_a, request.model_a, keys, r.input, fed.shape, r.output, output_shape),
+                r.dir / "repro.onnx");
+      if (two)
+        save_onnx(cut(model_b, request.model_b, keys, r.input, fed.shape, r.output, output_shape),
+                  r.dir / "repro_b.onnx");
+      else
+        fs::remove(r.dir / "repro_b.onnx");
+      if (r.input != last_input) write_npy(r.dir / "input.npy", fed);
+      last_input = r.input;
+      int64_t classes = 1;
+      for (const int64_t d : output_shape) classes *= d;
+      if (classes > INT_MAX) throw Error("the subgraph's output '" + r.output + "' is too large");
+      const json spec = {
+          {"name", "repro"},
+          {"input", {{"name", r.input}, {"kind", "tensor"}, {"shape", fed.shape}}},
+          {"output",
+           {{"name", r.output}, {"classes", classes}, {"label_offset", 0}, {"kind", "logits"}}}};
+      save_text(r.dir / "repro.spec.json", spec.dump(2) + "\n");
+      ++r.trials;
+      say("reproduce: trying " + std::to_string(window.size()) + " node(s) fed '" + r.input + "' " +
+          shape_json(fed.shape));
+      r.trial = run(r.dir / "repro.onnx", two ? r.dir / "repro_b.onnx" : fs::path(),
+                    r.dir / "input.npy", r.output);
+      if (r.trial.found && r.trial.above) {
+        r.reproduced = true;
+        break;
+      }
+      r.note = r.trial.found ? "the subgraph's output agrees between A and B"
+                             : "the subgraph's output was not captured on both sides";
+    }
+    // Grow backwards in topological order: the latest node that produces one of the inputs.
+    std::optional<size_t> latest;
+    for (const auto& in : inputs)
+      if (const auto p = graph.producer(in); p && (!latest || *p > *latest)) latest = *p;
+    if (!latest) {
+      if (!feedable)
+        r.note = inputs.empty() ? "the jump tensor depends on no input"
+                                : "the whole graph reads " + std::to_string(inputs.size()) +
+                                      " non-constant inputs; one is supported";
+      break;
+    }
+    window.insert(*latest);
+    graph.close_constants(window);
+  }
+  if (r.trials == 0) {
+    // Nothing was written: there is no candidate to hand over.
+    r.command.clear();
+    return r;
+  }
+  if (r.reproduced) r.note.clear();
+
+  // The one-line command, with the options that decide "above" when they are not the defaults.
+  std::vector<std::string> words = {"deltann",  "localize",
+                                    "--model",  (r.dir / "repro.onnx").string(),
+                                    "--tensor", (r.dir / "input.npy").string(),
+                                    "--a",      request.env_a,
+                                    "--b",      request.env_b};
+  if (two) {
+    words.push_back("--b-model");
+    words.push_back((r.dir / "repro_b.onnx").string());
+  }
+  const LocalizeOptions defaults;
+  const auto number = [](double v) {
+    std::ostringstream s;
+    s.precision(17);
+    s << v;
+    return s.str();
+  };
+  if (request.options.threshold != defaults.threshold) {
+    words.push_back("--threshold");
+    words.push_back(number(request.options.threshold));
+  }
+  if (request.options.atol != defaults.atol) {
+    words.push_back("--atol");
+    words.push_back(number(request.options.atol));
+  }
+  for (const auto& w : words) r.command += (r.command.empty() ? "" : " ") + shell_quote(w);
+  const std::string args = r.command.substr(std::string("deltann").size());
+  save_text(
+      r.dir / "reproduce.sh",
+      "#!/bin/sh\n"
+      "# Minimal reproducer written by `deltann localize --reproduce`; $DELTANN names the\n"
+      "# deltann program when it is not on PATH, and extra arguments (--json) are passed on.\n"
+      "exec \"${DELTANN:-deltann}\"" +
+          args + " \"$@\"\n");
+  fs::permissions(r.dir / "reproduce.sh",
+                  fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                  fs::perm_options::add);
+  std::ostringstream readme;
+  readme << r.command << "\n\n"
+         << (r.reproduced ? "Reproduces" : "Does NOT reproduce") << " the divergence of '"
+         << r.output << "' between A (" << request.env_a << ") and B (" << request.env_b << ")"
+         << (two ? " running the edited copy repro_b.onnx" : "") << ".\n"
+         << r.nodes.size() << " node(s) of " << fs::absolute(request.model_a).string() << ":";
+  for (const auto& n : r.nodes) readme << " " << n.name << " (" << n.op << ")";
+  readme << "\ninput.npy: '" << r.input << "' " << shape_json(r.input_shape)
+         << ", A's captured values (float32)\n"
+         << "relative L2 error at '" << r.output << "': " << r.trial.diff.rel_l2
+         << " in the subgraph, " << r.full.rel_l2 << " in the full model\n";
+  save_text(r.dir / "README.txt", readme.str());
+  return r;
+}
+
+json to_json(const Reproduction& r) {
+  const auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  json nodes = json::array();
+  for (const auto& n : r.nodes)
+    nodes.push_back({{"name", n.name}, {"op", n.op}, {"output", n.output}});
+  json j = {{"reproduced", r.reproduced},
+            {"dir", r.dir.string()},
+            {"nodes", nodes},
+            {"node_count", r.nodes.size()},
+            {"input", r.input},
+            {"input_shape", r.input_shape},
+            {"output", r.output},
+            {"windows", r.windows},
+            {"trials", r.trials},
+            {"rel_l2", r.trial.found ? finite(r.trial.diff.rel_l2) : json(nullptr)},
+            {"max_abs", r.trial.found ? finite(r.trial.diff.max_abs) : json(nullptr)},
+            {"full_rel_l2", finite(r.full.rel_l2)},
+            {"full_max_abs", finite(r.full.max_abs)},
+            {"command", r.command},
+            {"note", r.note}};
+  if (r.trial.found && r.full.rel_l2 > 0 && std::isfinite(r.full.rel_l2))
+    j["ratio"] = finite(r.trial.diff.rel_l2 / r.full.rel_l2);
+  return j;
+}
+
+std::string reproduction_text(const Reproduction& r) {
+  std::ostringstream s;
+  s.precision(3);
+  if (r.trials == 0) {
+    s << "reproducer: none: " << r.note << "\n";
+    return s.str();
+  }
+  s << "reproducer (" << r.dir.string() << "): " << r.nodes.size() << " node(s):";
+  for (const auto& n : r.nodes) s << " " << n.name << " (" << n.op << ")";
+  s << "\n  fed '" << r.input << "' " << shape_json(r.input_shape) << " from A's capture; output '"
+    << r.output << "'\n  rel L2 at the output: " << std::scientific << r.trial.diff.rel_l2
+    << " in the subgraph vs " << r.full.rel_l2 << " in the full model ("
+    << (r.reproduced ? "reproduced" : "NOT reproduced: " + r.note) << ", " << std::defaultfloat
+    << r.trials << " candidate(s) run)\n  " << r.command << "\n";
+  return s.str();
+}
+
+}  // namespace deltann

@@ -1,0 +1,308 @@
+// `deltann bisect`: which pass of environment B's optimisation level makes B's output differ from
+// A's on one image. Each probe is B with a set of passes disabled (its engine's `disable` knob),
+// planned and built like a campaign variant and run once (docs/LOCALIZE.md, "Pass bisection").
+// Exit 0 with a result, 1 for an error, 2 for a usage error.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/bisect.h"
+#include "deltann/campaign.h"
+#include "deltann/error.h"
+#include "deltann/preprocess.h"
+#include "deltann/spec.h"
+#include "run/builder.h"
+#include "run/protocol.h"
+#include "run/worker_process.h"
+#include "verbs.h"
+
+namespace deltann::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int kUsage = 2;
+constexpr double kDefaultShare = 0.01;  // default tolerance: 1% of the original difference
+
+struct BisectArgs {
+  std::string model, spec, image, a, b, cache;
+  std::optional<double> tolerance;
+  double timeout_s = 300;
+  bool json = false;
+};
+
+[[noreturn]] void usage(const std::string& message) { throw CLI::ValidationError(message, kUsage); }
+
+void say(const std::string& line) { std::cerr << line << '\n'; }
+
+std::string joined(const std::vector<std::string>& items, const std::string& separator) {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
+  return text;
+}
+
+std::vector<std::string> split_plus(const std::string& value) {
+  std::vector<std::string> items;
+  if (value.empty() || value == "none") return items;
+  std::stringstream in(value);
+  for (std::string item; std::getline(in, item, '+');) items.push_back(item);
+  return items;
+}
+
+// Runs the image once in the environment's worker (no timing wanted) and returns its output.
+std::vector<float> run_once(const PreparedEnvironment& env, const fs::path& image,
+                            PreprocessCache& cache, double timeout_s) {
+  const fs::path tensor = cache.prepare(image, env.spec.input).tensor_path;
+  WorkerProcess worker(env.worker, {"--serve"});
+  const auto died = [&](const std::string& stage) {
+    const WorkerExit exit = worker.finish();
+    std::string log = worker.log_tail();
+    if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
+    return Error(env.env + ": " + stage + " failed (" + exit.symptom + ", " + exit.detail + ")" +
+                 (log.empty() ? "" : "; engine log: " + log));
+  };
+  const auto loaded = load_worker(worker, env.artifact, env.env, to_json(env.spec), timeout_s);
+  if (!loaded) throw died("load");
+  if (loaded->value("event", "") != "loaded")
+    throw Error(env.env + ": load failed: " + loaded->value("message", loaded->dump()));
+  worker.send({{"op", "run"},
+               {"image", image.filename().string()},
+               {"tensor", tensor.string()},
+               {"first", false},
+               {"warmup", 0},
+               {"repeat", 1}});
+  const auto result = worker.receive(timeout_s);
+  if (!result) throw died("run");
+  if (result->value("event", "") != "result")
+    throw Error(env.env + ": run failed: " + result->value("message", result->dump()));
+  worker.send({{"op", "quit"}});
+  worker.finish();
+  return protocol::decode_floats(result->at("output").get<std::string>());
+}
+
+// The largest |a-b|; a NaN difference counts as infinite so that it never "vanishes".
+double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b,
+                          const std::string& what) {
+  if (a.size() != b.size())
+    throw Error(what + ": outputs of different lengths (" + std::to_string(a.size()) + " and " +
+                std::to_string(b.size()) + ")");
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    worst = std::max(worst, std::isnan(d) ? HUGE_VAL : d);
+  }
+  return worst;
+}
+
+// The passes B's level runs that its `disable` knob can name: a build tool's `each` table (TVM),
+// else the worker's own (ONNX Runtime), else every value of the knob.
+std::vector<std::string> level_passes(const PreparedEnvironment& b) {
+  const Environment env = parse_environment(b.env);
+  const std::string refusal = "environment '" + b.env + "': " + b.framework +
+                              " has no `disable` knob, so no pass of it can be switched off; "
+                              "bisect works with engines that have one (tvm, ort)";
+  if (auto builder = Builder::find(b.framework)) {
+    for (const auto& knob : builder->knobs())
+      if (knob.name == "disable" && knob.subset) return builder->each_members("disable", env);
+    throw Error(refusal);
+  }
+  const BackendInfo info = backend_info_from_json(describe_worker(b.worker));
+  for (const auto& knob : info.knobs) {
+    if (knob.name != "disable" || !knob.subset) continue;
+    const auto table = info.each.find("disable");
+    if (table == info.each.end()) return knob.values;
+    std::string by = env.knob(table->second.by);
+    for (const auto& k : info.knobs)
+      if (by.empty() && k.name == table->second.by) by = k.default_value;
+    const auto members = table->second.members.find(by);
+    return members == table->second.members.end() ? std::vector<std::string>{} : members->second;
+  }
+  throw Error(refusal);
+}
+
+std::string set_text(const std::vector<std::string>& set, size_t all) {
+  if (set.size() == all && all > 1) return "all " + std::to_string(all) + " passes";
+  return set.empty() ? "none" : joined(set, "+");
+}
+
+std::string number(double value) {
+  if (std::isinf(value)) return "inf";
+  std::ostringstream out;
+  out.precision(4);
+  out << value;
+  return out.str();
+}
+
+void execute(const CLI::App& cmd, BisectArgs& a) {
+  if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
+  if (a.model.empty() || a.image.empty() || a.a.empty() || a.b.empty())
+    usage("--model M.onnx, --image IMG, --a ENV and --b ENV are required");
+  if (a.tolerance && !(*a.tolerance >= 0)) usage("--tolerance must not be negative");
+  if (a.timeout_s <= 0) usage("--timeout must be positive");
+
+  CampaignConfig config;
+  config.model = a.model;
+  if (!a.spec.empty()) config.spec = a.spec;
+  if (!fs::is_regular_file(config.model))
+    throw Error("model file " + config.model.string() + " does not exist");
+  if (!fs::is_regular_file(a.image)) throw Error("image " + a.image + " does not exist");
+  config.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
+  config.worker_dir = default_worker_dir();
+  config.timeout_s = a.timeout_s;
+  const ModelSpec spec = load_model_spec(config.model, config.spec);
+
+  const auto start = std::chrono::steady_clock::now();
+  // The campaign code tells of each artifact whether it compiled it or found it cached; the
+  // report counts both, since builds are what a bisection costs.
+  int compiled = 0, cached = 0;
+  const auto watch = [&](const std::string& line) {
+    if (line.find(": compiled in ") != std::string::npos) ++compiled;
+    if (line.find(": artifact from the cache (") != std::string::npos) ++cached;
+    say(line);
+  };
+  const PreparedEnvironment env_a = prepare_environment(config, spec, a.a, watch);
+  const PreparedEnvironment env_b = prepare_environment(config, spec, a.b, watch);
+  std::vector<std::string> passes = level_passes(env_b);
+  // Passes B already disables stay disabled in every probe and are not suspects.
+  Environment b_parsed = parse_environment(env_b.env);
+  const std::vector<std::string> already = split_plus(b_parsed.knob("disable"));
+  std::erase_if(passes, [&](const std::string& p) {
+    return std::find(already.begin(), already.end(), p) != already.end();
+  });
+
+  PreprocessCache cache(config.cache_dir);
+  const fs::path image = fs::absolute(a.image);
+  const std::vector<float> out_a = run_once(env_a, image, cache, a.timeout_s);
+  const std::vector<float> out_b = run_once(env_b, image, cache, a.timeout_s);
+  const double original = max_abs_difference(out_a, out_b, "A and B");
+  if (!a.tolerance && std::isinf(original))
+    throw Error("B's output differs from A's by NaN or infinity; give --tolerance");
+  const double tolerance = a.tolerance ? *a.tolerance : kDefaultShare * original;
+
+  struct Measured {
+    std::string env;
+    double max_abs = 0;
+  };
+  std::map<std::vector<std::string>, Measured> measured;
+  BisectResult result;
+  const bool differs = original > tolerance && original > 0;
+  if (differs) {
+    result = bisect_passes(passes, [&](const std::vector<std::string>& set) {
+      Environment probe = b_parsed;
+      std::vector<std::string> disabled = already;
+      disabled.insert(disabled.end(), set.begin(), set.end());
+      probe.knobs["disable"] = disabled.empty() ? "none" : joined(disabled, "+");
+      const PreparedEnvironment env = prepare_environment(config, spec, probe.to_string(), watch);
+      const double d = max_abs_difference(out_a, run_once(env, image, cache, a.timeout_s), env.env);
+      measured[set] = {env.env, d};
+      say("probe: disable " + set_text(set, passes.size()) + ": max |d| = " + number(d) +
+          (d <= tolerance ? " (vanished)" : ""));
+      return d <= tolerance;
+    });
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const std::string outcome = differs ? to_string(result.outcome) : "no_difference";
+  const double remaining =
+      result.outcome == BisectOutcome::kNotPasses ? measured.at(passes).max_abs : 0;
+  if (a.json) {
+    json probes = json::array();
+    for (const auto& p : result.probes)
+      probes.push_back({{"disabled", p.disabled},
+                        {"env", measured.at(p.disabled).env},
+                        {"max_abs", measured.at(p.disabled).max_abs},
+                        {"vanished", p.vanished}});
+    json j = {{"model", fs::absolute(config.model).string()},
+              {"image", image.string()},
+              {"a", env_a.env},
+              {"b", env_b.env},
+              {"original_max_abs", original},
+              {"tolerance", tolerance},
+              {"tolerance_default", !a.tolerance.has_value()},
+              {"passes", passes},
+              {"already_disabled", already},
+              {"outcome", outcome},
+              {"culprits", result.culprits},
+              {"probes", probes},
+              {"builds", compiled},
+              {"cached_builds", cached},
+              {"seconds", seconds}};
+    if (result.outcome == BisectOutcome::kNotPasses) j["remaining_max_abs"] = remaining;
+    std::cout << j.dump(2) << '\n';
+    return;
+  }
+  std::cout << "A: " << env_a.env << "\nB: " << env_b.env << "\nimage " << a.image
+            << ": max |B - A| = " << number(original)
+            << "; vanishes at max |d| <= " << number(tolerance)
+            << (a.tolerance ? "" : " (1% of it)") << "\n";
+  if (!differs) {
+    std::cout << "B does not differ from A on this image beyond the tolerance: nothing to bisect\n";
+  } else {
+    std::cout << "passes of B's level that can be disabled (" << passes.size()
+              << "): " << (passes.empty() ? "none" : joined(passes, ", ")) << "\n";
+    for (size_t i = 0; i < result.probes.size(); ++i) {
+      const auto& p = result.probes[i];
+      std::cout << "  probe " << i + 1 << ": disable " << set_text(p.disabled, passes.size())
+                << ": max |d| = " << number(measured.at(p.disabled).max_abs)
+                << (p.vanished ? "  vanished" : "") << "\n";
+    }
+    switch (result.outcome) {
+      case BisectOutcome::kNoPasses:
+        std::cout << "B's level runs no pass that can be disabled: not caused by a pass\n";
+        break;
+      case BisectOutcome::kNotPasses:
+        std::cout << "not caused by one of these passes: with all of them disabled, max |d| = "
+                  << number(remaining)
+                  << " remains (a setting of B's level that is not a pass, such as TVM opt=4's "
+                     "fast-math, or a pass that cannot be disabled)\n";
+        break;
+      case BisectOutcome::kSinglePass:
+        std::cout << "culprit: " << result.culprits.front()
+                  << " (disabling it alone brings B within the tolerance of A)\n";
+        break;
+      case BisectOutcome::kPassSet:
+        std::cout << "culprits, needed together: " << joined(result.culprits, ", ")
+                  << " (no one of them alone suffices; none of them can be left out)\n";
+        break;
+    }
+  }
+  std::cout << result.probes.size() << " probes, " << compiled << " builds (" << cached
+            << " cached), took " << std::lround(seconds * 1000) << " ms\n";
+}
+
+}  // namespace
+
+void add_bisect(CLI::App& app) {
+  auto args = std::make_shared<BisectArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bisect", "find the compiler pass of B's optimisation level that makes B differ from A");
+  cmd->add_option("--model", args->model, "the model (ONNX)");
+  cmd->add_option("--spec", args->spec, "model spec (default: <model>.spec.json when present)");
+  cmd->add_option("--image", args->image, "the image file");
+  cmd->add_option("--a", args->a, "the baseline environment, e.g. ort:opt=disable");
+  cmd->add_option("--b", args->b,
+                  "the optimised environment whose passes are bisected, e.g. ort:opt=basic");
+  cmd->add_option("--tolerance", args->tolerance,
+                  "max |out - out_A| at which the difference has vanished (default: 1% of the "
+                  "original max |out_B - out_A|)");
+  cmd->add_option("--cache", args->cache, "preprocessed-tensor and artifact cache folder");
+  cmd->add_option("--timeout", args->timeout_s, "seconds a worker may stay silent")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "print the result as JSON");
+  cmd->allow_extras();
+  cmd->callback([cmd, args] { execute(*cmd, *args); });
+}
+
+}  // namespace deltann::cli
