@@ -100,7 +100,8 @@ struct TensorMatch {
   size_t a = 0, b = 0;
   bool by_name = true;  // false: found by the structural alignment
   LayoutMatch layout = LayoutMatch::same;
-  // "name" | "structure", with "+nchw<-nhwc" / "+nhwc<-nchw" when B is transposed.
+  bool output = false;  // the two captures' last tensors: the model outputs, paired by definition
+  // "name" | "output" | "structure", with "+nchw<-nhwc" / "+nhwc<-nchw" when B is transposed.
   std::string method() const;
 };
 // Matches A's tensors with B's: exact names first (the first tensor of a repeated name; later ones

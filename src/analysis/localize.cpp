@@ -430,7 +430,7 @@ std::vector<std::string> op_families(const std::string& op) {
 }
 
 std::string TensorMatch::method() const {
-  const std::string base = by_name ? "name" : "structure";
+  const std::string base = by_name ? "name" : output ? "output" : "structure";
   return layout == LayoutMatch::same ? base : base + "+" + layout_name(layout);
 }
 
@@ -493,6 +493,26 @@ std::vector<TensorMatch> match_tensors(const LayerCapture& a, const LayerCapture
     taken_a[i] = taken_b[found->second] = true;
   }
   if (!options.structural) return matches;
+
+  // Both captures end with the model's output, so those two correspond by definition. Pairing them
+  // first keeps a converter's split of the last layer (Gemm -> MatMul + Add) from pairing A's
+  // output with B's pre-bias tensor, which is as close as any when the bias is small.
+  if (!a.tensors.empty() && !b.tensors.empty()) {
+    const size_t ia = a.tensors.size() - 1, jb = b.tensors.size() - 1;
+    if (first_a[ia] && first_b[jb] && !taken_a[ia] && !taken_b[jb]) {
+      std::optional<LayoutMatch> layout;
+      if (same_layout(a.tensors[ia].shape, b.tensors[jb].shape))
+        layout = LayoutMatch::same;
+      else if (const auto fit = best_layout(a.tensors[ia], b.tensors[jb], options.costs))
+        layout = fit->first;
+      if (layout) {
+        TensorMatch m{ia, jb, false, *layout};
+        m.output = true;
+        matches.push_back(m);
+        taken_a[ia] = taken_b[jb] = true;
+      }
+    }
+  }
 
   // Each stretch between consecutive anchors is aligned on its own; name matches that are not
   // anchors (B ran them in another order) are matched already and take no part.

@@ -11,8 +11,10 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "deltann/error.h"
+#include "deltann/localize.h"
 
 namespace deltann {
 namespace {
@@ -70,6 +72,30 @@ std::optional<std::vector<double>> values_of(const onnx::TensorProto& t) {
       if (!raw.empty()) return from_raw(int32_t{}) ? std::optional(out) : std::nullopt;
       out.assign(t.int32_data().begin(), t.int32_data().end());
       break;
+    // int8 and uint8 are the stored form of quantised weights (read through DequantizeLinear).
+    case onnx::TensorProto::INT8:
+      if (!raw.empty()) return from_raw(int8_t{}) ? std::optional(out) : std::nullopt;
+      out.assign(t.int32_data().begin(), t.int32_data().end());
+      break;
+    case onnx::TensorProto::UINT8:
+      if (!raw.empty()) return from_raw(uint8_t{}) ? std::optional(out) : std::nullopt;
+      out.assign(t.int32_data().begin(), t.int32_data().end());
+      break;
+    case onnx::TensorProto::FLOAT16: {
+      // Converters store float16 weights (TFLite's quantize=float16); decoded bit by bit.
+      if (raw.size() != count * 2) return std::nullopt;
+      out.resize(count);
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t h;
+        std::memcpy(&h, raw.data() + i * 2, 2);
+        const int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
+        double v = exponent == 0    ? std::ldexp(mantissa, -24)
+                   : exponent == 31 ? (mantissa ? std::nan("") : INFINITY)
+                                    : std::ldexp(mantissa + 1024, exponent - 25);
+        out[i] = (h & 0x8000) ? -v : v;
+      }
+      break;
+    }
     default:
       return std::nullopt;
   }
@@ -222,6 +248,482 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       out.push_back(d);
     }
   return out;
+}
+
+std::vector<double> permute_values(const std::vector<double>& values,
+                                   const std::vector<int64_t>& shape,
+                                   const std::vector<int64_t>& perm) {
+  const size_t rank = shape.size();
+  if (perm.size() != rank) return {};
+  std::vector<bool> seen(rank, false);
+  size_t count = 1;
+  for (size_t k = 0; k < rank; ++k) {
+    if (perm[k] < 0 || static_cast<size_t>(perm[k]) >= rank || seen[perm[k]] || shape[k] < 0)
+      return {};
+    seen[perm[k]] = true;
+    count *= static_cast<size_t>(shape[k]);
+  }
+  if (count != values.size()) return {};
+  // Strides of the input; the output is walked in its own C order with a running index.
+  std::vector<size_t> stride(rank, 1), out_shape(rank), out_stride(rank);
+  for (size_t k = rank; k-- > 1;) stride[k - 1] = stride[k] * static_cast<size_t>(shape[k]);
+  for (size_t k = 0; k < rank; ++k) {
+    out_shape[k] = static_cast<size_t>(shape[perm[k]]);
+    out_stride[k] = stride[perm[k]];
+  }
+  std::vector<double> out(count);
+  std::vector<size_t> index(rank, 0);
+  for (size_t i = 0; i < count; ++i) {
+    size_t offset = 0;
+    for (size_t k = 0; k < rank; ++k) offset += index[k] * out_stride[k];
+    out[i] = values[offset];
+    for (size_t k = rank; k-- > 0;) {
+      if (++index[k] < out_shape[k]) break;
+      index[k] = 0;
+    }
+  }
+  return out;
+}
+
+std::optional<LayoutFit> best_weight_layout(const std::vector<double>& a,
+                                            const std::vector<int64_t>& shape_a,
+                                            const std::vector<double>& b,
+                                            const std::vector<int64_t>& shape_b) {
+  if (a.size() != b.size()) return std::nullopt;
+  const auto squeezed = [](const std::vector<int64_t>& shape) {
+    std::vector<int64_t> out;
+    for (const auto d : shape)
+      if (d != 1) out.push_back(d);
+    return out;
+  };
+  const auto max_abs = [](const std::vector<double>& x, const std::vector<double>& y) -> double {
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double d = std::fabs(x[i] - y[i]);
+      // NaN on one side only is as far as values get.
+      if (std::isnan(d)) {
+        if (std::isnan(x[i]) != std::isnan(y[i])) return INFINITY;
+        continue;
+      }
+      worst = std::max(worst, d);
+    }
+    return worst;
+  };
+  // Flat order always fits equal counts: a reshaped copy (Gemm's [5] bias as [1,5]) keeps it.
+  std::optional<LayoutFit> best =
+      LayoutFit{squeezed(shape_a) == squeezed(shape_b) ? "same" : "reshaped", max_abs(a, b)};
+  const auto consider = [&](const std::string& name, const std::vector<int64_t>& perm) {
+    std::vector<int64_t> expected(perm.size());
+    for (size_t k = 0; k < perm.size(); ++k) expected[k] = shape_a[perm[k]];
+    if (expected != shape_b) return;
+    const double d = max_abs(permute_values(a, shape_a, perm), b);
+    if (d < best->max_abs) best = LayoutFit{name, d};
+  };
+  if (shape_a.size() == 2 && shape_b.size() == 2) consider("transposed", {1, 0});
+  if (shape_a.size() == 4 && shape_b.size() == 4) {
+    // A is ONNX's OIHW; TFLite's CONV_2D keeps OHWI, TensorFlow HWIO, DEPTHWISE_CONV_2D IHWO.
+    consider("OHWI", {0, 2, 3, 1});
+    consider("HWIO", {2, 3, 1, 0});
+    consider("IHWO", {1, 2, 3, 0});
+  }
+  return best;
+}
+
+namespace {
+
+// A constant as an operator sees it: an initialiser or Constant node, possibly read through the
+// Identity, Cast, Transpose or DequantizeLinear nodes converters put in front of weights.
+struct Constant {
+  std::string name;  // the stored tensor's name
+  std::vector<int64_t> shape;
+  std::vector<double> values;
+  bool floating = false;  // float weights (not shapes or axes)
+  std::string note;       // "int8 weights (DequantizeLinear)"
+};
+
+bool is_float_type(int type) {
+  return type == onnx::TensorProto::FLOAT || type == onnx::TensorProto::DOUBLE ||
+         type == onnx::TensorProto::FLOAT16 || type == onnx::TensorProto::BFLOAT16;
+}
+
+const onnx::AttributeProto* attribute(const onnx::NodeProto& n, const std::string& name) {
+  for (const auto& a : n.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+
+// One model's graph indexed for the walk.
+class Graph {
+ public:
+  explicit Graph(const onnx::ModelProto& model) {
+    for (const auto& t : model.graph().initializer()) init_[t.name()] = &t;
+    for (const auto& n : model.graph().node())
+      for (const auto& o : n.output())
+        if (!o.empty()) producer_[o] = &n;
+  }
+  const onnx::NodeProto* producer(const std::string& tensor) const {
+    const auto found = producer_.find(tensor);
+    return found == producer_.end() ? nullptr : found->second;
+  }
+  std::optional<Constant> constant(const std::string& name, int depth = 0) const {
+    if (name.empty() || depth > 4) return std::nullopt;
+    if (const auto found = init_.find(name); found != init_.end()) return from(*found->second);
+    const onnx::NodeProto* n = producer(name);
+    if (!n) return std::nullopt;
+    const std::string& op = n->op_type();
+    if (op == "Constant") {
+      const auto* value = attribute(*n, "value");
+      if (!value || !value->has_t()) return std::nullopt;
+      auto c = from(value->t());
+      if (c) c->name = name;
+      return c;
+    }
+    if (n->input_size() == 0) return std::nullopt;
+    auto c = constant(n->input(0), depth + 1);
+    if (!c) return std::nullopt;
+    if (op == "Identity") return c;
+    if (op == "Cast") {
+      const auto* to = attribute(*n, "to");
+      c->floating = to && is_float_type(static_cast<int>(to->i()));
+      return c;
+    }
+    if (op == "Transpose") {
+      std::vector<int64_t> perm;
+      if (const auto* p = attribute(*n, "perm")) perm.assign(p->ints().begin(), p->ints().end());
+      // Without perm, Transpose reverses the axes.
+      for (size_t k = perm.empty() ? c->shape.size() : 0; k-- > 0;)
+        perm.push_back(static_cast<int64_t>(k));
+      auto moved = permute_values(c->values, c->shape, perm);
+      if (moved.size() != c->values.size()) return std::nullopt;
+      std::vector<int64_t> shape;
+      for (const auto k : perm) shape.push_back(c->shape[k]);
+      c->values = std::move(moved);
+      c->shape = std::move(shape);
+      return c;
+    }
+    if (op == "DequantizeLinear") return dequantised(*n, *c, depth);
+    return std::nullopt;
+  }
+
+ private:
+  std::optional<Constant> from(const onnx::TensorProto& t) const {
+    auto values = values_of(t);
+    if (!values) return std::nullopt;
+    Constant c;
+    c.name = t.name();
+    c.shape.assign(t.dims().begin(), t.dims().end());
+    c.values = std::move(*values);
+    c.floating = is_float_type(t.data_type());
+    if (t.data_type() == onnx::TensorProto::INT8) c.note = "int8";
+    if (t.data_type() == onnx::TensorProto::UINT8) c.note = "uint8";
+    return c;
+  }
+  // (x - zero_point) * scale, per tensor or per `axis` (default 1).
+  std::optional<Constant> dequantised(const onnx::NodeProto& n, Constant x, int depth) const {
+    const auto scale = n.input_size() > 1 ? constant(n.input(1), depth + 1) : std::nullopt;
+    if (!scale || scale->values.empty()) return std::nullopt;
+    const auto zero = n.input_size() > 2 ? constant(n.input(2), depth + 1) : std::nullopt;
+    const size_t channels = scale->values.size();
+    int64_t axis = 1;
+    if (const auto* a = attribute(n, "axis")) axis = a->i();
+    if (axis < 0) axis += static_cast<int64_t>(x.shape.size());
+    size_t inner = 1;
+    if (channels > 1) {
+      if (axis < 0 || static_cast<size_t>(axis) >= x.shape.size() ||
+          static_cast<size_t>(x.shape[axis]) != channels)
+        return std::nullopt;
+      for (size_t k = static_cast<size_t>(axis) + 1; k < x.shape.size(); ++k)
+        inner *= static_cast<size_t>(x.shape[k]);
+    }
+    if (zero && zero->values.size() != channels) return std::nullopt;
+    for (size_t i = 0; i < x.values.size(); ++i) {
+      const size_t ch = channels > 1 ? (i / inner) % channels : 0;
+      x.values[i] = (x.values[i] - (zero ? zero->values[ch] : 0)) * scale->values[ch];
+    }
+    x.note = (x.note.empty() ? std::string("integer") : x.note) + " weights (DequantizeLinear)";
+    x.floating = true;
+    return x;
+  }
+
+  std::map<std::string, const onnx::TensorProto*> init_;
+  std::map<std::string, const onnx::NodeProto*> producer_;
+};
+
+bool share_family(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  const auto fa = op_families(a), fb = op_families(b);
+  for (const auto& f : fa)
+    if (std::find(fb.begin(), fb.end(), f) != fb.end()) return true;
+  return false;
+}
+
+// The nodes a converter puts between an operator and the tensor localize matched: layout
+// changes, a separate bias Add, an activation, a dequantisation.
+bool walkable(const std::string& op) {
+  static const std::set<std::string> ops = {
+      "Add",       "Relu",    "Clip",     "Transpose", "Reshape",         "Squeeze",
+      "Unsqueeze", "Flatten", "Identity", "Cast",      "DequantizeLinear"};
+  return ops.count(op) > 0;
+}
+
+std::optional<double> float_attribute(const onnx::NodeProto& n, const std::string& name) {
+  const auto* a = attribute(n, name);
+  if (!a) return std::nullopt;
+  if (a->type() == onnx::AttributeProto::INT) return static_cast<double>(a->i());
+  return a->f();
+}
+
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+std::string summary(const Constant& c) {
+  double largest = 0;
+  for (const auto v : c.values) largest = std::max(largest, std::fabs(v));
+  std::ostringstream s;
+  s << c.name << ": " << c.values.size() << " values, " << distinct(c.values)
+    << " distinct, max |w| " << largest;
+  return s.str();
+}
+
+// The attributes of A's and B's main nodes that change the result, as (name, a, b) where they
+// differ. Unset attributes take ONNX's defaults so that converters spelling them out agree.
+void diff_attributes(const onnx::NodeProto& na, const onnx::NodeProto& nb, const Graph& ga,
+                     const Graph& gb, bool weights_transposed,
+                     std::vector<std::tuple<std::string, std::string, std::string>>& out) {
+  const auto ints = [](const onnx::NodeProto& n, const std::string& name, int64_t fill,
+                       size_t length) {
+    std::vector<int64_t> v;
+    if (const auto* a = attribute(n, name)) v.assign(a->ints().begin(), a->ints().end());
+    if (v.empty()) v.assign(length, fill);
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+    return s + "]";
+  };
+  const auto compare = [&](const std::string& name, const std::string& a, const std::string& b) {
+    if (a != b) out.emplace_back(name, a, b);
+  };
+  const std::string& op_a = na.op_type();
+  const std::string& op_b = nb.op_type();
+  if (op_a == "Conv" && op_b == "Conv") {
+    // The spatial rank, for the defaults' length: from whichever node spells out its kernel.
+    size_t spatial = 2;
+    if (const auto* k = attribute(na, "kernel_shape"))
+      spatial = static_cast<size_t>(k->ints_size());
+    compare("pads", ints(na, "pads", 0, 2 * spatial), ints(nb, "pads", 0, 2 * spatial));
+    compare("strides", ints(na, "strides", 1, spatial), ints(nb, "strides", 1, spatial));
+    compare("dilations", ints(na, "dilations", 1, spatial), ints(nb, "dilations", 1, spatial));
+    compare("group", number_text(float_attribute(na, "group").value_or(1)),
+            number_text(float_attribute(nb, "group").value_or(1)));
+    // kernel_shape may be left to the weights' shape: compared only when both say it.
+    if (attribute(na, "kernel_shape") && attribute(nb, "kernel_shape"))
+      compare("kernel_shape", ints(na, "kernel_shape", 0, 0), ints(nb, "kernel_shape", 0, 0));
+    const auto* pad_a = attribute(na, "auto_pad");
+    const auto* pad_b = attribute(nb, "auto_pad");
+    compare("auto_pad", pad_a ? pad_a->s() : "NOTSET", pad_b ? pad_b->s() : "NOTSET");
+  }
+  if (op_a == "BatchNormalization" && op_b == "BatchNormalization")
+    compare("epsilon", number_text(float_attribute(na, "epsilon").value_or(1e-5)),
+            number_text(float_attribute(nb, "epsilon").value_or(1e-5)));
+  if (op_a == "Clip" && op_b == "Clip") {
+    // Opset 11 moved min and max from attributes to inputs; either form is read.
+    const auto bound = [](const onnx::NodeProto& n, const Graph& g, const std::string& name,
+                          int input, double fill) {
+      if (const auto v = float_attribute(n, name)) return *v;
+      if (n.input_size() > input)
+        if (const auto c = g.constant(n.input(input)); c && c->values.size() == 1)
+          return c->values[0];
+      return fill;
+    };
+    compare("min", number_text(bound(na, ga, "min", 1, -INFINITY)),
+            number_text(bound(nb, gb, "min", 1, -INFINITY)));
+    compare("max", number_text(bound(na, ga, "max", 2, INFINITY)),
+            number_text(bound(nb, gb, "max", 2, INFINITY)));
+  }
+  if (op_a == "Gemm" && (op_b == "Gemm" || op_b == "MatMul")) {
+    // MatMul is Gemm with alpha = beta = 1 and nothing transposed.
+    const auto get = [](const onnx::NodeProto& n, const std::string& name, double fill) {
+      return n.op_type() == "Gemm" ? float_attribute(n, name).value_or(fill) : fill;
+    };
+    for (const char* name : {"alpha", "beta"})
+      compare(name, number_text(get(na, name, 1)), number_text(get(nb, name, 1)));
+    compare("transA", number_text(get(na, "transA", 0)), number_text(get(nb, "transA", 0)));
+    // transB only has to agree with how the weights were found: a transposed copy of B must
+    // flip it.
+    const bool flipped = get(na, "transB", 0) != get(nb, "transB", 0);
+    if (flipped != weights_transposed)
+      out.emplace_back(
+          "transB", number_text(get(na, "transB", 0)),
+          number_text(get(nb, "transB", 0)) +
+              (weights_transposed ? " (weights transposed)" : " (weights in A's order)"));
+  }
+}
+
+bool is_bias_input(const onnx::NodeProto& n, int input) {
+  return input == 2 &&
+         (n.op_type() == "Conv" || n.op_type() == "Gemm" || n.op_type() == "ConvTranspose");
+}
+
+}  // namespace
+
+MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
+                         const std::vector<std::pair<std::string, std::string>>& pairs) {
+  const onnx::ModelProto a = read_model(a_path), b = read_model(b_path);
+  const Graph ga(a), gb(b);
+  MatchedDiff result;
+  for (const auto& [tensor_a, tensor_b] : pairs) {
+    const onnx::NodeProto* na = ga.producer(tensor_a);
+    const onnx::NodeProto* first_b = gb.producer(tensor_b);
+    if (!na) continue;  // a graph input: no parameters
+    PairParameters pair;
+    pair.output_a = tensor_a;
+    pair.output_b = tensor_b;
+    pair.node_a = node_key(*na);
+    pair.op_a = na->op_type();
+    ParameterDifference base;
+    base.node = pair.node_a;
+    base.output = tensor_a;
+    base.output_b = tensor_b;
+    std::vector<ParameterDifference> found;
+    const auto add = [&](std::string what, std::string va, std::string vb, double max_abs,
+                         std::string note) {
+      ParameterDifference d = base;
+      d.node_b = pair.node_b;
+      d.what = std::move(what);
+      d.a = std::move(va);
+      d.b = std::move(vb);
+      d.max_abs = max_abs;
+      d.note = std::move(note);
+      found.push_back(std::move(d));
+    };
+    if (!first_b) {
+      pair.status = "unmatched-parameters";
+      add("node missing in B", na->op_type(), "(graph input)", 0, "");
+      result.pairs.push_back(std::move(pair));
+      for (auto& d : found) result.differences.push_back(std::move(d));
+      continue;
+    }
+    // Walk back from B's producer to the node of A's family, collecting the biases of the Adds
+    // on the way; stop at anything else, at a node with two computed inputs (a residual Add), or
+    // after four steps.
+    std::vector<Constant> pool;
+    const onnx::NodeProto* nb = first_b;
+    const onnx::NodeProto* main_b = nullptr;
+    for (int step = 0; nb && step < 5; ++step) {
+      pair.chain_b.push_back(node_key(*nb));
+      if (share_family(na->op_type(), nb->op_type())) {
+        main_b = nb;
+        break;
+      }
+      if (!walkable(nb->op_type()) || step == 4) break;
+      std::vector<std::string> computed;
+      std::vector<Constant> constants;
+      for (const auto& in : nb->input()) {
+        if (in.empty()) continue;
+        if (auto c = gb.constant(in))
+          constants.push_back(std::move(*c));
+        else
+          computed.push_back(in);
+      }
+      if (computed.size() != 1) break;
+      if (nb->op_type() == "Add")
+        for (auto& c : constants)
+          if (c.floating) pool.push_back(std::move(c));
+      nb = gb.producer(computed.front());
+    }
+    if (!main_b) {
+      // No node of A's family nearby: B's producer stands for the layer, and its op differs.
+      main_b = first_b;
+      pair.chain_b.assign(1, node_key(*first_b));
+    }
+    pair.node_b = node_key(*main_b);
+    pair.op_b = main_b->op_type();
+    if (!share_family(na->op_type(), main_b->op_type()))
+      add("op", na->op_type(), main_b->op_type(), 0, "the ops share no family");
+    // Clip's bounds are compared as attributes, not paired as weights.
+    const bool clip_b = main_b->op_type() == "Clip";
+    for (int i = 0; i < main_b->input_size(); ++i)
+      if (!(clip_b && i > 0))
+        if (auto c = gb.constant(main_b->input(i)); c && c->floating) pool.push_back(std::move(*c));
+
+    bool unmatched = false, transposed_weights = false;
+    std::vector<bool> used(pool.size(), false);
+    for (int i = 0; i < na->input_size(); ++i) {
+      if (na->op_type() == "Clip" && i > 0) continue;
+      const auto c = ga.constant(na->input(i));
+      if (!c || !c->floating) continue;
+      // The closest of B's unused constants with as many elements.
+      std::optional<LayoutFit> best;
+      size_t chosen = 0;
+      for (size_t k = 0; k < pool.size(); ++k) {
+        if (used[k]) continue;
+        const auto fit = best_weight_layout(c->values, c->shape, pool[k].values, pool[k].shape);
+        if (fit && (!best || fit->max_abs < best->max_abs)) {
+          best = fit;
+          chosen = k;
+        }
+      }
+      TensorComparison t;
+      t.a = c->name;
+      if (!best) {
+        double largest = 0;
+        for (const auto v : c->values) largest = std::max(largest, std::fabs(v));
+        if (is_bias_input(*na, i)) {
+          // A zero bias changes nothing; a converter may drop it.
+          if (largest > 0)
+            add("bias missing in B", summary(*c), "(none)", largest,
+                "B's " + pair.node_b +
+                    " and the nodes between it and the matched tensor hold no constant of " +
+                    std::to_string(c->values.size()) + " values: the layer loses its bias");
+          t.note = largest > 0 ? "bias missing in B" : "zero bias, absent in B";
+          t.max_abs = largest;
+        } else {
+          unmatched = true;
+          add("weights " + c->name + " (input " + std::to_string(i) + ")", summary(*c),
+              "(no constant of " + std::to_string(c->values.size()) + " values)", 0,
+              "cannot be paired");
+          t.note = "no counterpart in B";
+        }
+        pair.tensors.push_back(std::move(t));
+        continue;
+      }
+      used[chosen] = true;
+      const Constant& cb = pool[chosen];
+      if (best->layout == "transposed" && na->op_type() == "Gemm" && i == 1)
+        transposed_weights = true;
+      t.b = cb.name;
+      t.layout = best->layout;
+      t.max_abs = best->max_abs;
+      const size_t levels_a = distinct(c->values), levels_b = distinct(cb.values);
+      if (!cb.note.empty() && cb.note.find("DequantizeLinear") != std::string::npos)
+        t.note = cb.note;
+      else if (best->max_abs > 0 && levels_b <= 256 && levels_a > 2 * levels_b)
+        t.note = "quantised: B takes only " + std::to_string(levels_b) +
+                 " distinct values (A: " + std::to_string(levels_a) + ")";
+      if (best->max_abs > 0)
+        add("weights " + c->name + " ~ " + cb.name, summary(*c), summary(cb), best->max_abs,
+            "layout " + best->layout + (t.note.empty() ? "" : "; " + t.note));
+      pair.tensors.push_back(std::move(t));
+    }
+    for (size_t k = 0; k < pool.size(); ++k) {
+      if (used[k]) continue;
+      const bool zero = std::all_of(pool[k].values.begin(), pool[k].values.end(),
+                                    [](double v) { return v == 0; });
+      // Converters give every Conv a bias; an all-zero one changes nothing.
+      if (zero) continue;
+      unmatched = true;
+      add("constant only in B", "(none)", summary(pool[k]), 0, "no constant of A pairs with it");
+    }
+    std::vector<std::tuple<std::string, std::string, std::string>> attrs;
+    diff_attributes(*na, *main_b, ga, gb, transposed_weights, attrs);
+    for (auto& [name, va, vb] : attrs) add("attribute " + name, va, vb, 0, "");
+    pair.status = unmatched ? "unmatched-parameters" : found.empty() ? "same" : "differs";
+    for (auto& d : found) result.differences.push_back(std::move(d));
+    result.pairs.push_back(std::move(pair));
+  }
+  return result;
 }
 
 }  // namespace deltann

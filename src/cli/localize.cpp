@@ -355,14 +355,57 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  // With --b-model, what differs between the two files, and what of it sits at the jump layer.
-  json parameters = json::array(), cause = json::array();
+  // With --b-model, or a conversion chain whose artifact is another ONNX file, what differs
+  // between the two files, and what of it sits at the jump layer. Names that all match (an edited
+  // copy) are compared node by node; renamed layers through localize's matching.
+  json parameters = json::array(), cause = json::array(), parameter_pairs = json::array();
+  fs::path model_b = a.b_model;
 #ifdef DELTANN_MODEL_DIFF
-  if (!a.b_model.empty()) {
+  std::error_code same_ec;
+  if (model_b.empty() && envs[1].artifact.extension() == ".onnx" &&
+      fs::is_regular_file(envs[1].artifact) &&
+      !fs::equivalent(envs[1].artifact, config.model, same_ec))
+    model_b = envs[1].artifact;
+  if (!model_b.empty()) {
     const std::string jump = result.jump ? result.layers[*result.jump].name : "";
-    for (const auto& d : diff_models(config.model, a.b_model)) {
+    bool by_name = true;
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (const auto& layer : result.layers) {
+      by_name = by_name && layer.match.rfind("name", 0) == 0;
+      pairs.emplace_back(layer.name, layer.name_b);
+    }
+    std::vector<ParameterDifference> differences;
+    if (by_name) {
+      differences = diff_models(config.model, model_b);
+    } else {
+      MatchedDiff matched = diff_matched(config.model, model_b, pairs);
+      differences = std::move(matched.differences);
+      for (const auto& p : matched.pairs) {
+        json tensors = json::array();
+        for (const auto& t : p.tensors)
+          tensors.push_back({{"a", t.a},
+                             {"b", t.b},
+                             {"layout", t.layout},
+                             {"max_abs", t.max_abs},
+                             {"note", t.note}});
+        parameter_pairs.push_back({{"output", p.output_a},
+                                   {"output_b", p.output_b},
+                                   {"node", p.node_a},
+                                   {"node_b", p.node_b},
+                                   {"op_a", p.op_a},
+                                   {"op_b", p.op_b},
+                                   {"chain_b", p.chain_b},
+                                   {"status", p.status},
+                                   {"tensors", tensors}});
+      }
+    }
+    for (const auto& d : differences) {
       json one = {{"node", d.node}, {"output", d.output},   {"what", d.what}, {"a", d.a},
                   {"b", d.b},       {"max_abs", d.max_abs}, {"note", d.note}};
+      if (!d.output_b.empty()) {
+        one["node_b"] = d.node_b;
+        one["output_b"] = d.output_b;
+      }
       if (!jump.empty() && d.output == jump) cause.push_back(one);
       parameters.push_back(std::move(one));
     }
@@ -370,9 +413,11 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
 #endif
   json j = to_json(result, a.options);
   {
-    if (!a.b_model.empty()) {
+    if (!model_b.empty()) {
       j["parameter_differences"] = parameters;
       j["cause"] = cause;
+      if (!parameter_pairs.empty()) j["parameter_pairs"] = parameter_pairs;
+      if (a.b_model.empty()) j["parameters_from"] = fs::absolute(model_b).string();
     }
     j["model"] = fs::absolute(config.model).string();
     if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
@@ -407,14 +452,19 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
               << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")")
               << (a.tensor.empty() ? ", image " + a.image : ", tensor " + a.tensor) << "\n"
               << localization_text(result, a.options, a.rows);
-    if (!a.b_model.empty()) {
-      std::cout << "parameter differences between the two model files: " << parameters.size()
-                << "\n";
+    if (!model_b.empty()) {
+      std::cout << "parameter differences between the two model files"
+                << (a.b_model.empty() ? " (B's: " + model_b.string() + ")" : "") << ": "
+                << parameters.size() << "\n";
       for (const auto& d : parameters)
         std::cout << (cause.empty() || d.at("output") != cause.front().at("output") ? "   " : " > ")
                   << d.at("node").get<std::string>() << " (" << d.at("output").get<std::string>()
-                  << "): " << d.at("what").get<std::string>() << ": "
-                  << d.at("a").get<std::string>() << " -> " << d.at("b").get<std::string>()
+                  << ")"
+                  << (d.contains("node_b") ? " ~ B's " + d.at("node_b").get<std::string>() + " (" +
+                                                 d.at("output_b").get<std::string>() + ")"
+                                           : "")
+                  << ": " << d.at("what").get<std::string>() << ": " << d.at("a").get<std::string>()
+                  << " -> " << d.at("b").get<std::string>()
                   << (d.at("note").get<std::string>().empty()
                           ? ""
                           : "  [" + d.at("note").get<std::string>() + "]")

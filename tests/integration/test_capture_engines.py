@@ -1,10 +1,11 @@
 """Per-layer capture (the worker protocol's `capture` op, docs/LOCALIZE.md "Capture per engine") on
 the engines whose tensors are not ONNX Runtime's: TVM (the Relax VM's instrument, tensors after
 fusion, named by kernel), LiteRT (a second interpreter preserving every tensor, NHWC, TFLite
-names) and OpenVINO (named tensors added as model outputs, ONNX names). For each: index.json and
-the .npy files are well-formed, the last tensor is the engine's own run output, a `run` after the
-capture gives the same output as before it, and intermediate tensors agree with ONNX Runtime's
-capture of the matching tensor (by name for OpenVINO; by shape and value for TVM and LiteRT, whose
+names), OpenVINO (named tensors added as model outputs, ONNX names) and LibTorch (a copy of the
+TorchScript graph returning every tensor, TorchScript names). For each: index.json and the .npy
+files are well-formed, the last tensor is the engine's own run output, a `run` after the capture
+gives the same output as before it, and intermediate tensors agree with ONNX Runtime's capture of
+the matching tensor (by name for OpenVINO; by shape and value for TVM, LiteRT and LibTorch, whose
 names differ).
 
 Skipped per engine when its worker was not built or its model cannot be made here.
@@ -306,3 +307,92 @@ def test_openvino_capture_keeps_onnx_names_and_matches_onnxruntime(models, tiny_
     for entry, array in tensors:
         np.testing.assert_allclose(array, ort[entry["name"]], atol=ATOL, rtol=RTOL,
                                    err_msg=entry["name"])
+
+
+# --- LibTorch ---------------------------------------------------------------------------------
+
+def libtorch_env(opt):
+    return f"libtorch:opt={opt},device=cpu,threads=1"
+
+
+@pytest.fixture(scope="module")
+def libtorch_worker():
+    return worker_path("libtorch", "LibTorch not found at configure time")
+
+
+@pytest.fixture(scope="module")
+def tiny_torchscript(models, source_dir, tmp_path_factory):
+    """tiny_classifier.onnx converted by the project's own conversion step (onnx2torch, then
+    torch.jit.trace): (artifact, the spec the conversion reports)."""
+    pytest.importorskip("onnx2torch", reason="the onnx>torchscript step needs onnx2torch")
+    out = tmp_path_factory.mktemp("torchscript") / "tiny_classifier.pt"
+    tool = source_dir / "python" / "deltann_tools" / "convert.py"
+    proc = subprocess.run([sys.executable, str(tool), "--step", "onnx>torchscript", "--in",
+                           str(models.tiny), "--spec", str(models.tiny.with_suffix(".spec.json")),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)["spec"]
+
+
+@pytest.mark.parametrize("opt", ["none", "freeze", "optimize_for_inference"])
+def test_libtorch_capture_matches_onnxruntime(libtorch_worker, tiny_torchscript, models,
+                                              tiny_input, opt, tmp_path):
+    """The TorchScript graph's tensors, named by TorchScript, op the node kind; the last is the
+    run's output and the convolution and ReLU tensors are ONNX Runtime's 'c' and 'r' (matched by
+    shape, since the names differ)."""
+    artifact, spec = tiny_torchscript
+    out_dir = tmp_path / "libtorch"
+    reply, index, before, after = capture_with(libtorch_worker, artifact, libtorch_env(opt), spec,
+                                               tiny_input, out_dir)
+    check_reply(reply, index, out_dir, "libtorch: ")
+    assert "TorchScript value names" in index["mode"] and "untouched" in index["mode"]
+    if opt != "none":
+        assert f"torch::jit::{opt}" in index["mode"]
+    tensors = load_tensors(out_dir, index)
+    names = [entry["name"] for entry, _ in tensors]
+    assert len(set(names)) == len(names), names
+    assert all(entry["op"].startswith(("aten::", "prim::")) for entry, _ in tensors), index
+
+    last_entry, last = tensors[-1]
+    np.testing.assert_array_equal(last.ravel(), before.astype(np.float64))
+    np.testing.assert_array_equal(before, after)
+
+    ort = ort_capture(models.tiny, spec_of(models.tiny), tiny_input, tmp_path / "ort")
+    np.testing.assert_allclose(last.ravel(), ort["logits"].ravel(), atol=ATOL, rtol=RTOL)
+    conv_shaped = [(entry, array) for entry, array in tensors if array.shape == ort["r"].shape]
+    convs = [array for entry, array in conv_shaped if "conv" in entry["op"]]
+    relus = [array for entry, array in conv_shaped if "relu" in entry["op"]]
+    assert convs and relus, index["tensors"]
+    # The convolution's tensor is its own value, not the ReLU's: optimize_for_inference's ReLU
+    # is in place (aten::relu_) on the convolution's output, so this checks the capture's clones.
+    np.testing.assert_allclose(convs[0], ort["c"], atol=ATOL, rtol=RTOL)
+    assert not np.allclose(convs[0], ort["r"])
+    np.testing.assert_allclose(relus[0], ort["r"], atol=ATOL, rtol=RTOL)
+    for entry, array in conv_shaped:
+        assert np.allclose(array, ort["r"], atol=ATOL, rtol=RTOL) or \
+            np.allclose(array, ort["c"], atol=ATOL, rtol=RTOL), entry
+
+
+def test_libtorch_capture_leaves_the_worker_usable(libtorch_worker, tiny_torchscript, tiny_input,
+                                                   tmp_path):
+    """Two captures with runs in between give identical captures and the first run's output; a
+    capture before any load is an error at stage capture and the worker goes on."""
+    artifact, spec = tiny_torchscript
+    with WorkerClient(libtorch_worker) as w:
+        reply = w.request({"op": "capture", "tensor": str(tiny_input),
+                           "out_dir": str(tmp_path / "none")})
+        assert reply["event"] == "error" and reply["stage"] == "capture", reply
+        assert w.load(artifact, libtorch_env("freeze"), spec)["event"] == "loaded"
+        first = output_of(w.run(tiny_input, first=True, warmup=1, repeat=2))
+        captures = []
+        for i in range(2):
+            reply = w.request({"op": "capture", "tensor": str(tiny_input),
+                               "out_dir": str(tmp_path / f"cap{i}")})
+            assert reply["event"] == "captured", reply
+            captures.append(load_tensors(tmp_path / f"cap{i}", json.loads(
+                (tmp_path / f"cap{i}" / "index.json").read_text())))
+            result = w.run(tiny_input, first=False, warmup=0, repeat=3)
+            np.testing.assert_array_equal(output_of(result), first)
+    assert [e for e, _ in captures[0]] == [e for e, _ in captures[1]]
+    for (_, a), (_, b) in zip(*captures):
+        np.testing.assert_array_equal(a, b)

@@ -240,14 +240,15 @@ TEST(LocalizeMatching, RenamedTensorsAreMatchedStructurally) {
   for (size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(l.layers[i].position, i);
     EXPECT_EQ(l.layers[i].name_b, expected_b[i]);
-    EXPECT_EQ(l.layers[i].match, "structure");
+    // The last tensors are the model outputs, paired by definition.
+    EXPECT_EQ(l.layers[i].match, i == 3 ? "output" : "structure");
     EXPECT_TRUE(l.layers[i].diff.comparable);
     EXPECT_EQ(l.layers[i].diff.max_abs, 0);
   }
   EXPECT_TRUE(l.only_a.empty());
   EXPECT_EQ(l.only_b, std::vector<std::string>{"in_t"});
   EXPECT_FALSE(l.jump);
-  EXPECT_EQ(match_counts(l), (std::map<std::string, size_t>{{"structure", 4}}));
+  EXPECT_EQ(match_counts(l), (std::map<std::string, size_t>{{"output", 1}, {"structure", 3}}));
   // Name matching alone finds nothing.
   LocalizeOptions names_only;
   names_only.structural = false;
@@ -267,7 +268,7 @@ TEST(LocalizeMatching, NhwcTensorIsTransposedIntoNchw) {
   const auto b = capture("B", {shaped("x_nhwc", "CONV_2D", {1, 3, 4, 2}, nhwc)});
   auto l = localize(a, b, {}, {});
   ASSERT_EQ(l.layers.size(), 1u);
-  EXPECT_EQ(l.layers[0].match, "structure+nchw<-nhwc");
+  EXPECT_EQ(l.layers[0].match, "output+nchw<-nhwc");  // a one-tensor capture: its output
   EXPECT_EQ(l.layers[0].layout, LayoutMatch::nchw_from_nhwc);
   EXPECT_EQ(l.layers[0].shape_b, (std::vector<int64_t>{1, 3, 4, 2}));
   EXPECT_EQ(l.layers[0].diff.max_abs, 0);
@@ -275,7 +276,7 @@ TEST(LocalizeMatching, NhwcTensorIsTransposedIntoNchw) {
   // The reverse: A is the NHWC side.
   l = localize(b, a, {}, {});
   ASSERT_EQ(l.layers.size(), 1u);
-  EXPECT_EQ(l.layers[0].match, "structure+nhwc<-nchw");
+  EXPECT_EQ(l.layers[0].match, "output+nhwc<-nchw");
   EXPECT_EQ(l.layers[0].diff.max_abs, 0);
   // The same name in another layout is transposed too.
   auto renamed = b;
@@ -291,6 +292,24 @@ TEST(LocalizeMatching, NhwcTensorIsTransposedIntoNchw) {
   EXPECT_EQ(d.max_abs, 1);
   EXPECT_DOUBLE_EQ(d.mean_abs, 1.0 / 24);
   EXPECT_FALSE(difference(a.tensors[0], changed.tensors[0]).comparable);
+}
+
+TEST(LocalizeMatching, ModelOutputsArePairedFirst) {
+  // LibTorch's optimize_for_inference splits the classifier's Linear into matmul + add: without
+  // the output rule, A's Gemm output would pair with the pre-bias matmul (close when the bias is
+  // small) and the bias would look like a difference at the last layer.
+  const auto a = capture("A", {shaped("c", "Conv", {1, 2, 2, 2}, ramp(8, 4)),
+                               shaped("logits", "Gemm", {1, 3}, {4.0, 5.0, 6.0})});
+  const auto b = capture("B", {shaped("x.1", "aten::conv2d", {1, 2, 2, 2}, ramp(8, 4)),
+                               shaped("mm", "aten::matmul", {1, 3}, {3.99, 4.99, 5.99}),
+                               shaped("out", "aten::add", {1, 3}, {4.0, 5.0, 6.0})});
+  const auto l = localize(a, b, {}, {});
+  ASSERT_EQ(l.layers.size(), 2u);
+  EXPECT_EQ(l.layers[1].name_b, "out");
+  EXPECT_EQ(l.layers[1].match, "output");
+  EXPECT_EQ(l.layers[1].diff.max_abs, 0);
+  EXPECT_EQ(l.only_b, std::vector<std::string>{"mm"});
+  EXPECT_FALSE(l.jump);
 }
 
 TEST(LocalizeMatching, FusedTensorsAreLeftUnmatched) {
@@ -357,7 +376,8 @@ TEST(LocalizeMatching, NameMatchesAnchorTheAlignment) {
   EXPECT_EQ(l.layers[0].name_b, "b1");
   EXPECT_EQ(l.layers[1].match, "name");
   EXPECT_EQ(l.layers[2].name_b, "b2");
-  EXPECT_EQ(match_counts(l), (std::map<std::string, size_t>{{"name", 1}, {"structure", 2}}));
+  EXPECT_EQ(match_counts(l),
+            (std::map<std::string, size_t>{{"name", 1}, {"output", 1}, {"structure", 1}}));
 }
 
 // Eight renamed layers of one shape; B differs from A from layer `fault` on, by 1e-7 before it
@@ -437,12 +457,13 @@ TEST(LocalizeMatching, JsonAndTextShowHowLayersWereMatched) {
   const auto j = to_json(l, o);
   EXPECT_EQ(j["layers"][0]["name_b"], "t0:0");
   EXPECT_EQ(j["layers"][0]["match"], "structure");
-  EXPECT_EQ(j["match_counts"]["structure"], 8);
+  EXPECT_EQ(j["match_counts"]["structure"], 7);
+  EXPECT_EQ(j["match_counts"]["output"], 1);
   EXPECT_EQ(j["unmatched"]["a"], 0);
   EXPECT_EQ(j["unmatched"]["b"], 0);
   EXPECT_EQ(j["jump"]["name_b"], "t5:0");
   const std::string text = localization_text(l, o);
-  EXPECT_NE(text.find("matched 8 layers: 8 by structure; only in A: 0, only in B: 0"),
+  EXPECT_NE(text.find("matched 8 layers: 1 by output, 7 by structure; only in A: 0, only in B: 0"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("B layer"), std::string::npos) << text;

@@ -1,14 +1,24 @@
 // LibTorch: runs a TorchScript module (torch::jit::load) through the C++ JIT. `opt` chooses how
 // much of TorchScript's inference preparation runs at load: none, torch::jit::freeze, or
-// torch::jit::optimize_for_inference (docs/LIBTORCH.md says what each pass does).
+// torch::jit::optimize_for_inference (docs/LIBTORCH.md says what each pass does). capture()
+// runs a copy of the prepared forward graph that also returns every tensor it computes
+// (docs/LOCALIZE.md, "Capture per engine").
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/csrc/jit/runtime/interpreter.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
 
 #include <filesystem>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
@@ -47,6 +57,46 @@ std::string message_of(const std::exception& e) {
   return tail;
 }
 
+// What the captured tensors are, per `opt`: the preparation decides which tensors exist at all.
+std::string capture_mode_for(const std::string& opt) {
+  std::string graph = "the TorchScript forward graph as loaded (inlined)";
+  if (opt == "freeze")
+    graph =
+        "the TorchScript forward graph after torch::jit::freeze (tensors it folded away, such "
+        "as a batch norm's, do not exist)";
+  else if (opt == "optimize_for_inference")
+    graph =
+        "the TorchScript forward graph after torch::jit::optimize_for_inference (tensors its "
+        "fusions and folds removed do not exist; MKLDNN tensors are read back as dense)";
+  return "libtorch: every float tensor a node of " + graph +
+         " computes, in node order; names are TorchScript value names (debugName), not ONNX "
+         "names, op is the node kind (aten::conv2d); shapes as LibTorch holds them (NCHW). A copy "
+         "of that graph that also returns a clone of each tensor is run once by the TorchScript "
+         "interpreter; the timed module is untouched. Constants, attributes, prim:: bookkeeping "
+         "and tensors inside If/Loop bodies are not captured";
+}
+
+// Node kinds whose tensor outputs are not computations: constants, parameters read from the
+// module, and packing/unpacking of tuples and lists whose elements are captured where computed.
+// Everything else is, prim:: kinds included: optimize_for_inference's prim::mkldnn_convolution
+// and prim::MKLDNNHardSwish are the model's real kernels.
+bool computes(const torch::jit::Node* node) {
+  static const std::set<std::string> bookkeeping = {
+      "prim::Constant",       "prim::ConstantMKLDNNTensor", "prim::GetAttr",
+      "prim::TupleConstruct", "prim::TupleUnpack",          "prim::TupleIndex",
+      "prim::ListConstruct",  "prim::DictConstruct",        "prim::unchecked_cast",
+      "prim::Uninitialized"};
+  const std::string kind = node->kind().toQualString();
+  // A list unpacked straight from an operator (aten::split, aten::chunk) holds that operator's
+  // results, which are captured nowhere else; one built by prim::ListConstruct does not.
+  if (kind == "prim::ListUnpack") return node->input(0)->node()->kind() != c10::prim::ListConstruct;
+  return !bookkeeping.contains(kind);
+}
+
+bool is_tensor(const torch::jit::Value* value) {
+  return value->type()->cast<c10::TensorType>() != nullptr;
+}
+
 torch::jit::Module prepare(torch::jit::Module module, const std::string& opt) {
   // Freezing refuses modules in training mode, and a model saved in training mode would run its
   // dropout and batch-norm statistics updates: every level runs the module in eval mode.
@@ -61,14 +111,28 @@ class LibTorchSession final : public Session {
   explicit LibTorchSession(const LoadRequest& request)
       : cuda_(request.env.knob("device") == "cuda"),
         device_(cuda_ ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)),
-        spec_shape_(request.input.shape) {
+        spec_shape_(request.input.shape),
+        opt_(request.env.knob("opt")) {
     at::set_num_threads(std::stoi(request.env.knob("threads")));
     torch::jit::Module module = torch::jit::load(request.artifact.string(), device_);
     // Parameters must be on the device before freezing: freezing turns them into constants of
     // the graph where they are.
     module.to(device_);
-    module_ = prepare(std::move(module), request.env.knob("opt"));
+    module_ = prepare(std::move(module), opt_);
   }
+
+  std::vector<CapturedTensor> capture() override {
+    if (!input_.defined()) throw Error("capture before an input was bound");
+    try {
+      return capture_tensors();
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error("LibTorch capture failed: " + message_of(e));
+    }
+  }
+
+  std::string capture_mode() const override { return capture_mode_for(opt_); }
 
   // Binding copies the tensor to the device, outside the clock. TorchScript modules do not
   // record the input shape they expect, so the spec's shape is checked against the tensor here
@@ -115,9 +179,128 @@ class LibTorchSession final : public Session {
   bool cuda_;
   torch::Device device_;
   std::vector<int64_t> spec_shape_;
+  // The capture graph, made at the first capture: what it returns after the forward's own
+  // output(s), in the same order as `captured_` describes them.
+  struct CapturePlan {
+    std::shared_ptr<torch::jit::Graph> graph;
+    std::unique_ptr<torch::jit::Code> code;
+    size_t forward_outputs = 0;
+    struct Entry {
+      std::string name, op;
+    };
+    std::vector<Entry> captured;
+    // Index in `captured` of the tensor the timed run reports (output_tensor's choice), if it is
+    // a captured node output; otherwise it is appended under `output_name`.
+    std::optional<size_t> output_index;
+    std::string output_name = "output", output_op = "output";
+  };
+
+  // The tensor output_tensor() picks from what forward() returns, followed through the tuples
+  // and lists the graph builds, so that the capture can name it.
+  static torch::jit::Value* returned_tensor(torch::jit::Value* value) {
+    while (!is_tensor(value)) {
+      const auto kind = value->node()->kind();
+      if ((kind != c10::prim::TupleConstruct && kind != c10::prim::ListConstruct) ||
+          value->node()->inputs().empty())
+        return nullptr;
+      value = value->node()->input(0);
+    }
+    return value;
+  }
+
+  // Copies the forward graph the timed module runs (prepare() already froze or optimised it;
+  // Inline is what the executor does with the method calls of an unfrozen module), clones every
+  // computed tensor right after the node that makes it and returns the clones too. The clone is
+  // needed because in-place operators (aten::relu_, aten::hardtanh_) would otherwise overwrite
+  // the tensor that a captured conv output shares with them before it is read.
+  CapturePlan plan_capture() const {
+    CapturePlan plan;
+    const auto& forward = torch::jit::toGraphFunction(module_.get_method("forward").function());
+    plan.graph = forward.graph()->copy();
+    torch::jit::Graph& graph = *plan.graph;
+    torch::jit::Inline(graph);
+    if (graph.inputs().size() != 2)
+      throw Error("forward() takes " + std::to_string(graph.inputs().size() - 1) +
+                  " inputs; the capture supports one");
+    plan.forward_outputs = graph.outputs().size();
+    torch::jit::Value* output =
+        plan.forward_outputs == 1 ? returned_tensor(graph.outputs()[0]) : nullptr;
+
+    std::vector<torch::jit::Value*> clones;
+    std::vector<torch::jit::Node*> nodes(graph.nodes().begin(), graph.nodes().end());
+    for (torch::jit::Node* node : nodes) {
+      if (!computes(node)) continue;
+      for (torch::jit::Value* value : node->outputs()) {
+        if (!is_tensor(value)) continue;
+        torch::jit::WithInsertPoint after(node->next());
+        clones.push_back(graph.insert(c10::aten::clone, {value}));
+        if (value == output) plan.output_index = plan.captured.size();
+        plan.captured.push_back({value->debugName(), node->kind().toQualString()});
+      }
+    }
+    if (output && !plan.output_index) {
+      plan.output_name = output->debugName();
+      plan.output_op = output->node()->kind().toQualString();
+    }
+    torch::jit::WithInsertPoint at_end(graph.block());
+    graph.registerOutput(graph.insertNode(graph.createTuple(clones))->output());
+    plan.code = std::make_unique<torch::jit::Code>(plan.graph, "deltann_capture");
+    return plan;
+  }
+
+  // `tensor` as a CapturedTensor, or nothing for a type that is not a float (indices, masks).
+  static std::optional<CapturedTensor> to_captured(at::Tensor tensor, std::string name,
+                                                   std::string op) {
+    if (!tensor.defined() || !tensor.is_floating_point()) return std::nullopt;
+    if (tensor.is_mkldnn()) tensor = tensor.to_dense();
+    if (tensor.layout() != c10::kStrided) return std::nullopt;
+    const at::Tensor host = tensor.to(torch::kCPU, torch::kDouble).contiguous();
+    const auto* data = host.data_ptr<double>();
+    return CapturedTensor{std::move(name), std::move(op), host.sizes().vec(),
+                          std::vector<double>(data, data + host.numel())};
+  }
+
+  std::vector<CapturedTensor> capture_tensors() {
+    // Made on the first capture only: a campaign that never captures pays nothing for it.
+    if (!plan_) plan_ = plan_capture();
+    torch::jit::Stack stack{c10::IValue(module_._ivalue()), c10::IValue(input_)};
+    // For the whole capture, reading back included: MKLDNN tensors (optimize_for_inference) can
+    // only be made dense where autograd is off, and the timed run is under this mode too.
+    c10::InferenceMode inference;
+    torch::jit::InterpreterState(*plan_->code).run(stack);
+    if (cuda_) torch::cuda::synchronize();
+    if (stack.size() != plan_->forward_outputs + 1)
+      throw Error("the capture graph returned " + std::to_string(stack.size()) + " values");
+    const auto& values = stack.back().toTupleRef().elements();
+    std::vector<CapturedTensor> tensors;
+    std::optional<CapturedTensor> output;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const auto& entry = plan_->captured[i];
+      auto tensor = to_captured(values[i].toTensor(), entry.name, entry.op);
+      if (!tensor) continue;
+      // The reported output goes last, where localize and the tests look for it.
+      if (plan_->output_index == i)
+        output = std::move(tensor);
+      else
+        tensors.push_back(std::move(*tensor));
+    }
+    if (!output) {
+      const c10::IValue result = plan_->forward_outputs == 1
+                                     ? stack.front()
+                                     : c10::ivalue::Tuple::create(std::vector<c10::IValue>(
+                                           stack.begin(), stack.end() - 1));
+      output = to_captured(output_tensor(result), plan_->output_name, plan_->output_op);
+      if (!output) throw Error("the model's output is not a float tensor");
+    }
+    tensors.push_back(std::move(*output));
+    return tensors;
+  }
+
+  std::string opt_;
   torch::jit::Module module_;
   at::Tensor input_;
   c10::IValue result_;
+  std::optional<CapturePlan> plan_;
 };
 
 class LibTorchBackend final : public Backend {
