@@ -26,8 +26,13 @@ Usage:
         (back on the build machine) compares every GPU output with the outputs a local campaign
         over the same images stored (e.g. ort, reference and tvm on the CPU): max |d|, relative
         L2 and top-1 agreement per pair.
+    run ... --capture ENV --capture-dir DIR, then (here) unpack --archive A.tar.xz --out DIR
+        captures every kernel output of the named variants on the first image on the GPU and
+        brings it back as a folder for `deltann localize --captures CPU_DIR GPU_DIR`.
 """
 import argparse
+import array
+import ast
 import base64
 import hashlib
 import json
@@ -38,6 +43,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -165,6 +171,53 @@ def gpu_name():
         return f"unknown ({e})"
 
 
+def capture_name(env):
+    return "capture-" + "".join(ch if ch.isalnum() or ch in "=-" else "_" for ch in env)
+
+
+def npy_header(raw):
+    """(header length, descr, shape) of a version 1.0 .npy file's bytes."""
+    if raw[:6] != b"\x93NUMPY" or raw[6] != 1:
+        raise SystemExit("not a version 1.0 .npy file")
+    length = int.from_bytes(raw[8:10], "little")
+    header = ast.literal_eval(raw[10:10 + length].decode("latin1"))
+    return 10 + length, header["descr"], tuple(header["shape"])
+
+
+def write_npy(path, descr, shape, data):
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode("latin1")
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data)
+
+
+def convert_capture(folder, descr_from, descr_to, code_from, code_to):
+    for npy in Path(folder).glob("*.npy"):
+        raw = npy.read_bytes()
+        start, descr, shape = npy_header(raw)
+        if descr != descr_from:
+            raise SystemExit(f"{npy}: expected {descr_from}, found {descr}")
+        values = array.array(code_from)
+        values.frombytes(raw[start:])
+        write_npy(npy, descr_to, shape, array.array(code_to, values).tobytes())
+
+
+def shrink_to_float32(folder):
+    convert_capture(folder, "<f8", "<f4", "d", "f")
+
+
+def unpack(args):
+    """A capture archive from `run --capture` back into a folder deltann localize reads."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(args.archive, "r:xz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and "/" in m.name
+                   and ".." not in m.name.split("/")]
+        tar.extractall(out, members=members)
+    for folder in {out / m.name.split("/")[0] for m in members}:
+        convert_capture(folder, "<f4", "<f8", "f", "d")
+        print(folder)
+
+
 def run(args):
     bundle = Path(args.bundle).resolve()
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -207,6 +260,19 @@ def run(args):
                                     "output": r["output"]}
             if "first_ns" in r:
                 entry["first_ms"] = r["first_ns"] / 1e6
+        if args.capture_dir and variant["env"] in args.capture:
+            # One image's per-kernel tensors on the GPU (the worker's capture op), stored as
+            # float32 to halve what travels back; `unpack` restores deltann's float64 layout.
+            key, tensor = sorted(manifest["images"].items())[0]
+            out = Path(args.capture_dir) / capture_name(variant["env"])
+            c = w.request({"op": "capture", "tensor": str(bundle / tensor), "out_dir": str(out)})
+            entry["capture"] = {"image": key, "reply": c}
+            if c.get("event") == "captured":
+                shrink_to_float32(out)
+                archive = Path(args.capture_dir) / (out.name + ".tar.xz")
+                with tarfile.open(archive, "w:xz") as tar:
+                    tar.add(out, arcname=out.name)
+                shutil.rmtree(out)
         w.quit()
         if all_samples:
             all_samples.sort()
@@ -275,11 +341,18 @@ def main():
     r.add_argument("--report", required=True)
     r.add_argument("--warmup", type=int, default=10)
     r.add_argument("--repeat", type=int, default=50)
+    r.add_argument("--capture", action="append", default=[],
+                   help="also capture every kernel output of this variant (env string) on the "
+                        "first image (repeatable)")
+    r.add_argument("--capture-dir", help="where the capture archives go")
+    u = sub.add_parser("unpack")
+    u.add_argument("--archive", required=True)
+    u.add_argument("--out", required=True)
     c = sub.add_parser("compare")
     c.add_argument("--report", required=True)
     c.add_argument("--db", required=True)
     args = ap.parse_args()
-    return {"pack": pack, "run": run, "compare": compare}[args.cmd](args)
+    return {"pack": pack, "run": run, "compare": compare, "unpack": unpack}[args.cmd](args)
 
 
 if __name__ == "__main__":

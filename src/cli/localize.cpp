@@ -39,6 +39,9 @@ struct LocalizeArgs {
   std::string tensor;     // --tensor X.npy: the model's input as it is, instead of an image
   std::string reproduce;  // --reproduce DIR: write the smallest subgraph that still diverges
   std::vector<std::string> refs;
+  // --captures A_DIR B_DIR [REF_DIR...]: compare captures made earlier (`--keep`, or a worker's
+  // capture op on another machine) instead of running the environments here.
+  std::vector<std::string> captures;
   LocalizeOptions options;
   size_t rows = 20;
   double timeout_s = 300;
@@ -273,8 +276,49 @@ Reproduction reproduce_jump(const LocalizeArgs& a, const CampaignConfig& config,
 }
 #endif
 
+// The --captures form: read the folders (each with the index.json a worker's capture op wrote),
+// label them with --a/--b/--ref when given, else with the folder names, and localise.
+void from_captures(const LocalizeArgs& a) {
+  if (a.captures.size() < 2) usage("--captures needs at least two folders: A and B");
+  if (!a.model.empty() || !a.db.empty() || !a.image.empty() || !a.tensor.empty() ||
+      !a.reproduce.empty() || !a.b_model.empty())
+    usage(
+        "--captures compares stored captures: it takes no --model, --db, --image, --tensor, "
+        "--b-model or --reproduce");
+  std::vector<LayerCapture> captures;
+  for (size_t i = 0; i < a.captures.size(); ++i) {
+    const fs::path dir = a.captures[i];
+    std::string label = dir.filename().string();
+    if (i == 0 && !a.a.empty()) label = a.a;
+    if (i == 1 && !a.b.empty()) label = a.b;
+    if (i >= 2 && i - 2 < a.refs.size()) label = a.refs[i - 2];
+    if (!fs::is_regular_file(dir / "index.json"))
+      throw Error(dir.string() + " holds no index.json (a capture folder is needed)");
+    captures.push_back(read_capture(dir / "index.json", label));
+  }
+  const std::vector<LayerCapture> refs(captures.begin() + 2, captures.end());
+  const Localization result = localize(captures[0], captures[1], refs, a.options);
+  if (a.json) {
+    json j = to_json(result, a.options);
+    j["captures"] = a.captures;
+    j["a"]["tensors"] = captures[0].tensors.size();
+    j["b"]["tensors"] = captures[1].tensors.size();
+    json references = json::array();
+    for (const auto& ref : refs)
+      references.push_back({{"env", ref.env}, {"mode", ref.mode}, {"tensors", ref.tensors.size()}});
+    j["references"] = references;
+    std::cout << j.dump(2) << '\n';
+  } else {
+    std::cout << "captures " << a.captures[0] << " (A) and " << a.captures[1] << " (B)\n"
+              << localization_text(result, a.options, a.rows);
+  }
+}
+
 void execute(const CLI::App& cmd, LocalizeArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
+  if (a.options.threshold < 0 || a.options.growth <= 0 || a.options.atol < 0 || a.rows == 0)
+    usage("--threshold and --atol must not be negative, --growth and --rows must be positive");
+  if (!a.captures.empty()) return from_captures(a);
   if (a.a.empty() || a.b.empty()) usage("--a ENV and --b ENV are required");
   if (!a.db.empty() && !a.model.empty()) usage("give either --db or --model, not both");
   if (a.b_model.empty() && !a.b_spec.empty()) usage("--b-spec needs --b-model");
@@ -329,7 +373,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   std::vector<fs::path> tensors;
   std::vector<double> seconds(envs.size(), 0);
   for (size_t i = 0; i < envs.size(); ++i) {
-    const std::string folder = i == 0 ? "a" : i == 1 ? "b" : "ref" + std::to_string(i - 1);
+    const std::string folder = i == 0 ? "a" : i == 1 ? "b" : "ref" + std::to_string(i - 2);
     tensors.push_back(input_tensor(envs[i], a, cache));
     captures.push_back(
         capture_environment(envs[i], tensors[i], dir.path() / folder, a.timeout_s, seconds[i]));
@@ -498,6 +542,9 @@ void add_localize(CLI::App& app) {
                   "write the smallest subgraph that still shows the divergence to this folder "
                   "(repro.onnx, input.npy, reproduce.sh)");
   cmd->add_option("--db", args->db, "take the model, spec and image from a campaign database");
+  cmd->add_option("--captures", args->captures,
+                  "compare capture folders made earlier (A B [REF...], each with index.json; "
+                  "e.g. --keep output or captures from another machine) instead of running");
   cmd->add_option("--a", args->a, "environment A, e.g. ort:opt=disable");
   cmd->add_option("--b", args->b, "environment B, e.g. opencv:opt=on");
   cmd->add_option("--b-model", args->b_model,

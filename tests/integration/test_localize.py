@@ -160,6 +160,31 @@ def test_table_on_the_demo_model(deltann_bin, tmp_path):
     assert "fusion" in report["a"]["mode"] and "fus" in report["b"]["mode"]
 
 
+def test_captures_form_compares_stored_folders(models, deltann, tiny_image, tmp_path):
+    """--captures localises folders captured earlier (here kept by --keep) exactly as the run
+    that made them, with the given labels; a folder without index.json and mixing it with a
+    model are refused."""
+    keep = tmp_path / "keep"
+    live = localize_json(deltann, "--model", models.tiny, "--image", tiny_image,
+                         "--a", "ort:opt=disable", "--b", "opencv:opt=off", "--ref", "reference",
+                         "--keep", keep)
+    stored = json.loads(deltann.run("localize", "--captures", keep / "a", keep / "b",
+                                    keep / "ref0", "--a", "A-label", "--b", "B-label",
+                                    "--ref", "R-label", "--json").stdout)
+    assert stored["captures"][0].endswith("a") and stored["references"][0]["env"] == "R-label"
+    assert stored["a"]["env"] == "A-label" and stored["b"]["env"] == "B-label"
+    assert stored["votes"][0]["reference"] == "R-label"
+    assert [(l["name"], l["rel_l2"]) for l in stored["layers"]] == \
+        [(l["name"], l["rel_l2"]) for l in live["layers"]]
+    assert stored["jump"] == live["jump"]
+    (tmp_path / "empty").mkdir()
+    bad = deltann.run("localize", "--captures", keep / "a", tmp_path / "empty", expect_rc=1)
+    assert "index.json" in bad.stderr, bad.describe()
+    mixed = deltann.run("localize", "--captures", keep / "a", keep / "b", "--model", models.tiny,
+                        expect_rc=2)
+    assert "--captures" in mixed.stderr, mixed.describe()
+
+
 def test_database_form_picks_the_flipped_image(models, deltann, tmp_path):
     info = json.loads((models.dir / "label_flip.json").read_text())
     images = tmp_path / "images"
