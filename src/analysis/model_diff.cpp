@@ -512,7 +512,44 @@ void diff_attributes(const onnx::NodeProto& na, const onnx::NodeProto& nb, const
     size_t spatial = 2;
     if (const auto* k = attribute(na, "kernel_shape"))
       spatial = static_cast<size_t>(k->ints_size());
-    compare("pads", ints(na, "pads", 0, 2 * spatial), ints(nb, "pads", 0, 2 * spatial));
+    // Padding as the convolution sees it: a zero-valued constant Pad right before the Conv
+    // that pads only spatial dimensions is the same as Conv padding, and converters fold one
+    // into the other (tf2onnx folds PyTorch's "same" Pad into the next Conv).
+    const auto effective_pads = [&](const onnx::NodeProto& n, const Graph& g) {
+      std::vector<int64_t> pads(2 * spatial, 0);
+      if (const auto* a = attribute(n, "pads");
+          a && a->ints_size() == static_cast<int>(pads.size()))
+        pads.assign(a->ints().begin(), a->ints().end());
+      const onnx::NodeProto* pad = n.input_size() > 0 ? g.producer(n.input(0)) : nullptr;
+      if (!pad || pad->op_type() != "Pad") return pads;
+      if (const auto* mode = attribute(*pad, "mode"); mode && mode->s() != "constant") return pads;
+      std::vector<double> amounts;  // opset >= 11: an input; before: an attribute
+      if (pad->input_size() > 1) {
+        if (const auto c = g.constant(pad->input(1))) amounts = c->values;
+      } else if (const auto* a = attribute(*pad, "pads")) {
+        amounts.assign(a->ints().begin(), a->ints().end());
+      }
+      double value = float_attribute(*pad, "value").value_or(0);
+      if (pad->input_size() > 2 && !pad->input(2).empty()) {
+        const auto c = g.constant(pad->input(2));
+        value = c && c->values.size() == 1 ? c->values[0] : 1;  // unknown: not foldable
+      }
+      const size_t rank = spatial + 2;
+      if (value != 0 || amounts.size() != 2 * rank) return pads;
+      if (amounts[0] != 0 || amounts[1] != 0 || amounts[rank] != 0 || amounts[rank + 1] != 0)
+        return pads;  // batch or channel padding is not convolution padding
+      for (size_t i = 0; i < spatial; ++i) {
+        pads[i] += static_cast<int64_t>(amounts[2 + i]);
+        pads[spatial + i] += static_cast<int64_t>(amounts[rank + 2 + i]);
+      }
+      return pads;
+    };
+    const auto pads_text = [](const std::vector<int64_t>& v) {
+      std::string s = "[";
+      for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+      return s + "]";
+    };
+    compare("pads", pads_text(effective_pads(na, ga)), pads_text(effective_pads(nb, gb)));
     compare("strides", ints(na, "strides", 1, spatial), ints(nb, "strides", 1, spatial));
     compare("dilations", ints(na, "dilations", 1, spatial), ints(nb, "dilations", 1, spatial));
     compare("group", number_text(float_attribute(na, "group").value_or(1)),

@@ -115,6 +115,11 @@ def test_demo_model_round_trip(dl):
     assert all("Pad" in name for name in report["only_a"]), report["only_a"]
     # Matched pairs run the same op (tf2onnx keeps ONNX's ops) except at the dropped bias.
     assert all(layer["op_a"] == layer["op_b"] for layer in report["layers"][:-1])
+    # The parameters: the Pads folded into the next Convs give the same effective padding, so
+    # the only difference left is the cause, the classifier's lost bias.
+    assert [d["what"] for d in report["parameter_differences"]] == ["bias missing in B"], \
+        report["parameter_differences"]
+    assert report["cause"][0]["max_abs"] == pytest.approx(0.334, abs=1e-3)
 
 
 def test_litert_nhwc_capture_against_onnx_runtime(dl, models, tmp_path):
