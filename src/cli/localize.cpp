@@ -123,28 +123,13 @@ std::vector<PreparedEnvironment> prepare_pair(const CampaignConfig& config, cons
 LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path& tensor,
                                  const fs::path& out, double timeout_s, double& seconds) {
   const auto start = std::chrono::steady_clock::now();
-  WorkerProcess worker(env.worker, {"--serve"});
-  const auto died = [&](const std::string& stage) {
-    const WorkerExit exit = worker.finish();
-    std::string log = worker.log_tail();
-    if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
-    return Error(env.env + ": " + stage + " failed (" + exit.symptom + ", " + exit.detail + ")" +
-                 (log.empty() ? "" : "; engine log: " + log));
-  };
-  const auto loaded = load_worker(worker, env.artifact, env.env, to_json(env.spec), timeout_s);
-  if (!loaded) throw died("load");
-  if (loaded->value("event", "") != "loaded")
-    throw Error(env.env + ": load failed: " + loaded->value("message", loaded->dump()));
+  LoadedWorker worker(env.worker, env.artifact, env.env, to_json(env.spec), timeout_s);
   fs::remove_all(out);
-  worker.send({{"op", "capture"}, {"tensor", tensor.string()}, {"out_dir", out.string()}});
-  const auto captured = worker.receive(timeout_s);
-  if (!captured) throw died("capture");
-  if (captured->value("event", "") != "captured")
-    throw Error(env.env + ": cannot capture intermediate tensors: " +
-                captured->value("message", captured->dump()));
-  worker.send({{"op", "quit"}});
-  worker.finish();
-  LayerCapture capture = read_capture(captured->value("index", ""), env.env);
+  const auto captured =
+      worker.request({{"op", "capture"}, {"tensor", tensor.string()}, {"out_dir", out.string()}},
+                     "capture", "captured", "cannot capture intermediate tensors");
+  worker.quit();
+  LayerCapture capture = read_capture(captured.value("index", ""), env.env);
   seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   say(env.env + ": captured " + std::to_string(capture.tensors.size()) + " tensors in " +
       std::to_string(std::lround(seconds * 1000)) + " ms");

@@ -195,6 +195,39 @@ std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
   return worker.receive(timeout_s);
 }
 
+LoadedWorker::LoadedWorker(const std::filesystem::path& program,
+                           const std::filesystem::path& artifact, const std::string& env,
+                           const nlohmann::json& spec, double timeout_s)
+    : worker_(program, {"--serve"}), env_(env), timeout_s_(timeout_s) {
+  const auto loaded = load_worker(worker_, artifact, env, spec, timeout_s);
+  if (!loaded) died("load");
+  if (loaded->value("event", "") != "loaded")
+    throw Error(env_ + ": load failed: " + loaded->value("message", loaded->dump()));
+}
+
+nlohmann::json LoadedWorker::request(const nlohmann::json& message, const std::string& stage,
+                                     const std::string& event, const std::string& refusal) {
+  worker_.send(message);
+  auto reply = worker_.receive(timeout_s_);
+  if (!reply) died(stage);
+  if (reply->value("event", "") != event)
+    throw Error(env_ + ": " + refusal + ": " + reply->value("message", reply->dump()));
+  return std::move(*reply);
+}
+
+void LoadedWorker::quit() {
+  worker_.send({{"op", "quit"}});
+  worker_.finish();
+}
+
+void LoadedWorker::died(const std::string& stage) {
+  const WorkerExit exit = worker_.finish();
+  std::string log = worker_.log_tail();
+  if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
+  throw Error(env_ + ": " + stage + " failed (" + exit.symptom + ", " + exit.detail + ")" +
+              (log.empty() ? "" : "; engine log: " + log));
+}
+
 nlohmann::json describe_worker(const std::filesystem::path& program, double timeout_s) {
   WorkerProcess worker(program, {"--describe"});
   auto reply = worker.receive(timeout_s);

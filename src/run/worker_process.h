@@ -55,6 +55,26 @@ std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
                                           const std::string& env, const nlohmann::json& spec,
                                           double timeout_s);
 
+// One worker for a one-off job outside a campaign (localize, bisect): started and loaded in the
+// constructor, then driven request by request. Every failure is an Error naming the environment
+// and the stage: an error reply as "<env>: <refusal>: <message>", a death or silence as
+// "<env>: <stage> failed (<symptom>, <detail>); engine log: ...".
+class LoadedWorker {
+ public:
+  LoadedWorker(const std::filesystem::path& program, const std::filesystem::path& artifact,
+               const std::string& env, const nlohmann::json& spec, double timeout_s);
+  // Sends `message` and returns the reply when its event is `event`.
+  nlohmann::json request(const nlohmann::json& message, const std::string& stage,
+                         const std::string& event, const std::string& refusal);
+  void quit();  // asks the worker to exit and waits for it
+
+ private:
+  [[noreturn]] void died(const std::string& stage);
+  WorkerProcess worker_;
+  std::string env_;
+  double timeout_s_;
+};
+
 // Runs `program --describe` and returns its JSON; throws Error with its stderr when it fails.
 nlohmann::json describe_worker(const std::filesystem::path& program, double timeout_s = 60);
 
