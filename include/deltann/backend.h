@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,13 @@ BackendInfo backend_info_from_json(const nlohmann::json& j);
 
 // Fills in defaults and checks every knob against `info`; throws Error listing valid values.
 Environment resolve_environment(const Environment& env, const BackendInfo& info);
+
+// The members `knob=each` stands for in `env` by the engine's own `each` table (the row of env's
+// value of the table's `by` knob, or of its default): nullopt when there is no table for the
+// knob or no row for that value.
+std::optional<std::vector<std::string>> each_members(const BackendInfo& info,
+                                                     const std::string& knob,
+                                                     const Environment& env);
 
 struct LoadRequest {
   std::filesystem::path artifact;

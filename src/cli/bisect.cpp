@@ -64,31 +64,16 @@ std::vector<std::string> split_plus(const std::string& value) {
 std::vector<float> run_once(const PreparedEnvironment& env, const fs::path& image,
                             PreprocessCache& cache, double timeout_s) {
   const fs::path tensor = cache.prepare(image, env.spec.input).tensor_path;
-  WorkerProcess worker(env.worker, {"--serve"});
-  const auto died = [&](const std::string& stage) {
-    const WorkerExit exit = worker.finish();
-    std::string log = worker.log_tail();
-    if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
-    return Error(env.env + ": " + stage + " failed (" + exit.symptom + ", " + exit.detail + ")" +
-                 (log.empty() ? "" : "; engine log: " + log));
-  };
-  const auto loaded = load_worker(worker, env.artifact, env.env, to_json(env.spec), timeout_s);
-  if (!loaded) throw died("load");
-  if (loaded->value("event", "") != "loaded")
-    throw Error(env.env + ": load failed: " + loaded->value("message", loaded->dump()));
-  worker.send({{"op", "run"},
-               {"image", image.filename().string()},
-               {"tensor", tensor.string()},
-               {"first", false},
-               {"warmup", 0},
-               {"repeat", 1}});
-  const auto result = worker.receive(timeout_s);
-  if (!result) throw died("run");
-  if (result->value("event", "") != "result")
-    throw Error(env.env + ": run failed: " + result->value("message", result->dump()));
-  worker.send({{"op", "quit"}});
-  worker.finish();
-  return protocol::decode_floats(result->at("output").get<std::string>());
+  LoadedWorker worker(env.worker, env.artifact, env.env, to_json(env.spec), timeout_s);
+  const auto result = worker.request({{"op", "run"},
+                                      {"image", image.filename().string()},
+                                      {"tensor", tensor.string()},
+                                      {"first", false},
+                                      {"warmup", 0},
+                                      {"repeat", 1}},
+                                     "run", "result", "run failed");
+  worker.quit();
+  return protocol::decode_floats(result.at("output").get<std::string>());
 }
 
 // The largest |a-b|; a NaN difference counts as infinite so that it never "vanishes".
@@ -120,13 +105,8 @@ std::vector<std::string> level_passes(const PreparedEnvironment& b) {
   const BackendInfo info = backend_info_from_json(describe_worker(b.worker));
   for (const auto& knob : info.knobs) {
     if (knob.name != "disable" || !knob.subset) continue;
-    const auto table = info.each.find("disable");
-    if (table == info.each.end()) return knob.values;
-    std::string by = env.knob(table->second.by);
-    for (const auto& k : info.knobs)
-      if (by.empty() && k.name == table->second.by) by = k.default_value;
-    const auto members = table->second.members.find(by);
-    return members == table->second.members.end() ? std::vector<std::string>{} : members->second;
+    if (!info.each.count("disable")) return knob.values;
+    return each_members(info, "disable", env).value_or(std::vector<std::string>{});
   }
   throw Error(refusal);
 }

@@ -132,4 +132,17 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
   return resolved;
 }
 
+std::optional<std::vector<std::string>> each_members(const BackendInfo& info,
+                                                     const std::string& knob,
+                                                     const Environment& env) {
+  const auto table = info.each.find(knob);
+  if (table == info.each.end()) return std::nullopt;
+  std::string by = env.knob(table->second.by);
+  for (const auto& k : info.knobs)
+    if (by.empty() && k.name == table->second.by) by = k.default_value;
+  const auto row = table->second.members.find(by);
+  if (row == table->second.members.end()) return std::nullopt;
+  return row->second;
+}
+
 }  // namespace deltann

@@ -132,16 +132,8 @@ std::vector<Environment> expand_each(const Environment& env, EngineOffer& offer)
     // Per-level members: the build tool's table (TVM), else the worker's own (ORT), else all.
     std::vector<std::string> members =
         offer.builder ? offer.builder->each_members(knob.name, env) : knob.values;
-    if (!offer.builder) {
-      const auto table = offer.info->each.find(knob.name);
-      if (table != offer.info->each.end()) {
-        std::string level = env.knob(table->second.by);
-        for (const auto& k : offer.info->knobs)
-          if (level.empty() && k.name == table->second.by) level = k.default_value;
-        if (const auto m = table->second.members.find(level); m != table->second.members.end())
-          members = m->second;
-      }
-    }
+    if (!offer.builder)
+      if (auto row = each_members(*offer.info, knob.name, env)) members = std::move(*row);
     if (members.empty())
       throw Error("environment '" + env.to_string() + "': knob '" + knob.name +
                   "' has no members to take in turn");
