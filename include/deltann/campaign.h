@@ -28,6 +28,11 @@ struct CampaignConfig {
   double timeout_s = 120;            // a worker silent this long is declared hung
   double build_timeout_s = 3600;     // a build step (compiler, converter) running longer is stopped
   bool retry_failed = false;         // run variants that failed before again
+  // Add the model as another model of the database when the database already holds results of
+  // a different model file or spec (otherwise that is refused: see run_campaign).
+  bool new_model = false;
+  // Wait for another campaign that holds the database's lock instead of refusing to start.
+  bool wait_for_lock = false;
   // Run the variants in a random order drawn from this seed, so that drift of the machine (heat,
   // other tenants) does not always favour the variants that run first.
   std::optional<uint64_t> shuffle_seed;
@@ -49,7 +54,9 @@ struct CampaignOutcome {
 };
 
 // Runs (or resumes) the campaign. Throws Error only for problems that stop everything (the model
-// file is missing, the database cannot be opened); everything else is recorded and reported.
+// file is missing, the database cannot be opened or is in use by another campaign, the database
+// holds results of another model file or spec and `new_model` is not set); everything else is
+// recorded and reported.
 CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents& events);
 
 // One environment made ready the way a campaign readies its variants: the engine described, the

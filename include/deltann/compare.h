@@ -29,7 +29,11 @@ struct AnalysisOptions {
 inline constexpr int64_t kBootstrapMaxSamples = 5000;
 
 struct VariantSummary {
+  // The variant's name in this comparison: its environment string, followed by " [model K]" when
+  // the database holds results of several models (K indexes Comparison::models from 1), so that
+  // variants of different models are never taken for one another.
   std::string env;
+  int model = 1;  // index into Comparison::models, from 1
   std::string framework;
   std::map<std::string, std::string> knobs;
   std::string status;
@@ -56,9 +60,20 @@ struct VariantSummary {
   double max_repeat_diff = 0;       // largest |difference| between repeated runs
 };
 
+// A model whose results the database holds (docs/STORAGE.md, table models).
+struct ModelSummary {
+  int64_t id = 0;
+  std::string path;
+  std::string sha256;
+  std::string spec_source;
+  // Whether the file at `path` is still the one that ran: "unchanged", "changed" (another
+  // sha256 now) or "missing".
+  std::string on_disk;
+};
+
 struct PairSummary {
-  std::string a, b;
-  int images = 0;  // images both variants have a result for
+  std::string a, b;  // the variants' names (VariantSummary::env): always of the same model
+  int images = 0;    // images both variants have a result for
   int top1_differences = 0;
   std::vector<std::string> differing_images;
   double top5_overlap = 0;             // mean |top5(a) ∩ top5(b)| / 5
@@ -100,8 +115,11 @@ struct Finding {
 };
 
 struct Comparison {
+  std::vector<ModelSummary> models;  // in the order of VariantSummary::model
+  // What a reader must know before trusting the numbers (e.g. a model file changed since).
+  std::vector<std::string> warnings;
   std::vector<VariantSummary> variants;
-  std::vector<PairSummary> pairs;  // every pair with an image in common, a before b
+  std::vector<PairSummary> pairs;  // every pair of one model with an image in common, a before b
   int labelled_images = 0;
   std::vector<Finding> findings;  // ranked, most severe first
   AnalysisOptions options;

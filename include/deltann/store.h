@@ -3,6 +3,7 @@
 // flight; re-running the same campaign skips what is already stored.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace SQLite {
@@ -18,13 +20,30 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
+// Written into the SQLite header of every database deltann creates (`PRAGMA application_id`,
+// "DLTN"), so that deltann recognises its own files and never writes into another program's.
+inline constexpr int32_t kApplicationId = 0x444C544E;
+
+// The values the kind-holding text columns may take (docs/STORAGE.md lists and explains each; a
+// unit test checks that it does). The store refuses any other.
+inline constexpr std::array<std::string_view, 2> kImageStatuses = {"ok", "error"};
+inline constexpr std::array<std::string_view, 5> kVariantStatuses = {"pending", "running", "done",
+                                                                     "failed", "skipped"};
+inline constexpr std::array<std::string_view, 7> kFailureStages = {
+    "plan", "convert", "compile", "preprocess", "load", "first_inference", "run"};
+inline constexpr std::array<std::string_view, 7> kFailureSymptoms = {
+    "unsupported", "error", "crash", "abort", "killed", "exit", "hang"};
+
+// A model of the campaign. Its identity is the model file's content and the spec it ran with:
+// the same file under another spec gives other numbers, so it is another model.
 struct StoredModel {
   int64_t id = 0;
-  std::string path;
-  std::string sha256;
-  std::string spec_json;
+  std::string path;         // where the file was when it last ran
+  std::string sha256;       // of the model file
+  std::string spec_json;    // the spec that was used
+  std::string spec_source;  // where that spec came from: a file, or the ImageNet defaults
 };
 
 struct StoredImage {
@@ -81,21 +100,35 @@ struct StoredLocalization {
   std::string recorded_at;
 };
 
+// How a verb opens a database: `run` and `localize --db` write, the others only read.
+enum class StoreMode {
+  // Creates the file when it does not exist; an existing file must be a deltann database, and
+  // an older schema is migrated in place.
+  ReadWrite,
+  // Never modifies the file (SQLite read-only); an older schema is migrated in a copy in memory.
+  ReadOnly,
+};
+
 class Store {
  public:
-  // Opens or creates the database. Throws Error when the file is not a deltann database or its
+  // Opens (or, read-write, creates) the database. Throws Error when the file exists but is not a
+  // deltann database (an empty file, another program's SQLite file, not SQLite at all), or its
   // schema version is newer than this build knows.
-  explicit Store(const std::filesystem::path& path, int batch_size = 64);
+  explicit Store(const std::filesystem::path& path, StoreMode mode = StoreMode::ReadWrite,
+                 int batch_size = 64);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   const std::filesystem::path& path() const { return path_; }
+  bool read_only() const { return mode_ == StoreMode::ReadOnly; }
   std::optional<std::string> meta(const std::string& key);
   std::map<std::string, std::string> all_meta();
   void set_meta(const std::string& key, const std::string& value);
 
-  int64_t ensure_model(const StoredModel& model);  // by sha256 + path
+  // By identity (sha256 + spec_json): an existing row gets the given path and spec source, else
+  // a new row is added.
+  int64_t ensure_model(const StoredModel& model);
   int64_t ensure_image(const StoredImage& image);  // by key; updates status/message/label
   int64_t ensure_variant(int64_t model_id, const std::string& env, const std::string& framework);
 
@@ -127,9 +160,13 @@ class Store {
 
  private:
   void write_results(const std::vector<StoredResult>& batch);
+  void open_existing();
+  void create();
   void migrate(int from_version);
+  void require_writable(const char* what) const;
 
   std::filesystem::path path_;
+  StoreMode mode_;
   std::unique_ptr<SQLite::Database> db_;
   int batch_size_;
   std::vector<StoredResult> pending_;

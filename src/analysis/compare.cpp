@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -11,6 +12,7 @@
 
 #include "deltann/environment.h"
 #include "deltann/error.h"
+#include "deltann/hash.h"
 #include "deltann/metrics.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
@@ -173,6 +175,16 @@ void compare_timing(PairSummary& p, const std::vector<double>& a, const std::vec
   p.significant = test.p_value < options.alpha && (ratio.ci.low > 1.0 || ratio.ci.high < 1.0);
 }
 
+ModelSummary model_on_disk(const StoredModel& m) {
+  ModelSummary s{m.id, m.path, m.sha256, m.spec_source, "unchanged"};
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(m.path, ec))
+    s.on_disk = "missing";
+  else if (sha256_file(m.path) != m.sha256)
+    s.on_disk = "changed";
+  return s;
+}
+
 }  // namespace
 
 double PairSummary::top1_difference_rate() const {
@@ -213,11 +225,21 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
     if (image.label && image.status == "ok") ++c.labelled_images;
   }
   std::map<int64_t, OutputKind> kinds;
-  std::map<int64_t, std::string> model_paths;
+  std::map<int64_t, int> model_index;  // from 1, in id order
   for (const auto& model : store.models()) {
     kinds[model.id] = output_kind(model.spec_json);
-    model_paths[model.id] = model.path;
+    model_index[model.id] = static_cast<int>(c.models.size()) + 1;
+    c.models.push_back(model_on_disk(model));
+    if (c.models.back().on_disk != "unchanged")
+      c.warnings.push_back("model file " + model.path +
+                           (c.models.back().on_disk == "missing"
+                                ? " no longer exists"
+                                : " has changed since the campaign ran (its sha256 is not the "
+                                  "recorded " +
+                                      model.sha256.substr(0, 12) +
+                                      "...): the results are of the earlier file"));
   }
+  const bool several_models = c.models.size() > 1;
   const auto failures = store.failures();
   std::map<int64_t, int> failure_counts;
   for (const auto& f : failures)
@@ -232,6 +254,9 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
     samples[i] = sorted_samples_ms(results[i]);
     c.variants.push_back(summarise_variant(variants[i], results[i], samples[i], labels,
                                            failure_counts[variants[i].id], options));
+    VariantSummary& v = c.variants.back();
+    v.model = model_index[variants[i].model_id];
+    if (several_models) v.env += " [model " + std::to_string(v.model) + "]";
   }
   std::vector<std::pair<size_t, size_t>> jobs;
   for (size_t a = 0; a < variants.size(); ++a)
@@ -245,11 +270,11 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
     for (size_t j; (j = next++) < jobs.size();) {
       const auto [a, b] = jobs[j];
       PairSummary& p = done[j];
-      p.a = variants[a].env;
-      p.b = variants[b].env;
+      p.a = c.variants[a].env;
+      p.b = c.variants[b].env;
       compare_outputs(p, results[a], results[b], keys, job_kind[j], options);
       if (p.images == 0) continue;
-      p.axis = axis_between(p.a, p.b);
+      p.axis = axis_between(variants[a].env, variants[b].env);
       compare_timing(p, samples[a], samples[b], options);
     }
   };
@@ -264,10 +289,15 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
     if (p.images > 0) c.pairs.push_back(std::move(p));
 
   FindingContext context;
-  context.model = model_paths.empty() ? "" : model_paths.begin()->second;
+  context.model = c.models.empty() ? "" : c.models.front().path;
   context.images = c.meta.count("images") ? c.meta.at("images") : "";
   context.spec = c.meta.count("spec") ? c.meta.at("spec") : "";
-  for (const auto& v : variants) context.variant_ids[v.env] = v.id;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const std::string& name = c.variants[i].env;
+    context.variant_ids[name] = variants[i].id;
+    context.environment[name] = variants[i].env;
+    context.model_of[name] = c.models[static_cast<size_t>(c.variants[i].model - 1)].path;
+  }
   for (const auto& [key, value] : c.meta)
     if (key.rfind("engine:", 0) == 0) {
       try {

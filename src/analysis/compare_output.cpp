@@ -76,6 +76,7 @@ nlohmann::json to_json(const Comparison& c) {
                  findings = nlohmann::json::array();
   for (const auto& v : c.variants)
     variants.push_back({{"env", v.env},
+                        {"model", v.model},
                         {"framework", v.framework},
                         {"knobs", v.knobs},
                         {"status", v.status},
@@ -122,9 +123,18 @@ nlohmann::json to_json(const Comparison& c) {
                      {"p_value", number_json(p.p_value)},
                      {"significant", p.significant}});
   for (const auto& f : c.findings) findings.push_back(to_json(f));
+  nlohmann::json models = nlohmann::json::array();
+  for (size_t i = 0; i < c.models.size(); ++i)
+    models.push_back({{"model", i + 1},
+                      {"path", c.models[i].path},
+                      {"sha256", c.models[i].sha256},
+                      {"spec_source", c.models[i].spec_source},
+                      {"on_disk", c.models[i].on_disk}});
   return {{"schema", "deltann.compare"},
           {"schema_version", 2},
           {"meta", c.meta},
+          {"warnings", c.warnings},
+          {"models", models},
           {"options", to_json(c.options)},
           {"labelled_images", c.labelled_images},
           {"variants", variants},
@@ -133,6 +143,18 @@ nlohmann::json to_json(const Comparison& c) {
 }
 
 void print_comparison(const Comparison& c, std::ostream& out) {
+  for (const auto& w : c.warnings) out << "warning: " << printable(w) << '\n';
+  // Which model each variant ran, whenever that is not simply "the one model, as it is now".
+  if (c.models.size() > 1 || !c.warnings.empty()) {
+    out << "Models (variants are compared only with variants of the same model)\n";
+    for (size_t i = 0; i < c.models.size(); ++i) {
+      const ModelSummary& m = c.models[i];
+      out << " model " << (i + 1) << ": " << printable(m.path) << "  sha256 "
+          << m.sha256.substr(0, 12) << "...  spec: " << printable(m.spec_source)
+          << (m.on_disk == "unchanged" ? "" : "  [file " + m.on_disk + " since]") << '\n';
+    }
+    out << '\n';
+  }
   int width = 14;  // the environment column fits the longest environment string
   const bool compiled =
       std::any_of(c.variants.begin(), c.variants.end(),

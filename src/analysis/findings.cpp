@@ -22,9 +22,15 @@ std::string quoted(const std::string& word) {
 }
 
 std::string reproduce(const FindingContext& context, const std::vector<std::string>& envs) {
-  std::string command =
-      "deltann run --model " + quoted(context.model) + " --images " + quoted(context.images);
-  for (const auto& env : envs) command += " --env " + quoted(env);
+  // The variants of one finding are of one model (pairs never cross models).
+  const auto model = envs.empty() ? context.model_of.end() : context.model_of.find(envs.front());
+  std::string command = "deltann run --model " +
+                        quoted(model != context.model_of.end() ? model->second : context.model) +
+                        " --images " + quoted(context.images);
+  for (const auto& name : envs) {
+    const auto env = context.environment.find(name);
+    command += " --env " + quoted(env != context.environment.end() ? env->second : name);
+  }
   return command + " --db repro.db && deltann compare --db repro.db";
 }
 

@@ -14,7 +14,11 @@ struct FindingContext {
   std::string model;   // model path, for the reproduce commands
   std::string images;  // dataset path
   std::string spec;    // spec file given to the campaign; empty when it used the default
-  std::map<std::string, int64_t> variant_ids;
+  std::map<std::string, int64_t> variant_ids;  // by the variant's name in the comparison
+  // By the variant's name: its environment string and its model's path (a database may hold
+  // several models).
+  std::map<std::string, std::string> environment;
+  std::map<std::string, std::string> model_of;
   std::map<int64_t, std::string> image_keys;
   // Per engine, its opt values from the least to the most optimisation.
   std::map<std::string, std::vector<std::string>> opt_order;

@@ -41,7 +41,7 @@ void execute(const CLI::App& cmd, const CheckArgs& a) {
   if (!a.max_slowdown.empty())
     options.max_slowdown = fraction_option("--max-slowdown", a.max_slowdown);
 
-  Store store(a.db);
+  Store store(a.db, StoreMode::ReadOnly);
   CheckVerdict verdict;
   try {
     verdict = run_check(store, options);

@@ -27,7 +27,7 @@ void add_compare(CLI::App& app) {
   cmd->callback([options] {
     if (!std::filesystem::exists(options->db))
       throw Error("database " + options->db + " does not exist");
-    Store store(options->db);
+    Store store(options->db, StoreMode::ReadOnly);
     const Comparison comparison = compare_variants(store, options->analysis);
     if (options->json)
       std::cout << to_json(comparison).dump(2) << '\n';

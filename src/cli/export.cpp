@@ -30,7 +30,7 @@ void execute(const ExportOptions& o) {
   if (o.format == "json" && !o.table.empty())
     throw CLI::ValidationError("--table", "applies to --format csv only (JSON holds every table)");
   if (!std::filesystem::exists(o.db)) throw Error("database " + o.db + " does not exist");
-  Store store(o.db);
+  Store store(o.db, StoreMode::ReadOnly);
   // The results table is read straight from the store; only the other tables need the analysis.
   const bool results_only = o.format == "csv" && (o.table.empty() || o.table == "results");
   const Comparison comparison = results_only ? Comparison{} : compare_variants(store, o.analysis);

@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/campaign.h"
+#include "deltann/db_lock.h"
 #include "deltann/error.h"
+#include "deltann/hash.h"
 #include "deltann/localize.h"
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
@@ -150,9 +152,9 @@ double max_abs_output_difference(const std::vector<float>& a, const std::vector<
 // The --db form: the model, spec and image come from a campaign database. Without --image, the
 // first image whose top-1 differs between A and B, else the one with the largest output
 // difference, else the first image.
-void from_database(LocalizeArgs& a, const std::string& canonical_a,
+void from_database(LocalizeArgs& a, int64_t model_id, const std::string& canonical_a,
                    const std::string& canonical_b) {
-  Store store(a.db);
+  Store store(a.db, StoreMode::ReadOnly);
   std::map<std::string, const StoredImage*> by_key;
   const std::vector<StoredImage> images = store.images();
   for (const auto& image : images)
@@ -167,6 +169,7 @@ void from_database(LocalizeArgs& a, const std::string& canonical_a,
   }
   int64_t id_a = 0, id_b = 0;
   for (const auto& v : store.variants()) {
+    if (v.model_id != model_id) continue;
     if (v.env == canonical_a) id_a = v.id;
     if (v.env == canonical_b) id_b = v.id;
   }
@@ -299,17 +302,44 @@ void from_captures(const LocalizeArgs& a) {
   }
 }
 
+// The model of a campaign database that --db localises: its only model, or the one --model
+// names when it holds several. Refused when the file changed since the campaign ran: its layers
+// would not be the ones whose outputs the database holds.
+StoredModel campaign_model(const LocalizeArgs& a) {
+  const auto models = Store(a.db, StoreMode::ReadOnly).models();
+  if (models.empty()) throw Error(a.db + " holds no model");
+  std::vector<const StoredModel*> chosen;
+  std::string names;
+  for (const auto& m : models) {
+    names += (names.empty() ? "" : ", ") + m.path;
+    std::error_code ec;
+    if (a.model.empty() || fs::equivalent(m.path, a.model, ec)) chosen.push_back(&m);
+  }
+  if (chosen.empty())
+    throw Error(a.db + " holds no model " + a.model + " (it holds: " + names + ")");
+  if (chosen.size() > 1)
+    throw Error(a.db + " holds " + std::to_string(chosen.size()) +
+                " models (or one file with several specs): name one with --model (" + names + ")");
+  const StoredModel& model = *chosen.front();
+  if (!fs::is_regular_file(model.path))
+    throw Error("model file " + model.path + " of " + a.db + " no longer exists");
+  if (const std::string now = sha256_file(model.path); now != model.sha256)
+    throw Error("model file " + model.path + " has changed since the campaign in " + a.db +
+                " ran (sha256 then " + model.sha256.substr(0, 12) + "..., now " +
+                now.substr(0, 12) + "...): run the campaign again into a new database");
+  return model;
+}
+
 void execute(const CLI::App& cmd, LocalizeArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
   if (a.options.threshold < 0 || a.options.growth <= 0 || a.options.atol < 0 || a.rows == 0)
     usage("--threshold and --atol must not be negative, --growth and --rows must be positive");
   if (!a.captures.empty()) return from_captures(a);
   if (a.a.empty() || a.b.empty()) usage("--a ENV and --b ENV are required");
-  if (!a.db.empty() && !a.model.empty()) usage("give either --db or --model, not both");
   if (a.b_model.empty() && !a.b_spec.empty()) usage("--b-spec needs --b-model");
   if (!a.tensor.empty() && !a.image.empty() && a.db.empty())
     usage("give either --image or --tensor, not both");
-  if (!a.tensor.empty() && !a.db.empty()) usage("--tensor needs --model, not --db");
+  if (!a.tensor.empty() && !a.db.empty()) usage("--tensor needs --model without --db");
   if (a.db.empty() && (a.model.empty() || (a.image.empty() && a.tensor.empty())))
     usage("give --model M.onnx with --image IMG or --tensor X.npy, or --db CAMPAIGN.db");
   if (!a.db.empty() && !fs::exists(a.db)) usage("database " + a.db + " does not exist");
@@ -317,12 +347,21 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
     usage("--threshold and --atol must not be negative, --growth and --rows must be positive");
 
   CampaignConfig config;
+  std::optional<ModelSpec> stored_spec;
+  // The --db form writes its result into the campaign: one process at a time runs engines for a
+  // database (docs/STORAGE.md, "Locking").
+  std::optional<DatabaseLock> lock;
+  int64_t model_id = 0;
   if (!a.db.empty()) {
-    Store store(a.db);
-    const auto models = store.models();
-    if (models.empty()) throw Error(a.db + " holds no model");
-    config.model = models.front().path;
-    if (const auto spec = store.meta("spec")) config.spec = *spec;
+    lock.emplace(a.db, "deltann localize", false);
+    const StoredModel model = campaign_model(a);
+    model_id = model.id;
+    config.model = model.path;
+    // The spec the campaign ran with, as stored, whatever the files beside the model say now.
+    stored_spec =
+        parse_model_spec(json::parse(model.spec_json), fs::path(model.path).parent_path());
+    if (Store store(a.db, StoreMode::ReadOnly); const auto spec = store.meta("spec"))
+      config.spec = *spec;
   } else {
     config.model = a.model;
     if (!a.spec.empty()) config.spec = a.spec;
@@ -332,7 +371,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   config.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
   config.worker_dir = default_worker_dir();
   config.timeout_s = a.timeout_s;
-  const ModelSpec spec = load_model_spec(config.model, config.spec);
+  const ModelSpec spec = stored_spec ? *stored_spec : load_model_spec(config.model, config.spec);
 
   if (spec.input.raw_tensor && a.tensor.empty())
     throw Error(config.model.string() + " takes a raw tensor " + shape_text(spec.input.shape) +
@@ -345,7 +384,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<PreparedEnvironment> envs = prepare_pair(config, spec, a.a, a.b, a.b_model, a.b_spec);
   for (const auto& ref : a.refs) envs.push_back(prepare_environment(config, spec, ref, say));
-  if (!a.db.empty()) from_database(a, envs[0].env, envs[1].env);
+  if (!a.db.empty()) from_database(a, model_id, envs[0].env, envs[1].env);
   if (a.tensor.empty() && !fs::is_regular_file(a.image))
     throw Error("image " + a.image + " does not exist");
   if (!a.tensor.empty() && !fs::is_regular_file(a.tensor))
@@ -472,7 +511,8 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   // The --db form keeps the result with the campaign: `deltann report` plots it.
   std::optional<int64_t> stored;
   if (!a.db.empty())
-    stored = Store(a.db).add_localization({0, envs[0].env, envs[1].env, a.image_key, j.dump(), ""});
+    stored = Store(a.db, StoreMode::ReadWrite)
+                 .add_localization({0, envs[0].env, envs[1].env, a.image_key, j.dump(), ""});
   if (a.json) {
     if (stored) j["stored_as"] = *stored;
     std::cout << j.dump(2) << '\n';
@@ -515,7 +555,9 @@ void add_localize(CLI::App& app) {
   auto args = std::make_shared<LocalizeArgs>();
   CLI::App* cmd = app.add_subcommand(
       "localize", "capture every layer of one image in two environments and find where they part");
-  cmd->add_option("--model", args->model, "the model (ONNX)");
+  cmd->add_option(
+      "--model", args->model,
+      "the model (ONNX); with --db, which of the database's models when it holds several");
   cmd->add_option("--spec", args->spec, "model spec (default: <model>.spec.json when present)");
   cmd->add_option("--image", args->image,
                   "the image file; with --db, an image key of the campaign (default: the first "

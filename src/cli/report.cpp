@@ -40,7 +40,7 @@ void add_report(CLI::App& app) {
     if (!std::filesystem::exists(options->db))
       throw Error("database " + options->db + " does not exist");
     options->report.chart_js = options->chart_js;
-    Store store(options->db);
+    Store store(options->db, StoreMode::ReadOnly);
     const Comparison comparison = compare_variants(store, options->analysis);
     // Built in memory first, so that a failure never leaves half a report behind.
     std::ostringstream html;

@@ -125,7 +125,7 @@ void execute(RunOptions& o) {
             << " failed, " << outcome.variants_skipped << " skipped or already complete; "
             << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable; "
             << outcome.results_written << " results written to " << c.db.string() << '\n';
-  Store store(c.db);
+  Store store(c.db, StoreMode::ReadOnly);
   const Comparison comparison = compare_variants(store);
   if (o.json)
     std::cout << to_json(comparison).dump(2) << '\n';
@@ -168,6 +168,11 @@ void add_run(CLI::App& app) {
                   "run the variants in a random order drawn from this seed");
   run->add_flag("--retry-failed", options->config.retry_failed,
                 "run variants and images that failed before again");
+  run->add_flag("--new-model", options->config.new_model,
+                "add the model to a database that holds results of another model file or spec "
+                "(refused otherwise)");
+  run->add_flag("--wait", options->config.wait_for_lock,
+                "wait for another campaign using the same --db instead of refusing to start");
   run->add_flag("--json", options->json, "print the summary as JSON");
   run->add_flag("--quiet", options->quiet, "no progress line");
   run->callback([options] { execute(*options); });

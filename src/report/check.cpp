@@ -216,7 +216,9 @@ const VariantSummary& find_baseline(const std::vector<VariantSummary>& variants,
     }
     for (const auto& v : variants) {
       try {
-        if (matches(wanted, parse_environment(v.env))) found.push_back(&v);
+        // A database of several models names its variants "<env> [model K]".
+        const std::string env = v.env.substr(0, v.env.rfind(" [model "));
+        if (matches(wanted, parse_environment(env))) found.push_back(&v);
       } catch (const Error&) {
         // A stored environment this build cannot parse can only be named verbatim.
       }
@@ -255,6 +257,14 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
   for (const auto& v : c.variants) {
     if (&v == &base) continue;
     VariantVerdict out{.env = v.env, .status = v.status};
+    if (v.model != base.model) {
+      // Variants of another model differ by more than their environment: never compared.
+      out.outcome = CheckOutcome::skip;
+      out.reasons.push_back("not compared: it ran another model (model " + std::to_string(v.model) +
+                            ") than the baseline (model " + std::to_string(base.model) + ")");
+      verdict.variants.push_back(std::move(out));
+      continue;
+    }
     if (v.status == "skipped") {
       out.outcome = CheckOutcome::skip;
       out.reasons.push_back("not run: skipped when the campaign was planned" + note_of(v.env));

@@ -67,6 +67,7 @@ ojson variant_row(const VariantSummary& v) {
   ojson knobs = ojson::object();
   for (const auto& [key, value] : v.knobs) knobs[key] = value;
   return {{"env", v.env},
+          {"model", v.model},
           {"framework", v.framework},
           {"knobs", knobs},
           {"status", v.status},
@@ -205,8 +206,12 @@ void for_each_result(Store& store, bool json_names, Emit emit) {
     images[i.id] = {std::move(i.key), i.label, std::move(json_key)};
   }
   const ImageInfo unknown{"", std::nullopt, "\"\""};
+  // Named as the comparison names them: "<env> [model K]" when the database holds several models.
+  std::map<int64_t, int> model_index;
+  for (const auto& m : store.models()) model_index[m.id] = static_cast<int>(model_index.size()) + 1;
   std::vector<double> samples;
-  for (const auto& v : store.variants()) {
+  for (auto v : store.variants()) {
+    if (model_index.size() > 1) v.env += " [model " + std::to_string(model_index[v.model_id]) + "]";
     const std::string variant_json = json_names ? json_string(v.env) : "";
     const auto results = store.results(v.id, false);
     // Both are ordered by image id, so one forward walk finds every image.
@@ -302,7 +307,12 @@ ojson context_of(Store& store, const Comparison& c) {
       if (auto value = store.meta(key)) values[key] = *value;
   for (const auto& [key, value] : values) meta[key] = value;
   ojson models = ojson::array();
-  for (const auto& m : store.models()) models.push_back({{"path", m.path}, {"sha256", m.sha256}});
+  for (size_t i = 0; i < c.models.size(); ++i)
+    models.push_back({{"model", i + 1},
+                      {"path", c.models[i].path},
+                      {"sha256", c.models[i].sha256},
+                      {"spec_source", c.models[i].spec_source},
+                      {"on_disk", c.models[i].on_disk}});
   int images = 0, usable = 0;
   for (const auto& i : store.images()) {
     ++images;
@@ -312,6 +322,7 @@ ojson context_of(Store& store, const Comparison& c) {
   return {{"exported_by", std::string("deltann ") + kVersion},
           {"meta", meta},
           {"models", models},
+          {"warnings", c.warnings},
           {"images", images},
           {"usable_images", usable},
           {"labelled_images", c.labelled_images},

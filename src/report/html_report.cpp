@@ -608,18 +608,27 @@ void write_header(const Context& ctx, std::ostream& out) {
   };
   std::string models;
   if (!ctx.meta_value("model").empty()) models = html_escape(ctx.meta_value("model")) + "<br>";
-  for (const auto& model : ctx.models) {
+  for (size_t i = 0; i < ctx.models.size(); ++i) {
+    const StoredModel& model = ctx.models[i];
     std::string name;
     try {
       name = nlohmann::json::parse(model.spec_json).value("name", "");
     } catch (const std::exception&) {
     }
+    // With several models, variant names end in " [model K]": say which K is which.
+    if (ctx.models.size() > 1) models += "model " + std::to_string(i + 1) + ": ";
     models += "<b>" + html_escape(name.empty() ? fs::path(model.path).stem().string() : name) +
               "</b> <span class=\"path\">" + html_escape(model.path) +
               "</span> <span class=\"muted\">sha256 " + html_escape(model.sha256.substr(0, 12)) +
-              "</span><br>";
+              (model.spec_source.empty() ? "" : ", spec: " + html_escape(model.spec_source)) +
+              "</span>";
+    if (i < c.models.size() && c.models[i].on_disk != "unchanged")
+      models += " <b class=\"bad-mark\">file " + html_escape(c.models[i].on_disk) + " since</b>";
+    models += "<br>";
   }
   fact("Model", models.empty() ? kDash : models);
+  for (const auto& warning : c.warnings)
+    fact("Warning", "<b class=\"bad-mark\">" + html_escape(warning) + "</b>");
   const auto meta_fact = [&](const char* title, const char* key) {
     const std::string v = ctx.meta_value(key);
     fact(title, v.empty() ? kDash : "<span class=\"env\">" + html_escape(v) + "</span>");

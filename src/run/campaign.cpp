@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <variant>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "converter.h"
 #include "deltann/backend.h"
 #include "deltann/classify.h"
+#include "deltann/db_lock.h"
 #include "deltann/error.h"
 #include "deltann/hash.h"
 #include "deltann/preprocess.h"
@@ -560,6 +562,60 @@ bool build_artifact(const PlannedVariant& variant, const CampaignConfig& config,
   return true;
 }
 
+// Where the campaign's spec comes from, in words stored with the model.
+std::string spec_source(const CampaignConfig& config) {
+  if (config.spec) return fs::absolute(*config.spec).string();
+  const fs::path beside = fs::path(config.model).replace_extension(".spec.json");
+  if (fs::exists(beside)) return fs::absolute(beside).string();
+  return "ImageNet defaults (no " + beside.filename().string() + " beside the model)";
+}
+
+// The first few fields (dotted JSON paths) whose values differ between two specs.
+void differing_fields(const json& a, const json& b, const std::string& prefix,
+                      std::vector<std::string>& out) {
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.items()) keys.insert(k);
+    for (const auto& [k, v] : b.items()) keys.insert(k);
+    for (const auto& k : keys)
+      differing_fields(a.value(k, json()), b.value(k, json()),
+                       prefix.empty() ? k : prefix + "." + k, out);
+  } else if (a != b) {
+    out.push_back(prefix + " " + (a.is_null() ? "absent" : a.dump()) + " vs " +
+                  (b.is_null() ? "absent" : b.dump()));
+  }
+}
+
+// A database belongs to the model whose results it holds: results of one model file (by content)
+// and spec must never sit beside another's as if only the environment changed. Returns the row to
+// use, or nullopt when the model is new to the database and may be added.
+std::optional<int64_t> existing_model(const std::vector<StoredModel>& models,
+                                      const StoredModel& model, const CampaignConfig& config) {
+  for (const auto& m : models)
+    if (m.sha256 == model.sha256 && m.spec_json == model.spec_json) return m.id;
+  if (models.empty() || config.new_model) return std::nullopt;
+  const StoredModel& last = models.back();
+  std::string what;
+  if (last.sha256 != model.sha256) {
+    what = "its content differs from the model file whose results it holds (" + last.path +
+           ", sha256 " + last.sha256.substr(0, 12) + "...; " + fs::absolute(config.model).string() +
+           " has sha256 " + model.sha256.substr(0, 12) + "...)";
+  } else {
+    std::vector<std::string> fields;
+    differing_fields(json::parse(last.spec_json, nullptr, false),
+                     json::parse(model.spec_json, nullptr, false), "", fields);
+    if (fields.size() > 4) fields.resize(4);
+    std::string list;
+    for (const auto& f : fields) list += (list.empty() ? "" : "; ") + f;
+    what = "the same model file but another spec than its results used (" +
+           (last.spec_source.empty() ? std::string("") : "then: " + last.spec_source + ", ") +
+           "now: " + model.spec_source + "; differing: " + list + ")";
+  }
+  throw Error(config.db.string() + " already holds results of another model: " + what +
+              ". Give a new --db, or --new-model to add it to this database as a second model "
+              "(its variants are then compared only with each other)");
+}
+
 }  // namespace
 
 PreparedEnvironment prepare_environment(const CampaignConfig& config, const ModelSpec& spec,
@@ -611,7 +667,14 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
       " runnable here) x " + std::to_string(dataset.images.size()) + " images (" +
       std::to_string(labelled) + " labelled, " + dataset.layout + " layout) of model " + spec.name);
 
+  // One campaign at a time writes into a database (docs/STORAGE.md, "Locking").
+  const DatabaseLock lock(config.db, "deltann run", config.wait_for_lock, say);
   Store store(config.db);
+  const std::string model_sha = sha256_file(config.model);
+  const StoredModel model_row{0, fs::absolute(config.model).string(), model_sha,
+                              to_json(spec).dump(), spec_source(config)};
+  // Checked before anything is written, so that a refused run leaves the database as it was.
+  const std::optional<int64_t> known_model = existing_model(store.models(), model_row, config);
   if (!store.meta("created_at")) {
     store.set_meta("created_at",
                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
@@ -630,9 +693,10 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   // engine's opt values from them (lowest optimisation first).
   for (const auto& v : variants)
     if (v.engine) store.set_meta("engine:" + v.engine->name, to_json(*v.engine).dump());
-  const std::string model_sha = sha256_file(config.model);
-  const int64_t model_id =
-      store.ensure_model({0, fs::absolute(config.model).string(), model_sha, to_json(spec).dump()});
+  const int64_t model_id = store.ensure_model(model_row);
+  if (!known_model && store.models().size() > 1)
+    say("note: " + config.db.string() + " now holds " + std::to_string(store.models().size()) +
+        " models; variants are compared only with variants of the same model");
 
   CampaignOutcome outcome;
   PreprocessCache cache(config.cache_dir);

@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -12,15 +13,20 @@
 namespace deltann {
 namespace {
 
-// Version 4 (version 1 lacked results.nonfinite and results.repeat_max_abs_diff, version 2
-// variants.compile_ns and variants.build_json, version 3 the localizations table). Vectors of
-// numbers are stored as little-endian blobs (float32 scores and outputs, int64 nanosecond samples),
-// so NaN and Inf survive; top-K ids as JSON text, readable in the sqlite3 shell.
+// Version 5. Earlier versions: 1 lacked results.nonfinite and results.repeat_max_abs_diff, 2
+// variants.compile_ns and variants.build_json, 3 the localizations table, 4 models.spec_source and
+// models.recorded_at (and had one model per (sha256, path), so that a changed spec overwrote the
+// spec of the results already stored). Vectors of numbers are stored as little-endian blobs
+// (float32 scores and outputs, int64 nanosecond samples), so NaN and Inf survive; top-K ids as
+// JSON text, readable in the sqlite3 shell. docs/STORAGE.md describes every column.
+//
+// A model's identity (sha256 + spec_json) is enforced by Store::ensure_model, not by a UNIQUE
+// constraint: files migrated from version 4 may hold one model under two paths.
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models(
   id INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, spec_json TEXT NOT NULL,
-  UNIQUE(sha256, path));
+  spec_source TEXT NOT NULL DEFAULT '', recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE IF NOT EXISTS images(
   id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, path TEXT NOT NULL, sha256 TEXT NOT NULL,
   label INTEGER, status TEXT NOT NULL, message TEXT NOT NULL);
@@ -111,14 +117,52 @@ std::optional<int64_t> optional_int(const SQLite::Column& c) {
   return c.isNull() ? std::nullopt : std::optional<int64_t>(c.getInt64());
 }
 
+// The names of a file's tables, for telling a deltann database from another program's.
+std::vector<std::string> table_names(SQLite::Database& db) {
+  std::vector<std::string> names;
+  SQLite::Statement q(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+  while (q.executeStep()) names.push_back(q.getColumn(0).getString());
+  return names;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < 8; ++i) text += (i ? ", " : "") + names[i];
+  if (names.size() > 8) text += ", ... (" + std::to_string(names.size()) + " tables)";
+  return text;
+}
+
+// Throws when a kind-holding column would get a value outside its documented list.
+template <size_t N>
+void check_value(const std::array<std::string_view, N>& allowed, const std::string& value,
+                 const char* column) {
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end())
+    throw Error(std::string("internal error: '") + value + "' is not a valid " + column);
+}
+
 }  // namespace
 
-Store::Store(const std::filesystem::path& path, int batch_size)
-    : path_(path), batch_size_(batch_size) {
+Store::Store(const std::filesystem::path& path, StoreMode mode, int batch_size)
+    : path_(path), mode_(mode), batch_size_(batch_size) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::exists(status)) {
+    if (!std::filesystem::is_regular_file(status))
+      throw Error(path.string() + " is not a regular file, so it cannot be a campaign database");
+    open_existing();
+  } else if (mode == StoreMode::ReadOnly) {
+    throw Error("database " + path.string() + " does not exist");
+  } else {
+    create();
+  }
+}
+
+void Store::create() {
   try {
-    db_ = std::make_unique<SQLite::Database>(path.string(),
+    db_ = std::make_unique<SQLite::Database>(path_.string(),
                                              SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     db_->setBusyTimeout(10000);
+    db_->exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec("PRAGMA synchronous=NORMAL");
     db_->exec("PRAGMA foreign_keys=ON");
@@ -126,29 +170,81 @@ Store::Store(const std::filesystem::path& path, int batch_size)
     db_->exec(kSchema);
     tx.commit();
   } catch (const SQLite::Exception& e) {
-    throw Error(path.string() + ": cannot open as a deltann database (" + e.what() + ")");
+    throw Error(path_.string() + ": cannot create a campaign database (" + e.what() + ")");
   }
-  const auto version = meta("schema_version");
-  if (!version) {
-    set_meta("schema_version", std::to_string(kSchemaVersion));
-  } else if (version->empty() || version->size() > 6 ||
-             version->find_first_not_of("0123456789") != std::string::npos) {
-    throw Error(path.string() + " has an unreadable schema version '" + *version + "'");
-  } else if (std::stoi(*version) > kSchemaVersion) {
-    throw Error(path.string() + " has schema version " + *version + "; this deltann reads up to " +
+  set_meta("schema_version", std::to_string(kSchemaVersion));
+}
+
+// An existing file is used only when it is one of deltann's: marked with kApplicationId, or (made
+// before the mark existed) holding deltann's meta table with a schema version. deltann never adds
+// its tables to another program's file, nor claims an empty file someone else created.
+void Store::open_existing() {
+  const std::string where = path_.string();
+  std::error_code size_error;
+  if (std::filesystem::file_size(path_, size_error) == 0 && !size_error)
+    throw Error(where +
+                " is an empty file that deltann did not create; deltann writes only into its own "
+                "databases: remove the file or give another --db");
+  std::optional<std::string> version;
+  try {
+    const bool write = mode_ == StoreMode::ReadWrite;
+    db_ = std::make_unique<SQLite::Database>(
+        where, write ? SQLite::OPEN_READWRITE : SQLite::OPEN_READONLY);
+    db_->setBusyTimeout(10000);
+    const auto tables = table_names(*db_);
+    const int32_t application_id = db_->execAndGet("PRAGMA application_id").getInt();
+    const bool has_meta = std::find(tables.begin(), tables.end(), "meta") != tables.end();
+    if (has_meta) version = meta("schema_version");
+    if (application_id != kApplicationId && !(has_meta && version))
+      throw Error(where + " is an SQLite database of another program (" +
+                  (tables.empty() ? std::string("no tables") : "tables: " + joined(tables)) +
+                  ") without deltann's metadata; deltann writes only into its own databases: give "
+                  "another --db");
+    if (write) {
+      db_->exec("PRAGMA journal_mode=WAL");
+      db_->exec("PRAGMA synchronous=NORMAL");
+      db_->exec("PRAGMA foreign_keys=ON");
+    }
+  } catch (const SQLite::Exception& e) {
+    throw Error(where + ": not a deltann database (" + e.what() + ")");
+  }
+  if (!version || version->empty() || version->size() > 6 ||
+      version->find_first_not_of("0123456789") != std::string::npos)
+    throw Error(where + " has an unreadable schema version '" + version.value_or("") + "'");
+  const int found = std::stoi(*version);
+  if (found > kSchemaVersion)
+    throw Error(where + " has schema version " + *version + "; this deltann reads up to " +
                 std::to_string(kSchemaVersion));
-  } else if (std::stoi(*version) < kSchemaVersion) {
-    migrate(std::stoi(*version));
+  if (found < kSchemaVersion) {
+    if (mode_ == StoreMode::ReadOnly) {
+      // Read as if migrated, without touching the file: an in-memory copy is brought up to date.
+      auto copy = std::make_unique<SQLite::Database>(":memory:", SQLite::OPEN_READWRITE);
+      try {
+        copy->backup(where.c_str(), SQLite::Database::Load);
+      } catch (const SQLite::Exception& e) {
+        throw Error(where + ": cannot read schema version " + *version + " (" + e.what() + ")");
+      }
+      db_ = std::move(copy);
+    }
+    migrate(found);
   }
 }
 
+void Store::require_writable(const char* what) const {
+  if (mode_ == StoreMode::ReadOnly)
+    throw Error(path_.string() + " is open read-only; cannot " + what);
+}
+
 // Each step brings a file from one version to the next inside one transaction, so a file is never
-// left half-migrated.
+// left half-migrated. Foreign keys are off while the models table is rebuilt (SQLite's procedure
+// for changing a table's constraints) and checked before the commit.
 void Store::migrate(int from) {
   try {
+    db_->exec("PRAGMA foreign_keys=OFF");
     SQLite::Transaction tx(*db_);
-    // A table the old file lacked was just created in its current form by the schema script,
-    // so each column is added only where it is missing.
+    // Tables the old file lacked get their current form; each column is added only where it is
+    // missing.
+    db_->exec(kSchema);
     const auto add_column = [&](const char* table, const char* column, const char* declaration) {
       SQLite::Statement columns(*db_, std::string("PRAGMA table_info(") + table + ")");
       while (columns.executeStep())
@@ -163,11 +259,28 @@ void Store::migrate(int from) {
       add_column("variants", "compile_ns", "INTEGER");
       add_column("variants", "build_json", "TEXT NOT NULL DEFAULT ''");
     }
+    if (from < 5) {
+      // Drops UNIQUE(sha256, path): a model is identified by its content and spec.
+      db_->exec(
+          "CREATE TABLE models_v5(id INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT "
+          "NULL, spec_json TEXT NOT NULL, spec_source TEXT NOT NULL DEFAULT '', recorded_at TEXT "
+          "NOT NULL DEFAULT CURRENT_TIMESTAMP)");
+      db_->exec(
+          "INSERT INTO models_v5(id, path, sha256, spec_json) SELECT id, path, sha256, spec_json "
+          "FROM models");
+      db_->exec("DROP TABLE models");
+      db_->exec("ALTER TABLE models_v5 RENAME TO models");
+    }
+    if (db_->execAndGet("SELECT count(*) FROM pragma_foreign_key_check").getInt() != 0)
+      throw Error("foreign keys broken by the migration");
+    if (mode_ == StoreMode::ReadWrite)
+      db_->exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     SQLite::Statement q(*db_, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
     q.bind(1, std::to_string(kSchemaVersion));
     q.exec();
     tx.commit();
-  } catch (const SQLite::Exception& e) {
+    db_->exec("PRAGMA foreign_keys=ON");
+  } catch (const std::exception& e) {
     throw Error(path_.string() + ": cannot migrate from schema version " + std::to_string(from) +
                 " (" + e.what() + ")");
   }
@@ -196,6 +309,7 @@ std::map<std::string, std::string> Store::all_meta() {
 }
 
 void Store::set_meta(const std::string& key, const std::string& value) {
+  require_writable("change its metadata");
   SQLite::Statement q(*db_,
                       "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET "
                       "value = excluded.value");
@@ -205,22 +319,33 @@ void Store::set_meta(const std::string& key, const std::string& value) {
 }
 
 int64_t Store::ensure_model(const StoredModel& model) {
+  require_writable("record a model");
+  SQLite::Statement find(*db_,
+                         "SELECT id FROM models WHERE sha256 = ? AND spec_json = ? ORDER BY id");
+  find.bind(1, model.sha256);
+  find.bind(2, model.spec_json);
+  if (find.executeStep()) {
+    const int64_t id = find.getColumn(0).getInt64();
+    SQLite::Statement update(*db_, "UPDATE models SET path = ?, spec_source = ? WHERE id = ?");
+    update.bind(1, model.path);
+    update.bind(2, model.spec_source);
+    update.bind(3, id);
+    update.exec();
+    return id;
+  }
   SQLite::Statement insert(
-      *db_,
-      "INSERT INTO models(path, sha256, spec_json) VALUES(?, ?, ?) "
-      "ON CONFLICT(sha256, path) DO UPDATE SET spec_json = excluded.spec_json");
+      *db_, "INSERT INTO models(path, sha256, spec_json, spec_source) VALUES(?, ?, ?, ?)");
   insert.bind(1, model.path);
   insert.bind(2, model.sha256);
   insert.bind(3, model.spec_json);
+  insert.bind(4, model.spec_source);
   insert.exec();
-  SQLite::Statement q(*db_, "SELECT id FROM models WHERE sha256 = ? AND path = ?");
-  q.bind(1, model.sha256);
-  q.bind(2, model.path);
-  q.executeStep();
-  return q.getColumn(0).getInt64();
+  return db_->getLastInsertRowid();
 }
 
 int64_t Store::ensure_image(const StoredImage& image) {
+  require_writable("record an image");
+  check_value(kImageStatuses, image.status, "images.status");
   SQLite::Statement insert(
       *db_,
       "INSERT INTO images(key, path, sha256, label, status, message) VALUES(?, ?, ?, ?, ?, ?) "
@@ -244,6 +369,7 @@ int64_t Store::ensure_image(const StoredImage& image) {
 
 int64_t Store::ensure_variant(int64_t model_id, const std::string& env,
                               const std::string& framework) {
+  require_writable("record a variant");
   SQLite::Statement insert(*db_,
                            "INSERT OR IGNORE INTO variants(model_id, env, framework, status) "
                            "VALUES(?, ?, ?, 'pending')");
@@ -259,6 +385,8 @@ int64_t Store::ensure_variant(int64_t model_id, const std::string& env,
 }
 
 void Store::set_variant_status(int64_t variant_id, const std::string& status) {
+  require_writable("change a variant");
+  check_value(kVariantStatuses, status, "variants.status");
   flush();  // a status must never claim more than what is committed
   SQLite::Statement q(*db_, "UPDATE variants SET status = ? WHERE id = ?");
   q.bind(1, status);
@@ -269,6 +397,7 @@ void Store::set_variant_status(int64_t variant_id, const std::string& status) {
 void Store::record_load(int64_t variant_id, const std::string& engine_version,
                         const std::string& artifact_sha256, int64_t load_ns,
                         const std::string& info_json) {
+  require_writable("record a load");
   SQLite::Statement q(*db_,
                       "UPDATE variants SET engine_version = ?, artifact_sha256 = ?, load_ns = ?, "
                       "info_json = ? WHERE id = ?");
@@ -281,6 +410,7 @@ void Store::record_load(int64_t variant_id, const std::string& engine_version,
 }
 
 void Store::record_build(int64_t variant_id, int64_t compile_ns, const std::string& build_json) {
+  require_writable("record a build");
   SQLite::Statement q(*db_, "UPDATE variants SET compile_ns = ?, build_json = ? WHERE id = ?");
   q.bind(1, compile_ns);
   q.bind(2, build_json);
@@ -289,6 +419,7 @@ void Store::record_build(int64_t variant_id, int64_t compile_ns, const std::stri
 }
 
 void Store::record_first_inference(int64_t variant_id, int64_t first_ns) {
+  require_writable("record a time");
   SQLite::Statement q(*db_, "UPDATE variants SET first_ns = ? WHERE id = ?");
   q.bind(1, first_ns);
   q.bind(2, variant_id);
@@ -296,6 +427,9 @@ void Store::record_first_inference(int64_t variant_id, int64_t first_ns) {
 }
 
 void Store::record_failure(const StoredFailure& f) {
+  require_writable("record a failure");
+  check_value(kFailureStages, f.stage, "failures.stage");
+  check_value(kFailureSymptoms, f.symptom, "failures.symptom");
   flush();
   SQLite::Statement q(
       *db_,
@@ -312,12 +446,14 @@ void Store::record_failure(const StoredFailure& f) {
 }
 
 void Store::clear_failures(int64_t variant_id) {
+  require_writable("clear failures");
   SQLite::Statement q(*db_, "DELETE FROM failures WHERE variant_id = ?");
   q.bind(1, variant_id);
   q.exec();
 }
 
 void Store::add_result(StoredResult result) {
+  require_writable("store a result");
   pending_.push_back(std::move(result));
   if (static_cast<int>(pending_.size()) >= batch_size_) flush();
 }
@@ -376,10 +512,12 @@ std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_faile
 
 std::vector<StoredModel> Store::models() {
   std::vector<StoredModel> out;
-  SQLite::Statement q(*db_, "SELECT id, path, sha256, spec_json FROM models ORDER BY id");
+  SQLite::Statement q(*db_,
+                      "SELECT id, path, sha256, spec_json, spec_source FROM models ORDER BY id");
   while (q.executeStep())
     out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
-                   q.getColumn(2).getString(), q.getColumn(3).getString()});
+                   q.getColumn(2).getString(), q.getColumn(3).getString(),
+                   q.getColumn(4).getString()});
   return out;
 }
 
@@ -428,6 +566,7 @@ std::vector<StoredVariant> Store::variants() {
 }
 
 int64_t Store::add_localization(const StoredLocalization& l) {
+  require_writable("store a localisation");
   flush();
   SQLite::Statement q(*db_,
                       "INSERT INTO localizations(env_a, env_b, image_key, json) VALUES (?,?,?,?)");

@@ -81,13 +81,18 @@ TEST(Store, CreatesTheFileWithASchemaVersion) {
 TEST(Store, EnsureCallsAreIdempotent) {
   test::TempDir dir;
   Store store(dir / "r.db");
-  const int64_t m1 = store.ensure_model({0, "/m.onnx", "sha", "{\"v\":1}"});
-  const int64_t m2 = store.ensure_model({0, "/m.onnx", "sha", "{\"v\":2}"});
+  const int64_t m1 = store.ensure_model({0, "/m.onnx", "sha", "{\"v\":1}", "/m.spec.json"});
+  const int64_t m2 = store.ensure_model({0, "/copy/m.onnx", "sha", "{\"v\":1}", "defaults"});
   const int64_t m3 = store.ensure_model({0, "/m.onnx", "other-sha", "{}"});
+  // The same file under another spec gives other numbers: another model, the first untouched.
+  const int64_t m4 = store.ensure_model({0, "/m.onnx", "sha", "{\"v\":2}"});
   EXPECT_EQ(m1, m2);
   EXPECT_NE(m1, m3);
-  ASSERT_EQ(store.models().size(), 2u);
-  EXPECT_EQ(store.models()[0].spec_json, "{\"v\":2}");  // the later spec wins
+  EXPECT_NE(m1, m4);
+  ASSERT_EQ(store.models().size(), 3u);
+  EXPECT_EQ(store.models()[0].spec_json, "{\"v\":1}");
+  EXPECT_EQ(store.models()[0].path, "/copy/m.onnx");  // where it last ran
+  EXPECT_EQ(store.models()[0].spec_source, "defaults");
 
   const int64_t i1 = store.ensure_image(image("a.jpg", 3));
   StoredImage failed = image("a.jpg", 4);
@@ -269,8 +274,113 @@ TEST(Store, NonDatabaseFileIsRefused) {
   test::write_file(path, bytes);
   const std::string message = message_of<Error>([&] { Store store(path); });
   EXPECT_TRUE(Contains(message, path.string()));
-  EXPECT_TRUE(Contains(message, "cannot open as a deltann database"));
+  EXPECT_TRUE(Contains(message, "not a deltann database"));
   EXPECT_EQ(test::read_file(path), bytes);  // left untouched
+}
+
+TEST(Store, NewDatabaseCarriesDeltannsApplicationId) {
+  test::TempDir dir;
+  { Store store(dir / "new.db"); }
+  SQLite::Database db((dir / "new.db").string());
+  EXPECT_EQ(db.execAndGet("PRAGMA application_id").getInt(), kApplicationId);
+}
+
+// deltann writes only into its own databases: another program's SQLite file and an empty file
+// someone else created are refused, in both modes, and left exactly as they were.
+TEST(Store, ForeignSqliteFileIsRefusedAndUntouched) {
+  test::TempDir dir;
+  const fs::path path = dir / "app.db";
+  {
+    SQLite::Database other(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    other.exec("CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT)");
+    other.exec("INSERT INTO customers(name) VALUES('Ada')");
+  }
+  const std::string before = test::read_file(path);
+  for (const StoreMode mode : {StoreMode::ReadWrite, StoreMode::ReadOnly}) {
+    const std::string message = message_of<Error>([&] { Store store(path, mode); });
+    EXPECT_TRUE(Contains(message, path.string()));
+    EXPECT_TRUE(Contains(message, "another program"));
+    EXPECT_TRUE(Contains(message, "customers"));
+  }
+  EXPECT_EQ(test::read_file(path), before);
+  SQLite::Database check(path.string());
+  EXPECT_FALSE(check.tableExists("meta"));
+}
+
+TEST(Store, EmptyFileIsRefusedAndUntouched) {
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "empty.db", "");
+  for (const StoreMode mode : {StoreMode::ReadWrite, StoreMode::ReadOnly}) {
+    const std::string message = message_of<Error>([&] { Store store(path, mode); });
+    EXPECT_TRUE(Contains(message, "empty file"));
+  }
+  EXPECT_EQ(fs::file_size(path), 0u);
+}
+
+TEST(Store, FolderIsRefused) {
+  test::TempDir dir;
+  fs::create_directories(dir / "campaign.db");
+  EXPECT_TRUE(
+      Contains(message_of<Error>([&] { Store store(dir / "campaign.db"); }), "not a regular file"));
+}
+
+TEST(Store, ReadOnlyNeverCreatesNorWrites) {
+  test::TempDir dir;
+  const fs::path db = dir / "r.db";
+  EXPECT_TRUE(
+      Contains(message_of<Error>([&] { Store store(db, StoreMode::ReadOnly); }), "does not exist"));
+  EXPECT_FALSE(fs::exists(db));
+  {
+    Store store(db);
+    Fixture f(store, 2);
+    store.add_result(result(f.variant, f.images[0]));
+  }
+  Store store(db, StoreMode::ReadOnly);
+  EXPECT_TRUE(store.read_only());
+  EXPECT_EQ(store.results(1, false).size(), 1u);
+  EXPECT_TRUE(Contains(message_of<Error>([&] { store.set_meta("k", "v"); }), "open read-only"));
+  EXPECT_THROW(store.add_result(result(1, 2)), Error);
+  EXPECT_THROW(store.ensure_model({0, "/x.onnx", "x", "{}"}), Error);
+}
+
+// A file of an older schema opened read-only is read through a migrated copy in memory: the file
+// keeps its bytes and its version.
+TEST(Store, ReadOnlyOpenOfAnOlderSchemaLeavesTheFileAsItWas) {
+  test::TempDir dir;
+  const fs::path db = dir / "v4.db";
+  {
+    SQLite::Database old(db.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    old.exec(
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES('schema_version', '4');"
+        "CREATE TABLE models(id INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, "
+        "spec_json TEXT NOT NULL, UNIQUE(sha256, path));"
+        "INSERT INTO models VALUES(1, '/m.onnx', 'abc', '{}');"
+        "CREATE TABLE variants(id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL REFERENCES "
+        "models(id), env TEXT NOT NULL, framework TEXT NOT NULL, status TEXT NOT NULL, "
+        "engine_version TEXT NOT NULL DEFAULT '', artifact_sha256 TEXT NOT NULL DEFAULT '', "
+        "load_ns INTEGER, first_ns INTEGER, info_json TEXT NOT NULL DEFAULT '', compile_ns "
+        "INTEGER, build_json TEXT NOT NULL DEFAULT '', UNIQUE(model_id, env));"
+        "INSERT INTO variants(model_id, env, framework, status) VALUES(1, 'ort', 'ort', 'done');");
+  }
+  const std::string before = test::read_file(db);
+  {
+    Store store(db, StoreMode::ReadOnly);
+    EXPECT_EQ(store.meta("schema_version"), std::to_string(kSchemaVersion));
+    ASSERT_EQ(store.models().size(), 1u);
+    EXPECT_EQ(store.models()[0].spec_source, "");
+    EXPECT_EQ(store.variants().size(), 1u);
+    EXPECT_TRUE(store.localizations().empty());
+  }
+  EXPECT_EQ(test::read_file(db), before);
+  // Read-write, the same file is migrated in place: the models table loses UNIQUE(sha256, path),
+  // so that the same file may now be recorded under a second spec.
+  Store store(db);
+  EXPECT_EQ(store.meta("schema_version"), std::to_string(kSchemaVersion));
+  EXPECT_NE(store.ensure_model({0, "/m.onnx", "abc", "{\"other\":1}"}), 1);
+  EXPECT_EQ(store.variants().at(0).model_id, 1);
+  SQLite::Database check(db.string());
+  EXPECT_EQ(check.execAndGet("PRAGMA application_id").getInt(), kApplicationId);
 }
 
 TEST(Store, UnopenablePathIsAnError) {
