@@ -43,7 +43,7 @@ struct StoredModel {
   std::string path;         // where the file was when it last ran
   std::string sha256;       // of the model file
   std::string spec_json;    // the spec that was used
-  std::string spec_source;  // where that spec came from: a file, or the ImageNet defaults
+  std::string spec_source = {};  // where that spec came from: a file, or the ImageNet defaults
 };
 
 struct StoredImage {

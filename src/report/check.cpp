@@ -208,16 +208,22 @@ const VariantSummary& find_baseline(const std::vector<VariantSummary>& variants,
   for (const auto& v : variants)
     if (v.env == query) found.push_back(&v);
   if (found.empty()) {
+    // A database of several models names its variants "<env> [model K]": the query may name the
+    // model the same way, or leave it out (then it must match in one model only).
+    const auto model_at = query.rfind(" [model ");
+    const std::string model_suffix = model_at == std::string::npos ? "" : query.substr(model_at);
     Environment wanted;
     try {
-      wanted = parse_environment(query);
+      wanted = parse_environment(query.substr(0, model_at));
     } catch (const Error& e) {
       throw BaselineError(std::string("--baseline: ") + e.what());
     }
     for (const auto& v : variants) {
       try {
-        // A database of several models names its variants "<env> [model K]".
-        const std::string env = v.env.substr(0, v.env.rfind(" [model "));
+        const auto at = v.env.rfind(" [model ");
+        const std::string env = v.env.substr(0, at);
+        if (!model_suffix.empty() && (at == std::string::npos || v.env.substr(at) != model_suffix))
+          continue;
         if (matches(wanted, parse_environment(env))) found.push_back(&v);
       } catch (const Error&) {
         // A stored environment this build cannot parse can only be named verbatim.

@@ -307,12 +307,16 @@ ojson context_of(Store& store, const Comparison& c) {
       if (auto value = store.meta(key)) values[key] = *value;
   for (const auto& [key, value] : values) meta[key] = value;
   ojson models = ojson::array();
-  for (size_t i = 0; i < c.models.size(); ++i)
-    models.push_back({{"model", i + 1},
-                      {"path", c.models[i].path},
-                      {"sha256", c.models[i].sha256},
-                      {"spec_source", c.models[i].spec_source},
-                      {"on_disk", c.models[i].on_disk}});
+  const auto stored = store.models();
+  for (size_t i = 0; i < stored.size(); ++i) {
+    ojson m = {{"model", i + 1},
+               {"path", stored[i].path},
+               {"sha256", stored[i].sha256},
+               {"spec_source", stored[i].spec_source}};
+    // Whether the file is still the one that ran is the comparison's finding (absent without it).
+    if (i < c.models.size()) m["on_disk"] = c.models[i].on_disk;
+    models.push_back(std::move(m));
+  }
   int images = 0, usable = 0;
   for (const auto& i : store.images()) {
     ++images;

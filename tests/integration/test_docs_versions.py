@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-# Engine name -> (the name the docs give it, its own docs page or None).
+# Engine name -> (how the docs name it, as a regular expression; its own docs page or None).
 DOCS_NAMES = {
     "ort": ("ONNX Runtime", None),
     "opencv": ("OpenCV", None),
@@ -17,7 +17,7 @@ DOCS_NAMES = {
     "libtorch": ("LibTorch", "LIBTORCH.md"),
     "openvino": ("OpenVINO", "OPENVINO.md"),
     "armnn": ("Arm NN", "TFLITE.md"),
-    "tflite": ("ai-edge-litert`", "TFLITE.md"),
+    "tflite": ("`?ai-edge-litert`?", "TFLITE.md"),
 }
 
 
@@ -35,7 +35,7 @@ def engines(deltann_bin):
 
 
 def quoted_versions(text, name):
-    return re.findall(re.escape(name) + r" (\d+\.\d+)", text)
+    return re.findall(r"(?<![\w-])" + name + r"\** (\d+\.\d+)", text)
 
 
 @pytest.mark.parametrize("engine", sorted(DOCS_NAMES))

@@ -70,7 +70,7 @@ constexpr int64_t kMs = 1'000'000;  // nanoseconds
 class CompareFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    Store store(dir_ / "results.db", 3);
+    Store store(dir_ / "results.db", StoreMode::ReadWrite, 3);
     const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
     const int64_t a = store.ensure_image(image("a.jpg", 1));
     const int64_t b = store.ensure_image(image("b.jpg", 2));

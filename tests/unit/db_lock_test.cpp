@@ -66,26 +66,29 @@ TEST(DatabaseLock, ReleasedWhenTheHolderIsKilled) {
 TEST(DatabaseLock, WaiterIsToldAndGetsTheLockWhenFree) {
   test::TempDir dir;
   const auto db = dir / "c.db";
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(release), 0);
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
+    // Holds the lock until the parent, already waiting, says so.
     DatabaseLock held(db, "child", false);
-    ::usleep(300000);
+    char byte = 1;
+    [[maybe_unused]] auto n = ::write(ready[1], &byte, 1);
+    n = ::read(release[0], &byte, 1);
     ::_exit(0);
   }
-  // Wait until the child holds it.
-  for (int i = 0; i < 200; ++i) {
-    try {
-      DatabaseLock probe(db, "probe", false);
-    } catch (const Error&) {
-      break;
-    }
-    ::usleep(5000);
-  }
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
   std::string told;
-  DatabaseLock mine(db, "parent", true, [&](const std::string& line) { told = line; });
+  DatabaseLock mine(db, "parent", true, [&](const std::string& line) {
+    told = line;
+    [[maybe_unused]] const auto n = ::write(release[1], &byte, 1);
+  });
   EXPECT_TRUE(Contains(told, "waiting for pid " + std::to_string(child)));
   ::waitpid(child, nullptr, 0);
+  for (int fd : {ready[0], ready[1], release[0], release[1]}) ::close(fd);
 }
 
 TEST(DatabaseLock, UncreatableLockFileIsAnError) {

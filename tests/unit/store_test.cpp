@@ -144,7 +144,7 @@ TEST(Store, VariantBookkeeping) {
 TEST(Store, ResultsAreCommittedInBatches) {
   test::TempDir dir;
   const fs::path db = dir / "r.db";
-  Store writer(db, 4);
+  Store writer(db, StoreMode::ReadWrite, 4);
   Fixture f(writer, 6);
   for (int i = 0; i < 3; ++i)
     writer.add_result(result(f.variant, f.images[static_cast<size_t>(i)]));
@@ -170,7 +170,7 @@ TEST(Store, DestructorFlushesTheLastBatch) {
   const fs::path db = dir / "r.db";
   int64_t variant = 0;
   {
-    Store writer(db, 100);
+    Store writer(db, StoreMode::ReadWrite, 100);
     Fixture f(writer, 2);
     variant = f.variant;
     writer.add_result(result(f.variant, f.images[0]));
@@ -181,7 +181,7 @@ TEST(Store, DestructorFlushesTheLastBatch) {
 
 TEST(Store, CompletedImagesIncludeFailuresOnlyWhenAsked) {
   test::TempDir dir;
-  Store store(dir / "r.db", 64);
+  Store store(dir / "r.db", StoreMode::ReadWrite, 64);
   Fixture f(store, 4);
   store.add_result(result(f.variant, f.images[0]));
   store.add_result(result(f.variant, f.images[1]));
@@ -208,7 +208,7 @@ TEST(Store, CompletedImagesIncludeFailuresOnlyWhenAsked) {
 
 TEST(Store, ResultsRoundTrip) {
   test::TempDir dir;
-  Store store(dir / "r.db", 2);
+  Store store(dir / "r.db", StoreMode::ReadWrite, 2);
   Fixture f(store, 2);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
@@ -247,7 +247,7 @@ TEST(Store, ResultsRoundTrip) {
 // may reply with no samples), and must not block later writes.
 TEST(Store, ResultWithoutSamplesIsStored) {
   test::TempDir dir;
-  Store store(dir / "r.db", 1);
+  Store store(dir / "r.db", StoreMode::ReadWrite, 1);
   Fixture f(store, 2);
   StoredResult no_samples = result(f.variant, f.images[0]);
   no_samples.samples_ns.clear();
