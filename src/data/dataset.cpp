@@ -194,16 +194,25 @@ FolderScan scan_folder(const fs::path& root) {
   return found;
 }
 
-// "FOLDER: a folder scan takes .bmp ...; 2 other files were not taken: a.txt, b (symlink loop)".
-std::string not_taken_note(const fs::path& folder, const std::vector<std::string>& names) {
+// "a, b, c" up to kNamesListed names, then "and N more".
+std::string names_text(const std::vector<std::string>& names) {
   std::string listed;
   for (size_t i = 0; i < names.size() && i < kNamesListed; ++i)
     listed += (i ? ", " : "") + names[i];
   if (names.size() > kNamesListed)
     listed += " and " + std::to_string(names.size() - kNamesListed) + " more";
+  return listed;
+}
+
+// "1 other file was" / "3 other files were".
+std::string count_text(size_t n, const std::string& one, const std::string& many) {
+  return std::to_string(n) + " " + (n == 1 ? one + " was" : many + " were");
+}
+
+// "FOLDER: a folder scan takes .bmp ...; 2 other files were not taken: a.txt, b (symlink loop)".
+std::string not_taken_note(const fs::path& folder, const std::vector<std::string>& names) {
   return folder.string() + ": a folder scan takes " + image_extensions() + "; " +
-         std::to_string(names.size()) +
-         (names.size() == 1 ? " other file was" : " other files were") + " not taken: " + listed;
+         count_text(names.size(), "other file", "other files") + " not taken: " + names_text(names);
 }
 
 void add_scan(Dataset& d, const fs::path& folder, FolderScan found) {
@@ -266,8 +275,9 @@ bool is_single_image(const fs::path& file) {
          !image_format_of(reinterpret_cast<const unsigned char*>(head.data()), head.size()).empty();
 }
 
+// `others`: the entries beside the synset folders, which the layout does not read.
 Dataset load_imagenet(const fs::path& root, const std::vector<std::string>& folders,
-                      const DatasetOptions& options) {
+                      std::vector<std::string> others, const DatasetOptions& options) {
   // A synset list that is there but unreadable (a symlink loop, say) is reported, not passed over.
   const auto present = [](const fs::path& p) {
     std::error_code ec;
@@ -291,6 +301,13 @@ Dataset load_imagenet(const fs::path& root, const std::vector<std::string>& fold
   std::map<std::string, int> index;
   for (size_t i = 0; i < order.size(); ++i) index[order[i]] = static_cast<int>(i);
   Dataset d{"imagenet", root, {}, {}};
+  std::erase_if(others, [](const std::string& name) {
+    return name == "synsets.txt" || name == "LOC_synset_mapping.txt";
+  });
+  if (!others.empty())
+    d.notes.push_back(root.string() + ": the ImageNet layout reads the synset folders only; " +
+                      count_text(others.size(), "other entry", "other entries") +
+                      " not taken: " + names_text(others));
   for (const auto& folder : folders) {
     const auto it = index.find(folder);
     if (it == index.end())
@@ -415,16 +432,22 @@ Dataset load_dataset(const fs::path& path, const DatasetOptions& options) {
                 "; give a folder, a list file or an image file");
   const fs::path root = fs::absolute(path);
 
-  std::vector<std::string> synset_folders;
+  std::vector<std::string> synset_folders, others;
   fs::directory_iterator it(root, ec);
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     std::error_code kind_ec;
-    if (it->is_directory(kind_ec) && is_synset(it->path().filename().string()))
-      synset_folders.push_back(it->path().filename().string());
+    const bool folder = it->is_directory(kind_ec);
+    if (folder && is_synset(name))
+      synset_folders.push_back(name);
+    else
+      others.push_back(folder ? name + "/" : name);
   }
   if (ec) throw Error("cannot read dataset folder " + root.string() + ": " + filesystem_reason(ec));
   std::sort(synset_folders.begin(), synset_folders.end());
-  if (!synset_folders.empty()) return load_imagenet(root, synset_folders, options);
+  std::sort(others.begin(), others.end());
+  if (!synset_folders.empty())
+    return load_imagenet(root, synset_folders, std::move(others), options);
   return load_folder(root, options);
 }
 

@@ -413,6 +413,21 @@ TEST(ImageNetLayout, SymlinkLoopInASynsetFolderIsReported) {
   EXPECT_TRUE(Contains(d.notes[0], "notes.txt"));
 }
 
+TEST(ImageNetLayout, EntriesBesideTheSynsetFoldersAreNamed) {
+  test::TempDir dir;
+  const fs::path root = imagenet_layout(dir);
+  test::write_file(root / "synsets.txt", "n01440764\nn01443537\n");
+  touch(root / "extra" / "a.jpg");
+  touch(root / "stray.jpg");
+  const Dataset d = load_dataset(root);
+  EXPECT_EQ(d.images.size(), 3u);
+  ASSERT_EQ(d.notes.size(), 2u);
+  EXPECT_EQ(d.notes[0], root.string() +
+                            ": the ImageNet layout reads the synset folders only; 2 other entries "
+                            "were not taken: extra/, stray.jpg");
+  EXPECT_TRUE(Contains(d.notes[1], "1 other file was not taken: notes.txt")) << d.notes[1];
+}
+
 TEST(Filesystem, ErrorsInPlainWords) {
   EXPECT_EQ(filesystem_reason(std::make_error_code(std::errc::too_many_symbolic_link_levels)),
             "symlink loop");
