@@ -183,8 +183,13 @@ int measure(const deltann::bench::Options& o) {
   const deltann::InputSpec& in = spec.input;
   const deltann::Dataset dataset = deltann::load_dataset(o.str("images"));
   std::vector<Image> images;
-  for (const auto& entry : dataset.images)
+  for (const auto& entry : dataset.images) {
+    if (!entry.usable()) {
+      std::cerr << "skipped " << entry.key << ": " << entry.problem << '\n';
+      continue;
+    }
     images.push_back({entry.path, entry.path.filename().string(), plain_decode(entry.path, in)});
+  }
   if (images.empty()) throw std::runtime_error("no images in " + o.str("images"));
   const size_t n = images.size();
 

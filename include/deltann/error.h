@@ -1,8 +1,10 @@
 // Errors that carry the place they happened, so a message can name the file and the reason.
 #pragma once
 
+#include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace deltann {
 
@@ -19,5 +21,12 @@ class Unsupported : public Error {
  public:
   using Error::Error;
 };
+
+// Why a filesystem call failed, in plain words for a message that names the path beside it:
+// "symlink loop" rather than "Too many levels of symbolic links".
+std::string filesystem_reason(const std::error_code& error);
+
+// A filesystem error that escaped as a sentence: "<plain reason>: <path1>[, <path2>]".
+std::string describe(const std::filesystem::filesystem_error& error);
 
 }  // namespace deltann

@@ -22,13 +22,17 @@ struct DecodeLimits {
   int64_t max_file_bytes = 256 * 1024 * 1024;
 };
 
-// Decodes and preprocesses one image. Throws Error naming the file and the reason (missing,
-// empty, not an image, truncated, too large).
+// Decodes and preprocesses one image. Throws Error naming the file and the reason (missing, not a
+// regular file, empty, not an image, a GIF the decoder cannot read, truncated, too large).
 PreparedImage preprocess_image(const std::filesystem::path& image, const InputSpec& spec,
                                const DecodeLimits& limits = {});
 
 // Applies the spec to already decoded 8-bit pixels (rows of interleaved RGB). Exposed for tests.
 Tensor preprocess_pixels(const unsigned char* rgb, int width, int height, const InputSpec& spec);
+
+// The image format that a file's first bytes announce: "jpeg", "png", "gif", "bmp", "tiff",
+// "webp" or "pnm"; "" when they are none of these.
+std::string image_format_of(const unsigned char* bytes, size_t size);
 
 // Names the library and settings that produce the tensors, e.g. "OpenCV 4.6.0, bilinear".
 std::string preprocessing_description(const InputSpec& spec);

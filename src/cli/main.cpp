@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <iostream>
 
 #include "deltann/error.h"
@@ -24,6 +25,10 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const deltann::Error& e) {
     std::cerr << "deltann: " << e.what() << '\n';
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path that could not be read where no code expected it: its name and the plain reason.
+    std::cerr << "deltann: " << deltann::describe(e) << '\n';
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "deltann: unexpected error: " << e.what() << '\n';

@@ -142,7 +142,8 @@ void add_run(CLI::App& app) {
   run->add_option("--spec", options->spec,
                   "input/output spec JSON (default: <model>.spec.json, else ImageNet defaults)");
   run->add_option("--images", options->images,
-                  "folder, list file (path [label] per line) or ImageNet val layout");
+                  "folder, list file (path [label] per line), one image file or ImageNet val "
+                  "layout");
   run->add_option("--labels", options->labels,
                   "list file with ground-truth labels for a plain folder");
   run->add_option("--synsets", options->synsets, "synset order for the ImageNet layout");

@@ -12,6 +12,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "deltann/dataset.h"
 #include "deltann/error.h"
 #include "deltann/hash.h"
 
@@ -26,6 +27,7 @@ struct HeaderInfo {
   int64_t width = 0, height = 0;  // 0 when the format's header was not parsed
   std::vector<std::string> notes;
   bool truncated = false;
+  int frames = 0;  // GIF only
 };
 
 uint32_t be32(const unsigned char* p) {
@@ -94,27 +96,51 @@ void parse_jpeg(const std::vector<unsigned char>& b, HeaderInfo& h) {
   h.truncated = !has_eoi;
 }
 
+// Walks a GIF's blocks to count its frames: an animation has several, and a decoder that reads
+// GIF takes the first.
+void parse_gif(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  if (b.size() < 13) {
+    h.truncated = true;
+    return;
+  }
+  h.width = b[6] | (b[7] << 8);
+  h.height = b[8] | (b[9] << 8);
+  const auto colour_table = [](unsigned char flags) {
+    return flags & 0x80 ? size_t{3} << ((flags & 7) + 1) : size_t{0};
+  };
+  size_t at = 13 + colour_table(b[10]);
+  const auto skip_sub_blocks = [&] {
+    while (at < b.size() && b[at] != 0) at += 1 + size_t{b[at]};
+    ++at;
+  };
+  h.truncated = true;
+  while (at < b.size()) {
+    if (b[at] == 0x3B) {  // trailer
+      h.truncated = false;
+      break;
+    }
+    if (b[at] == 0x21) {  // extension: introducer, label, sub-blocks
+      at += 2;
+      skip_sub_blocks();
+    } else if (b[at] == 0x2C && at + 10 < b.size()) {  // image: descriptor, table, LZW data
+      ++h.frames;
+      at += 10 + colour_table(b[at + 9]) + 1;
+      skip_sub_blocks();
+    } else {
+      break;
+    }
+  }
+  if (h.frames > 1)
+    h.notes.push_back("animated GIF: the first of its " + std::to_string(h.frames) +
+                      " frames is used");
+}
+
 HeaderInfo inspect(const std::vector<unsigned char>& b) {
   HeaderInfo h;
-  auto starts = [&](std::initializer_list<unsigned char> magic) {
-    return b.size() >= magic.size() && std::equal(magic.begin(), magic.end(), b.begin());
-  };
-  if (starts({0xFF, 0xD8, 0xFF})) {
-    h.format = "jpeg";
-    parse_jpeg(b, h);
-  } else if (starts({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A})) {
-    h.format = "png";
-    parse_png(b, h);
-  } else if (starts({'B', 'M'})) {
-    h.format = "bmp";
-  } else if (starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A})) {
-    h.format = "tiff";
-  } else if (b.size() >= 12 && starts({'R', 'I', 'F', 'F'}) &&
-             std::string(b.begin() + 8, b.begin() + 12) == "WEBP") {
-    h.format = "webp";
-  } else if (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') {
-    h.format = "pnm";
-  }
+  h.format = image_format_of(b.data(), b.size());
+  if (h.format == "jpeg") parse_jpeg(b, h);
+  if (h.format == "png") parse_png(b, h);
+  if (h.format == "gif") parse_gif(b, h);
   return h;
 }
 
@@ -125,10 +151,21 @@ int interpolation_flag(const std::string& name) {
   return cv::INTER_LINEAR;
 }
 
+// A GIF that this build's decoder cannot read is refused with what it is, rather than reported
+// as corrupt (OpenCV's imgcodecs has no GIF reader before 4.11).
+void check_gif_support(const fs::path& path, const HeaderInfo& header) {
+  if (cv::haveImageReader(path.string())) return;
+  const std::string what =
+      header.frames > 1 ? "animated GIF (" + std::to_string(header.frames) + " frames)" : "GIF";
+  throw Error(path.string() + ": " + what + ": GIF is not supported by the decoder (OpenCV " +
+              CV_VERSION +
+              " imgcodecs has no GIF reader); convert it, e.g. its first frame to PNG");
+}
+
 std::vector<unsigned char> read_bytes(const fs::path& path, const DecodeLimits& limits) {
+  if (const std::string problem = file_problem(path); !problem.empty())
+    throw Error(path.string() + ": " + problem);
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw Error(path.string() + ": file does not exist");
-  if (!fs::is_regular_file(path, ec)) throw Error(path.string() + ": not a regular file");
   const auto size = fs::file_size(path, ec);
   if (ec) throw Error(path.string() + ": cannot read (" + ec.message() + ")");
   if (size == 0) throw Error(path.string() + ": file is empty (0 bytes)");
@@ -143,6 +180,22 @@ std::vector<unsigned char> read_bytes(const fs::path& path, const DecodeLimits& 
 }
 
 }  // namespace
+
+std::string image_format_of(const unsigned char* bytes, size_t size) {
+  const auto starts = [&](std::initializer_list<unsigned char> magic) {
+    return size >= magic.size() && std::equal(magic.begin(), magic.end(), bytes);
+  };
+  if (starts({0xFF, 0xD8, 0xFF})) return "jpeg";
+  if (starts({0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A})) return "png";
+  if (starts({'G', 'I', 'F', '8', '7', 'a'}) || starts({'G', 'I', 'F', '8', '9', 'a'}))
+    return "gif";
+  if (starts({'B', 'M'})) return "bmp";
+  if (starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A})) return "tiff";
+  if (size >= 12 && starts({'R', 'I', 'F', 'F'}) && std::equal(bytes + 8, bytes + 12, "WEBP"))
+    return "webp";
+  if (size >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '6') return "pnm";
+  return "";
+}
 
 Tensor preprocess_pixels(const unsigned char* rgb, int width, int height, const InputSpec& spec) {
   const cv::Mat image(height, width, CV_8UC3, const_cast<unsigned char*>(rgb));
@@ -194,6 +247,7 @@ PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec,
   if (header.format.empty())
     throw Error(path.string() +
                 ": not an image in a format deltann reads (JPEG, PNG, BMP, TIFF, WebP, PNM)");
+  if (header.format == "gif") check_gif_support(path, header);
   if (header.width * header.height > limits.max_pixels)
     throw Error(path.string() + ": image is " + std::to_string(header.width) + "x" +
                 std::to_string(header.height) + " pixels, above the limit of " +
@@ -224,7 +278,8 @@ PreprocessCache::PreprocessCache(fs::path dir) : dir_(std::move(dir)) {}
 PreprocessCache::Entry PreprocessCache::prepare(const fs::path& image, const InputSpec& spec,
                                                 const DecodeLimits& limits) {
   // Key on the image's content and on everything that shapes the tensor, including the library.
-  if (!fs::is_regular_file(image)) throw Error(image.string() + ": file does not exist");
+  if (const std::string problem = file_problem(image); !problem.empty())
+    throw Error(image.string() + ": " + problem);
   const std::string image_hash = sha256_file(image);
   const std::string spec_hash =
       sha256_text(spec.preprocessing_key() + "|" + preprocessing_description(spec)).substr(0, 16);

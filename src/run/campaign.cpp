@@ -61,6 +61,13 @@ struct ReadyImage {
   fs::path path;  // the image file, for a variant whose spec asks for other preprocessing
 };
 
+// Why an entry's ground-truth label is no class of the model's output, or "" when it is one.
+std::string label_problem(const ImageEntry& image, const OutputSpec& output) {
+  if (!image.label || (*image.label >= 0 && *image.label < output.classes)) return "";
+  return "label " + std::to_string(*image.label) + " is out of range: the output spec has " +
+         std::to_string(output.classes) + " classes (0-" + std::to_string(output.classes - 1) + ")";
+}
+
 std::string worker_name(const std::string& framework) { return "deltann-worker-" + framework; }
 
 std::vector<std::string> built_engines(const fs::path& dir) {
@@ -700,9 +707,24 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
 
   CampaignOutcome outcome;
   PreprocessCache cache(config.cache_dir);
+  for (const auto& note : dataset.notes) say("note: " + note);
   std::vector<ReadyImage> ready;
   for (const auto& image : dataset.images) {
     StoredImage row{0, image.key, image.path.string(), "", image.label, "ok", ""};
+    // Every entry gets a row: an unusable one with the reason, so that it is listed with the
+    // results and counted.
+    const auto unusable = [&](const std::string& message) {
+      row.status = "error";
+      row.message = message;
+      store.ensure_image(row);
+      say("image skipped: " + message);
+      ++outcome.images_bad;
+    };
+    const std::string problem = image.usable() ? label_problem(image, spec.output) : image.problem;
+    if (!problem.empty()) {
+      unusable(image.path.string() + ": " + problem);
+      continue;
+    }
     try {
       const auto entry = cache.prepare(image.path, spec.input);
       row.sha256 = entry.image_sha256;
@@ -711,11 +733,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
       if (!row.message.empty()) say("note: " + image.key + ": " + row.message);
       ++outcome.images_ok;
     } catch (const Error& e) {
-      row.status = "error";
-      row.message = e.what();
-      store.ensure_image(row);
-      say("image skipped: " + std::string(e.what()));
-      ++outcome.images_bad;
+      unusable(e.what());
     }
   }
   const bool keep_outputs = static_cast<int64_t>(ready.size()) <= config.keep_outputs_up_to;

@@ -3,14 +3,16 @@ images are converted with a note, and bad models, engines and knob values give m
 say what is wrong and what would be right."""
 import io
 import json
+import os
+import re
 import struct
 import zlib
 
 import numpy as np
 import pytest
 
-from deltann_testlib import (Deltann, failures_of, images_by_key, results_of, variants_by_env,
-                             write_random_images)
+from deltann_testlib import (Deltann, failures_of, images_by_key, query, results_of,
+                             variants_by_env, write_random_images)
 
 
 def png_chunk(kind, data):
@@ -185,3 +187,172 @@ def test_unknown_framework_is_skipped_with_built_engines(models, deltann, tmp_pa
     statuses = {v["env"]: (v["status"], v["failures"]) for v in report["variants"]}
     # A plan-stage skip is not an engine failure.
     assert statuses["foo:opt=1"] == ("skipped", 0)
+
+
+# --- entries that are not image files: loops, devices, FIFOs, folders, long names, duplicates ---
+
+def write_animated_gif(path, frames=3):
+    from PIL import Image
+
+    images = [Image.new("RGB", (8, 8), (60 * n, 20, 200 - 60 * n)) for n in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+def write_awkward_folder(folder):
+    """Three good images next to entries that are not image files. Returns {key: reason} for the
+    entries a folder scan must report as unusable."""
+    write_random_images(folder, [(8, 8), (12, 9), (9, 9)], seed=7, prefix="good")
+    os.symlink("loop_b.jpg", folder / "loop_a.jpg")  # two links pointing at each other
+    os.symlink("loop_a.jpg", folder / "loop_b.jpg")
+    os.symlink("self.png", folder / "self.png")  # a link to itself
+    os.mkfifo(folder / "pipe.jpg")
+    os.symlink("/dev/zero", folder / "zero.png")
+    write_animated_gif(folder / "anim.gif")
+    (folder / "notes.txt").write_text("not an image\n")
+    (folder / "sub").mkdir()
+    return {
+        "loop_a.jpg": "symlink loop",
+        "loop_b.jpg": "symlink loop",
+        "self.png": "symlink loop",
+        "pipe.jpg": "not a regular file",
+        "zero.png": "not a regular file",
+        "anim.gif": "GIF",
+    }
+
+
+COUNTS = re.compile(r"(\d+) images ready, (\d+) unusable; (\d+) results written")
+
+
+def counts_match_the_database(run, db, results_before=0):
+    """The counts `run` printed are what the database holds: every image row, and the result rows
+    this run added to the `results_before` already there."""
+    match = COUNTS.search(run.stderr)
+    assert match, run.stderr
+    ready, unusable, written = (int(g) for g in match.groups())
+    statuses = [row["status"] for row in query(db, "SELECT status FROM images")]
+    assert ready == statuses.count("ok"), (run.stderr, statuses)
+    assert unusable == statuses.count("error"), (run.stderr, statuses)
+    results = query(db, "SELECT COUNT(*) AS n FROM results")[0]["n"]
+    assert written == results - results_before, (run.stderr, results)
+    return ready, unusable, written
+
+
+def assert_no_raw_errors(run):
+    assert "filesystem error" not in run.stderr, run.stderr
+    assert "unexpected error" not in run.stderr, run.stderr
+
+
+def run_tiny(deltann, models, images, db, *extra, expect_rc=0):
+    return deltann.run("run", "--model", models.tiny, "--images", images, "--db", db,
+                       "--env", "ort:opt=all,threads=1", "--repeat", 1, "--warmup", 0, *extra,
+                       expect_rc=expect_rc)
+
+
+def assert_unusable(db, expected, stderr):
+    images = images_by_key(db)
+    for key, reason in expected.items():
+        assert key in images, (key, sorted(images))
+        row = images[key]
+        assert row["status"] == "error", (key, row["message"])
+        assert reason in row["message"], (key, row["message"])
+        assert f"image skipped: {row['message']}" in stderr, (key, stderr)
+
+
+def assert_good_have_results(db, good):
+    images = images_by_key(db)
+    (variant,) = variants_by_env(db).values()
+    assert variant["status"] == "done"
+    assert set(results_of(db, variant["id"])) == {images[key]["id"] for key in good}
+    for key in good:
+        assert images[key]["status"] == "ok", (key, images[key]["message"])
+
+
+def test_folder_scan_reports_every_entry_it_cannot_use(models, deltann, tmp_path):
+    folder = tmp_path / "images"
+    unusable = write_awkward_folder(folder)
+    db = tmp_path / "awkward.db"
+    run = run_tiny(deltann, models, folder, db)
+    assert_no_raw_errors(run)
+    assert_unusable(db, unusable, run.stderr)
+    assert_good_have_results(db, ["good_01.png", "good_02.png", "good_03.png"])
+    assert counts_match_the_database(run, db) == (3, len(unusable), 3)
+    # A file the scan does not pick up is named, with the extensions it does pick up.
+    (line,) = [line for line in run.stderr.splitlines() if "notes.txt" in line]
+    assert ".jpg" in line and ".png" in line, line
+
+
+def test_list_file_reports_bad_entries_and_duplicates(models, deltann, tmp_path):
+    folder = tmp_path / "images"
+    write_awkward_folder(folder)
+    long_name = "x" * 300 + ".jpg"
+    lines = ["good_01.png 0", "good_01.png 0", "./good_02.png 1", "good_02.png 2",
+             "loop_a.jpg", "self.png 1", "pipe.jpg", "/dev/zero", "zero.png", "sub",
+             long_name, "good_03.png 7", "anim.gif"]
+    listing = folder / "list.txt"
+    listing.write_text("".join(line + "\n" for line in lines))
+    db = tmp_path / "list.db"
+    run = run_tiny(deltann, models, listing, db)
+    assert_no_raw_errors(run)
+    assert_unusable(db, {
+        "good_01.png (line 2)": "duplicate of line 1",
+        "good_02.png": "conflicting label",
+        "loop_a.jpg": "symlink loop",
+        "self.png": "symlink loop",
+        "pipe.jpg": "not a regular file",
+        "/dev/zero": "not a regular file",
+        "zero.png": "not a regular file",
+        "sub": "not a regular file",
+        long_name: "name too long",
+        "good_03.png": "label 7 is out of range",
+        "anim.gif": "GIF",
+    }, run.stderr)
+    assert_good_have_results(db, ["good_01.png", "./good_02.png"])
+    assert counts_match_the_database(run, db) == (2, len(lines) - 2, 2)
+    # Resuming writes nothing new, and says so.
+    again = run_tiny(deltann, models, listing, db)
+    assert counts_match_the_database(again, db, results_before=2) == (2, len(lines) - 2, 0)
+
+
+def test_single_image_file_runs_that_image(models, deltann, tmp_path):
+    write_random_images(tmp_path, [(8, 8)], seed=9, prefix="photo")
+    db = tmp_path / "one.db"
+    run = run_tiny(deltann, models, tmp_path / "photo_01.png", db)
+    assert_no_raw_errors(run)
+    assert "IHDR" not in run.stderr and "\ufffd" not in run.stderr, run.stderr
+    images = images_by_key(db)
+    assert list(images) == ["photo_01.png"], list(images)
+    assert_good_have_results(db, ["photo_01.png"])
+    assert counts_match_the_database(run, db) == (1, 0, 1)
+
+
+def test_binary_list_file_is_refused_without_printing_it(models, deltann, tmp_path):
+    blob = tmp_path / "data.bin"
+    blob.write_bytes(bytes(range(256)) * 4 + b"\nphoto.png 1\n")
+    db = tmp_path / "binary.db"
+    run = run_tiny(deltann, models, blob, db, expect_rc=None)
+    assert run.returncode == 1, run.describe()
+    assert str(blob) in run.stderr and "not a text list file" in run.stderr, run.stderr
+    assert_no_raw_errors(run)
+    assert all(ch.isprintable() or ch in "\n" for ch in run.stderr), repr(run.stderr)
+
+
+def test_dataset_that_is_a_symlink_loop_is_named(models, deltann, tmp_path):
+    os.symlink("loop", tmp_path / "loop")
+    run = run_tiny(deltann, models, tmp_path / "loop", tmp_path / "loop.db", expect_rc=None)
+    assert run.returncode == 1, run.describe()
+    assert_no_raw_errors(run)
+    assert f"{tmp_path / 'loop'}" in run.stderr and "symlink loop" in run.stderr, run.stderr
+
+
+def test_filesystem_errors_of_any_verb_are_plain_messages(deltann, tmp_path):
+    os.symlink("loop.onnx", tmp_path / "loop.onnx")
+    write_random_images(tmp_path / "images", [(8, 8)], seed=10)
+    loop = tmp_path / "loop.onnx"
+    for args in (["run", "--model", loop, "--images", tmp_path / "images", "--db",
+                  tmp_path / "x.db", "--env", "ort"],
+                 ["bisect", "--model", loop, "--image", tmp_path / "images" / "img_01.png",
+                  "--a", "ort:opt=disable", "--b", "ort:opt=basic"]):
+        run = deltann.run(*args, expect_rc=None)
+        assert run.returncode == 1, run.describe()
+        assert_no_raw_errors(run)
+        assert f"deltann: symlink loop: {loop}" in run.stderr, run.stderr

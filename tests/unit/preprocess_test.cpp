@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -301,6 +303,27 @@ TEST(PreprocessImage, FolderIsNotAnImage) {
   EXPECT_TRUE(Contains(error_for(dir / "folder.png"), "not a regular file"));
 }
 
+TEST(PreprocessImage, SymlinkLoopSaysSo) {
+  test::TempDir dir;
+  fs::create_symlink("b.png", dir / "a.png");
+  fs::create_symlink("a.png", dir / "b.png");
+  fs::create_symlink("self.png", dir / "self.png");
+  for (const char* name : {"a.png", "self.png"}) {
+    const std::string message = error_for(dir / name);
+    EXPECT_TRUE(Contains(message, (dir / name).string())) << message;
+    EXPECT_TRUE(Contains(message, "symlink loop")) << message;
+  }
+}
+
+TEST(PreprocessImage, FifoAndDeviceAreNotRead) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "pipe.png").c_str(), 0600), 0);
+  fs::create_symlink("/dev/zero", dir / "zero.png");
+  // Opening the FIFO would block for ever and /dev/zero never ends: both are refused unread.
+  EXPECT_TRUE(Contains(error_for(dir / "pipe.png"), "not a regular file (a FIFO)"));
+  EXPECT_TRUE(Contains(error_for(dir / "zero.png"), "not a regular file (a character device)"));
+}
+
 TEST(PreprocessImage, ZeroByteFile) {
   test::TempDir dir;
   const fs::path path = test::write_file(dir / "empty.png", "");
@@ -410,6 +433,54 @@ TEST(PreprocessImage, GrayscaleJpegIsNoted) {
 
 // A complete image followed by extra bytes (padding, or the video that "motion photos" append
 // after the JPEG) decodes fine with OpenCV, so the truncation check must not refuse it.
+// A GIF of 1x1 pixels with `frames` frames (two-colour global table, one LZW-coded pixel each),
+// looping like an animation when it has more than one.
+std::string gif(int frames) {
+  std::string bytes("GIF89a\x01\x00\x01\x00\x80\x00\x00", 13);
+  bytes += std::string("\x00\x00\x00\xff\xff\xff", 6);
+  if (frames > 1) bytes += std::string("\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00", 19);
+  for (int i = 0; i < frames; ++i) {
+    bytes += std::string("\x21\xf9\x04\x00\x0a\x00\x00\x00", 8);  // 0.1 s per frame
+    bytes += std::string("\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00", 10);
+    bytes += std::string("\x02\x02\x44\x01\x00", 5);
+  }
+  return bytes + "\x3b";
+}
+
+TEST(PreprocessImage, AnimatedGifIsReadFromItsFirstFrameOrRefusedWithTheReason) {
+  test::TempDir dir;
+  const fs::path animated = test::write_file(dir / "anim.gif", gif(3));
+  const fs::path still = test::write_file(dir / "still.gif", gif(1));
+  if (!cv::haveImageReader(animated.string())) {
+    // This OpenCV cannot read GIF: say so, not "corrupt" or "not an image".
+    const std::string message = error_for(animated);
+    EXPECT_TRUE(Contains(message, animated.string())) << message;
+    EXPECT_TRUE(Contains(message, "animated GIF (3 frames)")) << message;
+    EXPECT_TRUE(Contains(message, "GIF is not supported by the decoder")) << message;
+    EXPECT_TRUE(Contains(error_for(still), "GIF is not supported by the decoder"));
+    EXPECT_FALSE(Contains(error_for(still), "animated"));
+  } else {
+    const PreparedImage prepared = preprocess_image(animated, raw_spec(1));
+    ASSERT_EQ(prepared.notes.size(), 1u);
+    EXPECT_TRUE(Contains(prepared.notes[0], "first of its 3 frames"));
+  }
+}
+
+TEST(ImageFormat, SignaturesAreRecognised) {
+  const auto format = [](const std::string& head) {
+    return image_format_of(reinterpret_cast<const unsigned char*>(head.data()), head.size());
+  };
+  EXPECT_EQ(format(std::string("\xff\xd8\xff\xe0", 4)), "jpeg");
+  EXPECT_EQ(format(png_header(1, 1)), "png");
+  EXPECT_EQ(format(gif(2)), "gif");
+  EXPECT_EQ(format("GIF87a"), "gif");
+  EXPECT_EQ(format(std::string("II*\0", 4)), "tiff");
+  EXPECT_EQ(format(std::string("RIFF\x10\x00\x00\x00WEBPVP8 ", 16)), "webp");
+  EXPECT_EQ(format("P6\n1 1\n255\n"), "pnm");
+  EXPECT_EQ(format("a.jpg 3\n"), "");
+  EXPECT_EQ(format(""), "");
+}
+
 TEST(PreprocessImage, CompleteImageWithTrailingBytesIsAccepted) {
   test::TempDir dir;
   const fs::path jpeg = write_image(dir / "trailer.jpg", colour_image());
@@ -490,6 +561,10 @@ TEST(PreprocessCache, BadImageIsAnErrorAndLeavesNoTensor) {
   EXPECT_TRUE(Contains(message, "not an image"));
   EXPECT_TRUE(Contains(message_of<Error>([&] { cache.prepare(dir / "gone.png", raw_spec(4)); }),
                        "gone.png"));
+  // A symlink loop is an Error naming it too, not a filesystem exception.
+  fs::create_symlink("loop.png", dir / "loop.png");
+  EXPECT_TRUE(Contains(message_of<Error>([&] { cache.prepare(dir / "loop.png", raw_spec(4)); }),
+                       "loop.png: symlink loop"));
   // Nothing half-made is left for a later run to pick up.
   bool any_tensor = false;
   if (fs::exists(dir / "cache"))
