@@ -144,7 +144,8 @@ void compare_outputs(PairSummary& p, const ResultsByImage& a, const ResultsByIma
     total.elements += d.elements;
     total.failing += d.failing;
     worst_l2 = std::max(worst_l2, d.relative_l2);
-    worst_cosine = std::min(worst_cosine, d.cosine);
+    // std::min would drop a NaN (an output with a NaN or an infinity on one side): keep it.
+    worst_cosine = std::isnan(d.cosine) ? d.cosine : std::min(worst_cosine, d.cosine);
     worst_rtol = std::max(worst_rtol, d.min_rtol);
   }
   if (p.images == 0) return;
