@@ -170,8 +170,27 @@ void compare_timing(PairSummary& p, const std::vector<double>& a, const std::vec
   const auto test = stats::mann_whitney_sorted(a, b);
   p.speed_ratio = ratio.ratio;
   p.speed_ratio_ci = ratio.ci;
-  p.p_value = test.p_value;
-  p.significant = test.p_value < options.alpha && (ratio.ci.low > 1.0 || ratio.ci.high < 1.0);
+  p.p_value = test.p_value;  // `significant` waits for the family: decide_significance
+}
+
+// Every timing test of one comparison is one family: Holm's adjustment over all of them, so that
+// among the hundreds of pairs of a campaign the chance of any false "significant" stays below
+// alpha (docs/ANALYSIS.md, "Multiple comparisons").
+void decide_significance(std::vector<PairSummary>& pairs, const AnalysisOptions& options) {
+  std::vector<PairSummary*> tested;
+  std::vector<double> p_values;
+  for (auto& p : pairs)
+    if (p.p_value && p.speed_ratio_ci) {
+      tested.push_back(&p);
+      p_values.push_back(*p.p_value);
+    }
+  const std::vector<double> adjusted = stats::holm_adjusted(p_values);
+  for (size_t i = 0; i < tested.size(); ++i) {
+    PairSummary& p = *tested[i];
+    p.p_adjusted = adjusted[i];
+    p.significant = adjusted[i] < options.alpha &&
+                    (p.speed_ratio_ci->low > 1.0 || p.speed_ratio_ci->high < 1.0);
+  }
 }
 
 }  // namespace
@@ -263,6 +282,7 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
   for (auto& t : pool) t.join();
   for (auto& p : done)
     if (p.images > 0) c.pairs.push_back(std::move(p));
+  decide_significance(c.pairs, options);
 
   FindingContext context;
   context.model = model_paths.empty() ? "" : model_paths.begin()->second;
