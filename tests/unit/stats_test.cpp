@@ -353,8 +353,7 @@ void expect_adjusted(const std::vector<double>& p, const std::vector<double>& wa
 TEST(StatsHolm, TextbookExample) {
   // Four tests with p = 0.01, 0.04, 0.03, 0.005. Sorted: 0.005, 0.01, 0.03, 0.04, multiplied by
   // 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04, and the running maximum: 0.02, 0.03, 0.06, 0.06. At
-  // alpha 0.05 the tests with p = 0.005 and 0.01 are rejected, the other two not (Bonferroni,
-  // 4 p < 0.05, would reject only the first).
+  // alpha 0.05 the tests with p = 0.005 and 0.01 are rejected, the other two not.
   expect_adjusted({0.01, 0.04, 0.03, 0.005}, {0.03, 0.06, 0.06, 0.02});
   // 0.01 .. 0.05: 5 x 0.01 = 0.05, 4 x 0.02 = 0.08, 3 x 0.03 = 0.09, then 0.08 and 0.05 are
   // lifted to 0.09 by the running maximum (R's p.adjust(method = "holm") gives the same).
