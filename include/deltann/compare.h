@@ -109,6 +109,9 @@ struct Comparison {
   std::vector<Finding> findings;  // ranked, most severe first
   AnalysisOptions options;
   std::map<std::string, std::string> meta;  // the database's meta table (host, model, ...)
+
+  // Pairs with a timing test (a p-value): the family over which p_adjusted is adjusted.
+  int timing_tests() const;
 };
 
 Comparison compare_variants(Store& store, const AnalysisOptions& options = {});

@@ -195,6 +195,11 @@ void decide_significance(std::vector<PairSummary>& pairs, const AnalysisOptions&
 
 }  // namespace
 
+int Comparison::timing_tests() const {
+  return static_cast<int>(std::count_if(
+      pairs.begin(), pairs.end(), [](const PairSummary& p) { return p.p_adjusted.has_value(); }));
+}
+
 double PairSummary::top1_difference_rate() const {
   return images == 0 ? 0.0 : static_cast<double>(top1_differences) / images;
 }

@@ -212,11 +212,9 @@ void print_comparison(const Comparison& c, std::ostream& out) {
         << '\n';
   }
   if (shown < ranked.size()) out << " (" << ranked.size() - shown << " more pairs in --json)\n";
-  const auto tests = std::count_if(c.pairs.begin(), c.pairs.end(),
-                                   [](const PairSummary& p) { return p.p_adjusted.has_value(); });
   out << " conf = confident flips (not near-ties); * = significant: p adj < " << c.options.alpha
       << " and the interval of the ratio excludes 1\n p = Mann-Whitney, p adj = p adjusted by "
-      << "Holm's method over the " << tests << " timing tests\n";
+      << "Holm's method over the " << c.timing_tests() << " timing tests\n";
 
   out << "\nFindings (" << c.findings.size() << ", most severe first)\n";
   if (c.findings.empty()) out << " none\n";

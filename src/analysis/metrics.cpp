@@ -50,8 +50,9 @@ void append_ranks(const std::vector<int>& ids, const std::vector<float>& scores,
 // the nearest double and may land just below the exact one, so that quotient * ay rounds below d
 // and the element fails at its own quotient; the next double up is above the exact quotient, so
 // its product cannot round below d (rounding is monotone and d is a double). Since the check is
-// monotone in rtol, the largest of these passes every element. d = 0 gives 0 (0 / 0 is NaN,
-// which the callers' comparisons drop), ay = 0 < d gives inf. Branch-free, for the vector loop.
+// monotone in rtol, the largest of these passes every element. d = 0 gives 0 (NaN when ay = 0
+// too, which the callers' comparisons drop), ay = 0 < d gives inf. Branch-free, for the vector
+// loop.
 double passing_rtol(double d, double ay) {
   const double ratio = d / ay;
   // Only a finite positive quotient can fail its own check; for those, adding one to the bit

@@ -830,10 +830,8 @@ void write_axes(const Context& ctx, std::ostream& out) {
       << ". Speed ratio: median(B) / median(A) with its " << percent(o.confidence)
       << " interval (above 1: B is slower); p from a Mann-Whitney U test, p adj. that p adjusted "
          "by Holm's method over all "
-      << std::count_if(ctx.c.pairs.begin(), ctx.c.pairs.end(),
-                       [](const PairSummary& p) { return p.p_adjusted.has_value(); })
-      << " timing tests of the campaign; significant when p adj. &lt; " << general(o.alpha)
-      << " and the interval excludes 1.</p>\n";
+      << ctx.c.timing_tests() << " timing tests of the campaign; significant when p adj. &lt; "
+      << general(o.alpha) << " and the interval excludes 1.</p>\n";
   if (ctx.c.pairs.empty()) {
     out << "<p class=\"muted\">No pair of variants has an image in common.</p>\n</section>\n";
     return;

@@ -242,6 +242,11 @@ TEST_F(CompareFixture, JsonAndTable) {
   EXPECT_TRUE(Contains(table.str(), "opencv:opt=on"));
   EXPECT_TRUE(Contains(table.str(), "2/4"));  // A vs B: 2 differing of 4
   EXPECT_TRUE(Contains(table.str(), "3/3"));  // B vs C
+  // Both p-values of each pair, the raw and the adjusted over the comparison's timing tests.
+  EXPECT_EQ(comparison_.timing_tests(), 3);
+  EXPECT_TRUE(j["pairs"][0].contains("p_value") && j["pairs"][0].contains("p_adjusted"));
+  EXPECT_TRUE(Contains(table.str(), "p adj"));
+  EXPECT_TRUE(Contains(table.str(), "adjusted by Holm's method over the 3 timing tests"));
 }
 
 // Two variants over images with the given outputs (a's, b's), one image per entry in order.
