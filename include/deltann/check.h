@@ -37,8 +37,9 @@ struct VariantVerdict {
   // Timing oriented baseline → variant: median(variant) / median(baseline), so > 1 is slower.
   std::optional<double> speed_ratio = std::nullopt;
   std::optional<stats::Interval> speed_ratio_ci = std::nullopt;
-  std::optional<double> p_value = std::nullopt;
-  bool significant = false;
+  std::optional<double> p_value = std::nullopt;     // the pair's Mann-Whitney p
+  std::optional<double> p_adjusted = std::nullopt;  // Holm-adjusted over the campaign's pairs
+  bool significant = false;                         // decided on p_adjusted
   std::vector<std::string> reasons = {};  // why it failed or was skipped; empty when it passed
   std::vector<std::string> notes = {};    // what could not be checked, without failing
 };

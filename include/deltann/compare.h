@@ -21,7 +21,7 @@ struct AnalysisOptions {
   double atol = 1e-4;         // element-wise |a - b| <= atol + rtol * |b|
   double rtol = 1e-3;
   double confidence = 0.95;    // of every interval
-  double alpha = 0.05;         // significance level of the timing tests
+  double alpha = 0.05;         // family-wise significance level of the timing tests (Holm)
   double max_cv = 0.10;        // timing with a larger coefficient of variation is flagged
   double min_slowdown = 0.02;  // a significant slow-down must also exceed this fraction
 };
@@ -98,8 +98,11 @@ struct PairSummary {
   // Timing: median(b) / median(a) over all samples, its interval and a Mann-Whitney U test.
   std::optional<double> speed_ratio;
   std::optional<stats::Interval> speed_ratio_ci;
-  std::optional<double> p_value;
-  bool significant = false;  // p < alpha and the interval excludes 1
+  std::optional<double> p_value;  // two-sided Mann-Whitney, for this pair alone
+  // p_value adjusted by Holm's method over every timing test of the comparison (all pairs with
+  // a p_value): the family whose false alarms `significant` keeps below alpha.
+  std::optional<double> p_adjusted;
+  bool significant = false;  // p_adjusted < alpha and the interval excludes 1
 };
 
 // Something a user should look at, with the evidence and a command that reproduces it.
@@ -124,6 +127,9 @@ struct Comparison {
   std::vector<Finding> findings;  // ranked, most severe first
   AnalysisOptions options;
   std::map<std::string, std::string> meta;  // the database's meta table (host, model, ...)
+
+  // Pairs with a timing test (a p-value): the family over which p_adjusted is adjusted.
+  int timing_tests() const;
 };
 
 Comparison compare_variants(Store& store, const AnalysisOptions& options = {});

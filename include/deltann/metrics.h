@@ -33,9 +33,11 @@ struct NumericDifference {
   int64_t elements = 0;
   double relative_l2 = 0;  // ||a - b|| / ||a|| (0 when both are 0, inf when only a is 0)
   double cosine = 1;       // a·b / (||a|| ||b||) (1 when both are 0, 0 when only one is)
-  double min_rtol = 0;     // smallest rtol that passes with atol = 0: max |a-b| / |b|
-                           // (inf when some b = 0 and a != b)
-  int64_t failing = 0;     // elements with |a - b| > atol + rtol * |b| (numpy.allclose rule)
+  // Smallest rtol that passes with atol = 0: max |a-b| / |b|, each quotient raised to the next
+  // double when rounding put it just below what the check needs, so that every element passes
+  // |a - b| <= rtol * |b| evaluated in double (inf when some b = 0 and a != b).
+  double min_rtol = 0;
+  int64_t failing = 0;  // elements with |a - b| > atol + rtol * |b| (numpy.allclose rule)
 };
 // Element-wise differences of two equally long vectors (std::invalid_argument otherwise). A NaN
 // on one side only counts as an infinite difference (max_abs, sum_abs, relative_l2 and min_rtol

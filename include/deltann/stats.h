@@ -42,6 +42,14 @@ struct MannWhitney {
 // docs/ANALYSIS.md). p = 1 when either sample is empty or all values are tied.
 MannWhitney mann_whitney_sorted(const std::vector<double>& a, const std::vector<double>& b);
 
+// Holm's step-down adjustment of a family of p-values for multiple comparisons, in the input
+// order: with the m p-values sorted ascending, p_(1) <= ... <= p_(m),
+//   adjusted_(i) = max over j <= i of min(1, (m - j + 1) p_(j)).
+// Calling a test significant when its adjusted p-value is below alpha keeps the probability of
+// any false call in the family at most alpha, whatever the dependence between the tests. NaN
+// entries stay NaN and are not counted in m.
+std::vector<double> holm_adjusted(const std::vector<double>& p_values);
+
 // Ratio median(b) / median(a) of sorted samples with a conservative confidence interval: each
 // median's distribution-free interval at level 1 - (1 - confidence) / 2, combined as
 // [low_b / high_a, high_b / low_a] (Bonferroni), so coverage is at least `confidence`.

@@ -146,7 +146,8 @@ void compare_outputs(PairSummary& p, const ResultsByImage& a, const ResultsByIma
     total.elements += d.elements;
     total.failing += d.failing;
     worst_l2 = std::max(worst_l2, d.relative_l2);
-    worst_cosine = std::min(worst_cosine, d.cosine);
+    // std::min would drop a NaN (an output with a NaN or an infinity on one side): keep it.
+    worst_cosine = std::isnan(d.cosine) ? d.cosine : std::min(worst_cosine, d.cosine);
     worst_rtol = std::max(worst_rtol, d.min_rtol);
   }
   if (p.images == 0) return;
@@ -171,8 +172,27 @@ void compare_timing(PairSummary& p, const std::vector<double>& a, const std::vec
   const auto test = stats::mann_whitney_sorted(a, b);
   p.speed_ratio = ratio.ratio;
   p.speed_ratio_ci = ratio.ci;
-  p.p_value = test.p_value;
-  p.significant = test.p_value < options.alpha && (ratio.ci.low > 1.0 || ratio.ci.high < 1.0);
+  p.p_value = test.p_value;  // `significant` waits for the family: decide_significance
+}
+
+// Every timing test of one comparison is one family: Holm's adjustment over all of them, so that
+// among the hundreds of pairs of a campaign the chance of any false "significant" stays below
+// alpha (docs/ANALYSIS.md, "Multiple comparisons").
+void decide_significance(std::vector<PairSummary>& pairs, const AnalysisOptions& options) {
+  std::vector<PairSummary*> tested;
+  std::vector<double> p_values;
+  for (auto& p : pairs)
+    if (p.p_value && p.speed_ratio_ci) {
+      tested.push_back(&p);
+      p_values.push_back(*p.p_value);
+    }
+  const std::vector<double> adjusted = stats::holm_adjusted(p_values);
+  for (size_t i = 0; i < tested.size(); ++i) {
+    PairSummary& p = *tested[i];
+    p.p_adjusted = adjusted[i];
+    p.significant = adjusted[i] < options.alpha &&
+                    (p.speed_ratio_ci->low > 1.0 || p.speed_ratio_ci->high < 1.0);
+  }
 }
 
 ModelSummary model_on_disk(const StoredModel& m) {
@@ -186,6 +206,11 @@ ModelSummary model_on_disk(const StoredModel& m) {
 }
 
 }  // namespace
+
+int Comparison::timing_tests() const {
+  return static_cast<int>(std::count_if(
+      pairs.begin(), pairs.end(), [](const PairSummary& p) { return p.p_adjusted.has_value(); }));
+}
 
 double PairSummary::top1_difference_rate() const {
   return images == 0 ? 0.0 : static_cast<double>(top1_differences) / images;
@@ -287,6 +312,7 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
   for (auto& t : pool) t.join();
   for (auto& p : done)
     if (p.images > 0) c.pairs.push_back(std::move(p));
+  decide_significance(c.pairs, options);
 
   FindingContext context;
   context.model = c.models.empty() ? "" : c.models.front().path;

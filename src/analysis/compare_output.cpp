@@ -121,6 +121,7 @@ nlohmann::json to_json(const Comparison& c) {
                      {"speed_ratio", number_json(p.speed_ratio)},
                      {"speed_ratio_ci", interval_json(p.speed_ratio_ci)},
                      {"p_value", number_json(p.p_value)},
+                     {"p_adjusted", number_json(p.p_adjusted)},
                      {"significant", p.significant}});
   for (const auto& f : c.findings) findings.push_back(to_json(f));
   nlohmann::json models = nlohmann::json::array();
@@ -211,7 +212,7 @@ void print_comparison(const Comparison& c, std::ostream& out) {
   out << std::left << std::setw(10) << " pair" << std::setw(11) << "axis" << std::right
       << std::setw(10) << "top-1 diff" << std::setw(8) << "conf" << std::setw(10) << "top-5 ovl"
       << std::setw(12) << "max |d|" << std::setw(12) << "mean |d|" << std::setw(9) << "speed"
-      << std::setw(10) << "p"
+      << std::setw(10) << "p" << std::setw(10) << "p adj"
       << "  differing images\n";
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < c.variants.size(); ++i) index[c.variants[i].env] = i + 1;
@@ -229,11 +230,13 @@ void print_comparison(const Comparison& c, std::ostream& out) {
         << std::setw(8) << p.confident_flips << std::setw(10) << fixed(p.top5_overlap, 3)
         << std::setw(12) << scientific(p.max_abs_diff) << std::setw(12)
         << scientific(p.mean_abs_diff) << std::setw(9) << speed << std::setw(10)
-        << scientific(p.p_value) << "  " << images << '\n';
+        << scientific(p.p_value) << std::setw(10) << scientific(p.p_adjusted) << "  " << images
+        << '\n';
   }
   if (shown < ranked.size()) out << " (" << ranked.size() - shown << " more pairs in --json)\n";
-  out << " conf = confident flips (not near-ties); * = significant at alpha " << c.options.alpha
-      << '\n';
+  out << " conf = confident flips (not near-ties); * = significant: p adj < " << c.options.alpha
+      << " and the interval of the ratio excludes 1\n p = Mann-Whitney, p adj = p adjusted by "
+      << "Holm's method over the " << c.timing_tests() << " timing tests\n";
 
   out << "\nFindings (" << c.findings.size() << ", most severe first)\n";
   if (c.findings.empty()) out << " none\n";

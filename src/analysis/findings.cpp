@@ -220,6 +220,10 @@ void add_pair_findings(std::vector<Finding>& out, const Comparison& c,
                  number(100 * c.options.confidence, "%.0f") + "% interval [" +
                  number(ci_low, "%.3f") + ", " + number(ci_high, "%.3f") +
                  "], Mann-Whitney p = " + number(*p.p_value, "%.2g");
+    if (p.p_adjusted)
+      f.evidence +=
+          " (Holm-adjusted over the campaign's timing tests: " + number(*p.p_adjusted, "%.2g") +
+          ")";
     f.variants = {lower, higher};
     f.reproduce = reproduce(context, f.variants);
     out.push_back(std::move(f));

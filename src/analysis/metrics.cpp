@@ -4,8 +4,10 @@
 #include "deltann/metrics.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -43,6 +45,22 @@ void append_ranks(const std::vector<int>& ids, const std::vector<float>& scores,
   }
 }
 
+// The rtol that passes one element with atol = 0 under the check as numeric_difference evaluates
+// it in double, d <= rtol * ay, for d = |a - b| and ay = |b|. The quotient d / ay is rounded to
+// the nearest double and may land just below the exact one, so that quotient * ay rounds below d
+// and the element fails at its own quotient; the next double up is above the exact quotient, so
+// its product cannot round below d (rounding is monotone and d is a double). Since the check is
+// monotone in rtol, the largest of these passes every element. d = 0 gives 0 (NaN when ay = 0
+// too, which the callers' comparisons drop), ay = 0 < d gives inf. Branch-free, for the vector
+// loop.
+double passing_rtol(double d, double ay) {
+  const double ratio = d / ay;
+  // Only a finite positive quotient can fail its own check; for those, adding one to the bit
+  // pattern is std::nextafter(ratio, inf), without a call that would stop vectorisation.
+  const double next_up = std::bit_cast<double>(std::bit_cast<uint64_t>(ratio) + 1);
+  return ratio * ay < d ? next_up : ratio;
+}
+
 bool any_nan(const std::vector<float>& v) {
   return std::any_of(v.begin(), v.end(), [](float f) { return std::isnan(f); });
 }
@@ -50,7 +68,7 @@ bool any_nan(const std::vector<float>& v) {
 // Running sums of numeric_difference over some of the elements.
 struct DifferenceSums {
   double max_abs = 0, sum_abs = 0, diff_sq = 0, a_sq = 0, b_sq = 0, dot = 0;
-  double max_rtol = 0;  // the largest |a - b| / |b|
+  double max_rtol = 0;  // the largest passing_rtol(|a - b|, |b|)
   int64_t failing = 0;
   bool infinite = false;  // some element differs infinitely
 
@@ -70,7 +88,7 @@ struct DifferenceSums {
     a_sq += x * x;
     b_sq += y * y;
     dot += x * y;
-    if (d > 0) max_rtol = std::max(max_rtol, ay > 0 ? d / ay : kInf);
+    if (d > 0) max_rtol = std::max(max_rtol, passing_rtol(d, ay));
     if (d > atol + rtol * ay) ++failing;  // numpy.allclose passes |a - b| <= atol + rtol |b|
   }
 
@@ -111,7 +129,7 @@ DifferenceSums sums_if_finite(const float* a, const float* b, size_t n, double a
       b_sq[k] += y * y;
       dot[k] += x * y;
       // d / 0 is inf, as wanted; 0 / 0 is NaN, which the comparison drops (no difference there).
-      const double ratio = d / ay;
+      const double ratio = passing_rtol(d, ay);
       max_rtol[k] = ratio > max_rtol[k] ? ratio : max_rtol[k];
       failing[k] += d > atol + rtol * ay ? 1.0 : 0.0;  // allclose passes |a-b| <= atol + rtol |b|
     }

@@ -172,6 +172,23 @@ MannWhitney mann_whitney_sorted(const std::vector<double>& a, const std::vector<
   return result;
 }
 
+std::vector<double> holm_adjusted(const std::vector<double>& p_values) {
+  std::vector<size_t> order;  // the non-NaN entries, smallest p first
+  for (size_t i = 0; i < p_values.size(); ++i)
+    if (!std::isnan(p_values[i])) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t i, size_t j) { return p_values[i] < p_values[j]; });
+  std::vector<double> adjusted(p_values.size(), kNaN);
+  const size_t m = order.size();
+  double running_max = 0;  // the step-down keeps the adjusted values in the order of the raw ones
+  for (size_t rank = 0; rank < m; ++rank) {
+    const double scaled = static_cast<double>(m - rank) * p_values[order[rank]];
+    running_max = std::max(running_max, std::min(1.0, scaled));
+    adjusted[order[rank]] = running_max;
+  }
+  return adjusted;
+}
+
 RatioEstimate median_ratio_sorted(const std::vector<double>& a, const std::vector<double>& b,
                                   double confidence) {
   if (a.empty() || b.empty() || std::isnan(confidence)) return {kNaN, {kNaN, kNaN}};

@@ -18,7 +18,8 @@ inline void add_analysis_options(CLI::App* cmd, AnalysisOptions& o) {
   cmd->add_option("--confidence", o.confidence, "level of the intervals")
       ->check(CLI::Range(0.5, 0.9999))
       ->capture_default_str();
-  cmd->add_option("--alpha", o.alpha, "significance level of the timing tests")
+  cmd->add_option("--alpha", o.alpha,
+                  "family-wise significance level of the timing tests (Holm over all pairs)")
       ->check(CLI::Range(1e-9, 0.5))
       ->capture_default_str();
   cmd->add_option("--max-cv", o.max_cv, "coefficient of variation above which timing is flagged")

@@ -152,6 +152,7 @@ std::string numbers_text(const VariantVerdict& v, const CheckVerdict& verdict) {
       text +=
           " [" + fixed(v.speed_ratio_ci->low, 3) + ", " + fixed(v.speed_ratio_ci->high, 3) + "]";
     if (v.p_value) text += " p=" + p_text(*v.p_value);
+    if (v.p_adjusted) text += " (adjusted " + p_text(*v.p_adjusted) + ")";
     text += std::string(v.significant ? " significant" : " not significant") + ", limit +" +
             percent(*verdict.max_slowdown);
   }
@@ -305,6 +306,7 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
                                           : stats::Interval{1.0 / p->speed_ratio_ci->high,
                                                             1.0 / p->speed_ratio_ci->low};
         out.p_value = p->p_value;
+        out.p_adjusted = p->p_adjusted;
         out.significant = p->significant;
       }
       if (options.max_slowdown) {

@@ -113,6 +113,7 @@ ojson pair_row(const PairSummary& p) {
           {"speed_ratio_ci_low", p.speed_ratio_ci ? json_number(p.speed_ratio_ci->low) : nullptr},
           {"speed_ratio_ci_high", p.speed_ratio_ci ? json_number(p.speed_ratio_ci->high) : nullptr},
           {"p_value", json_number(p.p_value)},
+          {"p_adjusted", json_number(p.p_adjusted)},
           {"significant", p.significant},
           {"differing_images", p.differing_images}};
 }

@@ -837,7 +837,9 @@ void write_axes(const Context& ctx, std::ostream& out) {
          "atol "
       << general(o.atol) << ", rtol " << general(o.rtol)
       << ". Speed ratio: median(B) / median(A) with its " << percent(o.confidence)
-      << " interval (above 1: B is slower); p from a Mann-Whitney U test, significant when p &lt; "
+      << " interval (above 1: B is slower); p from a Mann-Whitney U test, p adj. that p adjusted "
+         "by Holm's method over all "
+      << ctx.c.timing_tests() << " timing tests of the campaign; significant when p adj. &lt; "
       << general(o.alpha) << " and the interval excludes 1.</p>\n";
   if (ctx.c.pairs.empty()) {
     out << "<p class=\"muted\">No pair of variants has an image in common.</p>\n</section>\n";
@@ -865,7 +867,7 @@ void write_axes(const Context& ctx, std::ostream& out) {
            "<th class=\"n\">top-5 Jaccard</th><th class=\"n\">rank corr.</th>"
            "<th class=\"n\">max |d|</th><th class=\"n\">rel L2</th><th class=\"n\">cosine</th>"
            "<th class=\"n\">failing elements</th><th class=\"n\">speed ratio B/A</th>"
-           "<th class=\"n\">p</th><th>significant</th></tr>\n";
+           "<th class=\"n\">p</th><th class=\"n\">p adj.</th><th>significant</th></tr>\n";
     for (const PairSummary* p : pairs) {
       std::string ratio = kDash;
       if (p->speed_ratio) {
@@ -890,7 +892,7 @@ void write_axes(const Context& ctx, std::ostream& out) {
           << "</td><td class=\"n\">"
           << (p->failing_elements ? std::to_string(*p->failing_elements) : std::string(kDash))
           << "</td><td class=\"n\">" << ratio << "</td><td class=\"n\">" << general(p->p_value)
-          << "</td><td>"
+          << "</td><td class=\"n\">" << general(p->p_adjusted) << "</td><td>"
           << (p->p_value || p->speed_ratio ? (p->significant ? "<b>yes</b>" : "no")
                                            : std::string(kDash))
           << "</td></tr>\n";

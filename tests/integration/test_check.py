@@ -1,11 +1,15 @@
 """`deltann check` on the label_flip model: its two ONNX Runtime optimisation levels give
 different top-1 labels on its one image (100% differ), so a 50% limit fails and 100% passes.
-Checks the exit codes (0 pass, 1 fail, 2 usage) and that the JUnit report parses."""
+Checks the exit codes (0 pass, 1 fail, 2 usage) and that the JUnit report parses, and that a
+slow-down is judged on its p-value adjusted over the campaign's many pairs."""
 import json
 import shutil
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+
+from deltann_testlib import (images_by_key, overwrite_result, run_testing_engine_campaign,
+                             variants_by_env)
 
 
 @pytest.fixture
@@ -65,3 +69,25 @@ def test_passes_within_the_limit(flip, deltann, tmp_path):
 def test_usage_errors_exit_2(flip, deltann, args, message):
     result = deltann.run("check", "--db", flip["db"], *args, expect_rc=2)
     assert message in result.stderr, result.describe()
+
+
+def test_slowdown_is_judged_on_the_holm_adjusted_p(models, deltann, test_workers, tmp_path):
+    """Four variants of the test-only engine with chosen timings, 40 samples each: three time
+    alike (35 samples from 10 ms, 5 from 30 ms), threads=2 has a 4.8 % higher median (11 samples
+    from 5 ms, 29 from 10.6 ms). Against the baseline alone that slow-down has p = 0.039 and an
+    interval [1.033, 1.063] above the 1 % limit, which failed the check when each pair was tested
+    at 0.05; among the campaign's six timing tests Holm's adjusted p is 6 x 0.039 = 0.234."""
+    envs = ["testing:threads=1", "testing:threads=2", "testing:threads=3", "testing:threads=4"]
+    db = run_testing_engine_campaign(deltann, models.tiny, test_workers, tmp_path, envs, 10)
+    same = [(10_000_000 if i < 35 else 29_650_000) + 10_000 * i for i in range(40)]
+    slower = [(5_000_000 if i < 11 else 10_490_000) + 10_000 * i for i in range(40)]
+    images = sorted(row["id"] for row in images_by_key(db).values())
+    for env, variant in variants_by_env(db).items():
+        samples = slower if "threads=2" in env else same
+        for i, image in enumerate(images):
+            overwrite_result(db, variant["id"], image, samples_ns=samples[4 * i:4 * i + 4])
+    result = deltann.run("check", "--db", db, "--baseline", "testing:threads=1",
+                         "--max-label-diff", "100%", "--max-slowdown", "1%")
+    (line,) = [l for l in result.stdout.splitlines() if "threads=2" in l]
+    assert line.startswith("PASS "), result.describe()
+    assert "time x1.048 [1.033, 1.063] p=0.039 (adjusted 0.234) not significant" in line, line

@@ -242,7 +242,7 @@ def test_pairs_grouped_by_axis(campaign, dom):
     assert sum(len(table_rows(t)) - 1 for t in tables) == len(campaign["compare"]["pairs"])
     header = table_rows(tables[0])[0]
     for column in ("top-1 diff", "near-tie / confident", "top-5 Jaccard", "rank corr.", "max |d|",
-                   "rel L2", "speed ratio B/A", "p", "significant"):
+                   "rel L2", "speed ratio B/A", "p", "p adj.", "significant"):
         assert column in header
 
 

@@ -287,6 +287,37 @@ def int64s(blob):
     return np.frombuffer(blob or b"", dtype="<i8")
 
 
+def overwrite_result(db, variant_id, image_id, samples_ns=None, output=None):
+    """Replaces the timed samples (int64 nanoseconds) and/or the full output (float32; its count of
+    NaN/Inf goes to `nonfinite`) of one stored result, so that the analysis of a real campaign can
+    be checked on chosen numbers."""
+    with closing(sqlite3.connect(str(db), timeout=30)) as con, con:
+        if samples_ns is not None:
+            con.execute("UPDATE results SET samples_ns = ? WHERE variant_id = ? AND image_id = ?",
+                        (np.asarray(samples_ns, dtype="<i8").tobytes(), variant_id, image_id))
+        if output is not None:
+            output = np.asarray(output, dtype="<f4")
+            con.execute("UPDATE results SET output = ?, nonfinite = ? "
+                        "WHERE variant_id = ? AND image_id = ?",
+                        (output.tobytes(), int(np.count_nonzero(~np.isfinite(output))),
+                         variant_id, image_id))
+
+
+def run_testing_engine_campaign(deltann, model, workers, folder, envs, images):
+    """A real campaign of the test-only engine (src/backends/testing) over `images` random 8x8
+    images, one timed run each; returns the database. Its outputs and timings are the engine's:
+    overwrite_result puts chosen numbers in their place."""
+    folder = Path(folder)
+    write_random_images(folder / "images", [(8, 8)] * images, seed=5)
+    db = folder / "campaign.db"
+    args = ["run", "--model", model, "--images", folder / "images", "--db", db,
+            "--repeat", 1, "--warmup", 0]
+    for env in envs:
+        args += ["--env", env]
+    deltann.run(*args, env={"DELTANN_WORKER_DIR": str(workers)}, timeout=120)
+    return db
+
+
 def results_checksum(db):
     """Row count and SHA-256 over every column of every results row, in key order."""
     digest = hashlib.sha256()

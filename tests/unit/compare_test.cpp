@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -241,18 +242,31 @@ TEST_F(CompareFixture, JsonAndTable) {
   EXPECT_TRUE(Contains(table.str(), "opencv:opt=on"));
   EXPECT_TRUE(Contains(table.str(), "2/4"));  // A vs B: 2 differing of 4
   EXPECT_TRUE(Contains(table.str(), "3/3"));  // B vs C
+  // Both p-values of each pair, the raw and the adjusted over the comparison's timing tests.
+  EXPECT_EQ(comparison_.timing_tests(), 3);
+  EXPECT_TRUE(j["pairs"][0].contains("p_value") && j["pairs"][0].contains("p_adjusted"));
+  EXPECT_TRUE(Contains(table.str(), "p adj"));
+  EXPECT_TRUE(Contains(table.str(), "adjusted by Holm's method over the 3 timing tests"));
+}
+
+// Two variants over images with the given outputs (a's, b's), one image per entry in order.
+using OutputPair = std::pair<std::vector<float>, std::vector<float>>;
+Comparison compare_images(const test::TempDir& dir, const std::vector<OutputPair>& outputs) {
+  Store store(dir / "r.db");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const int64_t va = store.ensure_variant(model, "ort", "ort");
+  const int64_t vb = store.ensure_variant(model, "opencv", "opencv");
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const int64_t img = store.ensure_image(image("x" + std::to_string(i) + ".jpg", std::nullopt));
+    store.add_result(result(va, img, {0}, outputs[i].first, {kMs}));
+    store.add_result(result(vb, img, {0}, outputs[i].second, {kMs}));
+  }
+  return compare_variants(store);
 }
 
 // Two variants over one image with the given outputs.
 Comparison compare_outputs(const test::TempDir& dir, std::vector<float> a, std::vector<float> b) {
-  Store store(dir / "r.db");
-  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
-  const int64_t img = store.ensure_image(image("x.jpg", std::nullopt));
-  const int64_t va = store.ensure_variant(model, "ort", "ort");
-  const int64_t vb = store.ensure_variant(model, "opencv", "opencv");
-  store.add_result(result(va, img, {0}, std::move(a), {kMs}));
-  store.add_result(result(vb, img, {0}, std::move(b), {kMs}));
-  return compare_variants(store);
+  return compare_images(dir, {{std::move(a), std::move(b)}});
 }
 
 TEST(CompareOutputs, NaNOnBothSidesIsNoDifference) {
@@ -273,6 +287,35 @@ TEST(CompareOutputs, AllNaNOnBothSidesIsZero) {
   ASSERT_TRUE(c.pairs[0].max_abs_diff.has_value());
   EXPECT_EQ(*c.pairs[0].max_abs_diff, 0.0);
   EXPECT_EQ(*c.pairs[0].mean_abs_diff, 0.0);
+}
+
+// One image whose output holds a NaN or an infinity on one side makes the pair's worst cosine NaN
+// (undefined), wherever that image comes among the others, and its other worst-image numbers
+// infinite.
+TEST(CompareOutputs, ANonFiniteOutputMakesThePairsWorstCosineNaN) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const float bad : {kNaN, inf})
+    for (const bool bad_first : {true, false}) {
+      const OutputPair finite{{1, 2, 3}, {1, 2, 2.5f}};  // cosine 0.996 on its own
+      const OutputPair broken{{1, bad, 3}, {1, 2, 3}};
+      test::TempDir dir;
+      const Comparison c = compare_images(dir, bad_first ? std::vector<OutputPair>{broken, finite}
+                                                         : std::vector<OutputPair>{finite, broken});
+      ASSERT_EQ(c.pairs.size(), 1u);
+      const PairSummary& p = c.pairs[0];
+      ASSERT_TRUE(p.cosine && p.relative_l2 && p.max_abs_diff && p.min_atol && p.min_rtol);
+      EXPECT_TRUE(std::isnan(*p.cosine)) << bad << " first " << bad_first << ": " << *p.cosine;
+      EXPECT_TRUE(std::isinf(*p.relative_l2));
+      EXPECT_TRUE(std::isinf(*p.max_abs_diff));
+      EXPECT_TRUE(std::isinf(*p.mean_abs_diff));
+      EXPECT_TRUE(std::isinf(*p.min_atol));
+      EXPECT_TRUE(std::isinf(*p.min_rtol));
+      EXPECT_EQ(p.failing_elements, 2);  // the 0.5 of the finite image and the broken element
+    }
+  // Without the broken image the worst cosine is the finite one's.
+  test::TempDir dir;
+  const Comparison c = compare_outputs(dir, {1, 2, 3}, {1, 2, 2.5f});
+  EXPECT_NEAR(*c.pairs[0].cosine, 12.5 / std::sqrt(14 * 11.25), 1e-12);  // 0.99602
 }
 
 TEST(CompareOutputs, MissingOrMismatchedOutputsGiveNoNumbers) {

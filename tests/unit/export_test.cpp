@@ -150,7 +150,8 @@ Comparison hand_comparison() {
   p.speed_ratio = 1.25;
   p.speed_ratio_ci = stats::Interval{1.125, 1.5};
   p.p_value = 0.03125;
-  p.significant = true;
+  p.p_adjusted = 0.0625;
+  p.significant = false;
   c.pairs = {p};
 
   Finding failure;
@@ -233,7 +234,7 @@ TEST_F(ExportFixture, JsonDocument) {
      "rank_correlation": 0.5, "max_abs_diff": "Infinity", "mean_abs_diff": null,
      "relative_l2": 0.125, "cosine": 0.96875, "min_atol": 0.25, "min_rtol": 2,
      "failing_elements": 3, "speed_ratio": 1.25, "speed_ratio_ci_low": 1.125,
-     "speed_ratio_ci_high": 1.5, "p_value": 0.03125, "significant": true,
+     "speed_ratio_ci_high": 1.5, "p_value": 0.03125, "p_adjusted": 0.0625, "significant": false,
      "differing_images": ["a,\"b\"\nc.jpg"]}
   ],
   "findings": [
@@ -306,8 +307,8 @@ TEST_F(ExportFixture, VariantsCsv) {
 TEST_F(ExportFixture, PairsCsv) {
   EXPECT_EQ(
       csv(ExportTable::pairs),
-      R"csv(a,b,axis,images,top1_differences,top1_difference_rate,near_tie_flips,confident_flips,top5_overlap,top5_jaccard,rank_correlation,max_abs_diff,mean_abs_diff,relative_l2,cosine,min_atol,min_rtol,failing_elements,speed_ratio,speed_ratio_ci_low,speed_ratio_ci_high,p_value,significant,differing_images
-"ort:opt=all,device=cpu,threads=1","opencv:opt=on,device=cpu,threads=1",framework,2,1,0.5,1,0,0.9,0.75,0.5,Infinity,,0.125,0.96875,0.25,2,3,1.25,1.125,1.5,0.03125,1,"[""a,\""b\""\nc.jpg""]"
+      R"csv(a,b,axis,images,top1_differences,top1_difference_rate,near_tie_flips,confident_flips,top5_overlap,top5_jaccard,rank_correlation,max_abs_diff,mean_abs_diff,relative_l2,cosine,min_atol,min_rtol,failing_elements,speed_ratio,speed_ratio_ci_low,speed_ratio_ci_high,p_value,p_adjusted,significant,differing_images
+"ort:opt=all,device=cpu,threads=1","opencv:opt=on,device=cpu,threads=1",framework,2,1,0.5,1,0,0.9,0.75,0.5,Infinity,,0.125,0.96875,0.25,2,3,1.25,1.125,1.5,0.03125,0.0625,0,"[""a,\""b\""\nc.jpg""]"
 )csv");
 }
 
@@ -450,6 +451,7 @@ PairSummary pair(const std::string& a, const std::string& b, int differences, do
   p.speed_ratio = ratio;
   p.speed_ratio_ci = ci;
   p.p_value = significant ? 0.001 : 0.5;
+  p.p_adjusted = significant ? 0.004 : 1;
   p.significant = significant;
   return p;
 }
@@ -551,9 +553,9 @@ TEST(Check, PassesWithinTheLimits) {
             "baseline ort:opt=all,device=cpu,threads=1 (done, 200 images); limits: top-1 label "
             "differences <= 0.5%, significant slow-down <= +50%\n"
             "PASS opencv:opt=on,device=cpu,threads=1: 0/200 top-1 labels differ (0%, limit 0.5%); "
-            "time x1.250 [1.176, 1.333] p=0.001 significant, limit +50%\n"
+            "time x1.250 [1.176, 1.333] p=0.001 (adjusted 0.004) significant, limit +50%\n"
             "PASS ort:opt=basic,device=cpu,threads=1: 1/200 top-1 labels differ (0.5%, limit "
-            "0.5%); time x1.050 [1.010, 1.090] p=0.001 significant, limit +50%\n"
+            "0.5%); time x1.050 [1.010, 1.090] p=0.001 (adjusted 0.004) significant, limit +50%\n"
             "SKIP ort:opt=extended,device=cuda,threads=1: not run: skipped when the campaign was "
             "planned\n"
             "check passed: 2 passed, 0 failed, 1 skipped\n");

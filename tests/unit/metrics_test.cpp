@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <random>
 #include <stdexcept>
 #include <vector>
 
@@ -214,6 +215,53 @@ TEST(MetricsNumericDifference, Infinities) {
   EXPECT_TRUE(std::isinf(d.min_rtol));
 }
 
+TEST(MetricsNumericDifference, MinRtolPassesAtItsOwnRounding) {
+  // 0.5f against 0.3f: d = 0.20000000298..., |b| = 0.30000001192...; d / |b| rounds to a double
+  // whose product with |b| rounds back below d, so the plain quotient would still fail its own
+  // element. The reported rtol is the next double up, and that passes.
+  const double d = 0.5 - static_cast<double>(0.3f), ay = 0.3f;
+  ASSERT_LT(d / ay * ay, d);  // the rounding this test is about
+  const NumericDifference r = numeric_difference({0.5f}, {0.3f}, 0, 0);
+  EXPECT_EQ(r.min_rtol, std::nextafter(d / ay, HUGE_VAL));
+  EXPECT_EQ(numeric_difference({0.5f}, {0.3f}, 0, r.min_rtol).failing, 0);
+  // One step lower is below the exact quotient, so no smaller tolerance is honest.
+  EXPECT_LT(std::fma(std::nextafter(r.min_rtol, 0.0), ay, -d), 0);
+  // The same element in the vector loop (a block of four) as in the tail.
+  const NumericDifference block =
+      numeric_difference({1, 0.5f, 1, 1, 0.5f}, {1, 0.3f, 1, 1, 0.3f}, 0, 0);
+  EXPECT_EQ(block.min_rtol, r.min_rtol);
+}
+
+// For random outputs of many lengths (vector loop and tail), the reported min_rtol makes every
+// element pass the check with atol = 0, and the double below it is under the exact largest ratio
+// (std::fma gives the exact sign of rtol * |b| - d).
+TEST(MetricsNumericDifference, MinRtolPassesEveryElementOfRandomOutputs) {
+  std::mt19937_64 random(11);
+  std::normal_distribution<float> value(0, 3), noise(0, 1e-3f);
+  int raised = 0;  // vectors where the plain largest quotient would have failed an element
+  for (int trial = 0; trial < 2000; ++trial) {
+    const size_t n = 1 + static_cast<size_t>(trial % 37);
+    std::vector<float> a(n), b(n);
+    for (size_t i = 0; i < n; ++i) {
+      b[i] = value(random);
+      a[i] = trial % 2 ? b[i] + noise(random) : value(random);
+    }
+    const NumericDifference r = numeric_difference(a, b, 0, 0);
+    ASSERT_TRUE(std::isfinite(r.min_rtol)) << trial;
+    EXPECT_EQ(numeric_difference(a, b, 0, r.min_rtol).failing, 0) << trial;
+    bool below_exact = false;
+    double plain = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double d = std::abs(static_cast<double>(a[i]) - b[i]), ay = std::abs(b[i]);
+      below_exact = below_exact || std::fma(std::nextafter(r.min_rtol, 0.0), ay, -d) < 0;
+      if (d > 0) plain = std::max(plain, d / ay);
+    }
+    EXPECT_TRUE(below_exact) << trial;
+    raised += numeric_difference(a, b, 0, plain).failing > 0;
+  }
+  EXPECT_GT(raised, 10);  // the case is common: the test exercises it
+}
+
 // The definitions in metrics.h written as plainly as possible, for finite inputs.
 NumericDifference plain_difference(const std::vector<float>& a, const std::vector<float>& b,
                                    double atol, double rtol) {
@@ -227,7 +275,11 @@ NumericDifference plain_difference(const std::vector<float>& a, const std::vecto
     a_sq += x * x;
     b_sq += y * y;
     dot += x * y;
-    if (d > 0) r.min_rtol = std::max(r.min_rtol, d / std::abs(y));
+    if (d > 0) {
+      double ratio = d / std::abs(y);  // raised one step when it fails its own element
+      if (ratio * std::abs(y) < d) ratio = std::nextafter(ratio, HUGE_VAL);
+      r.min_rtol = std::max(r.min_rtol, ratio);
+    }
     if (!(d <= atol + rtol * std::abs(y))) ++r.failing;
   }
   r.elements = static_cast<int64_t>(a.size());

@@ -339,6 +339,45 @@ TEST(StatsMedianRatio, EmptySample) {
   EXPECT_TRUE(std::isnan(r.ci.high));
 }
 
+// Expects adjusted == want element by element, to rounding.
+void expect_adjusted(const std::vector<double>& p, const std::vector<double>& want) {
+  const std::vector<double> got = holm_adjusted(p);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    if (std::isnan(want[i]))
+      EXPECT_TRUE(std::isnan(got[i])) << i;
+    else
+      EXPECT_NEAR(got[i], want[i], 1e-15) << i;
+}
+
+TEST(StatsHolm, TextbookExample) {
+  // Four tests with p = 0.01, 0.04, 0.03, 0.005. Sorted: 0.005, 0.01, 0.03, 0.04, multiplied by
+  // 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04, and the running maximum: 0.02, 0.03, 0.06, 0.06. At
+  // alpha 0.05 the tests with p = 0.005 and 0.01 are rejected, the other two not.
+  expect_adjusted({0.01, 0.04, 0.03, 0.005}, {0.03, 0.06, 0.06, 0.02});
+  // 0.01 .. 0.05: 5 x 0.01 = 0.05, 4 x 0.02 = 0.08, 3 x 0.03 = 0.09, then 0.08 and 0.05 are
+  // lifted to 0.09 by the running maximum (R's p.adjust(method = "holm") gives the same).
+  expect_adjusted({0.01, 0.02, 0.03, 0.04, 0.05}, {0.05, 0.08, 0.09, 0.09, 0.09});
+}
+
+TEST(StatsHolm, ClampsTiesNaNAndSmallFamilies) {
+  expect_adjusted({0.3, 0.6, 0.9}, {0.9, 1, 1});  // 3 x 0.3, min(1, 2 x 0.6), running max
+  expect_adjusted({0.02, 0.02}, {0.04, 0.04});    // ties share the larger multiplier's value
+  expect_adjusted({kNaN, 0.04, 0.01}, {kNaN, 0.04, 0.02});  // a NaN is not a test: m = 2
+  expect_adjusted({0.03}, {0.03});                          // one test: nothing to adjust
+  expect_adjusted({}, {});
+}
+
+TEST(StatsHolm, BetweenTheRawPAndBonferroni) {
+  std::vector<double> p;
+  for (int i = 1; i <= 496; ++i) p.push_back(std::fmod(0.618033988749895 * i, 1.0) / 10);
+  const std::vector<double> adjusted = holm_adjusted(p);
+  for (size_t i = 0; i < p.size(); ++i) {
+    EXPECT_GE(adjusted[i], p[i]);
+    EXPECT_LE(adjusted[i], std::min(1.0, 496 * p[i]));
+  }
+}
+
 TEST(StatsSpearman, SmallVectors) {
   EXPECT_DOUBLE_EQ(spearman({1, 2, 3}, {1, 4, 9}), 1.0);  // monotone, not linear
   EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {8, 6, 4, 2}), -1.0);
