@@ -8,24 +8,21 @@
 #include <set>
 #include <tuple>
 
+#include "deltann/text.h"
+
 namespace deltann {
 namespace {
 
-// Quoted for a POSIX shell when needed, so the reproduce line can be pasted as it is.
-std::string quoted(const std::string& word) {
-  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                              "0123456789@%_+=:,./-") == std::string::npos)
-    return word;
-  std::string out = "'";
-  for (char ch : word) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return out + "'";
-}
-
+// A command for a POSIX shell that runs the variants again, with the options that shaped the
+// finding, into a new database (a fresh temporary one, so that an earlier paste is never resumed
+// instead). Every path is absolute: it can be pasted in any folder.
 std::string reproduce(const FindingContext& context, const std::vector<std::string>& envs) {
-  std::string command =
-      "deltann run --model " + quoted(context.model) + " --images " + quoted(context.images);
-  for (const auto& env : envs) command += " --env " + quoted(env);
-  return command + " --db repro.db && deltann compare --db repro.db";
+  std::string command = "deltann run --model " + shell_quote(context.model) + " --images " +
+                        shell_quote(context.images);
+  for (const auto& option : context.run_options) command += " " + shell_quote(option);
+  for (const auto& option : context.compare_options) command += " " + shell_quote(option);
+  for (const auto& env : envs) command += " --env " + shell_quote(env);
+  return command + " --db \"$(mktemp -d)/repro.db\"";
 }
 
 std::string number(double value, const char* format = "%.3g") {

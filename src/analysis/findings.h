@@ -11,9 +11,13 @@
 namespace deltann {
 
 struct FindingContext {
-  std::string model;   // model path, for the reproduce commands
-  std::string images;  // dataset path
-  std::string spec;    // spec file given to the campaign; empty when it used the default
+  // What the reproduce commands repeat: the model and dataset paths, the options of `deltann run`
+  // that shaped the results (the campaign's meta `run_options`: --spec, --repeat, --warmup, ...)
+  // and the analysis thresholds that shaped the finding (those not at their default).
+  std::string model;
+  std::string images;
+  std::vector<std::string> run_options;
+  std::vector<std::string> compare_options;
   std::map<std::string, int64_t> variant_ids;
   std::map<int64_t, std::string> image_keys;
   // Per engine, its opt values from the least to the most optimisation.

@@ -39,8 +39,11 @@ def dl(deltann_bin, tmp_path_factory, engines):
 
 def localize(dl, model, image, *extra):
     result = dl.run("localize", "--model", model, "--image", image, "--a", A_ENV, "--b", B_ENV,
-                    "--json", *extra)
-    return json.loads(result.stdout), result
+                    "--json", *extra, expect_rc=None)
+    report = json.loads(result.stdout)
+    # 3: a layer diverges, 0: none does.
+    assert result.returncode == (3 if report["jump"] else 0), result.describe()
+    return report, result
 
 
 def check_bias_fault_located(report, what):
