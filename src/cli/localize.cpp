@@ -275,7 +275,7 @@ void exit_on_divergence(const Localization& result) {
   const LayerReport& jump = result.layers[*result.jump];
   throw NegativeAnswer(result.env_a + " and " + result.env_b +
                        " diverge: " + std::to_string(result.above_count) +
-                       " layer(s) above the threshold, " + "the first jump at '" + jump.name + "'");
+                       " layer(s) above the threshold, the first jump at '" + jump.name + "'");
 }
 
 // The --captures form: read the folders (each with the index.json a worker's capture op wrote),
