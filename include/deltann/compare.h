@@ -117,6 +117,14 @@ struct Finding {
   std::string reproduce;
 };
 
+// An image of the dataset that no variant ran: missing, unreadable, undecodable, a duplicate, a
+// bad label... (the images table's rows whose status is not "ok").
+struct UnusableImage {
+  std::string key;
+  std::string path;
+  std::string reason;
+};
+
 struct Comparison {
   std::vector<ModelSummary> models;  // in the order of VariantSummary::model
   // What a reader must know before trusting the numbers (e.g. a model file changed since).
@@ -124,7 +132,8 @@ struct Comparison {
   std::vector<VariantSummary> variants;
   std::vector<PairSummary> pairs;  // every pair of one model with an image in common, a before b
   int labelled_images = 0;
-  std::vector<Finding> findings;  // ranked, most severe first
+  std::vector<UnusableImage> unusable_images;  // in database order
+  std::vector<Finding> findings;               // ranked, most severe first
   AnalysisOptions options;
   std::map<std::string, std::string> meta;  // the database's meta table (host, model, ...)
 

@@ -15,16 +15,16 @@ struct Comparison;
 inline constexpr int kExportSchemaVersion = 1;
 
 // The tables of an export. JSON holds all of them; CSV holds one per file.
-enum class ExportTable { variants, pairs, findings, results };
+enum class ExportTable { variants, pairs, findings, results, unusable_images };
 
-// "variants", "pairs", "findings" or "results"; nullopt for anything else.
+// "variants", "pairs", "findings", "results" or "unusable_images"; nullopt for anything else.
 std::optional<ExportTable> parse_export_table(std::string_view name);
 const char* export_table_name(ExportTable table);
 
 // Writes the JSON document: schema, schema_version, context (the database's meta table, models,
-// image counts, the analysis options), then variants, pairs, findings and results. `comparison`
-// must come from compare_variants(store, ...). Results are read one variant at a time and written
-// as they are read, so memory does not grow with the number of variants.
+// image counts, the analysis options), then variants, pairs, findings, unusable_images and results.
+// `comparison` must come from compare_variants(store, ...). Results are read one variant at a time
+// and written as they are read, so memory does not grow with the number of variants.
 void export_json(Store& store, const Comparison& comparison, std::ostream& out);
 
 // Writes one table as CSV with a header row (RFC 4180 quoting, LF line ends).
@@ -33,7 +33,12 @@ void export_csv(Store& store, const Comparison& comparison, ExportTable table, s
 // Formatting shared by both formats, exposed for tests.
 namespace export_format {
 // The field quoted when it holds a comma, a quote, CR or LF (quotes doubled); otherwise as is.
+// For numbers and deltann's own words.
 std::string csv_field(std::string_view text);
+// A text cell whose content may come from a file (an image key, a message, an environment): a
+// spreadsheet would run a cell that starts with =, +, -, @, a tab or CR as a formula, so such a
+// cell gets a leading ' (the OWASP CSV-injection guidance), then it is quoted as csv_field.
+std::string csv_text_field(std::string_view text);
 // Shortest decimal text that reads back to the same value of its type (at most 9 significant
 // digits for float, 17 for double); "NaN", "Infinity", "-Infinity" for non-finite values.
 std::string number(float value);

@@ -74,6 +74,26 @@ ModelSpec load_model_spec(const std::filesystem::path& model_path,
                           const std::optional<std::filesystem::path>& spec_path = std::nullopt);
 nlohmann::json to_json(const ModelSpec& spec);
 
+// The spec file load_model_spec reads for `model_path`: `spec_path` when given, else
+// `<model>.spec.json` beside the model when it exists; nullopt when the ImageNet defaults apply.
+// Absolute, so that it names the same file from any working directory.
+std::optional<std::filesystem::path> model_spec_file(
+    const std::filesystem::path& model_path,
+    const std::optional<std::filesystem::path>& spec_path = std::nullopt);
+
+// Which spec applies, for people: the spec file's absolute path, or "ImageNet defaults (no
+// <model>.spec.json beside the model)". Campaigns record it (meta `spec_source`); headers show it.
+std::string spec_source_text(const std::filesystem::path& model_path,
+                             const std::optional<std::filesystem::path>& spec_path = std::nullopt);
+
+// The input and output a spec describes, in one line: shape, layout, channel order, resize, crop,
+// interpolation, scale, mean, std, classes, output kind.
+std::string spec_summary(const ModelSpec& spec);
+
+// Said when no spec file applies to `model_path`, so that defaults are never taken silently:
+// that the ImageNet defaults apply, which they are, and how to give a spec.
+std::string default_spec_note(const std::filesystem::path& model_path);
+
 // Reads one class name per line; returns an empty list when the path is unset.
 std::vector<std::string> load_class_names(const OutputSpec& spec);
 

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -205,6 +207,48 @@ ModelSummary model_on_disk(const StoredModel& m) {
   return s;
 }
 
+// The options of `deltann run` that shaped the stored results, as the campaign recorded them
+// (meta `run_options`, a JSON array of arguments). A database from before that key was written
+// gives at least its spec file.
+std::vector<std::string> run_options(const std::map<std::string, std::string>& meta) {
+  if (const auto it = meta.find("run_options"); it != meta.end()) {
+    try {
+      return nlohmann::json::parse(it->second).get<std::vector<std::string>>();
+    } catch (const std::exception&) {
+      // Unreadable: fall back to what older databases hold.
+    }
+  }
+  if (const auto it = meta.find("spec"); it != meta.end() && !it->second.empty())
+    return {"--spec", it->second};
+  return {};
+}
+
+// Shortest text that reads back to the same double.
+std::string exact(double value) {
+  char text[64];
+  const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  return ec == std::errc() ? std::string(text, end) : std::to_string(value);
+}
+
+// The analysis options (src/cli/analysis_options.h) that give these thresholds, for those not at
+// their default.
+std::vector<std::string> analysis_arguments(const AnalysisOptions& options) {
+  const AnalysisOptions defaults;
+  std::vector<std::string> args;
+  for (const auto& [name, value, fallback] :
+       {std::tuple{"--near-tie", options.near_tie_gap, defaults.near_tie_gap},
+        std::tuple{"--atol", options.atol, defaults.atol},
+        std::tuple{"--rtol", options.rtol, defaults.rtol},
+        std::tuple{"--confidence", options.confidence, defaults.confidence},
+        std::tuple{"--alpha", options.alpha, defaults.alpha},
+        std::tuple{"--max-cv", options.max_cv, defaults.max_cv}})
+    if (value != fallback) {
+      args.push_back(name);
+      args.push_back(exact(value));
+    }
+  return args;
+}
+
 }  // namespace
 
 int Comparison::timing_tests() const {
@@ -248,6 +292,7 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
     labels[image.id] = image.label;
     keys[image.id] = image.key;
     if (image.label && image.status == "ok") ++c.labelled_images;
+    if (image.status != "ok") c.unusable_images.push_back({image.key, image.path, image.message});
   }
   std::map<int64_t, OutputKind> kinds;
   std::map<int64_t, int> model_index;  // from 1, in id order
@@ -317,12 +362,18 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
   FindingContext context;
   context.model = c.models.empty() ? "" : c.models.front().path;
   context.images = c.meta.count("images") ? c.meta.at("images") : "";
-  context.spec = c.meta.count("spec") ? c.meta.at("spec") : "";
+  context.run_options = run_options(c.meta);
+  context.compare_options = analysis_arguments(options);
   for (size_t i = 0; i < variants.size(); ++i) {
     const std::string& name = c.variants[i].env;
+    const ModelSummary& model = c.models[static_cast<size_t>(c.variants[i].model - 1)];
     context.variant_ids[name] = variants[i].id;
     context.environment[name] = variants[i].env;
-    context.model_of[name] = c.models[static_cast<size_t>(c.variants[i].model - 1)].path;
+    context.model_of[name] = model.path;
+    // The spec each model ran with (a file path, or the ImageNet defaults); unknown for models
+    // stored before schema version 5, whose runs' --spec then stands.
+    if (!model.spec_source.empty())
+      context.spec_of[name] = model.spec_source.front() == '/' ? model.spec_source : "";
   }
   for (const auto& [key, value] : c.meta)
     if (key.rfind("engine:", 0) == 0) {

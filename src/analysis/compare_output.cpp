@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/compare.h"
+#include "deltann/text.h"
 
 namespace deltann {
 namespace {
@@ -31,12 +32,28 @@ std::string scientific(std::optional<double> v) {
   return s.str();
 }
 
+constexpr size_t kUnusableShown = 20;
+
 // Image names and engine messages come from files: keep control characters out of the terminal.
-std::string printable(const std::string& text) {
-  std::string out = text;
-  for (char& ch : out)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-  return out;
+std::string printable(const std::string& text) { return terminal_safe(text); }
+
+// The images no variant ran, with the reason, so that a smaller dataset is never taken silently.
+void print_unusable(const Comparison& c, std::ostream& out) {
+  if (c.unusable_images.empty()) return;
+  out << '\n' << c.unusable_images.size() << " images unusable (no variant ran them)\n";
+  size_t width = 6;
+  for (size_t i = 0; i < c.unusable_images.size() && i < kUnusableShown; ++i)
+    width = std::max(width, printable(c.unusable_images[i].key).size() + 2);
+  out << ' ' << std::left << std::setw(static_cast<int>(width)) << "image"
+      << "reason\n";
+  for (size_t i = 0; i < c.unusable_images.size() && i < kUnusableShown; ++i) {
+    const UnusableImage& u = c.unusable_images[i];
+    out << ' ' << std::setw(static_cast<int>(width)) << printable(u.key) << printable(u.reason)
+        << '\n';
+  }
+  out << std::right;
+  if (c.unusable_images.size() > kUnusableShown)
+    out << " (" << c.unusable_images.size() - kUnusableShown << " more in --json)\n";
 }
 
 template <typename T>
@@ -131,6 +148,9 @@ nlohmann::json to_json(const Comparison& c) {
                       {"sha256", c.models[i].sha256},
                       {"spec_source", c.models[i].spec_source},
                       {"on_disk", c.models[i].on_disk}});
+  nlohmann::json unusable = nlohmann::json::array();
+  for (const auto& u : c.unusable_images)
+    unusable.push_back({{"key", u.key}, {"path", u.path}, {"reason", u.reason}});
   return {{"schema", "deltann.compare"},
           {"schema_version", 2},
           {"meta", c.meta},
@@ -138,6 +158,7 @@ nlohmann::json to_json(const Comparison& c) {
           {"models", models},
           {"options", to_json(c.options)},
           {"labelled_images", c.labelled_images},
+          {"unusable_images", unusable},
           {"variants", variants},
           {"pairs", pairs},
           {"findings", findings}};
@@ -161,6 +182,11 @@ void print_comparison(const Comparison& c, std::ostream& out) {
       std::any_of(c.variants.begin(), c.variants.end(),
                   [](const VariantSummary& v) { return v.compile_ms.has_value(); });
   for (const auto& v : c.variants) width = std::max(width, static_cast<int>(v.env.size()) + 2);
+  const auto spec = c.meta.find("spec_source");
+  out << "Model spec: "
+      << (spec == c.meta.end() ? "not recorded (a campaign of an older deltann)"
+                               : printable(spec->second))
+      << "\n\n";
   out << "Variants (" << c.labelled_images << " labelled images)\n";
   out << std::left << std::setw(4) << " #" << std::setw(width) << "environment" << std::setw(9)
       << "status" << std::right << std::setw(7) << "images" << std::setw(6) << "fail"
@@ -179,6 +205,7 @@ void print_comparison(const Comparison& c, std::ostream& out) {
         << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9) << fixed(v.p90_ms, 3)
         << std::setw(8) << percent(v.cv) << '\n';
   }
+  print_unusable(c, out);
   std::map<std::pair<std::string, std::string>, const PairSummary*> by_pair;
   for (const auto& p : c.pairs) by_pair[{p.a, p.b}] = &p;
   out << "\nTop-1 label differences (row vs column: differing images / images both ran)\n     ";

@@ -8,30 +8,38 @@
 #include <set>
 #include <tuple>
 
+#include "deltann/text.h"
+
 namespace deltann {
 namespace {
 
-// Quoted for a POSIX shell when needed, so the reproduce line can be pasted as it is.
-std::string quoted(const std::string& word) {
-  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                              "0123456789@%_+=:,./-") == std::string::npos)
-    return word;
-  std::string out = "'";
-  for (char ch : word) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return out + "'";
-}
-
+// A command for a POSIX shell that runs the variants again, with the options that shaped the
+// finding, into a new database (a fresh temporary one, so that an earlier paste is never resumed
+// instead). Every path is absolute: it can be pasted in any folder.
 std::string reproduce(const FindingContext& context, const std::vector<std::string>& envs) {
-  // The variants of one finding are of one model (pairs never cross models).
-  const auto model = envs.empty() ? context.model_of.end() : context.model_of.find(envs.front());
-  std::string command = "deltann run --model " +
-                        quoted(model != context.model_of.end() ? model->second : context.model) +
-                        " --images " + quoted(context.images);
-  for (const auto& name : envs) {
-    const auto env = context.environment.find(name);
-    command += " --env " + quoted(env != context.environment.end() ? env->second : name);
+  // The variants of one finding are of one model (pairs never cross models): its file and spec.
+  const std::string name = envs.empty() ? "" : envs.front();
+  const auto model = context.model_of.find(name);
+  const auto spec = context.spec_of.find(name);
+  std::string command =
+      "deltann run --model " +
+      shell_quote(model != context.model_of.end() ? model->second : context.model) + " --images " +
+      shell_quote(context.images);
+  for (size_t i = 0; i < context.run_options.size(); ++i) {
+    if (spec != context.spec_of.end() && context.run_options[i] == "--spec") {
+      ++i;  // the model's own spec, below
+      continue;
+    }
+    command += " " + shell_quote(context.run_options[i]);
   }
-  return command + " --db repro.db && deltann compare --db repro.db";
+  if (spec != context.spec_of.end() && !spec->second.empty())
+    command += " --spec " + shell_quote(spec->second);
+  for (const auto& option : context.compare_options) command += " " + shell_quote(option);
+  for (const auto& variant : envs) {
+    const auto env = context.environment.find(variant);
+    command += " --env " + shell_quote(env != context.environment.end() ? env->second : variant);
+  }
+  return command + " --db \"$(mktemp -d)/repro.db\"";
 }
 
 std::string number(double value, const char* format = "%.3g") {

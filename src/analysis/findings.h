@@ -11,14 +11,19 @@
 namespace deltann {
 
 struct FindingContext {
-  std::string model;   // model path, for the reproduce commands
-  std::string images;  // dataset path
-  std::string spec;    // spec file given to the campaign; empty when it used the default
+  // What the reproduce commands repeat: the model and dataset paths, the options of `deltann run`
+  // that shaped the results (the campaign's meta `run_options`: --spec, --repeat, --warmup, ...)
+  // and the analysis thresholds that shaped the finding (those not at their default).
+  std::string model;
+  std::string images;
+  std::vector<std::string> run_options;
+  std::vector<std::string> compare_options;
   std::map<std::string, int64_t> variant_ids;  // by the variant's name in the comparison
-  // By the variant's name: its environment string and its model's path (a database may hold
-  // several models).
+  // By the variant's name: its environment string, its model's path and that model's spec file
+  // ("" for the ImageNet defaults): a database may hold several models.
   std::map<std::string, std::string> environment;
   std::map<std::string, std::string> model_of;
+  std::map<std::string, std::string> spec_of;
   std::map<int64_t, std::string> image_keys;
   // Per engine, its opt values from the least to the most optimisation.
   std::map<std::string, std::vector<std::string>> opt_order;

@@ -17,6 +17,7 @@
 
 #include "deltann/error.h"
 #include "deltann/tensor.h"
+#include "deltann/text.h"
 
 namespace deltann {
 namespace {
@@ -172,17 +173,6 @@ std::string shape_json(const std::vector<int64_t>& shape) { return json(shape).d
 
 }  // namespace
 
-std::string shell_quote(const std::string& word) {
-  const bool plain = !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) ||
-           std::string("/._-=,:+@%").find(c) != std::string::npos;
-  });
-  if (plain) return word;
-  std::string out = "'";
-  for (const char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
                        const std::function<void(const std::string&)>& say) {
   if (!request.capture_a) throw Error("reproduce: no capture of A");
@@ -293,14 +283,18 @@ Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
   if (r.reproduced) r.note.clear();
 
   // The one-line command, with the options that decide "above" when they are not the defaults.
-  std::vector<std::string> words = {"deltann",  "localize",
-                                    "--model",  (r.dir / "repro.onnx").string(),
-                                    "--tensor", (r.dir / "input.npy").string(),
-                                    "--a",      request.env_a,
-                                    "--b",      request.env_b};
+  // The reproducer's own files are named by absolute path in the printed command and relative to
+  // the script's folder in reproduce.sh, so that the folder still works when copied elsewhere.
+  struct Word {
+    std::string text;
+    bool own_file = false;  // a file of the reproducer folder: text is its name there
+  };
+  std::vector<Word> words = {{"localize"},        {"--model"}, {"repro.onnx", true}, {"--tensor"},
+                             {"input.npy", true}, {"--a"},     {request.env_a},      {"--b"},
+                             {request.env_b}};
   if (two) {
-    words.push_back("--b-model");
-    words.push_back((r.dir / "repro_b.onnx").string());
+    words.push_back({"--b-model"});
+    words.push_back({"repro_b.onnx", true});
   }
   const LocalizeOptions defaults;
   const auto number = [](double v) {
@@ -310,22 +304,29 @@ Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
     return s.str();
   };
   if (request.options.threshold != defaults.threshold) {
-    words.push_back("--threshold");
-    words.push_back(number(request.options.threshold));
+    words.push_back({"--threshold"});
+    words.push_back({number(request.options.threshold)});
   }
   if (request.options.atol != defaults.atol) {
-    words.push_back("--atol");
-    words.push_back(number(request.options.atol));
+    words.push_back({"--atol"});
+    words.push_back({number(request.options.atol)});
   }
-  for (const auto& w : words) r.command += (r.command.empty() ? "" : " ") + shell_quote(w);
-  const std::string args = r.command.substr(std::string("deltann").size());
+  std::string script_args;
+  r.command = "deltann";
+  for (const auto& w : words) {
+    r.command += " " + shell_quote(w.own_file ? (r.dir / w.text).string() : w.text);
+    script_args += " " + (w.own_file ? "\"$here/" + w.text + "\"" : shell_quote(w.text));
+  }
   save_text(
       r.dir / "reproduce.sh",
       "#!/bin/sh\n"
-      "# Minimal reproducer written by `deltann localize --reproduce`; $DELTANN names the\n"
-      "# deltann program when it is not on PATH, and extra arguments (--json) are passed on.\n"
+      "# Minimal reproducer written by `deltann localize --reproduce`. It reads its files from\n"
+      "# its own folder, so the folder may be moved or copied. $DELTANN names the deltann\n"
+      "# program when it is not on PATH; extra arguments (--json) are passed on. Exit status\n"
+      "# as `deltann localize`: 3 while A and B still diverge, 0 once they agree.\n"
+      "here=$(CDPATH= cd -- \"$(dirname -- \"$0\")\" && pwd) || exit 1\n"
       "exec \"${DELTANN:-deltann}\"" +
-          args + " \"$@\"\n");
+          script_args + " \"$@\"\n");
   fs::permissions(r.dir / "reproduce.sh",
                   fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
                   fs::perm_options::add);

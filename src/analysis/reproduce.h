@@ -71,7 +71,4 @@ Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
 nlohmann::json to_json(const Reproduction& r);
 std::string reproduction_text(const Reproduction& r);
 
-// `word` quoted for a POSIX shell when it needs it ('...' with ' written as '\'').
-std::string shell_quote(const std::string& word);
-
 }  // namespace deltann

@@ -1,7 +1,12 @@
-// The analysis thresholds, declared once for every verb that analyses a database.
+// The analysis thresholds, declared once for every verb that analyses a database. Findings'
+// reproduce commands write them back (analysis_arguments in src/analysis/compare.cpp): a new
+// option goes there too.
 #pragma once
 
+#include <iostream>
+
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "deltann/compare.h"
 
@@ -24,6 +29,16 @@ inline void add_analysis_options(CLI::App* cmd, AnalysisOptions& o) {
       ->capture_default_str();
   cmd->add_option("--max-cv", o.max_cv, "coefficient of variation above which timing is flagged")
       ->capture_default_str();
+}
+
+// How `run` and `compare` print a comparison: as JSON (bytes of names that are not UTF-8 become
+// U+FFFD instead of stopping the output), or as the terminal tables.
+inline void print(const Comparison& comparison, bool json) {
+  if (json)
+    std::cout << to_json(comparison).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << '\n';
+  else
+    print_comparison(comparison, std::cout);
 }
 
 }  // namespace deltann::cli

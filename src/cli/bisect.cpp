@@ -1,7 +1,8 @@
 // `deltann bisect`: which pass of environment B's optimisation level makes B's output differ from
 // A's on one image. Each probe is B with a set of passes disabled (its engine's `disable` knob),
 // planned and built like a campaign variant and run once (docs/LOCALIZE.md, "Pass bisection").
-// Exit 0 with a result, 1 for an error, 2 for a usage error.
+// Exit 0 when B does not differ from A beyond the tolerance, 3 when it does (whatever the search
+// found, so that it can gate a pipeline), 1 for an error, 2 for a usage error.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include "deltann/error.h"
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
+#include "deltann/text.h"
 #include "run/builder.h"
 #include "run/protocol.h"
 #include "run/worker_process.h"
@@ -32,7 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr int kUsage = 2;
 constexpr double kDefaultShare = 0.01;  // default tolerance: 1% of the original difference
 
 struct BisectArgs {
@@ -42,9 +43,12 @@ struct BisectArgs {
   bool json = false;
 };
 
-[[noreturn]] void usage(const std::string& message) { throw CLI::ValidationError(message, kUsage); }
+[[noreturn]] void usage(const std::string& message) {
+  throw CLI::ValidationError(message, kExitUsage);
+}
 
-void say(const std::string& line) { std::cerr << line << '\n'; }
+// Progress lines quote engine messages: made safe for the terminal.
+void say(const std::string& line) { std::cerr << terminal_safe(line) << '\n'; }
 
 std::string joined(const std::vector<std::string>& items, const std::string& separator) {
   std::string text;
@@ -124,6 +128,14 @@ std::string number(double value) {
   return out.str();
 }
 
+// Ends a bisection that printed its result: B differing from A exits kExitNegative.
+void exit_on_difference(bool differs, const PreparedEnvironment& a, const PreparedEnvironment& b,
+                        double original, double tolerance, const std::string& outcome) {
+  if (!differs) return;
+  throw NegativeAnswer(b.env + " differs from " + a.env + ": max |B - A| = " + number(original) +
+                       " > tolerance " + number(tolerance) + " (" + outcome + ")");
+}
+
 void execute(const CLI::App& cmd, BisectArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
   if (a.model.empty() || a.image.empty() || a.a.empty() || a.b.empty())
@@ -141,6 +153,8 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
   config.worker_dir = default_worker_dir();
   config.timeout_s = a.timeout_s;
   const ModelSpec spec = load_model_spec(config.model, config.spec);
+  if (!model_spec_file(config.model, config.spec)) say(default_spec_note(config.model));
+  const std::string spec_source = spec_source_text(config.model, config.spec);
 
   const auto start = std::chrono::steady_clock::now();
   // The campaign code tells of each artifact whether it compiled it or found it cached; the
@@ -205,6 +219,7 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
                         {"max_abs", measured.at(p.disabled).max_abs},
                         {"vanished", p.vanished}});
     json j = {{"model", fs::absolute(config.model).string()},
+              {"spec", spec_source},
               {"image", image.string()},
               {"a", env_a.env},
               {"b", env_b.env},
@@ -220,46 +235,51 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
               {"cached_builds", cached},
               {"seconds", seconds}};
     if (result.outcome == BisectOutcome::kNotPasses) j["remaining_max_abs"] = remaining;
-    std::cout << j.dump(2) << '\n';
+    std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+    exit_on_difference(differs, env_a, env_b, original, tolerance, outcome);
     return;
   }
-  std::cout << "A: " << env_a.env << "\nB: " << env_b.env << "\nimage " << a.image
-            << ": max |B - A| = " << number(original)
-            << "; vanishes at max |d| <= " << number(tolerance)
-            << (a.tolerance ? "" : " (1% of it)") << "\n";
+  // Pass and image names come from files: the text is made safe for the terminal as a whole.
+  std::ostringstream text;
+  text << "A: " << env_a.env << "\nB: " << env_b.env << "\nspec " << spec_source << "\nimage "
+       << a.image << ": max |B - A| = " << number(original)
+       << "; vanishes at max |d| <= " << number(tolerance) << (a.tolerance ? "" : " (1% of it)")
+       << "\n";
   if (!differs) {
-    std::cout << "B does not differ from A on this image beyond the tolerance: nothing to bisect\n";
+    text << "B does not differ from A on this image beyond the tolerance: nothing to bisect\n";
   } else {
-    std::cout << "passes of B's level that can be disabled (" << passes.size()
-              << "): " << (passes.empty() ? "none" : joined(passes, ", ")) << "\n";
+    text << "passes of B's level that can be disabled (" << passes.size()
+         << "): " << (passes.empty() ? "none" : joined(passes, ", ")) << "\n";
     for (size_t i = 0; i < result.probes.size(); ++i) {
       const auto& p = result.probes[i];
-      std::cout << "  probe " << i + 1 << ": disable " << set_text(p.disabled, passes.size())
-                << ": max |d| = " << number(measured.at(p.disabled).max_abs)
-                << (p.vanished ? "  vanished" : "") << "\n";
+      text << "  probe " << i + 1 << ": disable " << set_text(p.disabled, passes.size())
+           << ": max |d| = " << number(measured.at(p.disabled).max_abs)
+           << (p.vanished ? "  vanished" : "") << "\n";
     }
     switch (result.outcome) {
       case BisectOutcome::kNoPasses:
-        std::cout << "B's level runs no pass that can be disabled: not caused by a pass\n";
+        text << "B's level runs no pass that can be disabled: not caused by a pass\n";
         break;
       case BisectOutcome::kNotPasses:
-        std::cout << "not caused by one of these passes: with all of them disabled, max |d| = "
-                  << number(remaining)
-                  << " remains (a setting of B's level that is not a pass, such as TVM opt=4's "
-                     "fast-math, or a pass that cannot be disabled)\n";
+        text << "not caused by one of these passes: with all of them disabled, max |d| = "
+             << number(remaining)
+             << " remains (a setting of B's level that is not a pass, such as TVM opt=4's "
+                "fast-math, or a pass that cannot be disabled)\n";
         break;
       case BisectOutcome::kSinglePass:
-        std::cout << "culprit: " << result.culprits.front()
-                  << " (disabling it alone brings B within the tolerance of A)\n";
+        text << "culprit: " << result.culprits.front()
+             << " (disabling it alone brings B within the tolerance of A)\n";
         break;
       case BisectOutcome::kPassSet:
-        std::cout << "culprits, needed together: " << joined(result.culprits, ", ")
-                  << " (no one of them alone suffices; none of them can be left out)\n";
+        text << "culprits, needed together: " << joined(result.culprits, ", ")
+             << " (no one of them alone suffices; none of them can be left out)\n";
         break;
     }
   }
-  std::cout << result.probes.size() << " probes, " << compiled << " builds (" << cached
-            << " cached), took " << std::lround(seconds * 1000) << " ms\n";
+  text << result.probes.size() << " probes, " << compiled << " builds (" << cached
+       << " cached), took " << std::lround(seconds * 1000) << " ms\n";
+  std::cout << terminal_safe_lines(text.str());
+  exit_on_difference(differs, env_a, env_b, original, tolerance, outcome);
 }
 
 }  // namespace

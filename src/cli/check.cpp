@@ -1,25 +1,28 @@
-// `deltann check`: a CI gate. Exit 0 when every variant passes against the baseline, 1 when one
-// fails, 2 for a usage error (bad option, missing database, baseline naming no single variant).
+// `deltann check`: a CI gate. Exit 0 when every variant passes against the baseline, 3 when one
+// fails, 1 for an error (so that a broken gate is not taken for a failed variant), 2 for a usage
+// error (bad option, missing database, baseline naming no single variant).
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "deltann/check.h"
 #include "deltann/error.h"
 #include "deltann/store.h"
+#include "deltann/text.h"
 #include "verbs.h"
 
 namespace deltann::cli {
 namespace {
-
-constexpr int kUsage = 2;
 
 struct CheckArgs {
   std::string db, baseline, max_label_diff, max_slowdown, junit;
 };
 
 // CLI11 gives its own exit codes (100 and up) to the errors it finds; the ones found here exit 2.
-[[noreturn]] void usage(const std::string& message) { throw CLI::ValidationError(message, kUsage); }
+[[noreturn]] void usage(const std::string& message) {
+  throw CLI::ValidationError(message, kExitUsage);
+}
 
 double fraction_option(const std::string& name, const std::string& text) {
   try {
@@ -48,7 +51,10 @@ void execute(const CLI::App& cmd, const CheckArgs& a) {
   } catch (const BaselineError& e) {
     usage(e.what());
   }
-  print_verdict(verdict, std::cout);
+  // Variant and image names come from files: the text is made safe for the terminal.
+  std::ostringstream text;
+  print_verdict(verdict, text);
+  std::cout << terminal_safe_lines(text.str());
   if (!a.junit.empty()) {
     std::ofstream out(a.junit, std::ios::binary | std::ios::trunc);
     out << junit_xml(verdict);
@@ -57,9 +63,10 @@ void execute(const CLI::App& cmd, const CheckArgs& a) {
   }
   std::cout.flush();
   if (!verdict.passed())
-    throw Error("check failed: " + std::to_string(verdict.failed_count()) + " of " +
-                std::to_string(verdict.variants.size()) + " variants failed against " +
-                verdict.baseline + (verdict.problems.empty() ? "" : "; the baseline is unusable"));
+    throw NegativeAnswer("check failed: " + std::to_string(verdict.failed_count()) + " of " +
+                         std::to_string(verdict.variants.size()) + " variants failed against " +
+                         verdict.baseline +
+                         (verdict.problems.empty() ? "" : "; the baseline is unusable"));
 }
 
 }  // namespace
@@ -67,7 +74,7 @@ void execute(const CLI::App& cmd, const CheckArgs& a) {
 void add_check(CLI::App& app) {
   auto args = std::make_shared<CheckArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "check", "pass/fail gate: compare every variant with a baseline (exit 0 pass, 1 fail)");
+      "check", "pass/fail gate: compare every variant with a baseline (exit 0 pass, 3 fail)");
   // Values are read as text and checked here, so that every usage error exits 2.
   cmd->add_option("--db", args->db, "campaign database");
   cmd->add_option("--baseline", args->baseline,

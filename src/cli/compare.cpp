@@ -28,11 +28,7 @@ void add_compare(CLI::App& app) {
     if (!std::filesystem::exists(options->db))
       throw Error("database " + options->db + " does not exist");
     Store store(options->db, StoreMode::ReadOnly);
-    const Comparison comparison = compare_variants(store, options->analysis);
-    if (options->json)
-      std::cout << to_json(comparison).dump(2) << '\n';
-    else
-      print_comparison(comparison, std::cout);
+    print(compare_variants(store, options->analysis), options->json);
   });
 }
 

@@ -74,8 +74,9 @@ void add_export(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"csv", "json"}));
   cmd->add_option("--table", options->table,
-                  "with --format csv: variants, pairs, findings or results (default: results)")
-      ->check(CLI::IsMember({"variants", "pairs", "findings", "results"}));
+                  "with --format csv: variants, pairs, findings, unusable_images or results "
+                  "(default: results)")
+      ->check(CLI::IsMember({"variants", "pairs", "findings", "unusable_images", "results"}));
   cmd->add_option("-o,--output", options->output, "output file (default: standard output)");
   add_analysis_options(cmd, options->analysis);
   cmd->callback([options] { execute(*options); });

@@ -1,6 +1,7 @@
 // `deltann localize`: runs one image through two environments (and optional references) with
 // every intermediate tensor captured, and says at which layer their difference first jumps
-// (docs/LOCALIZE.md). Exit 0 with a result, 1 for an error, 2 for a usage error.
+// (docs/LOCALIZE.md). Exit 0 when no layer diverges, 3 when one does (so that it can gate a
+// pipeline), 1 for an error, 2 for a usage error.
 #include <stdlib.h>
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +23,7 @@
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
+#include "deltann/text.h"
 #include "run/worker_process.h"
 #include "verbs.h"
 #ifdef DELTANN_MODEL_DIFF
@@ -33,8 +36,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr int kUsage = 2;
 
 struct LocalizeArgs {
   std::string model, spec, image, a, b, db, keep, cache, b_model, b_spec, image_key;
@@ -50,9 +51,15 @@ struct LocalizeArgs {
   bool json = false;
 };
 
-[[noreturn]] void usage(const std::string& message) { throw CLI::ValidationError(message, kUsage); }
+[[noreturn]] void usage(const std::string& message) {
+  throw CLI::ValidationError(message, kExitUsage);
+}
 
-void say(const std::string& line) { std::cerr << line << '\n'; }
+// Progress lines name images, layers and engine messages: made safe for the terminal.
+void say(const std::string& line) { std::cerr << terminal_safe(line) << '\n'; }
+
+// JSON output; bytes of names that are not UTF-8 become U+FFFD instead of stopping the output.
+std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
 
 // The capture folder: --keep DIR, or a private temporary folder removed on exit.
 class CaptureDir {
@@ -264,6 +271,16 @@ Reproduction reproduce_jump(const LocalizeArgs& a, const CampaignConfig& config,
 }
 #endif
 
+// Ends a run that printed its result: a diverging layer exits kExitNegative, with a message that
+// says where.
+void exit_on_divergence(const Localization& result) {
+  if (!result.jump) return;
+  const LayerReport& jump = result.layers[*result.jump];
+  throw NegativeAnswer(result.env_a + " and " + result.env_b +
+                       " diverge: " + std::to_string(result.above_count) +
+                       " layer(s) above the threshold, the first jump at '" + jump.name + "'");
+}
+
 // The --captures form: read the folders (each with the index.json a worker's capture op wrote),
 // label them with --a/--b/--ref when given, else with the folder names, and localise.
 void from_captures(const LocalizeArgs& a) {
@@ -295,11 +312,12 @@ void from_captures(const LocalizeArgs& a) {
     for (const auto& ref : refs)
       references.push_back({{"env", ref.env}, {"mode", ref.mode}, {"tensors", ref.tensors.size()}});
     j["references"] = references;
-    std::cout << j.dump(2) << '\n';
+    std::cout << dump(j) << '\n';
   } else {
-    std::cout << "captures " << a.captures[0] << " (A) and " << a.captures[1] << " (B)\n"
-              << localization_text(result, a.options, a.rows);
+    std::cout << terminal_safe_lines("captures " + a.captures[0] + " (A) and " + a.captures[1] +
+                                     " (B)\n" + localization_text(result, a.options, a.rows));
   }
+  exit_on_divergence(result);
 }
 
 // The model of a campaign database that --db localises: its only model, or the one --model
@@ -348,6 +366,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
 
   CampaignConfig config;
   std::optional<ModelSpec> stored_spec;
+  std::string stored_spec_source;
   // The --db form writes its result into the campaign: one process at a time runs engines for a
   // database (docs/STORAGE.md, "Locking").
   std::optional<DatabaseLock> lock;
@@ -360,7 +379,10 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
     // The spec the campaign ran with, as stored, whatever the files beside the model say now.
     stored_spec =
         parse_model_spec(json::parse(model.spec_json), fs::path(model.path).parent_path());
-    if (Store store(a.db, StoreMode::ReadOnly); const auto spec = store.meta("spec"))
+    stored_spec_source =
+        model.spec_source.empty() ? "the spec stored in " + a.db : model.spec_source;
+    if (Store store(a.db, StoreMode::ReadOnly); const auto spec = store.meta("spec");
+        spec && !spec->empty())
       config.spec = *spec;
   } else {
     config.model = a.model;
@@ -372,6 +394,10 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   config.worker_dir = default_worker_dir();
   config.timeout_s = a.timeout_s;
   const ModelSpec spec = stored_spec ? *stored_spec : load_model_spec(config.model, config.spec);
+  if (!stored_spec && !model_spec_file(config.model, config.spec))
+    say(default_spec_note(config.model));
+  const std::string spec_source =
+      stored_spec ? stored_spec_source : spec_source_text(config.model, config.spec);
 
   if (spec.input.raw_tensor && a.tensor.empty())
     throw Error(config.model.string() + " takes a raw tensor " + shape_text(spec.input.shape) +
@@ -488,6 +514,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
       if (a.b_model.empty()) j["parameters_from"] = fs::absolute(model_b).string();
     }
     j["model"] = fs::absolute(config.model).string();
+    j["spec"] = spec_source;
     if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
     if (a.tensor.empty())
       j["image"] = fs::absolute(a.image).string();
@@ -515,38 +542,43 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
                  .add_localization({0, envs[0].env, envs[1].env, a.image_key, j.dump(), ""});
   if (a.json) {
     if (stored) j["stored_as"] = *stored;
-    std::cout << j.dump(2) << '\n';
+    std::cout << dump(j) << '\n';
   } else {
-    std::cout << "model " << config.model.string()
-              << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")")
-              << (a.tensor.empty() ? ", image " + a.image : ", tensor " + a.tensor) << "\n"
-              << localization_text(result, a.options, a.rows);
+    // Layer, image and file names come from files: the text is made safe for the terminal as a
+    // whole.
+    std::ostringstream text;
+    text << "model " << config.model.string()
+         << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")")
+         << (a.tensor.empty() ? ", image " + a.image : ", tensor " + a.tensor) << "\nspec "
+         << spec_source << "\n"
+         << localization_text(result, a.options, a.rows);
     if (!model_b.empty()) {
-      std::cout << "parameter differences between the two model files"
-                << (a.b_model.empty() ? " (B's: " + model_b.string() + ")" : "") << ": "
-                << parameters.size() << "\n";
+      text << "parameter differences between the two model files"
+           << (a.b_model.empty() ? " (B's: " + model_b.string() + ")" : "") << ": "
+           << parameters.size() << "\n";
       for (const auto& d : parameters)
-        std::cout << (cause.empty() || d.at("output") != cause.front().at("output") ? "   " : " > ")
-                  << d.at("node").get<std::string>() << " (" << d.at("output").get<std::string>()
-                  << ")"
-                  << (d.contains("node_b") ? " ~ B's " + d.at("node_b").get<std::string>() + " (" +
-                                                 d.at("output_b").get<std::string>() + ")"
-                                           : "")
-                  << ": " << d.at("what").get<std::string>() << ": " << d.at("a").get<std::string>()
-                  << " -> " << d.at("b").get<std::string>()
-                  << (d.at("note").get<std::string>().empty()
-                          ? ""
-                          : "  [" + d.at("note").get<std::string>() + "]")
-                  << "\n";
-      if (!cause.empty()) std::cout << "the first diverging layer's own parameters differ (>)\n";
+        text << (cause.empty() || d.at("output") != cause.front().at("output") ? "   " : " > ")
+             << d.at("node").get<std::string>() << " (" << d.at("output").get<std::string>() << ")"
+             << (d.contains("node_b") ? " ~ B's " + d.at("node_b").get<std::string>() + " (" +
+                                            d.at("output_b").get<std::string>() + ")"
+                                      : "")
+             << ": " << d.at("what").get<std::string>() << ": " << d.at("a").get<std::string>()
+             << " -> " << d.at("b").get<std::string>()
+             << (d.at("note").get<std::string>().empty()
+                     ? ""
+                     : "  [" + d.at("note").get<std::string>() + "]")
+             << "\n";
+      if (!cause.empty()) text << "the first diverging layer's own parameters differ (>)\n";
     }
-    std::cout << reproduction_summary;
-    if (!a.keep.empty()) std::cout << "captures kept in " << dir.path().string() << "\n";
+    text << reproduction_summary;
+    if (!a.keep.empty()) text << "captures kept in " << dir.path().string() << "\n";
     if (stored)
-      std::cout << "stored as localisation #" << *stored << " in " << a.db
-                << " (deltann report plots it)\n";
-    std::cout << "took " << std::lround(total * 1000) << " ms\n";
+      text << "stored as localisation #" << *stored << " in " << a.db
+           << " (deltann report plots it)\n";
+    text << "took " << std::lround(total * 1000) << " ms\n";
+    std::cout << terminal_safe_lines(text.str());
   }
+  exit_on_divergence(result);
 }
 
 }  // namespace

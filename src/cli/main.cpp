@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "deltann/error.h"
+#include "deltann/text.h"
 #include "deltann/version.h"
 #include "verbs.h"
 
@@ -18,21 +19,28 @@ int main(int argc, char** argv) {
   deltann::cli::add_check(app);
   deltann::cli::add_localize(app);
   deltann::cli::add_bisect(app);
+  // Messages name files, images and layers, whose names may hold control characters.
+  const auto say = [](const std::string& text) {
+    std::cerr << "deltann: " << deltann::terminal_safe_lines(text) << '\n';
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // Help and version exit 0; every usage error exits 2, whatever CLI11's own code for it.
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? 0 : deltann::cli::kExitUsage;
+  } catch (const deltann::cli::NegativeAnswer& e) {
+    say(e.what());
+    return deltann::cli::kExitNegative;
   } catch (const deltann::Error& e) {
-    std::cerr << "deltann: " << e.what() << '\n';
-    return 1;
+    say(e.what());
+    return deltann::cli::kExitError;
   } catch (const std::filesystem::filesystem_error& e) {
     // A path that could not be read where no code expected it: its name and the plain reason.
-    std::cerr << "deltann: " << deltann::describe(e) << '\n';
-    return 1;
+    say(deltann::describe(e));
+    return deltann::cli::kExitError;
   } catch (const std::exception& e) {
-    std::cerr << "deltann: unexpected error: " << e.what() << '\n';
-    return 1;
+    say(std::string("unexpected error: ") + e.what());
+    return deltann::cli::kExitError;
   }
   return 0;
 }

@@ -2,16 +2,19 @@
 // environments.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
+#include "analysis_options.h"
 #include "deltann/campaign.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/preprocess.h"
 #include "deltann/store.h"
+#include "deltann/text.h"
 #include "verbs.h"
 
 namespace deltann::cli {
@@ -68,6 +71,7 @@ std::string duration_text(double seconds) {
 
 struct RunOptions {
   CampaignConfig config;
+  AnalysisOptions analysis;
   std::string model, spec, images, labels, synsets, db, cache;
   bool json = false;
   bool quiet = false;
@@ -103,7 +107,7 @@ void execute(RunOptions& o) {
   CampaignEvents events;
   events.message = [&](const std::string& line) {
     if (tty) std::cerr << "\r\033[K";
-    std::cerr << line << '\n';
+    std::cerr << terminal_safe(line) << '\n';  // lines name images and quote engine messages
   };
   int last_decile = -1;
   events.progress = [&](int64_t done, int64_t total, double eta) {
@@ -126,11 +130,17 @@ void execute(RunOptions& o) {
             << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable; "
             << outcome.results_written << " results written to " << c.db.string() << '\n';
   Store store(c.db, StoreMode::ReadOnly);
-  const Comparison comparison = compare_variants(store);
-  if (o.json)
-    std::cout << to_json(comparison).dump(2) << '\n';
-  else
-    print_comparison(comparison, std::cout);
+  const Comparison comparison = compare_variants(store, o.analysis);
+  print(comparison, o.json);
+  // A campaign that produced nothing must not pass for one that did: a pipeline stops here.
+  const bool any_result = std::any_of(comparison.variants.begin(), comparison.variants.end(),
+                                      [](const VariantSummary& v) { return v.images > 0; });
+  if (!any_result)
+    throw NegativeAnswer(
+        "no variant produced a result: " + std::to_string(comparison.variants.size()) +
+        " variant(s), " + std::to_string(outcome.variants_failed) + " failed, " +
+        std::to_string(outcome.variants_skipped) + " skipped" +
+        (outcome.images_ok == 0 ? ", and no image was usable" : "") + " (reasons above)");
 }
 
 }  // namespace
@@ -174,6 +184,7 @@ void add_run(CLI::App& app) {
                 "(refused otherwise)");
   run->add_flag("--wait", options->config.wait_for_lock,
                 "wait for another campaign using the same --db instead of refusing to start");
+  add_analysis_options(run, options->analysis);
   run->add_flag("--json", options->json, "print the summary as JSON");
   run->add_flag("--quiet", options->quiet, "no progress line");
   run->callback([options] { execute(*options); });

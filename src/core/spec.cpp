@@ -153,10 +153,63 @@ std::string model_format(const std::filesystem::path& file) {
   return "";
 }
 
+std::filesystem::path sidecar_path(const std::filesystem::path& model_path) {
+  return std::filesystem::path(model_path).replace_extension(".spec.json");
+}
+
+std::optional<std::filesystem::path> model_spec_file(
+    const std::filesystem::path& model_path,
+    const std::optional<std::filesystem::path>& spec_path) {
+  if (spec_path) return std::filesystem::absolute(*spec_path);
+  const std::filesystem::path sidecar = sidecar_path(model_path);
+  if (std::filesystem::exists(sidecar)) return std::filesystem::absolute(sidecar);
+  return std::nullopt;
+}
+
+std::string spec_source_text(const std::filesystem::path& model_path,
+                             const std::optional<std::filesystem::path>& spec_path) {
+  if (const auto file = model_spec_file(model_path, spec_path)) return file->string();
+  return "ImageNet defaults (no " + sidecar_path(model_path).filename().string() +
+         " beside the model)";
+}
+
+std::string spec_summary(const ModelSpec& spec) {
+  std::ostringstream s;
+  s.precision(6);
+  const InputSpec& i = spec.input;
+  const auto triple = [&](const std::array<float, 3>& v) {
+    s << '[' << v[0] << ", " << v[1] << ", " << v[2] << ']';
+  };
+  s << "input ";
+  for (size_t d = 0; d < i.shape.size(); ++d) s << (d ? "x" : "") << i.shape[d];
+  if (i.raw_tensor) {
+    s << " raw float32 tensor";
+  } else {
+    s << ' ' << (i.layout == Layout::NCHW ? "NCHW" : "NHWC") << ' '
+      << (i.channel_order == ChannelOrder::RGB ? "RGB" : "BGR") << ", shorter side resized to "
+      << i.resize << " (" << i.interpolation << "), centre crop " << i.crop << ", scale " << i.scale
+      << ", mean ";
+    triple(i.mean);
+    s << ", std ";
+    triple(i.std);
+  }
+  s << "; output " << spec.output.classes << ' '
+    << (spec.output.kind == OutputKind::Logits ? "logits" : "probabilities") << ", label offset "
+    << spec.output.label_offset;
+  return s.str();
+}
+
+std::string default_spec_note(const std::filesystem::path& model_path) {
+  const std::string sidecar = sidecar_path(model_path).filename().string();
+  return "note: no spec for " + model_path.filename().string() + " (no --spec, no " + sidecar +
+         " beside it): ImageNet defaults apply: " + spec_summary(ModelSpec{}) +
+         ". If the model expects other input, give --spec FILE or put " + sidecar +
+         " beside the model";
+}
+
 ModelSpec load_model_spec(const std::filesystem::path& model_path,
                           const std::optional<std::filesystem::path>& spec_path) {
-  std::filesystem::path path =
-      spec_path.value_or(std::filesystem::path(model_path).replace_extension(".spec.json"));
+  std::filesystem::path path = spec_path.value_or(sidecar_path(model_path));
   if (!std::filesystem::exists(path)) {
     if (spec_path) throw Error("spec file " + path.string() + " does not exist");
     ModelSpec spec;

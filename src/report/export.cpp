@@ -22,8 +22,9 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 // Meta keys a campaign writes (docs/STORAGE.md); read directly when the comparison lacks them.
-constexpr const char* kMetaKeys[] = {"schema_version", "created_at", "deltann_version", "host",
-                                     "dataset",        "images",     "preprocessing",   "timing"};
+constexpr const char* kMetaKeys[] = {"schema_version", "created_at",    "deltann_version",
+                                     "host",           "dataset",       "images",
+                                     "spec_source",    "preprocessing", "timing"};
 
 template <typename T>
 std::string shortest(T value) {
@@ -118,21 +119,26 @@ ojson pair_row(const PairSummary& p) {
           {"differing_images", p.differing_images}};
 }
 
+ojson unusable_row(const UnusableImage& u) {
+  return {{"key", u.key}, {"path", u.path}, {"reason", u.reason}};
+}
+
 ojson finding_row(const Finding& f, size_t rank) {
   return {{"rank", rank},       {"kind", f.kind},          {"severity", json_number(f.severity)},
           {"title", f.title},   {"evidence", f.evidence},  {"variants", f.variants},
           {"images", f.images}, {"reproduce", f.reproduce}};
 }
 
-// One CSV cell from a JSON value of a row: strings as they are, numbers in shortest round-trip
-// form, booleans as 1/0, null as an empty field, arrays and objects as compact JSON text except
-// the knobs object, which reads better as the environment's own key=value text.
+// One CSV field from a JSON value of a row: strings as text cells (csv_text_field), numbers in
+// shortest round-trip form (a negative number stays a number), booleans as 1/0, null as an empty
+// field, arrays and objects as compact JSON text except the knobs object, which reads better as
+// the environment's own key=value text.
 std::string csv_cell(const std::string& name, const ojson& v) {
   switch (v.type()) {
     case ojson::value_t::null:
       return "";
     case ojson::value_t::string:
-      return v.get<std::string>();
+      return export_format::csv_text_field(v.get<std::string>());
     case ojson::value_t::boolean:
       return v.get<bool>() ? "1" : "0";
     case ojson::value_t::number_integer:
@@ -145,18 +151,19 @@ std::string csv_cell(const std::string& name, const ojson& v) {
       if (name == "knobs") {
         std::map<std::string, std::string> knobs;
         for (const auto& [key, value] : v.items()) knobs[key] = value.get<std::string>();
-        return knob_text(knobs);
+        return export_format::csv_text_field(knob_text(knobs));
       }
-      return dump(v);
+      return export_format::csv_text_field(dump(v));
     default:
-      return dump(v);
+      return export_format::csv_text_field(dump(v));
   }
 }
 
+// Writes fields already made CSV fields (csv_field, csv_text_field).
 void write_csv_row(std::ostream& out, const std::vector<std::string>& fields) {
   for (size_t i = 0; i < fields.size(); ++i) {
     if (i) out << ',';
-    out << export_format::csv_field(fields[i]);
+    out << fields[i];
   }
   out << '\n';
 }
@@ -166,7 +173,8 @@ template <typename Items, typename MakeRow>
 void write_csv_table(std::ostream& out, const Items& items, MakeRow make_row,
                      const ojson& empty_row) {
   std::vector<std::string> header;
-  for (const auto& [key, value] : empty_row.items()) header.push_back(key);
+  for (const auto& [key, value] : empty_row.items())
+    header.push_back(export_format::csv_field(key));
   write_csv_row(out, header);
   size_t index = 0;
   for (const auto& item : items) {
@@ -273,9 +281,9 @@ void write_json_result(std::ostream& out, const ResultRow& row) {
 }
 
 void write_csv_result(std::ostream& out, const ResultRow& row) {
-  std::string line = export_format::csv_field(*row.variant);
+  std::string line = export_format::csv_text_field(*row.variant);
   line += ',';
-  line += export_format::csv_field(row.image->key);
+  line += export_format::csv_text_field(row.image->key);
   line += ',';
   if (row.image->label) line += std::to_string(*row.image->label);
   const auto& ids = row.result->top_ids;
@@ -367,6 +375,12 @@ std::string csv_field(std::string_view text) {
   return quoted;
 }
 
+std::string csv_text_field(std::string_view text) {
+  if (!text.empty() && std::string_view("=+-@\t\r").find(text.front()) != std::string_view::npos)
+    return csv_field("'" + std::string(text));
+  return csv_field(text);
+}
+
 std::string number(float value) { return shortest(value); }
 std::string number(double value) { return shortest(value); }
 
@@ -377,6 +391,7 @@ std::optional<ExportTable> parse_export_table(std::string_view name) {
   if (name == "pairs") return ExportTable::pairs;
   if (name == "findings") return ExportTable::findings;
   if (name == "results") return ExportTable::results;
+  if (name == "unusable_images") return ExportTable::unusable_images;
   return std::nullopt;
 }
 
@@ -390,6 +405,8 @@ const char* export_table_name(ExportTable table) {
       return "findings";
     case ExportTable::results:
       return "results";
+    case ExportTable::unusable_images:
+      return "unusable_images";
   }
   return "?";
 }
@@ -402,6 +419,8 @@ void export_json(Store& store, const Comparison& c, std::ostream& out) {
   write_json_array(out, "pairs", c.pairs, [](const PairSummary& p, size_t) { return pair_row(p); });
   write_json_array(out, "findings", c.findings,
                    [](const Finding& f, size_t rank) { return finding_row(f, rank); });
+  write_json_array(out, "unusable_images", c.unusable_images,
+                   [](const UnusableImage& u, size_t) { return unusable_row(u); });
   out << "\"results\": [";
   bool first = true;
   for_each_result(store, true, [&](const ResultRow& row) {
@@ -429,12 +448,18 @@ void export_csv(Store& store, const Comparison& c, ExportTable table, std::ostre
           out, c.findings, [](const Finding& f, size_t rank) { return finding_row(f, rank); },
           finding_row(Finding{}, 0));
       return;
+    case ExportTable::unusable_images:
+      write_csv_table(
+          out, c.unusable_images, [](const UnusableImage& u, size_t) { return unusable_row(u); },
+          unusable_row(UnusableImage{}));
+      return;
     case ExportTable::results: {
       std::vector<std::string> header{"variant", "image", "label"};
       for (int i = 1; i <= kCsvTopK; ++i) header.push_back("top" + std::to_string(i));
       for (int i = 1; i <= kCsvTopK; ++i) header.push_back("score" + std::to_string(i));
       for (const char* name : {"median_ms", "samples", "correct_top1", "correct_top5"})
         header.push_back(name);
+      for (auto& name : header) name = export_format::csv_field(name);
       write_csv_row(out, header);
       for_each_result(store, false, [&](const ResultRow& row) { write_csv_result(out, row); });
       return;

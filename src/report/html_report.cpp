@@ -302,8 +302,8 @@ std::string class_label(const Context& ctx, int64_t model_id, int id) {
 
 void load_context(Store& store, Context& ctx) {
   ctx.meta = ctx.c.meta;
-  for (const char* key :
-       {"created_at", "deltann_version", "host", "dataset", "preprocessing", "timing", "model"})
+  for (const char* key : {"created_at", "deltann_version", "host", "dataset", "spec_source",
+                          "preprocessing", "timing", "model"})
     if (!ctx.meta.count(key))
       if (auto v = store.meta(key)) ctx.meta[key] = *v;
 
@@ -634,6 +634,10 @@ void write_header(const Context& ctx, std::ostream& out) {
     fact(title, v.empty() ? kDash : "<span class=\"env\">" + html_escape(v) + "</span>");
   };
   meta_fact("Dataset", "dataset");
+  fact("Model spec",
+       ctx.meta.count("spec_source")
+           ? "<span class=\"env\">" + html_escape(ctx.meta_value("spec_source")) + "</span>"
+           : std::string("not recorded (a campaign of an older deltann)"));
   meta_fact("Host", "host");
   meta_fact("Preprocessing", "preprocessing");
   meta_fact("Timing", "timing");
@@ -668,7 +672,11 @@ void write_header(const Context& ctx, std::ostream& out) {
   out << "<div class=\"counts\">\n";
   count(static_cast<int64_t>(c.variants.size()), "variants", statuses);
   count(static_cast<int64_t>(ctx.images.size()), "images",
-        std::to_string(ok_images) + " usable, " + std::to_string(c.labelled_images) + " labelled");
+        std::to_string(ok_images) + " usable, " + std::to_string(c.labelled_images) + " labelled" +
+            (c.unusable_images.empty()
+                 ? ""
+                 : ", <a href=\"#unusable\">" + std::to_string(c.unusable_images.size()) +
+                       " unusable</a>"));
   count(static_cast<int64_t>(c.pairs.size()), "pairs",
         std::to_string(differing_pairs) + " with top-1 differences");
   count(static_cast<int64_t>(c.findings.size()), "findings", "ranked below");
@@ -1206,6 +1214,25 @@ void write_failures(const Context& ctx, std::ostream& out) {
   out << "</section>\n";
 }
 
+// The images no variant ran, with the reason: a campaign is never silently smaller than its
+// dataset.
+void write_unusable(const Context& ctx, std::ostream& out) {
+  const auto& unusable = ctx.c.unusable_images;
+  out << "<section id=\"unusable\"><h2>" << unusable.size() << " images unusable</h2>\n";
+  if (unusable.empty()) {
+    out << "<p class=\"muted\">Every image of the dataset could be used.</p>\n</section>\n";
+    return;
+  }
+  out << "<p class=\"note\">No variant ran these images; the numbers above leave them out.</p>\n"
+         "<div class=\"scroll\"><table class=\"wide\"><tr><th>image</th><th>path</th>"
+         "<th>reason</th></tr>\n";
+  for (const auto& u : unusable)
+    out << "<tr><td class=\"env\">" << html_escape(u.key) << "</td><td class=\"path\">"
+        << html_escape(u.path) << "</td><td class=\"msg\">" << html_escape(u.reason)
+        << "</td></tr>\n";
+  out << "</table></div>\n</section>\n";
+}
+
 void write_meta(const Context& ctx, std::ostream& out) {
   out << "<section id=\"meta\"><details><summary>All campaign metadata</summary>\n"
          "<table class=\"wide\">\n";
@@ -1264,7 +1291,8 @@ void write_html_report(Store& store, const Comparison& comparison, std::ostream&
          "<a href=\"#variants\">Variants</a><a href=\"#heatmap\">Label differences</a>"
          "<a href=\"#axes\">Pairs by axis</a><a href=\"#timing\">Timing</a>"
          "<a href=\"#localizations\">Localisations</a>"
-         "<a href=\"#gallery\">Disagreeing images</a><a href=\"#failures\">Failures</a>"
+         "<a href=\"#gallery\">Disagreeing images</a><a href=\"#unusable\">Unusable images</a>"
+         "<a href=\"#failures\">Failures</a>"
          "<a href=\"#meta\">Metadata</a></nav></header>\n<main>\n";
   write_header(ctx, out);
   write_findings(ctx, out);
@@ -1274,6 +1302,7 @@ void write_html_report(Store& store, const Comparison& comparison, std::ostream&
   write_timing(ctx, out);
   write_localizations(ctx, out);
   write_gallery(ctx, out);
+  write_unusable(ctx, out);
   write_failures(ctx, out);
   write_meta(ctx, out);
   out << "</main>\n<script type=\"application/json\" id=\"deltann-data\">"

@@ -569,14 +569,6 @@ bool build_artifact(const PlannedVariant& variant, const CampaignConfig& config,
   return true;
 }
 
-// Where the campaign's spec comes from, in words stored with the model.
-std::string spec_source(const CampaignConfig& config) {
-  if (config.spec) return fs::absolute(*config.spec).string();
-  const fs::path beside = fs::path(config.model).replace_extension(".spec.json");
-  if (fs::exists(beside)) return fs::absolute(beside).string();
-  return "ImageNet defaults (no " + beside.filename().string() + " beside the model)";
-}
-
 // The first few fields (dotted JSON paths) whose values differ between two specs.
 void differing_fields(const json& a, const json& b, const std::string& prefix,
                       std::vector<std::string>& out) {
@@ -623,6 +615,34 @@ std::optional<int64_t> existing_model(const std::vector<StoredModel>& models,
               "(its variants are then compared only with each other)");
 }
 
+// The options of `deltann run` that shaped this campaign's results, as command-line arguments,
+// so that a finding's reproduce command gets the same results from any working directory: paths
+// absolute, the spec file even when it was the model's sidecar (a copy of the model may lack it),
+// the timing always, the rest when not the default.
+std::vector<std::string> result_options(const CampaignConfig& config,
+                                        const std::optional<fs::path>& spec_file) {
+  const CampaignConfig defaults;
+  std::vector<std::string> args;
+  const auto add = [&](const std::string& option, const std::string& value) {
+    args.push_back(option);
+    args.push_back(value);
+  };
+  if (spec_file) add("--spec", spec_file->string());
+  if (config.dataset.labels) add("--labels", fs::absolute(*config.dataset.labels).string());
+  if (config.dataset.synsets) add("--synsets", fs::absolute(*config.dataset.synsets).string());
+  add("--warmup", std::to_string(config.warmup));
+  add("--repeat", std::to_string(config.repeat));
+  if (fs::absolute(config.cache_dir) != fs::absolute(default_cache_dir()))
+    add("--cache", fs::absolute(config.cache_dir).string());
+  if (config.keep_outputs_up_to != defaults.keep_outputs_up_to)
+    add("--keep-outputs", std::to_string(config.keep_outputs_up_to));
+  if (config.timeout_s != defaults.timeout_s) add("--timeout", json(config.timeout_s).dump());
+  if (config.build_timeout_s != defaults.build_timeout_s)
+    add("--build-timeout", json(config.build_timeout_s).dump());
+  if (config.shuffle_seed) add("--shuffle", std::to_string(*config.shuffle_seed));
+  return args;
+}
+
 }  // namespace
 
 PreparedEnvironment prepare_environment(const CampaignConfig& config, const ModelSpec& spec,
@@ -663,6 +683,8 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   if (!fs::is_regular_file(config.model))
     throw Error("model file " + config.model.string() + " does not exist");
   const ModelSpec spec = load_model_spec(config.model, config.spec);
+  const std::optional<fs::path> spec_file = model_spec_file(config.model, config.spec);
+  if (!spec_file) say(default_spec_note(config.model));
   const Dataset dataset = load_dataset(config.images, config.dataset);
   std::vector<PlannedVariant> variants = plan(config, spec);
   const auto runnable =
@@ -679,7 +701,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   Store store(config.db);
   const std::string model_sha = sha256_file(config.model);
   const StoredModel model_row{0, fs::absolute(config.model).string(), model_sha,
-                              to_json(spec).dump(), spec_source(config)};
+                              to_json(spec).dump(), spec_source_text(config.model, config.spec)};
   // Checked before anything is written, so that a refused run leaves the database as it was.
   const std::optional<int64_t> known_model = existing_model(store.models(), model_row, config);
   if (!store.meta("created_at")) {
@@ -692,7 +714,11 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   store.set_meta("host", host_description());
   store.set_meta("dataset", fs::absolute(config.images).string() + " (" + dataset.layout + ")");
   store.set_meta("images", fs::absolute(config.images).string());
-  if (config.spec) store.set_meta("spec", fs::absolute(*config.spec).string());
+  // The spec file used ("" for the ImageNet defaults), what that was in words, and the options
+  // a reproduce command must repeat (docs/STORAGE.md).
+  store.set_meta("spec", spec_file ? spec_file->string() : "");
+  store.set_meta("spec_source", spec_source_text(config.model, config.spec));
+  store.set_meta("run_options", json(result_options(config, spec_file)).dump());
   store.set_meta("preprocessing", preprocessing_description(spec.input));
   store.set_meta("timing", "warmup=" + std::to_string(config.warmup) +
                                ", repeat=" + std::to_string(config.repeat));

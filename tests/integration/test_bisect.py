@@ -27,8 +27,10 @@ def bisect(deltann, model, image, a, b, *extra, expect_rc=0):
 def test_ort_basic_level_names_conv_bn_fusion(models, flip, deltann):
     info, image = flip
     assert (info["level_a"], info["level_b"]) == ("disable", "basic")
-    run = bisect(deltann, models.label_flip, image, "ort:opt=disable", "ort:opt=basic", "--json")
+    run = bisect(deltann, models.label_flip, image, "ort:opt=disable", "ort:opt=basic", "--json",
+                 expect_rc=3)
     report = json.loads(run.stdout)
+    assert "ort:opt=basic,device=cpu,threads=1 differs from" in run.stderr, run.describe()
     assert report["a"] == "ort:opt=disable,device=cpu,threads=1"
     # `disable=none` is the default and stays out of the canonical string.
     assert report["b"] == "ort:opt=basic,device=cpu,threads=1"
@@ -50,7 +52,8 @@ def test_ort_basic_level_names_conv_bn_fusion(models, flip, deltann):
 
 def test_ort_text_report(models, flip, deltann):
     _, image = flip
-    text = bisect(deltann, models.label_flip, image, "ort:opt=disable", "ort:opt=basic").stdout
+    text = bisect(deltann, models.label_flip, image, "ort:opt=disable", "ort:opt=basic",
+                  expect_rc=3).stdout
     assert "culprit: ConvBNFusion" in text, text
     assert "probe 1: disable all " in text and "vanished" in text
     assert "(1% of it)" in text
@@ -94,7 +97,7 @@ def test_tvm_fast_math_is_not_a_pass(models, deltann, deltann_bin, tmp_path):
         pytest.skip("this deltann has no tvm engine")
     write_random_images(tmp_path / "images", [(8, 8)], seed=5)
     (image,) = sorted((tmp_path / "images").iterdir())
-    run = bisect(deltann, models.tiny, image, "tvm:opt=3", "tvm:opt=4", "--json")
+    run = bisect(deltann, models.tiny, image, "tvm:opt=3", "tvm:opt=4", "--json", expect_rc=3)
     report = json.loads(run.stdout)
     assert report["b"] == "tvm:opt=4,device=cpu,threads=1,disable=none"
     assert report["original_max_abs"] > 0, "opt=4 (fast-math) is expected to differ from opt=3"
@@ -104,5 +107,5 @@ def test_tvm_fast_math_is_not_a_pass(models, deltann, deltann_bin, tmp_path):
     assert probe["disabled"] == report["passes"] and len(report["passes"]) == 9
     assert not probe["vanished"]
     assert report["remaining_max_abs"] > report["tolerance"]
-    text = bisect(deltann, models.tiny, image, "tvm:opt=3", "tvm:opt=4").stdout
+    text = bisect(deltann, models.tiny, image, "tvm:opt=3", "tvm:opt=4", expect_rc=3).stdout
     assert "not caused by one of these passes" in text, text

@@ -36,7 +36,7 @@ def junit(path):
 def test_fails_when_labels_differ_more_than_allowed(flip, deltann, tmp_path):
     report = tmp_path / "check.xml"
     result = deltann.run("check", "--db", flip["db"], "--baseline", flip["baseline"],
-                         "--max-label-diff", "50%", "--junit", report, expect_rc=1)
+                         "--max-label-diff", "50%", "--junit", report, expect_rc=3)
     line = [l for l in result.stdout.splitlines() if flip["other"] in l]
     assert len(line) == 1 and line[0].startswith("FAIL "), result.describe()
     assert "1/1 top-1 labels differ (100%, limit 50%)" in line[0], result.describe()

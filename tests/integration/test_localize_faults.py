@@ -135,7 +135,8 @@ def test_localize_names_the_faulty_layer(deltann, original, tmp_path, fault):
                          "--b-model", faulty_path, "--json", expect_rc=None)
     if result.returncode != 0 and "cannot capture" in result.stderr:
         pytest.skip(f"ONNX Runtime cannot capture here: {result.stderr.strip()}")
-    assert result.returncode == 0, result.describe()
+    assert result.returncode == 3, result.describe()  # A and B diverge
+    assert f"the first jump at '{expected}'" in result.stderr, result.describe()
     report = json.loads(result.stdout)
     assert report["jump"] is not None, report
     assert report["jump"]["name"] == expected, (fault, report["jump"])

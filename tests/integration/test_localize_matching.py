@@ -39,8 +39,11 @@ def dl(deltann_bin, tmp_path_factory, engines):
 
 def localize(dl, model, image, *extra):
     result = dl.run("localize", "--model", model, "--image", image, "--a", A_ENV, "--b", B_ENV,
-                    "--json", *extra)
-    return json.loads(result.stdout), result
+                    "--json", *extra, expect_rc=None)
+    report = json.loads(result.stdout)
+    # 3: a layer diverges, 0: none does.
+    assert result.returncode == (3 if report["jump"] else 0), result.describe()
+    return report, result
 
 
 def check_bias_fault_located(report, what):
@@ -91,7 +94,7 @@ def test_tiny_model_round_trip(dl, models, tmp_path):
     assert jump["max_abs"] == pytest.approx(np.abs(bias).max(), abs=1e-3)
     # The table shows B's names and how each layer was matched.
     text = dl.run("localize", "--model", models.tiny, "--image", image, "--a", A_ENV,
-                  "--b", B_ENV).stdout
+                  "--b", B_ENV, expect_rc=3).stdout
     assert "matched 5 layers: 1 by output, 4 by structure; only in A: 0, only in B: 1" in text, text
     assert "B layer" in text and "PartitionedCall:0" in text, text
     assert "first jump: layer 4 'logits' (Gemm / MatMul) = B's 'PartitionedCall:0' (output)" \
@@ -178,7 +181,7 @@ def test_round_trip_cause_is_the_dropped_bias(dl, models, tmp_path):
     assert weights["fc_b"]["b"] == "" and weights["fc_b"]["note"] == "bias missing in B", fc
     assert all(pair_of(report, name)["status"] == "same" for name in ("c", "r", "g", "f"))
     text = dl.run("localize", "--model", models.tiny, "--image", image, "--a", A_ENV,
-                  "--b", B_ENV).stdout
+                  "--b", B_ENV, expect_rc=3).stdout
     assert "parameter differences between the two model files (B's: " in text, text
     assert " > " in text and "(logits) ~ B's " in text and "bias missing in B" in text, text
 
@@ -224,7 +227,8 @@ def test_quantised_round_trip_reports_int8_weights(dl, models, tmp_path):
     model = quantisable_model(tmp_path, spec)
     (image,) = write_random_images(tmp_path / "images", [(8, 8)], seed=3)
     result = dl.run("localize", "--model", model, "--image", image, "--a", A_ENV,
-                    "--b", "ort@onnx>tflite>onnx:opt=disable,quantize=dynamic", "--json")
+                    "--b", "ort@onnx>tflite>onnx:opt=disable,quantize=dynamic", "--json",
+                    expect_rc=3)
     report = json.loads(result.stdout)
     assert report["jump"] is not None, report["layers"]
     int8 = [d for d in report["parameter_differences"]

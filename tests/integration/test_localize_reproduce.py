@@ -12,6 +12,7 @@ Skipped with the reason where ONNX Runtime is not built or cannot capture.
 """
 import json
 import shlex
+import shutil
 import subprocess
 
 import numpy as np
@@ -59,10 +60,11 @@ def captured(keep, name):
 
 
 def run_command(deltann, command, *extra):
-    """Runs the reproducer's one-line command with this build's deltann in place of `deltann`."""
+    """Runs the reproducer's one-line command with this build's deltann in place of `deltann`;
+    it exits 3 while A and B diverge."""
     words = shlex.split(command)
     assert words[:2] == ["deltann", "localize"], command
-    return localize(deltann, *words[2:], *extra)
+    return localize(deltann, *words[2:], *extra, expect_rc=3)
 
 
 @pytest.mark.parametrize("fault,node_name,op,node_input", [
@@ -77,7 +79,8 @@ def test_reproducer_is_the_faulty_node(deltann, original, tmp_path, fault, node_
     onnx.save(faulty, str(faulty_path))
     out, keep = tmp_path / "repro", tmp_path / "keep"
     result = localize(deltann, "--model", path, "--image", image, "--a", ENV, "--b", ENV,
-                      "--b-model", faulty_path, "--reproduce", out, "--keep", keep, "--json")
+                      "--b-model", faulty_path, "--reproduce", out, "--keep", keep, "--json",
+                      expect_rc=3)
     report = json.loads(result.stdout)
     assert report["jump"]["name"] == expected
     repro = report["reproduce"]
@@ -107,12 +110,18 @@ def test_reproducer_is_the_faulty_node(deltann, original, tmp_path, fault, node_
     assert again["jump"]["name"] == expected, again["jump"]
     ratio = again["jump"]["rel_l2"] / full["rel_l2"]
     assert 0.5 <= ratio <= 2, (again["jump"], full)
-    # reproduce.sh runs the same command.
-    script = subprocess.run(["sh", str(out / "reproduce.sh"), "--json"], capture_output=True,
+    # reproduce.sh runs the same command on the files beside it: the folder still works when
+    # moved elsewhere and run from yet another folder.
+    moved = tmp_path / "sent elsewhere" / "repro"
+    moved.parent.mkdir()
+    shutil.move(out, moved)
+    script = subprocess.run(["sh", str(moved / "reproduce.sh"), "--json"], capture_output=True,
                             text=True, env=deltann.environment({"DELTANN": str(deltann.binary)}),
-                            timeout=120)
-    assert script.returncode == 0, script.stderr
-    assert json.loads(script.stdout)["jump"]["name"] == expected
+                            cwd=moved.parent, timeout=120)
+    assert script.returncode == 3, script.stderr  # A and B still diverge
+    again = json.loads(script.stdout)
+    assert again["jump"]["name"] == expected
+    assert again["model"] == str(moved / "repro.onnx")
 
 
 def residual_network(rs):
@@ -161,7 +170,8 @@ def test_reproducer_grows_to_one_input(deltann, original, tmp_path):
     # A folder name the shell must quote: the written command quotes it.
     out, keep = tmp_path / "repro dir's", tmp_path / "keep"
     result = localize(deltann, "--model", path, "--image", image, "--a", ENV, "--b", ENV,
-                      "--b-model", faulty_path, "--reproduce", out, "--keep", keep, "--json")
+                      "--b-model", faulty_path, "--reproduce", out, "--keep", keep, "--json",
+                      expect_rc=3)
     report = json.loads(result.stdout)
     assert report["jump"]["name"] == "add_out"
     repro = report["reproduce"]
@@ -223,7 +233,7 @@ def test_raw_tensor_model_refuses_an_image(deltann, original, tmp_path):
     onnx.save(faulty, str(faulty_path))
     out = tmp_path / "repro"
     localize(deltann, "--model", path, "--image", image, "--a", ENV, "--b", ENV,
-             "--b-model", faulty_path, "--reproduce", out)
+             "--b-model", faulty_path, "--reproduce", out, expect_rc=3)
     spec = json.loads((out / "repro.spec.json").read_text())
     assert spec["input"] == {"name": "conv2_out", "kind": "tensor", "shape": [1, 8, SIZE, SIZE]}
     assert spec["output"]["name"] == "bn2_out" and spec["output"]["classes"] == 8 * SIZE * SIZE

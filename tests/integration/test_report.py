@@ -130,9 +130,11 @@ def campaign(models, deltann_bin, tmp_path_factory):
         args += ["--env", env]
     deltann.run(*args)
     # One stored localisation (on the image whose key holds HTML): the report plots it.
-    localized = json.loads(deltann.run(
-        "localize", "--db", db, "--a", envs[0], "--b", envs[2], "--image", HTML_KEY,
-        "--json").stdout)
+    localizing = deltann.run("localize", "--db", db, "--a", envs[0], "--b", envs[2], "--image",
+                             HTML_KEY, "--json", expect_rc=None)
+    localized = json.loads(localizing.stdout)
+    # 3 when a layer diverges, 0 when none does.
+    assert localizing.returncode == (3 if localized["jump"] else 0), localizing.describe()
     (images / GONE_KEY).unlink()
 
     compare = json.loads(deltann.run("compare", "--db", db, "--json").stdout)

@@ -264,6 +264,49 @@ Comparison compare_images(const test::TempDir& dir, const std::vector<OutputPair
   return compare_variants(store);
 }
 
+// Images no variant could use are listed with their reason in the comparison, its JSON and its
+// terminal table, where names from files are made safe; the header says which spec applied.
+TEST(CompareUnusable, ListedWithTheirReasonAndTheSpecInTheHeader) {
+  test::TempDir dir;
+  Store store(dir / "u.db");
+  store.set_meta("spec_source", "ImageNet defaults (no m.spec.json beside the model)");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const int64_t ok = store.ensure_image(image("ok.jpg", 1));
+  StoredImage broken = image("bro\x1b[2Jken.jpg", std::nullopt);
+  broken.status = "error";
+  broken.message = "cannot decode: not an image";
+  store.ensure_image(broken);
+  StoredImage missing = image("gone.jpg", 2);
+  missing.status = "error";
+  missing.message = "file does not exist";
+  store.ensure_image(missing);
+  const int64_t v = store.ensure_variant(model, "ort", "ort");
+  store.add_result(result(v, ok, {1, 0}, {}, {kMs}));
+  store.flush();
+  const Comparison c = compare_variants(store);
+  ASSERT_EQ(c.unusable_images.size(), 2u);
+  EXPECT_EQ(c.unusable_images[0].key, "bro\x1b[2Jken.jpg");
+  EXPECT_EQ(c.unusable_images[0].path, "/data/bro\x1b[2Jken.jpg");
+  EXPECT_EQ(c.unusable_images[0].reason, "cannot decode: not an image");
+  EXPECT_EQ(c.unusable_images[1].key, "gone.jpg");
+  EXPECT_EQ(c.labelled_images, 1);  // the unusable labelled image does not count
+
+  const nlohmann::json j = to_json(c);
+  ASSERT_EQ(j.at("unusable_images").size(), 2u);
+  EXPECT_EQ(j["unusable_images"][1], (nlohmann::json{{"key", "gone.jpg"},
+                                                     {"path", "/data/gone.jpg"},
+                                                     {"reason", "file does not exist"}}));
+
+  std::ostringstream table;
+  print_comparison(c, table);
+  const std::string text = table.str();
+  EXPECT_TRUE(Contains(text, "Model spec: ImageNet defaults (no m.spec.json beside the model)"));
+  EXPECT_TRUE(Contains(text, "2 images unusable"));
+  EXPECT_TRUE(Contains(text, "bro\\x1b[2Jken.jpg"));
+  EXPECT_TRUE(Contains(text, "file does not exist"));
+  EXPECT_FALSE(Contains(text, "\x1b")) << "an escape character reached the terminal";
+}
+
 // Two variants over one image with the given outputs.
 Comparison compare_outputs(const test::TempDir& dir, std::vector<float> a, std::vector<float> b) {
   return compare_images(dir, {{std::move(a), std::move(b)}});

@@ -170,6 +170,7 @@ Comparison hand_comparison() {
   flip.images = {kOddKey};
   flip.reproduce = "deltann compare --db results.db";
   c.findings = {failure, flip};
+  c.unusable_images = {{"broken.jpg", "/data/broken.jpg", "not an image"}};
   return c;
 }
 
@@ -248,6 +249,9 @@ TEST_F(ExportFixture, JsonDocument) {
      "variants": ["ort:opt=all,device=cpu,threads=1", "opencv:opt=on,device=cpu,threads=1"],
      "images": ["a,\"b\"\nc.jpg"], "reproduce": "deltann compare --db results.db"}
   ],
+  "unusable_images": [
+    {"key": "broken.jpg", "path": "/data/broken.jpg", "reason": "not an image"}
+  ],
   "results": [
     {"variant": "ort:opt=all,device=cpu,threads=1", "image": "a,\"b\"\nc.jpg", "label": 7,
      "top_ids": [7, 1, 2, 3, 4], "top_scores": [0.5, 0.25, 0.125, 0.1, 1e-08],
@@ -271,7 +275,8 @@ TEST_F(ExportFixture, JsonDocument) {
 
   // The context comes first, the results last; each record on a line of its own.
   EXPECT_LT(text.find("\"context\""), text.find("\"variants\""));
-  EXPECT_LT(text.find("\"findings\""), text.find("\"results\""));
+  EXPECT_LT(text.find("\"findings\""), text.find("\"unusable_images\""));
+  EXPECT_LT(text.find("\"unusable_images\""), text.find("\"results\""));
   EXPECT_TRUE(Contains(text,
                        "\n{\"variant\":\"opencv:opt=on,device=cpu,threads=1\","
                        "\"image\":\"plain.jpg\",\"label\":3,\"top_ids\":[3,1,0,2,4],"
@@ -349,7 +354,12 @@ TEST_F(ExportFixture, ExportsAnAnalysedDatabase) {
   EXPECT_EQ(j["pairs"][0]["top1_differences"], 2);  // the odd key (7 vs 1) and plain (1 vs 3)
   EXPECT_EQ(j.at("results").size(), 5u);
   EXPECT_EQ(j["context"]["meta"]["created_at"], "1700000000");
-  for (ExportTable t : {ExportTable::variants, ExportTable::pairs, ExportTable::findings}) {
+  EXPECT_EQ(
+      j.at("unusable_images"),
+      nlohmann::json::parse(
+          R"([{"key": "broken.jpg", "path": "/data/broken.jpg", "reason": "not an image"}])"));
+  for (ExportTable t : {ExportTable::variants, ExportTable::pairs, ExportTable::findings,
+                        ExportTable::unusable_images}) {
     std::ostringstream table;
     export_csv(*store_, analysed, t, table);
     EXPECT_FALSE(table.str().empty()) << export_table_name(t);
@@ -366,6 +376,52 @@ TEST(ExportFormat, CsvQuoting) {
   EXPECT_EQ(csv_field("cr\r"), "\"cr\r\"");
 }
 
+TEST_F(ExportFixture, UnusableImagesCsv) {
+  EXPECT_EQ(csv(ExportTable::unusable_images),
+            "key,path,reason\nbroken.jpg,/data/broken.jpg,not an image\n");
+}
+
+// Text from files that a spreadsheet would run as a formula gets a leading quote (OWASP); numbers
+// stay numbers, negative ones included.
+TEST_F(ExportFixture, CsvTextCellsCannotBeFormulas) {
+  comparison_.unusable_images = {
+      {"=HYPERLINK(\"http://x\",\"y\").jpg", "/data/@SUM(A1).jpg", "-2+3 is not an image"}};
+  EXPECT_EQ(csv(ExportTable::unusable_images),
+            "key,path,reason\n\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\").jpg\","
+            "/data/@SUM(A1).jpg,'-2+3 is not an image\n");
+  comparison_.findings.resize(1);
+  comparison_.findings[0].title = "+cmd|' /C calc'!A0";
+  comparison_.findings[0].evidence = "\tindented";
+  EXPECT_TRUE(
+      Contains(csv(ExportTable::findings), "\n1,failure,2,'+cmd|' /C calc'!A0,'\tindented,"));
+  comparison_.pairs[0].rank_correlation = -0.5;
+  EXPECT_TRUE(Contains(csv(ExportTable::pairs), ",0.9,0.75,-0.5,Infinity,"));
+  // The results table: an image key like a formula is quoted, a negative score is a number.
+  test::TempDir dir;
+  Store store(dir / "f.db");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const int64_t img = store.ensure_image(image("-1+2.jpg", std::nullopt));
+  const int64_t v = store.ensure_variant(model, "ort", "ort");
+  store.add_result(result(v, img, {3}, {-0.5f}, {}));
+  store.flush();
+  std::ostringstream out;
+  export_csv(store, Comparison{}, ExportTable::results, out);
+  EXPECT_TRUE(Contains(out.str(), "\nort,'-1+2.jpg,,3,,,,,-0.5,,,,,,0,,\n")) << out.str();
+}
+
+TEST(ExportFormat, CsvTextField) {
+  using export_format::csv_text_field;
+  EXPECT_EQ(csv_text_field("plain.jpg"), "plain.jpg");
+  EXPECT_EQ(csv_text_field(""), "");
+  for (const char* lead : {"=", "+", "-", "@", "\t", "\r"}) {
+    const std::string cell = std::string(lead) + "1+1";
+    const std::string safe = csv_text_field(cell);
+    EXPECT_TRUE(safe == "'" + cell || safe == "\"'" + cell + "\"") << safe;
+  }
+  EXPECT_EQ(csv_text_field("=a,b"), "\"'=a,b\"");
+  EXPECT_EQ(csv_text_field("a=1"), "a=1");  // only the first character matters
+}
+
 TEST(ExportFormat, NumbersRoundTrip) {
   using export_format::number;
   EXPECT_EQ(number(0.1f), "0.1");
@@ -380,8 +436,8 @@ TEST(ExportFormat, NumbersRoundTrip) {
 }
 
 TEST(ExportTables, Names) {
-  for (ExportTable t :
-       {ExportTable::variants, ExportTable::pairs, ExportTable::findings, ExportTable::results})
+  for (ExportTable t : {ExportTable::variants, ExportTable::pairs, ExportTable::findings,
+                        ExportTable::results, ExportTable::unusable_images})
     EXPECT_EQ(parse_export_table(export_table_name(t)), t);
   EXPECT_FALSE(parse_export_table("images").has_value());
 }

@@ -320,5 +320,54 @@ TEST(Findings, ManyPairsDoNotFlagARawPJustBelowAlpha) {
   EXPECT_FALSE(has_slowdown(c));
 }
 
+// The reproduce command repeats what shaped the results: the campaign's recorded run options
+// (spec, timing, cache...), the thresholds that are not at their default, and a fresh database.
+TEST(Findings, ReproduceCarriesTheRunOptionsTheThresholdsAndAFreshDatabase) {
+  test::TempDir dir;
+  Store store(dir / "r.db");
+  store.set_meta("images", "/data/my images/list.txt");
+  store.set_meta("spec", "/specs/m.spec.json");
+  store.set_meta("run_options",
+                 nlohmann::json(std::vector<std::string>{"--spec", "/specs/m.spec.json", "--warmup",
+                                                         "1", "--repeat", "7", "--cache", "/c"})
+                     .dump());
+  const int64_t model = store.ensure_model({0, "/m/model.onnx", "sha", "{}"});
+  const int64_t a = store.ensure_variant(model, "ort:opt=basic,threads=1", "ort");
+  const int64_t b = store.ensure_variant(model, "ort:opt=all,threads=1", "ort");
+  const int64_t id = store.ensure_image(image("x.png", 1));
+  for (const int64_t v : {a, b}) {
+    StoredResult r;
+    r.variant_id = v;
+    r.image_id = id;
+    r.top_ids = {v == a ? 1 : 2, 0};
+    r.top_scores = {5, 1};
+    store.add_result(r);
+  }
+  store.flush();
+  AnalysisOptions options;
+  options.atol = 0.25;
+  const Comparison c = compare_variants(store, options);
+  ASSERT_FALSE(c.findings.empty());
+  EXPECT_EQ(c.findings[0].reproduce,
+            "deltann run --model /m/model.onnx --images '/data/my images/list.txt' --spec "
+            "/specs/m.spec.json --warmup 1 --repeat 7 --cache /c --atol 0.25 --env "
+            "ort:opt=basic,threads=1 --env ort:opt=all,threads=1 --db \"$(mktemp -d)/repro.db\"");
+}
+
+// A database written before run_options was recorded still gives its spec file.
+TEST(Findings, ReproduceOfAnOlderDatabaseCarriesItsSpec) {
+  test::TempDir dir;
+  Store store(dir / "o.db");
+  store.set_meta("images", "/data");
+  store.set_meta("spec", "/specs/m.spec.json");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const int64_t v = store.ensure_variant(model, "ort", "ort");
+  store.record_failure({v, std::nullopt, "load", "crash", "boom"});
+  store.flush();
+  const Comparison c = compare_variants(store);
+  ASSERT_EQ(c.findings.size(), 1u);
+  EXPECT_TRUE(Contains(c.findings[0].reproduce, " --spec /specs/m.spec.json --env ort "));
+}
+
 }  // namespace
 }  // namespace deltann

@@ -296,6 +296,31 @@ TEST(LoadModelSpec, MissingExplicitSidecarIsAnError) {
   EXPECT_TRUE(Contains(message, "does not exist"));
 }
 
+// Which spec applies is never guessed silently: the file (absolute), or words saying that the
+// ImageNet defaults apply, and a note listing them.
+TEST(ModelSpecFile, TheGivenFileTheSidecarOrNone) {
+  test::TempDir dir;
+  const fs::path model = test::write_file(dir / "net.onnx", "model");
+  EXPECT_FALSE(model_spec_file(model).has_value());
+  EXPECT_EQ(spec_source_text(model), "ImageNet defaults (no net.spec.json beside the model)");
+  const fs::path given = test::write_file(dir / "other.json", "{}");
+  EXPECT_EQ(model_spec_file(model, given), fs::absolute(given));
+  EXPECT_EQ(spec_source_text(model, given), fs::absolute(given).string());
+  const fs::path sidecar = test::write_file(dir / "net.spec.json", "{}");
+  EXPECT_EQ(model_spec_file(model), fs::absolute(sidecar));
+  EXPECT_EQ(spec_source_text(model), fs::absolute(sidecar).string());
+}
+
+TEST(ModelSpecFile, TheDefaultsNoteListsThem) {
+  const std::string note = default_spec_note("/models/copy.onnx");
+  EXPECT_TRUE(Contains(note, "no copy.spec.json beside it"));
+  EXPECT_TRUE(Contains(note, "ImageNet defaults apply"));
+  for (const char* part :
+       {"1x3x224x224 NCHW RGB", "resized to 256 (bilinear)", "centre crop 224",
+        "mean [0.485, 0.456, 0.406]", "std [0.229, 0.224, 0.225]", "1000 logits", "--spec FILE"})
+    EXPECT_TRUE(Contains(note, part)) << part << " not in: " << note;
+}
+
 TEST(LoadClassNames, OneNamePerLine) {
   test::TempDir dir;
   OutputSpec out;

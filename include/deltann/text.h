@@ -1,0 +1,25 @@
+// Text that comes from files (image names, model layer names, engine messages) made safe for
+// where deltann shows it: a terminal and a POSIX shell command line.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace deltann {
+
+// `text` with every character that a terminal would act on shown as an escape, so that a file
+// named "\x1b]0;...\a.jpg" cannot retitle the window, move the cursor or hide the rest of a line:
+// C0 controls (\n, \r, \t, \x01...), DEL (\x7f), C1 controls (\u009b, ...), the Unicode
+// bidirectional overrides and isolates (\u202e, ...) that reorder what is shown, and each byte
+// that is not part of valid UTF-8 (\xff). Everything else passes unchanged, valid UTF-8 (é, 字)
+// and backslashes included, so that a printed shell command can still be pasted.
+std::string terminal_safe(std::string_view text);
+
+// The same for text of several lines: line ends ('\n') are kept, everything else escaped as above.
+std::string terminal_safe_lines(std::string_view text);
+
+// One word for a POSIX shell: as it is when it holds only characters no shell treats specially,
+// else in single quotes (an inner ' becomes '\''), so that a printed command can be pasted.
+std::string shell_quote(std::string_view word);
+
+}  // namespace deltann
