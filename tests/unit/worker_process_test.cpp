@@ -120,23 +120,29 @@ TEST(WorkerProcess, ScratchFolderIsTheProgramsTmpdir) {
   fs::remove_all(scratch);
 }
 
-// The starter (standing in for deltann) runs in a forked process, is killed by `sig` once the
-// program's grandchild runs, and must take the program, the grandchild and the scratch folder
-// with it.
-void check_death_of_the_starter_ends_everything(int sig) {
+// The starter (standing in for deltann) runs in a forked process that leads its own process
+// group, is killed by `sig` once the program's grandchild runs (sent to its whole group with
+// `to_group`, as a terminal sends Ctrl-C), and must take the program, the grandchild and the
+// scratch folder with it. The program records in `interrupted` a SIGINT that reaches it.
+void check_death_of_the_starter_ends_everything(int sig, bool to_group = false) {
   const fs::path scratch =
       fs::temp_directory_path() /
       ("deltann-scratch-" + std::to_string(::getpid()) + "-" + std::to_string(sig));
+  const fs::path interrupted = scratch.string() + ".interrupted";
   fs::create_directories(scratch);
+  fs::remove(interrupted);
+  const std::vector<std::string> program = {
+      "-c", "trap 'echo > " + interrupted.string() + "' INT; " + kShellWithGrandchild[1]};
   std::ofstream(scratch / "partial.so") << "half an artifact";
   int report[2];
   ASSERT_EQ(::pipe(report), 0);
   const pid_t starter = ::fork();
   ASSERT_GE(starter, 0);
   if (starter == 0) {
+    ::setpgid(0, 0);
     ::close(report[0]);
     try {
-      WorkerProcess process(kShell, kShellWithGrandchild, scratch);
+      WorkerProcess process(kShell, program, scratch);
       const auto pids = process.receive(10);
       const std::string text = pids ? pids->dump() + "\n" : "none\n";
       (void)!::write(report[1], text.data(), text.size());
@@ -159,7 +165,7 @@ void check_death_of_the_starter_ends_everything(int sig) {
   ASSERT_TRUE(pids.is_array()) << "the starter reported: " << buffer;
   const pid_t shell = pids.at(0).get<pid_t>(), sleeper = pids.at(1).get<pid_t>();
   ASSERT_TRUE(running(shell) && running(sleeper));
-  ::kill(starter, sig);
+  ::kill(to_group ? -starter : starter, sig);
   int status = 0;
   ::waitpid(starter, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig);
@@ -168,7 +174,9 @@ void check_death_of_the_starter_ends_everything(int sig) {
   for (int i = 0; i < 250 && fs::exists(scratch); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(fs::exists(scratch)) << "the scratch folder of a dead starter was left behind";
+  EXPECT_FALSE(fs::exists(interrupted)) << "the starter's SIGINT reached the program";
   fs::remove_all(scratch);
+  fs::remove(interrupted);
 }
 
 TEST(WorkerProcess, SigkillOfTheStarterEndsTheProgramAndItsChildren) {
@@ -177,6 +185,10 @@ TEST(WorkerProcess, SigkillOfTheStarterEndsTheProgramAndItsChildren) {
 
 TEST(WorkerProcess, SigtermOfTheStarterEndsTheProgramAndItsChildren) {
   check_death_of_the_starter_ends_everything(SIGTERM);
+}
+
+TEST(WorkerProcess, CtrlCEndsTheStarterButDoesNotReachTheProgram) {
+  check_death_of_the_starter_ends_everything(SIGINT, /*to_group=*/true);
 }
 
 }  // namespace
