@@ -1,6 +1,7 @@
 // WorkerProcess's guard: exit statuses pass through it unchanged, and the program's whole process
 // group (grandchildren included) ends when the program does, when it hangs, and when the process
-// that started it dies by SIGKILL, where no handler of that process runs.
+// that started it dies by SIGKILL, where no handler of that process runs. And the tools' scratch
+// folders: those of runs that are gone are removed.
 #include "run/worker_process.h"
 
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "deltann/error.h"
+#include "run/builder.h"
 
 namespace deltann {
 namespace {
@@ -189,6 +191,30 @@ TEST(WorkerProcess, SigtermOfTheStarterEndsTheProgramAndItsChildren) {
 
 TEST(WorkerProcess, CtrlCEndsTheStarterButDoesNotReachTheProgram) {
   check_death_of_the_starter_ends_everything(SIGINT, /*to_group=*/true);
+}
+
+TEST(ScratchDir, RemovesTheFoldersOfRunsThatAreGone) {
+  const fs::path cache =
+      fs::temp_directory_path() / ("deltann-scratch-cache-" + std::to_string(::getpid()));
+  fs::remove_all(cache);
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  const fs::path of_gone = cache / "tmp" / (std::to_string(gone) + "-abcdef");
+  const fs::path of_running = cache / "tmp" / (std::to_string(::getppid()) + "-abcdef");
+  fs::create_directories(of_gone / "partial");
+  fs::create_directories(of_running);
+  fs::path made;
+  {
+    const ScratchDir scratch(cache);
+    made = scratch.path();
+    EXPECT_TRUE(fs::is_directory(made));
+    EXPECT_EQ(made.parent_path(), cache / "tmp");
+    EXPECT_FALSE(fs::exists(of_gone)) << "the folder of a run that is gone was kept";
+    EXPECT_TRUE(fs::exists(of_running)) << "the folder of a running process was removed";
+  }
+  EXPECT_FALSE(fs::exists(made)) << "a scratch folder outlived its ScratchDir";
+  fs::remove_all(cache);
 }
 
 }  // namespace
