@@ -1,9 +1,13 @@
 #include "builder.h"
 
+#include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 #include "deltann/error.h"
@@ -12,6 +16,8 @@
 
 namespace deltann {
 namespace fs = std::filesystem;
+
+constexpr double kToolExitGrace_s = 30;
 
 fs::path tools_python() {
   if (const char* p = std::getenv("DELTANN_PYTHON"); p && *p) return p;
@@ -74,14 +80,68 @@ std::vector<std::string> Builder::each_members(const std::string& knob, const En
   return {};
 }
 
-ToolRun run_tool(const fs::path& python, const std::vector<std::string>& args, double timeout_s) {
-  WorkerProcess tool(python, args);
+ToolRun run_tool(const fs::path& python, const std::vector<std::string>& args, double timeout_s,
+                 const fs::path& scratch) {
+  WorkerProcess tool(python, args, scratch);
   ToolRun run;
   run.reply = tool.receive(timeout_s);
-  run.exit = tool.finish();
+  // A tool that has replied only has to exit, but Python's teardown of a compiler's modules can
+  // take more than a second on a busy machine (TVM: 0.6 to 1.2 s measured with a load of 25).
+  run.exit = tool.finish(run.reply ? kToolExitGrace_s : 1);
   run.log = tool.log_tail();
   if (run.log.size() > 1500) run.log = "..." + run.log.substr(run.log.size() - 1500);
   return run;
+}
+
+namespace {
+
+// Removes the scratch folders of runs that are gone: their guard could not (it was killed too),
+// or they predate it. A folder is named after its deltann's pid; one whose pid runs is kept.
+void remove_stale_scratch(const fs::path& tmp) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(tmp, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto dash = name.find('-');
+    if (dash == std::string::npos || dash == 0) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(name.c_str(), &end, 10);
+    if (end != name.c_str() + dash || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
+}
+
+}  // namespace
+
+ScratchDir::ScratchDir(const fs::path& cache_dir) {
+  const fs::path tmp = cache_dir / "tmp";
+  fs::create_directories(tmp);
+  remove_stale_scratch(tmp);
+  std::string pattern = (tmp / (std::to_string(::getpid()) + "-XXXXXX")).string();
+  if (!::mkdtemp(pattern.data()))
+    throw Error("cannot make a scratch folder in " + tmp.string() + ": " + std::strerror(errno));
+  path_ = pattern;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+void publish_cache_entry(const fs::path& built, const fs::path& artifact,
+                         const nlohmann::json& report, const fs::path& report_path) {
+  const fs::path written_report = built.parent_path() / "report.json";
+  {
+    std::ofstream out(written_report);
+    out << report.dump();
+    if (!out.flush()) throw Error("cannot write " + written_report.string());
+  }
+  // Rename is atomic within one file system: each file in the cache is absent or whole. The
+  // artifact goes first, as the report marks a complete entry.
+  fs::rename(built, artifact);
+  fs::rename(written_report, report_path);
 }
 
 std::string tools_fingerprint(const fs::path& dir, const std::vector<std::string>& prefixes) {
@@ -133,34 +193,38 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
       return result;
     }
   }
-  fs::create_directories(folder);
-  const fs::path spec_file = folder / (key + ".spec." + std::to_string(::getpid()) + ".json");
-  {
-    std::ofstream out(spec_file);
-    out << to_json(spec).dump();
+  // The tool writes into a scratch folder; the cache gets the artifact only once it is complete.
+  try {
+    fs::create_directories(folder);
+    const ScratchDir scratch(cache_dir);
+    const fs::path spec_file = scratch.path() / "spec.json";
+    const fs::path built = scratch.path() / "artifact.so";
+    {
+      std::ofstream out(spec_file);
+      out << to_json(spec).dump();
+    }
+    const ToolRun run =
+        run_tool(python_,
+                 {script_.string(), "--model", fs::absolute(model).string(), "--spec",
+                  spec_file.string(), "--env", env.to_string(), "--out", built.string()},
+                 timeout_s, scratch.path());
+    if (!run.ok() || !fs::exists(built)) {
+      result.symptom = run.exit.symptom == "exit" ? "error" : run.exit.symptom;
+      result.message = "build of " + env.to_string() + " failed (" + run.exit.detail + ")" +
+                       (run.log.empty() ? "" : ": " + run.log);
+      return result;
+    }
+    nlohmann::json saved = *run.reply;
+    // Compile time as the tool measured it, around the compiler call.
+    result.compile_ns = static_cast<int64_t>(saved.value("compile_s", 0.0) * 1e9);
+    saved["compile_ns"] = result.compile_ns;
+    publish_cache_entry(built, result.artifact, saved, report);
+    result.ok = true;
+    result.report_json = saved.dump();
+  } catch (const std::exception& e) {  // the cache folder: unwritable, full, ...
+    result.symptom = "error";
+    result.message = "build of " + env.to_string() + " failed: " + e.what();
   }
-  const ToolRun run =
-      run_tool(python_,
-               {script_.string(), "--model", fs::absolute(model).string(), "--spec",
-                spec_file.string(), "--env", env.to_string(), "--out", result.artifact.string()},
-               timeout_s);
-  fs::remove(spec_file);
-  if (!run.ok() || !fs::exists(result.artifact)) {
-    result.symptom = run.exit.symptom == "exit" ? "error" : run.exit.symptom;
-    result.message = "build of " + env.to_string() + " failed (" + run.exit.detail + ")" +
-                     (run.log.empty() ? "" : ": " + run.log);
-    return result;
-  }
-  nlohmann::json saved = *run.reply;
-  // Compile time as the tool measured it, around the compiler call.
-  result.compile_ns = static_cast<int64_t>(saved.value("compile_s", 0.0) * 1e9);
-  saved["compile_ns"] = result.compile_ns;
-  {
-    std::ofstream out(report);
-    out << saved.dump();
-  }
-  result.ok = true;
-  result.report_json = saved.dump();
   return result;
 }
 

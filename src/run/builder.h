@@ -62,8 +62,31 @@ struct ToolRun {
   bool ok() const { return reply.has_value() && exit.detail == "exit code 0"; }
 };
 // Starts `python args...` (an argument vector, no shell) and waits up to `timeout_s` for its reply.
+// `scratch`: the tool's private folder (WorkerProcess), or none.
 ToolRun run_tool(const std::filesystem::path& python, const std::vector<std::string>& args,
-                 double timeout_s);
+                 double timeout_s, const std::filesystem::path& scratch = {});
+
+// A private folder for one tool run, `<cache>/tmp/<pid>-XXXXXX`: the tool writes its output and
+// its temporary files there (TMPDIR), and only a complete result is renamed into the cache, so a
+// killed run never leaves a partial artifact there. Removed with this object; when deltann dies
+// first, the guard of the tool's process removes it, and a folder whose deltann (the pid in its
+// name) is gone is removed when the next one is made.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::filesystem::path& cache_dir);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Puts a complete cache entry in place: `built` (in a ScratchDir) becomes `artifact`, then `report`
+// is written beside it in the scratch folder and becomes `report_path`. Throws on failure.
+void publish_cache_entry(const std::filesystem::path& built, const std::filesystem::path& artifact,
+                         const nlohmann::json& report, const std::filesystem::path& report_path);
 // A hash of the Python files of the tools folder whose names start with one of `prefixes`: a tool
 // imports its sibling modules, so all of them are part of an artifact's identity.
 std::string tools_fingerprint(const std::filesystem::path& dir,

@@ -1,7 +1,5 @@
 #include "converter.h"
 
-#include <unistd.h>
-
 #include <fstream>
 
 #include "builder.h"
@@ -94,37 +92,45 @@ ConversionResult Converter::convert(const ConversionStep& step, const fs::path& 
       }
     }
   }
-  fs::create_directories(folder);
-  const fs::path spec_file = folder / (key + ".spec." + std::to_string(::getpid()) + ".json");
-  {
-    std::ofstream out(spec_file);
-    out << to_json(spec).dump();
-  }
-  std::vector<std::string> args = {script_.string(),        "--step", step.name(),        "--in",
-                                   input.string(),          "--spec", spec_file.string(), "--out",
-                                   result.artifact.string()};
-  if (!knob_text.empty()) {
-    args.push_back("--knobs");
-    args.push_back(knob_text);
-  }
-  const ToolRun run = run_tool(python_, args, timeout_s);
-  fs::remove(spec_file);
-  if (!run.ok() || !fs::exists(result.artifact) || !run.reply->contains("spec")) {
-    result.symptom = run.exit.symptom == "exit" ? "error" : run.exit.symptom;
-    result.message = "conversion " + step.name() + " (" + step.tool + ") failed (" +
-                     run.exit.detail + ")" + (run.log.empty() ? "" : ": " + run.log);
-    return result;
-  }
+  // The tool writes into a scratch folder (its own temporary folder and the TensorFlow side's
+  // files included); the cache gets the artifact only once it is complete.
   try {
-    accept(*run.reply);
-  } catch (const std::exception& e) {
+    fs::create_directories(folder);
+    const ScratchDir scratch(cache_dir);
+    const fs::path spec_file = scratch.path() / "spec.json";
+    const fs::path converted = scratch.path() / ("artifact" + extension);
+    {
+      std::ofstream out(spec_file);
+      out << to_json(spec).dump();
+    }
+    std::vector<std::string> args = {script_.string(),  "--step", step.name(),        "--in",
+                                     input.string(),    "--spec", spec_file.string(), "--out",
+                                     converted.string()};
+    if (!knob_text.empty()) {
+      args.push_back("--knobs");
+      args.push_back(knob_text);
+    }
+    const ToolRun run = run_tool(python_, args, timeout_s, scratch.path());
+    if (!run.ok() || !fs::exists(converted) || !run.reply->contains("spec")) {
+      result.symptom = run.exit.symptom == "exit" ? "error" : run.exit.symptom;
+      result.message = "conversion " + step.name() + " (" + step.tool + ") failed (" +
+                       run.exit.detail + ")" + (run.log.empty() ? "" : ": " + run.log);
+      return result;
+    }
+    try {
+      accept(*run.reply);
+    } catch (const std::exception& e) {
+      result.ok = false;
+      result.symptom = "error";
+      result.message = "conversion " + step.name() + " gave an unusable spec: " + e.what();
+      return result;
+    }
+    publish_cache_entry(converted, result.artifact, *run.reply, report);
+  } catch (const std::exception& e) {  // the cache folder: unwritable, full, ...
     result.ok = false;
     result.symptom = "error";
-    result.message = "conversion " + step.name() + " gave an unusable spec: " + e.what();
-    return result;
+    result.message = "conversion " + step.name() + " (" + step.tool + ") failed: " + e.what();
   }
-  std::ofstream out(report);
-  out << run.reply->dump();
   return result;
 }
 

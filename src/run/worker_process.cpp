@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,48 +47,245 @@ std::string signal_name(int sig) {
   }
 }
 
+// --- The guard -------------------------------------------------------------------------------
+// Everything below runs in a forked copy of deltann, which may have other threads: only
+// async-signal-safe system calls, no allocation, no locks. All it needs is prepared before fork().
+
+// Where the guard keeps its two private pipe ends (0, 1 and 2 are the program's standard streams).
+constexpr int kLifelineFd = 3;  // read end of the lifeline: EOF means deltann is gone
+constexpr int kReportFd = 4;    // write end of the start report: errno when exec fails
+// Signals meant for deltann (Ctrl-C, kill, hang-up) must not end the guard before it has cleaned
+// up; it ignores them, and gives the program back the dispositions deltann had.
+constexpr int kDeltannSignals[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP};
+constexpr int kSavedSignals = 5;  // kDeltannSignals and SIGCHLD
+
+struct Launch {
+  const char* program;
+  char* const* argv;
+  char* const* envp;
+  char* const* remove_argv;  // {"rm", "-rf", "--", scratch}, or nullptr without a scratch folder
+  int in_read, out_write, err_write, lifeline_read, report_write;
+  int max_fd;  // the descriptor limit, for closing without close_range (old kernels)
+};
+
+[[noreturn]] void report_and_exit(int error) {
+  (void)!::write(kReportFd, &error, sizeof error);
+  ::_exit(127);
+}
+
+void set_disposition(int sig, void (*handler)(int), struct sigaction* saved) {
+  struct sigaction action {};
+  action.sa_handler = handler;
+  ::sigemptyset(&action.sa_mask);
+  ::sigaction(sig, &action, saved);
+}
+
+// In the grandchild: become the leader of a new process group and exec the program.
+[[noreturn]] void exec_program(const Launch& launch, const struct sigaction* saved, pid_t guard) {
+  ::setpgid(0, 0);
+  // Should the guard itself be killed from outside, the program goes with it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != guard) ::_exit(127);
+  // What exec would have given it without the guard: ignored stays ignored, the rest default.
+  for (int i = 0; i < kSavedSignals; ++i) {
+    const int sig = i < kSavedSignals - 1 ? kDeltannSignals[i] : SIGCHLD;
+    set_disposition(sig, saved[i].sa_handler == SIG_IGN ? SIG_IGN : SIG_DFL, nullptr);
+  }
+  ::execve(launch.program, launch.argv, launch.envp);
+  report_and_exit(errno);
+}
+
+// Waits until the program ends (false) or the lifeline breaks (true). The program is left a
+// zombie, so that its pid, and with it its process group id, cannot be reused before killpg.
+bool wait_for_end(pid_t child) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  while (true) {
+    // Without a pidfd (old kernels), look at the program every 50 ms.
+    pollfd fds[2] = {{kLifelineFd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    if (::poll(fds, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 50) > 0 && fds[0].revents != 0) {
+      char byte;
+      const ssize_t n = ::read(kLifelineFd, &byte, 1);
+      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return true;
+    }
+    siginfo_t info;
+    info.si_pid = 0;
+    if (::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno != EINTR) return false;
+    } else if (info.si_pid == child) {
+      return false;
+    }
+  }
+}
+
+void remove_scratch(const Launch& launch) {
+  const pid_t rm = ::fork();
+  if (rm == 0) {
+    ::execve("/bin/rm", launch.remove_argv, launch.envp);
+    ::execve("/usr/bin/rm", launch.remove_argv, launch.envp);
+    ::_exit(127);
+  }
+  if (rm > 0)
+    while (::waitpid(rm, nullptr, 0) < 0 && errno == EINTR) {
+    }
+}
+
+// Ends the guard the way the program ended: the same exit code, or death by the same signal, so
+// that WorkerProcess::finish classifies a crash, abort or kill as if there were no guard.
+[[noreturn]] void exit_like(int status) {
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    // No core file of the guard: it is a copy of deltann, not what crashed.
+    const struct rlimit no_core {};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    set_disposition(sig, SIG_DFL, nullptr);
+    sigset_t set;
+    ::sigemptyset(&set);
+    ::sigaddset(&set, sig);
+    ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    ::kill(::getpid(), sig);
+    ::_exit(128 + sig);  // a signal that does not terminate by default
+  }
+  ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
+}
+
+[[noreturn]] void guard_main(const Launch& launch) {
+  // A group of its own too: a signal sent to deltann's group (Ctrl-C in a terminal) must not
+  // reach the guard or the program, which would otherwise die as a bogus failure.
+  ::setpgid(0, 0);
+  // Put the program's streams on 0..2 and the guard's pipe ends on 3 and 4 (close-on-exec), then
+  // close everything else: the lifeline write ends of deltann and of every other guard included,
+  // so that each lifeline's only writer is deltann.
+  int fds[] = {launch.in_read, launch.out_write, launch.err_write, launch.lifeline_read,
+               launch.report_write};
+  for (int& fd : fds)
+    if ((fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0) ::_exit(127);
+  for (int target = 0; target < 3; ++target) ::dup2(fds[target], target);
+  ::dup3(fds[3], kLifelineFd, O_CLOEXEC);
+  ::dup3(fds[4], kReportFd, O_CLOEXEC);
+  if (::syscall(SYS_close_range, kReportFd + 1, ~0U, 0) != 0)
+    for (int fd = kReportFd + 1; fd < launch.max_fd; ++fd) ::close(fd);
+  struct sigaction saved[kSavedSignals];
+  for (int i = 0; i < kSavedSignals - 1; ++i)
+    set_disposition(kDeltannSignals[i], SIG_IGN, &saved[i]);
+  set_disposition(SIGCHLD, SIG_DFL, &saved[kSavedSignals - 1]);  // SIG_IGN would reap for us
+
+  const pid_t guard = ::getpid();
+  const pid_t child = ::fork();
+  if (child == 0) exec_program(launch, saved, guard);
+  if (child < 0) report_and_exit(errno);
+  ::setpgid(child, child);  // also here, so the group exists before any killpg below
+  for (int fd = 0; fd < 3; ++fd) ::close(fd);  // the pipes must close when the program ends
+  ::close(kReportFd);
+
+  const bool lifeline_broke = wait_for_end(child);
+  ::killpg(child, SIGKILL);  // after a normal end too: nothing it started outlives it
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (lifeline_broke && launch.remove_argv) remove_scratch(launch);
+  exit_like(status);
+}
+
+int open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 65536;
+  return static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
+}
+
+// The argument vector of execve: pointers into `storage`, ended by nullptr.
+std::vector<char*> pointers_to(std::vector<std::string>& storage) {
+  std::vector<char*> pointers;
+  for (auto& s : storage) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// The pipes of one start, closed on the way out unless handed over.
+struct Pipes {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, lifeline[2] = {-1, -1},
+      report[2] = {-1, -1};
+  Pipes() {
+    for (int* p : {in, out, err, lifeline, report})
+      if (::pipe2(p, O_CLOEXEC) != 0) {
+        const int error = errno;
+        close_all();
+        throw Error(std::string("cannot create pipes for a worker: ") + std::strerror(error));
+      }
+  }
+  ~Pipes() { close_all(); }
+  void close_all() {
+    for (int* p : {in, out, err, lifeline, report}) {
+      close_fd(p[0]);
+      close_fd(p[1]);
+    }
+  }
+  Pipes(const Pipes&) = delete;
+  Pipes& operator=(const Pipes&) = delete;
+};
+
 }  // namespace
 
 WorkerProcess::WorkerProcess(const std::filesystem::path& program,
-                             const std::vector<std::string>& args) {
+                             const std::vector<std::string>& args,
+                             const std::filesystem::path& scratch) {
   // A worker that dies while we write to it must not kill the campaign with SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
-  int in[2], out[2], err[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
-    throw Error(std::string("cannot create pipes for a worker: ") + std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  Pipes pipes;
   std::vector<std::string> argv_storage{program.string()};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int rc = ::posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(in[0]);
-  ::close(out[1]);
-  ::close(err[1]);
-  in_fd_ = in[1];
-  out_fd_ = out[0];
-  err_fd_ = err[0];
-  if (rc != 0) {
+  std::vector<std::string> env_storage, remove_storage;
+  for (char** e = environ; *e; ++e)
+    if (scratch.empty() || std::strncmp(*e, "TMPDIR=", 7) != 0) env_storage.emplace_back(*e);
+  if (!scratch.empty()) {
+    env_storage.push_back("TMPDIR=" + scratch.string());
+    remove_storage = {"rm", "-rf", "--", scratch.string()};
+  }
+  const std::string program_text = program.string();
+  auto argv = pointers_to(argv_storage);
+  auto envp = pointers_to(env_storage);
+  auto remove_argv = pointers_to(remove_storage);
+  const Launch launch{.program = program_text.c_str(),
+                      .argv = argv.data(),
+                      .envp = envp.data(),
+                      .remove_argv = scratch.empty() ? nullptr : remove_argv.data(),
+                      .in_read = pipes.in[0],
+                      .out_write = pipes.out[1],
+                      .err_write = pipes.err[1],
+                      .lifeline_read = pipes.lifeline[0],
+                      .report_write = pipes.report[1],
+                      .max_fd = open_file_limit()};
+  pid_ = ::fork();
+  if (pid_ == 0) guard_main(launch);
+  if (pid_ < 0)
+    throw Error("cannot start worker " + program_text + ": fork failed: " + std::strerror(errno));
+  close_fd(pipes.report[1]);
+  std::swap(in_fd_, pipes.in[1]);
+  std::swap(out_fd_, pipes.out[0]);
+  std::swap(err_fd_, pipes.err[0]);
+  std::swap(lifeline_fd_, pipes.lifeline[1]);
+  // The report pipe closes when the program has been exec'd; before that, an errno means it could
+  // not be.
+  int error = 0;
+  ssize_t n;
+  while ((n = ::read(pipes.report[0], &error, sizeof error)) < 0 && errno == EINTR) {
+  }
+  if (n == static_cast<ssize_t>(sizeof error)) {
+    kill_group();
+    ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
     close_fd(in_fd_);
     close_fd(out_fd_);
     close_fd(err_fd_);
-    throw Error("cannot start worker " + program.string() + ": " + std::strerror(rc));
+    throw Error("cannot start worker " + program_text + ": " + std::strerror(error));
   }
 }
 
+void WorkerProcess::kill_group() { close_fd(lifeline_fd_); }
+
 WorkerProcess::~WorkerProcess() {
   close_fd(in_fd_);
-  if (pid_ > 0 && !exit_) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  kill_group();
+  if (pid_ > 0 && !exit_) ::waitpid(pid_, nullptr, 0);
   close_fd(out_fd_);
   close_fd(err_fd_);
 }
@@ -136,7 +335,7 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
       hung_ = true;
-      if (pid_ > 0) ::kill(pid_, SIGKILL);
+      kill_group();
       return std::nullopt;
     }
     pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
@@ -156,16 +355,25 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
   }
 }
 
-WorkerExit WorkerProcess::finish() {
+WorkerExit WorkerProcess::finish(double grace_s) {
   if (exit_) return *exit_;
   close_fd(in_fd_);
   int status = 0;
   if (pid_ > 0) {
-    // Give a worker that is shutting down a moment, then make sure it is gone.
-    for (int i = 0; i < 50 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i) ::usleep(20000);
-    if (::waitpid(pid_, &status, WNOHANG) == 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
+    // Give a process that is shutting down `grace_s`, reading what it still logs so that it cannot
+    // block on a full pipe, then make sure it is gone.
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::duration<double>(grace_s);
+    pid_t ended;
+    while (((ended = ::waitpid(pid_, &status, WNOHANG)) == 0 || (ended < 0 && errno == EINTR)) &&
+           Clock::now() < deadline) {
+      pollfd log{err_fd_, POLLIN, 0};
+      if (::poll(&log, err_fd_ >= 0 ? 1 : 0, 20) > 0) drain_stderr();
+    }
+    if (ended <= 0) {
+      kill_group();
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
     }
   }
   while (err_fd_ >= 0) drain_stderr();

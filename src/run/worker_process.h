@@ -1,5 +1,11 @@
 // The campaign's side of a worker: a child process started from an argument vector (never a
 // shell string), with pipes for the protocol and for the engine's own log.
+//
+// Every child runs in a process group of its own under a small guard process (a fork of deltann)
+// that holds the read end of a "lifeline" pipe whose write end only deltann holds. When deltann
+// ends for any reason, SIGKILL included, or gives up on the child (timeout), the pipe breaks and
+// the guard kills the child's whole group, grandchildren included (docs/PROTOCOL.md, "Process
+// model").
 #pragma once
 
 #include <sys/types.h>
@@ -21,9 +27,12 @@ struct WorkerExit {
 
 class WorkerProcess {
  public:
-  // Starts `program args...`; throws Error when it cannot be started.
-  WorkerProcess(const std::filesystem::path& program, const std::vector<std::string>& args);
-  ~WorkerProcess();  // kills the worker if it is still running
+  // Starts `program args...`; throws Error when it cannot be started. With a `scratch` folder, the
+  // child's TMPDIR points there and the guard deletes the folder when the lifeline breaks, so that
+  // nothing a killed tool was writing stays behind.
+  WorkerProcess(const std::filesystem::path& program, const std::vector<std::string>& args,
+                const std::filesystem::path& scratch = {});
+  ~WorkerProcess();  // kills the worker's process group if it is still running
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
@@ -33,15 +42,18 @@ class WorkerProcess {
   // output (it died) or stayed silent past the timeout (then hung() is true and it is killed).
   std::optional<nlohmann::json> receive(double timeout_s);
   bool hung() const { return hung_; }
-  // Waits for the process and classifies how it ended.
-  WorkerExit finish();
+  // Waits up to `grace_s` for the process to end by itself, then kills its group, and classifies
+  // how it ended (the guard ends the way the program did).
+  WorkerExit finish(double grace_s = 1);
   // The last few kilobytes the engine wrote to its standard error.
   std::string log_tail() const;
 
  private:
   void drain_stderr();
-  pid_t pid_ = -1;
-  int in_fd_ = -1, out_fd_ = -1, err_fd_ = -1;
+  // Breaks the lifeline: the guard kills the program's process group.
+  void kill_group();
+  pid_t pid_ = -1;  // the guard's
+  int in_fd_ = -1, out_fd_ = -1, err_fd_ = -1, lifeline_fd_ = -1;
   std::string out_buffer_, err_tail_;
   bool hung_ = false;
   std::optional<WorkerExit> exit_;
