@@ -109,7 +109,7 @@ void generate(const fs::path& path, const Shape& shape) {
   std::normal_distribution<double> normal(0, 1);
   std::exponential_distribution<double> gap(1.0);
 
-  deltann::Store store(path, 10'000);
+  deltann::Store store(path, deltann::StoreMode::ReadWrite, 10'000);
   store.set_meta("created_at", "1700000000");
   store.set_meta("deltann_version", "bench");
   store.set_meta("host", "synthetic");

@@ -381,9 +381,8 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
         parse_model_spec(json::parse(model.spec_json), fs::path(model.path).parent_path());
     stored_spec_source =
         model.spec_source.empty() ? "the spec stored in " + a.db : model.spec_source;
-    if (Store store(a.db, StoreMode::ReadOnly); const auto spec = store.meta("spec");
-        spec && !spec->empty())
-      config.spec = *spec;
+    const auto campaign_spec = Store(a.db, StoreMode::ReadOnly).meta("spec");
+    if (campaign_spec && !campaign_spec->empty()) config.spec = *campaign_spec;
   } else {
     config.model = a.model;
     if (!a.spec.empty()) config.spec = a.spec;
