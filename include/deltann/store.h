@@ -40,9 +40,9 @@ inline constexpr std::array<std::string_view, 7> kFailureSymptoms = {
 // the same file under another spec gives other numbers, so it is another model.
 struct StoredModel {
   int64_t id = 0;
-  std::string path;         // where the file was when it last ran
-  std::string sha256;       // of the model file
-  std::string spec_json;    // the spec that was used
+  std::string path;              // where the file was when it last ran
+  std::string sha256;            // of the model file
+  std::string spec_json;         // the spec that was used
   std::string spec_source = {};  // where that spec came from: a file, or the ImageNet defaults
 };
 
