@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,7 @@ class PreprocessCache {
 
  private:
   std::filesystem::path dir_;
+  std::set<std::filesystem::path> swept_;  // folders cleared of dead runs' temporary files
 };
 
 // $DELTANN_CACHE, else $XDG_CACHE_HOME/deltann, else ~/.cache/deltann.

@@ -1,7 +1,9 @@
 #include "deltann/preprocess.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -273,6 +275,27 @@ std::string preprocessing_description(const InputSpec& spec) {
          std::to_string(spec.crop);
 }
 
+namespace {
+
+// Removes `<hash>.tmp<pid>` files of processes that are gone (a run killed while writing).
+void remove_dead_runs_temporaries(const fs::path& folder) {
+  std::error_code ec;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const auto at = name.rfind(".tmp");
+    if (at == std::string::npos || at + 4 == name.size() ||
+        name.find_first_not_of("0123456789", at + 4) != std::string::npos)
+      continue;
+    const long pid = std::strtol(name.c_str() + at + 4, nullptr, 10);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove(it->path(), ignored);
+    }
+  }
+}
+
+}  // namespace
+
 PreprocessCache::PreprocessCache(fs::path dir) : dir_(std::move(dir)) {}
 
 PreprocessCache::Entry PreprocessCache::prepare(const fs::path& image, const InputSpec& spec,
@@ -298,7 +321,9 @@ PreprocessCache::Entry PreprocessCache::prepare(const fs::path& image, const Inp
   PreparedImage prepared = preprocess_image(image, spec, limits);
   entry.notes = prepared.notes;
   fs::create_directories(folder);
-  // Write under a unique name and rename, so a killed run never leaves a half-written tensor.
+  // Write under a unique name and rename, so a killed run never leaves a half-written tensor
+  // under the final name; what a killed run left under its temporary name goes on the next visit.
+  if (swept_.insert(folder).second) remove_dead_runs_temporaries(folder);
   const fs::path tmp = folder / (image_hash + ".tmp" + std::to_string(::getpid()));
   write_npy(tmp, prepared.tensor);
   {

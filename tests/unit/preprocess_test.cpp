@@ -523,6 +523,23 @@ TEST(PreprocessCache, SecondPrepareComesFromTheCache) {
   EXPECT_EQ(third.notes, first.notes);
 }
 
+// A run killed while writing a tensor leaves `<hash>.tmp<pid>`; the next run that writes into that
+// folder removes it, but not the temporary file of a run that is still alive.
+TEST(PreprocessCache, TemporaryFilesOfKilledRunsAreRemoved) {
+  test::TempDir dir;
+  const fs::path first = write_image(dir / "a.png", cv::Mat(4, 4, CV_8UC1, cv::Scalar(1)));
+  const fs::path second = write_image(dir / "b.png", cv::Mat(4, 4, CV_8UC1, cv::Scalar(2)));
+  const fs::path folder =
+      PreprocessCache(dir / "cache").prepare(first, raw_spec(4)).tensor_path.parent_path();
+  // No process has pid 2^22 + 1 (above Linux's pid_max of 2^22); this one is alive.
+  const fs::path dead = test::write_file(folder / "abc.tmp4194305", "half a tensor");
+  const fs::path alive =
+      test::write_file(folder / ("def.tmp" + std::to_string(::getpid())), "being written");
+  PreprocessCache(dir / "cache").prepare(second, raw_spec(4));
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive));
+}
+
 TEST(PreprocessCache, DifferentSpecGivesADifferentTensor) {
   test::TempDir dir;
   const fs::path image = write_image(dir / "colour.png", colour_image());
