@@ -423,8 +423,20 @@ std::string file_problem(const fs::path& path) {
 Dataset load_dataset(const fs::path& path, const DatasetOptions& options) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
-  if (fs::is_regular_file(status))
-    return is_single_image(path) ? load_image(path) : load_list(path);
+  // An option that does not apply to the layout would be ignored: say so instead.
+  const auto refuse = [&](const char* option, const std::string& why) {
+    throw Error(std::string(option) + " does not apply to " + path.string() + ": " + why);
+  };
+  if (fs::is_regular_file(status)) {
+    const bool image = is_single_image(path);
+    if (options.labels)
+      refuse("--labels", image ? "an image file; give a list file (path label) to label it"
+                               : "a list file carries its labels on its lines (path label)");
+    if (options.synsets)
+      refuse("--synsets", "it orders the synset folders of the ImageNet layout, and " +
+                              path.string() + " is a file");
+    return image ? load_image(path) : load_list(path);
+  }
   if (status.type() == fs::file_type::not_found)
     throw Error("dataset " + path.string() + " does not exist");
   if (!fs::is_directory(status))
@@ -446,8 +458,12 @@ Dataset load_dataset(const fs::path& path, const DatasetOptions& options) {
   if (ec) throw Error("cannot read dataset folder " + root.string() + ": " + filesystem_reason(ec));
   std::sort(synset_folders.begin(), synset_folders.end());
   std::sort(others.begin(), others.end());
-  if (!synset_folders.empty())
+  if (!synset_folders.empty()) {
+    if (options.labels)
+      refuse("--labels", "in the ImageNet layout the synset folders give the labels");
     return load_imagenet(root, synset_folders, std::move(others), options);
+  }
+  if (options.synsets) refuse("--synsets", "the folder has no synset folders (n01440764, ...)");
   return load_folder(root, options);
 }
 

@@ -373,6 +373,27 @@ TEST(ImageNetLayout, MalformedSynsetListNamesFileAndLine) {
   EXPECT_TRUE(Contains(message, "'tench'"));
 }
 
+// An option that does not apply to the dataset's layout is refused, not silently ignored.
+TEST(Dataset, OptionsThatDoNotApplyAreRefused) {
+  test::TempDir dir;
+  const fs::path labels = test::write_file(dir / "labels.txt", "a.png 1\n");
+  const fs::path list = test::write_file(dir / "list.txt", "a.png 1\n");
+  test::write_file(dir / "plain" / "a.png", "");
+  fs::create_directories(dir / "val" / "n01440764");
+  DatasetOptions with_labels;
+  with_labels.labels = labels;
+  EXPECT_TRUE(Contains(message_of<Error>([&] { load_dataset(list, with_labels); }),
+                       "--labels does not apply to " + list.string()));
+  EXPECT_TRUE(Contains(message_of<Error>([&] { load_dataset(dir / "val", with_labels); }),
+                       "synset folders give the labels"));
+  DatasetOptions with_synsets;
+  with_synsets.synsets = labels;
+  EXPECT_TRUE(Contains(message_of<Error>([&] { load_dataset(list, with_synsets); }),
+                       "--synsets does not apply"));
+  EXPECT_TRUE(Contains(message_of<Error>([&] { load_dataset(dir / "plain", with_synsets); }),
+                       "no synset folders"));
+}
+
 TEST(Dataset, MissingPathIsAnError) {
   test::TempDir dir;
   const fs::path missing = dir / "nowhere";
