@@ -154,6 +154,7 @@ class Store {
   std::vector<StoredImage> images();
   std::vector<StoredVariant> variants();
   std::vector<StoredFailure> failures();
+  bool has_results();  // whether any result is stored (committed or pending)
   std::vector<StoredLocalization> localizations();
   // Results of one variant ordered by image id; `with_output` also loads the full vectors.
   std::vector<StoredResult> results(int64_t variant_id, bool with_output);

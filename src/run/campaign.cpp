@@ -704,6 +704,14 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
                               to_json(spec).dump(), spec_source_text(config.model, config.spec)};
   // Checked before anything is written, so that a refused run leaves the database as it was.
   const std::optional<int64_t> known_model = existing_model(store.models(), model_row, config);
+  // Samples taken with other warm-up and repeat counts would be pooled and compared as if alike.
+  const std::string timing =
+      "warmup=" + std::to_string(config.warmup) + ", repeat=" + std::to_string(config.repeat);
+  if (const auto stored = store.meta("timing"); stored && *stored != timing && store.has_results())
+    throw Error(config.db.string() + " holds results timed with " + *stored + "; this run asks " +
+                timing +
+                ", and the samples would be pooled as if alike: give the same --warmup "
+                "and --repeat, or a new --db");
   if (!store.meta("created_at")) {
     store.set_meta("created_at",
                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
@@ -720,8 +728,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents&
   store.set_meta("spec_source", spec_source_text(config.model, config.spec));
   store.set_meta("run_options", json(result_options(config, spec_file)).dump());
   store.set_meta("preprocessing", preprocessing_description(spec.input));
-  store.set_meta("timing", "warmup=" + std::to_string(config.warmup) +
-                               ", repeat=" + std::to_string(config.repeat));
+  store.set_meta("timing", timing);
   // The engines' self-descriptions go with the results: the analysis reads the order of each
   // engine's opt values from them (lowest optimisation first).
   for (const auto& v : variants)

@@ -591,6 +591,11 @@ std::vector<StoredLocalization> Store::localizations() {
   return out;
 }
 
+bool Store::has_results() {
+  if (!pending_.empty()) return true;
+  return db_->execAndGet("SELECT EXISTS(SELECT 1 FROM results)").getInt() != 0;
+}
+
 std::vector<StoredFailure> Store::failures() {
   flush();
   std::vector<StoredFailure> out;

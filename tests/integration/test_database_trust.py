@@ -199,3 +199,14 @@ def test_read_only_verbs_leave_the_database_unchanged(deltann, campaign, tmp_pat
     deltann.run("report", "--db", db, "-o", tmp_path / "r.html")
     deltann.run("check", "--db", db, "--baseline", ENV_A, "--max-label-diff", "100%")
     assert file_state(db) == before
+
+
+def test_other_timing_settings_are_refused_once_results_exist(deltann, campaign):
+    model, images, db = campaign
+    before = query(db, "SELECT count(*) AS n FROM results")[0]["n"]
+    r = deltann.run("run", "--model", model, "--images", images, "--db", db, "--env", ENV_A,
+                    "--repeat", "7", "--warmup", "0", expect_rc=1)
+    assert "timed with warmup=0, repeat=2" in r.stderr and "--repeat" in r.stderr, r.describe()
+    assert query(db, "SELECT count(*) AS n FROM results")[0]["n"] == before
+    # The same settings resume as before.
+    run(deltann, model, images, db)
