@@ -61,9 +61,9 @@ class OnnxGraph {
     }
   }
 
-  // The input the spec names (its first when the spec names none) checked against the spec's
-  // shape; returns its name. A model that declares no shape for it accepts any.
-  std::string check_input(const InputSpec& spec) const {
+  // Checks the input the spec names (the first when the spec names none) against the spec's
+  // shape. A model that declares no shape for it accepts any.
+  void check_input(const InputSpec& spec) const {
     if (inputs_.empty()) throw Error("model has no input");
     const auto chosen = spec.name.empty()
                             ? inputs_.begin()
@@ -76,7 +76,6 @@ class OnnxGraph {
       throw Error("model has no input named '" + spec.name + "'; it has: " + all);
     }
     if (chosen->second) check_input_shape(chosen->first, *chosen->second, spec);
-    return chosen->first;
   }
 
   std::string tensor_name(const std::string& layer) const {
