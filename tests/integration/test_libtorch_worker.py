@@ -199,8 +199,8 @@ def test_input_shape_mismatch_names_both_shapes(worker, torch_models, tmp_path):
     np.save(x16, np.zeros((1, 3, 16, 16), np.float32))
     with WorkerClient(worker) as w:
         # TorchScript does not record the input shape a module wants, so the load tries the
-        # spec's on a copy of the module: it fails, naming the spec's shape and LibTorch's
-        # reason, which names the sizes the model's layers have (a 32x32 input: 16 * 4 * 4 = 256).
+        # spec's in a child process: it fails, naming the spec's shape and LibTorch's reason,
+        # which names the sizes the model's layers have (a 32x32 input: 16 * 4 * 4 = 256).
         for opt in OPTS:
             reply = w.load(pt, env_text(opt, 1), small)
             assert reply["event"] == "error" and reply["stage"] == "load", reply
