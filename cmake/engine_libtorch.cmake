@@ -68,8 +68,9 @@ if(DELTANN_WITH_LIBTORCH)
     message(STATUS "deltann: LibTorch engine OFF: ${_torch_off}")
   else()
     get_filename_component(_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
+    # worker_process.cpp: the load tries the spec's input shape in a child process of its own.
     add_executable(deltann-worker-libtorch src/backends/libtorch/libtorch_backend.cpp
-      src/backends/libtorch/libtorch_output.cpp)
+      src/backends/libtorch/libtorch_output.cpp src/run/worker_process.cpp)
     target_include_directories(deltann-worker-libtorch PRIVATE src/backends/libtorch)
     # A CUDA-enabled LibTorch registers its CUDA support from libtorch_cuda.so's static
     # initialisers; the worker calls nothing in it directly, so keep it where the linker would

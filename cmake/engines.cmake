@@ -19,12 +19,16 @@ endif()
 
 if(DELTANN_WITH_OPENCV_DNN)
   find_package(OpenCV 4 QUIET COMPONENTS dnn)
-  if(OpenCV_dnn_FOUND OR TARGET opencv_dnn)
-    add_executable(deltann-worker-opencv src/backends/opencv/opencv_backend.cpp)
-    target_link_libraries(deltann-worker-opencv PRIVATE deltann_worker opencv_core opencv_dnn)
-    message(STATUS "deltann: OpenCV DNN engine ON (OpenCV ${OpenCV_VERSION})")
-  else()
+  if(NOT (OpenCV_dnn_FOUND OR TARGET opencv_dnn))
     message(STATUS "deltann: OpenCV DNN engine OFF: OpenCV's dnn module not found")
+  elseif(NOT (TARGET onnx_proto AND TARGET protobuf::libprotobuf))
+    # The worker reads the model's declared input shape (and node names) with ONNX's protobuf
+    # classes: OpenCV 4.6 keeps neither, and would run any input size without a word.
+    message(STATUS "deltann: OpenCV DNN engine OFF: libonnx-dev's ONNX CMake package or protobuf not found")
+  else()
+    add_executable(deltann-worker-opencv src/backends/opencv/opencv_backend.cpp)
+    target_link_libraries(deltann-worker-opencv PRIVATE deltann_worker opencv_core opencv_dnn onnx_proto)
+    message(STATUS "deltann: OpenCV DNN engine ON (OpenCV ${OpenCV_VERSION})")
   endif()
 endif()
 

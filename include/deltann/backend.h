@@ -58,7 +58,15 @@ nlohmann::json to_json(const BackendInfo& info);
 BackendInfo backend_info_from_json(const nlohmann::json& j);
 
 // Fills in defaults and checks every knob against `info`; throws Error listing valid values.
+// A `threads` value above max_threads() is refused too, with the valid range.
 Environment resolve_environment(const Environment& env, const BackendInfo& info);
+
+// The most threads a variant may ask for: kThreadsPerCore times the cores this process may run on
+// (its CPU affinity). Beyond that an engine gains nothing, and some grow a thread pool (and its
+// memory) until the timeout instead of failing (docs/ENVIRONMENTS.md).
+constexpr int kThreadsPerCore = 4;
+int usable_cores();
+int max_threads();
 
 // The members `knob=each` stands for in `env` by the engine's own `each` table (the row of env's
 // value of the table's `by` knob, or of its default): nullopt when there is no table for the
@@ -66,6 +74,14 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
 std::optional<std::vector<std::string>> each_members(const BackendInfo& info,
                                                      const std::string& knob,
                                                      const Environment& env);
+
+// Throws Error when the input shape a model declares does not fit the spec's, naming both: "model
+// input 'input' has shape [1,3,224,224] but the spec says [1,3,300,300] (NCHW)". The ranks must
+// agree and every dimension must be equal, or left open by the model (a negative dimension is
+// dynamic and takes any size). Every engine calls it at load with the shape read its own way, so
+// a variant whose spec does not match its model is one load failure instead of wrong results.
+void check_input_shape(const std::string& input_name, const std::vector<int64_t>& model_shape,
+                       const InputSpec& spec);
 
 struct LoadRequest {
   std::filesystem::path artifact;

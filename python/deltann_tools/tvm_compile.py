@@ -277,6 +277,28 @@ def describe(cuda_arch=None):
     }
 
 
+def check_declared_shape(proto, input_name, input_shape):
+    """Refuses an input shape that the model's declared one does not allow, naming both. The
+    frontend's shape_dict would otherwise override the declaration without a word, compiling a
+    224x224 model for 300x300 tensors. Dimensions the model leaves open (a symbolic or absent
+    size) take the given size; that is what shape_dict is for."""
+    graph = proto.graph
+    weights = {init.name for init in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in weights]
+    declared = next((value for value in inputs if value.name == input_name), None)
+    if declared is None:
+        raise CompileError(f"model has no input named {input_name!r}; it has: "
+                           f"{', '.join(value.name for value in inputs)}")
+    if not declared.type.tensor_type.HasField("shape"):
+        return
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
+            for d in declared.type.tensor_type.shape.dim]
+    if len(dims) != len(input_shape) or any(d not in (-1, s) for d, s in zip(dims, input_shape)):
+        text = "[" + ",".join("?" if d < 0 else str(d) for d in dims) + "]"
+        raise CompileError(f"model input '{input_name}' has shape {text} but the spec says "
+                           f"[{','.join(str(s) for s in input_shape)}]")
+
+
 def compile_model(model, input_name, input_shape, level, disabled, device, out, cuda_arch):
     tvm = import_tvm()
     from tvm import relax
@@ -293,6 +315,7 @@ def compile_model(model, input_name, input_shape, level, disabled, device, out, 
     stage = "loading the ONNX model"
     try:
         proto = onnx.load(model)
+        check_declared_shape(proto, input_name, input_shape)
         stage = "importing the ONNX graph into Relax"
         mod = from_onnx(proto, shape_dict={input_name: input_shape}, dtype_dict="float32")
         stage = "compiling"
@@ -319,6 +342,8 @@ def compile_model(model, input_name, input_shape, level, disabled, device, out, 
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
+    except CompileError:
+        raise
     except Exception as e:
         msg = " ".join(str(e).split())
         if len(msg) > 1500:

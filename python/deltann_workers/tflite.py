@@ -21,7 +21,7 @@ import numpy as np
 # The package is found through sys.path: the launcher puts python/ there, the trial child gets
 # it through PYTHONPATH.
 from deltann_workers import worker
-from deltann_workers.worker import EngineError
+from deltann_workers.worker import EngineError, shape_text
 
 OPT_VALUES = ["none", "xnnpack"]  # least optimised first, as every engine lists them
 DEFAULT_OPT = "xnnpack"
@@ -75,10 +75,6 @@ def make_interpreter(path, opt, threads):
         # campaign), so say what was attempted.
         raise EngineError(f"{path}: LiteRT cannot read it as a TFLite model"
                           f"{': ' + str(e) if str(e) else ''}") from None
-
-
-def shape_text(shape):
-    return "[" + ",".join(str(int(d)) for d in shape) + "]"
 
 
 def signature_aliases(interpreter, kind):

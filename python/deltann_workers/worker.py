@@ -121,6 +121,11 @@ def read_npy(path):
     return array
 
 
+def shape_text(shape):
+    """How every message names a shape, "[1,3,224,224]", as the C++ side writes it."""
+    return "[" + ",".join(str(int(d)) for d in shape) + "]"
+
+
 def encode_floats(values):
     """base64 of the little-endian float32 bytes, so NaN and Inf arrive bit-exact."""
     return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
@@ -150,6 +155,7 @@ class Server:
     def __init__(self, engine):
         self.engine = engine
         self.session = None
+        self.input_shape = None  # the spec's, of the loaded model
 
     def handle(self, request):
         """The reply to one request, or None when the campaign asked the worker to stop."""
@@ -180,8 +186,19 @@ class Server:
         session = self.engine.load(load)
         load_ns = time.perf_counter_ns() - start
         self.session = session
+        self.input_shape = (spec.get("input") or {}).get("shape")
         return {"event": "loaded", "load_ns": load_ns,
                 "engine_version": self.engine.describe()["version"]}
+
+    def read_bound_tensor(self, request):
+        """The request's tensor, refused unless it has the spec's shape (as the C++ worker does):
+        the load checked that shape against the model."""
+        path = str(field_of(request, "tensor"))
+        tensor = read_npy(path)
+        if self.input_shape is not None and list(tensor.shape) != list(self.input_shape):
+            raise EngineError(f"input tensor {path} has shape {shape_text(tensor.shape)} but the "
+                              f"model was loaded for the spec's {shape_text(self.input_shape)}")
+        return tensor
 
     def run(self, request):
         """Timing as in src/run/worker.cpp: the first inference alone (`first_ns`), `warmup`
@@ -190,7 +207,7 @@ class Server:
         if self.session is None:
             raise EngineError("run requested before a successful load")
         session = self.session
-        tensor = read_npy(str(field_of(request, "tensor")))
+        tensor = self.read_bound_tensor(request)
         session.set_input(tensor)
         result = {"event": "result", "image": field_of(request, "image")}
         # The first run's output is kept (outside the clock) and compared with the last one, so
@@ -238,7 +255,7 @@ class Server:
         capture = getattr(self.session, "capture", None)
         if capture is None:
             raise EngineError("this engine cannot capture intermediate tensors")
-        tensor = read_npy(str(field_of(request, "tensor")))
+        tensor = self.read_bound_tensor(request)
         out_dir = Path(str(field_of(request, "out_dir")))
         self.session.set_input(tensor)
         tensors = capture()

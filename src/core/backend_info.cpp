@@ -1,10 +1,14 @@
+#include <sched.h>
+
 #include <algorithm>
 #include <charconv>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
+#include "deltann/tensor.h"
 
 namespace deltann {
 namespace {
@@ -81,6 +85,33 @@ BackendInfo backend_info_from_json(const nlohmann::json& j) {
   return info;
 }
 
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int max_threads() { return kThreadsPerCore * usable_cores(); }
+
+void check_input_shape(const std::string& input_name, const std::vector<int64_t>& model_shape,
+                       const InputSpec& spec) {
+  bool fits = model_shape.size() == spec.shape.size();
+  for (size_t d = 0; fits && d < model_shape.size(); ++d)
+    fits = model_shape[d] < 0 || model_shape[d] == spec.shape[d];
+  if (fits) return;
+  std::string model_text = "[";
+  for (size_t d = 0; d < model_shape.size(); ++d)
+    model_text += (d ? "," : "") + (model_shape[d] < 0 ? "?" : std::to_string(model_shape[d]));
+  model_text += "]";
+  // The layout names the usual slip: an NCHW spec for an NHWC (TFLite) model or the other way.
+  const std::string layout = spec.raw_tensor               ? ""
+                             : spec.layout == Layout::NHWC ? " (NHWC)"
+                                                           : " (NCHW)";
+  throw Error("model input '" + input_name + "' has shape " + model_text + " but the spec says " +
+              shape_text(spec.shape) + layout);
+}
+
 Environment resolve_environment(const Environment& env, const BackendInfo& info) {
   Environment resolved = env;
   const std::string where = "environment '" + env.to_string() + "': ";
@@ -103,6 +134,10 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
                             ec == std::errc() && end == value.data() + value.size() && number > 0;
       if (!positive)
         throw Error(where + "knob '" + key + "' must be a positive integer, not '" + value + "'");
+      if (key == "threads" && number > max_threads())
+        throw Error(where + "threads=" + value + ": must be 1.." + std::to_string(max_threads()) +
+                    " on this machine (" + std::to_string(kThreadsPerCore) + "x its " +
+                    std::to_string(usable_cores()) + " cores)");
     } else if (std::find(knob->values.begin(), knob->values.end(), value) == knob->values.end()) {
       std::string valid;
       for (const auto& v : knob->values) valid += (valid.empty() ? "" : ", ") + v;

@@ -11,10 +11,12 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "deltann/error.h"
+#include "deltann/tensor.h"
 #include "protocol.h"
 
 namespace deltann {
@@ -65,6 +67,7 @@ class Server {
     const auto start = Clock::now();
     session_ = backend_->load(load);
     const int64_t load_ns = elapsed_ns(start);
+    input_shape_ = load.input.shape;
     const BackendInfo info = backend_->describe();
     reply({{"event", "loaded"}, {"load_ns", load_ns}, {"engine_version", info.version}});
   }
@@ -73,7 +76,7 @@ class Server {
   // runs, then `repeat` timed runs. Only Session::run() is inside the clock.
   void run(const json& request) {
     if (!session_) throw Error("run requested before a successful load");
-    const Tensor input = read_npy(request.at("tensor").get<std::string>());
+    const Tensor input = read_bound_tensor(request);
     session_->set_input(input);
     json result = {{"event", "result"}, {"image", request.at("image")}};
     // The output of the image's first run is kept (outside the clock) and compared with its last,
@@ -116,7 +119,7 @@ class Server {
   // what the engine runs, so its time says nothing about the variant.
   void capture(const json& request) {
     if (!session_) throw Error("capture requested before a successful load");
-    const Tensor input = read_npy(request.at("tensor").get<std::string>());
+    const Tensor input = read_bound_tensor(request);
     const std::filesystem::path dir = request.at("out_dir").get<std::string>();
     session_->set_input(input);
     const std::vector<CapturedTensor> tensors = session_->capture();
@@ -136,6 +139,18 @@ class Server {
            {"count", tensors.size()},
            {"index", (dir / "index.json").string()},
            {"mode", mode}});
+  }
+
+  // The request's tensor, refused unless it has the spec's shape: the load checked that shape
+  // against the model, and an engine that reshapes itself to any input (OpenCV DNN) would
+  // otherwise run another one without a word.
+  Tensor read_bound_tensor(const json& request) const {
+    const std::string path = request.at("tensor").get<std::string>();
+    Tensor input = read_npy(path);
+    if (input.shape != input_shape_)
+      throw Error("input tensor " + path + " has shape " + shape_text(input.shape) +
+                  " but the model was loaded for the spec's " + shape_text(input_shape_));
+    return input;
   }
 
   // .npy format 1.0 with '<f8' (little-endian float64, C order), so that a float64 engine's
@@ -197,6 +212,7 @@ class Server {
 
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Session> session_;
+  std::vector<int64_t> input_shape_;  // the spec's, of the loaded model
 };
 
 }  // namespace

@@ -145,14 +145,29 @@ def test_model_not_matching_its_spec_fails_at_load(models, deltann, tmp_path):
         failure["message"]
     assert results_of(db, ort["id"]) == {}
     assert "[1,3,16,16]" in run.stderr
-    # The other variant still ran (OpenCV happens to accept the model: it is size-agnostic).
+    # OpenCV DNN would run any input size through the model (its net reshapes itself to the
+    # blob); it must fail at load like ONNX Runtime, not record results for the wrong input.
     opencv = variants["opencv:opt=on,device=cpu,threads=1"]
-    assert opencv["status"] in ("done", "failed"), opencv["status"]
-    if opencv["status"] == "done":
-        assert len(results_of(db, opencv["id"])) == 3
-    else:
-        assert failures_of(db, opencv["id"]), "a failed variant has its failure recorded"
+    assert opencv["status"] == "failed", opencv["status"]
+    (failure,) = failures_of(db, opencv["id"])
+    assert (failure["stage"], failure["image_id"]) == ("load", None)
+    assert "model input 'input' has shape [1,3,16,16] but the spec says [1,3,8,8]" in \
+        failure["message"], failure["message"]
+    assert results_of(db, opencv["id"]) == {}
     assert "running opencv:opt=on,device=cpu,threads=1" in run.stderr
+
+
+def test_more_threads_than_the_machine_can_use_are_refused_with_the_range(models, deltann,
+                                                                          tmp_path):
+    write_random_images(tmp_path / "images", [(8, 8)], seed=3)
+    db = tmp_path / "threads.db"
+    cores = len(os.sched_getaffinity(0))
+    run = deltann.run("run", "--model", models.tiny, "--images", tmp_path / "images",
+                      "--db", db, "--env", "ort:threads=100000", expect_rc=None)
+    assert run.returncode != 0, run.describe()
+    assert f"threads=100000: must be 1..{4 * cores} on this machine (4x its {cores} cores)" in \
+        run.stderr, run.stderr
+    assert not db.exists(), "a bad environment stops everything before any work"
 
 
 def test_unknown_knob_value_lists_valid_values(models, deltann, tmp_path):

@@ -6,7 +6,8 @@ classifier (traced) and a depthwise-separable one with a 1001-way softmax that r
 (scripted). Each is saved as TorchScript and exported to ONNX; the worker's output must equal ONNX
 Runtime's (Python onnxruntime) within ATOL/RTOL for every `opt` at 1 and 2 threads. --describe lists
 the knobs; corrupt, truncated, non-TorchScript and missing files are error replies and the worker
-stays usable; a model that wants another input shape fails its first run with both shapes named.
+stays usable; a model that cannot take the spec's input shape, or then returns another number of
+values than the spec's classes, fails its load.
 The demo's pretrained EfficientNet-Lite0, traced to TorchScript, must give ONNX Runtime's top-1 on
 the demo photos (both campaigns read the same cached tensors).
 
@@ -197,12 +198,15 @@ def test_input_shape_mismatch_names_both_shapes(worker, torch_models, tmp_path):
     x16 = tmp_path / "x16.npy"
     np.save(x16, np.zeros((1, 3, 16, 16), np.float32))
     with WorkerClient(worker) as w:
-        # TorchScript does not record the input shape a module wants, so the load succeeds and
-        # the first run fails, naming the spec's shape and LibTorch's reason.
-        assert w.load(pt, env_text("none", 1), small)["event"] == "loaded"
-        reply = w.run(x16)
-        assert reply["event"] == "error" and reply["stage"] == "run", reply
-        assert "[1,3,16,16]" in reply["message"] and "forward() failed" in reply["message"], reply
+        # TorchScript does not record the input shape a module wants, so the load tries the
+        # spec's in a child process: it fails, naming the spec's shape and LibTorch's reason,
+        # which names the sizes the model's layers have (a 32x32 input: 16 * 4 * 4 = 256).
+        for opt in OPTS:
+            reply = w.load(pt, env_text(opt, 1), small)
+            assert reply["event"] == "error" and reply["stage"] == "load", reply
+            assert "the model does not take the spec's input shape [1,3,16,16]" in \
+                reply["message"], reply
+            assert "(1x64 and 256x10)" in reply["message"], reply
         # A tensor that does not match the spec is refused before the engine sees it.
         assert w.load(pt, env_text("none", 1), model_spec)["event"] == "loaded"
         reply = w.run(x16)
@@ -211,6 +215,17 @@ def test_input_shape_mismatch_names_both_shapes(worker, torch_models, tmp_path):
         # Still usable with a tensor of the right shape.
         (x,) = random_inputs(tmp_path, 1, seed=5)
         assert w.run(x)["event"] == "result"
+
+
+def test_output_length_other_than_the_specs_is_a_load_error(worker, torch_models):
+    pt, _, model_spec = torch_models["tiny"]
+    spec = json.loads(json.dumps(model_spec))
+    spec["output"]["classes"] = 5
+    with WorkerClient(worker) as w:
+        reply = w.load(pt, env_text("none", 1), spec)
+        assert reply["event"] == "error" and reply["stage"] == "load", reply
+        assert "returns 10 values, but the spec says 5 classes + label offset 0 = 5" in \
+            reply["message"], reply
 
 
 def test_bad_files_are_error_replies(worker, torch_models, tmp_path):

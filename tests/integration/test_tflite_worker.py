@@ -356,6 +356,32 @@ def test_generic_loop_keeps_stdout_for_replies(source_dir, tmp_path):
     assert "chatter from a native library" in proc.stderr
 
 
+def test_generic_loop_refuses_a_tensor_of_another_shape_than_the_specs(source_dir, tmp_path):
+    """The stand-in engine takes any tensor, as OpenCV DNN does: the loop itself refuses one whose
+    shape is not the spec's the model was loaded for, like the C++ worker, and goes on."""
+    script = tmp_path / "noisy_worker.py"
+    script.write_text(NOISY_ENGINE)
+    np.save(tmp_path / "x.npy", np.ones((1, 3), np.float32))
+    np.save(tmp_path / "x4.npy", np.ones((1, 4), np.float32))
+    spec = {"input": {"shape": [1, 3]}}
+    run = {"op": "run", "image": "x", "first": False, "warmup": 0, "repeat": 1}
+    requests = [{"op": "load", "artifact": "ok", "env": "noisy", "spec": spec},
+                dict(run, tensor=str(tmp_path / "x4.npy")),
+                dict(run, tensor=str(tmp_path / "x.npy")),
+                {"op": "quit"}]
+    env = dict(os.environ, PYTHONPATH=str(source_dir / "python"))
+    proc = subprocess.run([sys.executable, str(script), "--serve"], env=env, text=True,
+                          input="".join(json.dumps(r) + "\n" for r in requests),
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    replies = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["event"] for r in replies] == ["ready", "loaded", "error", "result"], replies
+    assert replies[2] == {"event": "error", "stage": "run",
+                          "message": f"input tensor {tmp_path / 'x4.npy'} has shape [1,4] but the "
+                                     "model was loaded for the spec's [1,3]"}
+    np.testing.assert_array_equal(output_of(replies[3]), np.ones(3))
+
+
 def test_protocol_helpers_match_the_cpp_worker():
     from deltann_workers.worker import (INFINITE_DIFFERENCE, encode_floats, max_abs_difference,
                                         parse_environment)

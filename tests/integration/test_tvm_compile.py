@@ -103,6 +103,34 @@ def test_unknown_pass_is_refused(tiny, tmp_path):
     assert r.stdout == "" and not so.exists()
 
 
+def test_shape_other_than_the_models_is_refused_naming_both(tiny, tmp_path):
+    """The ONNX frontend's shape_dict overrides the declared input shape without a word: a model
+    made for 8x8 would be compiled for 16x16 and its variant would report results."""
+    so = tmp_path / "never.so"
+    r = run_tool("--model", str(tiny), "--input-name", "input", "--input-shape", "1,3,16,16",
+                 "--out", str(so))
+    assert r.returncode == 1, r.stderr
+    assert "model input 'input' has shape [1,3,8,8] but the spec says [1,3,16,16]" in r.stderr
+    assert r.stdout == "" and not so.exists()
+    r = run_tool("--model", str(tiny), "--input-name", "image", "--input-shape", "1,3,8,8",
+                 "--out", str(so))
+    assert r.returncode == 1 and "no input named 'image'; it has: input" in r.stderr, r.stderr
+
+
+def test_open_dimensions_take_the_given_size(tiny):
+    import onnx
+    from deltann_tools.tvm_compile import CompileError, check_declared_shape
+
+    model = onnx.load(str(tiny))
+    for d, name in zip(model.graph.input[0].type.tensor_type.shape.dim, ["n", None, "h", "w"]):
+        if name:
+            d.dim_param = name
+    check_declared_shape(model, "input", [1, 3, 16, 16])
+    expected = r"has shape \[\?,3,\?,\?\] but the spec says \[1,4,8,8\]"
+    with pytest.raises(CompileError, match=expected):
+        check_declared_shape(model, "input", [1, 4, 8, 8])
+
+
 def test_compile_failure_exits_1(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx model")

@@ -80,7 +80,9 @@ def test_wrong_input_shape_is_a_load_error(worker, models, tiny_library):
     with WorkerClient(worker) as w:
         reply = w.load(tiny_library, ENV, spec)
         assert reply["event"] == "error" and reply["stage"] == "load", reply
+        # The spec's shape, and the compiled one as TVM's own check names it.
         assert "[1,3,16,16]" in reply["message"], reply
+        assert "R.Tensor((1, 3, 8, 8)" in reply["message"], reply
 
 
 def test_corrupt_library_is_an_error_reply(worker, models, tmp_path):

@@ -178,9 +178,10 @@ TEST(ResolveEnvironment, SubsetKnobIsCanonicalAndChecked) {
 }
 
 TEST(ResolveEnvironment, KeepsGivenValues) {
+  // 4 threads are within the cap on any machine (kThreadsPerCore x at least one core).
   const Environment resolved =
-      resolve_environment(parse_environment("fake:threads=8,opt=off"), fake_info());
-  EXPECT_EQ(resolved.to_string(), "fake:opt=off,device=cpu,threads=8");
+      resolve_environment(parse_environment("fake:threads=4,opt=off"), fake_info());
+  EXPECT_EQ(resolved.to_string(), "fake:opt=off,device=cpu,threads=4");
 }
 
 TEST(ResolveEnvironment, InvalidValueListsValidValues) {
@@ -215,9 +216,56 @@ TEST(ResolveEnvironment, ThreadCountTooLargeForAnIntIsAnError) {
         [&] { resolve_environment(parse_environment("fake:threads=" + huge), fake_info()); });
     EXPECT_TRUE(Contains(message, "positive integer")) << huge;
   }
-  EXPECT_EQ(resolve_environment(parse_environment("fake:threads=2147483647"), fake_info())
-                .knob("threads"),
+}
+
+// A thread count beyond what the machine can use is refused at planning with the valid range:
+// some engines grow a pool per thread and would use gigabytes until the timeout.
+TEST(ResolveEnvironment, ThreadsAboveTheMachinesCapAreRefusedWithTheRange) {
+  const int cores = usable_cores();
+  ASSERT_GE(cores, 1);
+  ASSERT_EQ(max_threads(), kThreadsPerCore * cores);
+  const std::string cap = std::to_string(max_threads());
+  EXPECT_EQ(
+      resolve_environment(parse_environment("fake:threads=" + cap), fake_info()).knob("threads"),
+      cap);
+  for (const std::string& over : {std::to_string(max_threads() + 1), std::string("2147483647")}) {
+    const std::string message = message_of<Error>(
+        [&] { resolve_environment(parse_environment("fake:threads=" + over), fake_info()); });
+    EXPECT_TRUE(Contains(message, "fake:threads=" + over)) << message;
+    EXPECT_TRUE(Contains(message, "threads=" + over + ": must be 1.." + cap + " on this machine (" +
+                                      std::to_string(kThreadsPerCore) + "x its " +
+                                      std::to_string(cores) + " cores)"))
+        << message;
+  }
+  // Another positive-integer knob is not a thread count.
+  BackendInfo info = fake_info();
+  info.knobs.push_back({"after", {}, "2", "image number"});
+  EXPECT_EQ(resolve_environment(parse_environment("fake:after=2147483647"), info).knob("after"),
             "2147483647");
+}
+
+TEST(CheckInputShape, EqualOrDynamicDimensionsFit) {
+  InputSpec spec;
+  spec.shape = {1, 3, 224, 224};
+  EXPECT_NO_THROW(check_input_shape("input", {1, 3, 224, 224}, spec));
+  EXPECT_NO_THROW(check_input_shape("input", {-1, 3, -1, -1}, spec));
+}
+
+TEST(CheckInputShape, MismatchNamesBothShapesAndTheLayout) {
+  InputSpec spec;
+  spec.shape = {1, 3, 300, 300};
+  EXPECT_EQ(message_of<Error>([&] {
+              check_input_shape("input", {1, 3, 224, 224}, spec);
+            }),
+            "model input 'input' has shape [1,3,224,224] but the spec says [1,3,300,300] (NCHW)");
+  spec.shape = {1, 300, 300, 3};
+  spec.layout = Layout::NHWC;
+  EXPECT_EQ(message_of<Error>([&] {
+              check_input_shape("x", {-1, 3, 300, 300}, spec);
+            }),
+            "model input 'x' has shape [?,3,300,300] but the spec says [1,300,300,3] (NHWC)");
+  // Another rank never fits, however open its dimensions.
+  EXPECT_THROW(check_input_shape("x", {-1, -1, -1}, spec), Error);
 }
 
 TEST(ResolveEnvironment, AbsentDeviceIsUnsupported) {

@@ -72,11 +72,7 @@ class ArmnnSession final : public Session {
     output_ = parser->GetNetworkOutputBindingInfo(0, out_name);
 
     // Check the spec now so that a mismatch is a load failure naming both shapes.
-    const auto model_shape = dims_of(input_.second);
-    if (model_shape != request.input.shape)
-      throw Error("model input '" + in_name + "' has shape " + shape_text(model_shape) +
-                  " but the spec says " + shape_text(request.input.shape) + " (" +
-                  (request.input.layout == Layout::NHWC ? "NHWC" : "NCHW") + ")");
+    check_input_shape(in_name, dims_of(input_.second), request.input);
     if (input_.second.GetDataType() != armnn::DataType::Float32 ||
         output_.second.GetDataType() != armnn::DataType::Float32)
       throw Error("model input '" + in_name + "' or output '" + out_name +

@@ -1,46 +1,81 @@
 // OpenCV DNN (Debian's OpenCV), reading ONNX. `opt` switches layer fusion; OpenCL devices are
 // offered only when OpenCV finds one.
-#ifdef DELTANN_OPENCV_ONNX_NAMES
 #include <onnx/onnx_pb.h>
-#endif
 #include <opencv2/core.hpp>
 #include <opencv2/core/ocl.hpp>
 #include <opencv2/dnn.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
+#include "deltann/tensor.h"
 #include "run/worker.h"
 
 namespace deltann::opencv {
 namespace {
 
-// OpenCV 4.6 names a layer imported from ONNX "onnx_node!<node name>", or, for a node without a
-// name, "onnx_node_output_<i>!<output name>". Other engines name tensors by ONNX value name, so
-// capture reports the node's first output (a layer's output 0) instead: node names are read from
-// the model with ONNX's protobuf classes where this worker has them.
-class OnnxNames {
+// What the worker needs from the ONNX graph that OpenCV 4.6 does not keep, read with ONNX's
+// protobuf classes:
+// - the declared input shapes: OpenCV's net reshapes itself to whatever blob it is given, so a
+//   300x300 tensor runs through a 224x224 model without a word;
+// - node names: OpenCV names a layer imported from ONNX "onnx_node!<node name>", or, for a node
+//   without a name, "onnx_node_output_<i>!<output name>". Other engines name tensors by ONNX
+//   value name, so capture reports the node's first output (a layer's output 0) instead.
+class OnnxGraph {
  public:
-  explicit OnnxNames(const std::filesystem::path& model) {
-#ifdef DELTANN_OPENCV_ONNX_NAMES
+  explicit OnnxGraph(const std::filesystem::path& model) {
     std::ifstream in(model, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     onnx::ModelProto proto;
-    // An unreadable model keeps OpenCV's own names; OpenCV has read it already, so this is rare.
-    if (!in.bad() && bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()) &&
-        proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-      for (const auto& node : proto.graph().node())
-        for (const auto& output : node.output())
-          if (!node.name().empty() && !output.empty()) {
-            first_output_.emplace(node.name(), output);
-            break;
-          }
-#else
-    (void)model;
-#endif
+    // OpenCV has read the file already, so this is rare; protobuf parses at most 2 GiB.
+    if (in.bad() || bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+        !proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+      throw Error(model.string() + ": cannot read the ONNX graph to check its input shape");
+    const auto& graph = proto.graph();
+    for (const auto& node : graph.node())
+      for (const auto& output : node.output())
+        if (!node.name().empty() && !output.empty()) {
+          first_output_.emplace(node.name(), output);
+          break;
+        }
+    // Graph inputs that an initializer feeds are weights (older exporters list them), not inputs.
+    std::set<std::string> weights;
+    for (const auto& init : graph.initializer()) weights.insert(init.name());
+    for (const auto& input : graph.input()) {
+      if (weights.count(input.name())) continue;
+      std::optional<std::vector<int64_t>> shape;
+      const auto& type = input.type().tensor_type();
+      if (type.has_shape()) {
+        shape.emplace();
+        // A symbolic or absent size is dynamic (-1): any size fits it.
+        for (const auto& dim : type.shape().dim())
+          shape->push_back(dim.has_dim_value() && dim.dim_value() > 0 ? dim.dim_value() : -1);
+      }
+      inputs_.emplace_back(input.name(), std::move(shape));
+    }
+  }
+
+  // Checks the input the spec names (the first when the spec names none) against the spec's
+  // shape. A model that declares no shape for it accepts any.
+  void check_input(const InputSpec& spec) const {
+    if (inputs_.empty()) throw Error("model has no input");
+    const auto chosen = spec.name.empty()
+                            ? inputs_.begin()
+                            : std::find_if(inputs_.begin(), inputs_.end(), [&](const auto& input) {
+                                return input.first == spec.name;
+                              });
+    if (chosen == inputs_.end()) {
+      std::string all;
+      for (const auto& [name, shape] : inputs_) all += (all.empty() ? "" : ", ") + name;
+      throw Error("model has no input named '" + spec.name + "'; it has: " + all);
+    }
+    if (chosen->second) check_input_shape(chosen->first, *chosen->second, spec);
   }
 
   std::string tensor_name(const std::string& layer) const {
@@ -60,6 +95,7 @@ class OnnxNames {
 
  private:
   std::map<std::string, std::string> first_output_;
+  std::vector<std::pair<std::string, std::optional<std::vector<int64_t>>>> inputs_;
 };
 
 class OpenCvSession final : public Session {
@@ -67,9 +103,11 @@ class OpenCvSession final : public Session {
   explicit OpenCvSession(const LoadRequest& request)
       : output_name_(request.output.name),
         fusion_(request.env.knob("opt")),
-        names_(request.artifact) {
+        spec_shape_(request.input.shape) {
     net_ = cv::dnn::readNetFromONNX(request.artifact.string());
     if (net_.empty()) throw Error(request.artifact.string() + ": OpenCV DNN read an empty network");
+    graph_.emplace(request.artifact);
+    graph_->check_input(request.input);
     net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
     const bool opencl = request.env.knob("device").rfind("opencl", 0) == 0;
     net_.setPreferableTarget(opencl ? cv::dnn::DNN_TARGET_OPENCL : cv::dnn::DNN_TARGET_CPU);
@@ -78,7 +116,11 @@ class OpenCvSession final : public Session {
     input_name_ = request.input.name;
   }
 
+  // OpenCV would run a blob of any size; the load checked the spec's shape against the model's.
   void set_input(const Tensor& input) override {
+    if (input.shape != spec_shape_)
+      throw Error("input tensor has shape " + shape_text(input.shape) + " but the model takes " +
+                  shape_text(spec_shape_));
     std::vector<int> dims(input.shape.begin(), input.shape.end());
     blob_ = cv::Mat(dims, CV_32F);
     std::copy(input.data.begin(), input.data.end(), blob_.ptr<float>());
@@ -97,8 +139,8 @@ class OpenCvSession final : public Session {
     return "opencv: every layer's output requested from Net::forward; OpenCV does not fuse a "
            "layer whose output is requested, so the captured run is unfused although fusion is '" +
            fusion_ + "'" +
-           (names_.mapped() ? "; layers named by their node's first ONNX output"
-                            : "; OpenCV's layer names");
+           (graph_->mapped() ? "; layers named by their node's first ONNX output"
+                             : "; OpenCV's layer names");
   }
 
   // Layers OpenCV folded away at import (constants, shape arithmetic) have no output here.
@@ -119,7 +161,7 @@ class OpenCvSession final : public Session {
       const cv::Mat& m = outputs[i];
       if (m.empty() || m.depth() != CV_32F) continue;  // only float tensors are numerics to compare
       const cv::Mat flat = m.isContinuous() ? m : m.clone();
-      CapturedTensor t{names_.tensor_name(names[i]), net_.getLayer(names[i])->type, {}, {}};
+      CapturedTensor t{graph_->tensor_name(names[i]), net_.getLayer(names[i])->type, {}, {}};
       for (int d = 0; d < flat.dims; ++d) t.shape.push_back(flat.size[d]);
       const float* data = flat.ptr<float>();
       t.values.assign(data, data + flat.total());
@@ -138,7 +180,8 @@ class OpenCvSession final : public Session {
  private:
   cv::dnn::Net net_;
   std::string input_name_, output_name_, fusion_;
-  OnnxNames names_;
+  std::vector<int64_t> spec_shape_;
+  std::optional<OnnxGraph> graph_;  // read after OpenCV has accepted the file
   cv::Mat blob_, result_;
 };
 

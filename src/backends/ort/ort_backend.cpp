@@ -170,14 +170,9 @@ class OrtSession final : public Session {
     // names both shapes rather than an engine error at the first image.
     for (size_t i = 0; i < session_->GetInputCount(); ++i) {
       if (std::string(session_->GetInputNameAllocated(i, allocator).get()) != input_name_) continue;
-      const auto model_shape = session_->GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetShape();
-      const auto& spec_shape = request.input.shape;
-      bool compatible = model_shape.size() == spec_shape.size();
-      for (size_t d = 0; compatible && d < model_shape.size(); ++d)
-        compatible = model_shape[d] < 0 || model_shape[d] == spec_shape[d];
-      if (!compatible)
-        throw Error("model input '" + input_name_ + "' has shape " + shape_text(model_shape) +
-                    " but the spec says " + shape_text(spec_shape));
+      check_input_shape(input_name_,
+                        session_->GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetShape(),
+                        request.input);
       if (session_->GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType() !=
           ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
         throw Error("model input '" + input_name_ + "' is not float32");

@@ -25,13 +25,11 @@ class ReferenceSession final : public Session {
       throw Error(artifact_ + ": model input '" + in.name + "' is " + dtype_name(in.dtype) +
                   ", not float32");
     if (in.has_shape) {
-      const auto& spec = request.input.shape;
-      bool compatible = in.shape.size() == spec.size();
-      for (size_t d = 0; compatible && d < spec.size(); ++d)
-        compatible = in.shape[d] < 0 || in.shape[d] == spec[d];
-      if (!compatible)
-        throw Error(artifact_ + ": model input '" + in.name + "' has shape " +
-                    shape_text_of(in.shape) + " but the spec says " + shape_text(spec));
+      try {
+        check_input_shape(in.name, in.shape, request.input);
+      } catch (const Error& e) {
+        throw Error(artifact_ + ": " + e.what());
+      }
     }
     if (model_.inputs().size() > 1)
       throw Unsupported(artifact_ + ": the model has " + std::to_string(model_.inputs().size()) +
