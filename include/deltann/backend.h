@@ -125,6 +125,10 @@ class Backend {
   // Loads (and for engines that compile, compiles) an artifact. Throws Error with the engine's
   // message when the artifact is missing, malformed or does not match the spec.
   virtual std::unique_ptr<Session> load(const LoadRequest& request) = 0;
+  // Checks, before the timed load, what takes work of its own to check (LibTorch runs the spec's
+  // input shape in a child process: a file without a declared shape). Throws Error like load().
+  // Not part of the load time, which stays comparable across engines.
+  virtual void check(const LoadRequest& request) { (void)request; }
 };
 
 }  // namespace deltann

@@ -64,6 +64,7 @@ class Server {
     const ModelSpec spec = parse_model_spec(request.at("spec"), ".");
     load.input = spec.input;
     load.output = spec.output;
+    backend_->check(load);
     const auto start = Clock::now();
     session_ = backend_->load(load);
     const int64_t load_ns = elapsed_ns(start);

@@ -109,7 +109,8 @@ bool is_tensor(const torch::jit::Value* value) {
 constexpr const char* kTryShape = "--try-shape";
 
 // The child's side: loads the module, runs it once on zeros of the shape and prints one JSON
-// line, {"values": N} with the length of the output it would report, or {"error": reason}.
+// line, {"values": N} with the length of the output it would report, {"error": reason}, or
+// {"unloadable": reason} when the file is no TorchScript it can load.
 int try_shape_main(const std::string& request_text) {
   // The worker may be killed (the campaign's timeout) while this runs: go with it.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -121,7 +122,17 @@ int try_shape_main(const std::string& request_text) {
     const torch::Device device = request.at("device").get<std::string>() == "cuda"
                                      ? torch::Device(torch::kCUDA, 0)
                                      : torch::Device(torch::kCPU);
-    torch::jit::Module module = torch::jit::load(request.at("artifact").get<std::string>(), device);
+    torch::jit::Module module;
+    try {
+      module = torch::jit::load(request.at("artifact").get<std::string>(), device);
+    } catch (const std::exception& e) {
+      // Not a question of shape: the load itself says why, with its own message.
+      std::cout << nlohmann::json({{"unloadable", message_of(e)}})
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << '\n'
+                << std::flush;
+      return 0;
+    }
     module.to(device);
     module.eval();
     c10::InferenceMode inference;
@@ -145,6 +156,44 @@ torch::jit::Module prepare(torch::jit::Module module, const std::string& opt) {
   return module;
 }
 
+// TorchScript declares no input shape (a traced module's sizes are gone once it is saved and
+// loaded again), so the spec's shape is tried instead: a child process (this executable with
+// --try-shape) loads the module and runs it once on zeros of that shape. A model that cannot
+// take the shape, or then returns an output of another length than the spec's, fails the load
+// rather than every image. A model that takes any size (global pooling before the classifier)
+// passes: nothing in the file says which size it was made for. The trial runs in its own
+// process so that this one stays cold: run here, even on a separate copy of the module, it
+// warmed the allocator, thread pool and kernels and cut the timed first inference (the demo
+// model at optimize_for_inference: from about 130 to 45 ms).
+void try_spec_shape(const LoadRequest& request) {
+  const nlohmann::json trial = {{"artifact", request.artifact.string()},
+                                {"device", request.env.knob("device") == "cuda" ? "cuda" : "cpu"},
+                                {"threads", std::stoi(request.env.knob("threads"))},
+                                {"shape", request.input.shape}};
+  WorkerProcess child("/proc/self/exe", {kTryShape, trial.dump()});
+  // The campaign's timeout ends this worker, and with it the child, long before this one.
+  constexpr double kTrialTimeoutS = 3600;
+  const auto reply = child.receive(kTrialTimeoutS);
+  const WorkerExit exit = child.finish();
+  if (!reply || !reply->is_object())
+    throw Error("trying the spec's input shape " + shape_text(request.input.shape) +
+                " in a child process failed (" + exit.symptom + ", " + exit.detail +
+                "); its log: " + child.log_tail());
+  if (reply->contains("unloadable")) return;  // the timed load reports it as it always does
+  if (reply->contains("error"))
+    throw Error(
+        "the model does not take the spec's input shape " + shape_text(request.input.shape) +
+        ": forward() on zeros of that shape failed: " + reply->at("error").get<std::string>());
+  if (request.input.raw_tensor) return;  // its output has no classes to count
+  const int64_t values = reply->at("values").get<int64_t>();
+  const int64_t expected = request.output.classes + request.output.label_offset;
+  if (values != expected)
+    throw Error("on an input of the spec's shape " + shape_text(request.input.shape) +
+                " the model returns " + std::to_string(values) + " values, but the spec says " +
+                std::to_string(request.output.classes) + " classes + label offset " +
+                std::to_string(request.output.label_offset) + " = " + std::to_string(expected));
+}
+
 class LibTorchSession final : public Session {
  public:
   explicit LibTorchSession(const LoadRequest& request)
@@ -158,7 +207,6 @@ class LibTorchSession final : public Session {
     // the graph where they are.
     module.to(device_);
     module_ = prepare(std::move(module), opt_);
-    try_spec_shape(request);
   }
 
   std::vector<CapturedTensor> capture() override {
@@ -213,43 +261,6 @@ class LibTorchSession final : public Session {
   }
 
  private:
-  // TorchScript declares no input shape (a traced module's sizes are gone once it is saved and
-  // loaded again), so the spec's shape is tried instead: a child process (this executable with
-  // --try-shape) loads the module and runs it once on zeros of that shape. A model that cannot
-  // take the shape, or then returns an output of another length than the spec's, fails the load
-  // rather than every image. A model that takes any size (global pooling before the classifier)
-  // passes: nothing in the file says which size it was made for. The trial runs in its own
-  // process so that this one stays cold: run here, even on a separate copy of the module, it
-  // warmed the allocator, thread pool and kernels and cut the timed first inference (the demo
-  // model at optimize_for_inference: from about 130 to 45 ms).
-  void try_spec_shape(const LoadRequest& request) const {
-    const nlohmann::json trial = {{"artifact", request.artifact.string()},
-                                  {"device", cuda_ ? "cuda" : "cpu"},
-                                  {"threads", std::stoi(request.env.knob("threads"))},
-                                  {"shape", spec_shape_}};
-    WorkerProcess child("/proc/self/exe", {kTryShape, trial.dump()});
-    // The campaign's timeout ends this worker, and with it the child, long before this one.
-    constexpr double kTrialTimeoutS = 3600;
-    const auto reply = child.receive(kTrialTimeoutS);
-    const WorkerExit exit = child.finish();
-    if (!reply || !reply->is_object())
-      throw Error("trying the spec's input shape " + shape_text(spec_shape_) +
-                  " in a child process failed (" + exit.symptom + ", " + exit.detail +
-                  "); its log: " + child.log_tail());
-    if (reply->contains("error"))
-      throw Error(
-          "the model does not take the spec's input shape " + shape_text(spec_shape_) +
-          ": forward() on zeros of that shape failed: " + reply->at("error").get<std::string>());
-    if (request.input.raw_tensor) return;  // its output has no classes to count
-    const int64_t values = reply->at("values").get<int64_t>();
-    const int64_t expected = request.output.classes + request.output.label_offset;
-    if (values != expected)
-      throw Error("on an input of the spec's shape " + shape_text(spec_shape_) +
-                  " the model returns " + std::to_string(values) + " values, but the spec says " +
-                  std::to_string(request.output.classes) + " classes + label offset " +
-                  std::to_string(request.output.label_offset) + " = " + std::to_string(expected));
-  }
-
   bool cuda_;
   torch::Device device_;
   std::vector<int64_t> spec_shape_;
@@ -403,6 +414,16 @@ class LibTorchBackend final : public Backend {
                   {"device", {"cpu", "cuda"}, "cpu", "device of module and input"},
                   {"threads", {}, "1", "intra-op threads (at::set_num_threads; inter-op 1)"}};
     return info;
+  }
+
+  void check(const LoadRequest& request) override {
+    const std::string where = request.artifact.string() + ": ";
+    if (!std::filesystem::is_regular_file(request.artifact)) throw Error(where + "no such file");
+    try {
+      try_spec_shape(request);
+    } catch (const Error& e) {
+      throw Error(where + e.what());
+    }
   }
 
   std::unique_ptr<Session> load(const LoadRequest& request) override {
