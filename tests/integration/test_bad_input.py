@@ -135,7 +135,9 @@ def test_model_not_matching_its_spec_fails_at_load(models, deltann, tmp_path):
     db = tmp_path / "shape.db"
     run = deltann.run("run", "--model", models.wrong_shape, "--images", tmp_path / "images",
                       "--db", db, "--env", "ort:opt=all,threads=1",
-                      "--env", "opencv:opt=on,threads=1", "--repeat", 1, "--warmup", 0)
+                      "--env", "opencv:opt=on,threads=1", "--repeat", 1, "--warmup", 0,
+                      expect_rc=3)  # no variant produced a result
+    assert "no variant produced a result" in run.stderr
     variants = variants_by_env(db)
     ort = variants["ort:opt=all,device=cpu,threads=1"]
     assert ort["status"] == "failed"

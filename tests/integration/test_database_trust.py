@@ -132,7 +132,7 @@ def test_a_second_run_on_the_same_database_is_refused_while_the_first_holds_it(d
         # --wait waits (saying so) and runs once the holder is gone.
         proc = subprocess.Popen(deltann.command(
             ["run", "--model", model, "--images", images, "--db", db, "--env", ENV_A,
-             "--repeat", "1", "--warmup", "0", "--wait", "--quiet"]),
+             "--repeat", "2", "--warmup", "0", "--wait", "--quiet"]),
             env=deltann.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)
         assert proc.poll() is None, proc.communicate()
