@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -31,6 +32,12 @@ struct HeaderInfo {
 uint32_t be32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
+uint32_t le32(const unsigned char* p) {
+  return (uint32_t{p[3]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[1]} << 8) | p[0];
+}
+uint32_t le16(const unsigned char* p) { return (uint32_t{p[1]} << 8) | p[0]; }
+uint32_t be16(const unsigned char* p) { return (uint32_t{p[0]} << 8) | p[1]; }
+uint32_t le24(const unsigned char* p) { return (uint32_t{p[2]} << 16) | le16(p); }
 
 void parse_png(const std::vector<unsigned char>& b, HeaderInfo& h) {
   if (b.size() < 33 || std::string(b.begin() + 12, b.begin() + 16) != "IHDR") {
@@ -94,6 +101,86 @@ void parse_jpeg(const std::vector<unsigned char>& b, HeaderInfo& h) {
   h.truncated = !has_eoi;
 }
 
+// The formats below carry their size in the header too; without reading it, a 20-byte PNM or BMP
+// claiming 30000 x 30000 pixels would have OpenCV allocate gigabytes before finding the data
+// missing. A header too short to hold the size leaves it 0 and marks the file truncated.
+
+void parse_bmp(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  if (b.size() < 26) {
+    h.truncated = true;
+    return;
+  }
+  if (le32(&b[14]) == 12) {  // BITMAPCOREHEADER: 16-bit sizes
+    h.width = le16(&b[18]);
+    h.height = le16(&b[20]);
+  } else {  // BITMAPINFOHEADER and later: signed 32-bit sizes, a negative height is top-down
+    h.width = std::abs(int64_t{static_cast<int32_t>(le32(&b[18]))});
+    h.height = std::abs(int64_t{static_cast<int32_t>(le32(&b[22]))});
+  }
+}
+
+void parse_pnm(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  // "P6", then width and height as decimal text, separated by whitespace and '#' comments.
+  size_t i = 2;
+  int64_t* sizes[] = {&h.width, &h.height};
+  for (int64_t* size : sizes) {
+    while (i < b.size() && (std::isspace(b[i]) || b[i] == '#'))
+      if (b[i++] == '#')
+        while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
+    if (i == b.size() || !std::isdigit(b[i])) {
+      h.truncated = i == b.size();
+      return;
+    }
+    // Saturate: a number too long for int64 is as far above the limit as one that fits.
+    for (; i < b.size() && std::isdigit(b[i]); ++i)
+      *size = std::min<int64_t>(*size * 10 + (b[i] - '0'), int64_t{1} << 40);
+  }
+}
+
+void parse_tiff(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  // The first image file directory (IFD): 12-byte entries of tag, type, count and value; the
+  // ImageWidth (256) and ImageLength (257) tags hold the size as a SHORT or a LONG.
+  const bool little = b[0] == 'I';
+  const auto u16 = [&](size_t at) { return little ? le16(&b[at]) : be16(&b[at]); };
+  const auto u32 = [&](size_t at) { return little ? le32(&b[at]) : be32(&b[at]); };
+  if (b.size() < 8 || u32(4) > b.size() - 2) {
+    h.truncated = true;
+    return;
+  }
+  const size_t ifd = u32(4);
+  const size_t entries = u16(ifd);
+  for (size_t k = 0; k < entries; ++k) {
+    const size_t at = ifd + 2 + 12 * k;
+    if (at + 12 > b.size()) {
+      h.truncated = true;
+      return;
+    }
+    const uint32_t tag = u16(at), type = u16(at + 2);
+    if ((tag != 256 && tag != 257) || (type != 3 && type != 4)) continue;
+    (tag == 256 ? h.width : h.height) = type == 3 ? u16(at + 8) : u32(at + 8);
+  }
+}
+
+void parse_webp(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  // RIFF header, then the first chunk: lossy (VP8), lossless (VP8L) or extended (VP8X).
+  if (b.size() < 30) {
+    h.truncated = true;
+    return;
+  }
+  const std::string chunk(b.begin() + 12, b.begin() + 16);
+  if (chunk == "VP8 ") {
+    h.width = le16(&b[26]) & 0x3FFF;
+    h.height = le16(&b[28]) & 0x3FFF;
+  } else if (chunk == "VP8L") {
+    const uint32_t bits = le32(&b[21]);
+    h.width = (bits & 0x3FFF) + 1;
+    h.height = ((bits >> 14) & 0x3FFF) + 1;
+  } else if (chunk == "VP8X") {
+    h.width = le24(&b[24]) + 1;
+    h.height = le24(&b[27]) + 1;
+  }
+}
+
 HeaderInfo inspect(const std::vector<unsigned char>& b) {
   HeaderInfo h;
   auto starts = [&](std::initializer_list<unsigned char> magic) {
@@ -107,13 +194,17 @@ HeaderInfo inspect(const std::vector<unsigned char>& b) {
     parse_png(b, h);
   } else if (starts({'B', 'M'})) {
     h.format = "bmp";
+    parse_bmp(b, h);
   } else if (starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A})) {
     h.format = "tiff";
+    parse_tiff(b, h);
   } else if (b.size() >= 12 && starts({'R', 'I', 'F', 'F'}) &&
              std::string(b.begin() + 8, b.begin() + 12) == "WEBP") {
     h.format = "webp";
+    parse_webp(b, h);
   } else if (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') {
     h.format = "pnm";
+    parse_pnm(b, h);
   }
   return h;
 }
@@ -194,11 +285,15 @@ PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec,
   if (header.format.empty())
     throw Error(path.string() +
                 ": not an image in a format deltann reads (JPEG, PNG, BMP, TIFF, WebP, PNM)");
-  if (header.width * header.height > limits.max_pixels)
+  // Divided rather than multiplied: two 32-bit sizes can overflow the product.
+  if (header.height > 0 && header.width > limits.max_pixels / header.height)
     throw Error(path.string() + ": image is " + std::to_string(header.width) + "x" +
                 std::to_string(header.height) + " pixels, above the limit of " +
                 std::to_string(limits.max_pixels) + " pixels");
   if (header.truncated) throw Error(path.string() + ": " + header.format + " file is truncated");
+  // Without the size the limit cannot be applied, so the decoder is not asked either.
+  if (header.width <= 0 || header.height <= 0)
+    throw Error(path.string() + ": " + header.format + " header gives no image size");
   cv::Mat decoded;
   try {
     decoded = cv::imdecode(bytes, cv::IMREAD_COLOR);  // 8-bit BGR, EXIF orientation applied

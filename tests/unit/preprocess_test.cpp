@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -350,6 +351,62 @@ TEST(PreprocessImage, HugePngIsRefusedBeforeDecoding) {
   EXPECT_TRUE(Contains(message, path.string()));
   EXPECT_TRUE(Contains(message, "30000x30000"));
   EXPECT_TRUE(Contains(message, "limit of 100000000 pixels"));
+}
+
+std::string le32(uint32_t v) {
+  return {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+          static_cast<char>(v >> 24)};
+}
+
+// Found by fuzzing (tests/fuzz/regressions/image): only PNG and JPEG headers were read for the
+// size, so a few bytes of another format claiming 30000 x 30000 pixels went to OpenCV, which
+// allocated the 2.7 GB image before finding the data missing.
+TEST(PreprocessImage, HugeImagesOfEveryFormatAreRefusedBeforeDecoding) {
+  const std::map<std::string, std::string> headers = {
+      {"bomb.ppm", "P6\n# a comment\n30000 30000\n255\n\x01\x02\x03"},
+      {"bomb.bmp", "BM" + le32(54 + 3) + le32(0) + le32(54) + le32(40) + le32(30000) +
+                       le32(static_cast<uint32_t>(-30000)) + std::string("\x01\0\x18\0", 4) +
+                       std::string(24, '\0') + "\x01\x02\x03"},
+      {"bomb.tiff", std::string("II*\0", 4) + le32(8) + std::string("\x02\0", 2) +
+                        std::string("\x00\x01\x04\0", 4) + le32(1) + le32(30000) +
+                        std::string("\x01\x01\x03\0", 4) + le32(1) + le32(30000) + le32(0)},
+      {"bomb.webp", "RIFF" + le32(22) + "WEBPVP8X" + le32(10) + std::string(4, '\0') +
+                        le32(29999).substr(0, 3) + le32(29999).substr(0, 3) + "VP8L"},
+  };
+  for (const auto& [name, bytes] : headers) {
+    test::TempDir dir;
+    const fs::path path = test::write_file(dir / name, bytes);
+    const std::string message = error_for(path);
+    EXPECT_TRUE(Contains(message, "30000x30000")) << name;
+    EXPECT_TRUE(Contains(message, "limit of 100000000 pixels")) << name;
+  }
+}
+
+TEST(PreprocessImage, SizesWhoseProductOverflowsAreRefused) {
+  // 4294967295^2 overflowed the 64-bit product (undefined behaviour) to a negative number,
+  // which passed the limit.
+  test::TempDir dir;
+  const fs::path path =
+      test::write_file(dir / "huge.png", png_header(0xFFFFFFFFu, 0xFFFFFFFFu) + "IEND");
+  EXPECT_TRUE(Contains(error_for(path), "4294967295x4294967295 pixels, above the limit"));
+}
+
+TEST(PreprocessImage, EveryFormatOpenCvWritesDecodes) {
+  // The header readers must find the size of every format as OpenCV writes it.
+  test::TempDir dir;
+  for (const char* name : {"c.bmp", "c.tiff", "c.webp", "c.ppm", "c.pgm", "c.jpg", "c.png"}) {
+    const fs::path path = write_image(dir / name, colour_image());
+    EXPECT_EQ(preprocess_image(path, raw_spec(4)).tensor.data.size(), 3u * 4 * 4) << name;
+  }
+  // A lossless WebP is a VP8L chunk, a lossy one a VP8 chunk.
+  cv::imwrite((dir / "lossless.webp").string(), colour_image(), {cv::IMWRITE_WEBP_QUALITY, 101});
+  EXPECT_EQ(preprocess_image(dir / "lossless.webp", raw_spec(4)).tensor.data.size(), 48u);
+}
+
+TEST(PreprocessImage, HeaderWithoutASizeIsRefused) {
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "nosize.ppm", "P6 width height 255\n");
+  EXPECT_TRUE(Contains(error_for(path), "pnm header gives no image size"));
 }
 
 TEST(PreprocessImage, LimitsAreConfigurable) {
