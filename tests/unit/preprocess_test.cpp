@@ -394,10 +394,13 @@ TEST(PreprocessImage, SizesWhoseProductOverflowsAreRefused) {
 TEST(PreprocessImage, EveryFormatOpenCvWritesDecodes) {
   // The header readers must find the size of every format as OpenCV writes it.
   test::TempDir dir;
-  for (const char* name : {"c.bmp", "c.tiff", "c.webp", "c.ppm", "c.pgm", "c.jpg", "c.png"}) {
+  for (const char* name : {"c.bmp", "c.tiff", "c.webp", "c.ppm", "c.jpg", "c.png"}) {
     const fs::path path = write_image(dir / name, colour_image());
     EXPECT_EQ(preprocess_image(path, raw_spec(4)).tensor.data.size(), 3u * 4 * 4) << name;
   }
+  cv::Mat grey(4, 4, CV_8UC1, cv::Scalar(90));
+  const fs::path pgm = write_image(dir / "g.pgm", grey);
+  EXPECT_EQ(preprocess_image(pgm, raw_spec(4)).tensor.data.size(), 3u * 4 * 4);
   // A lossless WebP is a VP8L chunk, a lossy one a VP8 chunk.
   cv::imwrite((dir / "lossless.webp").string(), colour_image(), {cv::IMWRITE_WEBP_QUALITY, 101});
   EXPECT_EQ(preprocess_image(dir / "lossless.webp", raw_spec(4)).tensor.data.size(), 48u);

@@ -223,7 +223,10 @@ TEST(ModelSpec, ShapeMustBeFourDimensionalWithBatchOne) {
 
 TEST(ModelSpec, WrongJsonTypeIsAnError) {
   const json j = {{"input", {{"crop", "big"}}}};
-  EXPECT_TRUE(Contains(message_of<Error>([&] { parse_model_spec(j, "."); }), "malformed spec"));
+  EXPECT_TRUE(Contains(message_of<Error>([&] { parse_model_spec(j, "."); }),
+                       "spec field 'crop' must be an integer"));
+  const json k = {{"input", {{"interpolation", 3}}}};
+  EXPECT_TRUE(Contains(message_of<Error>([&] { parse_model_spec(k, "."); }), "malformed spec"));
 }
 
 TEST(ModelSpec, ToJsonRoundTrips) {
