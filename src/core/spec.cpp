@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/bounded_json.h"
 #include "deltann/error.h"
 
 namespace deltann {
@@ -27,6 +28,10 @@ Enum parse_choice(const json& j, const char* field,
   throw Error(std::string("spec field '") + field + "' is '" + value + "'; valid values: " + valid);
 }
 
+// A value as a message shows it: a scalar as written, anything else by its type (an array may be
+// large, and dump() recurses once per level of nesting).
+std::string shown(const json& v) { return v.is_primitive() ? v.dump() : v.type_name(); }
+
 // An integer of type Int. JSON's get<int>() would wrap 4294967520 to 224, and converting 1e300
 // to an integer is undefined behaviour, so the value is range-checked first; a float with an
 // integral value (224.0) is accepted.
@@ -45,7 +50,7 @@ Int integer_value(const json& v, const std::string& field) {
       return static_cast<Int>(x);
   }
   throw Error("spec field '" + field + "' must be an integer that fits " +
-              std::to_string(sizeof(Int) * 8) + " bits, not " + v.dump());
+              std::to_string(sizeof(Int) * 8) + " bits, not " + shown(v));
 }
 
 template <typename Int>
@@ -58,7 +63,7 @@ Int integer(const json& j, const char* field, Int fallback) {
 float real_value(const json& v, const std::string& field) {
   const double x = v.is_number() ? v.get<double>() : std::nan("");
   if (!std::isfinite(x) || std::abs(x) > std::numeric_limits<float>::max())
-    throw Error("spec field '" + field + "' must be a finite float32 number, not " + v.dump());
+    throw Error("spec field '" + field + "' must be a finite float32 number, not " + shown(v));
   return static_cast<float>(x);
 }
 
@@ -213,9 +218,11 @@ ModelSpec load_model_spec(const std::filesystem::path& model_path,
   std::ifstream in(path);
   json j;
   try {
-    j = json::parse(in);
+    j = parse_bounded_json(in);
   } catch (const json::exception& e) {
     throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what() + " (a spec needs 3)");
   }
   try {
     ModelSpec spec = parse_model_spec(j, path.parent_path());

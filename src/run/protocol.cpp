@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/bounded_json.h"
 #include "deltann/error.h"
 
 namespace deltann::protocol {
@@ -40,8 +41,13 @@ std::vector<float> decode_floats(const std::string& text) {
 }
 
 std::optional<nlohmann::json> parse_reply_line(const std::string& line) {
-  nlohmann::json reply = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (!reply.is_object()) return std::nullopt;  // also what a parse error gives (discarded)
+  nlohmann::json reply;
+  try {
+    reply = parse_bounded_json(line);
+  } catch (const std::exception&) {  // not JSON, or nested deeper than any reply
+    return std::nullopt;
+  }
+  if (!reply.is_object()) return std::nullopt;
   for (const char* field : {"event", "message"})
     if (reply.contains(field) && !reply.at(field).is_string()) return std::nullopt;
   return reply;
@@ -54,7 +60,8 @@ namespace {
 int64_t nanoseconds(const nlohmann::json& value, const std::string& field) {
   if (!value.is_number_unsigned() ||
       value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-    throw Error("reply field '" + field + "' is not a duration in nanoseconds: " + value.dump());
+    throw Error("reply field '" + field + "' is not a duration in nanoseconds: " +
+                (value.is_primitive() ? value.dump() : std::string(value.type_name())));
   return static_cast<int64_t>(value.get<uint64_t>());
 }
 

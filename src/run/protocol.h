@@ -20,8 +20,9 @@ std::vector<float> decode_floats(const std::string& text);
 
 // One line of a worker's (or build tool's) standard output read as a protocol message: a JSON
 // object whose "event" and "message", when present, are strings, so that every reader may ask for
-// them with value(). nullopt for anything else (an engine printing to standard output), which the
-// reader keeps as log instead of a reply.
+// them with value(). nullopt for anything else (an engine printing to standard output, or JSON
+// nested deeper than any reply: see core/bounded_json.h), which the reader keeps as log instead
+// of a reply.
 std::optional<nlohmann::json> parse_reply_line(const std::string& line);
 
 // A `loaded` reply's fields, checked.

@@ -84,6 +84,17 @@ TEST(ProtocolReplies, OnlyObjectsWithStringEventAndMessageAreReplies) {
     EXPECT_FALSE(parse_reply_line(stray)) << stray;
 }
 
+TEST(ProtocolReplies, DeeplyNestedLinesAreNotReplies) {
+  // A reader dumps a reply for its records and messages; dump() recursed once per level and
+  // overflowed the stack on this 400 KB line.
+  const int depth = 200000;
+  const std::string deep =
+      R"({"event":"loaded","x":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  EXPECT_FALSE(parse_reply_line(deep));
+  const std::string nested = R"({"each":{"disable":{"by":"opt","members":{"3":["A"]}}}})";
+  EXPECT_TRUE(parse_reply_line(nested));
+}
+
 TEST(ProtocolReplies, RunReplyFieldsAreChecked) {
   const auto reply = [](const std::string& fields) {
     return *parse_reply_line(R"({"event":"result","output":"AACAPw==")" + fields + "}");

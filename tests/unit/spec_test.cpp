@@ -193,6 +193,18 @@ TEST(ModelSpec, ValuesThatOverflowFloat32AreAnError) {
   }
 }
 
+TEST(ModelSpec, DeeplyNestedSpecFileIsAnError) {
+  // Reading "input" copied the value, recursively: 200000 levels overflowed the stack.
+  test::TempDir dir;
+  const int depth = 200000;
+  const fs::path path =
+      test::write_file(dir / "m.spec.json",
+                       R"({"input":)" + std::string(depth, '[') + std::string(depth, ']') + "}");
+  const std::string message = message_of<Error>([&] { load_model_spec(dir / "m.onnx", path); });
+  EXPECT_TRUE(Contains(message, path.string()));
+  EXPECT_TRUE(Contains(message, "nested deeper than 32 levels"));
+}
+
 TEST(ModelSpec, MeanMustHaveThreeValues) {
   const json j = {{"input", {{"mean", {0.5, 0.5}}}}};
   const std::string message = message_of<Error>([&] { parse_model_spec(j, "."); });
