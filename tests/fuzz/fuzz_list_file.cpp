@@ -7,11 +7,10 @@
 namespace {
 
 // An ImageNet-layout folder with one synset folder, for the synset list.
-std::filesystem::path imagenet_folder() {
-  const auto root = std::filesystem::temp_directory_path() /
-                    ("deltann-fuzz-" + std::to_string(::getpid()) + "-imagenet");
-  std::filesystem::create_directories(root / "n01440764");
-  std::ofstream(root / "n01440764" / "a.jpg") << "not read";
+const deltann::fuzz::ScratchFolder& imagenet_folder() {
+  static const deltann::fuzz::ScratchFolder root("imagenet");
+  std::filesystem::create_directories(root.path() / "n01440764");
+  std::ofstream(root.path() / "n01440764" / "a.jpg") << "not read";
   return root;
 }
 
@@ -20,7 +19,7 @@ std::filesystem::path imagenet_folder() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace deltann;
   static fuzz::ScratchFile file("images.txt");
-  static const std::filesystem::path imagenet = imagenet_folder();
+  static const std::filesystem::path& imagenet = imagenet_folder().path();
   file.write(data, size);
   fuzz::refusal_is_fine([&] {
     const Dataset d = load_dataset(file.path());

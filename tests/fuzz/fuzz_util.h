@@ -65,4 +65,25 @@ class ScratchFile {
   std::filesystem::path path_;
 };
 
+// A folder of this process, removed with everything in it when the run ends.
+class ScratchFolder {
+ public:
+  explicit ScratchFolder(const std::string& name)
+      : path_(std::filesystem::temp_directory_path() /
+              ("deltann-fuzz-" + std::to_string(::getpid()) + "-" + name)) {
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchFolder(const ScratchFolder&) = delete;
+  ScratchFolder& operator=(const ScratchFolder&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 }  // namespace deltann::fuzz
