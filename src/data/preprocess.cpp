@@ -120,7 +120,9 @@ void parse_bmp(const std::vector<unsigned char>& b, HeaderInfo& h) {
 }
 
 void parse_pnm(const std::vector<unsigned char>& b, HeaderInfo& h) {
-  // "P6", then width and height as decimal text, separated by whitespace and '#' comments.
+  // "P6", then width and height as decimal text, separated by whitespace and '#' comments, read
+  // as OpenCV's decoder reads them: the byte that ends a number goes with it, whatever it is, so
+  // "433#333359" is 433 then 333359, not 433 then a comment.
   size_t i = 2;
   int64_t* sizes[] = {&h.width, &h.height};
   for (int64_t* size : sizes) {
@@ -134,6 +136,7 @@ void parse_pnm(const std::vector<unsigned char>& b, HeaderInfo& h) {
     // Saturate: a number too long for int64 is as far above the limit as one that fits.
     for (; i < b.size() && std::isdigit(b[i]); ++i)
       *size = std::min<int64_t>(*size * 10 + (b[i] - '0'), int64_t{1} << 40);
+    ++i;
   }
 }
 

@@ -382,6 +382,14 @@ TEST(PreprocessImage, HugeImagesOfEveryFormatAreRefusedBeforeDecoding) {
   }
 }
 
+TEST(PreprocessImage, PnmSizeIsReadAsTheDecoderReadsIt) {
+  // Found by fuzzing the fixed header reader: OpenCV takes the byte after a number as its end, so
+  // to it this header is 433 x 333359 (433 MB), while reading the '#' as a comment gave 433 x 255.
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "p.pgm", "P5\n433#333359\n255\n\x01\x02");
+  EXPECT_TRUE(Contains(error_for(path), "433x333359 pixels, above the limit"));
+}
+
 TEST(PreprocessImage, SizesWhoseProductOverflowsAreRefused) {
   // 4294967295^2 overflowed the 64-bit product (undefined behaviour) to a negative number,
   // which passed the limit.
