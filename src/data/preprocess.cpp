@@ -69,20 +69,30 @@ void parse_png(const std::vector<unsigned char>& b, HeaderInfo& h) {
 void parse_jpeg(const std::vector<unsigned char>& b, HeaderInfo& h) {
   // Walk the marker segments: the start-of-frame holds the dimensions, the start-of-scan begins
   // the entropy-coded data. Segments are skipped by their length, so an EXIF thumbnail (a whole
-  // JPEG inside APP1) is never mistaken for the image.
+  // JPEG inside APP1) is never mistaken for the image. The walk follows libjpeg's reader
+  // (jdmarker.c next_marker), so that both find the same start-of-frame: stray bytes and FF 00
+  // before a marker are skipped, and the markers without a length (TEM, RSTn, SOI, EOI) are only
+  // two bytes; reading a length after them would jump to wherever the next two bytes point.
   size_t i = 2, scan = 0;
-  while (i + 4 <= b.size() && b[i] == 0xFF) {
+  bool have_size = false;
+  while (i + 1 < b.size()) {
     const unsigned char marker = b[i + 1];
-    if (marker == 0xFF) {  // fill byte
+    if (b[i] != 0xFF || marker == 0xFF) {  // a stray byte, or a fill byte before the marker
       ++i;
       continue;
     }
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9)) {
+      i += 2;
+      continue;
+    }
+    if (i + 4 > b.size()) break;
     const size_t length = (size_t{b[i + 2]} << 8) | b[i + 3];
     const bool sof =
         marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (sof && i + 9 < b.size()) {
+    if (sof && !have_size && i + 9 < b.size()) {
       h.height = (int64_t{b[i + 5]} << 8) | b[i + 6];
       h.width = (int64_t{b[i + 7]} << 8) | b[i + 8];
+      have_size = true;
       if (b[i + 9] == 1) h.notes.push_back("grayscale image replicated to 3 channels");
     }
     if (marker == 0xDA) {
@@ -129,8 +139,8 @@ void parse_pnm(const std::vector<unsigned char>& b, HeaderInfo& h) {
     while (i < b.size() && (std::isspace(b[i]) || b[i] == '#'))
       if (b[i++] == '#')
         while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
-    if (i == b.size() || !std::isdigit(b[i])) {
-      h.truncated = i == b.size();
+    if (i >= b.size() || !std::isdigit(b[i])) {
+      h.truncated = i >= b.size();
       return;
     }
     // Saturate: a number too long for int64 is as far above the limit as one that fits.
@@ -142,7 +152,9 @@ void parse_pnm(const std::vector<unsigned char>& b, HeaderInfo& h) {
 
 void parse_tiff(const std::vector<unsigned char>& b, HeaderInfo& h) {
   // The first image file directory (IFD): 12-byte entries of tag, type, count and value; the
-  // ImageWidth (256) and ImageLength (257) tags hold the size as a SHORT or a LONG.
+  // ImageWidth (256) and ImageLength (257) tags hold the size. As in libtiff, the first entry of
+  // a tag counts and later duplicates are ignored; a type other than an inline (S)BYTE, (S)SHORT
+  // or (S)LONG leaves the size unknown.
   const bool little = b[0] == 'I';
   const auto u16 = [&](size_t at) { return little ? le16(&b[at]) : be16(&b[at]); };
   const auto u32 = [&](size_t at) { return little ? le32(&b[at]) : be32(&b[at]); };
@@ -152,6 +164,7 @@ void parse_tiff(const std::vector<unsigned char>& b, HeaderInfo& h) {
   }
   const size_t ifd = u32(4);
   const size_t entries = u16(ifd);
+  bool seen[2] = {false, false};
   for (size_t k = 0; k < entries; ++k) {
     const size_t at = ifd + 2 + 12 * k;
     if (at + 12 > b.size()) {
@@ -159,8 +172,15 @@ void parse_tiff(const std::vector<unsigned char>& b, HeaderInfo& h) {
       return;
     }
     const uint32_t tag = u16(at), type = u16(at + 2);
-    if ((tag != 256 && tag != 257) || (type != 3 && type != 4)) continue;
-    (tag == 256 ? h.width : h.height) = type == 3 ? u16(at + 8) : u32(at + 8);
+    if ((tag != 256 && tag != 257) || seen[tag - 256]) continue;
+    seen[tag - 256] = true;
+    int64_t& size = tag == 256 ? h.width : h.height;
+    if (type == 1 || type == 6)
+      size = b[at + 8];
+    else if (type == 3 || type == 8)
+      size = u16(at + 8);
+    else if (type == 4 || type == 9)
+      size = u32(at + 8);
   }
 }
 

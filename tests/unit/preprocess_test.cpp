@@ -390,6 +390,45 @@ TEST(PreprocessImage, PnmSizeIsReadAsTheDecoderReadsIt) {
   EXPECT_TRUE(Contains(error_for(path), "433x333359 pixels, above the limit"));
 }
 
+// A baseline start-of-frame segment for a 3-component width x height image (19 bytes).
+std::string jpeg_sof(uint16_t width, uint16_t height) {
+  return std::string("\xFF\xC0\x00\x11\x08", 5) + static_cast<char>(height >> 8) +
+         static_cast<char>(height) + static_cast<char>(width >> 8) + static_cast<char>(width) +
+         std::string("\x03\x01\x11\x00\x02\x11\x00\x03\x11\x00", 10);
+}
+
+TEST(PreprocessImage, JpegSizeIsReadAsLibjpegReadsIt) {
+  // A TEM marker has no length, but the header reader took the next two bytes (the FF C0 of the
+  // real 30000 x 30000 frame) as one and jumped 65472 bytes ahead, into a comment holding a fake
+  // 8 x 8 frame; libjpeg reads the real one, and OpenCV allocated 2.7 GB.
+  const std::string sos("\xFF\xDA\x00\x0C\x03\x01\x00\x02\x11\x03\x11\x00\x3F\x00", 14);
+  std::string comment(65500, 'x');
+  comment.replace(65476 - 27, 33, jpeg_sof(8, 8) + sos);  // where the wrong jump lands
+  const std::string bytes = std::string("\xFF\xD8\xFF\x01", 4) + jpeg_sof(30000, 30000) +
+                            "\xFF\xFE" + static_cast<char>((65502 >> 8) & 0xFF) +
+                            static_cast<char>(65502 & 0xFF) + comment + sos +
+                            std::string("\x00\xFF\xD9", 3);
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "desync.jpg", bytes);
+  EXPECT_TRUE(Contains(error_for(path), "30000x30000 pixels, above the limit"));
+}
+
+TEST(PreprocessImage, TiffSizeIsReadAsLibtiffReadsIt) {
+  // libtiff takes the first ImageWidth entry and ignores a duplicate; the header reader took the
+  // last, so a small duplicate hid a 30000-pixel width.
+  const auto entry = [](uint16_t tag, uint16_t type, uint32_t value) {
+    return std::string{static_cast<char>(tag & 0xFF), static_cast<char>(tag >> 8),
+                       static_cast<char>(type), '\0'} +
+           le32(1) + le32(value);
+  };
+  const std::string bytes = std::string("II*\0", 4) + le32(8) + std::string("\x03\0", 2) +
+                            entry(256, 4, 30000) + entry(256, 4, 8) + entry(257, 3, 30000) +
+                            le32(0);
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "dup.tiff", bytes);
+  EXPECT_TRUE(Contains(error_for(path), "30000x30000 pixels, above the limit"));
+}
+
 TEST(PreprocessImage, SizesWhoseProductOverflowsAreRefused) {
   // 4294967295^2 overflowed the 64-bit product (undefined behaviour) to a negative number,
   // which passed the limit.
@@ -418,6 +457,9 @@ TEST(PreprocessImage, HeaderWithoutASizeIsRefused) {
   test::TempDir dir;
   const fs::path path = test::write_file(dir / "nosize.ppm", "P6 width height 255\n");
   EXPECT_TRUE(Contains(error_for(path), "pnm header gives no image size"));
+  // The file ends with the width: the reader must stop at the end (AddressSanitizer saw it read
+  // one byte past it).
+  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "end.ppm", "P63")), "truncated"));
 }
 
 TEST(PreprocessImage, LimitsAreConfigurable) {
