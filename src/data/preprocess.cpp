@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <webp/decode.h>
 #include <opencv2/core.hpp>
 #include <opencv2/core/version.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -37,7 +38,6 @@ uint32_t le32(const unsigned char* p) {
 }
 uint32_t le16(const unsigned char* p) { return (uint32_t{p[1]} << 8) | p[0]; }
 uint32_t be16(const unsigned char* p) { return (uint32_t{p[0]} << 8) | p[1]; }
-uint32_t le24(const unsigned char* p) { return (uint32_t{p[2]} << 16) | le16(p); }
 
 void parse_png(const std::vector<unsigned char>& b, HeaderInfo& h) {
   if (b.size() < 33 || std::string(b.begin() + 12, b.begin() + 16) != "IHDR") {
@@ -185,25 +185,23 @@ void parse_tiff(const std::vector<unsigned char>& b, HeaderInfo& h) {
 }
 
 void parse_webp(const std::vector<unsigned char>& b, HeaderInfo& h) {
-  // RIFF header, then the first chunk: lossy (VP8), lossless (VP8L) or extended (VP8X).
-  if (b.size() < 30) {
+  // OpenCV's decoder claims a WebP file only when libwebp reads the features of its first 32
+  // bytes, and takes the size from them: the same call gives the same answer here.
+  constexpr size_t kHeaderBytes = 32;
+  if (b.size() < kHeaderBytes) {
     h.truncated = true;
     return;
   }
-  const std::string chunk(b.begin() + 12, b.begin() + 16);
-  if (chunk == "VP8 ") {
-    h.width = le16(&b[26]) & 0x3FFF;
-    h.height = le16(&b[28]) & 0x3FFF;
-  } else if (chunk == "VP8L") {
-    const uint32_t bits = le32(&b[21]);
-    h.width = (bits & 0x3FFF) + 1;
-    h.height = ((bits >> 14) & 0x3FFF) + 1;
-  } else if (chunk == "VP8X") {
-    h.width = le24(&b[24]) + 1;
-    h.height = le24(&b[27]) + 1;
-  }
+  WebPBitstreamFeatures features;
+  if (WebPGetFeatures(b.data(), kHeaderBytes, &features) != VP8_STATUS_OK) return;  // no size
+  h.width = features.width;
+  h.height = features.height;
 }
 
+// Names the format by its magic number exactly as OpenCV's decoder for it recognises the file
+// (its checkSignature). A file that decoder declines falls through to OpenCV's other decoders
+// (DICOM through GDCM, GDAL, JPEG 2000, OpenEXR), whose sizes are not read here and of which
+// GDCM aborts the process on some malformed files: such a file must be refused, not passed on.
 HeaderInfo inspect(const std::vector<unsigned char>& b) {
   HeaderInfo h;
   auto starts = [&](std::initializer_list<unsigned char> magic) {
@@ -225,7 +223,7 @@ HeaderInfo inspect(const std::vector<unsigned char>& b) {
              std::string(b.begin() + 8, b.begin() + 12) == "WEBP") {
     h.format = "webp";
     parse_webp(b, h);
-  } else if (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') {
+  } else if (b.size() >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6' && std::isspace(b[2])) {
     h.format = "pnm";
     parse_pnm(b, h);
   }

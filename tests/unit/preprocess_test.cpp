@@ -429,6 +429,23 @@ TEST(PreprocessImage, TiffSizeIsReadAsLibtiffReadsIt) {
   EXPECT_TRUE(Contains(error_for(path), "30000x30000 pixels, above the limit"));
 }
 
+TEST(PreprocessImage, FilesOpenCvWouldHandToAnotherDecoderAreRefused) {
+  // Found by fuzzing: "P63" is not a PNM to OpenCV (it wants whitespace after the magic), so
+  // imdecode offered the file to its next decoders, and the DICOM one (GDCM), seeing "DICM" at
+  // byte 128, aborted the whole process on an assertion. Likewise a RIFF/WEBP file whose header
+  // libwebp rejects.
+  const std::string dicom_tag = "DICM" + std::string("\x02\0\0\0UL\x04\0", 8);
+  std::string pnm = "P63 30\n255\n";
+  pnm.resize(128, '\0');
+  std::string webp = "RIFF" + le32(200) + "WEBPVP8 " + le32(180);
+  webp.resize(128, '\0');
+  test::TempDir dir;
+  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "p.ppm", pnm + dicom_tag)),
+                       "not an image in a format deltann reads"));
+  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "w.webp", webp + dicom_tag)),
+                       "webp header gives no image size"));
+}
+
 TEST(PreprocessImage, SizesWhoseProductOverflowsAreRefused) {
   // 4294967295^2 overflowed the 64-bit product (undefined behaviour) to a negative number,
   // which passed the limit.
@@ -459,7 +476,7 @@ TEST(PreprocessImage, HeaderWithoutASizeIsRefused) {
   EXPECT_TRUE(Contains(error_for(path), "pnm header gives no image size"));
   // The file ends with the width: the reader must stop at the end (AddressSanitizer saw it read
   // one byte past it).
-  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "end.ppm", "P63")), "truncated"));
+  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "end.ppm", "P6 3")), "truncated"));
 }
 
 TEST(PreprocessImage, LimitsAreConfigurable) {
