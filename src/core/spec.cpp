@@ -46,7 +46,8 @@ Int integer_value(const json& v, const std::string& field) {
     if (x >= low && x <= high) return static_cast<Int>(x);
   } else if (v.is_number_float()) {
     const double x = v.get<double>();
-    if (x == std::trunc(x) && x >= static_cast<double>(low) && x <= static_cast<double>(high))
+    // [low, -low): the upper bound as a double is 2^(bits-1) exactly, which Int cannot hold.
+    if (x == std::trunc(x) && x >= static_cast<double>(low) && x < -static_cast<double>(low))
       return static_cast<Int>(x);
   }
   throw Error("spec field '" + field + "' must be an integer that fits " +

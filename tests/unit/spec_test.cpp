@@ -176,6 +176,11 @@ TEST(ModelSpec, IntegersOutOfRangeAreAnError) {
   EXPECT_TRUE(Contains(message({{"input", {{"crop", 4294967520}}}}), "'crop' must be an integer"));
   EXPECT_TRUE(Contains(message({{"input", {{"resize", 1e300}}}}), "'resize' must be an integer"));
   EXPECT_TRUE(Contains(message({{"input", {{"shape", {1, 3, 2.5, 2.5}}}}}), "'shape'"));
+  // 2^63 as a float is just above int64's range (converting it would be undefined).
+  EXPECT_TRUE(Contains(message({{"input", {{"shape", {1, 3, 9223372036854775808.0, 8}}}}}),
+                       "'shape' must be an integer"));
+  EXPECT_TRUE(
+      Contains(message({{"input", {{"crop", 2147483648.0}}}}), "'crop' must be an integer"));
   EXPECT_TRUE(Contains(message({{"output", {{"classes", -1e300}}}}), "'classes'"));
   // classes + label_offset is the output's length, an int too.
   EXPECT_TRUE(Contains(message({{"output", {{"classes", 2147483647}, {"label_offset", 1}}}}),
