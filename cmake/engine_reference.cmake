@@ -14,19 +14,16 @@ if(DELTANN_WITH_REFERENCE)
     target_include_directories(deltann_reference PUBLIC src)
     target_link_libraries(deltann_reference PUBLIC deltann_core PRIVATE onnx_proto)
 
-    add_executable(deltann-worker-reference src/backends/reference/reference_backend.cpp)
-    target_link_libraries(deltann-worker-reference PRIVATE deltann_worker deltann_reference)
-    message(STATUS "deltann: reference engine ON (float64 executor on ONNX ${ONNX_VERSION} protobuf classes)")
-
-    if(DELTANN_BUILD_TESTS)
+    if(DELTANN_BUILD_TESTS OR DELTANN_FUZZ)
       # The ONNX backend node tests (model + expected outputs per operator case) ship in the onnx
-      # wheel, but not in every version: look in the project venv, then the TensorFlow venv.
+      # wheel, but not in every version: look in the project venv, then the TensorFlow venv. The
+      # reference tests run them; the ONNX fuzz target takes their models as seeds.
       set(DELTANN_ONNX_NODE_TESTS "" CACHE PATH
         "ONNX backend node tests (onnx/backend/test/data/node); empty: ask the project Pythons")
-      set(_ref_node_tests "${DELTANN_ONNX_NODE_TESTS}")
-      if(NOT _ref_node_tests)
+      set(DELTANN_REFERENCE_NODE_TESTS "${DELTANN_ONNX_NODE_TESTS}")
+      if(NOT DELTANN_REFERENCE_NODE_TESTS)
         foreach(_ref_python "${DELTANN_PYTHON}" "${DELTANN_TF_PYTHON}")
-          if(_ref_node_tests OR NOT EXISTS "${_ref_python}")
+          if(DELTANN_REFERENCE_NODE_TESTS OR NOT EXISTS "${_ref_python}")
             continue()
           endif()
           # importlib.util.find_spec finds the package without importing it (fast, no side effects).
@@ -35,22 +32,31 @@ if(DELTANN_WITH_REFERENCE)
               "import importlib.util, os; s = importlib.util.find_spec('onnx'); print(os.path.join(os.path.dirname(s.origin), 'backend', 'test', 'data', 'node'))"
             OUTPUT_VARIABLE _ref_probe RESULT_VARIABLE _ref_rc ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
           if(_ref_rc EQUAL 0 AND IS_DIRECTORY "${_ref_probe}")
-            set(_ref_node_tests "${_ref_probe}")
+            set(DELTANN_REFERENCE_NODE_TESTS "${_ref_probe}")
           endif()
         endforeach()
       endif()
-      if(_ref_node_tests)
-        message(STATUS "deltann: reference node tests from ${_ref_node_tests}")
+      if(DELTANN_REFERENCE_NODE_TESTS)
+        message(STATUS "deltann: reference node tests from ${DELTANN_REFERENCE_NODE_TESTS}")
       else()
         message(STATUS "deltann: reference node tests will skip: no onnx package with backend/test/data/node")
       endif()
+    endif()
+    if(DELTANN_FUZZ)
+      return()  # the fuzz build needs only the executor library (tests/fuzz/fuzz_onnx_model.cpp)
+    endif()
 
+    add_executable(deltann-worker-reference src/backends/reference/reference_backend.cpp)
+    target_link_libraries(deltann-worker-reference PRIVATE deltann_worker deltann_reference)
+    message(STATUS "deltann: reference engine ON (float64 executor on ONNX ${ONNX_VERSION} protobuf classes)")
+
+    if(DELTANN_BUILD_TESTS)
       find_package(GTest REQUIRED)
       add_executable(deltann_reference_tests
         tests/reference/reference_unit_test.cpp tests/reference/reference_node_test.cpp)
       target_link_libraries(deltann_reference_tests PRIVATE deltann_reference onnx_proto GTest::gtest_main)
       target_compile_definitions(deltann_reference_tests PRIVATE
-        DELTANN_ONNX_NODE_TESTS="${_ref_node_tests}")
+        DELTANN_ONNX_NODE_TESTS="${DELTANN_REFERENCE_NODE_TESTS}")
       # One ctest entry for the whole program: the node tests are some 1,600 small cases, most
       # skipped as not covered, which would swamp the listing as separate entries.
       add_test(NAME reference_unit_tests COMMAND deltann_reference_tests)

@@ -3,8 +3,6 @@
 # Nothing is compiled: the engine is a generated launcher `deltann-worker-tflite` next to deltann,
 # a Python script whose shebang is that venv's Python, so the campaign spawns it like any worker.
 option(DELTANN_WITH_TFLITE "Build the TFLite/LiteRT engine (a Python worker)" ON)
-set(DELTANN_TF_PYTHON "${DELTANN_DEPS_DIR}/venv-tf/bin/python" CACHE FILEPATH
-  "Python of the TensorFlow environment (ai-edge-litert, onnx2tf, tf2onnx)")
 
 if(DELTANN_WITH_TFLITE)
   set(_tflite_off "")

@@ -116,8 +116,9 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
   Environment resolved = env;
   const std::string where = "environment '" + env.to_string() + "': ";
   for (const auto& [key, value] : env.knobs) {
+    // Named by an init-capture: clang before 16 cannot capture a structured binding.
     const auto knob = std::find_if(info.knobs.begin(), info.knobs.end(),
-                                   [&](const Knob& k) { return k.name == key; });
+                                   [&name = key](const Knob& k) { return k.name == name; });
     if (knob == info.knobs.end()) {
       std::string valid;
       for (const auto& k : info.knobs) valid += (valid.empty() ? "" : ", ") + k.name;

@@ -1,10 +1,13 @@
 #include "deltann/spec.h"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "core/bounded_json.h"
 #include "deltann/error.h"
 
 namespace deltann {
@@ -25,16 +28,56 @@ Enum parse_choice(const json& j, const char* field,
   throw Error(std::string("spec field '") + field + "' is '" + value + "'; valid values: " + valid);
 }
 
+// A value as a message shows it: a scalar as written, anything else by its type (an array may be
+// large, and dump() recurses once per level of nesting).
+std::string shown(const json& v) { return v.is_primitive() ? v.dump() : v.type_name(); }
+
+// An integer of type Int. JSON's get<int>() would wrap 4294967520 to 224, and converting 1e300
+// to an integer is undefined behaviour, so the value is range-checked first; a float with an
+// integral value (224.0) is accepted.
+template <typename Int>
+Int integer_value(const json& v, const std::string& field) {
+  constexpr auto low = std::numeric_limits<Int>::min(), high = std::numeric_limits<Int>::max();
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() <= static_cast<uint64_t>(high))
+      return static_cast<Int>(v.get<uint64_t>());
+  } else if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    if (x >= low && x <= high) return static_cast<Int>(x);
+  } else if (v.is_number_float()) {
+    const double x = v.get<double>();
+    // [low, -low): the upper bound as a double is 2^(bits-1) exactly, which Int cannot hold.
+    if (x == std::trunc(x) && x >= static_cast<double>(low) && x < -static_cast<double>(low))
+      return static_cast<Int>(x);
+  }
+  throw Error("spec field '" + field + "' must be an integer that fits " +
+              std::to_string(sizeof(Int) * 8) + " bits, not " + shown(v));
+}
+
+template <typename Int>
+Int integer(const json& j, const char* field, Int fallback) {
+  return j.contains(field) ? integer_value<Int>(j.at(field), field) : fallback;
+}
+
+// A float32 value: finite (JSON has no NaN or Inf, but 1e300 overflows a float to Inf, which the
+// worker would then receive as null).
+float real_value(const json& v, const std::string& field) {
+  const double x = v.is_number() ? v.get<double>() : std::nan("");
+  if (!std::isfinite(x) || std::abs(x) > std::numeric_limits<float>::max())
+    throw Error("spec field '" + field + "' must be a finite float32 number, not " + shown(v));
+  return static_cast<float>(x);
+}
+
 std::array<float, 3> parse_triple(const json& j, const char* field, std::array<float, 3> fallback) {
   if (!j.contains(field)) return fallback;
   const auto& v = j.at(field);
   if (v.is_number()) {
-    const float x = v.get<float>();
+    const float x = real_value(v, field);
     return {x, x, x};
   }
   if (!v.is_array() || v.size() != 3)
     throw Error(std::string("spec field '") + field + "' must be a number or a list of 3 numbers");
-  return {v[0].get<float>(), v[1].get<float>(), v[2].get<float>()};
+  return {real_value(v[0], field), real_value(v[1], field), real_value(v[2], field)};
 }
 
 }  // namespace
@@ -69,7 +112,13 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
     const json in = j.value("input", json::object());
     InputSpec& i = spec.input;
     i.name = in.value("name", "");
-    if (in.contains("shape")) i.shape = in.at("shape").get<std::vector<int64_t>>();
+    if (in.contains("shape")) {
+      if (!in.at("shape").is_array()) throw Error("spec field 'shape' must be a list of integers");
+      i.shape.clear();
+      for (const auto& d : in.at("shape")) i.shape.push_back(integer_value<int64_t>(d, "shape"));
+    }
+    for (const int64_t d : i.shape)
+      if (d <= 0) throw Error("spec input shape must have positive dimensions");
     const std::string kind = in.value("kind", "image");
     if (kind != "image" && kind != "tensor")
       throw Error("spec field 'kind' is '" + kind + "'; valid values: image, tensor");
@@ -77,8 +126,6 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
     if (i.raw_tensor) {
       // A raw tensor is fed as it is: only its shape and type matter.
       if (i.shape.empty()) throw Error("spec input of kind 'tensor' needs a shape");
-      for (const int64_t d : i.shape)
-        if (d <= 0) throw Error("spec input shape must have positive dimensions");
       if (in.value("dtype", "float32") != "float32")
         throw Error("spec input dtype '" + in.value("dtype", "") +
                     "' is not supported; valid: float32");
@@ -91,14 +138,18 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
       if (channels != 3)
         throw Error("spec input must have 3 channels for layout " +
                     std::string(i.layout == Layout::NCHW ? "NCHW" : "NHWC"));
+      // Height and width are ints everywhere an image is handled (OpenCV's sizes).
+      for (const int64_t d : i.shape)
+        if (d > std::numeric_limits<int>::max())
+          throw Error("spec input height and width must be below 2^31");
       if (in.value("dtype", "float32") != "float32")
         throw Error("spec input dtype '" + in.value("dtype", "") +
                     "' is not supported; valid: float32");
       i.channel_order =
           parse_choice(in, "channel_order",
                        {{"RGB", ChannelOrder::RGB}, {"BGR", ChannelOrder::BGR}}, ChannelOrder::RGB);
-      i.crop = in.value("crop", static_cast<int>(std::min(i.height(), i.width())));
-      i.resize = in.value("resize", i.crop);
+      i.crop = integer(in, "crop", std::min(i.height(), i.width()));
+      i.resize = integer(in, "resize", i.crop);
       if (i.crop != i.height() || i.crop != i.width())
         throw Error("spec crop " + std::to_string(i.crop) +
                     " does not match the input shape's height and width");
@@ -108,7 +159,7 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
           i.interpolation != "area" && i.interpolation != "bicubic")
         throw Error("spec interpolation '" + i.interpolation +
                     "' is not supported; valid values: bilinear, nearest, area, bicubic");
-      i.scale = in.value("scale", i.scale);
+      if (in.contains("scale")) i.scale = real_value(in.at("scale"), "scale");
       i.mean = parse_triple(in, "mean", i.mean);
       i.std = parse_triple(in, "std", i.std);
       for (float s : i.std)
@@ -118,9 +169,11 @@ ModelSpec parse_model_spec(const json& j, const std::filesystem::path& base_dir)
     const json out = j.value("output", json::object());
     OutputSpec& o = spec.output;
     o.name = out.value("name", "");
-    o.classes = out.value("classes", 1000);
-    o.label_offset = out.value("label_offset", 0);
-    if (o.classes <= 0 || o.label_offset < 0)
+    o.classes = integer(out, "classes", 1000);
+    o.label_offset = integer(out, "label_offset", 0);
+    // The output vector's length, classes + label_offset, must be an int as well.
+    if (o.classes <= 0 || o.label_offset < 0 ||
+        o.label_offset > std::numeric_limits<int>::max() - o.classes)
       throw Error("spec output classes/label_offset out of range");
     o.kind = parse_choice(
         out, "kind", {{"logits", OutputKind::Logits}, {"probabilities", OutputKind::Probabilities}},
@@ -219,9 +272,11 @@ ModelSpec load_model_spec(const std::filesystem::path& model_path,
   std::ifstream in(path);
   json j;
   try {
-    j = json::parse(in);
+    j = parse_bounded_json(in);
   } catch (const json::exception& e) {
     throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what() + " (a spec needs 3)");
   }
   try {
     ModelSpec spec = parse_model_spec(j, path.parent_path());

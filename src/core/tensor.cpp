@@ -62,6 +62,9 @@ Tensor read_npy(const std::filesystem::path& path) {
                             (static_cast<size_t>(static_cast<unsigned char>(magic[9])) << 8);
   std::string header(header_len, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
+  // Checked before the data size is computed from it: a header longer than the file would make
+  // that size wrap around and let any shape through.
+  if (!in) throw Error(path.string() + ": .npy header is truncated");
   if (header.find("'descr': '<f4'") == std::string::npos ||
       header.find("'fortran_order': False") == std::string::npos)
     throw Error(path.string() + ": only little-endian float32 C-order tensors are supported");

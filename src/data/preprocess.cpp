@@ -3,12 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include <webp/decode.h>
 #include <opencv2/core.hpp>
 #include <opencv2/core/version.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -35,6 +37,11 @@ struct HeaderInfo {
 uint32_t be32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
+uint32_t le32(const unsigned char* p) {
+  return (uint32_t{p[3]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[1]} << 8) | p[0];
+}
+uint32_t le16(const unsigned char* p) { return (uint32_t{p[1]} << 8) | p[0]; }
+uint32_t be16(const unsigned char* p) { return (uint32_t{p[0]} << 8) | p[1]; }
 
 void parse_png(const std::vector<unsigned char>& b, HeaderInfo& h) {
   if (b.size() < 33 || std::string(b.begin() + 12, b.begin() + 16) != "IHDR") {
@@ -66,20 +73,30 @@ void parse_png(const std::vector<unsigned char>& b, HeaderInfo& h) {
 void parse_jpeg(const std::vector<unsigned char>& b, HeaderInfo& h) {
   // Walk the marker segments: the start-of-frame holds the dimensions, the start-of-scan begins
   // the entropy-coded data. Segments are skipped by their length, so an EXIF thumbnail (a whole
-  // JPEG inside APP1) is never mistaken for the image.
+  // JPEG inside APP1) is never mistaken for the image. The walk follows libjpeg's reader
+  // (jdmarker.c next_marker), so that both find the same start-of-frame: stray bytes and FF 00
+  // before a marker are skipped, and the markers without a length (TEM, RSTn, SOI, EOI) are only
+  // two bytes; reading a length after them would jump to wherever the next two bytes point.
   size_t i = 2, scan = 0;
-  while (i + 4 <= b.size() && b[i] == 0xFF) {
+  bool have_size = false;
+  while (i + 1 < b.size()) {
     const unsigned char marker = b[i + 1];
-    if (marker == 0xFF) {  // fill byte
+    if (b[i] != 0xFF || marker == 0xFF) {  // a stray byte, or a fill byte before the marker
       ++i;
       continue;
     }
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9)) {
+      i += 2;
+      continue;
+    }
+    if (i + 4 > b.size()) break;
     const size_t length = (size_t{b[i + 2]} << 8) | b[i + 3];
     const bool sof =
         marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (sof && i + 9 < b.size()) {
+    if (sof && !have_size && i + 9 < b.size()) {
       h.height = (int64_t{b[i + 5]} << 8) | b[i + 6];
       h.width = (int64_t{b[i + 7]} << 8) | b[i + 8];
+      have_size = true;
       if (b[i + 9] == 1) h.notes.push_back("grayscale image replicated to 3 channels");
     }
     if (marker == 0xDA) {
@@ -137,12 +154,103 @@ void parse_gif(const std::vector<unsigned char>& b, HeaderInfo& h) {
                       " frames is used");
 }
 
+// The formats below carry their size in the header too; without reading it, a 20-byte PNM or BMP
+// claiming 30000 x 30000 pixels would have OpenCV allocate gigabytes before finding the data
+// missing. A header too short to hold the size leaves it 0 and marks the file truncated.
+
+void parse_bmp(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  if (b.size() < 26) {
+    h.truncated = true;
+    return;
+  }
+  if (le32(&b[14]) == 12) {  // BITMAPCOREHEADER: 16-bit sizes
+    h.width = le16(&b[18]);
+    h.height = le16(&b[20]);
+  } else {  // BITMAPINFOHEADER and later: signed 32-bit sizes, a negative height is top-down
+    h.width = std::abs(int64_t{static_cast<int32_t>(le32(&b[18]))});
+    h.height = std::abs(int64_t{static_cast<int32_t>(le32(&b[22]))});
+  }
+}
+
+void parse_pnm(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  // "P6", then width and height as decimal text, separated by whitespace and '#' comments, read
+  // as OpenCV's decoder reads them: the byte that ends a number goes with it, whatever it is, so
+  // "433#333359" is 433 then 333359, not 433 then a comment.
+  size_t i = 2;
+  int64_t* sizes[] = {&h.width, &h.height};
+  for (int64_t* size : sizes) {
+    while (i < b.size() && (std::isspace(b[i]) || b[i] == '#'))
+      if (b[i++] == '#')
+        while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
+    if (i >= b.size() || !std::isdigit(b[i])) {
+      h.truncated = i >= b.size();
+      return;
+    }
+    // Saturate: a number too long for int64 is as far above the limit as one that fits.
+    for (; i < b.size() && std::isdigit(b[i]); ++i)
+      *size = std::min<int64_t>(*size * 10 + (b[i] - '0'), int64_t{1} << 40);
+    ++i;
+  }
+}
+
+void parse_tiff(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  // The first image file directory (IFD): 12-byte entries of tag, type, count and value; the
+  // ImageWidth (256) and ImageLength (257) tags hold the size. As in libtiff, the first entry of
+  // a tag counts and later duplicates are ignored; a type other than an inline (S)BYTE, (S)SHORT
+  // or (S)LONG leaves the size unknown.
+  const bool little = b[0] == 'I';
+  const auto u16 = [&](size_t at) { return little ? le16(&b[at]) : be16(&b[at]); };
+  const auto u32 = [&](size_t at) { return little ? le32(&b[at]) : be32(&b[at]); };
+  if (b.size() < 8 || u32(4) > b.size() - 2) {
+    h.truncated = true;
+    return;
+  }
+  const size_t ifd = u32(4);
+  const size_t entries = u16(ifd);
+  bool seen[2] = {false, false};
+  for (size_t k = 0; k < entries; ++k) {
+    const size_t at = ifd + 2 + 12 * k;
+    if (at + 12 > b.size()) {
+      h.truncated = true;
+      return;
+    }
+    const uint32_t tag = u16(at), type = u16(at + 2);
+    if ((tag != 256 && tag != 257) || seen[tag - 256]) continue;
+    seen[tag - 256] = true;
+    int64_t& size = tag == 256 ? h.width : h.height;
+    if (type == 1 || type == 6)
+      size = b[at + 8];
+    else if (type == 3 || type == 8)
+      size = u16(at + 8);
+    else if (type == 4 || type == 9)
+      size = u32(at + 8);
+  }
+}
+
+void parse_webp(const std::vector<unsigned char>& b, HeaderInfo& h) {
+  // OpenCV's decoder claims a WebP file only when libwebp reads the features of its first 32
+  // bytes, and takes the size from them: the same call gives the same answer here.
+  constexpr size_t kHeaderBytes = 32;
+  if (b.size() < kHeaderBytes) {
+    h.truncated = true;
+    return;
+  }
+  WebPBitstreamFeatures features;
+  if (WebPGetFeatures(b.data(), kHeaderBytes, &features) != VP8_STATUS_OK) return;  // no size
+  h.width = features.width;
+  h.height = features.height;
+}
+
 HeaderInfo inspect(const std::vector<unsigned char>& b) {
   HeaderInfo h;
   h.format = image_format_of(b.data(), b.size());
   if (h.format == "jpeg") parse_jpeg(b, h);
   if (h.format == "png") parse_png(b, h);
   if (h.format == "gif") parse_gif(b, h);
+  if (h.format == "bmp") parse_bmp(b, h);
+  if (h.format == "tiff") parse_tiff(b, h);
+  if (h.format == "webp") parse_webp(b, h);
+  if (h.format == "pnm") parse_pnm(b, h);
   return h;
 }
 
@@ -183,6 +291,10 @@ std::vector<unsigned char> read_bytes(const fs::path& path, const DecodeLimits& 
 
 }  // namespace
 
+// Names the format by its magic number exactly as OpenCV's decoder for it recognises the file
+// (its checkSignature). A file that decoder declines falls through to OpenCV's other decoders
+// (DICOM through GDCM, GDAL, JPEG 2000, OpenEXR), whose sizes are not read here and of which
+// GDCM aborts the process on some malformed files: such a file must be refused, not passed on.
 std::string image_format_of(const unsigned char* bytes, size_t size) {
   const auto starts = [&](std::initializer_list<unsigned char> magic) {
     return size >= magic.size() && std::equal(magic.begin(), magic.end(), bytes);
@@ -195,7 +307,8 @@ std::string image_format_of(const unsigned char* bytes, size_t size) {
   if (starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A})) return "tiff";
   if (size >= 12 && starts({'R', 'I', 'F', 'F'}) && std::equal(bytes + 8, bytes + 12, "WEBP"))
     return "webp";
-  if (size >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '6') return "pnm";
+  if (size >= 3 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '6' && std::isspace(bytes[2]))
+    return "pnm";
   return "";
 }
 
@@ -250,11 +363,15 @@ PreparedImage preprocess_image(const fs::path& path, const InputSpec& spec,
     throw Error(path.string() +
                 ": not an image in a format deltann reads (JPEG, PNG, BMP, TIFF, WebP, PNM)");
   if (header.format == "gif") check_gif_support(path, header);
-  if (header.width * header.height > limits.max_pixels)
+  // Divided rather than multiplied: two 32-bit sizes can overflow the product.
+  if (header.height > 0 && header.width > limits.max_pixels / header.height)
     throw Error(path.string() + ": image is " + std::to_string(header.width) + "x" +
                 std::to_string(header.height) + " pixels, above the limit of " +
                 std::to_string(limits.max_pixels) + " pixels");
   if (header.truncated) throw Error(path.string() + ": " + header.format + " file is truncated");
+  // Without the size the limit cannot be applied, so the decoder is not asked either.
+  if (header.width <= 0 || header.height <= 0)
+    throw Error(path.string() + ": " + header.format + " header gives no image size");
   cv::Mat decoded;
   try {
     decoded = cv::imdecode(bytes, cv::IMREAD_COLOR);  // 8-bit BGR, EXIF orientation applied

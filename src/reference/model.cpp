@@ -135,11 +135,14 @@ Value from_proto(const onnx::TensorProto& t, const std::string& where) {
   v.shape.assign(t.dims().begin(), t.dims().end());
   const int64_t n = checked_count(v.shape, where);
   const auto count = static_cast<size_t>(n);
-  const bool floating = v.floating();
-  if (floating)
-    v.f.resize(count);
-  else
-    v.i.resize(count);
+  // The data's size is checked against the shape before anything is allocated for it: a model of
+  // a few bytes may declare 2^31 elements.
+  const auto allocate = [&] {
+    if (v.floating())
+      v.f.resize(count);
+    else
+      v.i.resize(count);
+  };
 
   if (t.has_raw_data()) {
     const std::string& raw = t.raw_data();
@@ -147,6 +150,7 @@ Value from_proto(const onnx::TensorProto& t, const std::string& where) {
       throw Error(where + ": raw_data holds " + std::to_string(raw.size()) + " bytes but " +
                   std::to_string(n) + " " + dtype_name(v.dtype) + " elements need " +
                   std::to_string(count * width));
+    allocate();
     for (size_t k = 0; k < count; ++k) {
       switch (v.dtype) {
         case DType::Float:
@@ -197,6 +201,7 @@ Value from_proto(const onnx::TensorProto& t, const std::string& where) {
       throw Error(where + ": " + field + " holds " + std::to_string(got) +
                   " values but the shape " + shape_text_of(v.shape) + " needs " +
                   std::to_string(n));
+    allocate();
   };
   switch (v.dtype) {
     case DType::Float:

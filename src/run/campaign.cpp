@@ -388,21 +388,28 @@ class VariantRunner {
       return abandon("it could not be loaded");
     }
     if (need_load_record_) {
-      store_.record_load(id_, ready->value("engine_version", ""), artifact_sha_,
-                         ready->value("load_ns", int64_t{0}), ready->dump());
+      protocol::LoadReply loaded;
+      try {
+        loaded = protocol::parse_load_reply(*ready);
+      } catch (const Error& e) {
+        fail("load", "error", std::string("unreadable reply: ") + e.what(), std::nullopt);
+        return abandon("it could not be loaded");
+      }
+      store_.record_load(id_, loaded.engine_version, artifact_sha_, loaded.load_ns, ready->dump());
       need_load_record_ = false;
     }
     return true;
   }
 
   bool store_result(const json& reply, const ReadyImage& image, const std::string& stage) {
-    std::vector<float> output;
+    protocol::RunReply result;
     try {
-      output = protocol::decode_floats(reply.at("output").get<std::string>());
-    } catch (const std::exception& e) {
+      result = protocol::parse_run_reply(reply);
+    } catch (const Error& e) {
       fail(stage, "error", std::string("unreadable reply: ") + e.what(), image.id);
       return false;
     }
+    std::vector<float>& output = result.output;
     const size_t expected = static_cast<size_t>(spec_.output.classes + spec_.output.label_offset);
     if (output.size() != expected) {
       fail(stage, "error",
@@ -413,8 +420,8 @@ class VariantRunner {
       abandon_ = true;
       return false;
     }
-    if (need_first_record_ && reply.contains("first_ns")) {
-      store_.record_first_inference(id_, reply.at("first_ns").get<int64_t>());
+    if (need_first_record_ && result.first_ns) {
+      store_.record_first_inference(id_, *result.first_ns);
       need_first_record_ = false;
     }
     nonfinite_ = static_cast<int>(
@@ -426,10 +433,9 @@ class VariantRunner {
     r.top_ids = std::move(top.ids);
     r.top_scores = std::move(top.scores);
     if (keep_outputs_) r.output = std::move(output);
-    r.samples_ns = reply.value("samples_ns", std::vector<int64_t>{});
+    r.samples_ns = std::move(result.samples_ns);
     r.nonfinite = nonfinite_;
-    if (reply.contains("repeat_max_abs_diff"))
-      r.repeat_max_abs_diff = reply.at("repeat_max_abs_diff").get<double>();
+    r.repeat_max_abs_diff = result.repeat_max_abs_diff;
     store_.add_result(std::move(r));
     ++results_written_;
     return true;

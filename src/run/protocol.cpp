@@ -3,7 +3,9 @@
 #include <openssl/evp.h>
 
 #include <cstring>
+#include <limits>
 
+#include "core/bounded_json.h"
 #include "deltann/error.h"
 
 namespace deltann::protocol {
@@ -36,6 +38,63 @@ std::vector<float> decode_floats(const std::string& text) {
   std::vector<float> values(length / sizeof(float));
   if (!values.empty()) std::memcpy(values.data(), bytes.data(), length);
   return values;
+}
+
+std::optional<nlohmann::json> parse_reply_line(const std::string& line) {
+  nlohmann::json reply;
+  try {
+    reply = parse_bounded_json(line);
+  } catch (const std::exception&) {  // not JSON, or nested deeper than any reply
+    return std::nullopt;
+  }
+  if (!reply.is_object()) return std::nullopt;
+  for (const char* field : {"event", "message"})
+    if (reply.contains(field) && !reply.at(field).is_string()) return std::nullopt;
+  return reply;
+}
+
+namespace {
+
+// A duration in nanoseconds: JSON keeps a non-negative integer as unsigned. Reading it with get()
+// instead would convert a float (1e300) to an integer, which is undefined behaviour.
+int64_t nanoseconds(const nlohmann::json& value, const std::string& field) {
+  if (!value.is_number_unsigned() ||
+      value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    throw Error("reply field '" + field + "' is not a duration in nanoseconds: " +
+                (value.is_primitive() ? value.dump() : std::string(value.type_name())));
+  return static_cast<int64_t>(value.get<uint64_t>());
+}
+
+}  // namespace
+
+LoadReply parse_load_reply(const nlohmann::json& reply) {
+  LoadReply r;
+  if (reply.contains("engine_version")) {
+    if (!reply.at("engine_version").is_string())
+      throw Error("reply field 'engine_version' is not a string");
+    r.engine_version = reply.at("engine_version").get<std::string>();
+  }
+  if (reply.contains("load_ns")) r.load_ns = nanoseconds(reply.at("load_ns"), "load_ns");
+  return r;
+}
+
+RunReply parse_run_reply(const nlohmann::json& reply) {
+  RunReply r;
+  if (!reply.contains("output") || !reply.at("output").is_string())
+    throw Error("reply has no 'output' string");
+  r.output = decode_floats(reply.at("output").get<std::string>());
+  if (reply.contains("first_ns")) r.first_ns = nanoseconds(reply.at("first_ns"), "first_ns");
+  if (reply.contains("samples_ns")) {
+    const auto& samples = reply.at("samples_ns");
+    if (!samples.is_array()) throw Error("reply field 'samples_ns' is not a list");
+    for (const auto& sample : samples) r.samples_ns.push_back(nanoseconds(sample, "samples_ns"));
+  }
+  if (reply.contains("repeat_max_abs_diff")) {
+    const auto& diff = reply.at("repeat_max_abs_diff");
+    if (!diff.is_number()) throw Error("reply field 'repeat_max_abs_diff' is not a number");
+    r.repeat_max_abs_diff = diff.get<double>();
+  }
+  return r;
 }
 
 }  // namespace deltann::protocol

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "deltann/error.h"
+#include "protocol.h"
 
 extern char** environ;
 
@@ -322,13 +323,10 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
     if (newline != std::string::npos) {
       const std::string line = out_buffer_.substr(0, newline);
       out_buffer_.erase(0, newline + 1);
-      try {
-        return nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception&) {
-        // An engine that prints to stdout breaks the protocol line; keep it as log and go on.
-        err_tail_ += "[stdout] " + line + "\n";
-        continue;
-      }
+      if (auto reply = protocol::parse_reply_line(line)) return reply;
+      // An engine that prints to stdout breaks the protocol line; keep it as log and go on.
+      err_tail_ += "[stdout] " + line + "\n";
+      continue;
     }
     if (out_fd_ < 0) return std::nullopt;
     const auto left =

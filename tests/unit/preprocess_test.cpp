@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -373,6 +374,132 @@ TEST(PreprocessImage, HugePngIsRefusedBeforeDecoding) {
   EXPECT_TRUE(Contains(message, path.string()));
   EXPECT_TRUE(Contains(message, "30000x30000"));
   EXPECT_TRUE(Contains(message, "limit of 100000000 pixels"));
+}
+
+std::string le32(uint32_t v) {
+  return {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+          static_cast<char>(v >> 24)};
+}
+
+// Found by fuzzing (tests/fuzz/regressions/image): only PNG and JPEG headers were read for the
+// size, so a few bytes of another format claiming 30000 x 30000 pixels went to OpenCV, which
+// allocated the 2.7 GB image before finding the data missing.
+TEST(PreprocessImage, HugeImagesOfEveryFormatAreRefusedBeforeDecoding) {
+  const std::map<std::string, std::string> headers = {
+      {"bomb.ppm", "P6\n# a comment\n30000 30000\n255\n\x01\x02\x03"},
+      {"bomb.bmp", "BM" + le32(54 + 3) + le32(0) + le32(54) + le32(40) + le32(30000) +
+                       le32(static_cast<uint32_t>(-30000)) + std::string("\x01\0\x18\0", 4) +
+                       std::string(24, '\0') + "\x01\x02\x03"},
+      {"bomb.tiff", std::string("II*\0", 4) + le32(8) + std::string("\x02\0", 2) +
+                        std::string("\x00\x01\x04\0", 4) + le32(1) + le32(30000) +
+                        std::string("\x01\x01\x03\0", 4) + le32(1) + le32(30000) + le32(0)},
+      {"bomb.webp", "RIFF" + le32(22) + "WEBPVP8X" + le32(10) + std::string(4, '\0') +
+                        le32(29999).substr(0, 3) + le32(29999).substr(0, 3) + "VP8L"},
+  };
+  for (const auto& [name, bytes] : headers) {
+    test::TempDir dir;
+    const fs::path path = test::write_file(dir / name, bytes);
+    const std::string message = error_for(path);
+    EXPECT_TRUE(Contains(message, "30000x30000")) << name;
+    EXPECT_TRUE(Contains(message, "limit of 100000000 pixels")) << name;
+  }
+}
+
+TEST(PreprocessImage, PnmSizeIsReadAsTheDecoderReadsIt) {
+  // Found by fuzzing the fixed header reader: OpenCV takes the byte after a number as its end, so
+  // to it this header is 433 x 333359 (433 MB), while reading the '#' as a comment gave 433 x 255.
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "p.pgm", "P5\n433#333359\n255\n\x01\x02");
+  EXPECT_TRUE(Contains(error_for(path), "433x333359 pixels, above the limit"));
+}
+
+// A baseline start-of-frame segment for a 3-component width x height image (19 bytes).
+std::string jpeg_sof(uint16_t width, uint16_t height) {
+  return std::string("\xFF\xC0\x00\x11\x08", 5) + static_cast<char>(height >> 8) +
+         static_cast<char>(height) + static_cast<char>(width >> 8) + static_cast<char>(width) +
+         std::string("\x03\x01\x11\x00\x02\x11\x00\x03\x11\x00", 10);
+}
+
+TEST(PreprocessImage, JpegSizeIsReadAsLibjpegReadsIt) {
+  // A TEM marker has no length, but the header reader took the next two bytes (the FF C0 of the
+  // real 30000 x 30000 frame) as one and jumped 65472 bytes ahead, into a comment holding a fake
+  // 8 x 8 frame; libjpeg reads the real one, and OpenCV allocated 2.7 GB.
+  const std::string sos("\xFF\xDA\x00\x0C\x03\x01\x00\x02\x11\x03\x11\x00\x3F\x00", 14);
+  std::string comment(65500, 'x');
+  comment.replace(65476 - 27, 33, jpeg_sof(8, 8) + sos);  // where the wrong jump lands
+  const std::string bytes = std::string("\xFF\xD8\xFF\x01", 4) + jpeg_sof(30000, 30000) +
+                            "\xFF\xFE" + static_cast<char>((65502 >> 8) & 0xFF) +
+                            static_cast<char>(65502 & 0xFF) + comment + sos +
+                            std::string("\x00\xFF\xD9", 3);
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "desync.jpg", bytes);
+  EXPECT_TRUE(Contains(error_for(path), "30000x30000 pixels, above the limit"));
+}
+
+TEST(PreprocessImage, TiffSizeIsReadAsLibtiffReadsIt) {
+  // libtiff takes the first ImageWidth entry and ignores a duplicate; the header reader took the
+  // last, so a small duplicate hid a 30000-pixel width.
+  const auto entry = [](uint16_t tag, uint16_t type, uint32_t value) {
+    return std::string{static_cast<char>(tag & 0xFF), static_cast<char>(tag >> 8),
+                       static_cast<char>(type), '\0'} +
+           le32(1) + le32(value);
+  };
+  const std::string bytes = std::string("II*\0", 4) + le32(8) + std::string("\x03\0", 2) +
+                            entry(256, 4, 30000) + entry(256, 4, 8) + entry(257, 3, 30000) +
+                            le32(0);
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "dup.tiff", bytes);
+  EXPECT_TRUE(Contains(error_for(path), "30000x30000 pixels, above the limit"));
+}
+
+TEST(PreprocessImage, FilesOpenCvWouldHandToAnotherDecoderAreRefused) {
+  // Found by fuzzing: "P63" is not a PNM to OpenCV (it wants whitespace after the magic), so
+  // imdecode offered the file to its next decoders, and the DICOM one (GDCM), seeing "DICM" at
+  // byte 128, aborted the whole process on an assertion. Likewise a RIFF/WEBP file whose header
+  // libwebp rejects.
+  const std::string dicom_tag = "DICM" + std::string("\x02\0\0\0UL\x04\0", 8);
+  std::string pnm = "P63 30\n255\n";
+  pnm.resize(128, '\0');
+  std::string webp = "RIFF" + le32(200) + "WEBPVP8 " + le32(180);
+  webp.resize(128, '\0');
+  test::TempDir dir;
+  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "p.ppm", pnm + dicom_tag)),
+                       "not an image in a format deltann reads"));
+  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "w.webp", webp + dicom_tag)),
+                       "webp header gives no image size"));
+}
+
+TEST(PreprocessImage, SizesWhoseProductOverflowsAreRefused) {
+  // 4294967295^2 overflowed the 64-bit product (undefined behaviour) to a negative number,
+  // which passed the limit.
+  test::TempDir dir;
+  const fs::path path =
+      test::write_file(dir / "huge.png", png_header(0xFFFFFFFFu, 0xFFFFFFFFu) + "IEND");
+  EXPECT_TRUE(Contains(error_for(path), "4294967295x4294967295 pixels, above the limit"));
+}
+
+TEST(PreprocessImage, EveryFormatOpenCvWritesDecodes) {
+  // The header readers must find the size of every format as OpenCV writes it.
+  test::TempDir dir;
+  for (const char* name : {"c.bmp", "c.tiff", "c.webp", "c.ppm", "c.jpg", "c.png"}) {
+    const fs::path path = write_image(dir / name, colour_image());
+    EXPECT_EQ(preprocess_image(path, raw_spec(4)).tensor.data.size(), 3u * 4 * 4) << name;
+  }
+  cv::Mat grey(4, 4, CV_8UC1, cv::Scalar(90));
+  const fs::path pgm = write_image(dir / "g.pgm", grey);
+  EXPECT_EQ(preprocess_image(pgm, raw_spec(4)).tensor.data.size(), 3u * 4 * 4);
+  // A lossless WebP is a VP8L chunk, a lossy one a VP8 chunk.
+  cv::imwrite((dir / "lossless.webp").string(), colour_image(), {cv::IMWRITE_WEBP_QUALITY, 101});
+  EXPECT_EQ(preprocess_image(dir / "lossless.webp", raw_spec(4)).tensor.data.size(), 48u);
+}
+
+TEST(PreprocessImage, HeaderWithoutASizeIsRefused) {
+  test::TempDir dir;
+  const fs::path path = test::write_file(dir / "nosize.ppm", "P6 width height 255\n");
+  EXPECT_TRUE(Contains(error_for(path), "pnm header gives no image size"));
+  // The file ends with the width: the reader must stop at the end (AddressSanitizer saw it read
+  // one byte past it).
+  EXPECT_TRUE(Contains(error_for(test::write_file(dir / "end.ppm", "P6 3")), "truncated"));
 }
 
 TEST(PreprocessImage, LimitsAreConfigurable) {

@@ -72,5 +72,59 @@ TEST(ProtocolFloats, MalformedInputThrows) {
   }
 }
 
+// A reply line is a JSON object whose event and message are strings; anything else is an
+// engine's own print. A bare JSON value used to reach the campaign, whose value("event", "")
+// threw out of run_campaign (found by fuzzing the campaign's reply handling).
+TEST(ProtocolReplies, OnlyObjectsWithStringEventAndMessageAreReplies) {
+  EXPECT_TRUE(parse_reply_line(R"({"event":"loaded"})"));
+  EXPECT_TRUE(parse_reply_line(R"({"name":"ort","version":"1"})"));  // --describe has no event
+  for (const std::string stray :
+       {"0", "[1,2]", "\"done\"", "null", "true", "not json", "", R"({"event":7})",
+        R"({"event":"error","message":[]})", R"({"event":"result"} trailing)"})
+    EXPECT_FALSE(parse_reply_line(stray)) << stray;
+}
+
+TEST(ProtocolReplies, DeeplyNestedLinesAreNotReplies) {
+  // A reader dumps a reply for its records and messages; dump() recursed once per level and
+  // overflowed the stack on this 400 KB line.
+  const int depth = 200000;
+  const std::string deep =
+      R"({"event":"loaded","x":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  EXPECT_FALSE(parse_reply_line(deep));
+  const std::string nested = R"({"each":{"disable":{"by":"opt","members":{"3":["A"]}}}})";
+  EXPECT_TRUE(parse_reply_line(nested));
+}
+
+TEST(ProtocolReplies, RunReplyFieldsAreChecked) {
+  const auto reply = [](const std::string& fields) {
+    return *parse_reply_line(R"({"event":"result","output":"AACAPw==")" + fields + "}");
+  };
+  const RunReply r = parse_run_reply(
+      reply(R"(,"first_ns":2000,"samples_ns":[1000,1100],"repeat_max_abs_diff":0.5)"));
+  EXPECT_EQ(r.output, std::vector<float>{1.0f});
+  EXPECT_EQ(r.first_ns, 2000);
+  EXPECT_EQ(r.samples_ns, (std::vector<int64_t>{1000, 1100}));
+  EXPECT_EQ(r.repeat_max_abs_diff, 0.5);
+  // A float timing used to be converted to an integer (undefined behaviour for 1e300), a string
+  // threw a JSON exception out of the campaign.
+  for (const std::string bad :
+       {R"(,"samples_ns":[1e300])", R"(,"samples_ns":[-1])", R"(,"samples_ns":7)",
+        R"(,"first_ns":"soon")", R"(,"first_ns":1.5)", R"(,"repeat_max_abs_diff":"x")"})
+    EXPECT_THROW(parse_run_reply(reply(bad)), Error) << bad;
+  EXPECT_THROW(parse_run_reply(*parse_reply_line(R"({"event":"result"})")), Error);
+  EXPECT_THROW(parse_run_reply(*parse_reply_line(R"({"event":"result","output":5})")), Error);
+}
+
+TEST(ProtocolReplies, LoadReplyFieldsAreChecked) {
+  const LoadReply r =
+      parse_load_reply(*parse_reply_line(R"({"event":"loaded","load_ns":5,"engine_version":"2"})"));
+  EXPECT_EQ(r.load_ns, 5);
+  EXPECT_EQ(r.engine_version, "2");
+  EXPECT_EQ(parse_load_reply(*parse_reply_line(R"({"event":"loaded"})")).load_ns, 0);
+  for (const std::string bad : {R"({"load_ns":"soon"})", R"({"load_ns":-5})",
+                                R"({"load_ns":18446744073709551615})", R"({"engine_version":1})"})
+    EXPECT_THROW(parse_load_reply(*parse_reply_line(bad)), Error) << bad;
+}
+
 }  // namespace
 }  // namespace deltann::protocol

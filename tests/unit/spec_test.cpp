@@ -161,6 +161,55 @@ TEST(ModelSpec, ZeroStdIsAnError) {
   }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/spec): values that were accepted but could not be used.
+TEST(ModelSpec, NonPositiveImageDimensionsAreAnError) {
+  // The crop defaulted to -224 and matched, so the spec was accepted and preprocessing failed.
+  const json j = {{"input", {{"shape", {1, 3, -224, -224}}}}};
+  EXPECT_TRUE(Contains(message_of<Error>([&] { parse_model_spec(j, "."); }), "positive"));
+}
+
+TEST(ModelSpec, IntegersOutOfRangeAreAnError) {
+  const auto message = [](const json& j) {
+    return message_of<Error>([&] { parse_model_spec(j, "."); });
+  };
+  // 2^32 + 224 used to wrap to 224 and match the shape; 1e300 was undefined behaviour.
+  EXPECT_TRUE(Contains(message({{"input", {{"crop", 4294967520}}}}), "'crop' must be an integer"));
+  EXPECT_TRUE(Contains(message({{"input", {{"resize", 1e300}}}}), "'resize' must be an integer"));
+  EXPECT_TRUE(Contains(message({{"input", {{"shape", {1, 3, 2.5, 2.5}}}}}), "'shape'"));
+  // 2^63 as a float is just above int64's range (converting it would be undefined).
+  EXPECT_TRUE(Contains(message({{"input", {{"shape", {1, 3, 9223372036854775808.0, 8}}}}}),
+                       "'shape' must be an integer"));
+  EXPECT_TRUE(
+      Contains(message({{"input", {{"crop", 2147483648.0}}}}), "'crop' must be an integer"));
+  EXPECT_TRUE(Contains(message({{"output", {{"classes", -1e300}}}}), "'classes'"));
+  // classes + label_offset is the output's length, an int too.
+  EXPECT_TRUE(Contains(message({{"output", {{"classes", 2147483647}, {"label_offset", 1}}}}),
+                       "out of range"));
+  // An integral float is the integer it writes.
+  EXPECT_EQ(parse_model_spec({{"input", {{"crop", 224.0}}}}, ".").input.crop, 224);
+}
+
+TEST(ModelSpec, ValuesThatOverflowFloat32AreAnError) {
+  // 1e300 became +Inf in a float, which the worker then received as null and refused.
+  for (const char* field : {"scale", "mean", "std"}) {
+    const json j = {{"input", {{field, 1e300}}}};
+    const std::string message = message_of<Error>([&] { parse_model_spec(j, "."); });
+    EXPECT_TRUE(Contains(message, std::string("'") + field + "' must be a finite float32"));
+  }
+}
+
+TEST(ModelSpec, DeeplyNestedSpecFileIsAnError) {
+  // Reading "input" copied the value, recursively: 200000 levels overflowed the stack.
+  test::TempDir dir;
+  const int depth = 200000;
+  const fs::path path =
+      test::write_file(dir / "m.spec.json",
+                       R"({"input":)" + std::string(depth, '[') + std::string(depth, ']') + "}");
+  const std::string message = message_of<Error>([&] { load_model_spec(dir / "m.onnx", path); });
+  EXPECT_TRUE(Contains(message, path.string()));
+  EXPECT_TRUE(Contains(message, "nested deeper than 32 levels"));
+}
+
 TEST(ModelSpec, MeanMustHaveThreeValues) {
   const json j = {{"input", {{"mean", {0.5, 0.5}}}}};
   const std::string message = message_of<Error>([&] { parse_model_spec(j, "."); });
@@ -191,7 +240,10 @@ TEST(ModelSpec, ShapeMustBeFourDimensionalWithBatchOne) {
 
 TEST(ModelSpec, WrongJsonTypeIsAnError) {
   const json j = {{"input", {{"crop", "big"}}}};
-  EXPECT_TRUE(Contains(message_of<Error>([&] { parse_model_spec(j, "."); }), "malformed spec"));
+  EXPECT_TRUE(Contains(message_of<Error>([&] { parse_model_spec(j, "."); }),
+                       "spec field 'crop' must be an integer"));
+  const json k = {{"input", {{"interpolation", 3}}}};
+  EXPECT_TRUE(Contains(message_of<Error>([&] { parse_model_spec(k, "."); }), "malformed spec"));
 }
 
 TEST(ModelSpec, ToJsonRoundTrips) {

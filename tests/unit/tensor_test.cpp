@@ -146,6 +146,23 @@ TEST(Npy, TruncatedHeaderIsAnErrorNamingTheFile) {
   }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/npy): a header length beyond the end of the file, with
+// a complete-looking header inside it, made the data size wrap around, so a shape of 10^12
+// values passed the size check and was allocated.
+TEST(Npy, HeaderLongerThanTheFileIsTruncatedNotAllocated) {
+  test::TempDir dir;
+  const std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }";
+  const size_t claimed = header.size() + 100;
+  const std::string bytes = std::string("\x93NUMPY\x01\x00", 8) +
+                            static_cast<char>(claimed & 0xff) + static_cast<char>(claimed >> 8) +
+                            header;
+  const fs::path path = test::write_file(dir / "t.npy", bytes);
+  const std::string message = message_of<Error>([&] { read_npy(path); });
+  EXPECT_TRUE(Contains(message, path.string()));
+  EXPECT_TRUE(Contains(message, "header is truncated"));
+}
+
 TEST(Npy, OtherDtypeIsAnError) {
   test::TempDir dir;
   std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }";
