@@ -46,8 +46,10 @@ bool ends_soon(pid_t pid) {
   return false;
 }
 
-// A shell that starts a grandchild `sleep`, prints [shell pid, sleep pid] and waits for it.
-const std::vector<std::string> kShellWithGrandchild = {"-c", "sleep 300 & echo \"[$$, $!]\"; wait"};
+// A shell that starts a grandchild `sleep`, replies {"pids": [shell pid, sleep pid]} (a reply is
+// a JSON object) and waits for it.
+const std::vector<std::string> kShellWithGrandchild = {
+    "-c", "sleep 300 & echo \"{\\\"pids\\\": [$$, $!]}\"; wait"};
 
 WorkerExit exit_of(const std::string& script) {
   WorkerProcess process(kShell, {"-c", script});
@@ -91,32 +93,32 @@ TEST(WorkerProcess, RepliesAndLogArriveThroughThePipes) {
 }
 
 TEST(WorkerProcess, NothingTheProgramStartedOutlivesIt) {
-  WorkerProcess process(kShell, {"-c", "sleep 300 & echo \"[$$, $!]\""});
-  const auto pids = process.receive(10);
-  ASSERT_TRUE(pids.has_value());
+  WorkerProcess process(kShell, {"-c", "sleep 300 & echo \"{\\\"pids\\\": [$$, $!]}\""});
+  const auto reply = process.receive(10);
+  ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(process.finish().detail, "exit code 0");
-  EXPECT_TRUE(ends_soon(pids->at(1).get<pid_t>())) << "the background sleep survived";
+  EXPECT_TRUE(ends_soon(reply->at("pids").at(1).get<pid_t>())) << "the background sleep survived";
 }
 
 TEST(WorkerProcess, HangKillsTheWholeGroup) {
   WorkerProcess process(kShell, kShellWithGrandchild);
-  const auto pids = process.receive(10);
-  ASSERT_TRUE(pids.has_value());
+  const auto reply = process.receive(10);
+  ASSERT_TRUE(reply.has_value());
   EXPECT_FALSE(process.receive(0.2).has_value());
   EXPECT_TRUE(process.hung());
   EXPECT_EQ(process.finish().symptom, "hang");
-  EXPECT_FALSE(running(pids->at(0).get<pid_t>())) << "the shell survived";
-  EXPECT_TRUE(ends_soon(pids->at(1).get<pid_t>())) << "the grandchild sleep survived";
+  EXPECT_FALSE(running(reply->at("pids").at(0).get<pid_t>())) << "the shell survived";
+  EXPECT_TRUE(ends_soon(reply->at("pids").at(1).get<pid_t>())) << "the grandchild sleep survived";
 }
 
 TEST(WorkerProcess, ScratchFolderIsTheProgramsTmpdir) {
   const fs::path scratch =
       fs::temp_directory_path() / ("deltann-scratch-" + std::to_string(::getpid()));
   fs::create_directories(scratch);
-  WorkerProcess process(kShell, {"-c", "echo \"\\\"$TMPDIR\\\"\""}, scratch);
+  WorkerProcess process(kShell, {"-c", "echo \"{\\\"tmpdir\\\": \\\"$TMPDIR\\\"}\""}, scratch);
   const auto reply = process.receive(10);
   ASSERT_TRUE(reply.has_value());
-  EXPECT_EQ(reply->get<std::string>(), scratch.string());
+  EXPECT_EQ(reply->value("tmpdir", ""), scratch.string());
   EXPECT_EQ(process.finish().detail, "exit code 0");
   EXPECT_TRUE(fs::exists(scratch)) << "removed although its owner lives";
   fs::remove_all(scratch);
@@ -145,10 +147,11 @@ void check_death_of_the_starter_ends_everything(int sig, bool to_group = false) 
     ::close(report[0]);
     try {
       WorkerProcess process(kShell, program, scratch);
-      const auto pids = process.receive(10);
-      const std::string text = pids ? pids->dump() + "\n" : "none\n";
+      const auto reply = process.receive(10);
+      const std::string text =
+          reply ? reply->value("pids", nlohmann::json()).dump() + "\n" : "none\n";
       (void)!::write(report[1], text.data(), text.size());
-      ::pause();
+      if (reply) ::pause();
     } catch (...) {
     }
     ::_exit(1);
@@ -164,9 +167,18 @@ void check_death_of_the_starter_ends_everything(int sig, bool to_group = false) 
   ::close(report[0]);
   const auto pids =
       nlohmann::json::parse(std::string(buffer, static_cast<size_t>(n)), nullptr, false);
+  if (!pids.is_array()) {
+    // Never leave the starter behind: it holds the test runner's output pipe open.
+    ::kill(starter, SIGKILL);
+    ::waitpid(starter, nullptr, 0);
+  }
   ASSERT_TRUE(pids.is_array()) << "the starter reported: " << buffer;
   const pid_t shell = pids.at(0).get<pid_t>(), sleeper = pids.at(1).get<pid_t>();
-  ASSERT_TRUE(running(shell) && running(sleeper));
+  if (!running(shell) || !running(sleeper)) {
+    ::kill(starter, SIGKILL);
+    ::waitpid(starter, nullptr, 0);
+    FAIL() << "the program or its child ended before the starter was killed";
+  }
   ::kill(to_group ? -starter : starter, sig);
   int status = 0;
   ::waitpid(starter, &status, 0);
