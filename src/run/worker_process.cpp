@@ -21,6 +21,10 @@ namespace deltann {
 namespace {
 
 constexpr size_t kLogTail = 4096;
+// The longest reply line accepted. Replies carry output vectors (per-layer captures go through
+// files), so a real one is far shorter; a process that writes more without a newline is broken,
+// and reading on would grow deltann's memory without bound.
+constexpr size_t kMaxReplyLine = size_t{256} << 20;
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -304,6 +308,11 @@ bool WorkerProcess::send(const nlohmann::json& request) {
   return true;
 }
 
+void WorkerProcess::keep_log(std::string_view text) {
+  err_tail_.append(text);
+  if (err_tail_.size() > kLogTail) err_tail_.erase(0, err_tail_.size() - kLogTail);
+}
+
 void WorkerProcess::drain_stderr() {
   char buffer[4096];
   const ssize_t n = ::read(err_fd_, buffer, sizeof buffer);
@@ -311,22 +320,30 @@ void WorkerProcess::drain_stderr() {
     close_fd(err_fd_);
     return;
   }
-  err_tail_.append(buffer, static_cast<size_t>(n));
-  if (err_tail_.size() > kLogTail) err_tail_.erase(0, err_tail_.size() - kLogTail);
+  keep_log(std::string_view(buffer, static_cast<size_t>(n)));
 }
 
 std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
-  while (true) {
-    const auto newline = out_buffer_.find('\n');
+  while (!oversized_) {
+    // Only the bytes read since the last look can hold the newline: a long line is scanned once.
+    const auto newline = out_buffer_.find('\n', out_scanned_);
+    out_scanned_ = newline == std::string::npos ? out_buffer_.size() : 0;
     if (newline != std::string::npos) {
       const std::string line = out_buffer_.substr(0, newline);
       out_buffer_.erase(0, newline + 1);
       if (auto reply = protocol::parse_reply_line(line)) return reply;
       // An engine that prints to stdout breaks the protocol line; keep it as log and go on.
-      err_tail_ += "[stdout] " + line + "\n";
+      keep_log("[stdout] " + line.substr(0, kLogTail) + "\n");
       continue;
+    }
+    if (out_buffer_.size() > kMaxReplyLine) {
+      oversized_ = true;
+      out_buffer_.clear();
+      out_scanned_ = 0;
+      kill_group();
+      return std::nullopt;
     }
     if (out_fd_ < 0) return std::nullopt;
     const auto left =
@@ -351,6 +368,7 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
         close_fd(out_fd_);
     }
   }
+  return std::nullopt;
 }
 
 WorkerExit WorkerProcess::finish(double grace_s) {
@@ -378,6 +396,9 @@ WorkerExit WorkerProcess::finish(double grace_s) {
   WorkerExit e;
   if (hung_) {
     e = {"hang", "no reply before the timeout; killed"};
+  } else if (oversized_) {
+    e = {"error", "wrote a line of over " + std::to_string(kMaxReplyLine >> 20) +
+                      " MiB to its reply channel; killed"};
   } else if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     e.detail = signal_name(sig);

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -39,7 +40,8 @@ class WorkerProcess {
   // Sends one request line. Returns false when the worker is gone.
   bool send(const nlohmann::json& request);
   // Waits up to `timeout_s` for the next reply line. Returns nullopt when the worker closed its
-  // output (it died) or stayed silent past the timeout (then hung() is true and it is killed).
+  // output (it died), stayed silent past the timeout (then hung() is true and it is killed) or
+  // wrote a line longer than any reply without ending it (then it is killed too).
   std::optional<nlohmann::json> receive(double timeout_s);
   bool hung() const { return hung_; }
   // Waits up to `grace_s` for the process to end by itself, then kills its group, and classifies
@@ -50,12 +52,16 @@ class WorkerProcess {
 
  private:
   void drain_stderr();
+  // Appends to the log tail, which keeps the last few kilobytes.
+  void keep_log(std::string_view text);
   // Breaks the lifeline: the guard kills the program's process group.
   void kill_group();
   pid_t pid_ = -1;  // the guard's
   int in_fd_ = -1, out_fd_ = -1, err_fd_ = -1, lifeline_fd_ = -1;
   std::string out_buffer_, err_tail_;
+  size_t out_scanned_ = 0;  // how much of out_buffer_ is known to hold no newline
   bool hung_ = false;
+  bool oversized_ = false;  // wrote a reply line over the limit, so it was killed
   std::optional<WorkerExit> exit_;
 };
 

@@ -92,6 +92,30 @@ TEST(WorkerProcess, RepliesAndLogArriveThroughThePipes) {
   EXPECT_EQ(process.log_tail(), "oops\n");
 }
 
+TEST(WorkerProcess, EndlessLineWithoutNewlineIsKilledNotBuffered) {
+  WorkerProcess process(kShell, {"-c", "echo '{\"op\": \"first\"}'; tr -d '\\n' < /dev/zero"});
+  const auto first = process.receive(10);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->value("op", ""), "first");
+  EXPECT_FALSE(process.receive(60).has_value());
+  EXPECT_FALSE(process.hung());
+  const WorkerExit e = process.finish();
+  EXPECT_EQ(e.symptom, "error");
+  EXPECT_NE(e.detail.find("256 MiB"), std::string::npos) << e.detail;
+}
+
+TEST(WorkerProcess, StdoutNoiseKeptAsLogIsBounded) {
+  WorkerProcess process(
+      kShell, {"-c",
+               "i=0; while [ $i -lt 2000 ]; do echo 'not a reply, just noise'; i=$((i+1)); "
+               "done; echo '{\"op\": \"done\"}'"});
+  const auto reply = process.receive(30);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->value("op", ""), "done");
+  EXPECT_LE(process.log_tail().size(), 4096u);
+  EXPECT_NE(process.log_tail().find("[stdout] not a reply"), std::string::npos);
+}
+
 TEST(WorkerProcess, NothingTheProgramStartedOutlivesIt) {
   WorkerProcess process(kShell, {"-c", "sleep 300 & echo \"{\\\"pids\\\": [$$, $!]}\""});
   const auto reply = process.receive(10);
