@@ -538,7 +538,8 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   std::optional<int64_t> stored;
   if (!a.db.empty())
     stored = Store(a.db, StoreMode::ReadWrite)
-                 .add_localization({0, envs[0].env, envs[1].env, a.image_key, j.dump(), ""});
+                 .add_localization({0, envs[0].env, envs[1].env, a.image_key,
+                                    j.dump(-1, ' ', false, json::error_handler_t::replace), ""});
   if (a.json) {
     if (stored) j["stored_as"] = *stored;
     std::cout << dump(j) << '\n';

@@ -135,7 +135,10 @@ class Server {
           {{"index", i}, {"name", t.name}, {"op", t.op}, {"shape", t.shape}, {"file", file}});
     }
     const std::string mode = session_->capture_mode();
-    write_text(dir / "index.json", json{{"mode", mode}, {"tensors", entries}}.dump(1) + "\n");
+    // Tensor names come from the model file: bytes that are not UTF-8 become U+FFFD.
+    write_text(dir / "index.json", json{{"mode", mode}, {"tensors", entries}}.dump(
+                                       1, ' ', false, json::error_handler_t::replace) +
+                                       "\n");
     reply({{"event", "captured"},
            {"count", tensors.size()},
            {"index", (dir / "index.json").string()},
