@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "deltann/campaign_events.h"
 #include "deltann/dataset.h"
 #include "deltann/spec.h"
 
@@ -38,12 +39,6 @@ struct CampaignConfig {
   std::optional<uint64_t> shuffle_seed;
 };
 
-// Progress and messages of a running campaign; the CLI prints them, tests collect them.
-struct CampaignEvents {
-  std::function<void(const std::string&)> message;                          // one line
-  std::function<void(int64_t done, int64_t total, double eta_s)> progress;  // units: inferences
-};
-
 struct CampaignOutcome {
   int variants_run = 0;
   int variants_skipped = 0;  // unsupported here or already complete
@@ -56,8 +51,8 @@ struct CampaignOutcome {
 // Runs (or resumes) the campaign. Throws Error only for problems that stop everything (the model
 // file is missing, the database cannot be opened or is in use by another campaign, the database
 // holds results of another model file or spec and `new_model` is not set); everything else is
-// recorded and reported.
-CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents& events);
+// recorded and told to `events` as it happens.
+CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& events);
 
 // One environment made ready the way a campaign readies its variants: the engine described, the
 // knobs resolved, the artifact converted and compiled as the environment says (cached).
@@ -71,7 +66,11 @@ struct PreparedEnvironment {
 
 // Plans `environment` for config.model (config.worker_dir, cache_dir and build_timeout_s are
 // used) and builds its artifact. Throws Error saying why it cannot run here (engine not built,
-// invalid knob, conversion or compile failure); `say` gets progress lines.
+// invalid knob, conversion or compile failure); `events` is told of each artifact step. The
+// engines are described once per process however many environments are prepared.
+PreparedEnvironment prepare_environment(const CampaignConfig& config, const ModelSpec& spec,
+                                        const std::string& environment, CampaignObserver& events);
+// The same, with the events said as lines of text (MessageLines) to `say`.
 PreparedEnvironment prepare_environment(const CampaignConfig& config, const ModelSpec& spec,
                                         const std::string& environment,
                                         const std::function<void(const std::string&)>& say);

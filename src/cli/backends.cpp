@@ -6,16 +6,15 @@
 
 #include "deltann/backend.h"
 #include "deltann/campaign.h"
-#include "run/converter.h"
-#include "run/worker_process.h"
+#include "run/engine_registry.h"
 #include "verbs.h"
 
 namespace deltann::cli {
 namespace {
 
 // The conversion steps environments can chain (`tflite@onnx>tflite`), with their tools.
-void print_conversions() {
-  auto converter = Converter::find();
+void print_conversions(EngineRegistry& registry) {
+  const auto converter = registry.converter();
   if (!converter) return;
   try {
     std::cout << "conversions (environment@from>to...; docs/CONVERSIONS.md)\n";
@@ -38,18 +37,13 @@ void add_backends(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("backends", "list the engines this deltann was built with");
   cmd->add_flag("--json", *json_output, "machine-readable output");
   cmd->callback([json_output] {
-    const auto dir = default_worker_dir();
-    std::vector<std::filesystem::path> workers;
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-      if (e.path().filename().string().rfind("deltann-worker-", 0) == 0)
-        workers.push_back(e.path());
-    std::sort(workers.begin(), workers.end());
+    EngineRegistry& registry = EngineRegistry::shared(default_worker_dir());
     nlohmann::json all = nlohmann::json::array();
-    for (const auto& worker : workers) {
+    for (const auto& framework : registry.frameworks()) {
       try {
-        all.push_back(describe_worker(worker));
+        all.push_back(registry.worker_description(framework));
       } catch (const std::exception& e) {
-        all.push_back({{"name", worker.filename().string().substr(15)}, {"error", e.what()}});
+        all.push_back({{"name", framework}, {"error", e.what()}});
       }
     }
     if (*json_output) {
@@ -85,7 +79,7 @@ void add_backends(CLI::App& app) {
           std::cout << "  " << k.name << "=" << value << " not here: " << why << '\n';
       std::cout << '\n';
     }
-    print_conversions();
+    print_conversions(registry);
   });
 }
 

@@ -23,7 +23,7 @@
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/text.h"
-#include "run/builder.h"
+#include "run/engine_registry.h"
 #include "run/protocol.h"
 #include "run/worker_process.h"
 #include "verbs.h"
@@ -96,24 +96,27 @@ double max_abs_difference(const std::vector<float>& a, const std::vector<float>&
 
 // The passes B's level runs that its `disable` knob can name: a build tool's `each` table (TVM),
 // else the worker's own (ONNX Runtime), else every value of the knob.
-std::vector<std::string> level_passes(const PreparedEnvironment& b) {
-  const Environment env = parse_environment(b.env);
-  const std::string refusal = "environment '" + b.env + "': " + b.framework +
-                              " has no `disable` knob, so no pass of it can be switched off; "
-                              "bisect works with engines that have one (tvm, ort)";
-  if (auto builder = Builder::find(b.framework)) {
-    for (const auto& knob : builder->knobs())
-      if (knob.name == "disable" && knob.subset) return builder->each_members("disable", env);
-    throw Error(refusal);
-  }
-  const BackendInfo info = backend_info_from_json(describe_worker(b.worker));
-  for (const auto& knob : info.knobs) {
-    if (knob.name != "disable" || !knob.subset) continue;
-    if (!info.each.count("disable")) return knob.values;
-    return each_members(info, "disable", env).value_or(std::vector<std::string>{});
-  }
-  throw Error(refusal);
+std::vector<std::string> level_passes(const PreparedEnvironment& b, const fs::path& worker_dir) {
+  const EngineEntry& engine = EngineRegistry::shared(worker_dir).engine(b.framework);
+  const Knob* disable = engine.knob("disable");
+  if (!disable || !disable->subset)
+    throw Error("environment '" + b.env + "': " + b.framework +
+                " has no `disable` knob, so no pass of it can be switched off; "
+                "bisect works with engines that have one (tvm, ort)");
+  return engine.each_members("disable", parse_environment(b.env));
 }
+
+// Counts the builds a bisection costs, as the campaign code tells of them, and says every event
+// as a line.
+class BuildCounter final : public MessageLines {
+ public:
+  BuildCounter() : MessageLines(say) {}
+  void on_artifact(const ArtifactEvent& e) override {
+    if (e.step == "compile") ++(e.cached ? cached : compiled);
+    MessageLines::on_artifact(e);
+  }
+  int compiled = 0, cached = 0;
+};
 
 std::string set_text(const std::vector<std::string>& set, size_t all) {
   if (set.size() == all && all > 1) return "all " + std::to_string(all) + " passes";
@@ -157,17 +160,12 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
   const std::string spec_source = spec_source_text(config.model, config.spec);
 
   const auto start = std::chrono::steady_clock::now();
-  // The campaign code tells of each artifact whether it compiled it or found it cached; the
-  // report counts both, since builds are what a bisection costs.
-  int compiled = 0, cached = 0;
-  const auto watch = [&](const std::string& line) {
-    if (line.find(": compiled in ") != std::string::npos) ++compiled;
-    if (line.find(": artifact from the cache (") != std::string::npos) ++cached;
-    say(line);
-  };
+  // The report counts the artifacts compiled and those found cached, since builds are what a
+  // bisection costs.
+  BuildCounter watch;
   const PreparedEnvironment env_a = prepare_environment(config, spec, a.a, watch);
   const PreparedEnvironment env_b = prepare_environment(config, spec, a.b, watch);
-  std::vector<std::string> passes = level_passes(env_b);
+  std::vector<std::string> passes = level_passes(env_b, config.worker_dir);
   // Passes B already disables stay disabled in every probe and are not suspects.
   Environment b_parsed = parse_environment(env_b.env);
   const std::vector<std::string> already = split_plus(b_parsed.knob("disable"));
@@ -231,8 +229,8 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
               {"outcome", outcome},
               {"culprits", result.culprits},
               {"probes", probes},
-              {"builds", compiled},
-              {"cached_builds", cached},
+              {"builds", watch.compiled},
+              {"cached_builds", watch.cached},
               {"seconds", seconds}};
     if (result.outcome == BisectOutcome::kNotPasses) j["remaining_max_abs"] = remaining;
     std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
@@ -276,7 +274,7 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
         break;
     }
   }
-  text << result.probes.size() << " probes, " << compiled << " builds (" << cached
+  text << result.probes.size() << " probes, " << watch.compiled << " builds (" << watch.cached
        << " cached), took " << std::lround(seconds * 1000) << " ms\n";
   std::cout << terminal_safe_lines(text.str());
   exit_on_difference(differs, env_a, env_b, original, tolerance, outcome);

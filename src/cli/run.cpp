@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -69,10 +71,43 @@ std::string duration_text(double seconds) {
                  : std::to_string(s) + " s";
 }
 
+// What a person sees of a campaign on standard error: its events as lines, and a progress line
+// that rewrites itself on a terminal (and appears at each tenth of the work otherwise).
+class TerminalDisplay final : public MessageLines {
+ public:
+  explicit TerminalDisplay(bool quiet)
+      : MessageLines([this](const std::string& line) { print(line); }), quiet_(quiet) {}
+
+  void on_progress(int64_t done, int64_t total, double eta) override {
+    if (quiet_) return;
+    const std::string text = std::to_string(done) + "/" + std::to_string(total) + " inferences (" +
+                             std::to_string(100 * done / std::max<int64_t>(total, 1)) +
+                             "%), about " + duration_text(eta) + " left";
+    if (tty_) {
+      std::cerr << "\r\033[K" << text << std::flush;
+      if (done == total) std::cerr << '\n';
+    } else if (const int decile = static_cast<int>(10 * done / std::max<int64_t>(total, 1));
+               decile != last_decile_) {
+      last_decile_ = decile;
+      std::cerr << text << '\n';
+    }
+  }
+
+ private:
+  void print(const std::string& line) const {
+    if (tty_) std::cerr << "\r\033[K";
+    std::cerr << terminal_safe(line) << '\n';  // lines name images and quote engine messages
+  }
+
+  bool quiet_;
+  bool tty_ = ::isatty(STDERR_FILENO);
+  int last_decile_ = -1;
+};
+
 struct RunOptions {
   CampaignConfig config;
   AnalysisOptions analysis;
-  std::string model, spec, images, labels, synsets, db, cache;
+  std::string model, spec, images, labels, synsets, db, cache, events;
   bool json = false;
   bool quiet = false;
 };
@@ -103,27 +138,16 @@ void execute(RunOptions& o) {
   c.cache_dir = o.cache.empty() ? default_cache_dir() : std::filesystem::path(o.cache);
   c.worker_dir = default_worker_dir();
 
-  const bool tty = ::isatty(STDERR_FILENO);
-  CampaignEvents events;
-  events.message = [&](const std::string& line) {
-    if (tty) std::cerr << "\r\033[K";
-    std::cerr << terminal_safe(line) << '\n';  // lines name images and quote engine messages
-  };
-  int last_decile = -1;
-  events.progress = [&](int64_t done, int64_t total, double eta) {
-    if (o.quiet) return;
-    const std::string text = std::to_string(done) + "/" + std::to_string(total) + " inferences (" +
-                             std::to_string(100 * done / std::max<int64_t>(total, 1)) +
-                             "%), about " + duration_text(eta) + " left";
-    if (tty) {
-      std::cerr << "\r\033[K" << text << std::flush;
-      if (done == total) std::cerr << '\n';
-    } else if (const int decile = static_cast<int>(10 * done / std::max<int64_t>(total, 1));
-               decile != last_decile) {
-      last_decile = decile;
-      std::cerr << text << '\n';
-    }
-  };
+  TerminalDisplay terminal(o.quiet);
+  CampaignEventFanout events;
+  events.subscribe(terminal);
+  std::ofstream event_file;
+  std::optional<JsonEventLog> event_log;
+  if (!o.events.empty()) {
+    event_file.open(o.events, std::ios::trunc);
+    if (!event_file) throw Error("cannot write the event log " + o.events);
+    events.subscribe(event_log.emplace(event_file));
+  }
   const CampaignOutcome outcome = run_campaign(c, events);
   std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed
             << " failed, " << outcome.variants_skipped << " skipped or already complete; "
@@ -187,6 +211,8 @@ void add_run(CLI::App& app) {
   add_analysis_options(run, options->analysis);
   run->add_flag("--json", options->json, "print the summary as JSON");
   run->add_flag("--quiet", options->quiet, "no progress line");
+  run->add_option("--events", options->events,
+                  "also write the campaign's events to this file, one JSON object per line");
   run->callback([options] { execute(*options); });
 }
 

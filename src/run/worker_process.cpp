@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "deltann/error.h"
+#include "engine_registry.h"
 #include "protocol.h"
 
 extern char** environ;
@@ -414,10 +415,13 @@ WorkerExit WorkerProcess::finish(double grace_s) {
 std::string WorkerProcess::log_tail() const { return err_tail_; }
 
 std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
+                                          const std::filesystem::path& program,
                                           const std::filesystem::path& artifact,
                                           const std::string& env, const nlohmann::json& spec,
                                           double timeout_s) {
-  if (!worker.receive(timeout_s)) return std::nullopt;  // the ready line
+  const auto ready = worker.receive(timeout_s);
+  if (!ready) return std::nullopt;
+  if (ready->value("event", "") == "ready") check_protocol_version(*ready, program);
   worker.send({{"op", "load"}, {"artifact", artifact.string()}, {"env", env}, {"spec", spec}});
   return worker.receive(timeout_s);
 }
@@ -426,7 +430,7 @@ LoadedWorker::LoadedWorker(const std::filesystem::path& program,
                            const std::filesystem::path& artifact, const std::string& env,
                            const nlohmann::json& spec, double timeout_s)
     : worker_(program, {"--serve"}), env_(env), timeout_s_(timeout_s) {
-  const auto loaded = load_worker(worker_, artifact, env, spec, timeout_s);
+  const auto loaded = load_worker(worker_, program, artifact, env, spec, timeout_s);
   if (!loaded) died("load");
   if (loaded->value("event", "") != "loaded")
     throw Error(env_ + ": load failed: " + loaded->value("message", loaded->dump()));

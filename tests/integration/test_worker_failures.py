@@ -6,6 +6,8 @@ The testing engine counts images per worker process: with at=run,after=2 the 2nd
 process fails. A worker that dies on image 2 is restarted for image 3 (its 1st), so image 4 (its
 2nd) fails again; a worker that only reports an error stays alive, so only image 2 fails.
 """
+import json
+
 import pytest
 
 from deltann_testlib import (Deltann, failures_of, images_by_key, results_of, variants_by_env,
@@ -41,7 +43,7 @@ def campaign(models, deltann_bin, test_workers, tmp_path_factory):
     write_random_images(work / "images", [(8, 8)] * 4, seed=7)
     db = work / "faults.db"
     args = ["run", "--model", models.tiny, "--images", work / "images", "--db", db,
-            "--timeout", TIMEOUT_S, "--repeat", 1, "--warmup", 0]
+            "--timeout", TIMEOUT_S, "--repeat", 1, "--warmup", 0, "--events", work / "events.jsonl"]
     for env in ENVS.values():
         args += ["--env", env]
     # The folder holds only deltann-worker-testing.
@@ -49,7 +51,8 @@ def campaign(models, deltann_bin, test_workers, tmp_path_factory):
     variants = variants_by_env(db)
     by_name = {name: variants[canonical(env)] for name, env in ENVS.items()}
     image_ids = [row["id"] for row in images_by_key(db).values()]  # keys sort as img_01..img_04
-    return {"db": db, "run": run, "variants": by_name, "images": image_ids}
+    events = [json.loads(line) for line in (work / "events.jsonl").read_text().splitlines()]
+    return {"db": db, "run": run, "variants": by_name, "images": image_ids, "events": events}
 
 
 def failures(campaign, name):
@@ -138,3 +141,16 @@ def test_failures_are_reported_on_stderr(campaign):
     for name, what in expected.items():
         assert f"{canonical(ENVS[name])}: {what}" in stderr, (name, stderr)
     assert "2 failed" in stderr, stderr
+
+
+def test_event_log_tells_every_recorded_failure_and_result(campaign):
+    """`run --events` writes the campaign's typed events: one per failure and result stored."""
+    events = campaign["events"]
+    assert events[0]["event"] == "plan" and events[0]["variants"] == len(ENVS), events[0]
+    for name, env in ENVS.items():
+        variant = canonical(env)
+        mine = [e for e in events if e.get("variant") == variant]
+        assert mine[0] == {"event": "variant_start", "variant": variant, "images": 4}, mine
+        assert mine[-1]["event"] == "variant_end", mine
+        assert len([e for e in mine if e["event"] == "failure"]) == len(failures(campaign, name))
+        assert len([e for e in mine if e["event"] == "result"]) == len(result_images(campaign, name))

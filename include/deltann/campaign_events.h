@@ -1,0 +1,132 @@
+// What a running campaign tells its subscribers, as typed events rather than lines of text: the
+// terminal display, `bisect` counting builds, the JSON event log and the tests are subscribers
+// alike (docs/PROTOCOL.md, "Campaign events"). Every handler has an empty default, so a
+// subscriber overrides only what it reads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace deltann {
+
+// The campaign's plan, once, before any work.
+struct PlanEvent {
+  int variants = 0;  // after `knob=each` expansion and deduplication
+  int runnable = 0;  // of them, those that can run here
+  int images = 0;
+  int labelled = 0;
+  std::string layout;  // of the dataset
+  std::string model;   // the spec's model name
+};
+
+// One step that made a variant's artifact: a conversion (`onnx>tflite`) or the engine's compile.
+struct ArtifactEvent {
+  std::string variant;
+  std::string step;  // "<from>><to>" for a conversion, "compile" for the build tool
+  std::string tool;  // the converter that performed a conversion; "" for a compile
+  bool cached = false;
+  int64_t duration_ns = 0;  // as measured when the artifact was made (also when cached)
+};
+
+struct VariantStartEvent {
+  std::string variant;
+  int64_t images = 0;  // those it still lacks
+};
+
+// One image's result stored.
+struct ResultEvent {
+  std::string variant;
+  std::string image;
+};
+
+// A failure recorded for a variant: while making its artifact (stage convert or compile), loading
+// it, or on one image.
+struct FailureEvent {
+  std::string variant;
+  std::optional<std::string> image;
+  std::string stage;    // convert | compile | load | first_inference | run | preprocess
+  std::string symptom;  // error | crash | abort | hang | killed | exit
+  std::string message;
+};
+
+struct VariantEndEvent {
+  std::string variant;
+  // done: ran to the end; failed: abandoned or its artifact failed; skipped: cannot run here or
+  // failed before; complete: nothing left to run from an earlier campaign.
+  std::string status;
+  // Why it was skipped or abandoned; empty when a failure event has already said why.
+  std::string reason;
+};
+
+class CampaignObserver {
+ public:
+  virtual ~CampaignObserver() = default;
+  virtual void on_plan(const PlanEvent&) {}
+  virtual void on_artifact(const ArtifactEvent&) {}
+  virtual void on_variant_start(const VariantStartEvent&) {}
+  virtual void on_result(const ResultEvent&) {}
+  virtual void on_failure(const FailureEvent&) {}
+  virtual void on_variant_end(const VariantEndEvent&) {}
+  // Inferences done (with a result or a failure) out of the campaign's total, and an estimate of
+  // the time left.
+  virtual void on_progress(int64_t /*done*/, int64_t /*total*/, double /*eta_s*/) {}
+  // A remark for the person running the campaign (an image skipped, a database lock waited for)
+  // that no program reads.
+  virtual void on_note(const std::string&) {}
+};
+
+// Passes every event to each of its subscribers in turn.
+class CampaignEventFanout final : public CampaignObserver {
+ public:
+  void subscribe(CampaignObserver& observer) { observers_.push_back(&observer); }
+  void on_plan(const PlanEvent& e) override;
+  void on_artifact(const ArtifactEvent& e) override;
+  void on_variant_start(const VariantStartEvent& e) override;
+  void on_result(const ResultEvent& e) override;
+  void on_failure(const FailureEvent& e) override;
+  void on_variant_end(const VariantEndEvent& e) override;
+  void on_progress(int64_t done, int64_t total, double eta_s) override;
+  void on_note(const std::string& line) override;
+
+ private:
+  std::vector<CampaignObserver*> observers_;
+};
+
+// Says every event that a person should read as one line of text (the lines `deltann run`
+// prints), handed to `sink`. Results and progress are left to the progress display.
+class MessageLines : public CampaignObserver {
+ public:
+  explicit MessageLines(std::function<void(const std::string&)> sink) : sink_(std::move(sink)) {}
+  void on_plan(const PlanEvent& e) override;
+  void on_artifact(const ArtifactEvent& e) override;
+  void on_variant_start(const VariantStartEvent& e) override;
+  void on_failure(const FailureEvent& e) override;
+  void on_variant_end(const VariantEndEvent& e) override;
+  void on_note(const std::string& line) override;
+
+ private:
+  std::function<void(const std::string&)> sink_;
+};
+
+// Writes every event as one JSON object per line ({"event": "result", "variant": ..., ...}),
+// flushed as it happens, for programs that follow a campaign (`deltann run --events FILE`).
+class JsonEventLog final : public CampaignObserver {
+ public:
+  explicit JsonEventLog(std::ostream& out) : out_(out) {}
+  void on_plan(const PlanEvent& e) override;
+  void on_artifact(const ArtifactEvent& e) override;
+  void on_variant_start(const VariantStartEvent& e) override;
+  void on_result(const ResultEvent& e) override;
+  void on_failure(const FailureEvent& e) override;
+  void on_variant_end(const VariantEndEvent& e) override;
+  void on_note(const std::string& line) override;
+
+ private:
+  std::ostream& out_;
+};
+
+}  // namespace deltann

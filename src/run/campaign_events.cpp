@@ -1,0 +1,132 @@
+#include "deltann/campaign_events.h"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+namespace deltann {
+using nlohmann::json;
+
+void CampaignEventFanout::on_plan(const PlanEvent& e) {
+  for (auto* o : observers_) o->on_plan(e);
+}
+void CampaignEventFanout::on_artifact(const ArtifactEvent& e) {
+  for (auto* o : observers_) o->on_artifact(e);
+}
+void CampaignEventFanout::on_variant_start(const VariantStartEvent& e) {
+  for (auto* o : observers_) o->on_variant_start(e);
+}
+void CampaignEventFanout::on_result(const ResultEvent& e) {
+  for (auto* o : observers_) o->on_result(e);
+}
+void CampaignEventFanout::on_failure(const FailureEvent& e) {
+  for (auto* o : observers_) o->on_failure(e);
+}
+void CampaignEventFanout::on_variant_end(const VariantEndEvent& e) {
+  for (auto* o : observers_) o->on_variant_end(e);
+}
+void CampaignEventFanout::on_progress(int64_t done, int64_t total, double eta_s) {
+  for (auto* o : observers_) o->on_progress(done, total, eta_s);
+}
+void CampaignEventFanout::on_note(const std::string& line) {
+  for (auto* o : observers_) o->on_note(line);
+}
+
+void MessageLines::on_plan(const PlanEvent& e) {
+  sink_("plan: " + std::to_string(e.variants) + " variants (" + std::to_string(e.runnable) +
+        " runnable here) x " + std::to_string(e.images) + " images (" + std::to_string(e.labelled) +
+        " labelled, " + e.layout + " layout) of model " + e.model);
+}
+
+void MessageLines::on_artifact(const ArtifactEvent& e) {
+  if (e.step == "compile") {
+    const std::string ms = std::to_string(e.duration_ns / 1'000'000) + " ms";
+    sink_(e.variant +
+          (e.cached ? ": artifact from the cache (" + ms + " when built)" : ": compiled in " + ms));
+    return;
+  }
+  sink_(e.variant + ": " + e.step + " by " + e.tool +
+        (e.cached ? " from the cache"
+                  : " in " + std::to_string(std::lround(static_cast<double>(e.duration_ns) / 1e6)) +
+                        " ms"));
+}
+
+void MessageLines::on_variant_start(const VariantStartEvent& e) {
+  sink_("running " + e.variant + " on " + std::to_string(e.images) + " images");
+}
+
+void MessageLines::on_failure(const FailureEvent& e) {
+  // A failure to make the artifact fails the whole variant: its message is given longer.
+  if (e.stage == "convert" || e.stage == "compile")
+    sink_(e.variant + ": " + e.stage + " failed: " + e.message.substr(0, 400));
+  else
+    sink_(e.variant + ": " + e.stage + " failed (" + e.symptom + "): " + e.message.substr(0, 300));
+}
+
+void MessageLines::on_variant_end(const VariantEndEvent& e) {
+  if (e.status == "skipped")
+    sink_("skipped " + e.variant + ": " + e.reason);
+  else if (e.status == "failed" && !e.reason.empty())
+    sink_(e.variant + ": abandoned, " + e.reason);
+}
+
+void MessageLines::on_note(const std::string& line) { sink_(line); }
+
+namespace {
+
+void write(std::ostream& out, const json& event) {
+  // Messages quote engines and file names: bytes that are not UTF-8 become U+FFFD.
+  out << event.dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
+}
+
+}  // namespace
+
+void JsonEventLog::on_plan(const PlanEvent& e) {
+  write(out_, {{"event", "plan"},
+               {"variants", e.variants},
+               {"runnable", e.runnable},
+               {"images", e.images},
+               {"labelled", e.labelled},
+               {"layout", e.layout},
+               {"model", e.model}});
+}
+
+void JsonEventLog::on_artifact(const ArtifactEvent& e) {
+  write(out_, {{"event", "artifact"},
+               {"variant", e.variant},
+               {"step", e.step},
+               {"tool", e.tool},
+               {"cached", e.cached},
+               {"duration_ns", e.duration_ns}});
+}
+
+void JsonEventLog::on_variant_start(const VariantStartEvent& e) {
+  write(out_, {{"event", "variant_start"}, {"variant", e.variant}, {"images", e.images}});
+}
+
+void JsonEventLog::on_result(const ResultEvent& e) {
+  write(out_, {{"event", "result"}, {"variant", e.variant}, {"image", e.image}});
+}
+
+void JsonEventLog::on_failure(const FailureEvent& e) {
+  json j = {{"event", "failure"},
+            {"variant", e.variant},
+            {"stage", e.stage},
+            {"symptom", e.symptom},
+            {"message", e.message}};
+  if (e.image) j["image"] = *e.image;
+  write(out_, j);
+}
+
+void JsonEventLog::on_variant_end(const VariantEndEvent& e) {
+  write(out_, {{"event", "variant_end"},
+               {"variant", e.variant},
+               {"status", e.status},
+               {"reason", e.reason}});
+}
+
+void JsonEventLog::on_note(const std::string& line) {
+  write(out_, {{"event", "note"}, {"text", line}});
+}
+
+}  // namespace deltann

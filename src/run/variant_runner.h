@@ -1,0 +1,78 @@
+// Runs one variant of a campaign: its worker process over the images the variant still lacks,
+// every result and failure stored, the worker restarted after a death until it has failed
+// kMaxConsecutiveFailures times in a row.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/campaign.h"
+#include "deltann/campaign_events.h"
+#include "deltann/spec.h"
+#include "deltann/store.h"
+#include "planner.h"
+#include "worker_process.h"
+
+namespace deltann {
+
+// An image of the dataset, preprocessed and in the database.
+struct ReadyImage {
+  int64_t id;
+  std::string key;
+  std::filesystem::path tensor;
+  std::filesystem::path
+      path;  // the image file, for a variant whose spec asks for other preprocessing
+};
+
+// Counts inferences done (with a result or a failure) against the campaign's total and tells the
+// subscribers, with an estimate of the time left.
+class Progress {
+ public:
+  Progress(CampaignObserver& events, int64_t total) : events_(events), total_(total) {}
+  void advance() {
+    ++done_;
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double eta =
+        done_ > 0 ? elapsed / static_cast<double>(done_) * static_cast<double>(total_ - done_) : 0;
+    events_.on_progress(done_, total_, eta);
+  }
+
+ private:
+  CampaignObserver& events_;
+  int64_t total_;
+  int64_t done_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// Where a variant's run goes: its row and what it runs.
+struct VariantRunContext {
+  const CampaignConfig& config;
+  const ModelSpec& spec;  // the artifact's
+  Store& store;
+  CampaignObserver& events;
+  Progress& progress;
+  bool keep_outputs;  // store full output vectors
+};
+
+struct VariantRunOutcome {
+  bool completed = false;  // false: abandoned (recorded as failed)
+  int64_t results_written = 0;
+};
+
+// Runs `variant` (stored as `stored`) on `todo` with the artifact `artifact`, recording every
+// result and failure. Tells `events` of each result and failure, and ends the variant with a
+// variant_end event (done, or failed with the reason it was abandoned).
+VariantRunOutcome run_variant(const VariantRunContext& context, const PlannedVariant& variant,
+                              const StoredVariant& stored, const std::vector<ReadyImage>& todo,
+                              const std::filesystem::path& artifact,
+                              const std::string& artifact_sha);
+
+}  // namespace deltann
