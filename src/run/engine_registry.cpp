@@ -132,15 +132,4 @@ void EngineRegistry::add(EngineEntry entry) {
   engines_[framework] = std::move(entry);
 }
 
-void check_protocol_version(const nlohmann::json& ready, const fs::path& worker) {
-  const auto it = ready.find("protocol");
-  const bool same =
-      it != ready.end() && it->is_number_integer() && it->get<int64_t>() == protocol::kVersion;
-  if (same) return;
-  const std::string theirs = it == ready.end() ? "none" : it->dump();
-  throw Error(worker.string() + " speaks worker protocol version " + theirs +
-              ", but this deltann speaks version " + std::to_string(protocol::kVersion) +
-              ": rebuild the worker from the same sources as deltann");
-}
-
 }  // namespace deltann

@@ -83,9 +83,4 @@ class EngineRegistry {
   std::optional<std::shared_ptr<Converter>> converter_;  // set once looked for
 };
 
-// The worker protocol version a `ready` line announces must be this deltann's: a worker built
-// from other sources would read requests or write replies another way. Throws Error naming the
-// worker and both versions when it differs (or is missing).
-void check_protocol_version(const nlohmann::json& ready, const std::filesystem::path& worker);
-
 }  // namespace deltann

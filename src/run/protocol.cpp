@@ -53,6 +53,16 @@ std::optional<nlohmann::json> parse_reply_line(const std::string& line) {
   return reply;
 }
 
+void check_version(const nlohmann::json& ready, const std::string& worker) {
+  const auto it = ready.find("protocol");
+  const bool same = it != ready.end() && it->is_number_integer() && it->get<int64_t>() == kVersion;
+  if (same) return;
+  const std::string theirs = it == ready.end() ? "none" : it->dump();
+  throw Error(worker + " speaks worker protocol version " + theirs +
+              ", but this deltann speaks version " + std::to_string(kVersion) +
+              ": rebuild the worker from the same sources as deltann");
+}
+
 namespace {
 
 // A duration in nanoseconds: JSON keeps a non-negative integer as unsigned. Reading it with get()

@@ -25,6 +25,11 @@ std::vector<float> decode_floats(const std::string& text);
 // of a reply.
 std::optional<nlohmann::json> parse_reply_line(const std::string& line);
 
+// The worker protocol version a `ready` line announces must be this deltann's: a worker built
+// from other sources would read requests or write replies another way. Throws Error naming the
+// worker and both versions when it differs (or is missing).
+void check_version(const nlohmann::json& ready, const std::string& worker);
+
 // A `loaded` reply's fields, checked.
 struct LoadReply {
   std::string engine_version;

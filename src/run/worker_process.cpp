@@ -13,7 +13,6 @@
 #include <cstring>
 
 #include "deltann/error.h"
-#include "engine_registry.h"
 #include "protocol.h"
 
 extern char** environ;
@@ -421,7 +420,7 @@ std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
                                           double timeout_s) {
   const auto ready = worker.receive(timeout_s);
   if (!ready) return std::nullopt;
-  if (ready->value("event", "") == "ready") check_protocol_version(*ready, program);
+  if (ready->value("event", "") == "ready") protocol::check_version(*ready, program.string());
   worker.send({{"op", "load"}, {"artifact", artifact.string()}, {"env", env}, {"spec", spec}});
   return worker.receive(timeout_s);
 }

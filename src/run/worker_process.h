@@ -68,7 +68,7 @@ class WorkerProcess {
 // Waits for a freshly started worker's ready line, asks it to load `artifact` for the resolved
 // environment `env` and the model spec, and returns its reply to the load (loaded or error).
 // nullopt when the worker died or stayed silent first: finish() and log_tail() say why. Throws
-// Error when the ready line announces another protocol version (check_protocol_version);
+// Error when the ready line announces another protocol version (protocol::check_version);
 // `program` is the worker's path, for that message.
 std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
                                           const std::filesystem::path& program,

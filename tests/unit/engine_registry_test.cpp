@@ -125,14 +125,14 @@ TEST(EngineRegistry, MatchingProtocolVersionLoads) {
 }
 
 TEST(EngineRegistry, ReadyLineWithoutVersionIsRefused) {
-  EXPECT_NO_THROW(check_protocol_version({{"event", "ready"}, {"protocol", protocol::kVersion}},
-                                         "/w/deltann-worker-x"));
+  EXPECT_NO_THROW(protocol::check_version({{"event", "ready"}, {"protocol", protocol::kVersion}},
+                                          "/w/deltann-worker-x"));
   EXPECT_TRUE(Contains(message_of<Error>([] {
-                         check_protocol_version({{"event", "ready"}}, "/w/deltann-worker-x");
+                         protocol::check_version({{"event", "ready"}}, "/w/deltann-worker-x");
                        }),
                        "/w/deltann-worker-x speaks worker protocol version none"));
   EXPECT_TRUE(Contains(message_of<Error>([] {
-                         check_protocol_version({{"event", "ready"}, {"protocol", "1"}}, "/w/x");
+                         protocol::check_version({{"event", "ready"}, {"protocol", "1"}}, "/w/x");
                        }),
                        "version \"1\""));
 }
