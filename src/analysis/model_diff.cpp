@@ -1,7 +1,5 @@
 #include "model_diff.h"
 
-#include <onnx/onnx_pb.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -13,26 +11,14 @@
 #include <sstream>
 #include <tuple>
 
+#include "core/onnx_model.h"
 #include "deltann/error.h"
-#include "deltann/localize.h"
+#include "deltann/tensor_match.h"
 
 namespace deltann {
 namespace {
 
 namespace fs = std::filesystem;
-
-onnx::ModelProto read_model(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open the model");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Protobuf parses at most 2 GiB; a larger file would be cut silently.
-  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
-    throw Error(path.string() + ": model larger than 2 GiB");
-  onnx::ModelProto model;
-  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    throw Error(path.string() + ": not a valid ONNX protobuf");
-  return model;
-}
 
 // A constant tensor as float64 values, or nullopt for a type this comparison does not read.
 std::optional<std::vector<double>> values_of(const onnx::TensorProto& t) {
@@ -133,11 +119,6 @@ std::string attribute_text(const onnx::AttributeProto& a) {
   return s.str();
 }
 
-std::string node_key(const onnx::NodeProto& n) {
-  if (!n.name().empty()) return n.name();
-  return n.output_size() > 0 ? n.output(0) : "";
-}
-
 size_t distinct(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return static_cast<size_t>(std::unique(v.begin(), v.end()) - v.begin());
@@ -145,17 +126,16 @@ size_t distinct(std::vector<double> v) {
 
 // Compares the constant tensor each node input reads (weights, biases, BatchNorm statistics).
 void diff_inputs(const onnx::NodeProto& na, const onnx::NodeProto& nb,
-                 const std::map<std::string, const onnx::TensorProto*>& init_a,
-                 const std::map<std::string, const onnx::TensorProto*>& init_b,
+                 const OnnxGraphIndex& graph_a, const OnnxGraphIndex& graph_b,
                  ParameterDifference base, std::vector<ParameterDifference>& out) {
   const int inputs = std::min(na.input_size(), nb.input_size());
   for (int i = 0; i < inputs; ++i) {
-    const auto ta = init_a.find(na.input(i));
-    const auto tb = init_b.find(nb.input(i));
-    if (ta == init_a.end() || tb == init_b.end()) continue;
+    const onnx::TensorProto* ta = graph_a.initializer(na.input(i));
+    const onnx::TensorProto* tb = graph_b.initializer(nb.input(i));
+    if (!ta || !tb) continue;
     ParameterDifference d = base;
     d.what = "weights " + na.input(i) + " (input " + std::to_string(i) + ")";
-    const auto va = values_of(*ta->second), vb = values_of(*tb->second);
+    const auto va = values_of(*ta), vb = values_of(*tb);
     if (!va || !vb) continue;
     if (va->size() != vb->size()) {
       d.a = std::to_string(va->size()) + " values";
@@ -189,12 +169,8 @@ void diff_inputs(const onnx::NodeProto& na, const onnx::NodeProto& nb,
 }  // namespace
 
 std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::path& b_path) {
-  const onnx::ModelProto a = read_model(a_path), b = read_model(b_path);
-  std::map<std::string, const onnx::TensorProto*> init_a, init_b;
-  for (const auto& t : a.graph().initializer()) init_a[t.name()] = &t;
-  for (const auto& t : b.graph().initializer()) init_b[t.name()] = &t;
-  std::map<std::string, const onnx::NodeProto*> nodes_b;
-  for (const auto& n : b.graph().node()) nodes_b.emplace(node_key(n), &n);
+  const onnx::ModelProto a = load_onnx_model(a_path), b = load_onnx_model(b_path);
+  const OnnxGraphIndex graph_a(a.graph()), graph_b(b.graph());
 
   std::vector<ParameterDifference> out;
   std::set<std::string> matched;
@@ -202,8 +178,8 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
     ParameterDifference base;
     base.node = node_key(na);
     base.output = na.output_size() > 0 ? na.output(0) : "";
-    const auto found = nodes_b.find(base.node);
-    if (found == nodes_b.end()) {
+    const auto found = graph_b.by_key(base.node);
+    if (!found) {
       ParameterDifference d = base;
       d.what = "node missing in B";
       d.a = na.op_type();
@@ -211,7 +187,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       continue;
     }
     matched.insert(base.node);
-    const onnx::NodeProto& nb = *found->second;
+    const onnx::NodeProto& nb = graph_b.node(*found);
     if (na.op_type() != nb.op_type()) {
       ParameterDifference d = base;
       d.what = "op";
@@ -236,7 +212,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       d.b = vb;
       out.push_back(d);
     }
-    diff_inputs(na, nb, init_a, init_b, base, out);
+    diff_inputs(na, nb, graph_a, graph_b, base, out);
   }
   for (const auto& nb : b.graph().node())
     if (!matched.count(node_key(nb))) {
@@ -352,22 +328,17 @@ const onnx::AttributeProto* attribute(const onnx::NodeProto& n, const std::strin
   return nullptr;
 }
 
-// One model's graph indexed for the walk.
+// One model's graph for the walk: producers through the shared index, and the constants a node
+// reads, followed through the ops converters put in front of weights.
 class Graph {
  public:
-  explicit Graph(const onnx::ModelProto& model) {
-    for (const auto& t : model.graph().initializer()) init_[t.name()] = &t;
-    for (const auto& n : model.graph().node())
-      for (const auto& o : n.output())
-        if (!o.empty()) producer_[o] = &n;
-  }
+  explicit Graph(const onnx::ModelProto& model) : index_(model.graph()) {}
   const onnx::NodeProto* producer(const std::string& tensor) const {
-    const auto found = producer_.find(tensor);
-    return found == producer_.end() ? nullptr : found->second;
+    return index_.producer_node(tensor);
   }
   std::optional<Constant> constant(const std::string& name, int depth = 0) const {
     if (name.empty() || depth > 4) return std::nullopt;
-    if (const auto found = init_.find(name); found != init_.end()) return from(*found->second);
+    if (const onnx::TensorProto* init = index_.initializer(name)) return from(*init);
     const onnx::NodeProto* n = producer(name);
     if (!n) return std::nullopt;
     const std::string& op = n->op_type();
@@ -445,8 +416,7 @@ class Graph {
     return x;
   }
 
-  std::map<std::string, const onnx::TensorProto*> init_;
-  std::map<std::string, const onnx::NodeProto*> producer_;
+  OnnxGraphIndex index_;
 };
 
 bool share_family(const std::string& a, const std::string& b) {
@@ -607,7 +577,7 @@ bool is_bias_input(const onnx::NodeProto& n, int input) {
 
 MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
                          const std::vector<std::pair<std::string, std::string>>& pairs) {
-  const onnx::ModelProto a = read_model(a_path), b = read_model(b_path);
+  const onnx::ModelProto a = load_onnx_model(a_path), b = load_onnx_model(b_path);
   const Graph ga(a), gb(b);
   MatchedDiff result;
   for (const auto& [tensor_a, tensor_b] : pairs) {
