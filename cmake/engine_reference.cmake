@@ -12,7 +12,7 @@ if(DELTANN_WITH_REFERENCE)
       src/reference/model.cpp src/reference/ops_common.cpp src/reference/ops_elementwise.cpp
       src/reference/ops_nn.cpp src/reference/ops_shape.cpp)
     target_include_directories(deltann_reference PUBLIC src)
-    target_link_libraries(deltann_reference PUBLIC deltann_core PRIVATE onnx_proto)
+    target_link_libraries(deltann_reference PUBLIC deltann_core PRIVATE deltann_onnx)
 
     if(DELTANN_BUILD_TESTS OR DELTANN_FUZZ)
       # The ONNX backend node tests (model + expected outputs per operator case) ship in the onnx

@@ -1,7 +1,5 @@
 #include "model_diff.h"
 
-#include <onnx/onnx_pb.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -13,26 +11,14 @@
 #include <sstream>
 #include <tuple>
 
+#include "core/onnx_model.h"
 #include "deltann/error.h"
-#include "deltann/localize.h"
+#include "deltann/tensor_match.h"
 
 namespace deltann {
 namespace {
 
 namespace fs = std::filesystem;
-
-onnx::ModelProto read_model(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open the model");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Protobuf parses at most 2 GiB; a larger file would be cut silently.
-  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
-    throw Error(path.string() + ": model larger than 2 GiB");
-  onnx::ModelProto model;
-  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    throw Error(path.string() + ": not a valid ONNX protobuf");
-  return model;
-}
 
 // A constant tensor as float64 values, or nullopt for a type this comparison does not read.
 std::optional<std::vector<double>> values_of(const onnx::TensorProto& t) {
@@ -133,11 +119,6 @@ std::string attribute_text(const onnx::AttributeProto& a) {
   return s.str();
 }
 
-std::string node_key(const onnx::NodeProto& n) {
-  if (!n.name().empty()) return n.name();
-  return n.output_size() > 0 ? n.output(0) : "";
-}
-
 size_t distinct(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return static_cast<size_t>(std::unique(v.begin(), v.end()) - v.begin());
@@ -145,17 +126,16 @@ size_t distinct(std::vector<double> v) {
 
 // Compares the constant tensor each node input reads (weights, biases, BatchNorm statistics).
 void diff_inputs(const onnx::NodeProto& na, const onnx::NodeProto& nb,
-                 const std::map<std::string, const onnx::TensorProto*>& init_a,
-                 const std::map<std::string, const onnx::TensorProto*>& init_b,
+                 const OnnxGraphIndex& graph_a, const OnnxGraphIndex& graph_b,
                  ParameterDifference base, std::vector<ParameterDifference>& out) {
   const int inputs = std::min(na.input_size(), nb.input_size());
   for (int i = 0; i < inputs; ++i) {
-    const auto ta = init_a.find(na.input(i));
-    const auto tb = init_b.find(nb.input(i));
-    if (ta == init_a.end() || tb == init_b.end()) continue;
+    const onnx::TensorProto* ta = graph_a.initializer(na.input(i));
+    const onnx::TensorProto* tb = graph_b.initializer(nb.input(i));
+    if (!ta || !tb) continue;
     ParameterDifference d = base;
     d.what = "weights " + na.input(i) + " (input " + std::to_string(i) + ")";
-    const auto va = values_of(*ta->second), vb = values_of(*tb->second);
+    const auto va = values_of(*ta), vb = values_of(*tb);
     if (!va || !vb) continue;
     if (va->size() != vb->size()) {
       d.a = std::to_string(va->size()) + " values";
@@ -189,12 +169,8 @@ void diff_inputs(const onnx::NodeProto& na, const onnx::NodeProto& nb,
 }  // namespace
 
 std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::path& b_path) {
-  const onnx::ModelProto a = read_model(a_path), b = read_model(b_path);
-  std::map<std::string, const onnx::TensorProto*> init_a, init_b;
-  for (const auto& t : a.graph().initializer()) init_a[t.name()] = &t;
-  for (const auto& t : b.graph().initializer()) init_b[t.name()] = &t;
-  std::map<std::string, const onnx::NodeProto*> nodes_b;
-  for (const auto& n : b.graph().node()) nodes_b.emplace(node_key(n), &n);
+  const onnx::ModelProto a = load_onnx_model(a_path), b = load_onnx_model(b_path);
+  const OnnxGraphIndex graph_a(a.graph()), graph_b(b.graph());
 
   std::vector<ParameterDifference> out;
   std::set<std::string> matched;
@@ -202,8 +178,8 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
     ParameterDifference base;
     base.node = node_key(na);
     base.output = na.output_size() > 0 ? na.output(0) : "";
-    const auto found = nodes_b.find(base.node);
-    if (found == nodes_b.end()) {
+    const auto found = graph_b.by_key(base.node);
+    if (!found) {
       ParameterDifference d = base;
       d.what = "node missing in B";
       d.a = na.op_type();
@@ -211,7 +187,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       continue;
     }
     matched.insert(base.node);
-    const onnx::NodeProto& nb = *found->second;
+    const onnx::NodeProto& nb = graph_b.node(*found);
     if (na.op_type() != nb.op_type()) {
       ParameterDifference d = base;
       d.what = "op";
@@ -236,7 +212,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       d.b = vb;
       out.push_back(d);
     }
-    diff_inputs(na, nb, init_a, init_b, base, out);
+    diff_inputs(na, nb, graph_a, graph_b, base, out);
   }
   for (const auto& nb : b.graph().node())
     if (!matched.count(node_key(nb))) {
@@ -352,22 +328,17 @@ const onnx::AttributeProto* attribute(const onnx::NodeProto& n, const std::strin
   return nullptr;
 }
 
-// One model's graph indexed for the walk.
+// One model's graph for the walk: producers through the shared index, and the constants a node
+// reads, followed through the ops converters put in front of weights.
 class Graph {
  public:
-  explicit Graph(const onnx::ModelProto& model) {
-    for (const auto& t : model.graph().initializer()) init_[t.name()] = &t;
-    for (const auto& n : model.graph().node())
-      for (const auto& o : n.output())
-        if (!o.empty()) producer_[o] = &n;
-  }
+  explicit Graph(const onnx::ModelProto& model) : index_(model.graph()) {}
   const onnx::NodeProto* producer(const std::string& tensor) const {
-    const auto found = producer_.find(tensor);
-    return found == producer_.end() ? nullptr : found->second;
+    return index_.producer_node(tensor);
   }
   std::optional<Constant> constant(const std::string& name, int depth = 0) const {
     if (name.empty() || depth > 4) return std::nullopt;
-    if (const auto found = init_.find(name); found != init_.end()) return from(*found->second);
+    if (const onnx::TensorProto* init = index_.initializer(name)) return from(*init);
     const onnx::NodeProto* n = producer(name);
     if (!n) return std::nullopt;
     const std::string& op = n->op_type();
@@ -445,8 +416,7 @@ class Graph {
     return x;
   }
 
-  std::map<std::string, const onnx::TensorProto*> init_;
-  std::map<std::string, const onnx::NodeProto*> producer_;
+  OnnxGraphIndex index_;
 };
 
 bool share_family(const std::string& a, const std::string& b) {
@@ -603,11 +573,143 @@ bool is_bias_input(const onnx::NodeProto& n, int input) {
          (n.op_type() == "Conv" || n.op_type() == "Gemm" || n.op_type() == "ConvTranspose");
 }
 
+// The differences found for one matched pair, each carrying the pair's nodes and tensors.
+struct PairFindings {
+  ParameterDifference base;  // node, output, output_b
+  const PairParameters& pair;
+  std::vector<ParameterDifference> found;
+
+  void add(std::string what, std::string va, std::string vb, double max_abs, std::string note) {
+    ParameterDifference d = base;
+    d.node_b = pair.node_b;
+    d.what = std::move(what);
+    d.a = std::move(va);
+    d.b = std::move(vb);
+    d.max_abs = max_abs;
+    d.note = std::move(note);
+    found.push_back(std::move(d));
+  }
+};
+
+// B's main node for A's node `na`: walks back from B's producer `first_b` to the node of A's
+// family, collecting the float biases of the Adds on the way into `pool`; stops at anything else,
+// at a node with two computed inputs (a residual Add), or after four steps. Fills pair.chain_b.
+const onnx::NodeProto* walk_to_main_node(const onnx::NodeProto& na, const onnx::NodeProto* first_b,
+                                         const Graph& gb, PairParameters& pair,
+                                         std::vector<Constant>& pool) {
+  const onnx::NodeProto* nb = first_b;
+  const onnx::NodeProto* main_b = nullptr;
+  for (int step = 0; nb && step < 5; ++step) {
+    pair.chain_b.push_back(node_key(*nb));
+    if (share_family(na.op_type(), nb->op_type())) {
+      main_b = nb;
+      break;
+    }
+    if (!walkable(nb->op_type()) || step == 4) break;
+    std::vector<std::string> computed;
+    std::vector<Constant> constants;
+    for (const auto& in : nb->input()) {
+      if (in.empty()) continue;
+      if (auto c = gb.constant(in))
+        constants.push_back(std::move(*c));
+      else
+        computed.push_back(in);
+    }
+    if (computed.size() != 1) break;
+    if (nb->op_type() == "Add")
+      for (auto& c : constants)
+        if (c.floating) pool.push_back(std::move(c));
+    nb = gb.producer(computed.front());
+  }
+  if (!main_b) {
+    // No node of A's family nearby: B's producer stands for the layer, and its op differs.
+    main_b = first_b;
+    pair.chain_b.assign(1, node_key(*first_b));
+  }
+  return main_b;
+}
+
+// Pairs each float constant of A's node `na` with the closest unused constant of B's `pool` (see
+// diff_matched in model_diff.h), recording pair.tensors and the differences. Returns whether a
+// constant of either side found no partner; sets transposed_weights when Gemm's weight was read
+// transposed.
+bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vector<Constant>& pool,
+                    PairParameters& pair, PairFindings& f, bool& transposed_weights) {
+  bool unmatched = false;
+  std::vector<bool> used(pool.size(), false);
+  for (int i = 0; i < na.input_size(); ++i) {
+    if (na.op_type() == "Clip" && i > 0) continue;
+    const auto c = ga.constant(na.input(i));
+    if (!c || !c->floating) continue;
+    // The closest of B's unused constants with as many elements.
+    std::optional<LayoutFit> best;
+    size_t chosen = 0;
+    for (size_t k = 0; k < pool.size(); ++k) {
+      if (used[k]) continue;
+      const auto fit = best_weight_layout(c->values, c->shape, pool[k].values, pool[k].shape);
+      if (fit && (!best || fit->max_abs < best->max_abs)) {
+        best = fit;
+        chosen = k;
+      }
+    }
+    TensorComparison t;
+    t.a = c->name;
+    if (!best) {
+      double largest = 0;
+      for (const auto v : c->values) largest = std::max(largest, std::fabs(v));
+      if (is_bias_input(na, i)) {
+        // A zero bias changes nothing; a converter may drop it.
+        if (largest > 0)
+          f.add("bias missing in B", summary(*c), "(none)", largest,
+                "B's " + pair.node_b +
+                    " and the nodes between it and the matched tensor hold no constant of " +
+                    std::to_string(c->values.size()) + " values: the layer loses its bias");
+        t.note = largest > 0 ? "bias missing in B" : "zero bias, absent in B";
+        t.max_abs = largest;
+      } else {
+        unmatched = true;
+        f.add("weights " + c->name + " (input " + std::to_string(i) + ")", summary(*c),
+              "(no constant of " + std::to_string(c->values.size()) + " values)", 0,
+              "cannot be paired");
+        t.note = "no counterpart in B";
+      }
+      pair.tensors.push_back(std::move(t));
+      continue;
+    }
+    used[chosen] = true;
+    const Constant& cb = pool[chosen];
+    if (best->layout == "transposed" && na.op_type() == "Gemm" && i == 1) transposed_weights = true;
+    t.b = cb.name;
+    t.layout = best->layout;
+    t.max_abs = best->max_abs;
+    const size_t levels_a = distinct(c->values), levels_b = distinct(cb.values);
+    if (!cb.note.empty() && cb.note.find("DequantizeLinear") != std::string::npos)
+      t.note = cb.note;
+    else if (best->max_abs > 0 && levels_b <= 256 && levels_a > 2 * levels_b)
+      t.note = "quantised: B takes only " + std::to_string(levels_b) +
+               " distinct values (A: " + std::to_string(levels_a) + ")";
+    if (best->max_abs > 0)
+      f.add("weights " + c->name + " ~ " + cb.name, summary(*c), summary(cb), best->max_abs,
+            "layout " + best->layout + (t.note.empty() ? "" : "; " + t.note));
+    pair.tensors.push_back(std::move(t));
+  }
+  for (size_t k = 0; k < pool.size(); ++k) {
+    if (used[k]) continue;
+    const bool zero =
+        std::all_of(pool[k].values.begin(), pool[k].values.end(), [](double v) { return v == 0; });
+    // Converters give every Conv a bias; an all-zero one changes nothing.
+    if (zero) continue;
+    unmatched = true;
+    f.add("constant only in B", "(none)", summary(pool[k]), 0, "no constant of A pairs with it");
+  }
+  return unmatched;
+}
+
 }  // namespace
 
 MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
                          const std::vector<std::pair<std::string, std::string>>& pairs) {
-  const onnx::ModelProto a = read_model(a_path), b = read_model(b_path);
+  const onnx::ModelProto a = load_onnx_model(a_path), b = load_onnx_model(b_path);
   const Graph ga(a), gb(b);
   MatchedDiff result;
   for (const auto& [tensor_a, tensor_b] : pairs) {
@@ -619,148 +721,38 @@ MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
     pair.output_b = tensor_b;
     pair.node_a = node_key(*na);
     pair.op_a = na->op_type();
-    ParameterDifference base;
-    base.node = pair.node_a;
-    base.output = tensor_a;
-    base.output_b = tensor_b;
-    std::vector<ParameterDifference> found;
-    const auto add = [&](std::string what, std::string va, std::string vb, double max_abs,
-                         std::string note) {
-      ParameterDifference d = base;
-      d.node_b = pair.node_b;
-      d.what = std::move(what);
-      d.a = std::move(va);
-      d.b = std::move(vb);
-      d.max_abs = max_abs;
-      d.note = std::move(note);
-      found.push_back(std::move(d));
-    };
+    PairFindings f{{}, pair, {}};
+    f.base.node = pair.node_a;
+    f.base.output = tensor_a;
+    f.base.output_b = tensor_b;
     if (!first_b) {
       pair.status = "unmatched-parameters";
-      add("node missing in B", na->op_type(), "(graph input)", 0, "");
+      f.add("node missing in B", na->op_type(), "(graph input)", 0, "");
       result.pairs.push_back(std::move(pair));
-      for (auto& d : found) result.differences.push_back(std::move(d));
+      for (auto& d : f.found) result.differences.push_back(std::move(d));
       continue;
     }
-    // Walk back from B's producer to the node of A's family, collecting the biases of the Adds
-    // on the way; stop at anything else, at a node with two computed inputs (a residual Add), or
-    // after four steps.
     std::vector<Constant> pool;
-    const onnx::NodeProto* nb = first_b;
-    const onnx::NodeProto* main_b = nullptr;
-    for (int step = 0; nb && step < 5; ++step) {
-      pair.chain_b.push_back(node_key(*nb));
-      if (share_family(na->op_type(), nb->op_type())) {
-        main_b = nb;
-        break;
-      }
-      if (!walkable(nb->op_type()) || step == 4) break;
-      std::vector<std::string> computed;
-      std::vector<Constant> constants;
-      for (const auto& in : nb->input()) {
-        if (in.empty()) continue;
-        if (auto c = gb.constant(in))
-          constants.push_back(std::move(*c));
-        else
-          computed.push_back(in);
-      }
-      if (computed.size() != 1) break;
-      if (nb->op_type() == "Add")
-        for (auto& c : constants)
-          if (c.floating) pool.push_back(std::move(c));
-      nb = gb.producer(computed.front());
-    }
-    if (!main_b) {
-      // No node of A's family nearby: B's producer stands for the layer, and its op differs.
-      main_b = first_b;
-      pair.chain_b.assign(1, node_key(*first_b));
-    }
+    const onnx::NodeProto* main_b = walk_to_main_node(*na, first_b, gb, pair, pool);
     pair.node_b = node_key(*main_b);
     pair.op_b = main_b->op_type();
     if (!share_family(na->op_type(), main_b->op_type()))
-      add("op", na->op_type(), main_b->op_type(), 0, "the ops share no family");
+      f.add("op", na->op_type(), main_b->op_type(), 0, "the ops share no family");
     // Clip's bounds are compared as attributes, not paired as weights.
     const bool clip_b = main_b->op_type() == "Clip";
     for (int i = 0; i < main_b->input_size(); ++i)
       if (!(clip_b && i > 0))
         if (auto c = gb.constant(main_b->input(i)); c && c->floating) pool.push_back(std::move(*c));
 
-    bool unmatched = false, transposed_weights = false;
-    std::vector<bool> used(pool.size(), false);
-    for (int i = 0; i < na->input_size(); ++i) {
-      if (na->op_type() == "Clip" && i > 0) continue;
-      const auto c = ga.constant(na->input(i));
-      if (!c || !c->floating) continue;
-      // The closest of B's unused constants with as many elements.
-      std::optional<LayoutFit> best;
-      size_t chosen = 0;
-      for (size_t k = 0; k < pool.size(); ++k) {
-        if (used[k]) continue;
-        const auto fit = best_weight_layout(c->values, c->shape, pool[k].values, pool[k].shape);
-        if (fit && (!best || fit->max_abs < best->max_abs)) {
-          best = fit;
-          chosen = k;
-        }
-      }
-      TensorComparison t;
-      t.a = c->name;
-      if (!best) {
-        double largest = 0;
-        for (const auto v : c->values) largest = std::max(largest, std::fabs(v));
-        if (is_bias_input(*na, i)) {
-          // A zero bias changes nothing; a converter may drop it.
-          if (largest > 0)
-            add("bias missing in B", summary(*c), "(none)", largest,
-                "B's " + pair.node_b +
-                    " and the nodes between it and the matched tensor hold no constant of " +
-                    std::to_string(c->values.size()) + " values: the layer loses its bias");
-          t.note = largest > 0 ? "bias missing in B" : "zero bias, absent in B";
-          t.max_abs = largest;
-        } else {
-          unmatched = true;
-          add("weights " + c->name + " (input " + std::to_string(i) + ")", summary(*c),
-              "(no constant of " + std::to_string(c->values.size()) + " values)", 0,
-              "cannot be paired");
-          t.note = "no counterpart in B";
-        }
-        pair.tensors.push_back(std::move(t));
-        continue;
-      }
-      used[chosen] = true;
-      const Constant& cb = pool[chosen];
-      if (best->layout == "transposed" && na->op_type() == "Gemm" && i == 1)
-        transposed_weights = true;
-      t.b = cb.name;
-      t.layout = best->layout;
-      t.max_abs = best->max_abs;
-      const size_t levels_a = distinct(c->values), levels_b = distinct(cb.values);
-      if (!cb.note.empty() && cb.note.find("DequantizeLinear") != std::string::npos)
-        t.note = cb.note;
-      else if (best->max_abs > 0 && levels_b <= 256 && levels_a > 2 * levels_b)
-        t.note = "quantised: B takes only " + std::to_string(levels_b) +
-                 " distinct values (A: " + std::to_string(levels_a) + ")";
-      if (best->max_abs > 0)
-        add("weights " + c->name + " ~ " + cb.name, summary(*c), summary(cb), best->max_abs,
-            "layout " + best->layout + (t.note.empty() ? "" : "; " + t.note));
-      pair.tensors.push_back(std::move(t));
-    }
-    for (size_t k = 0; k < pool.size(); ++k) {
-      if (used[k]) continue;
-      const bool zero = std::all_of(pool[k].values.begin(), pool[k].values.end(),
-                                    [](double v) { return v == 0; });
-      // Converters give every Conv a bias; an all-zero one changes nothing.
-      if (zero) continue;
-      unmatched = true;
-      add("constant only in B", "(none)", summary(pool[k]), 0, "no constant of A pairs with it");
-    }
+    bool transposed_weights = false;
+    const bool unmatched = pair_constants(*na, ga, pool, pair, f, transposed_weights);
     std::vector<std::tuple<std::string, std::string, std::string>> attrs;
     diff_attributes(*na, *main_b, ga, gb, transposed_weights, attrs);
-    for (auto& [name, va, vb] : attrs) add("attribute " + name, va, vb, 0, "");
-    pair.status = unmatched ? "unmatched-parameters" : found.empty() ? "same" : "differs";
-    for (auto& d : found) result.differences.push_back(std::move(d));
+    for (auto& [name, va, vb] : attrs) f.add("attribute " + name, va, vb, 0, "");
+    pair.status = unmatched ? "unmatched-parameters" : f.found.empty() ? "same" : "differs";
+    for (auto& d : f.found) result.differences.push_back(std::move(d));
     result.pairs.push_back(std::move(pair));
   }
   return result;
 }
-
 }  // namespace deltann

@@ -1,7 +1,5 @@
 #include "reproduce.h"
 
-#include <onnx/onnx_pb.h>
-
 #include <algorithm>
 #include <cctype>
 #include <climits>
@@ -15,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/onnx_model.h"
 #include "deltann/error.h"
 #include "deltann/tensor.h"
 #include "deltann/text.h"
@@ -24,20 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-onnx::ModelProto load_onnx(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open the model");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  const std::string data = bytes.str();
-  // ParseFromString stops at 2 GiB without saying so.
-  if (data.size() > static_cast<size_t>(INT_MAX))
-    throw Error(path.string() + ": model larger than 2 GiB");
-  onnx::ModelProto model;
-  if (!model.ParseFromString(data)) throw Error(path.string() + ": not a valid ONNX protobuf");
-  return model;
-}
 
 void save_onnx(const onnx::ModelProto& model, const fs::path& path) {
   std::string bytes;
@@ -55,68 +40,34 @@ void save_text(const fs::path& path, const std::string& text) {
   if (!out) throw Error("cannot write " + path.string());
 }
 
-// A node's identity across an edited copy: its name, or its first output when it has none (the
-// same rule as model_diff.cpp, so both commands agree on which node is which).
-std::string node_key(const onnx::NodeProto& n) {
-  if (!n.name().empty()) return n.name();
-  return n.output_size() > 0 ? n.output(0) : std::string();
+// A Constant node (no inputs) holds a value the same way an initialiser does: a window takes it
+// along rather than asking for its output as an input.
+bool constant_node(const OnnxGraphIndex& graph, size_t i) {
+  return graph.node(i).op_type() == "Constant" && graph.node(i).input_size() == 0;
 }
 
-// The main graph of one model, indexed for walking backwards from a tensor.
-class GraphIndex {
- public:
-  explicit GraphIndex(const onnx::GraphProto& g) : g_(g) {
-    for (const auto& init : g.initializer()) initialisers_.insert(init.name());
-    for (int i = 0; i < g.node_size(); ++i) {
-      for (const auto& out : g.node(i).output())
-        if (!out.empty()) producer_.emplace(out, static_cast<size_t>(i));
-      by_key_.emplace(node_key(g.node(i)), static_cast<size_t>(i));
+// Adds the Constant nodes the window reads.
+void close_constants(const OnnxGraphIndex& graph, std::set<size_t>& window) {
+  std::vector<size_t> added;
+  for (const size_t i : window)
+    for (const auto& in : graph.node(i).input())
+      if (const auto p = graph.producer(in); p && !window.count(*p) && constant_node(graph, *p))
+        added.push_back(*p);
+  window.insert(added.begin(), added.end());
+}
+
+// The non-constant tensors the window reads from outside itself, in first-read order.
+std::vector<std::string> external_inputs(const OnnxGraphIndex& graph,
+                                         const std::set<size_t>& window) {
+  std::vector<std::string> out;
+  for (const size_t i : window)
+    for (const auto& in : graph.node(i).input()) {
+      if (in.empty() || graph.initializer(in)) continue;  // "" is an omitted optional input
+      if (const auto p = graph.producer(in); p && window.count(*p)) continue;
+      if (std::find(out.begin(), out.end(), in) == out.end()) out.push_back(in);
     }
-  }
-  const onnx::NodeProto& node(size_t i) const { return g_.node(static_cast<int>(i)); }
-  std::optional<size_t> producer(const std::string& tensor) const {
-    const auto it = producer_.find(tensor);
-    return it == producer_.end() ? std::nullopt : std::optional(it->second);
-  }
-  std::optional<size_t> by_key(const std::string& key) const {
-    const auto it = by_key_.find(key);
-    return it == by_key_.end() ? std::nullopt : std::optional(it->second);
-  }
-  bool initialiser(const std::string& tensor) const { return initialisers_.count(tensor) > 0; }
-  // A Constant node (no inputs) holds a value the same way an initialiser does: a window takes it
-  // along rather than asking for its output as an input.
-  bool constant_node(size_t i) const {
-    return node(i).op_type() == "Constant" && node(i).input_size() == 0;
-  }
-
-  // Adds the Constant nodes the window reads.
-  void close_constants(std::set<size_t>& window) const {
-    std::vector<size_t> added;
-    for (const size_t i : window)
-      for (const auto& in : node(i).input())
-        if (const auto p = producer(in); p && !window.count(*p) && constant_node(*p))
-          added.push_back(*p);
-    window.insert(added.begin(), added.end());
-  }
-
-  // The non-constant tensors the window reads from outside itself, in first-read order.
-  std::vector<std::string> external_inputs(const std::set<size_t>& window) const {
-    std::vector<std::string> out;
-    for (const size_t i : window)
-      for (const auto& in : node(i).input()) {
-        if (in.empty() || initialiser(in)) continue;  // "" is an omitted optional input
-        if (const auto p = producer(in); p && window.count(*p)) continue;
-        if (std::find(out.begin(), out.end(), in) == out.end()) out.push_back(in);
-      }
-    return out;
-  }
-
- private:
-  const onnx::GraphProto& g_;
-  std::set<std::string> initialisers_;
-  std::map<std::string, size_t> producer_;
-  std::map<std::string, size_t> by_key_;
-};
+  return out;
+}
 
 onnx::ValueInfoProto float_value(const std::string& name, const std::vector<int64_t>& shape) {
   onnx::ValueInfoProto v;
@@ -173,90 +124,104 @@ std::string shape_json(const std::vector<int64_t>& shape) { return json(shape).d
 
 }  // namespace
 
-Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
-                       const std::function<void(const std::string&)>& say) {
-  if (!request.capture_a) throw Error("reproduce: no capture of A");
-  const onnx::ModelProto model_a = load_onnx(request.model_a);
-  const bool two = !request.model_b.empty();
-  const onnx::ModelProto model_b = two ? load_onnx(request.model_b) : onnx::ModelProto();
-  const GraphIndex graph(model_a.graph());
+namespace {
 
-  // Where each feedable tensor's values come from: A's capture, or the model's own input.
+// What every candidate of one reproduction shares: the request, both models, A's graph and where
+// each feedable tensor's values come from (A's capture, or the model's own input).
+struct ReproSource {
+  const ReproduceRequest& request;
+  onnx::ModelProto model_a, model_b;
+  bool two = false;  // B runs its own model (--b-model)
+  OnnxGraphIndex graph;
   std::map<std::string, const LayerTensor*> captured;
-  for (const auto& t : request.capture_a->tensors) captured.emplace(t.name, &t);
-  std::string model_input = request.input_name;
-  if (model_input.empty())
-    for (const auto& in : model_a.graph().input())
-      if (!graph.initialiser(in.name())) {
-        model_input = in.name();
-        break;
-      }
+  std::string model_input;
+  std::vector<int64_t> output_shape;
 
-  Reproduction r;
-  r.output = request.jump;
-  r.full = request.full;
-  r.dir = fs::absolute(request.dir);
-  const auto jump_node = graph.producer(request.jump);
-  if (!jump_node)
-    throw Error("no node of " + request.model_a.string() + " produces '" + request.jump + "'");
-  const auto out_tensor = captured.find(request.jump);
-  if (out_tensor == captured.end()) throw Error("A's capture has no tensor '" + request.jump + "'");
-  const std::vector<int64_t> output_shape = out_tensor->second->shape;
-  fs::create_directories(r.dir);
+  explicit ReproSource(const ReproduceRequest& r)
+      : request(r),
+        model_a(load_onnx_model(r.model_a)),
+        model_b(r.model_b.empty() ? onnx::ModelProto() : load_onnx_model(r.model_b)),
+        two(!r.model_b.empty()),
+        graph(model_a.graph()) {
+    for (const auto& t : r.capture_a->tensors) captured.emplace(t.name, &t);
+    model_input = r.input_name;
+    if (model_input.empty())
+      for (const auto& in : model_a.graph().input())
+        if (!graph.initializer(in.name())) {
+          model_input = in.name();
+          break;
+        }
+  }
+  // The graph index points into model_a.
+  ReproSource(const ReproSource&) = delete;
+  ReproSource& operator=(const ReproSource&) = delete;
+};
 
-  std::set<size_t> window{*jump_node};
-  graph.close_constants(window);
+// Writes the candidate `window`, fed `input`, where the reproducer goes (repro.onnx, repro_b.onnx,
+// input.npy unless `input` is `last_input`, repro.spec.json): when it reproduces, it is the result.
+void write_candidate(const ReproSource& src, const std::set<size_t>& window,
+                     const std::string& input, const std::string& last_input, Reproduction& r) {
+  std::set<std::string> keys;
+  r.nodes.clear();
+  for (const size_t i : window) {
+    const onnx::NodeProto& node = src.graph.node(i);
+    keys.insert(node_key(node));
+    r.nodes.push_back({node_key(node), node.op_type(), node.output_size() ? node.output(0) : ""});
+  }
+  Tensor fed;
+  if (input == src.model_input) {
+    fed = read_npy(src.request.input_tensor);
+  } else {
+    const LayerTensor& t = *src.captured.at(input);
+    fed.shape = t.shape;
+    fed.data.assign(t.values.begin(), t.values.end());  // A's float32 values, widened exactly
+  }
+  r.input = input;
+  r.input_shape = fed.shape;
+  save_onnx(
+      cut(src.model_a, src.request.model_a, keys, r.input, fed.shape, r.output, src.output_shape),
+      r.dir / "repro.onnx");
+  if (src.two)
+    save_onnx(
+        cut(src.model_b, src.request.model_b, keys, r.input, fed.shape, r.output, src.output_shape),
+        r.dir / "repro_b.onnx");
+  else
+    fs::remove(r.dir / "repro_b.onnx");
+  if (r.input != last_input) write_npy(r.dir / "input.npy", fed);
+  int64_t classes = 1;
+  for (const int64_t d : src.output_shape) classes *= d;
+  if (classes > INT_MAX) throw Error("the subgraph's output '" + r.output + "' is too large");
+  const json spec = {
+      {"name", "repro"},
+      {"input", {{"name", r.input}, {"kind", "tensor"}, {"shape", fed.shape}}},
+      {"output",
+       {{"name", r.output}, {"classes", classes}, {"label_offset", 0}, {"kind", "logits"}}}};
+  save_text(r.dir / "repro.spec.json", spec.dump(2) + "\n");
+}
+
+// Grows the window backwards from the jump node until a candidate reproduces (r.reproduced) or
+// the window cannot grow; every feedable candidate is written and run.
+void search_windows(const ReproSource& src, size_t jump_node, const ReproRunner& run,
+                    const std::function<void(const std::string&)>& say, Reproduction& r) {
+  std::set<size_t> window{jump_node};
+  close_constants(src.graph, window);
   std::string last_input;
   for (;;) {
     ++r.windows;
-    const std::vector<std::string> inputs = graph.external_inputs(window);
-    const bool from_model = inputs.size() == 1 && inputs[0] == model_input;
-    const bool feedable = inputs.size() == 1 && (from_model || captured.count(inputs[0]));
+    const std::vector<std::string> inputs = external_inputs(src.graph, window);
+    const bool from_model = inputs.size() == 1 && inputs[0] == src.model_input;
+    const bool feedable = inputs.size() == 1 && (from_model || src.captured.count(inputs[0]));
     if (feedable) {
-      // Write this candidate where the reproducer goes: when it reproduces, it is the result.
-      std::set<std::string> keys;
-      r.nodes.clear();
-      for (const size_t i : window) {
-        keys.insert(node_key(graph.node(i)));
-        r.nodes.push_back({node_key(graph.node(i)), graph.node(i).op_type(),
-                           graph.node(i).output_size() ? graph.node(i).output(0) : ""});
-      }
-      Tensor fed;
-      if (from_model) {
-        fed = read_npy(request.input_tensor);
-      } else {
-        const LayerTensor& t = *captured.at(inputs[0]);
-        fed.shape = t.shape;
-        fed.data.assign(t.values.begin(), t.values.end());  // A's float32 values, widened exactly
-      }
-      r.input = inputs[0];
-      r.input_shape = fed.shape;
-      save_onnx(cut(model_a, request.model_a, keys, r.input, fed.shape, r.output, output_shape),
-                r.dir / "repro.onnx");
-      if (two)
-        save_onnx(cut(model_b, request.model_b, keys, r.input, fed.shape, r.output, output_shape),
-                  r.dir / "repro_b.onnx");
-      else
-        fs::remove(r.dir / "repro_b.onnx");
-      if (r.input != last_input) write_npy(r.dir / "input.npy", fed);
+      write_candidate(src, window, inputs[0], last_input, r);
       last_input = r.input;
-      int64_t classes = 1;
-      for (const int64_t d : output_shape) classes *= d;
-      if (classes > INT_MAX) throw Error("the subgraph's output '" + r.output + "' is too large");
-      const json spec = {
-          {"name", "repro"},
-          {"input", {{"name", r.input}, {"kind", "tensor"}, {"shape", fed.shape}}},
-          {"output",
-           {{"name", r.output}, {"classes", classes}, {"label_offset", 0}, {"kind", "logits"}}}};
-      save_text(r.dir / "repro.spec.json", spec.dump(2) + "\n");
       ++r.trials;
       say("reproduce: trying " + std::to_string(window.size()) + " node(s) fed '" + r.input + "' " +
-          shape_json(fed.shape));
-      r.trial = run(r.dir / "repro.onnx", two ? r.dir / "repro_b.onnx" : fs::path(),
+          shape_json(r.input_shape));
+      r.trial = run(r.dir / "repro.onnx", src.two ? r.dir / "repro_b.onnx" : fs::path(),
                     r.dir / "input.npy", r.output);
       if (r.trial.found && r.trial.above) {
         r.reproduced = true;
-        break;
+        return;
       }
       r.note = r.trial.found ? "the subgraph's output agrees between A and B"
                              : "the subgraph's output was not captured on both sides";
@@ -264,27 +229,24 @@ Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
     // Grow backwards in topological order: the latest node that produces one of the inputs.
     std::optional<size_t> latest;
     for (const auto& in : inputs)
-      if (const auto p = graph.producer(in); p && (!latest || *p > *latest)) latest = *p;
+      if (const auto p = src.graph.producer(in); p && (!latest || *p > *latest)) latest = *p;
     if (!latest) {
       if (!feedable)
         r.note = inputs.empty() ? "the jump tensor depends on no input"
                                 : "the whole graph reads " + std::to_string(inputs.size()) +
                                       " non-constant inputs; one is supported";
-      break;
+      return;
     }
     window.insert(*latest);
-    graph.close_constants(window);
+    close_constants(src.graph, window);
   }
-  if (r.trials == 0) {
-    // Nothing was written: there is no candidate to hand over.
-    r.command.clear();
-    return r;
-  }
-  if (r.reproduced) r.note.clear();
+}
 
-  // The one-line command, with the options that decide "above" when they are not the defaults.
-  // The reproducer's own files are named by absolute path in the printed command and relative to
-  // the script's folder in reproduce.sh, so that the folder still works when copied elsewhere.
+// The one-line command, with the options that decide "above" when they are not the defaults,
+// written to reproduce.sh, and README.txt. The reproducer's own files are named by absolute path
+// in the printed command and relative to the script's folder in reproduce.sh, so that the folder
+// still works when copied elsewhere.
+void write_command(const ReproduceRequest& request, bool two, Reproduction& r) {
   struct Word {
     std::string text;
     bool own_file = false;  // a file of the reproducer folder: text is its name there
@@ -342,6 +304,35 @@ Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
          << "relative L2 error at '" << r.output << "': " << r.trial.diff.rel_l2
          << " in the subgraph, " << r.full.rel_l2 << " in the full model\n";
   save_text(r.dir / "README.txt", readme.str());
+}
+
+}  // namespace
+
+Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
+                       const std::function<void(const std::string&)>& say) {
+  if (!request.capture_a) throw Error("reproduce: no capture of A");
+  ReproSource src(request);
+  Reproduction r;
+  r.output = request.jump;
+  r.full = request.full;
+  r.dir = fs::absolute(request.dir);
+  const auto jump_node = src.graph.producer(request.jump);
+  if (!jump_node)
+    throw Error("no node of " + request.model_a.string() + " produces '" + request.jump + "'");
+  const auto out_tensor = src.captured.find(request.jump);
+  if (out_tensor == src.captured.end())
+    throw Error("A's capture has no tensor '" + request.jump + "'");
+  src.output_shape = out_tensor->second->shape;
+  fs::create_directories(r.dir);
+
+  search_windows(src, *jump_node, run, say, r);
+  if (r.trials == 0) {
+    // Nothing was written: there is no candidate to hand over.
+    r.command.clear();
+    return r;
+  }
+  if (r.reproduced) r.note.clear();
+  write_command(request, src.two, r);
   return r;
 }
 

@@ -139,6 +139,148 @@ void exit_on_difference(bool differs, const PreparedEnvironment& a, const Prepar
                        " > tolerance " + number(tolerance) + " (" + outcome + ")");
 }
 
+// What one bisection found, for the JSON and the text output.
+struct Bisection {
+  std::string spec_source;
+  fs::path image;
+  PreparedEnvironment env_a, env_b;
+  std::vector<std::string> passes;   // the suspects: B's level's passes B does not disable
+  std::vector<std::string> already;  // passes B disables anyway
+  double original = 0, tolerance = 0;
+  bool differs = false;  // B is farther from A than the tolerance: there is something to bisect
+  BisectResult result;
+  struct Measured {
+    std::string env;
+    double max_abs = 0;
+  };
+  std::map<std::vector<std::string>, Measured> measured;  // by the set of passes disabled
+  int compiled = 0, cached = 0;                           // artifacts built, found cached
+  double seconds = 0;
+  std::string outcome() const { return differs ? to_string(result.outcome) : "no_difference"; }
+  // With all suspects disabled, what remains (kNotPasses only).
+  double remaining() const {
+    return result.outcome == BisectOutcome::kNotPasses ? measured.at(passes).max_abs : 0;
+  }
+};
+
+Bisection run_bisection(const BisectArgs& a, const CampaignConfig& config, const ModelSpec& spec) {
+  Bisection r;
+  const auto start = std::chrono::steady_clock::now();
+  // The report counts the artifacts compiled and those found cached, since builds are what a
+  // bisection costs.
+  BuildCounter watch;
+  r.env_a = prepare_environment(config, spec, a.a, watch);
+  r.env_b = prepare_environment(config, spec, a.b, watch);
+  r.passes = level_passes(r.env_b, config.worker_dir);
+  // Passes B already disables stay disabled in every probe and are not suspects.
+  Environment b_parsed = parse_environment(r.env_b.env);
+  r.already = split_plus(b_parsed.knob("disable"));
+  std::erase_if(r.passes, [&](const std::string& p) {
+    return std::find(r.already.begin(), r.already.end(), p) != r.already.end();
+  });
+
+  PreprocessCache cache(config.cache_dir);
+  r.image = fs::absolute(a.image);
+  const std::vector<float> out_a = run_once(r.env_a, r.image, cache, a.timeout_s);
+  const std::vector<float> out_b = run_once(r.env_b, r.image, cache, a.timeout_s);
+  r.original = max_abs_difference(out_a, out_b, "A and B");
+  if (!a.tolerance && std::isinf(r.original))
+    throw Error("B's output differs from A's by NaN or infinity; give --tolerance");
+  r.tolerance = a.tolerance ? *a.tolerance : kDefaultShare * r.original;
+
+  r.differs = r.original > r.tolerance && r.original > 0;
+  if (r.differs) {
+    r.result = bisect_passes(r.passes, [&](const std::vector<std::string>& set) {
+      Environment probe = b_parsed;
+      std::vector<std::string> disabled = r.already;
+      disabled.insert(disabled.end(), set.begin(), set.end());
+      probe.knobs["disable"] = disabled.empty() ? "none" : joined(disabled, "+");
+      const PreparedEnvironment env = prepare_environment(config, spec, probe.to_string(), watch);
+      const double d =
+          max_abs_difference(out_a, run_once(env, r.image, cache, a.timeout_s), env.env);
+      r.measured[set] = {env.env, d};
+      say("probe: disable " + set_text(set, r.passes.size()) + ": max |d| = " + number(d) +
+          (d <= r.tolerance ? " (vanished)" : ""));
+      return d <= r.tolerance;
+    });
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.compiled = watch.compiled;
+  r.cached = watch.cached;
+  return r;
+}
+
+json bisection_json(const BisectArgs& a, const CampaignConfig& config, const Bisection& r) {
+  json probes = json::array();
+  for (const auto& p : r.result.probes)
+    probes.push_back({{"disabled", p.disabled},
+                      {"env", r.measured.at(p.disabled).env},
+                      {"max_abs", r.measured.at(p.disabled).max_abs},
+                      {"vanished", p.vanished}});
+  json j = {{"model", fs::absolute(config.model).string()},
+            {"spec", r.spec_source},
+            {"image", r.image.string()},
+            {"a", r.env_a.env},
+            {"b", r.env_b.env},
+            {"original_max_abs", r.original},
+            {"tolerance", r.tolerance},
+            {"tolerance_default", !a.tolerance.has_value()},
+            {"passes", r.passes},
+            {"already_disabled", r.already},
+            {"outcome", r.outcome()},
+            {"culprits", r.result.culprits},
+            {"probes", probes},
+            {"builds", r.compiled},
+            {"cached_builds", r.cached},
+            {"seconds", r.seconds}};
+  if (r.result.outcome == BisectOutcome::kNotPasses) j["remaining_max_abs"] = r.remaining();
+  return j;
+}
+
+// The verdict line of a bisection that had something to bisect.
+std::string outcome_text(const Bisection& r) {
+  switch (r.result.outcome) {
+    case BisectOutcome::kNoPasses:
+      return "B's level runs no pass that can be disabled: not caused by a pass\n";
+    case BisectOutcome::kNotPasses:
+      return "not caused by one of these passes: with all of them disabled, max |d| = " +
+             number(r.remaining()) +
+             " remains (a setting of B's level that is not a pass, such as TVM opt=4's "
+             "fast-math, or a pass that cannot be disabled)\n";
+    case BisectOutcome::kSinglePass:
+      return "culprit: " + r.result.culprits.front() +
+             " (disabling it alone brings B within the tolerance of A)\n";
+    case BisectOutcome::kPassSet:
+      return "culprits, needed together: " + joined(r.result.culprits, ", ") +
+             " (no one of them alone suffices; none of them can be left out)\n";
+  }
+  return "";
+}
+
+std::string bisection_text(const BisectArgs& a, const Bisection& r) {
+  std::ostringstream text;
+  text << "A: " << r.env_a.env << "\nB: " << r.env_b.env << "\nspec " << r.spec_source << "\nimage "
+       << a.image << ": max |B - A| = " << number(r.original)
+       << "; vanishes at max |d| <= " << number(r.tolerance) << (a.tolerance ? "" : " (1% of it)")
+       << "\n";
+  if (!r.differs) {
+    text << "B does not differ from A on this image beyond the tolerance: nothing to bisect\n";
+  } else {
+    text << "passes of B's level that can be disabled (" << r.passes.size()
+         << "): " << (r.passes.empty() ? "none" : joined(r.passes, ", ")) << "\n";
+    for (size_t i = 0; i < r.result.probes.size(); ++i) {
+      const auto& p = r.result.probes[i];
+      text << "  probe " << i + 1 << ": disable " << set_text(p.disabled, r.passes.size())
+           << ": max |d| = " << number(r.measured.at(p.disabled).max_abs)
+           << (p.vanished ? "  vanished" : "") << "\n";
+    }
+    text << outcome_text(r);
+  }
+  text << r.result.probes.size() << " probes, " << r.compiled << " builds (" << r.cached
+       << " cached), took " << std::lround(r.seconds * 1000) << " ms\n";
+  return text.str();
+}
+
 void execute(const CLI::App& cmd, BisectArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
   if (a.model.empty() || a.image.empty() || a.a.empty() || a.b.empty())
@@ -157,127 +299,15 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
   config.timeout_s = a.timeout_s;
   const ModelSpec spec = load_model_spec(config.model, config.spec);
   if (!model_spec_file(config.model, config.spec)) say(default_spec_note(config.model));
-  const std::string spec_source = spec_source_text(config.model, config.spec);
 
-  const auto start = std::chrono::steady_clock::now();
-  // The report counts the artifacts compiled and those found cached, since builds are what a
-  // bisection costs.
-  BuildCounter watch;
-  const PreparedEnvironment env_a = prepare_environment(config, spec, a.a, watch);
-  const PreparedEnvironment env_b = prepare_environment(config, spec, a.b, watch);
-  std::vector<std::string> passes = level_passes(env_b, config.worker_dir);
-  // Passes B already disables stay disabled in every probe and are not suspects.
-  Environment b_parsed = parse_environment(env_b.env);
-  const std::vector<std::string> already = split_plus(b_parsed.knob("disable"));
-  std::erase_if(passes, [&](const std::string& p) {
-    return std::find(already.begin(), already.end(), p) != already.end();
-  });
-
-  PreprocessCache cache(config.cache_dir);
-  const fs::path image = fs::absolute(a.image);
-  const std::vector<float> out_a = run_once(env_a, image, cache, a.timeout_s);
-  const std::vector<float> out_b = run_once(env_b, image, cache, a.timeout_s);
-  const double original = max_abs_difference(out_a, out_b, "A and B");
-  if (!a.tolerance && std::isinf(original))
-    throw Error("B's output differs from A's by NaN or infinity; give --tolerance");
-  const double tolerance = a.tolerance ? *a.tolerance : kDefaultShare * original;
-
-  struct Measured {
-    std::string env;
-    double max_abs = 0;
-  };
-  std::map<std::vector<std::string>, Measured> measured;
-  BisectResult result;
-  const bool differs = original > tolerance && original > 0;
-  if (differs) {
-    result = bisect_passes(passes, [&](const std::vector<std::string>& set) {
-      Environment probe = b_parsed;
-      std::vector<std::string> disabled = already;
-      disabled.insert(disabled.end(), set.begin(), set.end());
-      probe.knobs["disable"] = disabled.empty() ? "none" : joined(disabled, "+");
-      const PreparedEnvironment env = prepare_environment(config, spec, probe.to_string(), watch);
-      const double d = max_abs_difference(out_a, run_once(env, image, cache, a.timeout_s), env.env);
-      measured[set] = {env.env, d};
-      say("probe: disable " + set_text(set, passes.size()) + ": max |d| = " + number(d) +
-          (d <= tolerance ? " (vanished)" : ""));
-      return d <= tolerance;
-    });
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  const std::string outcome = differs ? to_string(result.outcome) : "no_difference";
-  const double remaining =
-      result.outcome == BisectOutcome::kNotPasses ? measured.at(passes).max_abs : 0;
-  if (a.json) {
-    json probes = json::array();
-    for (const auto& p : result.probes)
-      probes.push_back({{"disabled", p.disabled},
-                        {"env", measured.at(p.disabled).env},
-                        {"max_abs", measured.at(p.disabled).max_abs},
-                        {"vanished", p.vanished}});
-    json j = {{"model", fs::absolute(config.model).string()},
-              {"spec", spec_source},
-              {"image", image.string()},
-              {"a", env_a.env},
-              {"b", env_b.env},
-              {"original_max_abs", original},
-              {"tolerance", tolerance},
-              {"tolerance_default", !a.tolerance.has_value()},
-              {"passes", passes},
-              {"already_disabled", already},
-              {"outcome", outcome},
-              {"culprits", result.culprits},
-              {"probes", probes},
-              {"builds", watch.compiled},
-              {"cached_builds", watch.cached},
-              {"seconds", seconds}};
-    if (result.outcome == BisectOutcome::kNotPasses) j["remaining_max_abs"] = remaining;
-    std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
-    exit_on_difference(differs, env_a, env_b, original, tolerance, outcome);
-    return;
-  }
-  // Pass and image names come from files: the text is made safe for the terminal as a whole.
-  std::ostringstream text;
-  text << "A: " << env_a.env << "\nB: " << env_b.env << "\nspec " << spec_source << "\nimage "
-       << a.image << ": max |B - A| = " << number(original)
-       << "; vanishes at max |d| <= " << number(tolerance) << (a.tolerance ? "" : " (1% of it)")
-       << "\n";
-  if (!differs) {
-    text << "B does not differ from A on this image beyond the tolerance: nothing to bisect\n";
-  } else {
-    text << "passes of B's level that can be disabled (" << passes.size()
-         << "): " << (passes.empty() ? "none" : joined(passes, ", ")) << "\n";
-    for (size_t i = 0; i < result.probes.size(); ++i) {
-      const auto& p = result.probes[i];
-      text << "  probe " << i + 1 << ": disable " << set_text(p.disabled, passes.size())
-           << ": max |d| = " << number(measured.at(p.disabled).max_abs)
-           << (p.vanished ? "  vanished" : "") << "\n";
-    }
-    switch (result.outcome) {
-      case BisectOutcome::kNoPasses:
-        text << "B's level runs no pass that can be disabled: not caused by a pass\n";
-        break;
-      case BisectOutcome::kNotPasses:
-        text << "not caused by one of these passes: with all of them disabled, max |d| = "
-             << number(remaining)
-             << " remains (a setting of B's level that is not a pass, such as TVM opt=4's "
-                "fast-math, or a pass that cannot be disabled)\n";
-        break;
-      case BisectOutcome::kSinglePass:
-        text << "culprit: " << result.culprits.front()
-             << " (disabling it alone brings B within the tolerance of A)\n";
-        break;
-      case BisectOutcome::kPassSet:
-        text << "culprits, needed together: " << joined(result.culprits, ", ")
-             << " (no one of them alone suffices; none of them can be left out)\n";
-        break;
-    }
-  }
-  text << result.probes.size() << " probes, " << watch.compiled << " builds (" << watch.cached
-       << " cached), took " << std::lround(seconds * 1000) << " ms\n";
-  std::cout << terminal_safe_lines(text.str());
-  exit_on_difference(differs, env_a, env_b, original, tolerance, outcome);
+  Bisection r = run_bisection(a, config, spec);
+  r.spec_source = spec_source_text(config.model, config.spec);
+  if (a.json)
+    std::cout << bisection_json(a, config, r).dump(2, ' ', false, json::error_handler_t::replace)
+              << '\n';
+  else  // Pass and image names come from files: the text is made safe for the terminal as a whole.
+    std::cout << terminal_safe_lines(bisection_text(a, r));
+  exit_on_difference(r.differs, r.env_a, r.env_b, r.original, r.tolerance, r.outcome());
 }
 
 }  // namespace

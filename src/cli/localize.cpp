@@ -20,6 +20,7 @@
 #include "deltann/error.h"
 #include "deltann/hash.h"
 #include "deltann/localize.h"
+#include "deltann/localize_format.h"
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
@@ -27,7 +28,7 @@
 #include "run/worker_process.h"
 #include "verbs.h"
 #ifdef DELTANN_MODEL_DIFF
-#include "analysis/model_diff.h"
+#include "analysis/parameter_report.h"
 #include "analysis/reproduce.h"
 #endif
 
@@ -348,11 +349,12 @@ StoredModel campaign_model(const LocalizeArgs& a) {
   return model;
 }
 
-void execute(const CLI::App& cmd, LocalizeArgs& a) {
+// Usage errors: options that contradict each other or are missing.
+void check_usage(const CLI::App& cmd, const LocalizeArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
   if (a.options.threshold < 0 || a.options.growth <= 0 || a.options.atol < 0 || a.rows == 0)
     usage("--threshold and --atol must not be negative, --growth and --rows must be positive");
-  if (!a.captures.empty()) return from_captures(a);
+  if (!a.captures.empty()) return;  // from_captures checks its own
   if (a.a.empty() || a.b.empty()) usage("--a ENV and --b ENV are required");
   if (a.b_model.empty() && !a.b_spec.empty()) usage("--b-spec needs --b-model");
   if (!a.tensor.empty() && !a.image.empty() && a.db.empty())
@@ -361,45 +363,116 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   if (a.db.empty() && (a.model.empty() || (a.image.empty() && a.tensor.empty())))
     usage("give --model M.onnx with --image IMG or --tensor X.npy, or --db CAMPAIGN.db");
   if (!a.db.empty() && !fs::exists(a.db)) usage("database " + a.db + " does not exist");
-  if (a.options.threshold < 0 || a.options.growth <= 0 || a.options.atol < 0 || a.rows == 0)
-    usage("--threshold and --atol must not be negative, --growth and --rows must be positive");
+}
 
+// The model and spec to localise: --model/--spec, or the --db campaign's model with the spec it
+// ran with, as stored, whatever the files beside the model say now.
+struct ModelChoice {
   CampaignConfig config;
+  ModelSpec spec;
+  std::string spec_source;
+  int64_t model_id = 0;  // the --db campaign's model
+};
+
+ModelChoice choose_model(const LocalizeArgs& a) {
+  ModelChoice c;
   std::optional<ModelSpec> stored_spec;
-  std::string stored_spec_source;
+  if (!a.db.empty()) {
+    const StoredModel model = campaign_model(a);
+    c.model_id = model.id;
+    c.config.model = model.path;
+    stored_spec =
+        parse_model_spec(json::parse(model.spec_json), fs::path(model.path).parent_path());
+    c.spec_source = model.spec_source.empty() ? "the spec stored in " + a.db : model.spec_source;
+    const auto campaign_spec = Store(a.db, StoreMode::ReadOnly).meta("spec");
+    if (campaign_spec && !campaign_spec->empty()) c.config.spec = *campaign_spec;
+  } else {
+    c.config.model = a.model;
+    if (!a.spec.empty()) c.config.spec = a.spec;
+  }
+  if (!fs::is_regular_file(c.config.model))
+    throw Error("model file " + c.config.model.string() + " does not exist");
+  c.config.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
+  c.config.worker_dir = default_worker_dir();
+  c.config.timeout_s = a.timeout_s;
+  if (stored_spec) {
+    c.spec = *stored_spec;
+    return c;
+  }
+  c.spec = load_model_spec(c.config.model, c.config.spec);
+  if (!model_spec_file(c.config.model, c.config.spec)) say(default_spec_note(c.config.model));
+  c.spec_source = spec_source_text(c.config.model, c.config.spec);
+  return c;
+}
+
+// What every environment captured, with the input tensor each was fed and the seconds it took.
+struct Captures {
+  std::vector<LayerCapture> captures;
+  std::vector<fs::path> tensors;
+  std::vector<double> seconds;
+};
+
+Captures capture_all(const std::vector<PreparedEnvironment>& envs, const LocalizeArgs& a,
+                     PreprocessCache& cache, const fs::path& dir) {
+  Captures c;
+  c.seconds.assign(envs.size(), 0);
+  for (size_t i = 0; i < envs.size(); ++i) {
+    const std::string folder = i == 0 ? "a" : i == 1 ? "b" : "ref" + std::to_string(i - 2);
+    c.tensors.push_back(input_tensor(envs[i], a, cache));
+    c.captures.push_back(
+        capture_environment(envs[i], c.tensors[i], dir / folder, a.timeout_s, c.seconds[i]));
+  }
+  return c;
+}
+
+// The second ONNX file whose parameters are compared with the model's: --b-model, else B's
+// converted artifact when it is an ONNX file other than the model; empty when there is none.
+fs::path parameters_model(const LocalizeArgs& a, const PreparedEnvironment& b,
+                          const fs::path& model) {
+  if (!a.b_model.empty()) return a.b_model;
+  std::error_code same_ec;
+  if (b.artifact.extension() == ".onnx" && fs::is_regular_file(b.artifact) &&
+      !fs::equivalent(b.artifact, model, same_ec))
+    return b.artifact;
+  return {};
+}
+
+// The JSON document of a run (to_json's fields and where everything came from).
+json run_json(const LocalizeArgs& a, const ModelChoice& m, const Captures& c,
+              const Localization& result) {
+  json j = to_json(result, a.options);
+  j["model"] = fs::absolute(m.config.model).string();
+  j["spec"] = m.spec_source;
+  if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
+  if (a.tensor.empty())
+    j["image"] = fs::absolute(a.image).string();
+  else
+    j["tensor"] = fs::absolute(a.tensor).string();
+  j["a"]["tensors"] = c.captures[0].tensors.size();
+  j["b"]["tensors"] = c.captures[1].tensors.size();
+  j["a"]["capture_s"] = c.seconds[0];
+  j["b"]["capture_s"] = c.seconds[1];
+  json references = json::array();
+  for (size_t i = 2; i < c.captures.size(); ++i)
+    references.push_back({{"env", c.captures[i].env},
+                          {"mode", c.captures[i].mode},
+                          {"tensors", c.captures[i].tensors.size()},
+                          {"capture_s", c.seconds[i]}});
+  j["references"] = references;
+  return j;
+}
+
+void execute(const CLI::App& cmd, LocalizeArgs& a) {
+  check_usage(cmd, a);
+  if (!a.captures.empty()) return from_captures(a);
+
   // The --db form writes its result into the campaign: one process at a time runs engines for a
   // database (docs/STORAGE.md, "Locking").
   std::optional<DatabaseLock> lock;
-  int64_t model_id = 0;
-  if (!a.db.empty()) {
-    lock.emplace(a.db, "deltann localize", false);
-    const StoredModel model = campaign_model(a);
-    model_id = model.id;
-    config.model = model.path;
-    // The spec the campaign ran with, as stored, whatever the files beside the model say now.
-    stored_spec =
-        parse_model_spec(json::parse(model.spec_json), fs::path(model.path).parent_path());
-    stored_spec_source =
-        model.spec_source.empty() ? "the spec stored in " + a.db : model.spec_source;
-    const auto campaign_spec = Store(a.db, StoreMode::ReadOnly).meta("spec");
-    if (campaign_spec && !campaign_spec->empty()) config.spec = *campaign_spec;
-  } else {
-    config.model = a.model;
-    if (!a.spec.empty()) config.spec = a.spec;
-  }
-  if (!fs::is_regular_file(config.model))
-    throw Error("model file " + config.model.string() + " does not exist");
-  config.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
-  config.worker_dir = default_worker_dir();
-  config.timeout_s = a.timeout_s;
-  const ModelSpec spec = stored_spec ? *stored_spec : load_model_spec(config.model, config.spec);
-  if (!stored_spec && !model_spec_file(config.model, config.spec))
-    say(default_spec_note(config.model));
-  const std::string spec_source =
-      stored_spec ? stored_spec_source : spec_source_text(config.model, config.spec);
-
-  if (spec.input.raw_tensor && a.tensor.empty())
-    throw Error(config.model.string() + " takes a raw tensor " + shape_text(spec.input.shape) +
+  if (!a.db.empty()) lock.emplace(a.db, "deltann localize", false);
+  const ModelChoice m = choose_model(a);
+  if (m.spec.input.raw_tensor && a.tensor.empty())
+    throw Error(m.config.model.string() + " takes a raw tensor " + shape_text(m.spec.input.shape) +
                 " (spec input kind 'tensor'), not an image: give --tensor X.npy");
 #ifndef DELTANN_MODEL_DIFF
   if (!a.reproduce.empty())
@@ -407,28 +480,21 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
 #endif
 
   const auto start = std::chrono::steady_clock::now();
-  std::vector<PreparedEnvironment> envs = prepare_pair(config, spec, a.a, a.b, a.b_model, a.b_spec);
-  for (const auto& ref : a.refs) envs.push_back(prepare_environment(config, spec, ref, say));
-  if (!a.db.empty()) from_database(a, model_id, envs[0].env, envs[1].env);
+  std::vector<PreparedEnvironment> envs =
+      prepare_pair(m.config, m.spec, a.a, a.b, a.b_model, a.b_spec);
+  for (const auto& ref : a.refs) envs.push_back(prepare_environment(m.config, m.spec, ref, say));
+  if (!a.db.empty()) from_database(a, m.model_id, envs[0].env, envs[1].env);
   if (a.tensor.empty() && !fs::is_regular_file(a.image))
     throw Error("image " + a.image + " does not exist");
   if (!a.tensor.empty() && !fs::is_regular_file(a.tensor))
     throw Error("tensor " + a.tensor + " does not exist");
 
   // The tensor cache is only touched for images: a --tensor is fed as it is.
-  PreprocessCache cache(config.cache_dir);
+  PreprocessCache cache(m.config.cache_dir);
   CaptureDir dir(a.keep);
-  std::vector<LayerCapture> captures;
-  std::vector<fs::path> tensors;
-  std::vector<double> seconds(envs.size(), 0);
-  for (size_t i = 0; i < envs.size(); ++i) {
-    const std::string folder = i == 0 ? "a" : i == 1 ? "b" : "ref" + std::to_string(i - 2);
-    tensors.push_back(input_tensor(envs[i], a, cache));
-    captures.push_back(
-        capture_environment(envs[i], tensors[i], dir.path() / folder, a.timeout_s, seconds[i]));
-  }
-  const std::vector<LayerCapture> refs(captures.begin() + 2, captures.end());
-  const Localization result = localize(captures[0], captures[1], refs, a.options);
+  const Captures c = capture_all(envs, a, cache, dir.path());
+  const std::vector<LayerCapture> refs(c.captures.begin() + 2, c.captures.end());
+  const Localization result = localize(c.captures[0], c.captures[1], refs, a.options);
 
   // --reproduce: cut the smallest subgraph that still diverges (src/analysis/reproduce.cpp).
   json reproduction;
@@ -439,7 +505,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
       reproduction = {{"reproduced", false}, {"note", "no layer diverges: nothing to reproduce"}};
       reproduction_summary = "reproducer: none: no layer diverges\n";
     } else {
-      const Reproduction r = reproduce_jump(a, config, envs, captures[0], tensors[0], result);
+      const Reproduction r = reproduce_jump(a, m.config, envs, c.captures[0], c.tensors[0], result);
       reproduction = to_json(r);
       reproduction_summary = reproduction_text(r);
     }
@@ -448,92 +514,21 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  // With --b-model, or a conversion chain whose artifact is another ONNX file, what differs
-  // between the two files, and what of it sits at the jump layer. Names that all match (an edited
-  // copy) are compared node by node; renamed layers through localize's matching.
-  json parameters = json::array(), cause = json::array(), parameter_pairs = json::array();
-  fs::path model_b = a.b_model;
+  json j = run_json(a, m, c, result);
+  // What differs between the two model files, and what of it sits at the jump layer
+  // (src/analysis/parameter_report.cpp).
+  json parameters;
+  const fs::path model_b = parameters_model(a, envs[1], m.config.model);
 #ifdef DELTANN_MODEL_DIFF
-  std::error_code same_ec;
-  if (model_b.empty() && envs[1].artifact.extension() == ".onnx" &&
-      fs::is_regular_file(envs[1].artifact) &&
-      !fs::equivalent(envs[1].artifact, config.model, same_ec))
-    model_b = envs[1].artifact;
   if (!model_b.empty()) {
-    const std::string jump = result.jump ? result.layers[*result.jump].name : "";
-    bool by_name = true;
-    std::vector<std::pair<std::string, std::string>> pairs;
-    for (const auto& layer : result.layers) {
-      by_name = by_name && layer.match.rfind("name", 0) == 0;
-      pairs.emplace_back(layer.name, layer.name_b);
-    }
-    std::vector<ParameterDifference> differences;
-    if (by_name) {
-      differences = diff_models(config.model, model_b);
-    } else {
-      MatchedDiff matched = diff_matched(config.model, model_b, pairs);
-      differences = std::move(matched.differences);
-      for (const auto& p : matched.pairs) {
-        json tensors = json::array();
-        for (const auto& t : p.tensors)
-          tensors.push_back({{"a", t.a},
-                             {"b", t.b},
-                             {"layout", t.layout},
-                             {"max_abs", t.max_abs},
-                             {"note", t.note}});
-        parameter_pairs.push_back({{"output", p.output_a},
-                                   {"output_b", p.output_b},
-                                   {"node", p.node_a},
-                                   {"node_b", p.node_b},
-                                   {"op_a", p.op_a},
-                                   {"op_b", p.op_b},
-                                   {"chain_b", p.chain_b},
-                                   {"status", p.status},
-                                   {"tensors", tensors}});
-      }
-    }
-    for (const auto& d : differences) {
-      json one = {{"node", d.node}, {"output", d.output},   {"what", d.what}, {"a", d.a},
-                  {"b", d.b},       {"max_abs", d.max_abs}, {"note", d.note}};
-      if (!d.output_b.empty()) {
-        one["node_b"] = d.node_b;
-        one["output_b"] = d.output_b;
-      }
-      if (!jump.empty() && d.output == jump) cause.push_back(one);
-      parameters.push_back(std::move(one));
-    }
+    parameters = parameter_report(m.config.model, model_b, result);
+    j.update(parameters);
+    if (a.b_model.empty()) j["parameters_from"] = fs::absolute(model_b).string();
   }
 #endif
-  json j = to_json(result, a.options);
-  {
-    if (!model_b.empty()) {
-      j["parameter_differences"] = parameters;
-      j["cause"] = cause;
-      if (!parameter_pairs.empty()) j["parameter_pairs"] = parameter_pairs;
-      if (a.b_model.empty()) j["parameters_from"] = fs::absolute(model_b).string();
-    }
-    j["model"] = fs::absolute(config.model).string();
-    j["spec"] = spec_source;
-    if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
-    if (a.tensor.empty())
-      j["image"] = fs::absolute(a.image).string();
-    else
-      j["tensor"] = fs::absolute(a.tensor).string();
-    if (!a.reproduce.empty()) j["reproduce"] = reproduction;
-    j["a"]["tensors"] = captures[0].tensors.size();
-    j["b"]["tensors"] = captures[1].tensors.size();
-    j["a"]["capture_s"] = seconds[0];
-    j["b"]["capture_s"] = seconds[1];
-    json references = json::array();
-    for (size_t i = 2; i < envs.size(); ++i)
-      references.push_back({{"env", captures[i].env},
-                            {"mode", captures[i].mode},
-                            {"tensors", captures[i].tensors.size()},
-                            {"capture_s", seconds[i]}});
-    j["references"] = references;
-    j["seconds"] = total;
-    if (!a.keep.empty()) j["kept"] = dir.path().string();
-  }
+  if (!a.reproduce.empty()) j["reproduce"] = reproduction;
+  j["seconds"] = total;
+  if (!a.keep.empty()) j["kept"] = dir.path().string();
   // The --db form keeps the result with the campaign: `deltann report` plots it.
   std::optional<int64_t> stored;
   if (!a.db.empty())
@@ -547,29 +542,16 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
     // Layer, image and file names come from files: the text is made safe for the terminal as a
     // whole.
     std::ostringstream text;
-    text << "model " << config.model.string()
+    text << "model " << m.config.model.string()
          << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")")
          << (a.tensor.empty() ? ", image " + a.image : ", tensor " + a.tensor) << "\nspec "
-         << spec_source << "\n"
+         << m.spec_source << "\n"
          << localization_text(result, a.options, a.rows);
-    if (!model_b.empty()) {
-      text << "parameter differences between the two model files"
-           << (a.b_model.empty() ? " (B's: " + model_b.string() + ")" : "") << ": "
-           << parameters.size() << "\n";
-      for (const auto& d : parameters)
-        text << (cause.empty() || d.at("output") != cause.front().at("output") ? "   " : " > ")
-             << d.at("node").get<std::string>() << " (" << d.at("output").get<std::string>() << ")"
-             << (d.contains("node_b") ? " ~ B's " + d.at("node_b").get<std::string>() + " (" +
-                                            d.at("output_b").get<std::string>() + ")"
-                                      : "")
-             << ": " << d.at("what").get<std::string>() << ": " << d.at("a").get<std::string>()
-             << " -> " << d.at("b").get<std::string>()
-             << (d.at("note").get<std::string>().empty()
-                     ? ""
-                     : "  [" + d.at("note").get<std::string>() + "]")
-             << "\n";
-      if (!cause.empty()) text << "the first diverging layer's own parameters differ (>)\n";
-    }
+#ifdef DELTANN_MODEL_DIFF
+    if (!parameters.is_null())
+      text << parameter_report_text(parameters,
+                                    a.b_model.empty() ? " (B's: " + model_b.string() + ")" : "");
+#endif
     text << reproduction_summary;
     if (!a.keep.empty()) text << "captures kept in " << dir.path().string() << "\n";
     if (stored)

@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 
+#include "core/onnx_model.h"
 #include "deltann/error.h"
 #include "reference/ops.h"
 #include "reference/reference.h"
@@ -325,17 +326,11 @@ Value read_tensor_file(const std::filesystem::path& path) {
 }
 
 Model Model::load(const std::filesystem::path& path) {
-  return parse(read_file(path, "model"), path.string());
+  return parse(read_onnx_bytes(path), path.string());
 }
 
 Model Model::parse(const std::string& bytes, const std::string& where) {
-  // Protobuf parses at most 2 GiB; a larger file would be cut silently.
-  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
-    throw Error(where + ": model larger than 2 GiB");
-  onnx::ModelProto proto;
-  if (!proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    throw Error(where + ": not a valid ONNX model (protobuf parse failed)");
-  if (!proto.has_graph()) throw Error(where + ": the model has no graph");
+  const onnx::ModelProto proto = parse_onnx_model(bytes, where);
 
   Model m;
   m.where_ = where;

@@ -521,7 +521,10 @@ std::vector<Value> reduce(const OpContext& ctx) {
   return {std::move(out)};
 }
 
-// Resize (opset 10 to 19) and Upsample (7 to 9): nearest and (n-)linear modes.
+// Resize (opset 10 to 19) and Upsample (7 to 9): nearest and (n-)linear modes. Kept as one
+// function (some 125 lines): it follows the ONNX operator description step by step (inputs by
+// opset, attributes, output size, coordinate transform, sampling), which is how it is checked
+// against the specification and the node tests.
 std::vector<Value> resize_impl(const OpContext& ctx, bool upsample) {
   const Value& x = ctx.real_input(0);
   const size_t rank = x.shape.size();

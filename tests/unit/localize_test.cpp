@@ -2,6 +2,7 @@
 // worked out in the comments: matching (by name and structural), metrics, growth, the first-jump
 // rule and the vote.
 #include "deltann/localize.h"
+#include "deltann/localize_format.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,7 @@
 // The weight-layout matching of the cross-conversion parameter comparison (model_diff.h): B's
 // constant read in A's order by the identity, the 2-D transpose or an OIHW permutation.
 #include "analysis/model_diff.h"
+#include "analysis/parameter_report.h"
 
 #include <gtest/gtest.h>
 
@@ -73,6 +74,23 @@ TEST(BestWeightLayout, AmbiguousShapesTakeTheClosestReading) {
   const auto fit = best_weight_layout(a, shape, hwio, shape);
   EXPECT_EQ(fit->layout, "HWIO");
   EXPECT_EQ(fit->max_abs, 0);
+}
+
+TEST(ParameterReportText, MarksTheCauseAndNamesBsNode) {
+  const nlohmann::json conv = {{"node", "conv1"},  {"output", "c1"},   {"what", "attribute pads"},
+                               {"a", "[1,1,1,1]"}, {"b", "[0,0,0,0]"}, {"max_abs", 0},
+                               {"note", ""}};
+  nlohmann::json fc = {
+      {"node", "fc"}, {"output", "logits"}, {"what", "bias missing in B"}, {"a", "fc_b"},
+      {"b", ""},      {"max_abs", 0.5},     {"note", "all of it"}};
+  fc["node_b"] = "MatMul_3";
+  fc["output_b"] = "Identity:0";
+  const nlohmann::json report = {{"parameter_differences", {conv, fc}}, {"cause", {conv}}};
+  EXPECT_EQ(parameter_report_text(report, " (B's: b.onnx)"),
+            "parameter differences between the two model files (B's: b.onnx): 2\n"
+            " > conv1 (c1): attribute pads: [1,1,1,1] -> [0,0,0,0]\n"
+            "   fc (logits) ~ B's MatMul_3 (Identity:0): bias missing in B: fc_b ->   [all of it]\n"
+            "the first diverging layer's own parameters differ (>)\n");
 }
 
 }  // namespace

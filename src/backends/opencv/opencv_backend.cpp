@@ -1,6 +1,5 @@
 // OpenCV DNN (Debian's OpenCV), reading ONNX. `opt` switches layer fusion; OpenCL devices are
 // offered only when OpenCV finds one.
-#include <onnx/onnx_pb.h>
 #include <opencv2/core.hpp>
 #include <opencv2/core/ocl.hpp>
 #include <opencv2/dnn.hpp>
@@ -12,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "core/onnx_model.h"
 #include "deltann/backend.h"
 #include "deltann/error.h"
 #include "deltann/tensor.h"
@@ -30,13 +30,13 @@ namespace {
 class OnnxGraph {
  public:
   explicit OnnxGraph(const std::filesystem::path& model) {
-    std::ifstream in(model, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // OpenCV has read the file already, so a failure here is rare.
     onnx::ModelProto proto;
-    // OpenCV has read the file already, so this is rare; protobuf parses at most 2 GiB.
-    if (in.bad() || bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
-        !proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-      throw Error(model.string() + ": cannot read the ONNX graph to check its input shape");
+    try {
+      proto = load_onnx_model(model);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + ": cannot read the ONNX graph to check its input shape");
+    }
     const auto& graph = proto.graph();
     for (const auto& node : graph.node())
       for (const auto& output : node.output())

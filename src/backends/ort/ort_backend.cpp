@@ -1,7 +1,7 @@
 // ONNX Runtime, in-process through its C++ API (headers from Debian's libonnxruntime-dev, library
 // from the onnxruntime wheel; the C API is versioned, so older headers work with a newer library).
 #ifdef DELTANN_ORT_CAPTURE
-#include <onnx/onnx_pb.h>
+#include "core/onnx_model.h"
 #endif
 #include <onnxruntime_cxx_api.h>
 
@@ -119,15 +119,12 @@ struct NodeOutput {
 // declared type would have to be right, and int64 shape tensors are not float). Subgraphs (If,
 // Loop) are left alone.
 std::string capture_model(const std::filesystem::path& artifact, std::vector<NodeOutput>& order) {
-  std::ifstream in(artifact, std::ios::binary);
-  if (!in) throw Error(artifact.string() + ": cannot open the model to rewrite it for capture");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Protobuf parses at most 2 GiB; a larger model would be silently cut.
-  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
-    throw Error(artifact.string() + ": model larger than 2 GiB; capture cannot rewrite it");
   onnx::ModelProto model;
-  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    throw Error(artifact.string() + ": not a valid ONNX protobuf; capture cannot rewrite it");
+  try {
+    model = load_onnx_model(artifact);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + "; capture cannot rewrite it");
+  }
   auto* graph = model.mutable_graph();
   // The rewritten model is loaded from memory, where a relative external-data path means nothing.
   for (const auto& init : graph->initializer())
