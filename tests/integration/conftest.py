@@ -10,6 +10,7 @@ The helpers and the fixtures shared with tests/e2e live in tests/pylib/deltann_t
 
 A test whose input is missing (variable unset, binary not built) is skipped with the reason.
 """
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -63,6 +64,40 @@ def models(source_dir, tmp_path_factory):
                           text=True, timeout=300)
     assert proc.returncode == 0, f"make_test_models.py failed:\n{proc.stdout}\n{proc.stderr}"
     return GeneratedModels(out)
+
+
+# The tiny model as TVM and LibTorch run it, made once per session by the project's own tools and
+# shared by the suites that need them (a TVM build takes tens of seconds on a small machine).
+TINY_TVM_ENV = "tvm:opt=3,device=cpu,threads=1"
+
+
+@pytest.fixture(scope="session")
+def tiny_tvm(models, source_dir, tmp_path_factory):
+    """tiny_classifier.onnx built by the project's own build tool at opt=3 (FuseOps + FuseTIR, so
+    a capture sees fused kernels): the path of the shared library, for TINY_TVM_ENV."""
+    pytest.importorskip("tvm", reason="building the TVM artifact needs tvm's Python API")
+    out = tmp_path_factory.mktemp("tvm") / "tiny_classifier.so"
+    tool = source_dir / "python" / "deltann_tools" / "build_tvm.py"
+    proc = subprocess.run([sys.executable, str(tool), "--model", str(models.tiny), "--spec",
+                           str(models.tiny.with_suffix(".spec.json")), "--env",
+                           TINY_TVM_ENV + ",disable=none", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_torchscript(models, source_dir, tmp_path_factory):
+    """tiny_classifier.onnx converted by the project's own conversion step (onnx2torch, then
+    torch.jit.trace): (artifact, the spec the conversion reports)."""
+    pytest.importorskip("onnx2torch", reason="the onnx>torchscript step needs onnx2torch")
+    out = tmp_path_factory.mktemp("torchscript") / "tiny_classifier.pt"
+    tool = source_dir / "python" / "deltann_tools" / "convert.py"
+    proc = subprocess.run([sys.executable, str(tool), "--step", "onnx>torchscript", "--in",
+                           str(models.tiny), "--spec", str(models.tiny.with_suffix(".spec.json")),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)["spec"]
 
 
 @pytest.fixture
