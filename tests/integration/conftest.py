@@ -11,6 +11,7 @@ The helpers and the fixtures shared with tests/e2e live in tests/pylib/deltann_t
 A test whose input is missing (variable unset, binary not built) is skipped with the reason.
 """
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -64,6 +65,24 @@ def models(source_dir, tmp_path_factory):
                           text=True, timeout=300)
     assert proc.returncode == 0, f"make_test_models.py failed:\n{proc.stdout}\n{proc.stderr}"
     return GeneratedModels(out)
+
+
+@pytest.fixture(scope="session")
+def tf_python(source_dir):
+    """The TensorFlow venv's Python, which makes the TFLite test models (deltann_testlib's
+    tflite_models): the one LiteRT's launcher runs with where it was generated, else
+    .deps/venv-tf's."""
+    build = os.environ.get("DELTANN_BUILD_DIR")
+    launcher = Path(build) / "deltann-worker-tflite" if build else None
+    if launcher is not None and launcher.is_file():
+        first = launcher.read_text().splitlines()[0]
+        assert first.startswith("#!"), f"{launcher} has no shebang: {first!r}"
+        python = Path(first[2:].split()[0])
+    else:
+        python = source_dir / ".deps" / "venv-tf" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"no TensorFlow venv at {python} to make the TFLite test models")
+    return python
 
 
 # The tiny model as TVM and LibTorch run it, made once per session by the project's own tools and

@@ -7,7 +7,6 @@ worker usable.
 Skipped when the worker was not built (Debian's libarmnn-dev, libarmnntfliteparser-dev or
 libarmnn-cpuref-backend22 missing) or the TensorFlow venv that makes the models is absent.
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from deltann_testlib import (WorkerClient, damaged_tflite_copies, failures_of, floats,
                              images_by_key, output_of, results_of, run_tflite_campaign,
                              variants_by_env, worker_path)
-# The LiteRT suite's models (tf_python below says which Python makes them).
+# The LiteRT suite's models (conftest.py's tf_python says which Python makes them).
 from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines sum in different orders: outputs agree to a few ulps of values below ~1.
@@ -27,19 +26,6 @@ FP16_ATOL = 2e-2  # fp16 arithmetic: ~3 significant digits on values below ~1
 @pytest.fixture(scope="module")
 def worker():
     return worker_path("armnn", "Arm NN not found at configure time")
-
-
-@pytest.fixture(scope="module")
-def tf_python(worker, source_dir):
-    """The TensorFlow venv's Python (makes the models): the LiteRT launcher's, else .deps's."""
-    launcher = worker.parent / "deltann-worker-tflite"
-    if launcher.is_file():
-        python = Path(launcher.read_text().splitlines()[0][2:].split()[0])
-    else:
-        python = source_dir / ".deps" / "venv-tf" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"no TensorFlow venv at {python} to make the test models")
-    return python
 
 
 def env_text(precision="fp32"):

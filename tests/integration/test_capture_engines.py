@@ -157,16 +157,6 @@ def tflite_worker():
     return worker_path("tflite", "no TensorFlow venv with ai-edge-litert at configure time")
 
 
-@pytest.fixture(scope="module")
-def tf_python(tflite_worker):
-    """The TensorFlow venv's Python (the launcher's shebang): tflite_models runs with it."""
-    first = tflite_worker.read_text().splitlines()[0]
-    python = Path(first[2:].split()[0])
-    if not first.startswith("#!") or not python.exists():
-        pytest.skip(f"{tflite_worker}'s Python is not there")
-    return python
-
-
 def tflite_env(opt):
     return f"tflite:opt={opt},device=cpu,threads=1"
 

@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,17 +38,6 @@ KNOBS = [(opt, threads) for opt in ("none", "xnnpack") for threads in (1, 2)]
 def worker():
     return worker_path("tflite", "no TensorFlow venv with ai-edge-litert at configure time; "
                                  "see docs/TFLITE.md")
-
-
-@pytest.fixture(scope="module")
-def tf_python(worker):
-    """The TensorFlow venv's Python: the one the launcher's shebang names."""
-    first = worker.read_text().splitlines()[0]
-    assert first.startswith("#!"), f"{worker} has no shebang: {first!r}"
-    python = Path(first[2:].split()[0])
-    if not python.exists():
-        pytest.skip(f"{python} (the worker's Python) no longer exists")
-    return python
 
 
 def env_text(opt="xnnpack", threads=1):

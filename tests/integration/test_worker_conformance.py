@@ -219,20 +219,6 @@ class Models:
 
 
 @pytest.fixture(scope="module")
-def tf_python(source_dir):
-    """The TensorFlow venv's Python, which makes the TFLite models: the one LiteRT's launcher
-    runs with, else .deps/venv-tf's."""
-    launcher = Path(env_path("DELTANN_BUILD_DIR", "the build folder")) / "deltann-worker-tflite"
-    if launcher.is_file():
-        python = Path(launcher.read_text().splitlines()[0][2:].split()[0])
-    else:
-        python = source_dir / ".deps" / "venv-tf" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"no TensorFlow venv at {python} to make the TFLite models")
-    return python
-
-
-@pytest.fixture(scope="module")
 def conformance_models(request):
     return Models(request)
 
