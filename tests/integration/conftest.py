@@ -21,6 +21,9 @@ import pytest
 
 from deltann_testlib import Deltann, env_path
 from deltann_testlib import deltann_bin  # noqa: F401  (a fixture: pytest finds it here)
+# Imported here, not in each suite, so that the session makes the TFLite models once: a fixture
+# imported into several modules is a separate fixture in each.
+from deltann_testlib import tflite_models  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,6 @@ import pytest
 from deltann_testlib import (WorkerClient, damaged_tflite_copies, failures_of, floats,
                              images_by_key, output_of, results_of, run_tflite_campaign,
                              variants_by_env, worker_path)
-# The LiteRT suite's models (conftest.py's tf_python says which Python makes them).
-from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines sum in different orders: outputs agree to a few ulps of values below ~1.
 ATOL = 1e-4

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from deltann_testlib import WorkerClient, output_of, worker_path
-from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines that sum in different orders agree to a few ulps of values of order 1..100.
 ATOL = 1e-4

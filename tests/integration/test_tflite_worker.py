@@ -26,7 +26,6 @@ import pytest
 from deltann_testlib import (WorkerClient, cached_tensor, damaged_tflite_copies, describe_worker,
                              failures_of, floats, images_by_key, int64s, output_of, results_of,
                              run_tflite_campaign, top_ids, variants_by_env, worker_path)
-from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines sum in different orders: outputs agree to a few ulps of values below ~1.
 ATOL = 1e-4

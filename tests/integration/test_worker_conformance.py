@@ -34,7 +34,6 @@ import pytest
 
 from deltann_testlib import (WorkerClient, describe_worker, env_path, onnxruntime_output,
                              output_of, worker_path)
-from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 
 @dataclass(frozen=True)
