@@ -1,8 +1,8 @@
 """deltann-worker-armnn (Arm NN 20.08's TfLite parser on its CpuRef reference backend) over the
 worker protocol and in a campaign next to LiteRT: on the same tiny TFLite models as
 test_tflite_worker.py, fp16 precision stays close to ONNX Runtime's output on their tf2onnx twins
-(fp32 against the reference engine, --describe: test_worker_conformance.py); quantised models, shape mismatches and damaged files are error replies that leave the
-worker usable.
+(fp32 against the reference engine, --describe: test_worker_conformance.py); quantised models,
+shape mismatches and damaged files are error replies that leave the worker usable.
 
 Skipped when the worker was not built (Debian's libarmnn-dev, libarmnntfliteparser-dev or
 libarmnn-cpuref-backend22 missing) or the TensorFlow venv that makes the models is absent.

@@ -5,8 +5,8 @@ Tiny models are made here with the venv's torch (Debian's 1.13): a conv+batch-no
 classifier (traced) and a depthwise-separable one with a 1001-way softmax that returns a tuple
 (scripted). Each is saved as TorchScript and exported to ONNX; the worker's output must equal ONNX
 Runtime's (Python onnxruntime) within ATOL/RTOL for every `opt` at 1 and 2 threads (--describe:
-test_worker_conformance.py); corrupt, truncated, non-TorchScript and missing files are error replies and the worker
-stays usable; a model that cannot take the spec's input shape, or then returns another number of
+test_worker_conformance.py); corrupt, truncated, non-TorchScript and missing files are error
+replies and the worker stays usable; a model that cannot take the spec's input shape, or then returns another number of
 values than the spec's classes, fails its load.
 The demo's pretrained EfficientNet-Lite0, traced to TorchScript, must give ONNX Runtime's top-1 on
 the demo photos (both campaigns read the same cached tensors).

@@ -3,7 +3,8 @@ campaign: tiny TFLite models made with TensorFlow give ONNX Runtime's output on 
 twins at every opt/threads setting; quantised inputs and outputs are converted with the tensors'
 own parameters; shape and name mismatches and damaged files are error replies that leave the
 worker usable (what every worker does, --describe, run replies, malformed requests:
-test_worker_conformance.py); `deltann run` on a .tflite model with an NHWC spec completes end to end.
+test_worker_conformance.py); `deltann run` on a .tflite model with an NHWC spec completes end to
+end.
 
 The models are made by python/deltann_workers/make_tflite_test_models.py, run with the Python
 the worker itself runs with (the TensorFlow venv named in the launcher's shebang); this suite
