@@ -17,8 +17,9 @@ for each entry of ENGINES (docs/PROTOCOL.md, "Conformance suite"):
   model (its ONNX source or twin) within the engine's tolerance.
 
 Adding an engine means adding one Engine to ENGINES (and, if its artifacts are made in a new way,
-one entry to Models.make). A worker that was not built is skipped with the reason; so is a check
-whose tools (TVM's compiler, onnx2torch, the TensorFlow venv, the reference worker) are missing.
+one make_<kind> method to Models). A worker that was not built is skipped with the reason; so is
+a check whose tools (TVM's compiler, onnx2torch, the TensorFlow venv, the reference worker) are
+missing.
 Engine-specific behaviour (knob semantics, engine messages, capture) stays in test_<engine>_*.py.
 By hand: see tests/integration/conftest.py.
 """
@@ -45,7 +46,7 @@ class Engine:
     formats: list  # --describe's formats
     knobs: dict  # knob name -> (its values as --describe lists them (None: any), its default)
     version: str  # regular expression --describe's version matches in full
-    artifacts: str  # how its models are made (Models.make): onnx, tvm, torchscript, tflite
+    artifacts: str  # how its models are made (Models.make_<kind>): onnx, tvm, torchscript, tflite
     # Bound on |output - oracle| as a fraction of the oracle's largest |output|. None: the
     # engine reads no model file, so load errors and agreement do not apply.
     tolerance: float = None
@@ -134,7 +135,6 @@ ENGINES = [
            version=r"1", artifacts="onnx", folder="DELTANN_TEST_WORKERS"),
 ]
 REFERENCE = next(e for e in ENGINES if e.name == "reference")
-BY_NAME = {e.name: e for e in ENGINES}
 
 
 def each_engine(function):
