@@ -257,6 +257,14 @@ int worker_main(int argc, char** argv,
              {"message", std::string("malformed request: ") + e.what()}});
       continue;
     }
+    // Valid JSON that is not a request (an array, a number, an object whose op is not a string)
+    // is refused here: the handlers and the error reply below read "op" as a string.
+    if (!request.is_object() || (request.contains("op") && !request["op"].is_string())) {
+      reply({{"event", "error"},
+             {"stage", "protocol"},
+             {"message", "malformed request: not a JSON object with a string 'op'"}});
+      continue;
+    }
     try {
       if (!server.handle(request)) break;
     } catch (const std::exception& e) {

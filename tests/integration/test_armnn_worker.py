@@ -1,22 +1,19 @@
 """deltann-worker-armnn (Arm NN 20.08's TfLite parser on its CpuRef reference backend) over the
-worker protocol and in a campaign next to LiteRT: the same tiny TFLite models as
-test_tflite_worker.py give ONNX Runtime's output on their tf2onnx twins; fp16 precision stays
-close; quantised models, shape mismatches and damaged files are error replies that leave the
-worker usable.
+worker protocol and in a campaign next to LiteRT: on the same tiny TFLite models as
+test_tflite_worker.py, fp16 precision stays close to ONNX Runtime's output on their tf2onnx twins
+(fp32 against the reference engine, --describe: test_worker_conformance.py); quantised models,
+shape mismatches and damaged files are error replies that leave the worker usable.
 
 Skipped when the worker was not built (Debian's libarmnn-dev, libarmnntfliteparser-dev or
 libarmnn-cpuref-backend22 missing) or the TensorFlow venv that makes the models is absent.
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deltann_testlib import (WorkerClient, damaged_tflite_copies, describe_worker, failures_of,
-                             floats, images_by_key, output_of, results_of, run_tflite_campaign,
+from deltann_testlib import (WorkerClient, damaged_tflite_copies, failures_of, floats,
+                             images_by_key, output_of, results_of, run_tflite_campaign,
                              variants_by_env, worker_path)
-# The LiteRT suite's models (tf_python below says which Python makes them).
-from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines sum in different orders: outputs agree to a few ulps of values below ~1.
 ATOL = 1e-4
@@ -27,19 +24,6 @@ FP16_ATOL = 2e-2  # fp16 arithmetic: ~3 significant digits on values below ~1
 @pytest.fixture(scope="module")
 def worker():
     return worker_path("armnn", "Arm NN not found at configure time")
-
-
-@pytest.fixture(scope="module")
-def tf_python(worker, source_dir):
-    """The TensorFlow venv's Python (makes the models): the LiteRT launcher's, else .deps's."""
-    launcher = worker.parent / "deltann-worker-tflite"
-    if launcher.is_file():
-        python = Path(launcher.read_text().splitlines()[0][2:].split()[0])
-    else:
-        python = source_dir / ".deps" / "venv-tf" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"no TensorFlow venv at {python} to make the test models")
-    return python
 
 
 def env_text(precision="fp32"):
@@ -54,31 +38,21 @@ def spec_with_tensor_names(models, name):
     return spec
 
 
-def test_describe(worker):
-    info = describe_worker(worker)
-    assert info["name"] == "armnn" and info["version"].startswith("22.")
-    assert info["formats"] == ["tflite"] and info["devices"] == ["cpu"]
-    knobs = {k["name"]: k for k in info["knobs"]}
-    assert set(knobs) == {"opt", "device", "precision", "threads"}
-    assert knobs["precision"]["values"] == ["fp32", "fp16"]
-
-
 @pytest.mark.parametrize("name", ["tiny", "prob1001"])
-def test_output_matches_onnxruntime(worker, tflite_models, name, tmp_path):
+def test_fp16_stays_close_to_onnxruntime(worker, tflite_models, name, tmp_path):
+    """precision=fp16 (fp32: the conformance suite, against the reference engine)."""
     x = tflite_models.random_input(name, seed=17)
     np.save(tmp_path / "x.npy", x)
     want = tflite_models.onnx_output(name, x)
     with WorkerClient(worker) as w:
-        for precision, atol, rtol in (("fp32", ATOL, RTOL), ("fp16", FP16_ATOL, 0)):
-            loaded = w.load(tflite_models.path(name), env_text(precision), tflite_models.spec(name))
-            assert loaded["event"] == "loaded", (precision, loaded)
-            result = w.run(tmp_path / "x.npy", first=True, warmup=1, repeat=2)
-            assert result["event"] == "result", (precision, result)
-            assert result["first_ns"] > 0 and len(result["samples_ns"]) == 2
-            assert result["repeat_max_abs_diff"] == 0.0
-            got = output_of(result)
-            assert got.shape == want.shape
-            np.testing.assert_allclose(got, want, atol=atol, rtol=rtol, err_msg=precision)
+        loaded = w.load(tflite_models.path(name), env_text("fp16"), tflite_models.spec(name))
+        assert loaded["event"] == "loaded", loaded
+        result = w.run(tmp_path / "x.npy", first=True, warmup=1, repeat=2)
+        assert result["event"] == "result", result
+        assert result["repeat_max_abs_diff"] == 0.0
+        got = output_of(result)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=FP16_ATOL, rtol=0)
 
 
 def test_refusals_are_load_errors(worker, tflite_models):

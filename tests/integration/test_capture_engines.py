@@ -13,15 +13,12 @@ By hand: DELTANN_BUILD_DIR=$PWD/build/x DELTANN_SOURCE_DIR=$PWD PYTHONPATH=pytho
 .deps/venv/bin/python -m pytest tests/integration/test_capture_engines.py
 """
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from deltann_testlib import WorkerClient, output_of, worker_path
-from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines that sum in different orders agree to a few ulps of values of order 1..100.
 ATOL = 1e-4
@@ -81,21 +78,6 @@ def ort_capture(model, spec, tensor, out_dir):
 @pytest.fixture(scope="module")
 def tvm_worker():
     return worker_path("tvm", "TVM not found at configure time")
-
-
-@pytest.fixture(scope="module")
-def tiny_tvm(models, source_dir, tmp_path_factory):
-    """tiny_classifier.onnx built by the project's own build tool at opt=3 (FuseOps + FuseTIR), so
-    the capture sees fused kernels."""
-    pytest.importorskip("tvm", reason="building the TVM artifact needs tvm's Python API")
-    out = tmp_path_factory.mktemp("tvm") / "tiny_classifier.so"
-    tool = source_dir / "python" / "deltann_tools" / "build_tvm.py"
-    proc = subprocess.run([sys.executable, str(tool), "--model", str(models.tiny), "--spec",
-                           str(models.tiny.with_suffix(".spec.json")), "--env",
-                           TVM_ENV + ",disable=none", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return out
 
 
 @pytest.fixture
@@ -172,16 +154,6 @@ def test_tvm_capture_leaves_the_worker_usable(tvm_worker, tiny_tvm, models, tiny
 @pytest.fixture(scope="module")
 def tflite_worker():
     return worker_path("tflite", "no TensorFlow venv with ai-edge-litert at configure time")
-
-
-@pytest.fixture(scope="module")
-def tf_python(tflite_worker):
-    """The TensorFlow venv's Python (the launcher's shebang): tflite_models runs with it."""
-    first = tflite_worker.read_text().splitlines()[0]
-    python = Path(first[2:].split()[0])
-    if not first.startswith("#!") or not python.exists():
-        pytest.skip(f"{tflite_worker}'s Python is not there")
-    return python
 
 
 def tflite_env(opt):
@@ -270,15 +242,6 @@ def test_litert_capture_dequantises_int8(tflite_worker, tflite_models, tmp_path)
         assert error < 0.05 * max(1.0, np.abs(real[op]).max()), (op, error)
 
 
-def test_python_worker_capture_before_load_is_an_error(tflite_worker, tmp_path):
-    np.save(tmp_path / "x.npy", np.zeros((1, 8, 8, 3), np.float32))
-    with WorkerClient(tflite_worker) as w:
-        reply = w.request({"op": "capture", "tensor": str(tmp_path / "x.npy"),
-                           "out_dir": str(tmp_path / "cap")})
-        assert reply["event"] == "error" and reply["stage"] == "capture", reply
-        assert "before a successful load" in reply["message"]
-
-
 # --- OpenVINO ---------------------------------------------------------------------------------
 
 OV_ENV = "openvino:opt=default,device=cpu,precision=f32,threads=1,hint=latency"
@@ -318,20 +281,6 @@ def libtorch_env(opt):
 @pytest.fixture(scope="module")
 def libtorch_worker():
     return worker_path("libtorch", "LibTorch not found at configure time")
-
-
-@pytest.fixture(scope="module")
-def tiny_torchscript(models, source_dir, tmp_path_factory):
-    """tiny_classifier.onnx converted by the project's own conversion step (onnx2torch, then
-    torch.jit.trace): (artifact, the spec the conversion reports)."""
-    pytest.importorskip("onnx2torch", reason="the onnx>torchscript step needs onnx2torch")
-    out = tmp_path_factory.mktemp("torchscript") / "tiny_classifier.pt"
-    tool = source_dir / "python" / "deltann_tools" / "convert.py"
-    proc = subprocess.run([sys.executable, str(tool), "--step", "onnx>torchscript", "--in",
-                           str(models.tiny), "--spec", str(models.tiny.with_suffix(".spec.json")),
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return out, json.loads(proc.stdout)["spec"]
 
 
 @pytest.mark.parametrize("opt", ["none", "freeze", "optimize_for_inference"])

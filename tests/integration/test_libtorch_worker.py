@@ -4,9 +4,9 @@
 Tiny models are made here with the venv's torch (Debian's 1.13): a conv+batch-norm+relu+pool+linear
 classifier (traced) and a depthwise-separable one with a 1001-way softmax that returns a tuple
 (scripted). Each is saved as TorchScript and exported to ONNX; the worker's output must equal ONNX
-Runtime's (Python onnxruntime) within ATOL/RTOL for every `opt` at 1 and 2 threads. --describe lists
-the knobs; corrupt, truncated, non-TorchScript and missing files are error replies and the worker
-stays usable; a model that cannot take the spec's input shape, or then returns another number of
+Runtime's (Python onnxruntime) within ATOL/RTOL for every `opt` at 1 and 2 threads (--describe:
+test_worker_conformance.py); corrupt, truncated, non-TorchScript and missing files are error
+replies and the worker stays usable; a model that cannot take the spec's input shape, or then returns another number of
 values than the spec's classes, fails its load.
 The demo's pretrained EfficientNet-Lite0, traced to TorchScript, must give ONNX Runtime's top-1 on
 the demo photos (both campaigns read the same cached tensors).
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deltann_testlib import (WorkerClient, cached_tensor, describe_worker, floats, images_by_key,
+from deltann_testlib import (WorkerClient, cached_tensor, floats, images_by_key,
                              onnxruntime_output, output_of, query, results_of, top_ids,
                              variants_by_env, worker_path, write_random_images)
 
@@ -149,22 +149,6 @@ def random_inputs(folder, count, seed):
 
 
 # --- protocol tests -----------------------------------------------------------------------------
-
-def test_describe_lists_knobs_and_format(worker):
-    info = describe_worker(worker)
-    assert info["name"] == "libtorch"
-    assert info["version"].split(".")[0].isdigit(), info["version"]
-    assert info["formats"] == ["torchscript"]
-    assert info["devices"][0] == "cpu"
-    knobs = {k["name"]: k for k in info["knobs"]}
-    assert set(knobs) == {"opt", "device", "threads"}
-    assert knobs["opt"]["values"] == OPTS  # least to most optimisation
-    assert knobs["opt"]["default"] == "none"
-    assert knobs["threads"]["values"] == [] and knobs["threads"]["default"] == "1"
-    assert knobs["device"]["values"] == ["cpu", "cuda"]
-    # cuda is offered as a device only where LibTorch has a usable GPU.
-    assert set(info["devices"]) <= {"cpu", "cuda"}
-
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("opt", OPTS)

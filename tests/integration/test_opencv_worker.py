@@ -5,7 +5,8 @@ the variant would report `done`.
 
 - a spec whose shape the model does not declare is a load error naming both shapes;
 - dimensions the model leaves open (symbolic) take the spec's size;
-- a tensor of another shape than the spec's is a run error, and the worker goes on;
+- (a tensor of another shape than the spec's is a run error: test_worker_conformance.py, for
+  every worker);
 - an input name the model lacks is a load error listing the inputs it has.
 
 Skipped when the worker was not built. By hand: see tests/integration/conftest.py.
@@ -69,19 +70,6 @@ def test_open_dimensions_take_the_specs_size(worker, models, tmp_path):
         assert w.load(dynamic, ENV, with_size(spec_of(models.tiny), 16))["event"] == "loaded"
         got = output_of(w.run(tmp_path / "x16.npy"))
     np.testing.assert_allclose(got, onnxruntime_output(dynamic, x), atol=ATOL, rtol=RTOL)
-
-
-def test_tensor_of_another_shape_is_a_run_error(worker, models, tmp_path):
-    x = np.random.default_rng(4).uniform(0, 255, (1, 3, 8, 8)).astype(np.float32)
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "x16.npy", np.zeros((1, 3, 16, 16), np.float32))
-    with WorkerClient(worker) as w:
-        assert w.load(models.tiny, ENV, spec_of(models.tiny))["event"] == "loaded"
-        reply = w.run(tmp_path / "x16.npy")
-        assert reply["event"] == "error" and reply["stage"] == "run", reply
-        assert "[1,3,16,16]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
-        np.testing.assert_allclose(output_of(w.run(tmp_path / "x.npy")),
-                                   onnxruntime_output(models.tiny, x), atol=ATOL, rtol=RTOL)
 
 
 def test_unknown_input_name_is_a_load_error(worker, models):

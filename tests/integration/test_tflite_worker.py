@@ -2,7 +2,9 @@
 campaign: tiny TFLite models made with TensorFlow give ONNX Runtime's output on their tf2onnx
 twins at every opt/threads setting; quantised inputs and outputs are converted with the tensors'
 own parameters; shape and name mismatches and damaged files are error replies that leave the
-worker usable; `deltann run` on a .tflite model with an NHWC spec completes end to end.
+worker usable (what every worker does, --describe, run replies, malformed requests:
+test_worker_conformance.py); `deltann run` on a .tflite model with an NHWC spec completes end to
+end.
 
 The models are made by python/deltann_workers/make_tflite_test_models.py, run with the Python
 the worker itself runs with (the TensorFlow venv named in the launcher's shebang); this suite
@@ -18,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,6 @@ import pytest
 from deltann_testlib import (WorkerClient, cached_tensor, damaged_tflite_copies, describe_worker,
                              failures_of, floats, images_by_key, int64s, output_of, results_of,
                              run_tflite_campaign, top_ids, variants_by_env, worker_path)
-from deltann_testlib import tflite_models  # noqa: F401  (a fixture: pytest finds it here)
 
 # float32 engines sum in different orders: outputs agree to a few ulps of values below ~1.
 ATOL = 1e-4
@@ -40,38 +40,8 @@ def worker():
                                  "see docs/TFLITE.md")
 
 
-@pytest.fixture(scope="module")
-def tf_python(worker):
-    """The TensorFlow venv's Python: the one the launcher's shebang names."""
-    first = worker.read_text().splitlines()[0]
-    assert first.startswith("#!"), f"{worker} has no shebang: {first!r}"
-    python = Path(first[2:].split()[0])
-    if not python.exists():
-        pytest.skip(f"{python} (the worker's Python) no longer exists")
-    return python
-
-
 def env_text(opt="xnnpack", threads=1):
     return f"tflite:opt={opt},device=cpu,threads={threads}"
-
-
-def test_describe(worker):
-    info = describe_worker(worker)
-    assert info["name"] == "tflite"
-    assert info["version"]
-    assert info["devices"] == ["cpu"]
-    assert info["formats"] == ["tflite"]
-    knobs = {k["name"]: k for k in info["knobs"]}
-    assert set(knobs) == {"opt", "device", "threads"}
-    assert knobs["opt"]["values"] == ["none", "xnnpack"]  # least optimised first
-    assert knobs["opt"]["default"] == "xnnpack"
-    assert knobs["threads"]["values"] == [] and knobs["threads"]["default"] == "1"
-    assert knobs["device"]["values"] == ["cpu"]
-
-
-def test_usage_without_a_mode(worker):
-    proc = subprocess.run([str(worker)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "--describe | --serve" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("name", ["tiny", "prob1001"])
@@ -100,23 +70,6 @@ def test_output_matches_onnxruntime_at_every_setting(worker, tflite_models, name
             assert int(np.argmax(got)) == int(np.argmax(want)), (opt, threads)
             if spec["output"]["kind"] == "probabilities":
                 assert abs(float(got.sum()) - 1.0) < 1e-4
-
-
-def test_run_counts_follow_the_protocol(worker, tflite_models, tmp_path):
-    """No first run and no repeats still runs the model once (and times nothing); one run in
-    all leaves nothing to compare, so there is no repeat_max_abs_diff."""
-    np.save(tmp_path / "x.npy", tflite_models.random_input("tiny", seed=3))
-    spec = tflite_models.spec("tiny")
-    with WorkerClient(worker) as w:
-        assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded"
-        result = w.run(tmp_path / "x.npy", first=False, warmup=0, repeat=0, image="only-once")
-        assert result["event"] == "result", result
-        assert result["image"] == "only-once"
-        assert result["samples_ns"] == [] and "first_ns" not in result
-        assert "repeat_max_abs_diff" not in result
-        assert output_of(result).shape == (5,)
-        result = w.run(tmp_path / "x.npy", first=False, warmup=0, repeat=2)
-        assert len(result["samples_ns"]) == 2 and result["repeat_max_abs_diff"] == 0.0
 
 
 def test_tensor_and_signature_names_both_select(worker, tflite_models, tmp_path):
@@ -172,17 +125,16 @@ def test_wrong_input_shape_is_a_load_error(worker, tflite_models):
         assert "[1,8,8,3]" in reply["message"] and "[1,3,8,8]" in reply["message"], reply
 
 
-def test_wrong_tensor_shape_is_a_run_error(worker, tflite_models, tmp_path):
-    np.save(tmp_path / "nchw.npy", np.zeros([1, 3, 8, 8], dtype=np.float32))
+def test_float64_tensor_is_a_run_error(worker, tflite_models, tmp_path):
+    """The Python worker reads only float32 .npy files, as the C++ one does (a tensor of another
+    shape: the conformance suite)."""
     np.save(tmp_path / "f64.npy", np.zeros([1, 8, 8, 3], dtype=np.float64))
-    spec = tflite_models.spec("tiny")
     with WorkerClient(worker) as w:
-        assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded"
-        reply = w.run(tmp_path / "nchw.npy")
-        assert reply["event"] == "error" and reply["stage"] == "run", reply
-        assert "[1,3,8,8]" in reply["message"] and "[1,8,8,3]" in reply["message"], reply
+        assert w.load(tflite_models.path("tiny"), env_text(), tflite_models.spec("tiny"))[
+            "event"] == "loaded"
         reply = w.run(tmp_path / "f64.npy")
-        assert reply["event"] == "error" and "float32" in reply["message"], reply
+        assert reply["event"] == "error" and reply["stage"] == "run", reply
+        assert "float32" in reply["message"], reply
 
 
 def test_unknown_names_are_load_errors(worker, tflite_models):
@@ -225,18 +177,6 @@ def test_damaged_files_are_error_replies(worker, tflite_models, tmp_path):
         assert w.load(tflite_models.path("tiny"), env_text(), spec)["event"] == "loaded"
         np.testing.assert_allclose(output_of(w.run(tmp_path / "x.npy")),
                                    tflite_models.onnx_output("tiny", x), atol=ATOL, rtol=RTOL)
-
-
-def test_malformed_requests_are_protocol_errors(worker, tflite_models, tmp_path):
-    with WorkerClient(worker) as w:
-        for line in ("not json", "[1, 2]", json.dumps({"op": "dance"})):
-            reply = w.request(line)
-            assert reply["event"] == "error" and reply["stage"] == "protocol", (line, reply)
-        reply = w.request({"op": "load", "env": env_text(), "spec": {}})
-        assert reply["event"] == "error" and reply["stage"] == "load", reply
-        assert "artifact" in reply["message"], reply
-        reply = w.run(tmp_path / "none.npy")
-        assert reply["event"] == "error" and reply["stage"] == "run", reply
 
 
 # --- a real campaign ------------------------------------------------------------------------

@@ -421,10 +421,11 @@ class TfliteModels:
                                   input_name=self.manifest[name]["onnx"]["input"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tflite_models(tf_python, source_dir, tmp_path_factory):
-    """The tiny TFLite models (and their ONNX twins), made by make_tflite_test_models.py under
-    the TensorFlow venv's Python: the `tf_python` fixture of the suite that imports this one."""
+    """The tiny TFLite models (and their ONNX twins), made once per session by
+    make_tflite_test_models.py under the TensorFlow venv's Python (the `tf_python` fixture of
+    tests/integration/conftest.py)."""
     out = tmp_path_factory.mktemp("tflite_models")
     script = source_dir / "python" / "deltann_workers" / "make_tflite_test_models.py"
     proc = subprocess.run([str(tf_python), str(script), "--out", str(out)], capture_output=True,

@@ -3,6 +3,7 @@
 // this worker never starts Python. Headers and libraries come from the apache-tvm and
 // apache-tvm-ffi wheels in the project venv (cmake/engines.cmake).
 #include <dlfcn.h>
+#include <elf.h>
 
 #include <algorithm>
 #include <bit>
@@ -10,6 +11,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -419,6 +422,33 @@ class TvmSession final : public Session {
   ffi::Tensor output_holder_;
 };
 
+// dlopen maps a shared library without checking that the file holds what its headers promise: a
+// truncated library faults (SIGBUS) on the first page past its end instead of failing. So the ELF
+// headers are read first, and a file whose segments or section table reach past its end is refused.
+void check_complete_elf(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot open it");
+  const auto size = static_cast<uint64_t>(std::filesystem::file_size(path));
+  Elf64_Ehdr header{};
+  if (!in.read(reinterpret_cast<char*>(&header), sizeof header) ||
+      std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64)
+    throw Error(path.string() + ": not a 64-bit ELF shared library");
+  const auto reaches = [&](uint64_t offset, uint64_t length, const char* what) {
+    if (offset > size || length > size - offset)
+      throw Error(path.string() + ": truncated shared library: its " + what + " end at byte " +
+                  std::to_string(offset + length) + " of a " + std::to_string(size) + "-byte file");
+  };
+  reaches(header.e_phoff, uint64_t{header.e_phnum} * header.e_phentsize, "program headers");
+  reaches(header.e_shoff, uint64_t{header.e_shnum} * header.e_shentsize, "section headers");
+  for (int i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment{};
+    in.seekg(static_cast<std::streamoff>(header.e_phoff + uint64_t(i) * header.e_phentsize));
+    if (!in.read(reinterpret_cast<char*>(&segment), sizeof segment))
+      throw Error(path.string() + ": cannot read program header " + std::to_string(i));
+    if (segment.p_type == PT_LOAD) reaches(segment.p_offset, segment.p_filesz, "segments");
+  }
+}
+
 class TvmBackend final : public Backend {
  public:
   BackendInfo describe() const override {
@@ -436,6 +466,8 @@ class TvmBackend final : public Backend {
         {"threads", {}, "1", "TVM thread pool size (TVM_NUM_THREADS)"}};
     return info;
   }
+
+  void check(const LoadRequest& request) override { check_complete_elf(request.artifact); }
 
   std::unique_ptr<Session> load(const LoadRequest& request) override {
     try {
