@@ -15,6 +15,7 @@
 #include "deltann/preprocess.h"
 #include "deltann/store.h"
 #include "deltann/text.h"
+#include "run/locate.h"
 #include "verbs.h"
 
 namespace deltann::cli {
@@ -59,8 +60,7 @@ std::vector<std::string> demo_environments() {
 }
 
 std::filesystem::path demo_dir() {
-  if (const char* d = std::getenv("DELTANN_DEMO_DIR"); d && *d) return d;
-  return DELTANN_DEFAULT_DEMO_DIR;
+  return default_demo_dir();
 }
 
 std::string duration_text(double seconds) {

@@ -27,6 +27,7 @@
 #include "deltann/spec.h"
 #include "deltann/store.h"
 #include "deltann/version.h"
+#include "locate.h"
 #include "protocol.h"
 #include "worker_process.h"
 
@@ -673,9 +674,7 @@ PreparedEnvironment prepare_environment(const CampaignConfig& config, const Mode
 
 fs::path default_worker_dir() {
   if (const char* dir = std::getenv("DELTANN_WORKER_DIR"); dir && *dir) return dir;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path() : self.parent_path();
+  return program_lib_dir();
 }
 
 CampaignOutcome run_campaign(const CampaignConfig& config, const CampaignEvents& events) {
