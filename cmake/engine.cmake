@@ -11,8 +11,9 @@
 #   DEFINITIONS   private compile definitions.
 #   RUNTIME_DIRS  folders the worker loads shared libraries from (outside the system's), made its
 #                 RPATH in the build tree and when installed.
-#   BUNDLE        shared libraries installed beside the worker (under their soname) and found
-#                 there through $ORIGIN, so that an installed copy does not need their folder.
+#   BUNDLE        shared libraries installed beside the worker and found there through $ORIGIN
+#                 (their folder leaves the installed RPATH), so that an installed copy does not
+#                 need that folder.
 #   SUMMARY       what the configure message says after "NAME engine ON".
 #   TEST          a test-only engine: built into test-workers/ (which `deltann backends` never
 #                 lists), never installed.
@@ -28,7 +29,12 @@ function(deltann_add_engine name)
   if(arg_DEFINITIONS)
     target_compile_definitions(${target} PRIVATE ${arg_DEFINITIONS})
   endif()
+  # Installed, a bundled library is found beside the worker instead of in its build folder.
   set(install_rpath ${arg_RUNTIME_DIRS})
+  foreach(library IN LISTS arg_BUNDLE)
+    get_filename_component(library_dir "${library}" DIRECTORY)
+    list(REMOVE_ITEM install_rpath "${library_dir}")
+  endforeach()
   if(arg_BUNDLE)
     list(PREPEND install_rpath "$ORIGIN")
   endif()
@@ -58,12 +64,14 @@ function(deltann_engine_off name reason)
 endfunction()
 
 # deltann_install_shared_library(PATH): installs the shared library PATH (a link is followed) into
-# ${DELTANN_INSTALL_PKGLIBDIR} under its soname, the name the dynamic loader looks for.
+# ${DELTANN_INSTALL_PKGLIBDIR} under its soname, the name the dynamic loader looks for. (CMake
+# 3.25's file(READ_ELF) cannot read a soname; objdump can.)
 function(deltann_install_shared_library path)
   get_filename_component(real "${path}" REALPATH)
-  file(READ_ELF "${real}" SONAME soname)
-  if(NOT soname)
-    get_filename_component(soname "${path}" NAME)
+  get_filename_component(soname "${path}" NAME)
+  execute_process(COMMAND "${CMAKE_OBJDUMP}" -p "${real}" OUTPUT_VARIABLE headers ERROR_QUIET)
+  if(headers MATCHES "\n[ \t]*SONAME[ \t]+([^ \t\n]+)")
+    set(soname "${CMAKE_MATCH_1}")
   endif()
   install(FILES "${real}" RENAME "${soname}" DESTINATION "${DELTANN_INSTALL_PKGLIBDIR}")
 endfunction()

@@ -39,9 +39,13 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_GENERATOR DEB)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-# Only what Debian packages provide: the engines that load libraries from the project's Python
-# environments (TVM, OpenVINO) would make dpkg-shlibdeps fail on them.
+set(CPACK_STRIP_FILES ON)  # no debug information (which names the build folder) in the package
+# The Debian 12 libraries of `deltann` itself and of the engines built from Debian packages
+# alone (OpenCV DNN, reference, Arm NN, LibTorch bring their own: see Recommends). dpkg-shlibdeps
+# is not used: it fails on the engines that load libraries from the project's Python environments
+# (TVM, OpenVINO), which no package provides.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libopencv-core406 | libopencv-core-dev, libopencv-imgproc406 | libopencv-imgproc-dev, libopencv-imgcodecs406 | libopencv-imgcodecs-dev, libsqlite3-0, libssl3, libwebp7, python3")
+  "libopencv-core406, libopencv-imgproc406, libopencv-imgcodecs406, libsqlite3-0, libssl3, libwebp7, libonnx1, libprotobuf32, python3")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libopencv-dnn406, libtorch1.13, libarmnn22, libarmnntfliteparser22, libarmnn-cpuref-backend22")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 include(CPack)

@@ -59,9 +59,7 @@ std::vector<std::string> demo_environments() {
   return envs;
 }
 
-std::filesystem::path demo_dir() {
-  return default_demo_dir();
-}
+std::filesystem::path demo_dir() { return default_demo_dir(); }
 
 std::string duration_text(double seconds) {
   const long s = std::lround(seconds);

@@ -42,7 +42,8 @@ fs::path program_dir() {
 }
 
 fs::path program_lib_dir() {
-  if (program_is_installed()) return (program_dir() / DELTANN_INSTALLED_PKGLIBDIR).lexically_normal();
+  if (program_is_installed())
+    return (program_dir() / DELTANN_INSTALLED_PKGLIBDIR).lexically_normal();
   return program_dir();
 }
 
