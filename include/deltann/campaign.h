@@ -75,7 +75,8 @@ PreparedEnvironment prepare_environment(const CampaignConfig& config, const Mode
                                         const std::string& environment,
                                         const std::function<void(const std::string&)>& say);
 
-// Folder holding the worker executables: $DELTANN_WORKER_DIR, else the folder of this program.
+// Folder holding the worker executables: $DELTANN_WORKER_DIR, else the folder of this program in a
+// build tree, or <prefix>/lib/deltann when it is installed (src/run/locate.h).
 std::filesystem::path default_worker_dir();
 
 }  // namespace deltann

@@ -1,7 +1,7 @@
 """The `tflite` engine: TFLite flatbuffers run by LiteRT's interpreter (the ai-edge-litert wheel).
 
 A Python worker because the wheel ships libLiteRt.so without its headers (docs/TFLITE.md). It runs
-with the TensorFlow venv's Python through the launcher cmake/engine_tflite.cmake generates:
+with the TensorFlow venv's Python through the launcher cmake/engines/tflite.cmake generates:
 
     deltann-worker-tflite --describe | --serve
 

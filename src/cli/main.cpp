@@ -4,9 +4,11 @@
 #include "deltann/error.h"
 #include "deltann/text.h"
 #include "deltann/version.h"
+#include "run/locate.h"
 #include "verbs.h"
 
 int main(int argc, char** argv) {
+  deltann::export_tool_environment();
   CLI::App app{
       "deltann: differential testing of image-recognition models across engines and settings"};
   app.set_version_flag("--version", deltann::kVersion);

@@ -17,6 +17,7 @@
 #include "deltann/preprocess.h"
 #include "deltann/store.h"
 #include "deltann/text.h"
+#include "run/locate.h"
 #include "verbs.h"
 
 namespace deltann::cli {
@@ -60,10 +61,7 @@ std::vector<std::string> demo_environments() {
   return envs;
 }
 
-std::filesystem::path demo_dir() {
-  if (const char* d = std::getenv("DELTANN_DEMO_DIR"); d && *d) return d;
-  return DELTANN_DEFAULT_DEMO_DIR;
-}
+std::filesystem::path demo_dir() { return default_demo_dir(); }
 
 std::string duration_text(double seconds) {
   const long s = std::lround(seconds);

@@ -19,16 +19,6 @@ namespace fs = std::filesystem;
 
 constexpr double kToolExitGrace_s = 30;
 
-fs::path tools_python() {
-  if (const char* p = std::getenv("DELTANN_PYTHON"); p && *p) return p;
-  return DELTANN_DEFAULT_PYTHON;
-}
-
-fs::path tools_dir() {
-  if (const char* d = std::getenv("DELTANN_TOOLS_DIR"); d && *d) return d;
-  return DELTANN_DEFAULT_TOOLS_DIR;
-}
-
 Builder::Builder(fs::path python, fs::path script, std::string framework)
     : python_(std::move(python)), script_(std::move(script)), framework_(std::move(framework)) {}
 

@@ -14,6 +14,7 @@
 #include "deltann/backend.h"
 #include "deltann/environment.h"
 #include "deltann/spec.h"
+#include "locate.h"  // tools_python(), tools_dir()
 #include "worker_process.h"
 
 namespace deltann {
@@ -91,10 +92,5 @@ void publish_cache_entry(const std::filesystem::path& built, const std::filesyst
 // imports its sibling modules, so all of them are part of an artifact's identity.
 std::string tools_fingerprint(const std::filesystem::path& dir,
                               const std::vector<std::string>& prefixes);
-
-// $DELTANN_PYTHON, else the project environment's Python.
-std::filesystem::path tools_python();
-// $DELTANN_TOOLS_DIR, else python/deltann_tools of the source tree.
-std::filesystem::path tools_dir();
 
 }  // namespace deltann

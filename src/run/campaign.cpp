@@ -23,6 +23,7 @@
 #include "deltann/store.h"
 #include "deltann/version.h"
 #include "engine_registry.h"
+#include "locate.h"
 #include "planner.h"
 #include "variant_runner.h"
 
@@ -373,9 +374,7 @@ PreparedEnvironment prepare_environment(const CampaignConfig& config, const Mode
 
 fs::path default_worker_dir() {
   if (const char* dir = std::getenv("DELTANN_WORKER_DIR"); dir && *dir) return dir;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::current_path() : self.parent_path();
+  return program_lib_dir();
 }
 
 CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& events) {

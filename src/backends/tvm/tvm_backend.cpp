@@ -1,7 +1,7 @@
 // Apache TVM (Relax VM), in-process through TVM's C++ runtime and FFI. The artifact is a Relax VM
 // executable exported as a shared library (`tvm.compile(...).export_library(path)` in Python);
 // this worker never starts Python. Headers and libraries come from the apache-tvm and
-// apache-tvm-ffi wheels in the project venv (cmake/engines.cmake).
+// apache-tvm-ffi wheels in the project venv (cmake/engines/tvm.cmake).
 #include <dlfcn.h>
 #include <elf.h>
 

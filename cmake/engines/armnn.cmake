@@ -12,15 +12,15 @@ if(DELTANN_WITH_ARMNN)
   if(DELTANN_ARMNN_INCLUDE AND DELTANN_ARMNN_LIBRARY AND DELTANN_ARMNN_TFLITE_LIBRARY
      AND DELTANN_ARMNN_CPUREF)
     get_filename_component(_armnn_backend_dir "${DELTANN_ARMNN_CPUREF}" DIRECTORY)
-    add_executable(deltann-worker-armnn src/backends/armnn/armnn_backend.cpp
-      src/backends/armnn/tflite_signatures.cpp)
+    deltann_add_engine(armnn
+      SOURCES src/backends/armnn/armnn_backend.cpp src/backends/armnn/tflite_signatures.cpp
+      DEPS "${DELTANN_ARMNN_TFLITE_LIBRARY}" "${DELTANN_ARMNN_LIBRARY}"
+      DEFINITIONS DELTANN_ARMNN_BACKEND_DIR="${_armnn_backend_dir}"
+      SUMMARY "${DELTANN_ARMNN_LIBRARY}, backends in ${_armnn_backend_dir}")
     target_include_directories(deltann-worker-armnn SYSTEM PRIVATE "${DELTANN_ARMNN_INCLUDE}")
-    target_link_libraries(deltann-worker-armnn PRIVATE deltann_worker
-      "${DELTANN_ARMNN_TFLITE_LIBRARY}" "${DELTANN_ARMNN_LIBRARY}")
-    target_compile_definitions(deltann-worker-armnn PRIVATE
-      DELTANN_ARMNN_BACKEND_DIR="${_armnn_backend_dir}")
-    message(STATUS "deltann: Arm NN engine ON (${DELTANN_ARMNN_LIBRARY}, backends in ${_armnn_backend_dir})")
   else()
-    message(STATUS "deltann: Arm NN engine OFF: headers, libarmnn, libarmnnTfLiteParser or the CpuRef backend not found (apt install libarmnn-dev libarmnntfliteparser-dev libarmnn-cpuref-backend22)")
+    deltann_engine_off(armnn "headers, libarmnn, libarmnnTfLiteParser or the CpuRef backend not found (apt install libarmnn-dev libarmnntfliteparser-dev libarmnn-cpuref-backend22)")
   endif()
+else()
+  deltann_engine_off(armnn "DELTANN_WITH_ARMNN is OFF")
 endif()

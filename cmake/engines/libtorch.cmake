@@ -65,32 +65,32 @@ if(DELTANN_WITH_LIBTORCH)
   endif()
 
   if(_torch_off)
-    message(STATUS "deltann: LibTorch engine OFF: ${_torch_off}")
+    deltann_engine_off(libtorch "${_torch_off}")
   else()
     get_filename_component(_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
-    # worker_process.cpp: the load tries the spec's input shape in a child process of its own.
-    add_executable(deltann-worker-libtorch src/backends/libtorch/libtorch_backend.cpp
-      src/backends/libtorch/libtorch_output.cpp src/run/worker_process.cpp)
-    target_include_directories(deltann-worker-libtorch PRIVATE src/backends/libtorch)
-    # A CUDA-enabled LibTorch registers its CUDA support from libtorch_cuda.so's static
-    # initialisers; the worker calls nothing in it directly, so keep it where the linker would
-    # drop unreferenced libraries, or torch::cuda::is_available() would say false.
-    target_link_options(deltann-worker-libtorch PRIVATE "LINKER:--no-as-needed")
-    # TORCH_LIBRARIES is the `torch` target plus c10 (and the CUDA libraries of a CUDA build); the
-    # target brings the include folders (as system headers) and TorchConfig's
-    # _GLIBCXX_USE_CXX11_ABI setting. An old-ABI LibTorch (=0) cannot link with deltann's
-    # new-ABI core: docs/LIBTORCH.md.
-    target_link_libraries(deltann-worker-libtorch PRIVATE deltann_worker ${TORCH_LIBRARIES})
     # A LibTorch inside a PyPI wheel finds its CUDA libraries in the nvidia-* wheels beside it
     # (site-packages/nvidia/*/lib) through its own $ORIGIN RPATH. The worker must link and load
     # those too, ahead of the system CUDA toolkit that TorchConfig also adds (another CUDA
     # version, whose libnccl or libcudart lacks symbols the wheel needs).
     file(GLOB _torch_nvidia_dirs LIST_DIRECTORIES true "${_torch_lib_dir}/../../nvidia/*/lib")
+    # TORCH_LIBRARIES is the `torch` target plus c10 (and the CUDA libraries of a CUDA build); the
+    # target brings the include folders (as system headers) and TorchConfig's
+    # _GLIBCXX_USE_CXX11_ABI setting. An old-ABI LibTorch (=0) cannot link with deltann's
+    # new-ABI core: docs/LIBTORCH.md. deltann_worker_process: the load tries the spec's input
+    # shape in a child process of its own.
+    deltann_add_engine(libtorch
+      SOURCES src/backends/libtorch/libtorch_backend.cpp src/backends/libtorch/libtorch_output.cpp
+      DEPS deltann_worker_process ${TORCH_LIBRARIES}
+      RUNTIME_DIRS ${_torch_nvidia_dirs} "${_torch_lib_dir}"
+      SUMMARY "LibTorch ${Torch_VERSION}, ${_torch_lib_dir}")
+    # A CUDA-enabled LibTorch registers its CUDA support from libtorch_cuda.so's static
+    # initialisers; the worker calls nothing in it directly, so keep it where the linker would
+    # drop unreferenced libraries, or torch::cuda::is_available() would say false.
+    target_link_options(deltann-worker-libtorch PRIVATE "LINKER:--no-as-needed")
     foreach(_dir IN LISTS _torch_nvidia_dirs)
       target_link_options(deltann-worker-libtorch PRIVATE "LINKER:-rpath-link,${_dir}")
     endforeach()
-    set_target_properties(deltann-worker-libtorch PROPERTIES
-      BUILD_RPATH "${_torch_nvidia_dirs};${_torch_lib_dir}")
-    message(STATUS "deltann: LibTorch engine ON (LibTorch ${Torch_VERSION}, ${_torch_lib_dir})")
   endif()
+else()
+  deltann_engine_off(libtorch "DELTANN_WITH_LIBTORCH is OFF")
 endif()

@@ -12,18 +12,18 @@ if(DELTANN_WITH_OPENVINO)
     endif()
   endif()
   if(_ov_off)
-    message(STATUS "deltann: OpenVINO engine OFF: ${_ov_off}")
+    deltann_engine_off(openvino "${_ov_off}")
   else()
-    set(_ov_lib_dir "${_ov_site}/openvino/libs")
-    add_executable(deltann-worker-openvino src/backends/openvino/openvino_backend.cpp
-      src/backends/openvino/openvino_options.cpp)
-    target_include_directories(deltann-worker-openvino PRIVATE src/backends/openvino)
     # openvino::runtime brings _GLIBCXX_USE_CXX11_ABI=1 (Debian's g++ default, so nothing changes)
     # and OV_THREAD=OV_THREAD_TBB_ADAPTIVE; both stay inside this one executable.
-    target_link_libraries(deltann-worker-openvino PRIVATE deltann_worker openvino::runtime)
     # libopenvino.so finds libtbb and its plugins and frontends (dlopen'ed at run time) in its own
     # folder ($ORIGIN RPATH and its own path), so the worker only needs to find libopenvino.so.
-    set_target_properties(deltann-worker-openvino PROPERTIES BUILD_RPATH "${_ov_lib_dir}")
-    message(STATUS "deltann: OpenVINO engine ON (openvino ${DELTANN_OPENVINO_VERSION}, ${_ov_lib_dir})")
+    deltann_add_engine(openvino
+      SOURCES src/backends/openvino/openvino_backend.cpp src/backends/openvino/openvino_options.cpp
+      DEPS openvino::runtime
+      RUNTIME_DIRS "${_ov_site}/openvino/libs"
+      SUMMARY "openvino ${DELTANN_OPENVINO_VERSION}, ${_ov_site}/openvino/libs")
   endif()
+else()
+  deltann_engine_off(openvino "DELTANN_WITH_OPENVINO is OFF")
 endif()

@@ -5,14 +5,17 @@
 option(DELTANN_WITH_REFERENCE "Build the float64 ONNX reference engine" ON)
 if(DELTANN_WITH_REFERENCE)
   if(NOT (TARGET onnx_proto AND TARGET protobuf::libprotobuf))
-    message(STATUS "deltann: reference engine OFF: libonnx-dev's ONNX CMake package or protobuf not found")
+    deltann_engine_off(reference "libonnx-dev's ONNX CMake package or protobuf not found")
   else()
     # onnx_proto carries ONNX_NAMESPACE=onnx and ONNX_ML=1, matching how Debian built it.
-    add_library(deltann_reference STATIC
-      src/reference/model.cpp src/reference/ops_common.cpp src/reference/ops_elementwise.cpp
-      src/reference/ops_nn.cpp src/reference/ops_shape.cpp)
-    target_include_directories(deltann_reference PUBLIC src)
-    target_link_libraries(deltann_reference PUBLIC deltann_core PRIVATE deltann_onnx)
+    # The executor is a library of its own (the fuzz build and its tests use it without a worker);
+    # its users see reference/reference.h (and ops.h, which its sources include by that name).
+    deltann_add_layer(reference
+      SOURCES src/reference/model.cpp src/reference/ops_common.cpp src/reference/ops_elementwise.cpp
+              src/reference/ops_nn.cpp src/reference/ops_shape.cpp
+      HEADERS src/reference/reference.h src/reference/ops.h
+      DEPS deltann_core)
+    target_link_libraries(deltann_reference PRIVATE deltann_onnx)
 
     if(DELTANN_BUILD_TESTS OR DELTANN_FUZZ)
       # The ONNX backend node tests (model + expected outputs per operator case) ship in the onnx
@@ -46,9 +49,10 @@ if(DELTANN_WITH_REFERENCE)
       return()  # the fuzz build needs only the executor library (tests/fuzz/fuzz_onnx_model.cpp)
     endif()
 
-    add_executable(deltann-worker-reference src/backends/reference/reference_backend.cpp)
-    target_link_libraries(deltann-worker-reference PRIVATE deltann_worker deltann_reference)
-    message(STATUS "deltann: reference engine ON (float64 executor on ONNX ${ONNX_VERSION} protobuf classes)")
+    deltann_add_engine(reference
+      SOURCES src/backends/reference/reference_backend.cpp
+      DEPS deltann_reference
+      SUMMARY "float64 executor on ONNX ${ONNX_VERSION} protobuf classes")
 
     if(DELTANN_BUILD_TESTS)
       find_package(GTest REQUIRED)
