@@ -4,7 +4,7 @@ twins at every opt/threads setting; quantised inputs and outputs are converted w
 own parameters; shape and name mismatches and damaged files are error replies that leave the
 worker usable; `deltann run` on a .tflite model with an NHWC spec completes end to end.
 
-The models are made by python/deltann_workers/make_tflite_test_models.py, run with the Python
+The models are made by tests/pylib/deltann_testmodels/make_tflite_test_models.py, run with the Python
 the worker itself runs with (the TensorFlow venv named in the launcher's shebang); this suite
 runs under the project venv, which has ONNX Runtime but no TensorFlow.
 

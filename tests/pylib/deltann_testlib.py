@@ -378,7 +378,7 @@ def cached_tensor(cache_dir, image_sha256):
 
 # --- tiny TFLite models (the LiteRT and Arm NN suites) ----------------------------------------
 
-# What each model of python/deltann_workers/make_tflite_test_models.py outputs.
+# What each model of deltann_testmodels/make_tflite_test_models.py outputs.
 TFLITE_OUTPUTS = {
     "tiny": {"classes": 5, "label_offset": 0, "kind": "logits"},
     "tiny_quant": {"classes": 5, "label_offset": 0, "kind": "logits"},
@@ -426,11 +426,13 @@ def tflite_models(tf_python, source_dir, tmp_path_factory):
     """The tiny TFLite models (and their ONNX twins), made by make_tflite_test_models.py under
     the TensorFlow venv's Python: the `tf_python` fixture of the suite that imports this one."""
     out = tmp_path_factory.mktemp("tflite_models")
-    script = source_dir / "python" / "deltann_workers" / "make_tflite_test_models.py"
-    proc = subprocess.run([str(tf_python), str(script), "--out", str(out)], capture_output=True,
-                          text=True, timeout=600)
+    # The TensorFlow venv sees this folder only, none of the main venv's module path.
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
+    env.pop("PYTHONHOME", None)
+    proc = subprocess.run([str(tf_python), "-m", "deltann_testmodels.make_tflite_test_models",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, \
-        f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        f"make_tflite_test_models failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return TfliteModels(out, json.loads((out / "models.json").read_text()))
 
 
