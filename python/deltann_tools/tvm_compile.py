@@ -20,6 +20,8 @@ import tempfile
 import time
 import warnings
 
+from deltann_tools.environment import set_members
+
 # The ordered deltann opt levels (least to most optimisation). Each one is a recipe:
 #   pipeline   "generic" = tvm.relax.pipeline.default_build_pipeline() (what tvm.compile uses
 #              for CPU targets by default: LegalizeOps, no constant folding, no fusion);
@@ -42,7 +44,8 @@ OPT_LEVELS = {
         "opt_level": 1,
         "llvm": {},
         "config": {},
-        "help": "tvm.compile's CPU default: legalise every op to its own kernel, no fusion, LLVM -O3",
+        "help": "tvm.compile's CPU default: legalise every op to its own kernel, no fusion, "
+                "LLVM -O3",
     },
     "2": {
         "pipeline": "target",
@@ -140,9 +143,7 @@ def level_passes(level):
 
 
 def parse_disable(text):
-    if text is None or text.strip() in ("", "none"):
-        return []
-    names = [n.strip() for n in text.split("+")]
+    names = set_members(text)
     unknown = [n for n in names if n not in DISABLEABLE]
     if unknown or not all(names):
         raise CompileError(
@@ -154,7 +155,7 @@ def parse_disable(text):
 def import_tvm():
     warnings.filterwarnings("ignore")  # tvm_ffi warns about an optional torch extension
     try:
-        import tvm  # noqa: F401
+        import tvm
         from tvm import relax  # noqa: F401
     except Exception as e:  # ImportError, or a broken native library
         raise CompileError(f"cannot import tvm ({type(e).__name__}: {e}); install "
@@ -191,19 +192,19 @@ def use_nvcc(tvm):
     except OSError:
         nvcc = shutil.which("nvcc")
         if nvcc is None:
-            raise CompileError("compiling for CUDA needs nvcc on PATH")
+            raise CompileError("compiling for CUDA needs nvcc on PATH") from None
         stub = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))),
                             "lib64", "stubs", "libcuda.so")
         try:
             ctypes.CDLL(stub, mode=ctypes.RTLD_GLOBAL)
         except OSError as e:
-            raise CompileError(f"no CUDA driver library and no toolkit stub ({stub}): {e}")
+            raise CompileError(f"no CUDA driver library and no toolkit stub ({stub}): {e}") from e
     runtime = os.path.join(os.path.dirname(tvm.__file__), "lib", "libtvm_runtime_cuda.so")
     try:
         ctypes.CDLL(runtime, mode=ctypes.RTLD_GLOBAL)
     except OSError as e:
-        raise CompileError(f"cannot load TVM's CUDA runtime {runtime}: {e}")
-    import tvm.support.nvcc  # noqa: F401  (registers tvm_callback_cuda_compile)
+        raise CompileError(f"cannot load TVM's CUDA runtime {runtime}: {e}") from e
+    import tvm.support.nvcc  # registers tvm_callback_cuda_compile
 
 
 def check_cuda_binary(path):
@@ -255,7 +256,7 @@ def describe(cuda_arch=None):
             {"name": "opt", "values": list(OPT_LEVELS), "default": DEFAULT_OPT,
              "help": "deltann optimisation level: " + "; ".join(
                  f"{k}: {v['help']}" for k, v in OPT_LEVELS.items())},
-            {"name": "disable", "values": ["none"] + DISABLEABLE, "default": "none",
+            {"name": "disable", "values": ["none", *DISABLEABLE], "default": "none",
              "help": "'+'-separated pass names for PassContext(disabled_pass=...)"},
             {"name": "device", "values": list(DEVICES), "default": "cpu",
              "help": "cpu: llvm target; cuda: cuda target with an llvm host"},
@@ -293,7 +294,8 @@ def check_declared_shape(proto, input_name, input_shape):
         return
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
             for d in declared.type.tensor_type.shape.dim]
-    if len(dims) != len(input_shape) or any(d not in (-1, s) for d, s in zip(dims, input_shape)):
+    if len(dims) != len(input_shape) or any(
+            d not in (-1, s) for d, s in zip(dims, input_shape, strict=True)):
         text = "[" + ",".join("?" if d < 0 else str(d) for d in dims) + "]"
         raise CompileError(f"model input '{input_name}' has shape {text} but the spec says "
                            f"[{','.join(str(s) for s in input_shape)}]")
@@ -378,7 +380,8 @@ def parse_shape(text):
     except ValueError:
         shape = []
     if not shape or any(d <= 0 for d in shape):
-        raise CompileError(f"bad --input-shape {text!r}: expected positive integers like 1,3,224,224")
+        raise CompileError(
+            f"bad --input-shape {text!r}: expected positive integers like 1,3,224,224")
     return shape
 
 

@@ -216,7 +216,7 @@ class LiteRtSession:
             raise EngineError(f"spec input shape {spec_shape!r} is not a list of positive integers")
         model_shape = [int(d) for d in self.input["shape_signature"]]
         if len(model_shape) != len(spec_shape) or any(
-                m not in (-1, s) for m, s in zip(model_shape, spec_shape)):
+                m not in (-1, s) for m, s in zip(model_shape, spec_shape, strict=True)):
             raise EngineError(f"model input '{self.input['name']}' has shape "
                               f"{shape_text(model_shape)} but the spec says "
                               f"{shape_text(spec_shape)} ({layout})")

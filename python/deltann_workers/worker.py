@@ -23,10 +23,14 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+# A load request's environment, parsed as everywhere else in deltann's Python; engines read its
+# knobs (`request.env.knob("opt")`).
+from deltann_tools.environment import Environment, EnvironmentStringError, parse_environment
 
 PROTOCOL_VERSION = 1
 
@@ -37,48 +41,6 @@ INFINITE_DIFFERENCE = 1e308
 
 class EngineError(Exception):
     """An error whose message says what went wrong and where, ready for the error reply."""
-
-
-@dataclass
-class Environment:
-    """A resolved environment string: `framework[@qualifier][:key=value,...]`
-    (docs/ENVIRONMENTS.md).
-
-    The campaign sends the canonical form with every knob explicit, so no defaults are filled in
-    here; `knob()` names the missing knob when an engine asks for one that is absent."""
-
-    text: str
-    framework: str
-    qualifier: str = ""
-    knobs: dict = field(default_factory=dict)
-
-    def knob(self, name):
-        if name not in self.knobs:
-            raise EngineError(f"environment '{self.text}' has no '{name}' knob")
-        return self.knobs[name]
-
-    def positive_int(self, name):
-        value = self.knob(name)
-        if not value.isdigit() or int(value) < 1:
-            raise EngineError(
-                f"environment '{self.text}': {name}={value} is not a positive integer")
-        return int(value)
-
-
-def parse_environment(text):
-    """Splits a canonical environment string. Knob values may contain ':' (device=cuda:0), the
-    framework and qualifier never do, so the knobs start after the first ':'."""
-    if not isinstance(text, str) or not text:
-        raise EngineError(f"environment must be a non-empty string, got {text!r}")
-    head, _, knob_text = text.partition(":")
-    framework, _, qualifier = head.partition("@")
-    knobs = {}
-    for item in filter(None, knob_text.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise EngineError(f"environment '{text}': '{item}' is not key=value")
-        knobs[key] = value
-    return Environment(text, framework, qualifier, knobs)
 
 
 @dataclass
@@ -292,7 +254,8 @@ def count_of(request, name, default):
 
 
 def error_text(error):
-    if isinstance(error, EngineError):
+    # A malformed environment's message names the environment and the reason: complete as it is.
+    if isinstance(error, (EngineError, EnvironmentStringError)):
         return str(error)
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

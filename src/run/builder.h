@@ -61,8 +61,9 @@ struct ToolRun {
   std::string log;  // the tail of what it wrote to standard error (at most 1500 characters)
   bool ok() const { return reply.has_value() && exit.detail == "exit code 0"; }
 };
-// Starts `python args...` (an argument vector, no shell) and waits up to `timeout_s` for its reply.
-// `scratch`: the tool's private folder (WorkerProcess), or none.
+// Starts `python args...` (an argument vector, no shell) with PYTHONPATH = tools_python_path() and
+// waits up to `timeout_s` for its reply. `scratch`: the tool's private folder (WorkerProcess), or
+// none.
 ToolRun run_tool(const std::filesystem::path& python, const std::vector<std::string>& args,
                  double timeout_s, const std::filesystem::path& scratch = {});
 
@@ -94,7 +95,11 @@ std::string tools_fingerprint(const std::filesystem::path& dir,
 
 // $DELTANN_PYTHON, else the project environment's Python.
 std::filesystem::path tools_python();
-// $DELTANN_TOOLS_DIR, else python/deltann_tools of the source tree.
+// $DELTANN_TOOLS_DIR, else python/deltann_tools of the source tree. The folder is the Python
+// package `deltann_tools`, whose modules import each other as `deltann_tools.<module>`.
 std::filesystem::path tools_dir();
+// The PYTHONPATH a tool runs with: the folder that holds the tools' package (and so its sibling
+// `deltann_workers`), then whatever PYTHONPATH deltann itself was given.
+std::string tools_python_path();
 
 }  // namespace deltann
