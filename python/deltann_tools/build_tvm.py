@@ -11,12 +11,13 @@ exits 1 with one paragraph on stderr, which deltann records as a finding with st
 import argparse
 import json
 import sys
+from typing import Any
 
 from deltann_tools import tvm_compile
 from deltann_tools.environment import EnvironmentStringError, parse_environment
 
 
-def describe():
+def describe() -> dict[str, Any]:
     d = tvm_compile.describe()
     knobs = []
     for knob in d["knobs"]:
@@ -36,7 +37,7 @@ def describe():
     }
 
 
-def first_input_name(model):
+def first_input_name(model: str) -> str:
     import onnx
     graph = onnx.load(model, load_external_data=False).graph
     initialisers = {i.name for i in graph.initializer}
@@ -46,7 +47,7 @@ def first_input_name(model):
     raise tvm_compile.CompileError(f"{model} has no graph input")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build_tvm", description=__doc__.split("\n")[0])
     ap.add_argument("--describe", action="store_true")
     ap.add_argument("--model")

@@ -22,8 +22,14 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 from deltann_tools.environment import EnvironmentStringError, parse_knobs
+
+Spec = dict[str, Any]  # a model spec (JSON object)
+Knobs = dict[str, str]
+# The output's spec, notes on what the step did, seconds spent converting.
+StepResult = tuple[Spec, list[str], float]
 
 # Distributions whose versions --versions reports (importlib.metadata; nothing is imported).
 PACKAGES = ["tensorflow", "onnx2tf", "tf2onnx", "ai-edge-litert", "onnx", "onnxruntime", "numpy"]
@@ -40,9 +46,9 @@ class StepError(Exception):
     """A step failed; the message says why in one sentence."""
 
 
-def versions():
+def versions() -> dict[str, str | None]:
     from importlib import metadata
-    found = {}
+    found: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             found[name] = metadata.version(name)
@@ -51,20 +57,20 @@ def versions():
     return found
 
 
-def _interpreter(path):
+def _interpreter(path: str) -> Any:
     from ai_edge_litert.interpreter import Interpreter
     interp = Interpreter(model_path=path)
     interp.allocate_tensors()
     return interp
 
 
-def tflite_io(path):
+def tflite_io(path: str) -> tuple[list[Any], list[Any], dict[str, int]]:
     """(inputs, outputs, weight dtypes count) of a .tflite, read back with LiteRT's interpreter."""
     interp = _interpreter(path)
     ins = [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_input_details()]
     outs = [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_output_details()]
     io_index = {d["index"] for d in interp.get_input_details() + interp.get_output_details()}
-    dtypes = {}
+    dtypes: dict[str, int] = {}
     for t in interp.get_tensor_details():
         if t["index"] not in io_index:
             name = getattr(t["dtype"], "__name__", str(t["dtype"]))
@@ -72,14 +78,14 @@ def tflite_io(path):
     return ins, outs, dtypes
 
 
-def _only(items, what, path):
+def _only(items: list[Any], what: str, path: str) -> Any:
     if len(items) != 1:
         raise StepError(f"{path} has {len(items)} {what}s ({[n for n, _ in items]}); deltann "
                         f"needs exactly one image {what}")
     return items[0]
 
 
-def _onnx_inputs(proto):
+def _onnx_inputs(proto: Any) -> list[Any]:
     init = {i.name for i in proto.graph.initializer}
     result = []
     for v in proto.graph.input:
@@ -91,7 +97,7 @@ def _onnx_inputs(proto):
     return result
 
 
-def _save_archive(tf, tf_keras, model, folder):
+def _save_archive(tf: Any, tf_keras: Any, model: Any, folder: str) -> None:
     """The Keras model as a SavedModel whose serving signature keeps the ONNX tensor names.
 
     onnx2tf can write the SavedModel itself, but then it also converts to float32 and float16
@@ -105,7 +111,7 @@ def _save_archive(tf, tf_keras, model, folder):
     archive.write_out(folder)
 
 
-def onnx_to_tflite(src, spec, tmp_out, knobs):
+def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
     import numpy as np
     import onnx
     quantize = knobs.get("quantize", "none")
@@ -206,7 +212,7 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
     return out, notes, convert_s
 
 
-def tflite_to_onnx(src, spec, tmp_out, knobs):
+def tflite_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
     import onnx
     with open(src, "rb") as f:
         head = f.read(8)
@@ -246,7 +252,7 @@ def tflite_to_onnx(src, spec, tmp_out, knobs):
     if all(isinstance(d, int) and d > 0 for d in in_dims):
         out["input"]["shape"] = in_dims
     out["output"]["name"] = proto.graph.output[0].name
-    ops = {}
+    ops: dict[str, int] = {}
     for n in proto.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
     notes = [f"tf2onnx {tf2onnx.__version__} at opset {ONNX_OPSET}; layout kept "
@@ -266,7 +272,7 @@ def tflite_to_onnx(src, spec, tmp_out, knobs):
 STEPS = {"onnx>tflite": onnx_to_tflite, "tflite>onnx": tflite_to_onnx}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="convert_tf", description=__doc__.split("\n")[0])
     ap.add_argument("--versions", action="store_true")
     ap.add_argument("--step", choices=sorted(STEPS))

@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 SKIMAGE_DATA = Path("/usr/lib/python3/dist-packages/skimage/data")
@@ -55,18 +56,18 @@ SPEC = {
 }
 
 
-def die(msg):
+def die(msg: str) -> NoReturn:
     sys.exit(f"export_demo: error: {msg}")
 
 
-def need(module, hint):
+def need(module: str, hint: str) -> Any:
     try:
         return __import__(module)
     except ImportError as e:
         die(f"cannot import {module} ({e}); {hint}")
 
 
-def copy_maybe_gz(src: Path, dst: Path):
+def copy_maybe_gz(src: Path, dst: Path) -> None:
     """Copy src to dst; Debian's opencv-doc may ship some data files as src.gz."""
     if src.is_file():
         shutil.copyfile(src, dst)
@@ -80,7 +81,7 @@ def copy_maybe_gz(src: Path, dst: Path):
         f"{'opencv-doc' if 'opencv' in str(src) else 'python3-skimage'}")
 
 
-def preprocess(path, np, Image):
+def preprocess(path: Path, np: Any, Image: Any) -> Any:
     """PIL version of the spec's preprocessing: shorter side -> 256 (bilinear), centre crop
     224, (x - 127) / 128, RGB, NCHW. deltann's own preprocessing uses OpenCV (cv::resize
     INTER_LINEAR has no antialiasing, PIL's bilinear downscale does), so its tensors and
@@ -96,7 +97,7 @@ def preprocess(path, np, Image):
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])  # 1x3xHxW
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="output directory")
     ap.add_argument("--opset", type=int, default=DEFAULT_OPSET,

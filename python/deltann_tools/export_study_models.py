@@ -27,6 +27,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any, NoReturn
 
 from deltann_tools import architectures
 from deltann_tools.export_demo import CLASSES_SRC, PHOTOS, copy_maybe_gz
@@ -58,18 +59,19 @@ CALIBRATION = ("BatchNorm running statistics from one forward pass (BatchNorm la
                "resizing the shorter side to 1.5x the crop size")
 
 
-def die(msg):
+def die(msg: str) -> NoReturn:
     sys.exit(f"export_study_models: error: {msg}")
 
 
-def need(module, hint):
+def need(module: str, hint: str) -> Any:
     try:
         return __import__(module)
     except ImportError as e:
         die(f"cannot import {module} ({e}); {hint}")
 
 
-def load_view(path, resize, crop, np, Image, flip=False):
+def load_view(path: Path, resize: int, crop: int, np: Any, Image: Any,
+              flip: bool = False) -> Any:
     """PIL version of the spec's preprocessing: shorter side -> resize (bilinear), centre crop,
     x / 255, (x - mean) / std, RGB, NCHW (1x3xHxW). deltann preprocesses with OpenCV (no
     antialiasing when downscaling), so its tensors differ slightly from these."""
@@ -87,7 +89,7 @@ def load_view(path, resize, crop, np, Image, flip=False):
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def state_sha256(state, np):
+def state_sha256(state: dict[str, Any], np: Any) -> str:
     """SHA-256 over a state_dict's names, dtypes, shapes and bytes, in key order: equal for
     bit-identical weights whatever the container file looks like."""
     h = hashlib.sha256()
@@ -98,7 +100,7 @@ def state_sha256(state, np):
     return h.hexdigest()
 
 
-def calibrate(model, batch, torch):
+def calibrate(model: Any, batch: Any, torch: Any) -> int:
     """Sets every BatchNorm layer's running statistics to the cumulative statistics of `batch`."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -116,7 +118,7 @@ def calibrate(model, batch, torch):
     return len(bns)
 
 
-def logit_stats(logits, np):
+def logit_stats(logits: Any, np: Any) -> dict[str, float]:
     """Statistics of PyTorch's logits (images x classes) on the photos."""
     srt = np.sort(logits, axis=1)
     return {
@@ -129,7 +131,8 @@ def logit_stats(logits, np):
     }
 
 
-def export_model(name, out, seed, opset, photos, classes, modules):
+def export_model(name: str, out: Path, seed: int, opset: int, photos: list[tuple[Path, int]],
+                 classes: list[str], modules: tuple[Any, ...]) -> dict[str, Any]:
     np, torch, onnx, ort, Image = modules
     resize, crop = MODELS[name]
     folder = out / name
@@ -232,7 +235,7 @@ def export_model(name, out, seed, opset, photos, classes, modules):
             "onnx_max_abs_diff": max_diff, "sizes": sizes}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="output directory")
     ap.add_argument("--models", default=",".join(MODELS),

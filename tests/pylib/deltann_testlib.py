@@ -166,8 +166,8 @@ class WorkerClient:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      errors="replace")
         self.timeout = timeout
-        self.lines = queue.Queue()
-        self.stderr = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
         threading.Thread(target=self._pump, daemon=True,
                          args=(self.proc.stdout, self.lines.put, True)).start()
         threading.Thread(target=self._pump, daemon=True,
@@ -211,6 +211,7 @@ class WorkerClient:
     def request(self, message):
         """Sends one request (a dict, or a raw line as text) and returns the reply, whatever its
         event."""
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         self.proc.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
         self.proc.stdin.flush()
         return self.reply()
@@ -227,6 +228,7 @@ class WorkerClient:
 
     def close(self):
         """Asks the worker to quit and checks that it exits 0."""
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         self.proc.stdin.write('{"op":"quit"}\n')
         self.proc.stdin.flush()
         assert self.proc.wait(timeout=30) == 0, self.log()
