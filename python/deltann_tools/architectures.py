@@ -8,6 +8,8 @@ Weights are read with `torch.load(..., weights_only=True)`: a weights file is un
 must not be able to run code when it is unpickled. Only the names below are accepted, so a spec
 cannot make deltann import arbitrary Python.
 """
+from pathlib import Path
+from typing import Any
 
 ARCHITECTURES = {
     "efficientnet-lite0": "EfficientNet-Lite0 (efficientnet-lite-pytorch), 224x224",
@@ -21,7 +23,7 @@ class ArchitectureError(Exception):
     pass
 
 
-def build(name, num_classes=1000):
+def build(name: str, num_classes: int = 1000) -> Any:
     """A freshly initialised torch.nn.Module of architecture `name`, in eval mode."""
     if name == "efficientnet-lite0":
         from efficientnet_lite_pytorch import EfficientNet
@@ -40,7 +42,7 @@ def build(name, num_classes=1000):
     return model.eval()
 
 
-def load(name, weights_path, num_classes=1000):
+def load(name: str, weights_path: str | Path, num_classes: int = 1000) -> Any:
     """Architecture `name` with the state_dict in `weights_path` loaded (strictly)."""
     import torch
     model = build(name, num_classes)

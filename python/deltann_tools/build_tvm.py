@@ -10,14 +10,14 @@ exits 1 with one paragraph on stderr, which deltann records as a finding with st
 """
 import argparse
 import json
-import os
 import sys
+from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tvm_compile  # noqa: E402  (sibling module, found through the line above)
+from deltann_tools import tvm_compile
+from deltann_tools.environment import EnvironmentStringError, parse_environment
 
 
-def describe():
+def describe() -> dict[str, Any]:
     d = tvm_compile.describe()
     knobs = []
     for knob in d["knobs"]:
@@ -37,17 +37,7 @@ def describe():
     }
 
 
-def parse_env(text):
-    """Knobs of a resolved environment string such as `tvm:opt=3,device=cpu,threads=1`."""
-    _, _, tail = text.partition(":")
-    knobs = {}
-    for pair in filter(None, tail.split(",")):
-        key, _, value = pair.partition("=")
-        knobs[key] = value
-    return knobs
-
-
-def first_input_name(model):
+def first_input_name(model: str) -> str:
     import onnx
     graph = onnx.load(model, load_external_data=False).graph
     initialisers = {i.name for i in graph.initializer}
@@ -57,7 +47,7 @@ def first_input_name(model):
     raise tvm_compile.CompileError(f"{model} has no graph input")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="build_tvm", description=__doc__.split("\n")[0])
     ap.add_argument("--describe", action="store_true")
     ap.add_argument("--model")
@@ -73,7 +63,7 @@ def main(argv=None):
             raise tvm_compile.CompileError("--model, --spec, --env and --out are all required")
         with open(args.spec, encoding="utf-8") as f:
             spec = json.load(f)
-        knobs = parse_env(args.env)
+        knobs = parse_environment(args.env).knobs
         opt = knobs.get("opt", tvm_compile.DEFAULT_OPT)
         device = knobs.get("device", "cpu")
         tvm_compile.check_request(args.model, opt, device)
@@ -82,7 +72,7 @@ def main(argv=None):
             args.model, input_name, [int(d) for d in spec["input"]["shape"]], opt,
             tvm_compile.parse_disable(knobs.get("disable", "none")), device, args.out,
             tvm_compile.default_cuda_arch())
-    except tvm_compile.CompileError as e:
+    except (tvm_compile.CompileError, EnvironmentStringError) as e:
         print(f"build_tvm: error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(report))

@@ -27,15 +27,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any, NoReturn
+
+from deltann_tools import environment
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 FORMATS = {"pytorch": ".pth", "onnx": ".onnx", "torchscript": ".pt", "tflite": ".tflite"}
 
-KNOBS = [
+KNOBS: list[dict[str, Any]] = [
     {"name": "quantize", "values": ["none", "dynamic", "float16"], "default": "none",
      "help": "TFLite converter optimisation: none = float32; dynamic = dynamic-range "
              "quantisation (Optimize.DEFAULT without a representative dataset: int8 weights, "
@@ -48,7 +52,9 @@ KNOBS = [
 
 # Every step: which venv runs it, the tool named in reports, the distributions whose versions
 # make up tool_version (a label of its own first when several), and the knobs it takes.
-STEPS = [
+# A step: from, to, venv, tool (str); versions, knobs (list of str).
+Step = dict[str, Any]
+STEPS: list[Step] = [
     {"from": "pytorch", "to": "onnx", "venv": "main", "tool": "torch.onnx.export",
      "versions": ["torch"], "knobs": ["opset"]},
     {"from": "pytorch", "to": "torchscript", "venv": "main", "tool": "torch.jit.trace",
@@ -61,7 +67,8 @@ STEPS = [
      "versions": ["onnx2torch", "torch"], "knobs": []},
 ]
 # Distributions a step needs besides those in its tool_version.
-NEEDS = {"main": ["torch", "onnx"], "tf": ["tensorflow", "ai-edge-litert", "onnx"]}
+NEEDS: dict[str, list[str]] = {"main": ["torch", "onnx"],
+                               "tf": ["tensorflow", "ai-edge-litert", "onnx"]}
 
 TAIL_LINES, TAIL_CHARS = 12, 1500
 
@@ -70,12 +77,21 @@ class ConvertError(Exception):
     """A failure reported as one paragraph on stderr (exit 1)."""
 
 
-def tf_python():
-    return Path(os.environ.get("DELTANN_TF_PYTHON") or ROOT / ".deps" / "venv-tf" / "bin" / "python")
+def tf_python() -> Path:
+    default = ROOT / ".deps" / "venv-tf" / "bin" / "python"
+    return Path(os.environ.get("DELTANN_TF_PYTHON") or default)
 
 
-def main_versions():
-    found = {}
+def tf_environment(**extra: str) -> dict[str, str]:
+    """The environment of a venv-tf child. The two venvs must not mix: its module path is the folder
+    of this package only (convert_tf.py imports deltann_tools.environment), nothing of ours."""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent), **extra)
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def main_versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
     for name in ("torch", "onnx", "onnx2torch"):
         try:
             found[name] = metadata.version(name)
@@ -84,7 +100,7 @@ def main_versions():
     return found
 
 
-def tf_versions():
+def tf_versions() -> tuple[dict[str, str | None], str | None]:
     """Versions in the TensorFlow venv ({} and the reason when it cannot be asked).
 
     A tiny subprocess that reads package metadata only, so --describe stays fast."""
@@ -94,7 +110,7 @@ def tf_versions():
                     "python/requirements-tf.txt; $DELTANN_TF_PYTHON overrides the path)")
     try:
         proc = subprocess.run([str(python), str(HERE / "convert_tf.py"), "--versions"],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, env=tf_environment())
         if proc.returncode == 0:
             return json.loads(proc.stdout), None
         why = tail(proc.stderr) or f"exit code {proc.returncode}"
@@ -103,7 +119,7 @@ def tf_versions():
     return {}, f"cannot ask {python} for its package versions: {why}"
 
 
-def describe():
+def describe() -> dict[str, Any]:
     venvs = {"main": (main_versions(), None), "tf": tf_versions()}
     steps = []
     for s in STEPS:
@@ -119,30 +135,35 @@ def describe():
         if why:
             entry["unavailable"] = why
         elif missing:
-            where = "the main venv" if s["venv"] == "main" else f"the TensorFlow venv ({tf_python()})"
+            where = ("the main venv" if s["venv"] == "main"
+                     else f"the TensorFlow venv ({tf_python()})")
             entry["unavailable"] = f"{', '.join(missing)} not installed in {where}"
         steps.append(entry)
     return {"name": "convert", "formats": FORMATS, "steps": steps, "knobs": KNOBS}
 
 
-def find_step(text):
-    src, sep, dst = text.replace("→", ">").partition(">")
+def find_step(text: str) -> Step:
+    try:
+        formats = environment.parse_chain(text)
+    except environment.EnvironmentStringError:
+        formats = []
     for s in STEPS:
-        if sep and (s["from"], s["to"]) == (src.strip(), dst.strip()):
+        if formats == [s["from"], s["to"]]:
             return s
     known = ", ".join(f"{s['from']}>{s['to']}" for s in STEPS)
     raise ConvertError(f"unknown step {text!r}; known steps: {known}")
 
 
-def parse_knobs(text, step):
+def parse_knobs(text: str, step: Step) -> dict[str, str]:
     """The step's knobs with defaults filled in; refuses knobs it does not take and bad values."""
     declared = {k["name"]: k for k in KNOBS if k["name"] in step["knobs"]}
     knobs = {name: k["default"] for name, k in declared.items()}
     name_of = f"{step['from']}>{step['to']}"
-    for pair in filter(None, (text or "").split(",")):
-        key, eq, value = pair.partition("=")
-        if not eq:
-            raise ConvertError(f"bad knob {pair!r} in --knobs {text!r}: expected key=value")
+    try:
+        given = environment.parse_knobs(text, f"--knobs {text!r}")
+    except environment.EnvironmentStringError as e:
+        raise ConvertError(str(e)) from e
+    for key, value in given.items():
         if key not in declared:
             takes = ", ".join(declared) or "no knobs"
             raise ConvertError(f"step {name_of} does not take knob {key!r} (it takes {takes})")
@@ -156,13 +177,13 @@ def parse_knobs(text, step):
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def one_line(text):
+def one_line(text: object) -> str:
     """`text` with every run of whitespace or unprintable bytes made one space: an error is one
     paragraph even when a tool's message quotes binary input or spans lines."""
     return " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
 
 
-def tail(text, lines=TAIL_LINES):
+def tail(text: str, lines: int = TAIL_LINES) -> str:
     """The last non-empty lines of a tool's output, on one line (for a one-paragraph error)."""
     kept = [one_line(ANSI.sub("", line)) for line in text.splitlines()]
     kept = [line for line in kept if line][-lines:]
@@ -171,7 +192,7 @@ def tail(text, lines=TAIL_LINES):
 
 
 @contextlib.contextmanager
-def output_to(path):
+def output_to(path: str | Path) -> Iterator[None]:
     """Sends this process's stdout and stderr (file descriptors 1 and 2, so C++ code and
     subprocesses included) into `path` for the duration; stdout is reserved for our report."""
     sys.stdout.flush()
@@ -191,9 +212,9 @@ def output_to(path):
             os.close(f)
 
 
-def run_main_venv(step, src, spec, tmp_out, knobs, log):
-    sys.path.insert(0, str(HERE))
-    import convert_torch  # noqa: E402  (sibling module; imported late: it brings in torch)
+def run_main_venv(step: Step, src: str, spec: dict[str, Any], tmp_out: str,
+                  knobs: dict[str, str], log: Path) -> tuple[dict[str, Any], list[str], float]:
+    from deltann_tools import convert_torch  # imported late: it brings in torch
     with output_to(log):
         start = time.perf_counter()
         try:
@@ -206,7 +227,8 @@ def run_main_venv(step, src, spec, tmp_out, knobs, log):
     return out_spec, notes, convert_s
 
 
-def run_tf_venv(step, src, spec_path, tmp_out, knobs, log, workdir):
+def run_tf_venv(step: Step, src: str, spec_path: str, tmp_out: Path, knobs: dict[str, str],
+                log: Path, workdir: str) -> tuple[dict[str, Any], list[str], float]:
     python = tf_python()
     if not python.exists():
         raise ConvertError(f"the TensorFlow venv is missing: {python} does not exist (scripts/"
@@ -217,10 +239,7 @@ def run_tf_venv(step, src, spec_path, tmp_out, knobs, log, workdir):
             "--out", str(tmp_out), "--result", str(result),
             "--knobs", ",".join(f"{k}={v}" for k, v in knobs.items())]
     # TensorFlow's C++ INFO/WARNING lines are noise here; errors still come through.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    # The two venvs must not mix: nothing of the caller's module path leaks into venv-tf.
-    env.pop("PYTHONPATH", None)
-    env.pop("PYTHONHOME", None)
+    env = tf_environment(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     with open(log, "wb") as f:
         proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                               cwd=workdir, env=env)
@@ -229,13 +248,14 @@ def run_tf_venv(step, src, spec_path, tmp_out, knobs, log, workdir):
     except (OSError, ValueError):
         how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
                else f"exited with code {proc.returncode}")
-        raise ConvertError(f"the TensorFlow-side converter {how} without a result")
+        raise ConvertError(f"the TensorFlow-side converter {how} without a result") from None
     if proc.returncode != 0 or "error" in report:
         raise ConvertError(report.get("error") or f"exit code {proc.returncode}")
     return report["spec"], report["notes"], report["convert_s"]
 
 
-def convert(step, src, spec_path, out, knobs):
+def convert(step: Step, src: str, spec_path: str, out: str | Path,
+            knobs: dict[str, str]) -> dict[str, Any]:
     """Runs one step; returns the report printed on stdout."""
     if not os.path.isfile(src):
         raise ConvertError(f"input {src} does not exist")
@@ -284,13 +304,13 @@ def convert(step, src, spec_path, out, knobs):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         # Misuse is a failure like any other: exit 1 with one line, not argparse's exit 2.
         print(f"convert: error: {message} (see convert.py --help)", file=sys.stderr)
         sys.exit(1)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = _Parser(prog="convert", description=__doc__.split("\n")[0])
     ap.add_argument("--describe", action="store_true", help="print the steps as JSON and exit")
     ap.add_argument("--step", help="FROM>TO, e.g. onnx>tflite")

@@ -4,7 +4,9 @@
     tflite > onnx   tf2onnx (TFLite flatbuffer -> ONNX, layout kept)
 
 convert.py runs this file with venv-tf's Python, never imports it: TensorFlow, onnx2tf and
-tf2onnx pin versions (numpy 1.26, onnx 1.19) that cannot live in the main venv's process.
+tf2onnx pin versions (numpy 1.26, onnx 1.19) that cannot live in the main venv's process. Its
+PYTHONPATH is the folder of the deltann_tools package only (this module uses
+deltann_tools.environment, which needs nothing beyond the standard library).
 
     convert_tf.py --versions
     convert_tf.py --step onnx>tflite --in IN --spec SPEC.json --out TMP_OUT --knobs quantize=none
@@ -20,6 +22,14 @@ import json
 import os
 import sys
 import time
+from typing import Any
+
+from deltann_tools.environment import EnvironmentStringError, parse_knobs
+
+Spec = dict[str, Any]  # a model spec (JSON object)
+Knobs = dict[str, str]
+# The output's spec, notes on what the step did, seconds spent converting.
+StepResult = tuple[Spec, list[str], float]
 
 # Distributions whose versions --versions reports (importlib.metadata; nothing is imported).
 PACKAGES = ["tensorflow", "onnx2tf", "tf2onnx", "ai-edge-litert", "onnx", "onnxruntime", "numpy"]
@@ -36,9 +46,9 @@ class StepError(Exception):
     """A step failed; the message says why in one sentence."""
 
 
-def versions():
+def versions() -> dict[str, str | None]:
     from importlib import metadata
-    found = {}
+    found: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             found[name] = metadata.version(name)
@@ -47,20 +57,20 @@ def versions():
     return found
 
 
-def _interpreter(path):
+def _interpreter(path: str) -> Any:
     from ai_edge_litert.interpreter import Interpreter
     interp = Interpreter(model_path=path)
     interp.allocate_tensors()
     return interp
 
 
-def tflite_io(path):
+def tflite_io(path: str) -> tuple[list[Any], list[Any], dict[str, int]]:
     """(inputs, outputs, weight dtypes count) of a .tflite, read back with LiteRT's interpreter."""
     interp = _interpreter(path)
     ins = [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_input_details()]
     outs = [(d["name"], [int(x) for x in d["shape"]]) for d in interp.get_output_details()]
     io_index = {d["index"] for d in interp.get_input_details() + interp.get_output_details()}
-    dtypes = {}
+    dtypes: dict[str, int] = {}
     for t in interp.get_tensor_details():
         if t["index"] not in io_index:
             name = getattr(t["dtype"], "__name__", str(t["dtype"]))
@@ -68,14 +78,14 @@ def tflite_io(path):
     return ins, outs, dtypes
 
 
-def _only(items, what, path):
+def _only(items: list[Any], what: str, path: str) -> Any:
     if len(items) != 1:
         raise StepError(f"{path} has {len(items)} {what}s ({[n for n, _ in items]}); deltann "
                         f"needs exactly one image {what}")
     return items[0]
 
 
-def _onnx_inputs(proto):
+def _onnx_inputs(proto: Any) -> list[Any]:
     init = {i.name for i in proto.graph.initializer}
     result = []
     for v in proto.graph.input:
@@ -87,7 +97,7 @@ def _onnx_inputs(proto):
     return result
 
 
-def _save_archive(tf, tf_keras, model, folder):
+def _save_archive(tf: Any, tf_keras: Any, model: Any, folder: str) -> None:
     """The Keras model as a SavedModel whose serving signature keeps the ONNX tensor names.
 
     onnx2tf can write the SavedModel itself, but then it also converts to float32 and float16
@@ -101,7 +111,7 @@ def _save_archive(tf, tf_keras, model, folder):
     archive.write_out(folder)
 
 
-def onnx_to_tflite(src, spec, tmp_out, knobs):
+def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
     import numpy as np
     import onnx
     quantize = knobs.get("quantize", "none")
@@ -113,7 +123,7 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
     in_name, in_dims = _only(_onnx_inputs(proto), "input", src)
     layout = spec.get("input", {}).get("layout", "NCHW")
     shape = [int(d) for d in spec["input"]["shape"]]
-    if len(in_dims) != 4 or any(d not in (None, s) for d, s in zip(in_dims, shape)):
+    if len(in_dims) != 4 or any(d not in (None, s) for d, s in zip(in_dims, shape, strict=False)):
         raise StepError(f"{src}'s input {in_name!r} has shape {in_dims}, which does not fit the "
                         f"spec's {layout} shape {shape}")
     if None in in_dims:
@@ -121,7 +131,7 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
         # the spec's, in a copy of the model in the working folder.
         dims = proto.graph.input[[v.name for v in proto.graph.input].index(in_name)] \
             .type.tensor_type.shape.dim
-        for d, s in zip(dims, shape):
+        for d, s in zip(dims, shape, strict=True):
             d.ClearField("dim_param")
             d.dim_value = s
         src = os.path.abspath("static_shape.onnx")
@@ -143,7 +153,8 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
     try:
         model = onnx2tf.convert(**kwargs)
     except SystemExit as e:  # onnx2tf calls sys.exit(1) on some unsupported graphs
-        raise StepError(f"onnx2tf gave up (exit {e.code}); the tail of its output says where") from e
+        raise StepError(
+            f"onnx2tf gave up (exit {e.code}); the tail of its output says where") from e
     except Exception as e:
         raise StepError(f"onnx2tf failed: {type(e).__name__}: {e}") from e
     if model is None:
@@ -201,7 +212,7 @@ def onnx_to_tflite(src, spec, tmp_out, knobs):
     return out, notes, convert_s
 
 
-def tflite_to_onnx(src, spec, tmp_out, knobs):
+def tflite_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
     import onnx
     with open(src, "rb") as f:
         head = f.read(8)
@@ -241,7 +252,7 @@ def tflite_to_onnx(src, spec, tmp_out, knobs):
     if all(isinstance(d, int) and d > 0 for d in in_dims):
         out["input"]["shape"] = in_dims
     out["output"]["name"] = proto.graph.output[0].name
-    ops = {}
+    ops: dict[str, int] = {}
     for n in proto.graph.node:
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
     notes = [f"tf2onnx {tf2onnx.__version__} at opset {ONNX_OPSET}; layout kept "
@@ -261,7 +272,7 @@ def tflite_to_onnx(src, spec, tmp_out, knobs):
 STEPS = {"onnx>tflite": onnx_to_tflite, "tflite>onnx": tflite_to_onnx}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="convert_tf", description=__doc__.split("\n")[0])
     ap.add_argument("--versions", action="store_true")
     ap.add_argument("--step", choices=sorted(STEPS))
@@ -274,17 +285,17 @@ def main(argv=None):
     if args.versions:
         print(json.dumps(versions()))
         return 0
-    knobs = dict(kv.split("=", 1) for kv in args.knobs.split(",") if kv)
     try:
+        knobs = parse_knobs(args.knobs, f"--knobs {args.knobs!r}")
         with open(args.spec, encoding="utf-8") as f:
             spec = json.load(f)
         out, notes, convert_s = STEPS[args.step](os.path.abspath(args.src), spec,
                                                  os.path.abspath(args.out), knobs)
         result = {"spec": out, "notes": notes, "convert_s": round(convert_s, 3)}
         code = 0
-    except StepError as e:
+    except (StepError, EnvironmentStringError) as e:
         result, code = {"error": str(e)}, 1
-    except Exception as e:  # an unforeseen failure inside a tool: still one sentence
+    except Exception as e:  # noqa: BLE001  (an unforeseen failure inside a tool: still one sentence)
         result, code = {"error": f"{type(e).__name__}: {e}"}, 1
     with open(args.result, "w", encoding="utf-8") as f:
         json.dump(result, f)

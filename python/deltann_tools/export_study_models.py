@@ -2,8 +2,8 @@
 """Export the published DeltaNN study's architectures (MobileNetV2, ResNet-101, InceptionV3) as
 seeded random models with calibrated BatchNorm statistics, as ONNX plus their PyTorch originals.
 
-Usage: export_study_models.py --out assets/study [--models mobilenet_v2,resnet101,inception_v3]
-                              [--seed 0] [--opset N] [--threads 1]
+Usage: PYTHONPATH=python python -m deltann_tools.export_study_models --out assets/study
+           [--models mobilenet_v2,resnet101,inception_v3] [--seed 0] [--opset N] [--threads 1]
 
 No pretrained weights for these architectures are available offline, so each model gets
 fixed-seed initial weights (torch.manual_seed(seed) before architectures.build), then its
@@ -27,11 +27,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any, NoReturn
 
-# Importable both as deltann_tools.export_study_models and as a script.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from deltann_tools import architectures  # noqa: E402
-from deltann_tools.export_demo import CLASSES_SRC, PHOTOS, copy_maybe_gz  # noqa: E402
+from deltann_tools import architectures
+from deltann_tools.export_demo import CLASSES_SRC, PHOTOS, copy_maybe_gz
 
 # torchvision's preprocessing for its ImageNet weights (transforms of the *_Weights enums).
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -60,18 +59,19 @@ CALIBRATION = ("BatchNorm running statistics from one forward pass (BatchNorm la
                "resizing the shorter side to 1.5x the crop size")
 
 
-def die(msg):
+def die(msg: str) -> NoReturn:
     sys.exit(f"export_study_models: error: {msg}")
 
 
-def need(module, hint):
+def need(module: str, hint: str) -> Any:
     try:
         return __import__(module)
     except ImportError as e:
         die(f"cannot import {module} ({e}); {hint}")
 
 
-def load_view(path, resize, crop, np, Image, flip=False):
+def load_view(path: Path, resize: int, crop: int, np: Any, Image: Any,
+              flip: bool = False) -> Any:
     """PIL version of the spec's preprocessing: shorter side -> resize (bilinear), centre crop,
     x / 255, (x - mean) / std, RGB, NCHW (1x3xHxW). deltann preprocesses with OpenCV (no
     antialiasing when downscaling), so its tensors differ slightly from these."""
@@ -89,7 +89,7 @@ def load_view(path, resize, crop, np, Image, flip=False):
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def state_sha256(state, np):
+def state_sha256(state: dict[str, Any], np: Any) -> str:
     """SHA-256 over a state_dict's names, dtypes, shapes and bytes, in key order: equal for
     bit-identical weights whatever the container file looks like."""
     h = hashlib.sha256()
@@ -100,7 +100,7 @@ def state_sha256(state, np):
     return h.hexdigest()
 
 
-def calibrate(model, batch, torch):
+def calibrate(model: Any, batch: Any, torch: Any) -> int:
     """Sets every BatchNorm layer's running statistics to the cumulative statistics of `batch`."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -118,7 +118,7 @@ def calibrate(model, batch, torch):
     return len(bns)
 
 
-def logit_stats(logits, np):
+def logit_stats(logits: Any, np: Any) -> dict[str, float]:
     """Statistics of PyTorch's logits (images x classes) on the photos."""
     srt = np.sort(logits, axis=1)
     return {
@@ -127,11 +127,12 @@ def logit_stats(logits, np):
         "max_abs": float(np.abs(logits).max()),
         "mean_std_per_image": float(logits.std(axis=1).mean()),
         "median_top1_margin": float(np.median(srt[:, -1] - srt[:, -2])),
-        "distinct_top1": int(len(set(np.argmax(logits, axis=1).tolist()))),
+        "distinct_top1": len(set(np.argmax(logits, axis=1).tolist())),
     }
 
 
-def export_model(name, out, seed, opset, photos, classes, modules):
+def export_model(name: str, out: Path, seed: int, opset: int, photos: list[tuple[Path, int]],
+                 classes: list[str], modules: tuple[Any, ...]) -> dict[str, Any]:
     np, torch, onnx, ort, Image = modules
     resize, crop = MODELS[name]
     folder = out / name
@@ -205,7 +206,7 @@ def export_model(name, out, seed, opset, photos, classes, modules):
     (folder / f"{name}.spec.json").write_text(json.dumps(spec, indent=2) + "\n")
 
     images = []
-    for (path, label), row in zip(photos, logits.astype(np.float64)):
+    for (path, label), row in zip(photos, logits.astype(np.float64), strict=True):
         order = np.argsort(-row)[:5]
         images.append({"image": f"images/{path.name}", "label": label,
                        "top5": [{"class": int(c), "name": classes[c],
@@ -234,7 +235,7 @@ def export_model(name, out, seed, opset, photos, classes, modules):
             "onnx_max_abs_diff": max_diff, "sizes": sizes}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="output directory")
     ap.add_argument("--models", default=",".join(MODELS),

@@ -13,12 +13,16 @@ A build prints one JSON line (compile time, TVM version, target, pipeline, ...) 
 Any failure exits 1 with one paragraph on stderr that says what failed.
 """
 import argparse
+import importlib
 import json
 import os
 import sys
 import tempfile
 import time
 import warnings
+from typing import Any
+
+from deltann_tools.environment import set_members
 
 # The ordered deltann opt levels (least to most optimisation). Each one is a recipe:
 #   pipeline   "generic" = tvm.relax.pipeline.default_build_pipeline() (what tvm.compile uses
@@ -29,7 +33,7 @@ import warnings
 #   llvm       extra attributes of the llvm target (the CPU code, and the CUDA host code).
 #   config     PassContext(config=...).
 # Levels that turned out to produce identical code are documented in docs/TVM.md.
-OPT_LEVELS = {
+OPT_LEVELS: dict[str, dict[str, Any]] = {
     "0": {
         "pipeline": "generic",
         "opt_level": 0,
@@ -42,7 +46,8 @@ OPT_LEVELS = {
         "opt_level": 1,
         "llvm": {},
         "config": {},
-        "help": "tvm.compile's CPU default: legalise every op to its own kernel, no fusion, LLVM -O3",
+        "help": "tvm.compile's CPU default: legalise every op to its own kernel, no fusion, "
+                "LLVM -O3",
     },
     "2": {
         "pipeline": "target",
@@ -100,7 +105,7 @@ DEVICES = {"cpu": "llvm", "cuda": "cuda"}
 FALLBACK_CUDA_ARCH = "sm_80"
 
 
-def default_cuda_arch():
+def default_cuda_arch() -> str:
     """The compute capability of this machine's first GPU (nvidia-smi), else the fallback.
 
     nvcc is given `-gencode arch=compute_XY,code=sm_XY`: the library holds machine code for that
@@ -127,7 +132,7 @@ class CompileError(Exception):
     """A failure reported as one paragraph on stderr (exit 1)."""
 
 
-def level_passes(level):
+def level_passes(level: str) -> list[str]:
     """Names in DISABLEABLE that the given opt level actually runs."""
     spec = OPT_LEVELS[level]
     relax = TARGET_PASSES if spec["pipeline"] == "target" else GENERIC_PASSES
@@ -139,10 +144,8 @@ def level_passes(level):
     return [p for p in DISABLEABLE if (p in relax or "." in p) and p not in skipped]
 
 
-def parse_disable(text):
-    if text is None or text.strip() in ("", "none"):
-        return []
-    names = [n.strip() for n in text.split("+")]
+def parse_disable(text: str | None) -> list[str]:
+    names = set_members(text)
     unknown = [n for n in names if n not in DISABLEABLE]
     if unknown or not all(names):
         raise CompileError(
@@ -151,10 +154,10 @@ def parse_disable(text):
     return list(dict.fromkeys(names))
 
 
-def import_tvm():
+def import_tvm() -> Any:
     warnings.filterwarnings("ignore")  # tvm_ffi warns about an optional torch extension
     try:
-        import tvm  # noqa: F401
+        import tvm
         from tvm import relax  # noqa: F401
     except Exception as e:  # ImportError, or a broken native library
         raise CompileError(f"cannot import tvm ({type(e).__name__}: {e}); install "
@@ -162,7 +165,7 @@ def import_tvm():
     return tvm
 
 
-def make_target(tvm, device, level, cuda_arch):
+def make_target(tvm: Any, device: str, level: str, cuda_arch: str) -> Any:
     llvm = {"kind": "llvm", **OPT_LEVELS[level]["llvm"]}
     if device == "cpu":
         return tvm.target.Target(llvm)
@@ -170,7 +173,7 @@ def make_target(tvm, device, level, cuda_arch):
     return tvm.target.Target({"kind": "cuda", "arch": cuda_arch}, host=llvm)
 
 
-def use_nvcc(tvm):
+def use_nvcc(tvm: Any) -> None:
     """Makes TVM put compiled CUDA kernels (a fatbin for the target's arch) into the library.
 
     TVM 0.27's CUDA codegen compiles the kernels only when the CUDA runtime module
@@ -191,22 +194,22 @@ def use_nvcc(tvm):
     except OSError:
         nvcc = shutil.which("nvcc")
         if nvcc is None:
-            raise CompileError("compiling for CUDA needs nvcc on PATH")
+            raise CompileError("compiling for CUDA needs nvcc on PATH") from None
         stub = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))),
                             "lib64", "stubs", "libcuda.so")
         try:
             ctypes.CDLL(stub, mode=ctypes.RTLD_GLOBAL)
         except OSError as e:
-            raise CompileError(f"no CUDA driver library and no toolkit stub ({stub}): {e}")
+            raise CompileError(f"no CUDA driver library and no toolkit stub ({stub}): {e}") from e
     runtime = os.path.join(os.path.dirname(tvm.__file__), "lib", "libtvm_runtime_cuda.so")
     try:
         ctypes.CDLL(runtime, mode=ctypes.RTLD_GLOBAL)
     except OSError as e:
-        raise CompileError(f"cannot load TVM's CUDA runtime {runtime}: {e}")
-    import tvm.support.nvcc  # noqa: F401  (registers tvm_callback_cuda_compile)
+        raise CompileError(f"cannot load TVM's CUDA runtime {runtime}: {e}") from e
+    importlib.import_module("tvm.support.nvcc")  # registers tvm_callback_cuda_compile
 
 
-def check_cuda_binary(path):
+def check_cuda_binary(path: str) -> None:
     """Refuses a CUDA library that still carries kernel source instead of a fatbin."""
     with open(path, "rb") as f:
         if b"__global__" in f.read():
@@ -215,7 +218,7 @@ def check_cuda_binary(path):
                                "compiler")
 
 
-def cuda_pipeline(tvm, relax, target):
+def cuda_pipeline(tvm: Any, relax: Any, target: Any) -> Any:
     """get_default_pipeline(cuda) without DLight's gpu.Matmul rule.
 
     In 0.27 that rule fails on EfficientNet-Lite0's fused convolutions ("There are some
@@ -226,7 +229,7 @@ def cuda_pipeline(tvm, relax, target):
     from tvm.s_tir import dlight as dl
 
     @tvm.transform.module_pass(opt_level=0)
-    def _pipeline(mod, _ctx):
+    def _pipeline(mod: Any, _ctx: Any) -> Any:
         legalize = [
             relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
@@ -241,7 +244,7 @@ def cuda_pipeline(tvm, relax, target):
     return _pipeline
 
 
-def describe(cuda_arch=None):
+def describe(cuda_arch: str | None = None) -> dict[str, Any]:
     cuda_arch = cuda_arch or default_cuda_arch()
     try:
         tvm = import_tvm()
@@ -255,7 +258,7 @@ def describe(cuda_arch=None):
             {"name": "opt", "values": list(OPT_LEVELS), "default": DEFAULT_OPT,
              "help": "deltann optimisation level: " + "; ".join(
                  f"{k}: {v['help']}" for k, v in OPT_LEVELS.items())},
-            {"name": "disable", "values": ["none"] + DISABLEABLE, "default": "none",
+            {"name": "disable", "values": ["none", *DISABLEABLE], "default": "none",
              "help": "'+'-separated pass names for PassContext(disabled_pass=...)"},
             {"name": "device", "values": list(DEVICES), "default": "cpu",
              "help": "cpu: llvm target; cuda: cuda target with an llvm host"},
@@ -277,7 +280,7 @@ def describe(cuda_arch=None):
     }
 
 
-def check_declared_shape(proto, input_name, input_shape):
+def check_declared_shape(proto: Any, input_name: str, input_shape: list[int]) -> None:
     """Refuses an input shape that the model's declared one does not allow, naming both. The
     frontend's shape_dict would otherwise override the declaration without a word, compiling a
     224x224 model for 300x300 tensors. Dimensions the model leaves open (a symbolic or absent
@@ -293,13 +296,15 @@ def check_declared_shape(proto, input_name, input_shape):
         return
     dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
             for d in declared.type.tensor_type.shape.dim]
-    if len(dims) != len(input_shape) or any(d not in (-1, s) for d, s in zip(dims, input_shape)):
+    if len(dims) != len(input_shape) or any(
+            d not in (-1, s) for d, s in zip(dims, input_shape, strict=True)):
         text = "[" + ",".join("?" if d < 0 else str(d) for d in dims) + "]"
         raise CompileError(f"model input '{input_name}' has shape {text} but the spec says "
                            f"[{','.join(str(s) for s in input_shape)}]")
 
 
-def compile_model(model, input_name, input_shape, level, disabled, device, out, cuda_arch):
+def compile_model(model: str, input_name: str, input_shape: list[int], level: str,
+                  disabled: list[str], device: str, out: str, cuda_arch: str) -> dict[str, Any]:
     tvm = import_tvm()
     from tvm import relax
     try:
@@ -362,7 +367,7 @@ def compile_model(model, input_name, input_shape, level, disabled, device, out, 
     }
 
 
-def check_request(model, level, device):
+def check_request(model: str, level: str, device: str) -> None:
     """Refuses an unknown opt level or device, or a missing model, before TVM is imported."""
     if level not in OPT_LEVELS:
         raise CompileError(f"unknown opt={level!r}; valid values are {', '.join(OPT_LEVELS)}")
@@ -372,17 +377,18 @@ def check_request(model, level, device):
         raise CompileError(f"model {model!r} does not exist")
 
 
-def parse_shape(text):
+def parse_shape(text: str) -> list[int]:
     try:
         shape = [int(x) for x in text.split(",")]
     except ValueError:
         shape = []
     if not shape or any(d <= 0 for d in shape):
-        raise CompileError(f"bad --input-shape {text!r}: expected positive integers like 1,3,224,224")
+        raise CompileError(
+            f"bad --input-shape {text!r}: expected positive integers like 1,3,224,224")
     return shape
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tvm_compile", description=__doc__.split("\n")[0])
     ap.add_argument("--describe", action="store_true", help="print the knobs as JSON and exit")
     ap.add_argument("--model", help="ONNX model")

@@ -2,8 +2,8 @@
 
 - `worker`: the worker protocol of docs/PROTOCOL.md (`--describe`, `--serve`), the same loop as
   src/run/worker.cpp, around any object with the small Engine/Session interface it defines. It
-  imports only the standard library and numpy, so any engine's environment can run it.
+  imports only the standard library, numpy and deltann_tools.environment (standard library only),
+  so any engine's environment can run it.
 - `tflite`: the TFLite/LiteRT engine (docs/TFLITE.md), run by the generated
   `deltann-worker-tflite` launcher (cmake/engines/tflite.cmake) with the TensorFlow venv's Python.
-- `make_tflite_test_models`: tiny TFLite models (and their ONNX twins) for the integration tests.
 """

@@ -15,11 +15,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 # The package is found through sys.path: the launcher puts python/ there, the trial child gets
 # it through PYTHONPATH.
+from deltann_tools.environment import Environment
 from deltann_workers import worker
 from deltann_workers.worker import EngineError, shape_text
 
@@ -31,14 +33,14 @@ QUANTISED_TYPES = (np.int8, np.uint8)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def litert_version():
+def litert_version() -> str:
     """ai-edge-litert's version, without importing the interpreter (keeps --describe fast)."""
     import ai_edge_litert
 
     return ai_edge_litert.__version__
 
 
-def resolver_for(opt):
+def resolver_for(opt: str) -> Any:
     """LiteRT's op resolver for the `opt` knob. AUTO is what the Python API does by default: the
     builtin kernels plus the default delegate (XNNPACK); BUILTIN_WITHOUT_DEFAULT_DELEGATES keeps
     the same kernels but never hands the graph to XNNPACK."""
@@ -51,7 +53,7 @@ def resolver_for(opt):
     raise EngineError(f"opt={opt} is not a tflite optimisation; valid: {', '.join(OPT_VALUES)}")
 
 
-def engine_settings(env):
+def engine_settings(env: Environment) -> tuple[str, int]:
     """(opt, threads) of a resolved environment, checked, so that a bad value is a clear error
     even when the worker is driven by hand."""
     opt = env.knob("opt")
@@ -64,7 +66,7 @@ def engine_settings(env):
     return opt, threads
 
 
-def make_interpreter(path, opt, threads):
+def make_interpreter(path: str, opt: str, threads: int) -> Any:
     from ai_edge_litert.interpreter import Interpreter
 
     try:
@@ -77,10 +79,10 @@ def make_interpreter(path, opt, threads):
                           f"{': ' + str(e) if str(e) else ''}") from None
 
 
-def signature_aliases(interpreter, kind):
+def signature_aliases(interpreter: Any, kind: str) -> dict[str, str]:
     """{signature name: tensor name} for the model's inputs or outputs: a converter names the
     tensors (`serving_default_image:0`) after the names a spec is more likely to use (`image`)."""
-    aliases = {}
+    aliases: dict[str, str] = {}
     main = {d["name"]: d["index"] for d in getattr(interpreter, f"get_{kind}_details")()}
     for key in interpreter.get_signature_list():
         runner = interpreter.get_signature_runner(key)
@@ -90,7 +92,7 @@ def signature_aliases(interpreter, kind):
     return aliases
 
 
-def pick_tensor(interpreter, kind, wanted):
+def pick_tensor(interpreter: Any, kind: str, wanted: str | None) -> dict[str, Any]:
     """The details of the input or output `wanted` names (a tensor or signature name), or of the
     first one when the spec names none."""
     details = getattr(interpreter, f"get_{kind}_details")()
@@ -108,7 +110,7 @@ def pick_tensor(interpreter, kind, wanted):
     raise EngineError(f"model has no {kind} named '{wanted}'; it has: {known}")
 
 
-def quantisation_of(details, what):
+def quantisation_of(details: dict[str, Any], what: str) -> tuple[float, int] | None:
     """(scale, zero point) of a quantised int8/uint8 model input or output; float32 gives None.
     Per-channel parameters on a model's input or output are refused: one image value would need
     a different scale per channel and no converter produces that."""
@@ -131,7 +133,7 @@ def quantisation_of(details, what):
     return scale, int(zero_points[0])
 
 
-def quantise(values, dtype, scale, zero_point):
+def quantise(values: np.ndarray, dtype: Any, scale: float, zero_point: int) -> np.ndarray:
     """float32 -> int8/uint8 the way LiteRT's Quantize kernel does it: round half away from zero
     (C++ std::round, not numpy's half-to-even), add the zero point, clamp to the type's range."""
     scaled = np.asarray(values, dtype=np.float64) / scale
@@ -140,12 +142,12 @@ def quantise(values, dtype, scale, zero_point):
     return np.clip(rounded + zero_point, limits.min, limits.max).astype(dtype)
 
 
-def dequantise(values, scale, zero_point):
+def dequantise(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """int8/uint8 -> float32 as LiteRT's Dequantize kernel: scale * (q - zero point)."""
     return (scale * (np.asarray(values, dtype=np.float64) - zero_point)).astype(np.float32)
 
 
-def capture_mode_text(opt):
+def capture_mode_text(opt: str) -> str:
     delegate = ("not the XNNPACK delegate the timed run uses (opt=xnnpack), whose fused "
                 "partitions keep no intermediate tensors, so the captured run is not the timed one"
                 if opt == "xnnpack" else "as the timed run (opt=none)")
@@ -157,7 +159,7 @@ def capture_mode_text(opt):
             "their own scale and zero point, float16 ones widened; other types are skipped")
 
 
-def tensor_as_float64(value, details):
+def tensor_as_float64(value: Any, details: dict[str, Any]) -> np.ndarray | None:
     """A tensor's values as float64: floats widened, int8/uint8/int16 dequantised with the
     tensor's scale(s) and zero point(s) (per channel along quantized_dimension when there are
     several); None for a type that holds no real values (indices, shapes, booleans)."""
@@ -184,12 +186,12 @@ def tensor_as_float64(value, details):
 class LiteRtSession:
     """One loaded model: its interpreter with tensors allocated, and the chosen input/output."""
 
-    def __init__(self, path, opt, threads, spec):
+    def __init__(self, path: str, opt: str, threads: int, spec: dict[str, Any]) -> None:
         self.path, self.opt, self.threads = str(path), opt, threads
-        self.bound_input = None
+        self.bound_input: np.ndarray | None = None
         # Made by the first capture only: preserving every tensor costs memory and the timed
         # interpreter must stay exactly as loaded.
-        self.capture_interpreter = None
+        self.capture_interpreter: Any = None
         self.interpreter = make_interpreter(path, opt, threads)
         spec_input = spec.get("input", {}) or {}
         spec_output = spec.get("output", {}) or {}
@@ -206,7 +208,7 @@ class LiteRtSession:
         self.input_dtype = np.dtype(self.input["dtype"])
         self.invoked = False
 
-    def fit_input_shape(self, spec_input, layout):
+    def fit_input_shape(self, spec_input: dict[str, Any], layout: str) -> tuple[int, ...]:
         """Checks the model's input shape against the spec now, so that a mismatch is a load
         failure naming both shapes (and the spec's layout: an NCHW spec against an NHWC model is
         the usual slip). Dimensions the model leaves open (-1) are set to the spec's."""
@@ -216,7 +218,7 @@ class LiteRtSession:
             raise EngineError(f"spec input shape {spec_shape!r} is not a list of positive integers")
         model_shape = [int(d) for d in self.input["shape_signature"]]
         if len(model_shape) != len(spec_shape) or any(
-                m not in (-1, s) for m, s in zip(model_shape, spec_shape)):
+                m not in (-1, s) for m, s in zip(model_shape, spec_shape, strict=True)):
             raise EngineError(f"model input '{self.input['name']}' has shape "
                               f"{shape_text(model_shape)} but the spec says "
                               f"{shape_text(spec_shape)} ({layout})")
@@ -224,7 +226,7 @@ class LiteRtSession:
             self.interpreter.resize_input_tensor(self.input["index"], spec_shape, strict=True)
         return tuple(spec_shape)
 
-    def set_input(self, tensor):
+    def set_input(self, tensor: np.ndarray) -> None:
         if tuple(tensor.shape) != self.shape:
             raise EngineError(f"input tensor has shape {shape_text(tensor.shape)} but model input "
                               f"'{self.input['name']}' takes {shape_text(self.shape)}")
@@ -233,11 +235,11 @@ class LiteRtSession:
         self.interpreter.set_tensor(self.input["index"], tensor)
         self.bound_input = tensor
 
-    def run(self):
+    def run(self) -> None:
         self.interpreter.invoke()
         self.invoked = True
 
-    def output(self):
+    def output(self) -> np.ndarray:
         if not self.invoked:
             raise EngineError("no output yet")
         # get_tensor copies, so the value survives the next invoke.
@@ -246,10 +248,10 @@ class LiteRtSession:
             return dequantise(values, *self.output_quantisation)
         return values.astype(np.float32, copy=False)
 
-    def capture_mode(self):
+    def capture_mode(self) -> str:
         return capture_mode_text(self.opt)
 
-    def make_capture_interpreter(self):
+    def make_capture_interpreter(self) -> Any:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         # Builtin kernels: a delegate would compute its partition internally and leave the
@@ -263,7 +265,7 @@ class LiteRtSession:
         interpreter.allocate_tensors()
         return interpreter
 
-    def capture(self):
+    def capture(self) -> list[worker.CapturedTensor]:
         if self.bound_input is None:
             raise EngineError("capture requested before an input was bound")
         if self.capture_interpreter is None:
@@ -290,6 +292,9 @@ class LiteRtSession:
             # The chosen output is not the last op's: it is what the run returns, so it goes last.
             values = tensor_as_float64(interpreter.get_tensor(output_index),
                                        self.output_details)
+            if values is None:
+                raise EngineError(f"model output '{self.output_details['name']}' holds no real "
+                                  "values to capture")
             captured.append(worker.CapturedTensor(self.output_details["name"], "output",
                                                   list(values.shape), values))
         return captured
@@ -298,7 +303,7 @@ class LiteRtSession:
 class LiteRtEngine:
     """The Engine of deltann_workers.worker for LiteRT."""
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {
             "name": "tflite",
             "version": litert_version(),
@@ -316,7 +321,7 @@ class LiteRtEngine:
             ],
         }
 
-    def check(self, request):
+    def check(self, request: worker.LoadRequest) -> None:
         """Vets the model outside the load clock. LiteRT's Python API does not verify the
         flatbuffer, and a damaged file can crash the interpreter (a segmentation fault in
         InterpreterBuilder or a kernel), which would take this worker down with it. So the model
@@ -331,12 +336,12 @@ class LiteRtEngine:
             raise EngineError(f"{path}: not readable")
         trial_load(path, opt, threads, request.spec)
 
-    def load(self, request):
+    def load(self, request: worker.LoadRequest) -> LiteRtSession:
         opt, threads = engine_settings(request.env)
         return LiteRtSession(request.artifact, opt, threads, request.spec)
 
 
-def trial_load(path, opt, threads, spec):
+def trial_load(path: str | Path, opt: str, threads: int, spec: dict[str, Any]) -> None:
     """Runs `--trial-load` in a fresh Python; raises EngineError when that child fails or dies."""
     import json
 
@@ -365,7 +370,7 @@ def trial_load(path, opt, threads, spec):
                       f"{path}: trial load failed with exit code {child.returncode}")
 
 
-def trial_main(path, opt, threads, spec_text):
+def trial_main(path: str, opt: str, threads: str, spec_text: str) -> int:
     """The child of trial_load: load, prepare and run the model once on zeros. Exit 0 when it
     all worked; otherwise the last line on stderr says why."""
     import json
@@ -385,7 +390,7 @@ def trial_main(path, opt, threads, spec_text):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     if len(argv) == 6 and argv[1] == "--trial-load":
         return trial_main(*argv[2:])

@@ -23,10 +23,16 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
+
+# A load request's environment, parsed as everywhere else in deltann's Python; engines read its
+# knobs (`request.env.knob("opt")`).
+from deltann_tools.environment import Environment, EnvironmentStringError, parse_environment
 
 PROTOCOL_VERSION = 1
 
@@ -37,48 +43,6 @@ INFINITE_DIFFERENCE = 1e308
 
 class EngineError(Exception):
     """An error whose message says what went wrong and where, ready for the error reply."""
-
-
-@dataclass
-class Environment:
-    """A resolved environment string: `framework[@qualifier][:key=value,...]`
-    (docs/ENVIRONMENTS.md).
-
-    The campaign sends the canonical form with every knob explicit, so no defaults are filled in
-    here; `knob()` names the missing knob when an engine asks for one that is absent."""
-
-    text: str
-    framework: str
-    qualifier: str = ""
-    knobs: dict = field(default_factory=dict)
-
-    def knob(self, name):
-        if name not in self.knobs:
-            raise EngineError(f"environment '{self.text}' has no '{name}' knob")
-        return self.knobs[name]
-
-    def positive_int(self, name):
-        value = self.knob(name)
-        if not value.isdigit() or int(value) < 1:
-            raise EngineError(
-                f"environment '{self.text}': {name}={value} is not a positive integer")
-        return int(value)
-
-
-def parse_environment(text):
-    """Splits a canonical environment string. Knob values may contain ':' (device=cuda:0), the
-    framework and qualifier never do, so the knobs start after the first ':'."""
-    if not isinstance(text, str) or not text:
-        raise EngineError(f"environment must be a non-empty string, got {text!r}")
-    head, _, knob_text = text.partition(":")
-    framework, _, qualifier = head.partition("@")
-    knobs = {}
-    for item in filter(None, knob_text.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise EngineError(f"environment '{text}': '{item}' is not key=value")
-        knobs[key] = value
-    return Environment(text, framework, qualifier, knobs)
 
 
 @dataclass
@@ -103,7 +67,7 @@ class LoadRequest:
     spec: dict
 
 
-def read_npy(path):
+def read_npy(path: str) -> np.ndarray:
     """The input tensor of a `run` request: a little-endian float32 C-order .npy, as the
     preprocessing cache writes it (the C++ reader accepts nothing else either)."""
     try:
@@ -121,17 +85,17 @@ def read_npy(path):
     return array
 
 
-def shape_text(shape):
+def shape_text(shape: Sequence[int]) -> str:
     """How every message names a shape, "[1,3,224,224]", as the C++ side writes it."""
     return "[" + ",".join(str(int(d)) for d in shape) + "]"
 
 
-def encode_floats(values):
+def encode_floats(values: np.ndarray) -> str:
     """base64 of the little-endian float32 bytes, so NaN and Inf arrive bit-exact."""
     return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
 
 
-def max_abs_difference(a, b):
+def max_abs_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Largest |a - b| over two outputs, with the C++ worker's rules: NaN on both sides is equal,
     on one side infinite; equal infinities are equal; lengths that differ are infinite."""
     a = np.asarray(a, dtype=np.float64).ravel()
@@ -152,12 +116,12 @@ def max_abs_difference(a, b):
 class Server:
     """Answers the requests of one `--serve` session; holds the engine and its loaded model."""
 
-    def __init__(self, engine):
+    def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.session = None
         self.input_shape = None  # the spec's, of the loaded model
 
-    def handle(self, request):
+    def handle(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """The reply to one request, or None when the campaign asked the worker to stop."""
         op = request.get("op", "")
         if op == "quit":
@@ -170,7 +134,7 @@ class Server:
             return self.capture(request)
         return {"event": "error", "stage": "protocol", "message": f"unknown op '{op}'"}
 
-    def load(self, request):
+    def load(self, request: dict[str, Any]) -> dict[str, Any]:
         spec = field_of(request, "spec")
         if not isinstance(spec, dict):
             raise EngineError("load request: 'spec' is not a JSON object")
@@ -190,7 +154,7 @@ class Server:
         return {"event": "loaded", "load_ns": load_ns,
                 "engine_version": self.engine.describe()["version"]}
 
-    def read_bound_tensor(self, request):
+    def read_bound_tensor(self, request: dict[str, Any]) -> np.ndarray:
         """The request's tensor, refused unless it has the spec's shape (as the C++ worker does):
         the load checked that shape against the model."""
         path = str(field_of(request, "tensor"))
@@ -200,7 +164,7 @@ class Server:
                               f"model was loaded for the spec's {shape_text(self.input_shape)}")
         return tensor
 
-    def run(self, request):
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Timing as in src/run/worker.cpp: the first inference alone (`first_ns`), `warmup`
         untimed runs, then `repeat` runs each timed on its own. Only Session.run() is inside the
         clock; binding the input and reading the output are not."""
@@ -215,7 +179,7 @@ class Server:
         first_output = None
         runs = 0
 
-        def after_run():
+        def after_run() -> None:
             nonlocal first_output, runs
             runs += 1
             if runs == 1:
@@ -247,7 +211,7 @@ class Server:
         return result
 
 
-    def capture(self, request):
+    def capture(self, request: dict[str, Any]) -> dict[str, Any]:
         """As src/run/worker.cpp: binds the tensor, runs Session.capture() once (untimed) and
         writes every tensor as DIR/NNNN.npy (float64, C order) plus DIR/index.json."""
         if self.session is None:
@@ -278,27 +242,28 @@ class Server:
         return {"event": "captured", "count": len(entries), "index": str(index), "mode": mode}
 
 
-def field_of(request, name):
+def field_of(request: dict[str, Any], name: str) -> Any:
     if name not in request:
         raise EngineError(f"{request.get('op', '')} request has no '{name}'")
     return request[name]
 
 
-def count_of(request, name, default):
+def count_of(request: dict[str, Any], name: str, default: int) -> int:
     value = request.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise EngineError(f"run request: '{name}' must be a non-negative integer, got {value!r}")
     return value
 
 
-def error_text(error):
-    if isinstance(error, EngineError):
+def error_text(error: BaseException) -> str:
+    # A malformed environment's message names the environment and the reason: complete as it is.
+    if isinstance(error, (EngineError, EnvironmentStringError)):
         return str(error)
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def die_with_parent():
+def die_with_parent() -> None:
     """A worker must not outlive the campaign that started it (a killed deltann would otherwise
     leave a hung engine behind): ask the kernel to kill it when its parent dies (Linux only)."""
     PR_SET_PDEATHSIG = 1
@@ -308,7 +273,7 @@ def die_with_parent():
         pass
 
 
-def protocol_channel():
+def protocol_channel() -> TextIO:
     """A private copy of standard output for the replies. File descriptor 1 itself is pointed at
     standard error, so that anything an engine's native library or Python code prints ends up in
     the log the campaign keeps instead of corrupting the protocol."""
@@ -318,13 +283,13 @@ def protocol_channel():
     return channel
 
 
-def send(channel, message):
+def send(channel: TextIO, message: dict[str, Any]) -> None:
     # ensure_ascii keeps the line valid whatever bytes an engine put in a message.
     channel.write(json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n")
     channel.flush()
 
 
-def serve(engine, channel, requests):
+def serve(engine: Any, channel: TextIO, requests: Iterable[bytes]) -> None:
     """Answers `requests` (an iterator of byte lines) until `quit` or end of input."""
     send(channel, {"event": "ready", "protocol": PROTOCOL_VERSION})
     server = Server(engine)
@@ -351,7 +316,7 @@ def serve(engine, channel, requests):
         send(channel, reply)
 
 
-def worker_main(argv, make_engine):
+def worker_main(argv: list[str], make_engine: Callable[[], Any]) -> int:
     """The body of a Python `deltann-worker-<framework>`: `--describe` prints the engine's
     description, `--serve` answers requests on standard input. Returns the exit code."""
     mode = argv[1] if len(argv) > 1 else ""

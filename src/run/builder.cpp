@@ -70,9 +70,18 @@ std::vector<std::string> Builder::each_members(const std::string& knob, const En
   return {};
 }
 
+std::string tools_python_path() {
+  fs::path package = fs::absolute(tools_dir()).lexically_normal();
+  if (!package.has_filename()) package = package.parent_path();  // a trailing '/'
+  std::string value = package.parent_path().string();
+  if (const char* inherited = std::getenv("PYTHONPATH"); inherited && *inherited)
+    value += std::string(":") + inherited;
+  return value;
+}
+
 ToolRun run_tool(const fs::path& python, const std::vector<std::string>& args, double timeout_s,
                  const fs::path& scratch) {
-  WorkerProcess tool(python, args, scratch);
+  WorkerProcess tool(python, args, scratch, {"PYTHONPATH=" + tools_python_path()});
   ToolRun run;
   run.reply = tool.receive(timeout_s);
   // A tool that has replied only has to exit, but Python's teardown of a compiler's modules can
@@ -162,9 +171,10 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
     it = std::find(build_knobs.begin(), build_knobs.end(), it->first) == build_knobs.end()
              ? build_env.knobs.erase(it)
              : std::next(it);
-  // build_tvm.py imports tvm_compile.py: the tool is every `build_<e>*.py` and `<e>_*.py` file.
-  const std::string tool =
-      tools_fingerprint(script_.parent_path(), {"build_" + framework_, framework_ + "_"});
+  // build_tvm.py imports tvm_compile.py and environment.py (the environment string parser): the
+  // tool is every `build_<e>*.py` and `<e>_*.py` file, and environment.py.
+  const std::string tool = tools_fingerprint(
+      script_.parent_path(), {"build_" + framework_, framework_ + "_", "environment"});
   // The whole self-description, not only the compiler version: it also names what the tool
   // resolved on this machine (for TVM, the CUDA arch kernels are compiled for).
   const std::string key = sha256_text(model_sha + "|" + tool + "|" + describe().dump() + "|" +

@@ -62,8 +62,9 @@ struct ToolRun {
   std::string log;  // the tail of what it wrote to standard error (at most 1500 characters)
   bool ok() const { return reply.has_value() && exit.detail == "exit code 0"; }
 };
-// Starts `python args...` (an argument vector, no shell) and waits up to `timeout_s` for its reply.
-// `scratch`: the tool's private folder (WorkerProcess), or none.
+// Starts `python args...` (an argument vector, no shell) with PYTHONPATH = tools_python_path() and
+// waits up to `timeout_s` for its reply. `scratch`: the tool's private folder (WorkerProcess), or
+// none.
 ToolRun run_tool(const std::filesystem::path& python, const std::vector<std::string>& args,
                  double timeout_s, const std::filesystem::path& scratch = {});
 
@@ -92,5 +93,9 @@ void publish_cache_entry(const std::filesystem::path& built, const std::filesyst
 // imports its sibling modules, so all of them are part of an artifact's identity.
 std::string tools_fingerprint(const std::filesystem::path& dir,
                               const std::vector<std::string>& prefixes);
+
+// The PYTHONPATH a tool runs with: the folder that holds the tools' package (and so its sibling
+// `deltann_workers`), then whatever PYTHONPATH deltann itself was given.
+std::string tools_python_path();
 
 }  // namespace deltann

@@ -64,7 +64,9 @@ ConversionResult Converter::convert(const ConversionStep& step, const fs::path& 
   for (const auto& name : step.knobs)
     if (const auto it = knobs.find(name); it != knobs.end())
       knob_text += (knob_text.empty() ? "" : ",") + name + "=" + it->second;
-  const std::string tool = tools_fingerprint(script_.parent_path(), {"convert", "architectures"});
+  // convert.py and the modules it imports (architectures.py, environment.py).
+  const std::string tool =
+      tools_fingerprint(script_.parent_path(), {"convert", "architectures", "environment"});
   const std::string key = sha256_text(input_sha + "|" + step.name() + "|" + step.tool_version +
                                       "|" + tool + "|" + knob_text + "|" + to_json(spec).dump());
   const std::string extension =

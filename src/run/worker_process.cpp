@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -232,19 +233,30 @@ struct Pipes {
 
 WorkerProcess::WorkerProcess(const std::filesystem::path& program,
                              const std::vector<std::string>& args,
-                             const std::filesystem::path& scratch) {
+                             const std::filesystem::path& scratch,
+                             const std::vector<std::string>& env) {
   // A worker that dies while we write to it must not kill the campaign with SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
   Pipes pipes;
   std::vector<std::string> argv_storage{program.string()};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<std::string> env_storage, remove_storage;
-  for (char** e = environ; *e; ++e)
-    if (scratch.empty() || std::strncmp(*e, "TMPDIR=", 7) != 0) env_storage.emplace_back(*e);
+  std::vector<std::string> remove_storage, overrides = env;
   if (!scratch.empty()) {
-    env_storage.push_back("TMPDIR=" + scratch.string());
+    overrides.push_back("TMPDIR=" + scratch.string());
     remove_storage = {"rm", "-rf", "--", scratch.string()};
   }
+  // deltann's environment less the variables set here, then those.
+  const auto overridden = [&](std::string_view entry) {
+    const size_t equals = entry.find('=');
+    if (equals == std::string_view::npos) return false;
+    const std::string_view name = entry.substr(0, equals + 1);
+    return std::any_of(overrides.begin(), overrides.end(),
+                       [&](const std::string& o) { return o.starts_with(name); });
+  };
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e; ++e)
+    if (!overridden(*e)) env_storage.emplace_back(*e);
+  env_storage.insert(env_storage.end(), overrides.begin(), overrides.end());
   const std::string program_text = program.string();
   auto argv = pointers_to(argv_storage);
   auto envp = pointers_to(env_storage);

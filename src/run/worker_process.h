@@ -30,9 +30,11 @@ class WorkerProcess {
  public:
   // Starts `program args...`; throws Error when it cannot be started. With a `scratch` folder, the
   // child's TMPDIR points there and the guard deletes the folder when the lifeline breaks, so that
-  // nothing a killed tool was writing stays behind.
+  // nothing a killed tool was writing stays behind. `env`: `NAME=value` entries the child gets on
+  // top of deltann's environment (each replaces an inherited variable of that name).
   WorkerProcess(const std::filesystem::path& program, const std::vector<std::string>& args,
-                const std::filesystem::path& scratch = {});
+                const std::filesystem::path& scratch = {},
+                const std::vector<std::string>& env = {});
   ~WorkerProcess();  // kills the worker's process group if it is still running
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;

@@ -63,9 +63,9 @@ def models(source_dir, tmp_path_factory):
     pytest.importorskip("onnx", reason="make_test_models.py needs the onnx package")
     pytest.importorskip("onnxruntime", reason="make_test_models.py needs onnxruntime")
     out = tmp_path_factory.mktemp("models")
-    script = source_dir / "python" / "deltann_tools" / "make_test_models.py"
-    proc = subprocess.run([sys.executable, str(script), "--out", str(out)], capture_output=True,
-                          text=True, timeout=300)
+    # deltann_testmodels is in tests/pylib, on PYTHONPATH like deltann_testlib.
+    proc = subprocess.run([sys.executable, "-m", "deltann_testmodels.make_test_models", "--out",
+                           str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"make_test_models.py failed:\n{proc.stdout}\n{proc.stderr}"
     return GeneratedModels(out)
 

@@ -13,8 +13,9 @@ NAME = "mobilenet_v2"
 
 
 def run_exporter(source_dir, out, *extra):
-    script = source_dir / "python" / "deltann_tools" / "export_study_models.py"
-    proc = subprocess.run([sys.executable, str(script), "--out", str(out), *extra],
+    # deltann_tools is on PYTHONPATH (python/), as for every test.
+    proc = subprocess.run([sys.executable, "-m", "deltann_tools.export_study_models", "--out",
+                           str(out), *extra],
                           capture_output=True, text=True, timeout=300)
     return proc
 

@@ -6,7 +6,7 @@ worker usable (what every worker does, --describe, run replies, malformed reques
 test_worker_conformance.py); `deltann run` on a .tflite model with an NHWC spec completes end to
 end.
 
-The models are made by python/deltann_workers/make_tflite_test_models.py, run with the Python
+The models are made by tests/pylib/deltann_testmodels/make_tflite_test_models.py, run with the Python
 the worker itself runs with (the TensorFlow venv named in the launcher's shebang); this suite
 runs under the project venv, which has ONNX Runtime but no TensorFlow.
 

@@ -32,11 +32,8 @@ def run_tool(*args):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tvm_models")
-    subprocess.run([sys.executable, str(PYTHON_DIR / "deltann_tools" / "make_test_models.py"),
-                    "--out", str(out)], check=True, capture_output=True)
-    return out / "tiny_classifier.onnx"
+def tiny(models):
+    return models.tiny
 
 
 @pytest.fixture(scope="module")

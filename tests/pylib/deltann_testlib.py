@@ -166,8 +166,8 @@ class WorkerClient:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      errors="replace")
         self.timeout = timeout
-        self.lines = queue.Queue()
-        self.stderr = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
         threading.Thread(target=self._pump, daemon=True,
                          args=(self.proc.stdout, self.lines.put, True)).start()
         threading.Thread(target=self._pump, daemon=True,
@@ -211,6 +211,7 @@ class WorkerClient:
     def request(self, message):
         """Sends one request (a dict, or a raw line as text) and returns the reply, whatever its
         event."""
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         self.proc.stdin.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
         self.proc.stdin.flush()
         return self.reply()
@@ -227,6 +228,7 @@ class WorkerClient:
 
     def close(self):
         """Asks the worker to quit and checks that it exits 0."""
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         self.proc.stdin.write('{"op":"quit"}\n')
         self.proc.stdin.flush()
         assert self.proc.wait(timeout=30) == 0, self.log()
@@ -378,7 +380,7 @@ def cached_tensor(cache_dir, image_sha256):
 
 # --- tiny TFLite models (the LiteRT and Arm NN suites) ----------------------------------------
 
-# What each model of python/deltann_workers/make_tflite_test_models.py outputs.
+# What each model of deltann_testmodels/make_tflite_test_models.py outputs.
 TFLITE_OUTPUTS = {
     "tiny": {"classes": 5, "label_offset": 0, "kind": "logits"},
     "tiny_quant": {"classes": 5, "label_offset": 0, "kind": "logits"},
@@ -427,11 +429,13 @@ def tflite_models(tf_python, source_dir, tmp_path_factory):
     make_tflite_test_models.py under the TensorFlow venv's Python (the `tf_python` fixture of
     tests/integration/conftest.py)."""
     out = tmp_path_factory.mktemp("tflite_models")
-    script = source_dir / "python" / "deltann_workers" / "make_tflite_test_models.py"
-    proc = subprocess.run([str(tf_python), str(script), "--out", str(out)], capture_output=True,
-                          text=True, timeout=600)
+    # The TensorFlow venv sees this folder only, none of the main venv's module path.
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
+    env.pop("PYTHONHOME", None)
+    proc = subprocess.run([str(tf_python), "-m", "deltann_testmodels.make_tflite_test_models",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, \
-        f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        f"make_tflite_test_models failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return TfliteModels(out, json.loads((out / "models.json").read_text()))
 
 

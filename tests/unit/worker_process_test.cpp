@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -215,6 +216,45 @@ void check_death_of_the_starter_ends_everything(int sig, bool to_group = false) 
   EXPECT_FALSE(fs::exists(interrupted)) << "the starter's SIGINT reached the program";
   fs::remove_all(scratch);
   fs::remove(interrupted);
+}
+
+TEST(WorkerProcess, EnvironmentEntriesReplaceInheritedOnesAndAddNewOnes) {
+  // HOME is normally inherited, DELTANN_TEST_ADDED never is.
+  WorkerProcess process(
+      kShell,
+      {"-c", "echo \"{\\\"home\\\": \\\"$HOME\\\", \\\"added\\\": \\\"$DELTANN_TEST_ADDED\\\"}\""},
+      {}, {"HOME=/replaced", "DELTANN_TEST_ADDED=yes"});
+  const auto reply = process.receive(10);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->value("home", ""), "/replaced");
+  EXPECT_EQ(reply->value("added", ""), "yes");
+  EXPECT_EQ(process.finish().detail, "exit code 0");
+}
+
+// Sets an environment variable for one scope and puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    value ? ::setenv(name, value, 1) : ::unsetenv(name);
+  }
+  ~ScopedEnv() { old_ ? ::setenv(name_, old_->c_str(), 1) : ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(RunTool, ToolsRunWithTheirPackageFolderFirstOnPythonPath) {
+  const ScopedEnv tools("DELTANN_TOOLS_DIR", "/opt/deltann/python/deltann_tools/");
+  {
+    const ScopedEnv inherited("PYTHONPATH", "/elsewhere");
+    EXPECT_EQ(tools_python_path(), "/opt/deltann/python:/elsewhere");
+  }
+  const ScopedEnv none("PYTHONPATH", nullptr);
+  EXPECT_EQ(tools_python_path(), "/opt/deltann/python");
 }
 
 TEST(WorkerProcess, SigkillOfTheStarterEndsTheProgramAndItsChildren) {

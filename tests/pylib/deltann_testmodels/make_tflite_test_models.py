@@ -1,6 +1,7 @@
 """Makes the tiny TFLite models of tests/integration/test_tflite_worker.py, with their ONNX twins.
 
-    make_tflite_test_models.py --out DIR
+    PYTHONPATH=tests/pylib .deps/venv-tf/bin/python -m deltann_testmodels.make_tflite_test_models \
+        --out DIR
 
 Runs with the TensorFlow venv's Python (.deps/venv-tf: TensorFlow, tf2onnx); the tests themselves
 run elsewhere and only read what this writes:
@@ -24,8 +25,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 OPSET = 13
 BIAS = tf.keras.initializers.RandomNormal(stddev=0.1, seed=3)
@@ -58,8 +59,8 @@ def prob1001_net():
 def to_tflite(model, quantised=False):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantised:
-        shape = [1] + list(model.input_shape[1:])
-        samples = np.random.default_rng(5).uniform(0, 1, [32] + shape).astype(np.float32)
+        shape = [1, *model.input_shape[1:]]
+        samples = np.random.default_rng(5).uniform(0, 1, [32, *shape]).astype(np.float32)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([s] for s in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
