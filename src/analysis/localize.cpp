@@ -14,8 +14,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/compare_tensors.h"
 #include "deltann/error.h"
+#include "deltann/json_number.h"
 #include "deltann/tensor.h"
+#include "deltann/text.h"
 
 namespace deltann {
 namespace fs = std::filesystem;
@@ -32,23 +35,19 @@ std::vector<int64_t> squeezed(const std::vector<int64_t>& shape) {
   return out;
 }
 
-// Numbers JSON cannot hold (infinite growth, NaN) are written as null (docs/LOCALIZE.md).
-json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+// Numbers JSON cannot hold (infinite growth, NaN) are written as words (json_number.h).
+json number(double v) { return json_number(v); }
 
 std::string sci(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return "inf";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2e", v);
-  return buf;
+  return format_double("%.2e", v);
 }
 
 std::string growth_text(const std::optional<double>& g) {
   if (!g) return "-";
   if (std::isinf(*g)) return "inf";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, *g >= 100 ? "%.0fx" : "%.1fx", *g);
-  return buf;
+  return format_double(*g >= 100 ? "%.0fx" : "%.1fx", *g);
 }
 
 std::string clipped(const std::string& s, size_t width) {
@@ -74,51 +73,6 @@ std::string farther(double rel_a, double rel_b) {
 }
 
 }  // namespace
-
-std::vector<double> read_npy_f64(const fs::path& path, std::vector<int64_t>& shape) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open captured tensor " + path.string());
-  char prefix[10];
-  in.read(prefix, sizeof prefix);
-  if (!in || std::string(prefix, 6) != "\x93NUMPY" || prefix[6] != 1)
-    throw Error(path.string() + " is not a NumPy .npy (version 1) file");
-  const size_t header_len = static_cast<unsigned char>(prefix[8]) |
-                            (static_cast<size_t>(static_cast<unsigned char>(prefix[9])) << 8);
-  std::string header(header_len, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_len));
-  if (!in) throw Error(path.string() + ": truncated .npy header");
-  if (header.find("'descr': '<f8'") == std::string::npos ||
-      header.find("'fortran_order': False") == std::string::npos)
-    throw Error(path.string() + ": only little-endian float64 C-order tensors are captured");
-  const auto open = header.find("'shape': (");
-  const auto close = header.find(')', open);
-  if (open == std::string::npos || close == std::string::npos)
-    throw Error(path.string() + ": .npy header has no shape");
-  shape.clear();
-  std::string dims = header.substr(open + 10, close - open - 10);
-  std::replace(dims.begin(), dims.end(), ',', ' ');
-  std::istringstream parse(dims);
-  uint64_t count = 1;
-  for (std::string token; parse >> token;) {
-    if (token.find_first_not_of("0123456789") != std::string::npos || token.size() > 12)
-      throw Error(path.string() + ": .npy shape '" + dims + "' is not a list of sizes");
-    const int64_t d = std::stoll(token);
-    shape.push_back(d);
-    // Refuse products that would overflow before comparing them with the file's size.
-    if (d != 0 && count > (uint64_t{1} << 40) / static_cast<uint64_t>(d))
-      throw Error(path.string() + ": .npy shape " + shape_text(shape) + " is too large");
-    count *= static_cast<uint64_t>(d);
-  }
-  const uint64_t data_bytes = fs::file_size(path) - sizeof prefix - header_len;
-  if (data_bytes != count * sizeof(double))
-    throw Error(path.string() + ": shape " + shape_text(shape) + " needs " +
-                std::to_string(count * sizeof(double)) + " bytes of data, the file has " +
-                std::to_string(data_bytes));
-  std::vector<double> values(count);
-  in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(data_bytes));
-  if (!in) throw Error(path.string() + ": truncated .npy data");
-  return values;
-}
 
 LayerCapture read_capture(const fs::path& index, const std::string& env) {
   std::ifstream in(index, std::ios::binary);
@@ -448,25 +402,19 @@ Difference difference(const LayerTensor& a, const LayerTensor& b, LayoutMatch la
     d.comparable = false;
     return d;
   }
-  double sum_abs = 0, sum_sq = 0, norm_b = 0;
-  for_each_pair(a.shape, a.values.size(), layout, [&](size_t ia, size_t ib) {
-    const double x = a.values[ia], y = b.values[ib];
-    double e = 0;
-    if (std::isnan(x) || std::isnan(y)) {
-      e = std::isnan(x) == std::isnan(y) ? 0 : kInf;
-    } else if (x != y) {  // also equal infinities
-      e = std::fabs(x - y);
-    }
-    if (std::isfinite(y)) norm_b += y * y;
-    d.max_abs = std::max(d.max_abs, e);
-    sum_abs += e;
-    sum_sq += e * e;
-  });
-  if (!a.values.empty()) d.mean_abs = sum_abs / static_cast<double>(a.values.size());
-  if (sum_sq == 0)
+  // The comparator's rules (compare_tensors.h), with B's values read in A's layout.
+  DifferenceAccumulator sums;
+  for_each_pair(a.shape, a.values.size(), layout,
+                [&](size_t ia, size_t ib) { sums.add(a.values[ia], b.values[ib]); });
+  const ValueComparison c = sums.result();
+  d.max_abs = c.max_abs;
+  d.mean_abs = c.mean_abs();
+  if (c.nonfinite_mismatches > 0)
+    d.rel_l2 = kInf;
+  else if (c.diff_sq == 0)
     d.rel_l2 = 0;
   else
-    d.rel_l2 = norm_b > 0 ? std::sqrt(sum_sq) / std::sqrt(norm_b) : kInf;
+    d.rel_l2 = c.b_sq > 0 ? std::sqrt(c.diff_sq) / std::sqrt(c.b_sq) : kInf;
   return d;
 }
 

@@ -26,6 +26,7 @@
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
+#include "deltann/text.h"
 #include "deltann/version.h"
 #include "protocol.h"
 #include "worker_process.h"
@@ -155,12 +156,6 @@ std::vector<Environment> expand_each(const Environment& env, EngineOffer& offer)
     return expanded;
   }
   return {env};
-}
-
-std::string joined(const std::vector<std::string>& items, const std::string& separator = ", ") {
-  std::string text;
-  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
-  return text;
 }
 
 // The formats the model is available in: its own file's and those of its spec's sources.
