@@ -163,7 +163,8 @@ NumericDifference numeric_difference(const std::vector<float>& a, const std::vec
   if (a.size() != b.size())
     throw std::invalid_argument("numeric_difference: vectors of " + std::to_string(a.size()) +
                                 " and " + std::to_string(b.size()) + " elements");
-  const ValueComparison s = compare_tensors(a, b, {atol, rtol});
+  const ValueComparison s =
+      compare_tensors(a, b, {.atol = atol, .rtol = rtol, .locate_worst = false});
 
   NumericDifference r;
   r.elements = s.elements;

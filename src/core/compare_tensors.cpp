@@ -97,15 +97,11 @@ ValueComparison sums_if_finite(const float* a, const float* b, size_t n, const C
   double max_abs[kLanes] = {}, sum_abs[kLanes] = {}, diff_sq[kLanes] = {}, a_sq[kLanes] = {},
          b_sq[kLanes] = {}, dot[kLanes] = {}, max_rtol[kLanes] = {};
   double failing[kLanes] = {};  // counted in doubles (exact up to 2^53), like the other sums
-  // The block (its first index) where each lane's max_abs was first reached; -1: none yet.
-  double worst_block[kLanes] = {-1, -1, -1, -1};
   const size_t blocks = n / kLanes * kLanes;
   for (size_t i = 0; i < blocks; i += kLanes) {
-    const double block = static_cast<double>(i);
     for (size_t k = 0; k < kLanes; ++k) {
       const double x = a[i + k], y = b[i + k];
       const double d = std::abs(x - y), ay = std::abs(y);
-      worst_block[k] = d > max_abs[k] ? block : worst_block[k];
       max_abs[k] = d > max_abs[k] ? d : max_abs[k];
       sum_abs[k] += d;
       diff_sq[k] += d * d;
@@ -131,9 +127,19 @@ ValueComparison sums_if_finite(const float* a, const float* b, size_t n, const C
     lane.dot = dot[k];
     lane.max_rel = max_rtol[k];
     lane.failing = static_cast<int64_t>(failing[k]);
-    lane.worst_index = worst_block[k] < 0 ? -1 : static_cast<int64_t>(worst_block[k]) + int64_t(k);
     merge(s, lane);
   }
+  // The lanes do not track where their maximum is (that would double the time of the pass): the
+  // first element that reaches it is found afterwards, unless a non-finite mismatch in the tail
+  // is the worst element or the caller does not ask.
+  if (s.nonfinite_mismatches > 0) return s;
+  s.worst_index = -1;  // the tail's, which need not be the worst
+  if (o.locate_worst && s.max_abs > 0)
+    for (size_t i = 0; i < n; ++i)
+      if (std::abs(static_cast<double>(a[i]) - b[i]) == s.max_abs) {
+        s.worst_index = static_cast<int64_t>(i);
+        break;
+      }
   return s;
 }
 

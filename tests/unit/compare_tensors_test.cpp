@@ -141,6 +141,16 @@ TEST(CompareTensors, WorstIndexIsTheFirstOfEqualDifferences) {
   EXPECT_EQ(compare_tensors(nan_tail, b).worst_index, 8);
 }
 
+TEST(CompareTensors, WorstIndexCanBeLeftUnlocated) {
+  const std::vector<float> a{0, 0, 2, 0, 1}, b(5, 0.0f);
+  const ValueComparison quick = compare_tensors(a, b, {.locate_worst = false});
+  EXPECT_EQ(quick.worst_index, -1);
+  EXPECT_EQ(quick.max_abs, 2.0);
+  // A non-finite mismatch is located all the same (the element-by-element pass finds it).
+  const std::vector<float> nan{0, 0, 2, kNaN, 1};
+  EXPECT_EQ(compare_tensors(nan, b, {.locate_worst = false}).worst_index, 3);
+}
+
 // The float fast path and the one-by-one accumulator agree: max_abs, max_rel, worst_index and
 // failing exactly, the sums to rounding; double vectors go through the accumulator, bit for bit.
 TEST(CompareTensors, FastPathAgreesWithAccumulator) {
