@@ -8,6 +8,8 @@
 #include <functional>
 #include <string>
 
+#include "deltann/unique_fd.h"
+
 namespace deltann {
 
 class DatabaseLock {
@@ -24,7 +26,7 @@ class DatabaseLock {
   static std::filesystem::path path_for(const std::filesystem::path& db);
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace deltann

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "deltann/tensor.h"
+
 namespace deltann {
 
 // One captured tensor as read back from a worker's capture folder.
@@ -33,7 +35,6 @@ struct LayerCapture {
 // naming the file when the index or a tensor is malformed; every size is checked before use.
 LayerCapture read_capture(const std::filesystem::path& index, const std::string& env);
 
-// Reads a little-endian float64 C-order .npy file (format 1.0).
-std::vector<double> read_npy_f64(const std::filesystem::path& path, std::vector<int64_t>& shape);
+// read_npy_f64, the reader of the captured .npy files, is in tensor.h.
 
 }  // namespace deltann

@@ -20,9 +20,17 @@ struct Tensor {
 // "[1,3,224,224]": how every message names a shape.
 std::string shape_text(const std::vector<int64_t>& shape);
 
-// Writes `t` as a NumPy .npy file (format 1.0, '<f4', C order); throws Error on I/O failure.
+// Writes `t` as a NumPy .npy file (format 1.0, '<f4', C order); throws Error on I/O failure or
+// when the shape does not hold the data's count.
 void write_npy(const std::filesystem::path& path, const Tensor& t);
-// Reads a float32 C-order .npy file; throws Error naming the file when it is not one.
+// Reads a float32 C-order .npy file; throws Error naming the file when it is not one. Every size
+// is checked against the file's before anything is allocated.
 Tensor read_npy(const std::filesystem::path& path);
+
+// The same for float64 ('<f8'), the captured layer values of `localize`, so that a float64
+// engine's values arrive without rounding.
+void write_npy_f64(const std::filesystem::path& path, const std::vector<int64_t>& shape,
+                   const std::vector<double>& values);
+std::vector<double> read_npy_f64(const std::filesystem::path& path, std::vector<int64_t>& shape);
 
 }  // namespace deltann

@@ -2,8 +2,10 @@
 // where deltann shows it: a terminal and a POSIX shell command line.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace deltann {
 
@@ -21,5 +23,17 @@ std::string terminal_safe_lines(std::string_view text);
 // One word for a POSIX shell: as it is when it holds only characters no shell treats specially,
 // else in single quotes (an inner ' becomes '\''), so that a printed command can be pasted.
 std::string shell_quote(std::string_view word);
+
+// Length of the valid UTF-8 sequence that starts at text[at]; 0 when the bytes there are not
+// valid UTF-8 (a stray continuation byte, a truncated sequence, an overlong form, a surrogate, a
+// value above U+10FFFF).
+size_t utf8_sequence_length(std::string_view text, size_t at);
+
+// The items with `separator` between them: joined({"a", "b"}, "+") is "a+b"; "" when empty.
+std::string joined(const std::vector<std::string>& items, std::string_view separator = ", ");
+
+// One double through a printf conversion ("%.3g", "%.2e", "%.1f%%"), as every table and message
+// prints numbers. The format must convert exactly one double; the text is cut at 63 characters.
+std::string format_double(const char* format, double value);
 
 }  // namespace deltann

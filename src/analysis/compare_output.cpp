@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/compare.h"
+#include "deltann/json_number.h"
 #include "deltann/text.h"
 
 namespace deltann {
@@ -62,12 +63,7 @@ nlohmann::json optional_json(const std::optional<T>& v) {
 }
 
 // JSON has no infinity: an infinite difference (NaN against a number) is written as a string.
-nlohmann::json number_json(std::optional<double> v) {
-  if (!v) return nullptr;
-  if (std::isinf(*v)) return *v > 0 ? "inf" : "-inf";
-  if (std::isnan(*v)) return "nan";
-  return *v;
-}
+nlohmann::json number_json(std::optional<double> v) { return json_number(v); }
 
 nlohmann::json interval_json(const std::optional<stats::Interval>& v) {
   if (!v) return nullptr;

@@ -43,9 +43,7 @@ std::string reproduce(const FindingContext& context, const std::vector<std::stri
 }
 
 std::string number(double value, const char* format = "%.3g") {
-  char text[64];
-  std::snprintf(text, sizeof text, format, value);
-  return text;
+  return format_double(format, value);
 }
 
 std::string percent(double fraction) { return number(100 * fraction, "%.1f") + "%"; }

@@ -16,51 +16,6 @@ namespace deltann {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::vector<double> read_npy_f64(const fs::path& path, std::vector<int64_t>& shape) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open captured tensor " + path.string());
-  char prefix[10];
-  in.read(prefix, sizeof prefix);
-  if (!in || std::string(prefix, 6) != "\x93NUMPY" || prefix[6] != 1)
-    throw Error(path.string() + " is not a NumPy .npy (version 1) file");
-  const size_t header_len = static_cast<unsigned char>(prefix[8]) |
-                            (static_cast<size_t>(static_cast<unsigned char>(prefix[9])) << 8);
-  std::string header(header_len, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_len));
-  if (!in) throw Error(path.string() + ": truncated .npy header");
-  if (header.find("'descr': '<f8'") == std::string::npos ||
-      header.find("'fortran_order': False") == std::string::npos)
-    throw Error(path.string() + ": only little-endian float64 C-order tensors are captured");
-  const auto open = header.find("'shape': (");
-  const auto close = header.find(')', open);
-  if (open == std::string::npos || close == std::string::npos)
-    throw Error(path.string() + ": .npy header has no shape");
-  shape.clear();
-  std::string dims = header.substr(open + 10, close - open - 10);
-  std::replace(dims.begin(), dims.end(), ',', ' ');
-  std::istringstream parse(dims);
-  uint64_t count = 1;
-  for (std::string token; parse >> token;) {
-    if (token.find_first_not_of("0123456789") != std::string::npos || token.size() > 12)
-      throw Error(path.string() + ": .npy shape '" + dims + "' is not a list of sizes");
-    const int64_t d = std::stoll(token);
-    shape.push_back(d);
-    // Refuse products that would overflow before comparing them with the file's size.
-    if (d != 0 && count > (uint64_t{1} << 40) / static_cast<uint64_t>(d))
-      throw Error(path.string() + ": .npy shape " + shape_text(shape) + " is too large");
-    count *= static_cast<uint64_t>(d);
-  }
-  const uint64_t data_bytes = fs::file_size(path) - sizeof prefix - header_len;
-  if (data_bytes != count * sizeof(double))
-    throw Error(path.string() + ": shape " + shape_text(shape) + " needs " +
-                std::to_string(count * sizeof(double)) + " bytes of data, the file has " +
-                std::to_string(data_bytes));
-  std::vector<double> values(count);
-  in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(data_bytes));
-  if (!in) throw Error(path.string() + ": truncated .npy data");
-  return values;
-}
-
 LayerCapture read_capture(const fs::path& index, const std::string& env) {
   std::ifstream in(index, std::ios::binary);
   if (!in) throw Error(env + ": cannot open capture index " + index.string());

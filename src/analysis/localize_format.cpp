@@ -8,30 +8,28 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/json_number.h"
 #include "deltann/tensor.h"
+#include "deltann/text.h"
 
 namespace deltann {
 using nlohmann::json;
 
 namespace {
 
-// Numbers JSON cannot hold (infinite growth, NaN) are written as null (docs/LOCALIZE.md).
-json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+// Numbers JSON cannot hold (infinite growth, NaN) are written as words (json_number.h).
+json number(double v) { return json_number(v); }
 
 std::string sci(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return "inf";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2e", v);
-  return buf;
+  return format_double("%.2e", v);
 }
 
 std::string growth_text(const std::optional<double>& g) {
   if (!g) return "-";
   if (std::isinf(*g)) return "inf";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, *g >= 100 ? "%.0fx" : "%.1fx", *g);
-  return buf;
+  return format_double(*g >= 100 ? "%.0fx" : "%.1fx", *g);
 }
 
 std::string clipped(const std::string& s, size_t width) {

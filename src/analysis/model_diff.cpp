@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "core/onnx_model.h"
+#include "deltann/compare_tensors.h"
 #include "deltann/error.h"
 #include "deltann/tensor_match.h"
 
@@ -143,11 +144,9 @@ void diff_inputs(const onnx::NodeProto& na, const onnx::NodeProto& nb,
       out.push_back(d);
       continue;
     }
-    double worst = 0, largest = 0;
-    for (size_t k = 0; k < va->size(); ++k) {
-      worst = std::max(worst, std::fabs((*va)[k] - (*vb)[k]));
-      largest = std::max(largest, std::fabs((*va)[k]));
-    }
+    const double worst = compare_tensors(*va, *vb).max_abs;
+    double largest = 0;
+    for (const double v : *va) largest = std::max(largest, std::fabs(v));
     if (worst == 0) continue;
     d.max_abs = worst;
     const size_t levels_a = distinct(*va), levels_b = distinct(*vb);
@@ -272,18 +271,8 @@ std::optional<LayoutFit> best_weight_layout(const std::vector<double>& a,
       if (d != 1) out.push_back(d);
     return out;
   };
-  const auto max_abs = [](const std::vector<double>& x, const std::vector<double>& y) -> double {
-    double worst = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-      const double d = std::fabs(x[i] - y[i]);
-      // NaN on one side only is as far as values get.
-      if (std::isnan(d)) {
-        if (std::isnan(x[i]) != std::isnan(y[i])) return INFINITY;
-        continue;
-      }
-      worst = std::max(worst, d);
-    }
-    return worst;
+  const auto max_abs = [](const std::vector<double>& x, const std::vector<double>& y) {
+    return compare_tensors(x, y).max_abs;  // NaN on one side only is as far as values get
   };
   // Flat order always fits equal counts: a reshaped copy (Gemm's [5] bias as [1,5]) keeps it.
   std::optional<LayoutFit> best =

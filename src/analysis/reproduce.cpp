@@ -15,6 +15,7 @@
 
 #include "core/onnx_model.h"
 #include "deltann/error.h"
+#include "deltann/json_number.h"
 #include "deltann/tensor.h"
 #include "deltann/text.h"
 
@@ -337,7 +338,7 @@ Reproduction reproduce(const ReproduceRequest& request, const ReproRunner& run,
 }
 
 json to_json(const Reproduction& r) {
-  const auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  const auto finite = [](double v) { return json_number(v); };
   json nodes = json::array();
   for (const auto& n : r.nodes)
     nodes.push_back({{"name", n.name}, {"op", n.op}, {"output", n.output}});

@@ -12,6 +12,8 @@
 #include <set>
 #include <utility>
 
+#include "deltann/compare_tensors.h"
+
 namespace deltann {
 
 namespace {
@@ -313,25 +315,19 @@ Difference difference(const LayerTensor& a, const LayerTensor& b, LayoutMatch la
     d.comparable = false;
     return d;
   }
-  double sum_abs = 0, sum_sq = 0, norm_b = 0;
-  for_each_pair(a.shape, a.values.size(), layout, [&](size_t ia, size_t ib) {
-    const double x = a.values[ia], y = b.values[ib];
-    double e = 0;
-    if (std::isnan(x) || std::isnan(y)) {
-      e = std::isnan(x) == std::isnan(y) ? 0 : kInf;
-    } else if (x != y) {  // also equal infinities
-      e = std::fabs(x - y);
-    }
-    if (std::isfinite(y)) norm_b += y * y;
-    d.max_abs = std::max(d.max_abs, e);
-    sum_abs += e;
-    sum_sq += e * e;
-  });
-  if (!a.values.empty()) d.mean_abs = sum_abs / static_cast<double>(a.values.size());
-  if (sum_sq == 0)
+  // The comparator's rules (compare_tensors.h), with B's values read in A's layout.
+  DifferenceAccumulator sums;
+  for_each_pair(a.shape, a.values.size(), layout,
+                [&](size_t ia, size_t ib) { sums.add(a.values[ia], b.values[ib]); });
+  const ValueComparison c = sums.result();
+  d.max_abs = c.max_abs;
+  d.mean_abs = c.mean_abs();
+  if (c.nonfinite_mismatches > 0)
+    d.rel_l2 = kInf;
+  else if (c.diff_sq == 0)
     d.rel_l2 = 0;
   else
-    d.rel_l2 = norm_b > 0 ? std::sqrt(sum_sq) / std::sqrt(norm_b) : kInf;
+    d.rel_l2 = c.b_sq > 0 ? std::sqrt(c.diff_sq) / std::sqrt(c.b_sq) : kInf;
   return d;
 }
 

@@ -19,7 +19,9 @@
 
 #include "deltann/bisect.h"
 #include "deltann/campaign.h"
+#include "deltann/compare_tensors.h"
 #include "deltann/error.h"
+#include "deltann/json_number.h"
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/text.h"
@@ -50,12 +52,6 @@ struct BisectArgs {
 // Progress lines quote engine messages: made safe for the terminal.
 void say(const std::string& line) { std::cerr << terminal_safe(line) << '\n'; }
 
-std::string joined(const std::vector<std::string>& items, const std::string& separator) {
-  std::string text;
-  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
-  return text;
-}
-
 std::vector<std::string> split_plus(const std::string& value) {
   std::vector<std::string> items;
   if (value.empty() || value == "none") return items;
@@ -80,18 +76,14 @@ std::vector<float> run_once(const PreparedEnvironment& env, const fs::path& imag
   return protocol::decode_floats(result.at("output").get<std::string>());
 }
 
-// The largest |a-b|; a NaN difference counts as infinite so that it never "vanishes".
+// The largest |a-b| under the comparator's rules (compare_tensors.h): a NaN on one side only, or
+// an infinity against anything else, counts as infinite so that it never "vanishes".
 double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b,
                           const std::string& what) {
   if (a.size() != b.size())
     throw Error(what + ": outputs of different lengths (" + std::to_string(a.size()) + " and " +
                 std::to_string(b.size()) + ")");
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    worst = std::max(worst, std::isnan(d) ? HUGE_VAL : d);
-  }
-  return worst;
+  return compare_tensors(a, b).max_abs;
 }
 
 // The passes B's level runs that its `disable` knob can name: a build tool's `each` table (TVM),
@@ -215,15 +207,15 @@ json bisection_json(const BisectArgs& a, const CampaignConfig& config, const Bis
   for (const auto& p : r.result.probes)
     probes.push_back({{"disabled", p.disabled},
                       {"env", r.measured.at(p.disabled).env},
-                      {"max_abs", r.measured.at(p.disabled).max_abs},
+                      {"max_abs", json_number(r.measured.at(p.disabled).max_abs)},
                       {"vanished", p.vanished}});
   json j = {{"model", fs::absolute(config.model).string()},
             {"spec", r.spec_source},
             {"image", r.image.string()},
             {"a", r.env_a.env},
             {"b", r.env_b.env},
-            {"original_max_abs", r.original},
-            {"tolerance", r.tolerance},
+            {"original_max_abs", json_number(r.original)},
+            {"tolerance", json_number(r.tolerance)},
             {"tolerance_default", !a.tolerance.has_value()},
             {"passes", r.passes},
             {"already_disabled", r.already},
@@ -233,7 +225,8 @@ json bisection_json(const BisectArgs& a, const CampaignConfig& config, const Bis
             {"builds", r.compiled},
             {"cached_builds", r.cached},
             {"seconds", r.seconds}};
-  if (r.result.outcome == BisectOutcome::kNotPasses) j["remaining_max_abs"] = r.remaining();
+  if (r.result.outcome == BisectOutcome::kNotPasses)
+    j["remaining_max_abs"] = json_number(r.remaining());
   return j;
 }
 

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/campaign.h"
+#include "deltann/compare_tensors.h"
 #include "deltann/db_lock.h"
 #include "deltann/error.h"
 #include "deltann/hash.h"
@@ -146,15 +147,10 @@ LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path&
   return capture;
 }
 
-// The largest |a-b| over two stored output vectors; -1 when either is missing.
+// The largest |a-b| over two stored output vectors (compare_tensors.h); -1 when either is missing.
 double max_abs_output_difference(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.empty() || a.size() != b.size()) return -1;
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    worst = std::max(worst, std::isnan(d) ? HUGE_VAL : d);
-  }
-  return worst;
+  return compare_tensors(a, b).max_abs;
 }
 
 // The --db form: the model, spec and image come from a campaign database. Without --image, the

@@ -9,15 +9,10 @@
 #include "deltann/backend.h"
 #include "deltann/error.h"
 #include "deltann/tensor.h"
+#include "deltann/text.h"
 
 namespace deltann {
 namespace {
-
-std::string joined(const std::vector<std::string>& items, const char* separator) {
-  std::string text;
-  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
-  return text;
-}
 
 // The members of a '+'-joined subset in the order the knob lists them, so that `A+B` and `B+A`
 // are one variant; "none" is the empty set.

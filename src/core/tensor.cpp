@@ -24,34 +24,62 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 std::string Tensor::shape_string() const { return shape_text(shape); }
 
+namespace {
+
+// The element types deltann reads and writes as .npy: float32 tensors (inputs) and float64
+// captured layer values, both little-endian (as x86-64 and AArch64 are) and in C order.
+struct NpyType {
+  const char* descr;  // numpy's dtype string
+  size_t size;
+  const char* name;
+};
+constexpr NpyType kFloat32{"<f4", sizeof(float), "float32"};
+constexpr NpyType kFloat64{"<f8", sizeof(double), "float64"};
+
 // .npy format 1.0: magic, version, little-endian u16 header length, a Python-dict header padded
-// with spaces to a multiple of 64 bytes and ending in '\n', then the raw data.
-void write_npy(const std::filesystem::path& path, const Tensor& t) {
+// with spaces to a multiple of 64 bytes and ending in '\n', then the raw data. The shape is
+// written as numpy writes it: "()", "(5,)", "(2, 3)".
+void write_npy_data(const std::filesystem::path& path, const NpyType& type,
+                    const std::vector<int64_t>& dims, const void* data, size_t count) {
+  uint64_t expected = 1;
+  for (const int64_t d : dims) {
+    if (d < 0)
+      throw Error("cannot write " + path.string() + ": shape " + shape_text(dims) +
+                  " has a negative dimension");
+    expected *= static_cast<uint64_t>(d);
+  }
+  if (expected != count)
+    throw Error("cannot write " + path.string() + ": shape " + shape_text(dims) + " but " +
+                std::to_string(count) + " values");
   std::string shape = "(";
-  for (size_t i = 0; i < t.shape.size(); ++i) shape += std::to_string(t.shape[i]) + ", ";
-  if (t.shape.size() > 1)
+  for (size_t i = 0; i < dims.size(); ++i) shape += std::to_string(dims[i]) + ", ";
+  if (dims.size() > 1)
     shape.resize(shape.size() - 2);
-  else if (t.shape.size() == 1)
+  else if (dims.size() == 1)
     shape.resize(shape.size() - 1);
   shape += ")";
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header = std::string("{'descr': '") + type.descr +
+                       "', 'fortran_order': False, 'shape': " + shape + ", }";
   const size_t prefix = 10;
   size_t total = prefix + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
-  std::ofstream out(path, std::ios::binary);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw Error("cannot write " + path.string());
   const uint16_t len = static_cast<uint16_t>(header.size());
   out.write("\x93NUMPY\x01\x00", 8);
   const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
   out.write(len_bytes, 2);
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(reinterpret_cast<const char*>(t.data.data()),
-            static_cast<std::streamsize>(t.data.size() * sizeof(float)));
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(count * type.size));
+  out.flush();
   if (!out) throw Error("cannot write " + path.string());
 }
 
-Tensor read_npy(const std::filesystem::path& path) {
+// Reads a .npy file of `type` into `values` (float or double) and its dimensions into `dims`.
+template <typename T>
+void read_npy_data(const std::filesystem::path& path, const NpyType& type,
+                   std::vector<int64_t>& dims, std::vector<T>& values) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot open tensor file " + path.string());
   char magic[10];
@@ -65,21 +93,22 @@ Tensor read_npy(const std::filesystem::path& path) {
   // Checked before the data size is computed from it: a header longer than the file would make
   // that size wrap around and let any shape through.
   if (!in) throw Error(path.string() + ": .npy header is truncated");
-  if (header.find("'descr': '<f4'") == std::string::npos ||
+  if (header.find(std::string("'descr': '") + type.descr + "'") == std::string::npos ||
       header.find("'fortran_order': False") == std::string::npos)
-    throw Error(path.string() + ": only little-endian float32 C-order tensors are supported");
+    throw Error(path.string() + ": only little-endian " + type.name +
+                " C-order tensors are supported");
   const auto open = header.find("'shape': (");
   const auto close = header.find(')', open);
   if (open == std::string::npos || close == std::string::npos)
     throw Error(path.string() + ": .npy header has no shape");
-  Tensor t;
-  std::istringstream dims(header.substr(open + 10, close - open - 10));
+  dims.clear();
+  std::istringstream shape(header.substr(open + 10, close - open - 10));
   std::string dim;
   // The file may be damaged: check each dimension and the total against the file's size before
   // allocating anything.
   const auto data_bytes = std::filesystem::file_size(path) - 10 - header_len;
   uint64_t count = 1;
-  while (std::getline(dims, dim, ',')) {
+  while (std::getline(shape, dim, ',')) {
     const auto first = dim.find_first_not_of(' ');
     if (first == std::string::npos) continue;
     const auto last = dim.find_last_not_of(' ');
@@ -90,14 +119,36 @@ Tensor read_npy(const std::filesystem::path& path) {
     if (ec != std::errc() || ptr != end || (value != 0 && count > data_bytes / value))
       throw Error(path.string() + ": .npy header has an invalid shape");
     count *= value;
-    t.shape.push_back(static_cast<int64_t>(value));
+    dims.push_back(static_cast<int64_t>(value));
   }
-  if (count * sizeof(float) > data_bytes) throw Error(path.string() + ": tensor data is truncated");
-  t.data.resize(static_cast<size_t>(count));
-  in.read(reinterpret_cast<char*>(t.data.data()),
-          static_cast<std::streamsize>(t.data.size() * sizeof(float)));
+  if (count * type.size > data_bytes) throw Error(path.string() + ": tensor data is truncated");
+  values.resize(static_cast<size_t>(count));
+  in.read(reinterpret_cast<char*>(values.data()),
+          static_cast<std::streamsize>(values.size() * sizeof(T)));
   if (!in) throw Error(path.string() + ": tensor data is truncated");
+}
+
+}  // namespace
+
+void write_npy(const std::filesystem::path& path, const Tensor& t) {
+  write_npy_data(path, kFloat32, t.shape, t.data.data(), t.data.size());
+}
+
+Tensor read_npy(const std::filesystem::path& path) {
+  Tensor t;
+  read_npy_data(path, kFloat32, t.shape, t.data);
   return t;
+}
+
+void write_npy_f64(const std::filesystem::path& path, const std::vector<int64_t>& shape,
+                   const std::vector<double>& values) {
+  write_npy_data(path, kFloat64, shape, values.data(), values.size());
+}
+
+std::vector<double> read_npy_f64(const std::filesystem::path& path, std::vector<int64_t>& shape) {
+  std::vector<double> values;
+  read_npy_data(path, kFloat64, shape, values);
+  return values;
 }
 
 }  // namespace deltann

@@ -93,4 +93,24 @@ std::string shell_quote(std::string_view word) {
   return out + "'";
 }
 
+size_t utf8_sequence_length(std::string_view text, size_t at) {
+  char32_t code = 0;
+  return utf8_sequence(text, at, code);
+}
+
+std::string joined(const std::vector<std::string>& items, std::string_view separator) {
+  std::string text;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) text += separator;
+    text += items[i];
+  }
+  return text;
+}
+
+std::string format_double(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, value);
+  return buffer;
+}
+
 }  // namespace deltann

@@ -9,6 +9,7 @@
 
 #include "deltann/environment.h"
 #include "deltann/store.h"
+#include "deltann/text.h"
 
 namespace deltann {
 namespace {
@@ -30,9 +31,7 @@ std::string percent(double fraction) {
 }
 
 std::string fixed(double value, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
-  return buffer;
+  return format_double(("%." + std::to_string(digits) + "f").c_str(), value);
 }
 
 std::string p_text(double p) {
@@ -112,21 +111,8 @@ std::string xml_escape(const std::string& text, bool attribute) {
       continue;
     }
     // A multi-byte UTF-8 sequence: copy it when well formed, otherwise one '?' per bad byte.
-    const size_t length = c >= 0xf0 && c <= 0xf4  ? 4
-                          : c >= 0xe0             ? 3
-                          : c >= 0xc2 && c < 0xe0 ? 2
-                                                  : 0;
-    bool valid = length > 0 && i + length <= text.size();
-    for (size_t k = 1; valid && k < length; ++k)
-      valid = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
-    if (valid && length == 3) {  // no overlong forms or surrogates
-      const auto c1 = static_cast<unsigned char>(text[i + 1]);
-      valid = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);
-    }
-    if (valid && length == 4) {
-      const auto c1 = static_cast<unsigned char>(text[i + 1]);
-      valid = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
-    }
+    const size_t length = utf8_sequence_length(text, i);
+    const bool valid = length > 0;
     if (valid) {
       out.append(text, i, length);
       i += length;

@@ -13,6 +13,7 @@
 
 #include "deltann/compare.h"
 #include "deltann/environment.h"
+#include "deltann/json_number.h"
 #include "deltann/store.h"
 #include "deltann/version.h"
 
@@ -28,20 +29,16 @@ constexpr const char* kMetaKeys[] = {"schema_version", "created_at",    "deltann
 
 template <typename T>
 std::string shortest(T value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  if (!std::isfinite(value)) return nonfinite_word(value);
   char buffer[64];
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
   return ec == std::errc() ? std::string(buffer, end) : std::string("NaN");
 }
 
 // A JSON number, or the strings "NaN", "Infinity", "-Infinity" that JSON has no number for.
-ojson json_number(double v) {
-  if (std::isfinite(v)) return v;
-  return shortest(v);
-}
+ojson json_number(double v) { return deltann::json_number<ojson>(v); }
 
-ojson json_number(const std::optional<double>& v) { return v ? json_number(*v) : ojson(nullptr); }
+ojson json_number(const std::optional<double>& v) { return deltann::json_number<ojson>(v); }
 
 template <typename T>
 ojson json_int(const std::optional<T>& v) {

@@ -28,6 +28,7 @@
 #include "deltann/spec.h"
 #include "deltann/stats.h"
 #include "deltann/store.h"
+#include "deltann/text.h"
 #include "deltann/version.h"
 #include "report_assets.h"  // generated from src/report/assets/ (cmake/embed_assets.cmake)
 
@@ -97,12 +98,6 @@ std::string json_for_script(const nlohmann::json& value) {
 namespace {
 
 const char* const kDash = "&ndash;";
-
-std::string format_double(const char* format, double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, v);
-  return buffer;
-}
 
 // Numbers for HTML cells: a dash when absent, the words for NaN and infinities.
 std::optional<std::string> special(const std::optional<double>& v) {
@@ -678,9 +673,9 @@ nlohmann::json parse_localization(const StoredLocalization& l) {
   return j.is_object() && j.contains("layers") && j.at("layers").is_array() ? j : nlohmann::json();
 }
 
-// A relative error as the chart plots it: numbers as they are, "inf"/"nan" and absent values as
-// null (a gap in the line); exact agreement (0) cannot sit on a log axis, so it is drawn at the
-// floor and said so in the caption.
+// A relative error as the chart plots it: numbers as they are, "Infinity"/"NaN" (json_number.h)
+// and absent values as null (a gap in the line); exact agreement (0) cannot sit on a log axis, so
+// it is drawn at the floor and said so in the caption.
 constexpr double kPlotFloor = 1e-16;
 nlohmann::json plotted(const nlohmann::json& v) {
   if (!v.is_number()) return nullptr;
@@ -766,11 +761,14 @@ void write_localizations(const Context& ctx, std::ostream& out) {
     const auto& jump = j.value("jump", nlohmann::json());
     if (jump.is_object()) {
       const auto rel = jump.value("rel_l2", nlohmann::json());
-      row("first jump",
-          "<code>" + html_escape(jump.value("name", "")) + "</code> (" +
-              html_escape(jump.value("op_a", "")) + "), relative error " +
-              html_escape(rel.is_number() ? format_double("%.3g", rel.get<double>()) : rel.dump()) +
-              ", rule " + html_escape(jump.value("rule", "")));
+      // A number, or the word json_number wrote for a non-finite one.
+      const std::string rel_text = rel.is_number()   ? format_double("%.3g", rel.get<double>())
+                                   : rel.is_string() ? rel.get<std::string>()
+                                                     : rel.dump();
+      row("first jump", "<code>" + html_escape(jump.value("name", "")) + "</code> (" +
+                            html_escape(jump.value("op_a", "")) + "), relative error " +
+                            html_escape(rel_text) + ", rule " +
+                            html_escape(jump.value("rule", "")));
     } else {
       row("first jump", "none: no layer above the threshold");
     }

@@ -3,17 +3,12 @@
 #include <algorithm>
 
 #include "deltann/error.h"
+#include "deltann/text.h"
 
 namespace deltann {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string joined(const std::vector<std::string>& items, const std::string& separator = ", ") {
-  std::string text;
-  for (const auto& item : items) text += (text.empty() ? "" : separator) + item;
-  return text;
-}
 
 // `knob=each` on a set knob stands for one variant per member, e.g. each pass of an opt level
 // switched off in turn.

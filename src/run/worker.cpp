@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/compare_tensors.h"
 #include "deltann/error.h"
 #include "deltann/tensor.h"
 #include "protocol.h"
@@ -157,39 +158,6 @@ class Server {
     return input;
   }
 
-  // .npy format 1.0 with '<f8' (little-endian float64, C order), so that a float64 engine's
-  // values arrive without rounding.
-  static void write_npy_f64(const std::filesystem::path& path, const std::vector<int64_t>& shape,
-                            const std::vector<double>& values) {
-    size_t count = 1;
-    std::string dims;
-    for (const int64_t d : shape) {
-      if (d < 0) throw Error("captured tensor for " + path.string() + " has a negative dimension");
-      count *= static_cast<size_t>(d);
-      dims += std::to_string(d) + ",";
-    }
-    if (count != values.size())
-      throw Error("captured tensor for " + path.string() + " has shape " + shape_text(shape) +
-                  " but " + std::to_string(values.size()) + " values");
-    // A 1-tuple needs its trailing comma; the others are fine with one too.
-    std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + dims + "), }";
-    const size_t prefix = 10;  // magic (6), version (2), header length (2)
-    header.append((64 - (prefix + header.size() + 1) % 64) % 64, ' ');
-    header += '\n';
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    const uint16_t len = static_cast<uint16_t>(header.size());
-    const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-    out.write(magic, sizeof magic);
-    const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-    out.write(len_bytes, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    // x86-64 and AArch64 are little-endian, as '<f8' says.
-    out.write(reinterpret_cast<const char*>(values.data()),
-              static_cast<std::streamsize>(values.size() * sizeof(double)));
-    out.flush();
-    if (!out) throw Error("cannot write " + path.string());
-  }
-
   static void write_text(const std::filesystem::path& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << text;
@@ -197,21 +165,13 @@ class Server {
     if (!out) throw Error("cannot write " + path.string());
   }
 
-  // NaN on both sides counts as equal, on one side as an infinite difference (sent as 1e308,
-  // since JSON has no infinity); a length change counts as infinite too.
+  // The comparator's max |a-b| (compare_tensors.h: NaN on both sides and equal infinities count
+  // as equal, other non-finite pairs as an infinite difference), sent as at most 1e308 since JSON
+  // has no infinity; a length change counts as infinite too.
   static double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
     constexpr double kInfinite = 1e308;
     if (a.size() != b.size()) return kInfinite;
-    double worst = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (std::isnan(a[i]) || std::isnan(b[i])) {
-        if (std::isnan(a[i]) != std::isnan(b[i])) return kInfinite;
-        continue;
-      }
-      if (a[i] == b[i]) continue;  // also equal infinities
-      worst = std::max(worst, std::min(kInfinite, std::fabs(static_cast<double>(a[i]) - b[i])));
-    }
-    return worst;
+    return std::min(kInfinite, compare_tensors(a, b).max_abs);
   }
 
   std::unique_ptr<Backend> backend_;

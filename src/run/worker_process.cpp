@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "deltann/error.h"
 #include "protocol.h"
@@ -26,11 +27,6 @@ constexpr size_t kLogTail = 4096;
 // files), so a real one is far shorter; a process that writes more without a newline is broken,
 // and reading on would grow deltann's memory without bound.
 constexpr size_t kMaxReplyLine = size_t{256} << 20;
-
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
 
 std::string signal_name(int sig) {
   switch (sig) {
@@ -206,27 +202,25 @@ std::vector<char*> pointers_to(std::vector<std::string>& storage) {
   return pointers;
 }
 
+// One pipe: its read end [0] and write end [1], closed on the way out unless handed over.
+struct Pipe {
+  UniqueFd read, write;
+};
+
 // The pipes of one start, closed on the way out unless handed over.
 struct Pipes {
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, lifeline[2] = {-1, -1},
-      report[2] = {-1, -1};
+  Pipe in, out, err, lifeline, report;
   Pipes() {
-    for (int* p : {in, out, err, lifeline, report})
-      if (::pipe2(p, O_CLOEXEC) != 0) {
+    for (Pipe* p : {&in, &out, &err, &lifeline, &report}) {
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) {
         const int error = errno;
-        close_all();
         throw Error(std::string("cannot create pipes for a worker: ") + std::strerror(error));
       }
-  }
-  ~Pipes() { close_all(); }
-  void close_all() {
-    for (int* p : {in, out, err, lifeline, report}) {
-      close_fd(p[0]);
-      close_fd(p[1]);
+      p->read.reset(fds[0]);
+      p->write.reset(fds[1]);
     }
   }
-  Pipes(const Pipes&) = delete;
-  Pipes& operator=(const Pipes&) = delete;
 };
 
 }  // namespace
@@ -265,46 +259,46 @@ WorkerProcess::WorkerProcess(const std::filesystem::path& program,
                       .argv = argv.data(),
                       .envp = envp.data(),
                       .remove_argv = scratch.empty() ? nullptr : remove_argv.data(),
-                      .in_read = pipes.in[0],
-                      .out_write = pipes.out[1],
-                      .err_write = pipes.err[1],
-                      .lifeline_read = pipes.lifeline[0],
-                      .report_write = pipes.report[1],
+                      .in_read = pipes.in.read.get(),
+                      .out_write = pipes.out.write.get(),
+                      .err_write = pipes.err.write.get(),
+                      .lifeline_read = pipes.lifeline.read.get(),
+                      .report_write = pipes.report.write.get(),
                       .max_fd = open_file_limit()};
   pid_ = ::fork();
   if (pid_ == 0) guard_main(launch);
   if (pid_ < 0)
     throw Error("cannot start worker " + program_text + ": fork failed: " + std::strerror(errno));
-  close_fd(pipes.report[1]);
-  std::swap(in_fd_, pipes.in[1]);
-  std::swap(out_fd_, pipes.out[0]);
-  std::swap(err_fd_, pipes.err[0]);
-  std::swap(lifeline_fd_, pipes.lifeline[1]);
+  pipes.report.write.reset();
+  in_fd_ = std::move(pipes.in.write);
+  out_fd_ = std::move(pipes.out.read);
+  err_fd_ = std::move(pipes.err.read);
+  lifeline_fd_ = std::move(pipes.lifeline.write);
   // The report pipe closes when the program has been exec'd; before that, an errno means it could
   // not be.
   int error = 0;
   ssize_t n;
-  while ((n = ::read(pipes.report[0], &error, sizeof error)) < 0 && errno == EINTR) {
+  while ((n = ::read(pipes.report.read.get(), &error, sizeof error)) < 0 && errno == EINTR) {
   }
   if (n == static_cast<ssize_t>(sizeof error)) {
     kill_group();
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
-    close_fd(in_fd_);
-    close_fd(out_fd_);
-    close_fd(err_fd_);
+    in_fd_.reset();
+    out_fd_.reset();
+    err_fd_.reset();
     throw Error("cannot start worker " + program_text + ": " + std::strerror(error));
   }
 }
 
-void WorkerProcess::kill_group() { close_fd(lifeline_fd_); }
+void WorkerProcess::kill_group() { lifeline_fd_.reset(); }
 
 WorkerProcess::~WorkerProcess() {
-  close_fd(in_fd_);
+  in_fd_.reset();
   kill_group();
   if (pid_ > 0 && !exit_) ::waitpid(pid_, nullptr, 0);
-  close_fd(out_fd_);
-  close_fd(err_fd_);
+  out_fd_.reset();
+  err_fd_.reset();
 }
 
 bool WorkerProcess::send(const nlohmann::json& request) {
@@ -312,7 +306,7 @@ bool WorkerProcess::send(const nlohmann::json& request) {
       request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   size_t written = 0;
   while (written < line.size()) {
-    const ssize_t n = ::write(in_fd_, line.data() + written, line.size() - written);
+    const ssize_t n = ::write(in_fd_.get(), line.data() + written, line.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     written += static_cast<size_t>(n);
@@ -327,9 +321,9 @@ void WorkerProcess::keep_log(std::string_view text) {
 
 void WorkerProcess::drain_stderr() {
   char buffer[4096];
-  const ssize_t n = ::read(err_fd_, buffer, sizeof buffer);
+  const ssize_t n = ::read(err_fd_.get(), buffer, sizeof buffer);
   if (n <= 0) {
-    close_fd(err_fd_);
+    err_fd_.reset();
     return;
   }
   keep_log(std::string_view(buffer, static_cast<size_t>(n)));
@@ -357,7 +351,7 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
       kill_group();
       return std::nullopt;
     }
-    if (out_fd_ < 0) return std::nullopt;
+    if (!out_fd_.valid()) return std::nullopt;
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
@@ -365,19 +359,19 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
       kill_group();
       return std::nullopt;
     }
-    pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+    pollfd fds[2] = {{out_fd_.get(), POLLIN, 0}, {err_fd_.get(), POLLIN, 0}};
     const int ready =
-        ::poll(fds, err_fd_ >= 0 ? 2 : 1, static_cast<int>(std::min<long long>(left, 1000)));
+        ::poll(fds, err_fd_.valid() ? 2 : 1, static_cast<int>(std::min<long long>(left, 1000)));
     if (ready < 0 && errno != EINTR)
       throw Error(std::string("poll failed: ") + std::strerror(errno));
-    if (err_fd_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) drain_stderr();
+    if (err_fd_.valid() && (fds[1].revents & (POLLIN | POLLHUP))) drain_stderr();
     if (fds[0].revents & (POLLIN | POLLHUP)) {
       char buffer[65536];
-      const ssize_t n = ::read(out_fd_, buffer, sizeof buffer);
+      const ssize_t n = ::read(out_fd_.get(), buffer, sizeof buffer);
       if (n > 0)
         out_buffer_.append(buffer, static_cast<size_t>(n));
       else if (n == 0 || errno != EINTR)
-        close_fd(out_fd_);
+        out_fd_.reset();
     }
   }
   return std::nullopt;
@@ -385,7 +379,7 @@ std::optional<nlohmann::json> WorkerProcess::receive(double timeout_s) {
 
 WorkerExit WorkerProcess::finish(double grace_s) {
   if (exit_) return *exit_;
-  close_fd(in_fd_);
+  in_fd_.reset();
   int status = 0;
   if (pid_ > 0) {
     // Give a process that is shutting down `grace_s`, reading what it still logs so that it cannot
@@ -395,8 +389,8 @@ WorkerExit WorkerProcess::finish(double grace_s) {
     pid_t ended;
     while (((ended = ::waitpid(pid_, &status, WNOHANG)) == 0 || (ended < 0 && errno == EINTR)) &&
            Clock::now() < deadline) {
-      pollfd log{err_fd_, POLLIN, 0};
-      if (::poll(&log, err_fd_ >= 0 ? 1 : 0, 20) > 0) drain_stderr();
+      pollfd log{err_fd_.get(), POLLIN, 0};
+      if (::poll(&log, err_fd_.valid() ? 1 : 0, 20) > 0) drain_stderr();
     }
     if (ended <= 0) {
       kill_group();
@@ -404,7 +398,7 @@ WorkerExit WorkerProcess::finish(double grace_s) {
       }
     }
   }
-  while (err_fd_ >= 0) drain_stderr();
+  while (err_fd_.valid()) drain_stderr();
   WorkerExit e;
   if (hung_) {
     e = {"hang", "no reply before the timeout; killed"};

@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/unique_fd.h"
+
 namespace deltann {
 
 // How a worker ended, in the words the results use.
@@ -59,7 +61,7 @@ class WorkerProcess {
   // Breaks the lifeline: the guard kills the program's process group.
   void kill_group();
   pid_t pid_ = -1;  // the guard's
-  int in_fd_ = -1, out_fd_ = -1, err_fd_ = -1, lifeline_fd_ = -1;
+  UniqueFd in_fd_, out_fd_, err_fd_, lifeline_fd_;
   std::string out_buffer_, err_tail_;
   size_t out_scanned_ = 0;  // how much of out_buffer_ is known to hold no newline
   bool hung_ = false;

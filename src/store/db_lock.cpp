@@ -41,40 +41,34 @@ std::filesystem::path DatabaseLock::path_for(const std::filesystem::path& db) {
 DatabaseLock::DatabaseLock(const std::filesystem::path& db, const std::string& purpose, bool wait,
                            const std::function<void(const std::string&)>& waiting) {
   const std::filesystem::path path = path_for(db);
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0)
+  fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd_.valid())
     throw Error("cannot create the lock file " + path.string() + ": " + std::strerror(errno));
-  while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  while (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EINTR) continue;
     if (errno != EWOULDBLOCK) {
       const int e = errno;
-      ::close(fd_);
       throw Error("cannot lock " + path.string() + ": " + std::strerror(e));
     }
-    const std::string holder = holder_of(fd_);
+    const std::string holder = holder_of(fd_.get());
     if (!wait) {
-      ::close(fd_);
       throw Error(db.string() + " is in use by " + holder +
                   "; wait for it to finish (or pass --wait), or give another --db");
     }
     if (waiting) waiting("waiting for " + holder + " to finish with " + db.string());
-    while (::flock(fd_, LOCK_EX) != 0)
-      if (errno != EINTR) {
-        const int e = errno;
-        ::close(fd_);
+    while (::flock(fd_.get(), LOCK_EX) != 0)
+      if (const int e = errno; e != EINTR)
         throw Error("cannot lock " + path.string() + ": " + std::strerror(e));
-      }
     break;
   }
   const std::string me =
       "pid " + std::to_string(::getpid()) + " (" + purpose + ", since " + now_text() + ")\n";
-  if (::ftruncate(fd_, 0) == 0) {
-    [[maybe_unused]] const ssize_t written = ::pwrite(fd_, me.data(), me.size(), 0);
+  if (::ftruncate(fd_.get(), 0) == 0) {
+    [[maybe_unused]] const ssize_t written = ::pwrite(fd_.get(), me.data(), me.size(), 0);
   }
 }
 
-DatabaseLock::~DatabaseLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
-}
+// Closing the last descriptor (fd_, a UniqueFd) releases the flock.
+DatabaseLock::~DatabaseLock() = default;
 
 }  // namespace deltann

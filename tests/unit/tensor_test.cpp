@@ -192,3 +192,46 @@ TEST(Npy, UnwritablePathIsAnError) {
 
 }  // namespace
 }  // namespace deltann
+
+// float64 .npy files (captured layer values) share the format code with float32 ones.
+namespace deltann {
+namespace {
+
+TEST(NpyF64, RoundTripKeepsEveryBit) {
+  test::TempDir dir;
+  const std::vector<double> values{
+      1.0 / 3, -0.0, 1e-310, std::numeric_limits<double>::infinity(), std::nan(""), 6};
+  write_npy_f64(dir / "d.npy", {2, 3}, values);
+  std::vector<int64_t> shape;
+  const std::vector<double> back = read_npy_f64(dir / "d.npy", shape);
+  EXPECT_EQ(shape, (std::vector<int64_t>{2, 3}));
+  ASSERT_EQ(back.size(), values.size());
+  EXPECT_EQ(std::memcmp(back.data(), values.data(), values.size() * sizeof(double)), 0);
+  const std::string bytes = test::read_file(dir / "d.npy");
+  EXPECT_TRUE(Contains(bytes.substr(0, 128),
+                       "{'descr': '<f8', 'fortran_order': False, "
+                       "'shape': (2, 3), }"));
+  EXPECT_EQ(bytes.size(), 128 + 6 * sizeof(double));
+}
+
+TEST(NpyF64, TypesAreNotMixedUp) {
+  test::TempDir dir;
+  write_npy_f64(dir / "d.npy", {1}, {1.0});
+  write_npy(dir / "f.npy", Tensor{{1}, {1.0f}});
+  std::vector<int64_t> shape;
+  EXPECT_TRUE(Contains(message_of<Error>([&] { read_npy(dir / "d.npy"); }), "float32"));
+  EXPECT_TRUE(Contains(message_of<Error>([&] { read_npy_f64(dir / "f.npy", shape); }), "float64"));
+}
+
+TEST(NpyF64, ShapeMustHoldTheValues) {
+  test::TempDir dir;
+  EXPECT_TRUE(Contains(message_of<Error>([&] {
+                         write_npy_f64(dir / "d.npy", {2, 2}, {1, 2});
+                       }),
+                       "d.npy"));
+  EXPECT_THROW(write_npy_f64(dir / "n.npy", {-1}, {}), Error);
+  EXPECT_THROW(write_npy(dir / "f.npy", Tensor{{3}, {1.0f}}), Error);
+}
+
+}  // namespace
+}  // namespace deltann

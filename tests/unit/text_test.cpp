@@ -55,5 +55,34 @@ TEST(ShellQuote, QuotesOnlyWhenNeeded) {
   EXPECT_EQ(shell_quote(""), "''");
 }
 
+TEST(Utf8SequenceLength, ValidAndInvalidSequences) {
+  EXPECT_EQ(utf8_sequence_length("a", 0), 1u);
+  EXPECT_EQ(utf8_sequence_length("\xc3\xa9", 0), 2u);          // é
+  EXPECT_EQ(utf8_sequence_length("\xe5\xad\x97", 0), 3u);      // 字
+  EXPECT_EQ(utf8_sequence_length("\xf0\x9f\x98\x80", 0), 4u);  // U+1F600
+  EXPECT_EQ(utf8_sequence_length("x\xc3\xa9", 1), 2u);
+  EXPECT_EQ(utf8_sequence_length("\x80", 0), 0u);              // a stray continuation byte
+  EXPECT_EQ(utf8_sequence_length("\xc3", 0), 0u);              // truncated
+  EXPECT_EQ(utf8_sequence_length("\xc0\xaf", 0), 0u);          // overlong '/'
+  EXPECT_EQ(utf8_sequence_length("\xed\xa0\x80", 0), 0u);      // a surrogate
+  EXPECT_EQ(utf8_sequence_length("\xf4\x90\x80\x80", 0), 0u);  // above U+10FFFF
+  EXPECT_EQ(utf8_sequence_length("\xf8\x80\x80", 0), 0u);      // no such lead byte
+}
+
+TEST(Joined, SeparatesItems) {
+  EXPECT_EQ(joined({"a", "b", "c"}, "+"), "a+b+c");
+  EXPECT_EQ(joined({"onnx", "tflite"}), "onnx, tflite");
+  EXPECT_EQ(joined({"one"}, "+"), "one");
+  EXPECT_EQ(joined({}, "+"), "");
+}
+
+TEST(FormatDouble, OneDoubleThroughPrintf) {
+  EXPECT_EQ(format_double("%.3g", 0.123456), "0.123");
+  EXPECT_EQ(format_double("%.2e", 12345.0), "1.23e+04");
+  EXPECT_EQ(format_double("%.1f%%", 42.25), "42.2%");
+  EXPECT_EQ(format_double("%.0fx", 250.0), "250x");
+  EXPECT_EQ(format_double("%.2e", 1e300).size(), 9u);
+}
+
 }  // namespace
 }  // namespace deltann
