@@ -60,7 +60,8 @@ struct CampaignData {
   std::vector<StoredLocalization> localizations;
   // Each engine's self-description (meta `engine:<name>`), by engine name.
   std::map<std::string, BackendInfo> engines;
-  // What could not be read (an engine description, a spec); the data above leaves it out.
+  // What could not be read (an engine description); the data above leaves it out, and the
+  // comparison repeats it among its warnings.
   std::vector<std::string> problems;
 
   const StoredImage* image(int64_t id) const;            // nullptr when there is none
@@ -74,9 +75,5 @@ struct CampaignLoadOptions {
 
 // Reads the whole campaign. Never writes to the store.
 CampaignData load_campaign(const Store& store, const CampaignLoadOptions& options = {});
-
-// The engine description stored under meta `engine:<name>`, parsed as `deltann backends` does;
-// nullopt when the text is not a readable description.
-std::optional<BackendInfo> parse_engine_description(const std::string& json_text);
 
 }  // namespace deltann

@@ -293,6 +293,7 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
                                       model.sha256.substr(0, 12) +
                                       "...): the results are of the earlier file"));
   }
+  for (const auto& problem : campaign.problems) c.warnings.push_back(problem);
   std::map<int64_t, int> failure_counts;
   for (const auto& f : campaign.failures)
     if (f.stage != "plan") ++failure_counts[f.variant_id];

@@ -47,14 +47,6 @@ CampaignResult typed_result(StoredResult&& r, std::vector<double>& pooled,
 
 }  // namespace
 
-std::optional<BackendInfo> parse_engine_description(const std::string& json_text) {
-  try {
-    return backend_info_from_json(nlohmann::json::parse(json_text));
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 const StoredImage* CampaignData::image(int64_t id) const {
   const auto it =
       std::lower_bound(images.begin(), images.end(), id,
@@ -80,11 +72,15 @@ CampaignData load_campaign(const Store& store, const CampaignLoadOptions& option
   for (const auto& [key, value] : c.meta) {
     if (key.rfind(kEnginePrefix, 0) != 0) continue;
     const std::string name = key.substr(std::char_traits<char>::length(kEnginePrefix));
-    if (auto info = parse_engine_description(value))
-      c.engines[name] = std::move(*info);
-    else
+    // Parsed as `deltann backends` reads a worker's description.
+    try {
+      c.engines[name] = backend_info_from_json(nlohmann::json::parse(value));
+    } catch (const std::exception& e) {
       c.problems.push_back("the description of engine " + name + " (meta " + key +
-                           ") cannot be read");
+                           ") cannot be read (" + e.what() +
+                           "): the order of its opt levels is unknown, so its slow-down findings "
+                           "are left out");
+    }
   }
   std::map<int64_t, int> model_index;  // from 1, in id order
   for (auto& stored : store.models()) {
