@@ -186,9 +186,9 @@ void wrap(std::ostream& out, const std::string& text, const std::string& first,
   }
 }
 
-// A table whose columns come from a field table: the heading and the format of each field, the
-// width of its longest cell. Columns are dropped from the end of `names` until the table fits.
-template <typename Row>
+// A column of a terminal table, as wide as its longest cell; field_column fills one from a field
+// of the field table (its heading, its format). print_table drops columns from the end until the
+// table fits the width.
 struct Column {
   std::string heading;
   bool right = true;
@@ -201,14 +201,13 @@ struct Column {
 };
 
 template <typename Row>
-Column<Row> field_column(const Field<Row>& field, const std::vector<const Row*>& rows) {
-  Column<Row> column{field.heading, field.format != FieldFormat::text, {}};
+Column field_column(const Field<Row>& field, const std::vector<const Row*>& rows) {
+  Column column{field.heading, field.format != FieldFormat::text, {}};
   for (const Row* row : rows) column.cells.push_back(format_value(field.format, field.value(*row)));
   return column;
 }
 
-template <typename Row>
-void print_table(std::ostream& out, std::vector<Column<Row>> table, size_t width) {
+void print_table(std::ostream& out, std::vector<Column> table, size_t width) {
   const auto total = [&] {
     size_t sum = 0;
     for (const auto& column : table) sum += column.width() + 2;
@@ -276,10 +275,10 @@ void print_axes(const Comparison& c, std::ostream& out, size_t width) {
                     a.max_d ? format_value(FieldFormat::scientific, *a.max_d) : "-",
                     std::to_string(a.slower), std::to_string(a.faster)});
   }
-  std::vector<Column<int>> table = {{"axis", false, {}},       {"pairs", true, {}},
-                                    {"label diffs", true, {}}, {"worst top-1", true, {}},
-                                    {"max |d|", true, {}},     {"sig. slower", true, {}},
-                                    {"sig. faster", true, {}}};
+  std::vector<Column> table = {{"axis", false, {}},       {"pairs", true, {}},
+                               {"label diffs", true, {}}, {"worst top-1", true, {}},
+                               {"max |d|", true, {}},     {"sig. slower", true, {}},
+                               {"sig. faster", true, {}}};
   for (const auto& row : rows)
     for (size_t k = 0; k < row.size(); ++k) table[k].cells.push_back(clipped(row[k], 30));
   print_table(out, table, width);
@@ -300,8 +299,8 @@ void print_worst_pairs(const Comparison& c, const std::map<std::string, size_t>&
   ranked.resize(std::min(ranked.size(), kPairsShown));
   if (ranked.empty()) return;
   out << "\nPairs, most different first (variants numbered as below; speed = median b / a)\n";
-  std::vector<Column<PairSummary>> table;
-  Column<PairSummary> pair{"pair", false, {}};
+  std::vector<Column> table;
+  Column pair{"pair", false, {}};
   for (const PairSummary* p : ranked)
     pair.cells.push_back(std::to_string(index.at(p->a)) + "-" + std::to_string(index.at(p->b)));
   table.push_back(pair);
@@ -317,7 +316,7 @@ void print_worst_pairs(const Comparison& c, const std::map<std::string, size_t>&
   size_t used = 1;
   for (const auto& column : table) used += column.width() + 2;
   const size_t left = width > used + 10 ? width - used : 10;
-  Column<PairSummary> images{"differing images", false, {}};
+  Column images{"differing images", false, {}};
   for (const PairSummary* p : ranked) {
     std::string text;
     for (const auto& key : p->differing_images) text += (text.empty() ? "" : ", ") + printable(key);
@@ -345,8 +344,8 @@ void print_variants(const Comparison& c, std::ostream& out, size_t width) {
         << clipped(printable(c.variants[i].env), width - number_width - 3) << '\n';
   std::vector<const VariantSummary*> rows;
   for (const auto& v : c.variants) rows.push_back(&v);
-  std::vector<Column<VariantSummary>> table;
-  Column<VariantSummary> number{"#", true, {}};
+  std::vector<Column> table;
+  Column number{"#", true, {}};
   for (size_t i = 0; i < rows.size(); ++i) number.cells.push_back("#" + std::to_string(i + 1));
   table.push_back(number);
   const bool compiled = std::any_of(
