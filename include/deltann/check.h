@@ -15,6 +15,7 @@
 namespace deltann {
 
 class Store;
+struct CampaignData;
 
 struct CheckOptions {
   std::string baseline;                // environment text naming one stored variant
@@ -75,8 +76,10 @@ const VariantSummary& find_baseline(const std::vector<VariantSummary>& variants,
 // the line of a failed variant.
 CheckVerdict check_comparison(const Comparison& comparison, const CheckOptions& options,
                               const std::map<std::string, std::string>& failure_notes = {});
-// Analyses the store (compare_variants) and checks it.
-CheckVerdict run_check(Store& store, const CheckOptions& options);
+// Analyses the campaign (compare_variants) and checks it; a failed variant's line says its first
+// recorded failure.
+CheckVerdict run_check(const CampaignData& campaign, const CheckOptions& options);
+CheckVerdict run_check(const Store& store, const CheckOptions& options);
 
 // "0.5%" → 0.005, "0.005" → 0.005. A bare number above 1 is refused as ambiguous ("write 10%");
 // throws Error saying what is wrong.

@@ -14,6 +14,7 @@
 namespace deltann {
 
 class Store;
+struct CampaignData;
 
 // Thresholds of the analysis; the defaults are what `deltann compare` and the report use.
 struct AnalysisOptions {
@@ -141,14 +142,26 @@ struct Comparison {
   int timing_tests() const;
 };
 
-Comparison compare_variants(Store& store, const AnalysisOptions& options = {});
+// The analysis of a campaign read with load_campaign (deltann/campaign_data.h); the campaign must
+// hold the full outputs for the numeric metrics of the pairs.
+Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions& options = {});
+// Reads the campaign from `store` and analyses it.
+Comparison compare_variants(const Store& store, const AnalysisOptions& options = {});
 
 // What changed between two environment strings (the `axis` of a pair).
 std::string axis_between(const std::string& env_a, const std::string& env_b);
 nlohmann::json to_json(const Comparison& comparison);
 nlohmann::json to_json(const Finding& finding);
 nlohmann::json to_json(const AnalysisOptions& options);
-void print_comparison(const Comparison& comparison, std::ostream& out);
+// How `deltann compare` prints for people.
+struct TerminalOptions {
+  int width = 100;      // columns every line fits in (at least 60)
+  bool matrix = false;  // print the variant x variant matrix even when it is wider
+};
+// Findings first, then a summary per axis, the most different pairs, the variants and, when it
+// fits (or is asked for), the matrix of top-1 differences. --json holds everything.
+void print_comparison(const Comparison& comparison, std::ostream& out,
+                      const TerminalOptions& options = {});
 
 // Percentile by linear interpolation between closest ranks (p in [0,100]); values is sorted.
 using stats::percentile_sorted;

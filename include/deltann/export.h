@@ -10,6 +10,7 @@
 namespace deltann {
 
 class Store;
+struct CampaignData;
 struct Comparison;
 
 inline constexpr int kExportSchemaVersion = 1;
@@ -23,12 +24,18 @@ const char* export_table_name(ExportTable table);
 
 // Writes the JSON document: schema, schema_version, context (the database's meta table, models,
 // image counts, the analysis options), then variants, pairs, findings, unusable_images and results.
-// `comparison` must come from compare_variants(store, ...). Results are read one variant at a time
-// and written as they are read, so memory does not grow with the number of variants.
-void export_json(Store& store, const Comparison& comparison, std::ostream& out);
+// `comparison` must come from compare_variants of the same campaign (or be empty when only the
+// results are wanted).
+void export_json(const CampaignData& campaign, const Comparison& comparison, std::ostream& out);
 
 // Writes one table as CSV with a header row (RFC 4180 quoting, LF line ends).
-void export_csv(Store& store, const Comparison& comparison, ExportTable table, std::ostream& out);
+void export_csv(const CampaignData& campaign, const Comparison& comparison, ExportTable table,
+                std::ostream& out);
+
+// The same, reading the campaign (without full outputs, which no table holds) from `store`.
+void export_json(const Store& store, const Comparison& comparison, std::ostream& out);
+void export_csv(const Store& store, const Comparison& comparison, ExportTable table,
+                std::ostream& out);
 
 // Formatting shared by both formats, exposed for tests.
 namespace export_format {

@@ -13,6 +13,7 @@
 namespace deltann {
 
 class Store;
+struct CampaignData;
 struct Comparison;
 
 // Where Debian's libjs-chart.js (Chart.js 3.9) installs its UMD build.
@@ -26,10 +27,13 @@ struct HtmlReportOptions {
   std::string title;        // empty: "deltann report: <model>"
 };
 
-// Writes the report of `comparison` (made by compare_variants on `store`); reads images, results,
-// failures and the model spec from `store`. Throws Error when the chart library is missing.
-// Every text that came from a file, a model or an engine is HTML-escaped.
-void write_html_report(Store& store, const Comparison& comparison, std::ostream& out,
+// Writes the report of `comparison` (made by compare_variants of `campaign`), with the images,
+// results, failures and model specs of `campaign`. Throws Error when the chart library is
+// missing. Every text that came from a file, a model or an engine is HTML-escaped.
+void write_html_report(const CampaignData& campaign, const Comparison& comparison,
+                       std::ostream& out, const HtmlReportOptions& options = {});
+// The same, reading the campaign (without full outputs) from `store`.
+void write_html_report(const Store& store, const Comparison& comparison, std::ostream& out,
                        const HtmlReportOptions& options = {});
 
 // Text for HTML element content and quoted attribute values: & < > " ' become entities and

@@ -122,8 +122,8 @@ class Store {
 
   const std::filesystem::path& path() const { return path_; }
   bool read_only() const { return mode_ == StoreMode::ReadOnly; }
-  std::optional<std::string> meta(const std::string& key);
-  std::map<std::string, std::string> all_meta();
+  std::optional<std::string> meta(const std::string& key) const;
+  std::map<std::string, std::string> all_meta() const;
   void set_meta(const std::string& key, const std::string& value);
 
   // By identity (sha256 + spec_json): an existing row gets the given path and spec source, else
@@ -148,19 +148,24 @@ class Store {
 
   // Images of a variant that need no more work: those with a result and, when `include_failed`,
   // those whose failure is already recorded.
-  std::set<int64_t> completed_images(int64_t variant_id, bool include_failed = true);
+  std::set<int64_t> completed_images(int64_t variant_id, bool include_failed = true) const;
 
-  std::vector<StoredModel> models();
-  std::vector<StoredImage> images();
-  std::vector<StoredVariant> variants();
-  std::vector<StoredFailure> failures();
-  bool has_results();  // whether any result is stored (committed or pending)
-  std::vector<StoredLocalization> localizations();
+  // The readers are const: they see every result added so far (the buffered batch is written
+  // first) and change nothing else. load_campaign (deltann/campaign_data.h) reads them all.
+  std::vector<StoredModel> models() const;
+  std::vector<StoredImage> images() const;
+  std::vector<StoredVariant> variants() const;
+  std::vector<StoredFailure> failures() const;
+  bool has_results() const;  // whether any result is stored (committed or pending)
+  std::vector<StoredLocalization> localizations() const;
   // Results of one variant ordered by image id; `with_output` also loads the full vectors.
-  std::vector<StoredResult> results(int64_t variant_id, bool with_output);
+  std::vector<StoredResult> results(int64_t variant_id, bool with_output) const;
 
  private:
-  void write_results(const std::vector<StoredResult>& batch);
+  // Writes the buffered batch. Const so that a reader can make its answer complete: the batch is
+  // already part of the campaign as far as callers are concerned, only not yet on disk.
+  void flush_pending() const;
+  void write_results(const std::vector<StoredResult>& batch) const;
   void open_existing();
   void create();
   void migrate(int from_version);
@@ -170,7 +175,7 @@ class Store {
   StoreMode mode_;
   std::unique_ptr<SQLite::Database> db_;
   int batch_size_;
-  std::vector<StoredResult> pending_;
+  mutable std::vector<StoredResult> pending_;
 };
 
 }  // namespace deltann

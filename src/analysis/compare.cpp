@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/campaign_data.h"
 #include "deltann/environment.h"
 #include "deltann/error.h"
 #include "deltann/hash.h"
@@ -23,10 +24,6 @@
 namespace deltann {
 namespace {
 
-// A variant's results sorted by image id, as the store returns them, so two variants are walked
-// in step instead of looked up.
-using ResultsByImage = std::vector<std::pair<int64_t, StoredResult>>;
-
 std::optional<Environment> try_parse(const std::string& env) {
   try {
     return parse_environment(env);
@@ -35,42 +32,26 @@ std::optional<Environment> try_parse(const std::string& env) {
   }
 }
 
-// Milliseconds of every timed sample of a variant, sorted.
-std::vector<double> sorted_samples_ms(const ResultsByImage& results) {
-  std::vector<double> ms;
-  for (const auto& [image, r] : results)
-    for (auto ns : r.samples_ns) ms.push_back(static_cast<double>(ns) / 1e6);
-  std::sort(ms.begin(), ms.end());
-  return ms;
-}
-
-OutputKind output_kind(const std::string& spec_json) {
-  try {
-    const auto j = nlohmann::json::parse(spec_json);
-    return j.at("output").value("kind", "logits") == "probabilities" ? OutputKind::Probabilities
-                                                                     : OutputKind::Logits;
-  } catch (const std::exception&) {
-    return OutputKind::Logits;
-  }
-}
-
-VariantSummary summarise_variant(const StoredVariant& v, const ResultsByImage& results,
-                                 const std::vector<double>& samples,
+VariantSummary summarise_variant(const CampaignVariant& variant,
                                  const std::map<int64_t, std::optional<int>>& labels, int failures,
                                  const AnalysisOptions& options) {
+  const StoredVariant& v = variant.stored;
+  const std::vector<double>& samples = variant.samples_ms;
   VariantSummary s;
-  s.env = v.env;
+  s.env = variant.name;
+  s.model = variant.model;
   s.framework = v.framework;
   if (const auto env = try_parse(v.env)) s.knobs = env->knobs;
   s.status = v.status;
   s.engine_version = v.engine_version;
-  s.images = static_cast<int>(results.size());
+  s.images = static_cast<int>(variant.results.size());
   s.failures = failures;
   if (v.compile_ns) s.compile_ms = static_cast<double>(*v.compile_ns) / 1e6;
   if (v.load_ns) s.load_ms = static_cast<double>(*v.load_ns) / 1e6;
   if (v.first_ns) s.first_ms = static_cast<double>(*v.first_ns) / 1e6;
   int labelled = 0, top1 = 0, top5 = 0;
-  for (const auto& [image, r] : results) {
+  for (const auto& r : variant.results) {
+    const int64_t image = r.image_id;
     if (r.nonfinite > 0) ++s.nonfinite_images;
     if (r.repeat_max_abs_diff && *r.repeat_max_abs_diff > 0) {
       ++s.nondeterministic_images;
@@ -100,7 +81,8 @@ VariantSummary summarise_variant(const StoredVariant& v, const ResultsByImage& r
 }
 
 // Label and numeric metrics over the images both variants ran.
-void compare_outputs(PairSummary& p, const ResultsByImage& a, const ResultsByImage& b,
+void compare_outputs(PairSummary& p, const std::vector<CampaignResult>& a,
+                     const std::vector<CampaignResult>& b,
                      const std::map<int64_t, std::string>& keys, OutputKind kind,
                      const AnalysisOptions& options) {
   double overlap_sum = 0, jaccard_sum = 0, rank_sum = 0;
@@ -109,11 +91,12 @@ void compare_outputs(PairSummary& p, const ResultsByImage& a, const ResultsByIma
   metrics::NumericDifference total;
   double worst_l2 = 0, worst_cosine = 1, worst_rtol = 0;
   auto it = b.begin();
-  for (const auto& [image, ra] : a) {
-    while (it != b.end() && it->first < image) ++it;
+  for (const auto& ra : a) {
+    const int64_t image = ra.image_id;
+    while (it != b.end() && it->image_id < image) ++it;
     if (it == b.end()) break;
-    if (it->first != image) continue;
-    const auto& rb = it->second;
+    if (it->image_id != image) continue;
+    const auto& rb = *it;
     ++p.images;
     if (ra.top_ids.empty() || rb.top_ids.empty() || ra.top_ids[0] != rb.top_ids[0]) {
       ++p.top1_differences;
@@ -282,23 +265,24 @@ std::string axis_between(const std::string& env_a, const std::string& env_b) {
   return differing.empty() ? "none" : "mixed";
 }
 
-Comparison compare_variants(Store& store, const AnalysisOptions& options) {
+Comparison compare_variants(const Store& store, const AnalysisOptions& options) {
+  return compare_variants(load_campaign(store), options);
+}
+
+Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions& options) {
   Comparison c;
   c.options = options;
-  c.meta = store.all_meta();
+  c.meta = campaign.meta;
   std::map<int64_t, std::optional<int>> labels;
   std::map<int64_t, std::string> keys;
-  for (const auto& image : store.images()) {
+  for (const auto& image : campaign.images) {
     labels[image.id] = image.label;
     keys[image.id] = image.key;
     if (image.label && image.status == "ok") ++c.labelled_images;
     if (image.status != "ok") c.unusable_images.push_back({image.key, image.path, image.message});
   }
-  std::map<int64_t, OutputKind> kinds;
-  std::map<int64_t, int> model_index;  // from 1, in id order
-  for (const auto& model : store.models()) {
-    kinds[model.id] = output_kind(model.spec_json);
-    model_index[model.id] = static_cast<int>(c.models.size()) + 1;
+  for (const auto& cm : campaign.models) {
+    const StoredModel& model = cm.stored;
     c.models.push_back(model_on_disk(model));
     if (c.models.back().on_disk != "unchanged")
       c.warnings.push_back("model file " + model.path +
@@ -309,31 +293,24 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
                                       model.sha256.substr(0, 12) +
                                       "...): the results are of the earlier file"));
   }
-  const bool several_models = c.models.size() > 1;
-  const auto failures = store.failures();
+  for (const auto& problem : campaign.problems) c.warnings.push_back(problem);
   std::map<int64_t, int> failure_counts;
-  for (const auto& f : failures)
+  for (const auto& f : campaign.failures)
     if (f.stage != "plan") ++failure_counts[f.variant_id];
 
-  const auto variants = store.variants();
-  std::vector<ResultsByImage> results(variants.size());
-  std::vector<std::vector<double>> samples(variants.size());
-  for (size_t i = 0; i < variants.size(); ++i) {
-    for (auto& r : store.results(variants[i].id, true))
-      results[i].emplace_back(r.image_id, std::move(r));
-    samples[i] = sorted_samples_ms(results[i]);
-    c.variants.push_back(summarise_variant(variants[i], results[i], samples[i], labels,
-                                           failure_counts[variants[i].id], options));
-    VariantSummary& v = c.variants.back();
-    v.model = model_index[variants[i].model_id];
-    if (several_models) v.env += " [model " + std::to_string(v.model) + "]";
-  }
+  const auto& variants = campaign.variants;
+  for (const auto& v : variants)
+    c.variants.push_back(summarise_variant(v, labels, failure_counts[v.stored.id], options));
   std::vector<std::pair<size_t, size_t>> jobs;
   for (size_t a = 0; a < variants.size(); ++a)
     for (size_t b = a + 1; b < variants.size(); ++b)
-      if (variants[a].model_id == variants[b].model_id) jobs.emplace_back(a, b);
+      if (variants[a].stored.model_id == variants[b].stored.model_id) jobs.emplace_back(a, b);
   std::vector<OutputKind> job_kind;
-  for (auto [a, b] : jobs) job_kind.push_back(kinds[variants[a].model_id]);
+  for (auto [a, b] : jobs)
+    job_kind.push_back(
+        campaign.models.empty()
+            ? OutputKind::Logits
+            : campaign.models[static_cast<size_t>(variants[a].model - 1)].output_kind);
   std::vector<PairSummary> done(jobs.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
@@ -342,10 +319,10 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
       PairSummary& p = done[j];
       p.a = c.variants[a].env;
       p.b = c.variants[b].env;
-      compare_outputs(p, results[a], results[b], keys, job_kind[j], options);
+      compare_outputs(p, variants[a].results, variants[b].results, keys, job_kind[j], options);
       if (p.images == 0) continue;
-      p.axis = axis_between(variants[a].env, variants[b].env);
-      compare_timing(p, samples[a], samples[b], options);
+      p.axis = axis_between(variants[a].stored.env, variants[b].stored.env);
+      compare_timing(p, variants[a].samples_ms, variants[b].samples_ms, options);
     }
   };
   // Pairs are independent: spread them over the cores. Each writes only its own slot, so the
@@ -367,26 +344,18 @@ Comparison compare_variants(Store& store, const AnalysisOptions& options) {
   for (size_t i = 0; i < variants.size(); ++i) {
     const std::string& name = c.variants[i].env;
     const ModelSummary& model = c.models[static_cast<size_t>(c.variants[i].model - 1)];
-    context.variant_ids[name] = variants[i].id;
-    context.environment[name] = variants[i].env;
+    context.variant_ids[name] = variants[i].stored.id;
+    context.environment[name] = variants[i].stored.env;
     context.model_of[name] = model.path;
     // The spec each model ran with (a file path, or the ImageNet defaults); unknown for models
     // stored before schema version 5, whose runs' --spec then stands.
     if (!model.spec_source.empty())
       context.spec_of[name] = model.spec_source.front() == '/' ? model.spec_source : "";
   }
-  for (const auto& [key, value] : c.meta)
-    if (key.rfind("engine:", 0) == 0) {
-      try {
-        const auto engine = nlohmann::json::parse(value);
-        for (const auto& knob : engine.at("knobs"))
-          if (knob.at("name") == "opt")
-            context.opt_order[key.substr(7)] = knob.at("values").get<std::vector<std::string>>();
-      } catch (const std::exception&) {
-        // An unreadable description only costs the slow-down findings of that engine.
-      }
-    }
-  for (const auto& f : failures) context.failures.push_back(f);
+  for (const auto& [engine, info] : campaign.engines)
+    for (const auto& knob : info.knobs)
+      if (knob.name == "opt") context.opt_order[engine] = knob.values;
+  context.failures = campaign.failures;
   context.image_keys = keys;
   c.findings = derive_findings(c, context);
   return c;

@@ -1,6 +1,7 @@
 // Terminal and JSON forms of a Comparison.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <iomanip>
 #include <map>
 #include <sstream>
@@ -8,30 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/compare.h"
-#include "deltann/json_number.h"
+#include "deltann/summary_fields.h"
 #include "deltann/text.h"
 
 namespace deltann {
 namespace {
-
-constexpr size_t kPairsShown = 15;
-constexpr size_t kFindingsShown = 10;
-
-std::string fixed(std::optional<double> v, int precision) {
-  if (!v) return "-";
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(precision) << *v;
-  return s.str();
-}
-
-std::string percent(std::optional<double> v) { return v ? fixed(*v * 100, 1) + "%" : "-"; }
-
-std::string scientific(std::optional<double> v) {
-  if (!v) return "-";
-  std::ostringstream s;
-  s << std::scientific << std::setprecision(2) << *v;
-  return s.str();
-}
 
 constexpr size_t kUnusableShown = 20;
 
@@ -57,19 +39,6 @@ void print_unusable(const Comparison& c, std::ostream& out) {
     out << " (" << c.unusable_images.size() - kUnusableShown << " more in --json)\n";
 }
 
-template <typename T>
-nlohmann::json optional_json(const std::optional<T>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
-
-// JSON has no infinity: an infinite difference (NaN against a number) is written as a string.
-nlohmann::json number_json(std::optional<double> v) { return json_number(v); }
-
-nlohmann::json interval_json(const std::optional<stats::Interval>& v) {
-  if (!v) return nullptr;
-  return nlohmann::json::array({number_json(v->low), number_json(v->high)});
-}
-
 }  // namespace
 
 nlohmann::json to_json(const AnalysisOptions& o) {
@@ -88,54 +57,8 @@ nlohmann::json to_json(const Comparison& c) {
   nlohmann::json variants = nlohmann::json::array(), pairs = nlohmann::json::array(),
                  findings = nlohmann::json::array();
   for (const auto& v : c.variants)
-    variants.push_back({{"env", v.env},
-                        {"model", v.model},
-                        {"framework", v.framework},
-                        {"knobs", v.knobs},
-                        {"status", v.status},
-                        {"engine_version", v.engine_version},
-                        {"images", v.images},
-                        {"failures", v.failures},
-                        {"top1_accuracy", optional_json(v.top1_accuracy)},
-                        {"top5_accuracy", optional_json(v.top5_accuracy)},
-                        {"compile_ms", optional_json(v.compile_ms)},
-                        {"load_ms", optional_json(v.load_ms)},
-                        {"first_inference_ms", optional_json(v.first_ms)},
-                        {"samples", v.samples},
-                        {"median_ms", number_json(v.median_ms)},
-                        {"median_ci_ms", interval_json(v.median_ci_ms)},
-                        {"median_bootstrap_ci_ms", interval_json(v.median_bootstrap_ci_ms)},
-                        {"p90_ms", number_json(v.p90_ms)},
-                        {"p99_ms", number_json(v.p99_ms)},
-                        {"cv", number_json(v.cv)},
-                        {"nonfinite_images", v.nonfinite_images},
-                        {"nondeterministic_images", v.nondeterministic_images},
-                        {"max_repeat_diff", number_json(v.max_repeat_diff)}});
-  for (const auto& p : c.pairs)
-    pairs.push_back({{"a", p.a},
-                     {"b", p.b},
-                     {"axis", p.axis},
-                     {"images", p.images},
-                     {"top1_differences", p.top1_differences},
-                     {"top1_difference_rate", p.top1_difference_rate()},
-                     {"near_tie_flips", p.near_tie_flips},
-                     {"confident_flips", p.confident_flips},
-                     {"differing_images", p.differing_images},
-                     {"top5_overlap", p.top5_overlap},
-                     {"top5_jaccard", p.top5_jaccard},
-                     {"rank_correlation", p.rank_correlation},
-                     {"max_abs_diff", number_json(p.max_abs_diff)},
-                     {"mean_abs_diff", number_json(p.mean_abs_diff)},
-                     {"relative_l2", number_json(p.relative_l2)},
-                     {"cosine", number_json(p.cosine)},
-                     {"min_atol", number_json(p.min_atol)},
-                     {"min_rtol", number_json(p.min_rtol)},
-                     {"failing_elements", optional_json(p.failing_elements)},
-                     {"speed_ratio", number_json(p.speed_ratio)},
-                     {"speed_ratio_ci", interval_json(p.speed_ratio_ci)},
-                     {"p_value", number_json(p.p_value)},
-                     {"p_adjusted", number_json(p.p_adjusted)},
-                     {"significant", p.significant}});
+    variants.push_back(fields_json<nlohmann::json>(variant_fields(), v));
+  for (const auto& p : c.pairs) pairs.push_back(fields_json<nlohmann::json>(pair_fields(), p));
   for (const auto& f : c.findings) findings.push_back(to_json(f));
   nlohmann::json models = nlohmann::json::array();
   for (size_t i = 0; i < c.models.size(); ++i)
@@ -148,7 +71,7 @@ nlohmann::json to_json(const Comparison& c) {
   for (const auto& u : c.unusable_images)
     unusable.push_back({{"key", u.key}, {"path", u.path}, {"reason", u.reason}});
   return {{"schema", "deltann.compare"},
-          {"schema_version", 2},
+          {"schema_version", 3},
           {"meta", c.meta},
           {"warnings", c.warnings},
           {"models", models},
@@ -160,67 +83,210 @@ nlohmann::json to_json(const Comparison& c) {
           {"findings", findings}};
 }
 
-void print_comparison(const Comparison& c, std::ostream& out) {
-  for (const auto& w : c.warnings) out << "warning: " << printable(w) << '\n';
-  // Which model each variant ran, whenever that is not simply "the one model, as it is now".
-  if (c.models.size() > 1 || !c.warnings.empty()) {
-    out << "Models (variants are compared only with variants of the same model)\n";
-    for (size_t i = 0; i < c.models.size(); ++i) {
-      const ModelSummary& m = c.models[i];
-      out << " model " << (i + 1) << ": " << printable(m.path) << "  sha256 "
-          << m.sha256.substr(0, 12) << "...  spec: " << printable(m.spec_source)
-          << (m.on_disk == "unchanged" ? "" : "  [file " + m.on_disk + " since]") << '\n';
+// ---- the terminal form: findings first, then what each axis changed, the worst pairs and the
+// variants; every line fits TerminalOptions::width columns whatever the campaign's size (only a
+// single word longer than the width, such as a long path, can exceed it). --json holds the rest.
+
+namespace {
+
+constexpr size_t kPairsShown = 15;
+constexpr size_t kFindingsShown = 10;
+
+// Columns a text takes on a terminal: one per character (UTF-8 continuation bytes take none).
+size_t columns(std::string_view text) {
+  size_t n = 0;
+  for (const char ch : text) n += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+  return n;
+}
+
+// The text cut to `width` columns, ending in "..." when cut.
+std::string clipped(const std::string& text, size_t width) {
+  if (columns(text) <= width) return text;
+  std::string out;
+  size_t n = 0;
+  for (const char ch : text) {
+    const bool starts = (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+    if (starts && ++n > width - 3) break;
+    out += ch;
+  }
+  return out + "...";
+}
+
+std::string padded(const std::string& text, size_t width, bool right) {
+  const size_t n = columns(text);
+  if (n >= width) return text;
+  return right ? std::string(width - n, ' ') + text : text + std::string(width - n, ' ');
+}
+
+// Words of a shell command: runs of text between spaces outside single quotes, so that a quoted
+// argument holding spaces stays whole.
+std::vector<std::string> shell_words(const std::string& command) {
+  std::vector<std::string> words(1);
+  bool quoted = false;
+  for (const char ch : command) {
+    if (ch == '\'') quoted = !quoted;
+    if (ch == ' ' && !quoted) {
+      if (!words.back().empty()) words.emplace_back();
+      continue;
     }
-    out << '\n';
+    words.back() += ch;
   }
-  int width = 14;  // the environment column fits the longest environment string
-  const bool compiled =
-      std::any_of(c.variants.begin(), c.variants.end(),
-                  [](const VariantSummary& v) { return v.compile_ms.has_value(); });
-  for (const auto& v : c.variants) width = std::max(width, static_cast<int>(v.env.size()) + 2);
-  const auto spec = c.meta.find("spec_source");
-  out << "Model spec: "
-      << (spec == c.meta.end() ? "not recorded (a campaign of an older deltann)"
-                               : printable(spec->second))
-      << "\n\n";
-  out << "Variants (" << c.labelled_images << " labelled images)\n";
-  out << std::left << std::setw(4) << " #" << std::setw(width) << "environment" << std::setw(9)
-      << "status" << std::right << std::setw(7) << "images" << std::setw(6) << "fail"
-      << std::setw(8) << "top-1" << std::setw(8) << "top-5";
-  if (compiled) out << std::setw(12) << "compile ms";
-  out << std::setw(10) << "load ms" << std::setw(10) << "first ms" << std::setw(11) << "median ms"
-      << std::setw(9) << "p90 ms" << std::setw(8) << "cv" << '\n';
-  for (size_t i = 0; i < c.variants.size(); ++i) {
-    const auto& v = c.variants[i];
-    out << std::left << std::setw(4) << (" " + std::to_string(i + 1)) << std::setw(width)
-        << printable(v.env) << std::setw(9) << v.status << std::right << std::setw(7) << v.images
-        << std::setw(6) << v.failures << std::setw(8) << percent(v.top1_accuracy) << std::setw(8)
-        << percent(v.top5_accuracy);
-    if (compiled) out << std::setw(12) << fixed(v.compile_ms, 1);
-    out << std::setw(10) << fixed(v.load_ms, 1) << std::setw(10) << fixed(v.first_ms, 2)
-        << std::setw(11) << fixed(v.median_ms, 3) << std::setw(9) << fixed(v.p90_ms, 3)
-        << std::setw(8) << percent(v.cv) << '\n';
-  }
-  print_unusable(c, out);
-  std::map<std::pair<std::string, std::string>, const PairSummary*> by_pair;
-  for (const auto& p : c.pairs) by_pair[{p.a, p.b}] = &p;
-  out << "\nTop-1 label differences (row vs column: differing images / images both ran)\n     ";
-  for (size_t j = 0; j < c.variants.size(); ++j) out << std::setw(7) << (j + 1);
-  out << '\n';
-  for (size_t i = 0; i < c.variants.size(); ++i) {
-    out << std::setw(4) << (i + 1) << ' ';
-    for (size_t j = 0; j < c.variants.size(); ++j) {
-      const PairSummary* p = nullptr;
-      if (auto it = by_pair.find({c.variants[std::min(i, j)].env, c.variants[std::max(i, j)].env});
-          it != by_pair.end())
-        p = it->second;
-      out << std::setw(7)
-          << (i == j ? "-"
-              : p    ? std::to_string(p->top1_differences) + "/" + std::to_string(p->images)
-                     : ".");
+  if (words.back().empty()) words.pop_back();
+  return words;
+}
+
+// Writes `words` filling lines of `width` columns; every line starts with `indent`, and each
+// line but the last ends with `tail` (" \\" keeps a shell command pasteable).
+void fill(std::ostream& out, const std::vector<std::string>& words, const std::string& first,
+          const std::string& indent, size_t width, const std::string& tail = "") {
+  std::string line = first;
+  bool empty = true;
+  for (const auto& word : words) {
+    if (!empty && columns(line) + 1 + columns(word) + columns(tail) > width) {
+      out << line << tail << '\n';
+      line = indent;
+      empty = true;
+    } else if (empty && columns(first) > columns(indent) && line == first &&
+               columns(line) + columns(word) > width) {
+      // A long first word goes under the label instead of past the edge.
+      const size_t end = line.find_last_not_of(' ');
+      out << line.substr(0, end == std::string::npos ? 0 : end + 1) << '\n';
+      line = indent;
     }
-    out << '\n';
+    line += (empty ? "" : " ") + word;
+    empty = false;
   }
+  out << line << '\n';
+}
+
+// Prose filled into lines of `width` columns, at most `max_lines` of them (the last then ends in
+// "..."); a word longer than a line is cut, since prose, unlike a command, need not stay whole.
+void wrap(std::ostream& out, const std::string& text, const std::string& first,
+          const std::string& indent, size_t width, size_t max_lines = SIZE_MAX) {
+  std::ostringstream filled;
+  std::istringstream paragraphs(text);
+  std::string paragraph;
+  bool leading = true;
+  while (std::getline(paragraphs, paragraph)) {
+    std::istringstream in(paragraph);
+    std::vector<std::string> words;
+    for (std::string word; in >> word;) words.push_back(word);
+    fill(filled, words, leading ? first : indent, indent, width);
+    leading = false;
+  }
+  if (leading) filled << first << '\n';
+  std::istringstream lines(filled.str());
+  size_t n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    if (n + 1 == max_lines && lines.peek() != EOF) {
+      out << clipped(line + " ...", width) << '\n';
+      return;
+    }
+    out << clipped(line, width) << '\n';
+  }
+}
+
+// A column of a terminal table, as wide as its longest cell; field_column fills one from a field
+// of the field table (its heading, its format). print_table drops columns from the end until the
+// table fits the width.
+struct Column {
+  std::string heading;
+  bool right = true;
+  std::vector<std::string> cells;
+  size_t width() const {
+    size_t w = columns(heading);
+    for (const auto& cell : cells) w = std::max(w, columns(cell));
+    return w;
+  }
+};
+
+template <typename Row>
+Column field_column(const Field<Row>& field, const std::vector<const Row*>& rows) {
+  Column column{field.heading, field.format != FieldFormat::text, {}};
+  for (const Row* row : rows) column.cells.push_back(format_value(field.format, field.value(*row)));
+  return column;
+}
+
+void print_table(std::ostream& out, std::vector<Column> table, size_t width) {
+  const auto total = [&] {
+    size_t sum = 0;
+    for (const auto& column : table) sum += column.width() + 2;
+    return sum;
+  };
+  while (table.size() > 2 && total() > width) table.pop_back();
+  std::vector<size_t> widths;
+  for (const auto& column : table) widths.push_back(column.width());
+  std::string line;
+  for (size_t k = 0; k < table.size(); ++k)
+    line += (k ? "  " : "") + padded(table[k].heading, widths[k], table[k].right);
+  const auto print_line = [&out](const std::string& text) {
+    out << ' ' << text.substr(0, text.find_last_not_of(' ') + 1) << '\n';
+  };
+  print_line(line);
+  const size_t rows = table.empty() ? 0 : table.front().cells.size();
+  for (size_t r = 0; r < rows; ++r) {
+    line.clear();
+    for (size_t k = 0; k < table.size(); ++k)
+      line += (k ? "  " : "") + padded(table[k].cells[r], widths[k], table[k].right);
+    print_line(line);
+  }
+}
+
+void print_findings(const Comparison& c, std::ostream& out, size_t width) {
+  out << "\nFindings (" << c.findings.size() << ", most severe first)\n";
+  if (c.findings.empty()) out << " none\n";
+  for (size_t i = 0; i < c.findings.size() && i < kFindingsShown; ++i) {
+    const Finding& f = c.findings[i];
+    wrap(out, printable(f.title), " [" + f.kind + "] ", "     ", width);
+    if (!f.evidence.empty()) wrap(out, printable(f.evidence), "     ", "     ", width, 3);
+    if (!f.reproduce.empty())
+      fill(out, shell_words(printable(f.reproduce)), "     reproduce: ", "       ", width, " \\");
+  }
+  if (c.findings.size() > kFindingsShown)
+    out << " (" << c.findings.size() - kFindingsShown << " more findings in --json)\n";
+}
+
+// Per axis: how many pairs, how many change a label, the worst of them, the largest output
+// difference and the significant timing differences.
+void print_axes(const Comparison& c, std::ostream& out, size_t width) {
+  if (c.pairs.empty()) return;
+  struct Axis {
+    int pairs = 0, differing = 0, slower = 0, faster = 0;
+    double worst_rate = 0;
+    std::optional<double> max_d;
+  };
+  std::map<std::string, Axis> axes;
+  for (const auto& p : c.pairs) {
+    Axis& a = axes[p.axis.empty() ? "unclassified" : p.axis];
+    ++a.pairs;
+    a.differing += p.top1_differences > 0;
+    a.worst_rate = std::max(a.worst_rate, p.top1_difference_rate());
+    if (p.max_abs_diff) a.max_d = std::max(a.max_d.value_or(0), *p.max_abs_diff);
+    if (p.significant && p.speed_ratio) (*p.speed_ratio > 1 ? a.slower : a.faster) += 1;
+  }
+  out << "\nBy axis (what differs between the two variants of a pair)\n";
+  std::vector<std::string> names;
+  for (const auto& [name, _] : axes) names.push_back(name);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& name : names) {
+    const Axis& a = axes.at(name);
+    rows.push_back({name, std::to_string(a.pairs), std::to_string(a.differing),
+                    format_value(FieldFormat::percent, a.worst_rate),
+                    a.max_d ? format_value(FieldFormat::scientific, *a.max_d) : "-",
+                    std::to_string(a.slower), std::to_string(a.faster)});
+  }
+  std::vector<Column> table = {{"axis", false, {}},       {"pairs", true, {}},
+                               {"label diffs", true, {}}, {"worst top-1", true, {}},
+                               {"max |d|", true, {}},     {"sig. slower", true, {}},
+                               {"sig. faster", true, {}}};
+  for (const auto& row : rows)
+    for (size_t k = 0; k < row.size(); ++k) table[k].cells.push_back(clipped(row[k], 30));
+  print_table(out, table, width);
+  out << " label diffs = pairs with top-1 differences; sig. = significant speed ratio (b vs a)\n";
+}
+
+void print_worst_pairs(const Comparison& c, const std::map<std::string, size_t>& index,
+                       std::ostream& out, size_t width) {
   // Most different first: label flips, then top-5 disagreement, then the largest output gap.
   std::vector<const PairSummary*> ranked;
   for (const auto& p : c.pairs) ranked.push_back(&p);
@@ -230,47 +296,145 @@ void print_comparison(const Comparison& c, std::ostream& out) {
     if (x->top5_overlap != y->top5_overlap) return x->top5_overlap < y->top5_overlap;
     return x->max_abs_diff.value_or(0) > y->max_abs_diff.value_or(0);
   });
-  const size_t shown = std::min(ranked.size(), kPairsShown);
-  out << "\nPairs, most different first (top-5 overlap, output differences, speed ratio b/a)\n";
-  out << std::left << std::setw(10) << " pair" << std::setw(11) << "axis" << std::right
-      << std::setw(10) << "top-1 diff" << std::setw(8) << "conf" << std::setw(10) << "top-5 ovl"
-      << std::setw(12) << "max |d|" << std::setw(12) << "mean |d|" << std::setw(9) << "speed"
-      << std::setw(10) << "p" << std::setw(10) << "p adj"
-      << "  differing images\n";
+  ranked.resize(std::min(ranked.size(), kPairsShown));
+  if (ranked.empty()) return;
+  out << "\nPairs, most different first (variants numbered as below; speed = median b / a)\n";
+  std::vector<Column> table;
+  Column pair{"pair", false, {}};
+  for (const PairSummary* p : ranked)
+    pair.cells.push_back(std::to_string(index.at(p->a)) + "-" + std::to_string(index.at(p->b)));
+  table.push_back(pair);
+  for (const char* name : {"axis", "top1_difference_rate", "confident_flips", "top5_overlap",
+                           "max_abs_diff", "speed_ratio", "p_adjusted"})
+    table.push_back(field_column(pair_field(name), ranked));
+  table[1].right = false;
+  for (size_t r = 0; r < ranked.size(); ++r) {
+    table[1].cells[r] = clipped(table[1].cells[r], 12);
+    if (ranked[r]->significant) table[6].cells[r] += "*";
+  }
+  // The differing images take what is left of the line.
+  size_t used = 1;
+  for (const auto& column : table) used += column.width() + 2;
+  const size_t left = width > used + 10 ? width - used : 10;
+  Column images{"differing images", false, {}};
+  for (const PairSummary* p : ranked) {
+    std::string text;
+    for (const auto& key : p->differing_images) text += (text.empty() ? "" : ", ") + printable(key);
+    images.cells.push_back(clipped(text, left));
+  }
+  table.push_back(images);
+  print_table(out, table, width);
+  if (c.pairs.size() > ranked.size())
+    out << " (" << c.pairs.size() - ranked.size() << " more pairs in --json)\n";
+  std::ostringstream significance;
+  significance << "conf = confident flips (not near-ties); * = significant: p adj. < "
+               << c.options.alpha << " and the ratio's interval excludes 1";
+  wrap(out, significance.str(), " ", " ", width);
+  wrap(out,
+       "p adj. = Mann-Whitney p adjusted by Holm's method over the " +
+           std::to_string(c.timing_tests()) + " timing tests",
+       " ", " ", width);
+}
+
+void print_variants(const Comparison& c, std::ostream& out, size_t width) {
+  out << "\nVariants (" << c.labelled_images << " labelled images)\n";
+  const size_t number_width = std::to_string(c.variants.size()).size() + 1;
+  for (size_t i = 0; i < c.variants.size(); ++i)
+    out << ' ' << padded("#" + std::to_string(i + 1), number_width, true) << "  "
+        << clipped(printable(c.variants[i].env), width - number_width - 3) << '\n';
+  std::vector<const VariantSummary*> rows;
+  for (const auto& v : c.variants) rows.push_back(&v);
+  std::vector<Column> table;
+  Column number{"#", true, {}};
+  for (size_t i = 0; i < rows.size(); ++i) number.cells.push_back("#" + std::to_string(i + 1));
+  table.push_back(number);
+  const bool compiled = std::any_of(
+      rows.begin(), rows.end(), [](const VariantSummary* v) { return v->compile_ms.has_value(); });
+  // In the order in which they give way when the terminal is narrow (last first).
+  for (const char* name :
+       {"status", "images", "failures", "top1_accuracy", "top5_accuracy", "median_ms", "p90_ms",
+        "cv", "load_ms", "first_inference_ms", "compile_ms"})
+    if (std::string_view(name) != "compile_ms" || compiled)
+      table.push_back(field_column(variant_field(name), rows));
+  table[1].right = false;
+  out << '\n';
+  print_table(out, table, width);
+}
+
+// The full matrix of top-1 differences, row vs column: differing images / images both ran.
+void print_matrix(const Comparison& c, std::ostream& out) {
+  std::map<std::pair<std::string, std::string>, const PairSummary*> by_pair;
+  for (const auto& p : c.pairs) by_pair[{p.a, p.b}] = &p;
+  const size_t n = c.variants.size();
+  std::vector<std::vector<std::string>> cells(n, std::vector<std::string>(n));
+  size_t cell = std::to_string(n).size() + 1;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      const PairSummary* p = nullptr;
+      if (auto it = by_pair.find({c.variants[std::min(i, j)].env, c.variants[std::max(i, j)].env});
+          it != by_pair.end())
+        p = it->second;
+      cells[i][j] = i == j ? "-"
+                    : p    ? std::to_string(p->top1_differences) + "/" + std::to_string(p->images)
+                           : ".";
+      cell = std::max(cell, cells[i][j].size() + 1);
+    }
+  const int w = static_cast<int>(std::max<size_t>(cell, 5));
+  out << "\nTop-1 label differences (row vs column: differing images / images both ran)\n     ";
+  for (size_t j = 0; j < n; ++j) out << std::setw(w) << (j + 1);
+  out << '\n';
+  for (size_t i = 0; i < n; ++i) {
+    out << std::setw(4) << (i + 1) << ' ';
+    for (size_t j = 0; j < n; ++j) out << std::setw(w) << cells[i][j];
+    out << '\n';
+  }
+}
+
+size_t matrix_width(const Comparison& c) {
+  size_t cell = 5;
+  for (const auto& p : c.pairs)
+    cell = std::max(
+        cell, std::to_string(p.top1_differences).size() + std::to_string(p.images).size() + 2);
+  return 5 + cell * c.variants.size();
+}
+
+}  // namespace
+
+void print_comparison(const Comparison& c, std::ostream& out, const TerminalOptions& options) {
+  const size_t width = static_cast<size_t>(std::max(options.width, 60));
+  for (const auto& w : c.warnings) wrap(out, printable(w), "warning: ", "         ", width);
+  // Which model each variant ran, whenever that is not simply "the one model, as it is now".
+  if (c.models.size() > 1 || !c.warnings.empty()) {
+    out << "Models (variants are compared only with variants of the same model)\n";
+    for (size_t i = 0; i < c.models.size(); ++i) {
+      const ModelSummary& m = c.models[i];
+      out << " model " << (i + 1) << ": " << printable(m.path)
+          << (m.on_disk == "unchanged" ? "" : "  [file " + m.on_disk + " since]") << '\n';
+      wrap(out, "sha256 " + m.sha256.substr(0, 12) + "...  spec: " + printable(m.spec_source),
+           "   ", "   ", width);
+    }
+    out << '\n';
+  }
+  const auto spec = c.meta.find("spec_source");
+  wrap(out,
+       spec == c.meta.end() ? "not recorded (a campaign of an older deltann)"
+                            : printable(spec->second),
+       "Model spec: ", "  ", width);
+  out << c.variants.size() << " variants, " << c.pairs.size() << " pairs, " << c.labelled_images
+      << " labelled images\n";
+  print_findings(c, out, width);
+  print_axes(c, out, width);
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < c.variants.size(); ++i) index[c.variants[i].env] = i + 1;
-  for (size_t r = 0; r < shown; ++r) {
-    const PairSummary& p = *ranked[r];
-    std::string images;
-    for (size_t k = 0; k < p.differing_images.size() && k < 5; ++k)
-      images += (k ? ", " : "") + printable(p.differing_images[k]);
-    if (p.differing_images.size() > 5) images += ", ...";
-    const std::string speed =
-        p.speed_ratio ? fixed(*p.speed_ratio, 3) + (p.significant ? "*" : " ") : std::string("-");
-    out << std::left << std::setw(10)
-        << (" " + std::to_string(index[p.a]) + "-" + std::to_string(index[p.b])) << std::setw(11)
-        << p.axis << std::right << std::setw(10) << percent(p.top1_difference_rate())
-        << std::setw(8) << p.confident_flips << std::setw(10) << fixed(p.top5_overlap, 3)
-        << std::setw(12) << scientific(p.max_abs_diff) << std::setw(12)
-        << scientific(p.mean_abs_diff) << std::setw(9) << speed << std::setw(10)
-        << scientific(p.p_value) << std::setw(10) << scientific(p.p_adjusted) << "  " << images
-        << '\n';
-  }
-  if (shown < ranked.size()) out << " (" << ranked.size() - shown << " more pairs in --json)\n";
-  out << " conf = confident flips (not near-ties); * = significant: p adj < " << c.options.alpha
-      << " and the interval of the ratio excludes 1\n p = Mann-Whitney, p adj = p adjusted by "
-      << "Holm's method over the " << c.timing_tests() << " timing tests\n";
-
-  out << "\nFindings (" << c.findings.size() << ", most severe first)\n";
-  if (c.findings.empty()) out << " none\n";
-  for (size_t i = 0; i < c.findings.size() && i < kFindingsShown; ++i) {
-    const Finding& f = c.findings[i];
-    out << " [" << f.kind << "] " << printable(f.title) << '\n';
-    if (!f.evidence.empty()) out << "     " << printable(f.evidence) << '\n';
-    out << "     reproduce: " << printable(f.reproduce) << '\n';
-  }
-  if (c.findings.size() > kFindingsShown)
-    out << " (" << c.findings.size() - kFindingsShown << " more findings in --json)\n";
+  print_worst_pairs(c, index, out, width);
+  print_variants(c, out, width);
+  print_unusable(c, out);
+  if (c.variants.size() < 2) return;
+  if (options.matrix || matrix_width(c) <= width)
+    print_matrix(c, out);
+  else
+    out << "\n(the " << c.variants.size() << " x " << c.variants.size()
+        << " matrix of top-1 differences: --matrix, or deltann report)\n";
 }
 
 }  // namespace deltann

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "deltann/campaign_data.h"
 #include "deltann/check.h"
 #include "deltann/error.h"
 #include "deltann/store.h"
@@ -44,10 +45,10 @@ void execute(const CLI::App& cmd, const CheckArgs& a) {
   if (!a.max_slowdown.empty())
     options.max_slowdown = fraction_option("--max-slowdown", a.max_slowdown);
 
-  Store store(a.db, StoreMode::ReadOnly);
+  const CampaignData campaign = load_campaign(Store(a.db, StoreMode::ReadOnly));
   CheckVerdict verdict;
   try {
-    verdict = run_check(store, options);
+    verdict = run_check(campaign, options);
   } catch (const BaselineError& e) {
     usage(e.what());
   }

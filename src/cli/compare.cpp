@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis_options.h"
+#include "deltann/campaign_data.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/store.h"
@@ -17,6 +18,7 @@ void add_compare(CLI::App& app) {
     std::string db;
     AnalysisOptions analysis;
     bool json = false;
+    TerminalOptions terminal;
   };
   auto options = std::make_shared<Options>();
   CLI::App* cmd =
@@ -24,11 +26,15 @@ void add_compare(CLI::App& app) {
   cmd->add_option("--db", options->db, "campaign database")->required();
   add_analysis_options(cmd, options->analysis);
   cmd->add_flag("--json", options->json, "machine-readable output");
+  cmd->add_flag("--matrix", options->terminal.matrix,
+                "print the variant x variant matrix of label differences even when it is wider "
+                "than 100 columns");
   cmd->callback([options] {
     if (!std::filesystem::exists(options->db))
       throw Error("database " + options->db + " does not exist");
-    Store store(options->db, StoreMode::ReadOnly);
-    print(compare_variants(store, options->analysis), options->json);
+    const Store store(options->db, StoreMode::ReadOnly);
+    print(compare_variants(load_campaign(store), options->analysis), options->json,
+          options->terminal);
   });
 }
 

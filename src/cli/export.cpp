@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "analysis_options.h"
+#include "deltann/campaign_data.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/export.h"
@@ -18,11 +19,13 @@ struct ExportOptions {
   AnalysisOptions analysis;
 };
 
-void write(Store& store, const Comparison& comparison, const ExportOptions& o, std::ostream& out) {
+void write(const CampaignData& campaign, const Comparison& comparison, const ExportOptions& o,
+           std::ostream& out) {
   if (o.format == "json") {
-    export_json(store, comparison, out);
+    export_json(campaign, comparison, out);
   } else {
-    export_csv(store, comparison, *parse_export_table(o.table.empty() ? "results" : o.table), out);
+    export_csv(campaign, comparison, *parse_export_table(o.table.empty() ? "results" : o.table),
+               out);
   }
 }
 
@@ -30,12 +33,14 @@ void execute(const ExportOptions& o) {
   if (o.format == "json" && !o.table.empty())
     throw CLI::ValidationError("--table", "applies to --format csv only (JSON holds every table)");
   if (!std::filesystem::exists(o.db)) throw Error("database " + o.db + " does not exist");
-  Store store(o.db, StoreMode::ReadOnly);
-  // The results table is read straight from the store; only the other tables need the analysis.
+  // The results table needs neither the analysis nor the full outputs it compares.
   const bool results_only = o.format == "csv" && (o.table.empty() || o.table == "results");
-  const Comparison comparison = results_only ? Comparison{} : compare_variants(store, o.analysis);
+  const CampaignData campaign =
+      load_campaign(Store(o.db, StoreMode::ReadOnly), {.outputs = !results_only});
+  const Comparison comparison =
+      results_only ? Comparison{} : compare_variants(campaign, o.analysis);
   if (o.output.empty() || o.output == "-") {
-    write(store, comparison, o, std::cout);
+    write(campaign, comparison, o, std::cout);
     std::cout.flush();
     if (!std::cout) throw Error("cannot write the export to standard output");
     return;
@@ -47,7 +52,7 @@ void execute(const ExportOptions& o) {
     std::ofstream out(partial, std::ios::binary | std::ios::trunc);
     if (!out) throw Error("cannot create " + partial.string());
     try {
-      write(store, comparison, o, out);
+      write(campaign, comparison, o, out);
       out.flush();
     } catch (...) {
       out.close();

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "analysis_options.h"
+#include "deltann/campaign_data.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/report.h"
@@ -40,11 +41,11 @@ void add_report(CLI::App& app) {
     if (!std::filesystem::exists(options->db))
       throw Error("database " + options->db + " does not exist");
     options->report.chart_js = options->chart_js;
-    Store store(options->db, StoreMode::ReadOnly);
-    const Comparison comparison = compare_variants(store, options->analysis);
+    const CampaignData campaign = load_campaign(Store(options->db, StoreMode::ReadOnly));
+    const Comparison comparison = compare_variants(campaign, options->analysis);
     // Built in memory first, so that a failure never leaves half a report behind.
     std::ostringstream html;
-    write_html_report(store, comparison, html, options->report);
+    write_html_report(campaign, comparison, html, options->report);
     if (options->output == "-") {
       std::cout << html.str();
       return;

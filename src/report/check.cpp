@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "deltann/campaign_data.h"
 #include "deltann/environment.h"
 #include "deltann/store.h"
 #include "deltann/text.h"
@@ -313,16 +314,16 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
   return verdict;
 }
 
-CheckVerdict run_check(Store& store, const CheckOptions& options) {
-  const Comparison comparison = compare_variants(store, options.analysis);
+CheckVerdict run_check(const CampaignData& campaign, const CheckOptions& options) {
+  const Comparison comparison = compare_variants(campaign, options.analysis);
   // The first recorded failure of each variant, preferring one of the whole variant (load, plan)
   // over one of a single image, says why it failed.
-  std::map<int64_t, std::string> env_of;
-  for (const auto& v : store.variants()) env_of[v.id] = v.env;
+  std::map<int64_t, std::string> name_of;
+  for (const auto& v : campaign.variants) name_of[v.stored.id] = v.name;
   std::map<std::string, std::string> notes;
   std::map<std::string, bool> whole;
-  for (const auto& f : store.failures()) {
-    const std::string& env = env_of[f.variant_id];
+  for (const auto& f : campaign.failures) {
+    const std::string& env = name_of[f.variant_id];
     const bool variant_level = !f.image_id.has_value();
     if (notes.count(env) && (whole[env] || !variant_level)) continue;
     std::string text = f.stage + " " + f.symptom + ": " + f.message;
@@ -331,6 +332,10 @@ CheckVerdict run_check(Store& store, const CheckOptions& options) {
     whole[env] = variant_level;
   }
   return check_comparison(comparison, options, notes);
+}
+
+CheckVerdict run_check(const Store& store, const CheckOptions& options) {
+  return run_check(load_campaign(store), options);
 }
 
 void print_verdict(const CheckVerdict& verdict, std::ostream& out) {

@@ -11,10 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/campaign_data.h"
 #include "deltann/compare.h"
 #include "deltann/environment.h"
 #include "deltann/json_number.h"
 #include "deltann/store.h"
+#include "deltann/summary_fields.h"
 #include "deltann/version.h"
 
 namespace deltann {
@@ -22,27 +24,12 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-// Meta keys a campaign writes (docs/STORAGE.md); read directly when the comparison lacks them.
-constexpr const char* kMetaKeys[] = {"schema_version", "created_at",    "deltann_version",
-                                     "host",           "dataset",       "images",
-                                     "spec_source",    "preprocessing", "timing"};
-
 template <typename T>
 std::string shortest(T value) {
   if (!std::isfinite(value)) return nonfinite_word(value);
   char buffer[64];
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
   return ec == std::errc() ? std::string(buffer, end) : std::string("NaN");
-}
-
-// A JSON number, or the strings "NaN", "Infinity", "-Infinity" that JSON has no number for.
-ojson json_number(double v) { return deltann::json_number<ojson>(v); }
-
-ojson json_number(const std::optional<double>& v) { return deltann::json_number<ojson>(v); }
-
-template <typename T>
-ojson json_int(const std::optional<T>& v) {
-  return v ? ojson(*v) : ojson(nullptr);
 }
 
 // Image keys come from file names, which need not be UTF-8: invalid bytes become U+FFFD.
@@ -60,70 +47,21 @@ std::string knob_text(const std::map<std::string, std::string>& knobs) {
 }
 
 // ---- the rows of each table, as JSON objects; CSV writes the same fields in the same order ----
+// Variants and pairs are the field tables of deltann/summary_fields.h.
 
-ojson variant_row(const VariantSummary& v) {
-  ojson knobs = ojson::object();
-  for (const auto& [key, value] : v.knobs) knobs[key] = value;
-  return {{"env", v.env},
-          {"model", v.model},
-          {"framework", v.framework},
-          {"knobs", knobs},
-          {"status", v.status},
-          {"engine_version", v.engine_version},
-          {"images", v.images},
-          {"failures", v.failures},
-          {"top1_accuracy", json_number(v.top1_accuracy)},
-          {"top5_accuracy", json_number(v.top5_accuracy)},
-          {"load_ms", json_number(v.load_ms)},
-          {"first_inference_ms", json_number(v.first_ms)},
-          {"median_ms", json_number(v.median_ms)},
-          {"p90_ms", json_number(v.p90_ms)},
-          {"p99_ms", json_number(v.p99_ms)},
-          {"cv", json_number(v.cv)},
-          {"median_ci_low_ms", v.median_ci_ms ? json_number(v.median_ci_ms->low) : nullptr},
-          {"median_ci_high_ms", v.median_ci_ms ? json_number(v.median_ci_ms->high) : nullptr},
-          {"samples", v.samples},
-          {"nonfinite_images", v.nonfinite_images},
-          {"nondeterministic_images", v.nondeterministic_images},
-          {"max_repeat_diff", json_number(v.max_repeat_diff)}};
-}
+ojson variant_row(const VariantSummary& v) { return fields_json<ojson>(variant_fields(), v); }
 
-ojson pair_row(const PairSummary& p) {
-  return {{"a", p.a},
-          {"b", p.b},
-          {"axis", p.axis},
-          {"images", p.images},
-          {"top1_differences", p.top1_differences},
-          {"top1_difference_rate", json_number(p.top1_difference_rate())},
-          {"near_tie_flips", p.near_tie_flips},
-          {"confident_flips", p.confident_flips},
-          {"top5_overlap", json_number(p.top5_overlap)},
-          {"top5_jaccard", json_number(p.top5_jaccard)},
-          {"rank_correlation", json_number(p.rank_correlation)},
-          {"max_abs_diff", json_number(p.max_abs_diff)},
-          {"mean_abs_diff", json_number(p.mean_abs_diff)},
-          {"relative_l2", json_number(p.relative_l2)},
-          {"cosine", json_number(p.cosine)},
-          {"min_atol", json_number(p.min_atol)},
-          {"min_rtol", json_number(p.min_rtol)},
-          {"failing_elements", json_int(p.failing_elements)},
-          {"speed_ratio", json_number(p.speed_ratio)},
-          {"speed_ratio_ci_low", p.speed_ratio_ci ? json_number(p.speed_ratio_ci->low) : nullptr},
-          {"speed_ratio_ci_high", p.speed_ratio_ci ? json_number(p.speed_ratio_ci->high) : nullptr},
-          {"p_value", json_number(p.p_value)},
-          {"p_adjusted", json_number(p.p_adjusted)},
-          {"significant", p.significant},
-          {"differing_images", p.differing_images}};
-}
+ojson pair_row(const PairSummary& p) { return fields_json<ojson>(pair_fields(), p); }
 
 ojson unusable_row(const UnusableImage& u) {
   return {{"key", u.key}, {"path", u.path}, {"reason", u.reason}};
 }
 
 ojson finding_row(const Finding& f, size_t rank) {
-  return {{"rank", rank},       {"kind", f.kind},          {"severity", json_number(f.severity)},
-          {"title", f.title},   {"evidence", f.evidence},  {"variants", f.variants},
-          {"images", f.images}, {"reproduce", f.reproduce}};
+  return {
+      {"rank", rank},       {"kind", f.kind},          {"severity", field_json<ojson>(f.severity)},
+      {"title", f.title},   {"evidence", f.evidence},  {"variants", f.variants},
+      {"images", f.images}, {"reproduce", f.reproduce}};
 }
 
 // One CSV field from a JSON value of a row: strings as text cells (csv_text_field), numbers in
@@ -183,7 +121,7 @@ void write_csv_table(std::ostream& out, const Items& items, MakeRow make_row,
   }
 }
 
-// ---- results: streamed from the store, one variant at a time ----
+// ---- results: one row per stored result, from the campaign as loaded ----
 
 struct ImageInfo {
   std::string key;
@@ -195,8 +133,7 @@ struct ResultRow {
   const std::string* variant;
   const std::string* variant_json;  // when asked for
   const ImageInfo* image;
-  const StoredResult* result;
-  std::optional<double> median_ms;
+  const CampaignResult* result;
   std::optional<bool> correct_top1, correct_top5;
 };
 
@@ -205,31 +142,19 @@ constexpr int kCsvTopK = 5;
 // Calls `emit(row)` for every stored result, variants in id order, images in id order; with
 // `json_names`, the rows also carry the variant's and the image's names escaped for JSON.
 template <typename Emit>
-void for_each_result(Store& store, bool json_names, Emit emit) {
+void for_each_result(const CampaignData& campaign, bool json_names, Emit emit) {
   std::map<int64_t, ImageInfo> images;
-  for (auto& i : store.images()) {
-    std::string json_key = json_names ? json_string(i.key) : "";
-    images[i.id] = {std::move(i.key), i.label, std::move(json_key)};
-  }
+  for (const auto& i : campaign.images)
+    images[i.id] = {i.key, i.label, json_names ? json_string(i.key) : ""};
   const ImageInfo unknown{"", std::nullopt, "\"\""};
-  // Named as the comparison names them: "<env> [model K]" when the database holds several models.
-  std::map<int64_t, int> model_index;
-  for (const auto& m : store.models()) model_index[m.id] = static_cast<int>(model_index.size()) + 1;
-  std::vector<double> samples;
-  for (auto v : store.variants()) {
-    if (model_index.size() > 1) v.env += " [model " + std::to_string(model_index[v.model_id]) + "]";
-    const std::string variant_json = json_names ? json_string(v.env) : "";
-    const auto results = store.results(v.id, false);
+  for (const auto& v : campaign.variants) {
+    const std::string variant_json = json_names ? json_string(v.name) : "";
     // Both are ordered by image id, so one forward walk finds every image.
     auto it = images.begin();
-    for (const auto& r : results) {
+    for (const auto& r : v.results) {
       while (it != images.end() && it->first < r.image_id) ++it;
       const ImageInfo& image = it != images.end() && it->first == r.image_id ? it->second : unknown;
-      ResultRow row{&v.env, &variant_json, &image, &r, std::nullopt, std::nullopt, std::nullopt};
-      samples.clear();
-      for (int64_t ns : r.samples_ns) samples.push_back(static_cast<double>(ns) / 1e6);
-      std::sort(samples.begin(), samples.end());
-      if (!samples.empty()) row.median_ms = percentile_sorted(samples, 50);
+      ResultRow row{&v.name, &variant_json, &image, &r, std::nullopt, std::nullopt};
       if (image.label) {
         row.correct_top1 = !r.top_ids.empty() && r.top_ids[0] == *image.label;
         row.correct_top5 =
@@ -263,12 +188,13 @@ void write_json_result(std::ostream& out, const ResultRow& row) {
     const float s = row.result->top_scores[i];
     line += std::isfinite(s) ? shortest(s) : "\"" + shortest(s) + "\"";
   }
+  const auto& median_ms = row.result->median_ms;
   line += "],\"median_ms\":";
-  line += !row.median_ms                  ? std::string("null")
-          : std::isfinite(*row.median_ms) ? shortest(*row.median_ms)
-                                          : "\"" + shortest(*row.median_ms) + "\"";
+  line += !median_ms                  ? std::string("null")
+          : std::isfinite(*median_ms) ? shortest(*median_ms)
+                                      : "\"" + shortest(*median_ms) + "\"";
   line += ",\"samples\":";
-  line += std::to_string(row.result->samples_ns.size());
+  line += std::to_string(row.result->samples);
   line += ",\"correct_top1\":";
   line += json_bool(row.correct_top1);
   line += ",\"correct_top5\":";
@@ -294,9 +220,9 @@ void write_csv_result(std::ostream& out, const ResultRow& row) {
     if (i < scores.size()) line += shortest(scores[i]);
   }
   line += ',';
-  if (row.median_ms) line += shortest(*row.median_ms);
+  if (row.result->median_ms) line += shortest(*row.result->median_ms);
   line += ',';
-  line += std::to_string(row.result->samples_ns.size());
+  line += std::to_string(row.result->samples);
   line += ',';
   if (row.correct_top1) line += *row.correct_top1 ? '1' : '0';
   line += ',';
@@ -305,26 +231,25 @@ void write_csv_result(std::ostream& out, const ResultRow& row) {
   out << line;
 }
 
-ojson context_of(Store& store, const Comparison& c) {
-  ojson meta = ojson::object();
+ojson context_of(const CampaignData& campaign, const Comparison& c) {
+  // The comparison's meta is the campaign's; the campaign's fills in when there is no comparison.
   std::map<std::string, std::string> values = c.meta;
-  for (const char* key : kMetaKeys)
-    if (!values.count(key))
-      if (auto value = store.meta(key)) values[key] = *value;
+  values.insert(campaign.meta.begin(), campaign.meta.end());
+  ojson meta = ojson::object();
   for (const auto& [key, value] : values) meta[key] = value;
   ojson models = ojson::array();
-  const auto stored = store.models();
-  for (size_t i = 0; i < stored.size(); ++i) {
+  for (size_t i = 0; i < campaign.models.size(); ++i) {
+    const StoredModel& stored = campaign.models[i].stored;
     ojson m = {{"model", i + 1},
-               {"path", stored[i].path},
-               {"sha256", stored[i].sha256},
-               {"spec_source", stored[i].spec_source}};
+               {"path", stored.path},
+               {"sha256", stored.sha256},
+               {"spec_source", stored.spec_source}};
     // Whether the file is still the one that ran is the comparison's finding (absent without it).
     if (i < c.models.size()) m["on_disk"] = c.models[i].on_disk;
     models.push_back(std::move(m));
   }
   int images = 0, usable = 0;
-  for (const auto& i : store.images()) {
+  for (const auto& i : campaign.images) {
     ++images;
     if (i.status == "ok") ++usable;
   }
@@ -408,9 +333,9 @@ const char* export_table_name(ExportTable table) {
   return "?";
 }
 
-void export_json(Store& store, const Comparison& c, std::ostream& out) {
+void export_json(const CampaignData& campaign, const Comparison& c, std::ostream& out) {
   out << "{\n\"schema\": \"deltann.export\",\n\"schema_version\": " << kExportSchemaVersion
-      << ",\n\"context\": " << dump(context_of(store, c)) << ",\n";
+      << ",\n\"context\": " << dump(context_of(campaign, c)) << ",\n";
   write_json_array(out, "variants", c.variants,
                    [](const VariantSummary& v, size_t) { return variant_row(v); });
   write_json_array(out, "pairs", c.pairs, [](const PairSummary& p, size_t) { return pair_row(p); });
@@ -420,7 +345,7 @@ void export_json(Store& store, const Comparison& c, std::ostream& out) {
                    [](const UnusableImage& u, size_t) { return unusable_row(u); });
   out << "\"results\": [";
   bool first = true;
-  for_each_result(store, true, [&](const ResultRow& row) {
+  for_each_result(campaign, true, [&](const ResultRow& row) {
     out << (first ? "\n" : ",\n");
     first = false;
     write_json_result(out, row);
@@ -428,7 +353,8 @@ void export_json(Store& store, const Comparison& c, std::ostream& out) {
   out << (first ? "]\n}\n" : "\n]\n}\n");
 }
 
-void export_csv(Store& store, const Comparison& c, ExportTable table, std::ostream& out) {
+void export_csv(const CampaignData& campaign, const Comparison& c, ExportTable table,
+                std::ostream& out) {
   switch (table) {
     case ExportTable::variants:
       write_csv_table(
@@ -458,10 +384,19 @@ void export_csv(Store& store, const Comparison& c, ExportTable table, std::ostre
         header.push_back(name);
       for (auto& name : header) name = export_format::csv_field(name);
       write_csv_row(out, header);
-      for_each_result(store, false, [&](const ResultRow& row) { write_csv_result(out, row); });
+      for_each_result(campaign, false, [&](const ResultRow& row) { write_csv_result(out, row); });
       return;
     }
   }
+}
+
+void export_json(const Store& store, const Comparison& comparison, std::ostream& out) {
+  export_json(load_campaign(store, {.outputs = false}), comparison, out);
+}
+
+void export_csv(const Store& store, const Comparison& comparison, ExportTable table,
+                std::ostream& out) {
+  export_csv(load_campaign(store, {.outputs = false}), comparison, table, out);
 }
 
 }  // namespace deltann

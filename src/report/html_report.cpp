@@ -23,11 +23,13 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "deltann/campaign_data.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/spec.h"
 #include "deltann/stats.h"
 #include "deltann/store.h"
+#include "deltann/summary_fields.h"
 #include "deltann/text.h"
 #include "deltann/version.h"
 #include "report_assets.h"  // generated from src/report/assets/ (cmake/embed_assets.cmake)
@@ -107,19 +109,9 @@ std::optional<std::string> special(const std::optional<double>& v) {
   return std::nullopt;
 }
 
-std::string fixed(const std::optional<double>& v, int precision) {
-  if (auto s = special(v)) return *s;
-  return format_double(("%." + std::to_string(precision) + "f").c_str(), *v);
-}
-
 std::string percent(const std::optional<double>& v) {
   if (auto s = special(v)) return *s;
   return format_double("%.1f%%", *v * 100);
-}
-
-std::string scientific(const std::optional<double>& v) {
-  if (auto s = special(v)) return *s;
-  return format_double("%.2e", *v);
 }
 
 std::string general(const std::optional<double>& v) {
@@ -238,28 +230,19 @@ nlohmann::json cdf_points(const std::vector<double>& sorted, int points) {
   return out;
 }
 
-struct VariantData {
-  const StoredVariant* stored = nullptr;    // null when the database has no such environment
-  std::vector<double> samples_ms;           // sorted
-  std::map<int64_t, StoredResult> results;  // by image id, without outputs and samples
-};
-
 struct Context {
-  Context(const Comparison& comparison, const HtmlReportOptions& report_options)
-      : c(comparison), options(report_options) {}
+  Context(const CampaignData& campaign_data, const Comparison& comparison,
+          const HtmlReportOptions& report_options)
+      : campaign(campaign_data), c(comparison), options(report_options) {}
+  const CampaignData& campaign;
   const Comparison& c;
   const HtmlReportOptions& options;
   std::string db_path;
-  std::vector<StoredModel> models;
-  std::vector<StoredVariant> stored_variants;
-  std::vector<StoredImage> images;
-  std::vector<StoredFailure> failures;
-  std::vector<StoredLocalization> localizations;
-  std::vector<VariantData> variants;       // parallel to c.variants
-  std::map<std::string, size_t> number;    // env -> 1-based variant number
+  // campaign.variants[i] is c.variants[i] (both in database order); by image id for the gallery.
+  std::vector<std::map<int64_t, const CampaignResult*>> results;
+  std::map<std::string, size_t> number;    // variant name -> 1-based variant number
   std::map<int64_t, size_t> number_by_id;  // stored variant id -> number
   std::map<std::string, const StoredImage*> image_by_key;
-  std::map<int64_t, const StoredImage*> image_by_id;
   std::map<int64_t, std::vector<std::string>> class_names;  // by model id
   std::vector<std::string> notes;                           // shown under the header
   std::map<std::string, std::string> meta;
@@ -296,55 +279,44 @@ std::string class_label(const Context& ctx, int64_t model_id, int id) {
   return "<span class=\"cls\">class " + std::to_string(id) + "</span>";
 }
 
-void load_context(Store& store, Context& ctx) {
-  ctx.meta = ctx.c.meta;
-  for (const char* key : {"created_at", "deltann_version", "host", "dataset", "spec_source",
-                          "preprocessing", "timing", "model"})
-    if (!ctx.meta.count(key))
-      if (auto v = store.meta(key)) ctx.meta[key] = *v;
-
-  ctx.models = store.models();
-  for (const auto& model : ctx.models) {
+void load_context(Context& ctx) {
+  const CampaignData& campaign = ctx.campaign;
+  ctx.meta = campaign.meta;
+  for (const auto& [key, value] : ctx.c.meta) ctx.meta.emplace(key, value);
+  for (const auto& model : campaign.models) {
+    if (!model.spec) {
+      ctx.notes.push_back("class names of model " + model.stored.path +
+                          " are unavailable, class ids are shown instead: " + model.spec_error);
+      continue;
+    }
     try {
-      const auto spec = parse_model_spec(nlohmann::json::parse(model.spec_json),
-                                         fs::path(model.path).parent_path());
-      ctx.class_names[model.id] = load_class_names(spec.output);
+      ctx.class_names[model.stored.id] = load_class_names(model.spec->output);
     } catch (const std::exception& e) {
-      ctx.notes.push_back("class names of model " + model.path +
+      ctx.notes.push_back("class names of model " + model.stored.path +
                           " are unavailable, class ids are shown instead: " + e.what());
     }
   }
-
-  ctx.images = store.images();
-  for (const auto& image : ctx.images) {
-    ctx.image_by_key[image.key] = &image;
-    ctx.image_by_id[image.id] = &image;
-  }
-  ctx.failures = store.failures();
-  ctx.localizations = store.localizations();
-  ctx.stored_variants = store.variants();
-
-  std::map<std::string, const StoredVariant*> by_env;
-  for (const auto& v : ctx.stored_variants) by_env.emplace(v.env, &v);
-  ctx.variants.resize(ctx.c.variants.size());
+  for (const auto& image : campaign.images) ctx.image_by_key[image.key] = &image;
+  ctx.results.resize(ctx.c.variants.size());
   for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
-    const std::string& env = ctx.c.variants[i].env;
-    ctx.number.emplace(env, i + 1);
-    VariantData& data = ctx.variants[i];
-    const auto it = by_env.find(env);
-    if (it == by_env.end()) continue;
-    data.stored = it->second;
-    ctx.number_by_id[data.stored->id] = i + 1;
-    for (auto& r : store.results(data.stored->id, false)) {
-      for (const int64_t ns : r.samples_ns)
-        data.samples_ms.push_back(static_cast<double>(ns) / 1e6);
-      r.samples_ns.clear();
-      r.samples_ns.shrink_to_fit();
-      r.output.clear();
-      data.results.emplace(r.image_id, std::move(r));
-    }
-    std::sort(data.samples_ms.begin(), data.samples_ms.end());
+    ctx.number.emplace(ctx.c.variants[i].env, i + 1);
+    if (i >= campaign.variants.size()) continue;
+    const CampaignVariant& v = campaign.variants[i];
+    ctx.number_by_id[v.stored.id] = i + 1;
+    for (const auto& r : v.results) ctx.results[i].emplace(r.image_id, &r);
   }
+}
+
+// The model's name in its spec, or its file name.
+std::string model_title(const CampaignModel& model) {
+  if (model.spec && !model.spec->name.empty()) return model.spec->name;
+  return fs::path(model.stored.path).stem().string();
+}
+
+// The stored variant behind c.variants[i]; nullptr when the comparison has more variants than the
+// campaign (never, for a comparison of this campaign).
+const CampaignVariant* stored_variant(const Context& ctx, size_t i) {
+  return i < ctx.campaign.variants.size() ? &ctx.campaign.variants[i] : nullptr;
 }
 
 // --- page parts ---------------------------------------------------------------------------
@@ -365,18 +337,14 @@ void write_header(const Context& ctx, std::ostream& out) {
   };
   std::string models;
   if (!ctx.meta_value("model").empty()) models = html_escape(ctx.meta_value("model")) + "<br>";
-  for (size_t i = 0; i < ctx.models.size(); ++i) {
-    const StoredModel& model = ctx.models[i];
-    std::string name;
-    try {
-      name = nlohmann::json::parse(model.spec_json).value("name", "");
-    } catch (const std::exception&) {
-    }
+  const auto& campaign_models = ctx.campaign.models;
+  for (size_t i = 0; i < campaign_models.size(); ++i) {
+    const StoredModel& model = campaign_models[i].stored;
     // With several models, variant names end in " [model K]": say which K is which.
-    if (ctx.models.size() > 1) models += "model " + std::to_string(i + 1) + ": ";
-    models += "<b>" + html_escape(name.empty() ? fs::path(model.path).stem().string() : name) +
-              "</b> <span class=\"path\">" + html_escape(model.path) +
-              "</span> <span class=\"muted\">sha256 " + html_escape(model.sha256.substr(0, 12)) +
+    if (campaign_models.size() > 1) models += "model " + std::to_string(i + 1) + ": ";
+    models += "<b>" + html_escape(model_title(campaign_models[i])) + "</b> <span class=\"path\">" +
+              html_escape(model.path) + "</span> <span class=\"muted\">sha256 " +
+              html_escape(model.sha256.substr(0, 12)) +
               (model.spec_source.empty() ? "" : ", spec: " + html_escape(model.spec_source)) +
               "</span>";
     if (i < c.models.size() && c.models[i].on_disk != "unchanged")
@@ -419,7 +387,7 @@ void write_header(const Context& ctx, std::ostream& out) {
   for (const auto& [status, n] : by_status)
     statuses += (statuses.empty() ? "" : ", ") + std::to_string(n) + " " + html_escape(status);
   int ok_images = 0;
-  for (const auto& image : ctx.images) ok_images += image.status == "ok";
+  for (const auto& image : ctx.campaign.images) ok_images += image.status == "ok";
   int differing_pairs = 0;
   for (const auto& p : c.pairs) differing_pairs += p.top1_differences > 0;
   const auto count = [&out](int64_t n, const std::string& what, const std::string& detail) {
@@ -428,7 +396,7 @@ void write_header(const Context& ctx, std::ostream& out) {
   };
   out << "<div class=\"counts\">\n";
   count(static_cast<int64_t>(c.variants.size()), "variants", statuses);
-  count(static_cast<int64_t>(ctx.images.size()), "images",
+  count(static_cast<int64_t>(ctx.campaign.images.size()), "images",
         std::to_string(ok_images) + " usable, " + std::to_string(c.labelled_images) + " labelled" +
             (c.unusable_images.empty()
                  ? ""
@@ -437,7 +405,7 @@ void write_header(const Context& ctx, std::ostream& out) {
   count(static_cast<int64_t>(c.pairs.size()), "pairs",
         std::to_string(differing_pairs) + " with top-1 differences");
   count(static_cast<int64_t>(c.findings.size()), "findings", "ranked below");
-  count(static_cast<int64_t>(ctx.failures.size()), "failures", "recorded by the run");
+  count(static_cast<int64_t>(ctx.campaign.failures.size()), "failures", "recorded by the run");
   out << "</div>\n";
   for (const auto& note : ctx.notes) out << "<p class=\"note\">" << html_escape(note) << "</p>\n";
   out << "</section>\n";
@@ -482,42 +450,79 @@ void write_findings(const Context& ctx, std::ostream& out) {
   out << "</ol>\n</section>\n";
 }
 
+// A summary field's value as an HTML cell's content: its format (summary_fields.h), escaped,
+// with a dash for an absent value and the signs for infinities.
+template <typename Row>
+std::string field_html(const Field<Row>& field, const Row& row) {
+  const std::string text = format_value(field.format, field.value(row));
+  if (text == "-") return kDash;
+  if (text == "inf") return "&infin;";
+  if (text == "-inf") return "&minus;&infin;";
+  return html_escape(text);
+}
+
+template <typename Row>
+std::string field_th(const Field<Row>& field) {
+  return std::string("<th") + (field.format == FieldFormat::text ? "" : " class=\"n\"") +
+         " title=\"" + html_escape(field.description) + "\">" + html_escape(field.heading) +
+         "</th>";
+}
+
+// The variants table: the fields below from the field table, decorated where a value needs
+// attention (a failed status, failures, a CV above --max-cv), and the interval of the median.
 void write_variants(const Context& ctx, std::ostream& out) {
+  static const char* const kColumns[] = {"env",
+                                         "status",
+                                         "engine_version",
+                                         "images",
+                                         "failures",
+                                         "top1_accuracy",
+                                         "top5_accuracy",
+                                         "load_ms",
+                                         "first_inference_ms",
+                                         "median_ms",
+                                         "p90_ms",
+                                         "p99_ms",
+                                         "cv"};
   out << "<section id=\"variants\"><h2>Variants</h2>\n"
          "<p class=\"note\">Accuracy over the labelled images with a result; latencies over every "
          "timed sample. CV: coefficient of variation of the samples; median CI: distribution-free "
          "interval at "
       << percent(ctx.c.options.confidence)
-      << ".</p>\n<div class=\"scroll\"><table class=\"wide\">\n"
-      << "<tr><th class=\"n\">#</th><th>environment</th><th>status</th><th>engine</th>"
-         "<th class=\"n\">images</th><th class=\"n\">failures</th><th class=\"n\">top-1</th>"
-         "<th class=\"n\">top-5</th><th class=\"n\">load ms</th><th class=\"n\">first ms</th>"
-         "<th class=\"n\">median ms</th><th class=\"n\">p90 ms</th><th class=\"n\">p99 ms</th>"
-         "<th class=\"n\">CV</th><th class=\"n\">median CI ms</th><th "
-         "class=\"n\">samples</th></tr>\n";
+      << ".</p>\n<div class=\"scroll\"><table class=\"wide\">\n<tr><th class=\"n\">#</th>";
+  for (const char* name : kColumns) out << field_th(variant_field(name));
+  out << "<th class=\"n\">median CI ms</th>" << field_th(variant_field("samples")) << "</tr>\n";
   for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
     const auto& v = ctx.c.variants[i];
-    std::string status_class;
-    for (const char ch : v.status)
-      status_class += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '-';
+    out << "<tr><td class=\"n\"><b>#" << i + 1 << "</b></td>";
+    for (const char* name : kColumns) {
+      const VariantField& field = variant_field(name);
+      const std::string name_text = name;
+      std::string cell = field_html(field, v);
+      std::string cell_class = field.format == FieldFormat::text ? "" : "n";
+      if (name_text == "env") {
+        cell = env_html(v.env);
+        cell_class = "env";
+      } else if (name_text == "engine_version") {
+        cell_class = "env";
+      } else if (name_text == "status") {
+        cell_class = "status-";
+        for (const char ch : v.status)
+          cell_class += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '-';
+      } else if (name_text == "failures" && v.failures > 0) {
+        cell = "<span class=\"slower\">" + cell + "</span>";
+      } else if (name_text == "cv" && v.cv && *v.cv > ctx.c.options.max_cv) {
+        cell = "<span class=\"slower\" title=\"above " + percent(ctx.c.options.max_cv) + "\">" +
+               cell + "</span>";
+      }
+      out << "<td" << (cell_class.empty() ? "" : " class=\"" + cell_class + "\"") << ">" << cell
+          << "</td>";
+    }
+    const CampaignVariant* stored = stored_variant(ctx, i);
     const int64_t samples =
-        v.samples > 0 ? v.samples : static_cast<int64_t>(ctx.variants[i].samples_ms.size());
-    std::string cv_text = percent(v.cv);
-    if (v.cv && *v.cv > ctx.c.options.max_cv)
-      cv_text = "<span class=\"slower\" title=\"above " + percent(ctx.c.options.max_cv) + "\">" +
-                cv_text + "</span>";
-    out << "<tr><td class=\"n\"><b>#" << i + 1 << "</b></td><td class=\"env\">" << env_html(v.env)
-        << "</td><td class=\"status-" << status_class << "\">" << html_escape(v.status)
-        << "</td><td class=\"env\">" << html_escape(v.engine_version) << "</td><td class=\"n\">"
-        << v.images << "</td><td class=\"n\">"
-        << (v.failures ? "<span class=\"slower\">" + std::to_string(v.failures) + "</span>"
-                       : std::string("0"))
-        << "</td><td class=\"n\">" << percent(v.top1_accuracy) << "</td><td class=\"n\">"
-        << percent(v.top5_accuracy) << "</td><td class=\"n\">" << ms(v.load_ms)
-        << "</td><td class=\"n\">" << ms(v.first_ms) << "</td><td class=\"n\">" << ms(v.median_ms)
-        << "</td><td class=\"n\">" << ms(v.p90_ms) << "</td><td class=\"n\">" << ms(v.p99_ms)
-        << "</td><td class=\"n\">" << cv_text << "</td><td class=\"n\">"
-        << interval(v.median_ci_ms, ms) << "</td><td class=\"n\">" << samples << "</td></tr>\n";
+        v.samples > 0 || !stored ? v.samples : static_cast<int64_t>(stored->samples_ms.size());
+    out << "<td class=\"n\">" << interval(v.median_ci_ms, ms) << "</td><td class=\"n\">" << samples
+        << "</td></tr>\n";
   }
   out << "</table></div>\n</section>\n";
 }
@@ -592,6 +597,11 @@ int axis_rank(const std::string& axis) {
   return 100;
 }
 
+// The pairs table of one axis: the pair, the label counts, these numeric fields from the field
+// table, the speed ratio with its interval, and the timing test.
+constexpr const char* kNumericColumns[] = {"top5_jaccard", "rank_correlation", "max_abs_diff",
+                                           "relative_l2",  "cosine",           "failing_elements"};
+
 void write_axes(const Context& ctx, std::ostream& out) {
   const AnalysisOptions& o = ctx.c.options;
   out << "<section id=\"axes\"><h2>Pairs by what changed</h2>\n<p class=\"note\">Pairs are "
@@ -627,12 +637,11 @@ void write_axes(const Context& ctx, std::ostream& out) {
     out << "<h3>" << (axis.empty() ? std::string("unclassified") : html_escape(axis)) << " <span "
         << "class=\"muted\">(" << pairs.size() << (pairs.size() == 1 ? " pair" : " pairs")
         << ")</span></h3>\n<div class=\"scroll\"><table class=\"wide\">\n"
-        << "<tr><th>pair</th><th class=\"n\">images</th>"
-           "<th class=\"n\">top-1 diff</th><th class=\"n\">near-tie / confident</th>"
-           "<th class=\"n\">top-5 Jaccard</th><th class=\"n\">rank corr.</th>"
-           "<th class=\"n\">max |d|</th><th class=\"n\">rel L2</th><th class=\"n\">cosine</th>"
-           "<th class=\"n\">failing elements</th><th class=\"n\">speed ratio B/A</th>"
-           "<th class=\"n\">p</th><th class=\"n\">p adj.</th><th>significant</th></tr>\n";
+        << "<tr><th>pair</th>" << field_th(pair_field("images"))
+        << "<th class=\"n\">top-1 diff</th><th class=\"n\">near-tie / confident</th>";
+    for (const char* name : kNumericColumns) out << field_th(pair_field(name));
+    out << "<th class=\"n\">speed ratio B/A</th>" << field_th(pair_field("p_value"))
+        << field_th(pair_field("p_adjusted")) << "<th>significant</th></tr>\n";
     for (const PairSummary* p : pairs) {
       std::string ratio = kDash;
       if (p->speed_ratio) {
@@ -643,21 +652,19 @@ void write_axes(const Context& ctx, std::ostream& out) {
           ratio = "<span class=\"" + std::string(*p->speed_ratio > 1 ? "slower" : "faster") +
                   "\">" + ratio + "</span>";
       }
-      const std::optional<double> max_d = p->min_atol ? p->min_atol : p->max_abs_diff;
       out << "<tr" << (p->top1_differences > 0 ? " class=\"flip\"" : "") << "><td class=\"pair\">"
           << variant_ref(ctx, p->a) << " vs " << variant_ref(ctx, p->b)
           << "<div class=\"env muted\">A: " << env_html(p->a)
           << "</div><div class=\"env muted\">B: " << env_html(p->b) << "</div></td><td class=\"n\">"
-          << p->images << "</td><td class=\"n\">" << percent(p->top1_difference_rate())
-          << " <span class=\"muted\">(" << p->top1_differences << ")</span></td><td class=\"n\">"
-          << p->near_tie_flips << " / " << p->confident_flips << "</td><td class=\"n\">"
-          << fixed(p->top5_jaccard, 3) << "</td><td class=\"n\">" << fixed(p->rank_correlation, 3)
-          << "</td><td class=\"n\">" << scientific(max_d) << "</td><td class=\"n\">"
-          << scientific(p->relative_l2) << "</td><td class=\"n\">" << fixed(p->cosine, 6)
-          << "</td><td class=\"n\">"
-          << (p->failing_elements ? std::to_string(*p->failing_elements) : std::string(kDash))
-          << "</td><td class=\"n\">" << ratio << "</td><td class=\"n\">" << general(p->p_value)
-          << "</td><td class=\"n\">" << general(p->p_adjusted) << "</td><td>"
+          << field_html(pair_field("images"), *p) << "</td><td class=\"n\">"
+          << field_html(pair_field("top1_difference_rate"), *p) << " <span class=\"muted\">("
+          << p->top1_differences << ")</span></td><td class=\"n\">" << p->near_tie_flips << " / "
+          << p->confident_flips << "</td>";
+      for (const char* name : kNumericColumns)
+        out << "<td class=\"n\">" << field_html(pair_field(name), *p) << "</td>";
+      out << "<td class=\"n\">" << ratio << "</td><td class=\"n\">"
+          << field_html(pair_field("p_value"), *p) << "</td><td class=\"n\">"
+          << field_html(pair_field("p_adjusted"), *p) << "</td><td>"
           << (p->p_value || p->speed_ratio ? (p->significant ? "<b>yes</b>" : "no")
                                            : std::string(kDash))
           << "</td></tr>\n";
@@ -687,8 +694,8 @@ nlohmann::json plotted(const nlohmann::json& v) {
 // distance to A and to B, and the first-jump layer, for the line charts.
 nlohmann::json localization_series(const Context& ctx) {
   nlohmann::json out = nlohmann::json::array();
-  for (size_t n = 0; n < ctx.localizations.size(); ++n) {
-    const nlohmann::json j = parse_localization(ctx.localizations[n]);
+  for (size_t n = 0; n < ctx.campaign.localizations.size(); ++n) {
+    const nlohmann::json j = parse_localization(ctx.campaign.localizations[n]);
     if (j.is_null()) continue;
     nlohmann::json names = nlohmann::json::array(), rel = nlohmann::json::array();
     std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> refs;
@@ -732,7 +739,7 @@ nlohmann::json localization_series(const Context& ctx) {
 
 void write_localizations(const Context& ctx, std::ostream& out) {
   out << "<section id=\"localizations\"><h2>Localisations</h2>\n";
-  if (ctx.localizations.empty()) {
+  if (ctx.campaign.localizations.empty()) {
     out << "<p class=\"muted\">No localisation is stored. <code>deltann localize --db "
         << html_escape(ctx.db_path)
         << " --a ENV --b ENV</code> adds one: where in the network two variants part.</p>\n"
@@ -744,8 +751,8 @@ void write_localizations(const Context& ctx, std::ostream& out) {
       << kPlotFloor
       << "), each reference's distance to A and to B, the threshold, and the first layer where "
          "the error jumps (marked). docs/LOCALIZE.md explains the rule.</p>\n";
-  for (size_t n = 0; n < ctx.localizations.size(); ++n) {
-    const auto& l = ctx.localizations[n];
+  for (size_t n = 0; n < ctx.campaign.localizations.size(); ++n) {
+    const auto& l = ctx.campaign.localizations[n];
     const nlohmann::json j = parse_localization(l);
     out << "<h3>#" << l.id << ": " << env_html(l.env_a) << " vs " << env_html(l.env_b) << " on "
         << html_escape(l.image_key) << " <span class=\"muted\">(" << html_escape(l.recorded_at)
@@ -801,7 +808,9 @@ void write_localizations(const Context& ctx, std::ostream& out) {
 nlohmann::json chart_data(const Context& ctx) {
   nlohmann::json variants = nlohmann::json::array();
   for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
-    const auto& samples = ctx.variants[i].samples_ms;
+    static const std::vector<double> kNone;
+    const CampaignVariant* stored = stored_variant(ctx, i);
+    const auto& samples = stored ? stored->samples_ms : kNone;
     nlohmann::json v{{"index", i},
                      {"name", "#" + std::to_string(i + 1)},
                      {"env", ctx.c.variants[i].env},
@@ -818,7 +827,7 @@ nlohmann::json chart_data(const Context& ctx) {
 
 void write_timing(const Context& ctx, std::ostream& out) {
   size_t timed = 0;
-  for (const auto& v : ctx.variants) timed += !v.samples_ms.empty();
+  for (const auto& v : ctx.campaign.variants) timed += !v.samples_ms.empty();
   out << "<section id=\"timing\"><h2>Timing distributions</h2>\n";
   if (timed == 0) {
     out << "<p class=\"muted\">No timing samples are stored.</p>\n</section>\n";
@@ -881,11 +890,7 @@ void write_gallery(const Context& ctx, std::ostream& out) {
     out << "<figcaption><div class=\"key\">" << html_escape(key) << "</div>";
     if (image) out << "<div class=\"path muted\">" << html_escape(image->path) << "</div>";
     int64_t model_id = 0;
-    for (const auto& v : ctx.variants)
-      if (v.stored) {
-        model_id = v.stored->model_id;
-        break;
-      }
+    if (!ctx.campaign.variants.empty()) model_id = ctx.campaign.variants.front().stored.model_id;
     if (image && image->label)
       out << "<div>label: " << class_label(ctx, model_id, *image->label) << "</div>";
     out << "<div>disagreeing pairs: " << ranked[r].second << " of " << ctx.c.pairs.size()
@@ -893,26 +898,25 @@ void write_gallery(const Context& ctx, std::ostream& out) {
 
     // Up to three classes per variant; fewer when the model has fewer.
     size_t columns = 1;
-    for (const auto& v : ctx.variants)
-      if (image && v.stored)
-        if (auto found = v.results.find(image->id); found != v.results.end())
-          columns = std::max(columns, std::min<size_t>(found->second.top_ids.size(), 3));
+    for (const auto& results : ctx.results)
+      if (image)
+        if (auto found = results.find(image->id); found != results.end())
+          columns = std::max(columns, std::min<size_t>(found->second->top_ids.size(), 3));
     out << "<table class=\"preds\"><tr><th>#</th>";
     for (size_t k = 0; k < columns; ++k) out << "<th>top-" << k + 1 << "</th>";
     out << "</tr>\n";
     std::vector<int> distinct_top1;
-    for (size_t i = 0; i < ctx.variants.size(); ++i) {
-      const VariantData& v = ctx.variants[i];
+    for (size_t i = 0; i < ctx.results.size(); ++i) {
+      const auto& results = ctx.results[i];
       out << "<tr><td>" << variant_ref(ctx, ctx.c.variants[i].env) << "</td>";
-      const StoredResult* result = nullptr;
-      if (image && v.stored)
-        if (auto found = v.results.find(image->id); found != v.results.end())
-          result = &found->second;
+      const CampaignResult* result = nullptr;
+      if (image)
+        if (auto found = results.find(image->id); found != results.end()) result = found->second;
       if (!result || result->top_ids.empty()) {
         out << "<td colspan=\"" << columns << "\" class=\"muted\">no result</td></tr>\n";
         continue;
       }
-      const int64_t mid = v.stored->model_id;
+      const int64_t mid = ctx.campaign.variants[i].stored.model_id;
       for (size_t k = 0; k < columns; ++k) {
         if (k >= result->top_ids.size()) {
           out << "<td></td>";
@@ -944,32 +948,32 @@ void write_gallery(const Context& ctx, std::ostream& out) {
 
 void write_failures(const Context& ctx, std::ostream& out) {
   out << "<section id=\"failures\"><h2>Failures</h2>\n";
-  if (ctx.failures.empty()) {
+  const auto& failures = ctx.campaign.failures;
+  if (failures.empty()) {
     out << "<p class=\"muted\">No failure was recorded.</p>\n</section>\n";
     return;
   }
   constexpr size_t kShown = 100;
   out << "<div class=\"scroll\"><table class=\"wide\"><tr><th>variant</th><th>image</th>"
          "<th>stage</th><th>symptom</th><th>message</th></tr>\n";
-  for (size_t i = 0; i < ctx.failures.size() && i < kShown; ++i) {
-    const auto& f = ctx.failures[i];
+  for (size_t i = 0; i < failures.size() && i < kShown; ++i) {
+    const auto& f = failures[i];
     std::string variant = "variant " + std::to_string(f.variant_id);
     if (const auto it = ctx.number_by_id.find(f.variant_id); it != ctx.number_by_id.end())
       variant = variant_ref(ctx, ctx.c.variants[it->second - 1].env);
     std::string image = kDash;
     if (f.image_id) {
-      const auto it = ctx.image_by_id.find(*f.image_id);
-      image = it == ctx.image_by_id.end()
-                  ? "image " + std::to_string(*f.image_id)
-                  : "<span class=\"env\">" + html_escape(it->second->key) + "</span>";
+      const StoredImage* stored = ctx.campaign.image(*f.image_id);
+      image = !stored ? "image " + std::to_string(*f.image_id)
+                      : "<span class=\"env\">" + html_escape(stored->key) + "</span>";
     }
     out << "<tr><td>" << variant << "</td><td>" << image << "</td><td>" << html_escape(f.stage)
         << "</td><td>" << html_escape(f.symptom) << "</td><td class=\"msg\">"
         << html_escape(f.message) << "</td></tr>\n";
   }
   out << "</table></div>\n";
-  if (ctx.failures.size() > kShown)
-    out << "<p class=\"note\">" << ctx.failures.size() - kShown
+  if (failures.size() > kShown)
+    out << "<p class=\"note\">" << failures.size() - kShown
         << " more failures are in the database (table failures).</p>\n";
   out << "</section>\n";
 }
@@ -1005,8 +1009,13 @@ void write_meta(const Context& ctx, std::ostream& out) {
 
 }  // namespace
 
-void write_html_report(Store& store, const Comparison& comparison, std::ostream& out,
+void write_html_report(const Store& store, const Comparison& comparison, std::ostream& out,
                        const HtmlReportOptions& options) {
+  write_html_report(load_campaign(store, {.outputs = false}), comparison, out, options);
+}
+
+void write_html_report(const CampaignData& campaign, const Comparison& comparison,
+                       std::ostream& out, const HtmlReportOptions& options) {
   std::error_code ec;
   if (!fs::is_regular_file(options.chart_js, ec))
     throw Error("the chart library " + options.chart_js.string() +
@@ -1021,19 +1030,12 @@ void write_html_report(Store& store, const Comparison& comparison, std::ostream&
     if (tag == "script") chart_js.replace(at, 2, "<\\/");
   }
 
-  Context ctx(comparison, options);
-  load_context(store, ctx);
-  ctx.db_path = fs::absolute(store.path()).string();
+  Context ctx(campaign, comparison, options);
+  load_context(ctx);
+  ctx.db_path = fs::absolute(campaign.db_path).string();
 
   std::string model_name;
-  for (const auto& model : ctx.models) {
-    try {
-      model_name = nlohmann::json::parse(model.spec_json).value("name", "");
-    } catch (const std::exception&) {
-    }
-    if (model_name.empty()) model_name = fs::path(model.path).stem().string();
-    break;
-  }
+  if (!campaign.models.empty()) model_name = model_title(campaign.models.front());
   const std::string title = !options.title.empty()
                                 ? options.title
                                 : "deltann report" + (model_name.empty() ? "" : ": " + model_name);

@@ -294,14 +294,14 @@ Store::~Store() {
   }
 }
 
-std::optional<std::string> Store::meta(const std::string& key) {
+std::optional<std::string> Store::meta(const std::string& key) const {
   SQLite::Statement q(*db_, "SELECT value FROM meta WHERE key = ?");
   q.bind(1, key);
   if (q.executeStep()) return q.getColumn(0).getString();
   return std::nullopt;
 }
 
-std::map<std::string, std::string> Store::all_meta() {
+std::map<std::string, std::string> Store::all_meta() const {
   std::map<std::string, std::string> all;
   SQLite::Statement q(*db_, "SELECT key, value FROM meta");
   while (q.executeStep()) all[q.getColumn(0).getString()] = q.getColumn(1).getString();
@@ -458,7 +458,9 @@ void Store::add_result(StoredResult result) {
   if (static_cast<int>(pending_.size()) >= batch_size_) flush();
 }
 
-void Store::flush() {
+void Store::flush() { flush_pending(); }
+
+void Store::flush_pending() const {
   if (pending_.empty()) return;
   // The batch leaves the buffer whatever happens, so one bad row cannot block every later write.
   const std::vector<StoredResult> batch = std::move(pending_);
@@ -471,7 +473,7 @@ void Store::flush() {
   }
 }
 
-void Store::write_results(const std::vector<StoredResult>& batch) {
+void Store::write_results(const std::vector<StoredResult>& batch) const {
   SQLite::Transaction tx(*db_);
   SQLite::Statement q(*db_,
                       "INSERT OR REPLACE INTO results(variant_id, image_id, top_ids, top_scores, "
@@ -495,8 +497,8 @@ void Store::write_results(const std::vector<StoredResult>& batch) {
   tx.commit();
 }
 
-std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_failed) {
-  flush();
+std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_failed) const {
+  flush_pending();
   std::set<int64_t> done;
   SQLite::Statement q(*db_, "SELECT image_id FROM results WHERE variant_id = ?");
   q.bind(1, variant_id);
@@ -510,7 +512,7 @@ std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_faile
   return done;
 }
 
-std::vector<StoredModel> Store::models() {
+std::vector<StoredModel> Store::models() const {
   std::vector<StoredModel> out;
   SQLite::Statement q(*db_,
                       "SELECT id, path, sha256, spec_json, spec_source FROM models ORDER BY id");
@@ -521,7 +523,7 @@ std::vector<StoredModel> Store::models() {
   return out;
 }
 
-std::vector<StoredImage> Store::images() {
+std::vector<StoredImage> Store::images() const {
   std::vector<StoredImage> out;
   SQLite::Statement q(
       *db_, "SELECT id, key, path, sha256, label, status, message FROM images ORDER BY id");
@@ -539,8 +541,8 @@ std::vector<StoredImage> Store::images() {
   return out;
 }
 
-std::vector<StoredVariant> Store::variants() {
-  flush();
+std::vector<StoredVariant> Store::variants() const {
+  flush_pending();
   std::vector<StoredVariant> out;
   SQLite::Statement q(
       *db_,
@@ -578,8 +580,8 @@ int64_t Store::add_localization(const StoredLocalization& l) {
   return db_->getLastInsertRowid();
 }
 
-std::vector<StoredLocalization> Store::localizations() {
-  flush();
+std::vector<StoredLocalization> Store::localizations() const {
+  flush_pending();
   std::vector<StoredLocalization> out;
   SQLite::Statement q(*db_,
                       "SELECT id, env_a, env_b, image_key, json, recorded_at FROM localizations "
@@ -591,13 +593,13 @@ std::vector<StoredLocalization> Store::localizations() {
   return out;
 }
 
-bool Store::has_results() {
+bool Store::has_results() const {
   if (!pending_.empty()) return true;
   return db_->execAndGet("SELECT EXISTS(SELECT 1 FROM results)").getInt() != 0;
 }
 
-std::vector<StoredFailure> Store::failures() {
-  flush();
+std::vector<StoredFailure> Store::failures() const {
+  flush_pending();
   std::vector<StoredFailure> out;
   SQLite::Statement q(
       *db_, "SELECT variant_id, image_id, stage, symptom, message FROM failures ORDER BY id");
@@ -608,8 +610,8 @@ std::vector<StoredFailure> Store::failures() {
   return out;
 }
 
-std::vector<StoredResult> Store::results(int64_t variant_id, bool with_output) {
-  flush();
+std::vector<StoredResult> Store::results(int64_t variant_id, bool with_output) const {
+  flush_pending();
   std::vector<StoredResult> out;
   SQLite::Statement q(*db_, with_output
                                 ? "SELECT image_id, top_ids, top_scores, samples_ns, nonfinite, "

@@ -224,7 +224,7 @@ TEST_F(CompareFixture, OutputDifferences) {
 
 TEST_F(CompareFixture, JsonAndTable) {
   const nlohmann::json j = to_json(comparison_);
-  EXPECT_EQ(j.at("schema_version"), 2);
+  EXPECT_EQ(j.at("schema_version"), 3);
   EXPECT_EQ(j.at("schema"), "deltann.compare");
   EXPECT_EQ(j.at("labelled_images"), 3);
   ASSERT_EQ(j.at("variants").size(), 3u);

@@ -1,0 +1,78 @@
+// The fields of the summary rows (one per variant, one per pair), declared once: name, heading,
+// unit, format, description and how to read the value. Every output is driven by these tables —
+// `compare --json`, the export's JSON and CSV, the terminal tables of `compare` and the HTML
+// report's tables — so a new metric is one entry here plus its computation in compare.cpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "deltann/compare.h"
+
+namespace deltann {
+
+// How a value is written for people (terminal, HTML). Machine outputs write the exact value.
+enum class FieldFormat {
+  text,        // as is
+  count,       // integer
+  percent,     // a fraction shown as "12.3%"
+  fixed3,      // "0.123"
+  fixed6,      // "0.999999": close to 1, where the digits that matter are far out
+  ms,          // milliseconds, four significant digits, no exponent below 1000 ms ("12.35")
+  ratio,       // "1.234"
+  scientific,  // "1.23e-04"
+  flag,        // "yes" / "no"
+  list,        // names joined by ", "
+};
+
+// A field's value: absent (printed "-", JSON null), a number, text, a flag, names or knobs.
+using FieldValue = std::variant<std::monostate, int64_t, double, std::string, bool,
+                                std::vector<std::string>, std::map<std::string, std::string>>;
+
+template <typename Row>
+struct Field {
+  const char* name;         // JSON key and CSV column
+  const char* heading;      // column heading in the terminal and the HTML report
+  const char* unit;         // "ms", "count", "fraction", "ratio", "probability", ... ("" for text)
+  FieldFormat format;       // how people see it
+  const char* description;  // one line, as docs/EXPORT.md explains the column
+  FieldValue (*value)(const Row&);
+};
+
+using VariantField = Field<VariantSummary>;
+using PairField = Field<PairSummary>;
+
+// In the order of the export's columns.
+const std::vector<VariantField>& variant_fields();
+const std::vector<PairField>& pair_fields();
+
+// The entry named `name`; throws std::out_of_range for an unknown name (a programming error).
+const VariantField& variant_field(std::string_view name);
+const PairField& pair_field(std::string_view name);
+
+// The value as people read it (terminal and HTML): "-" when absent, "NaN", "inf", "-inf".
+std::string format_value(FieldFormat format, const FieldValue& value);
+
+// The value as JSON: null when absent; NaN and infinities as the strings "NaN", "Infinity",
+// "-Infinity" (JSON has no number for them and null means "missing"); knobs as an object.
+template <typename Json>
+Json field_json(const FieldValue& value);
+extern template nlohmann::json field_json<nlohmann::json>(const FieldValue&);
+extern template nlohmann::ordered_json field_json<nlohmann::ordered_json>(const FieldValue&);
+
+// A row as a JSON object with every field of the table, in table order.
+template <typename Json, typename Row>
+Json fields_json(const std::vector<Field<Row>>& fields, const Row& row) {
+  Json object = Json::object();
+  for (const auto& field : fields) object[field.name] = field_json<Json>(field.value(row));
+  return object;
+}
+
+}  // namespace deltann
