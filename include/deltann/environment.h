@@ -1,4 +1,4 @@
-// The environment grammar (DESIGN §2), parsed in one place:
+// The environment grammar (docs/ENVIRONMENTS.md), parsed in one place:
 //
 //   framework[@conversion-or-version][:key=value[,key=value...]]
 //

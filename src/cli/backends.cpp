@@ -83,4 +83,6 @@ void add_backends(CLI::App& app) {
   });
 }
 
+const VerbRegistration kRegistered{30, add_backends};
+
 }  // namespace deltann::cli

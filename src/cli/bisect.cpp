@@ -326,4 +326,6 @@ void add_bisect(CLI::App& app) {
   cmd->callback([cmd, args] { execute(*cmd, *args); });
 }
 
+const VerbRegistration kRegistered{80, add_bisect};
+
 }  // namespace deltann::cli

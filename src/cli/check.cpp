@@ -89,4 +89,6 @@ void add_check(CLI::App& app) {
   cmd->callback([cmd, args] { execute(*cmd, *args); });
 }
 
+const VerbRegistration kRegistered{60, add_check};
+
 }  // namespace deltann::cli

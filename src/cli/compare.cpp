@@ -38,4 +38,6 @@ void add_compare(CLI::App& app) {
   });
 }
 
+const VerbRegistration kRegistered{20, add_compare};
+
 }  // namespace deltann::cli

@@ -87,4 +87,6 @@ void add_export(CLI::App& app) {
   cmd->callback([options] { execute(*options); });
 }
 
+const VerbRegistration kRegistered{50, add_export};
+
 }  // namespace deltann::cli

@@ -610,4 +610,6 @@ void add_localize(CLI::App& app) {
   cmd->callback([cmd, args] { execute(*cmd, *args); });
 }
 
+const VerbRegistration kRegistered{70, add_localize};
+
 }  // namespace deltann::cli

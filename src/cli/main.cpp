@@ -1,5 +1,8 @@
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <utility>
+#include <vector>
 
 #include "deltann/error.h"
 #include "deltann/text.h"
@@ -7,20 +10,38 @@
 #include "run/locate.h"
 #include "verbs.h"
 
+namespace deltann::cli {
+namespace {
+
+// The registered verbs. A function's static, so that it exists before the first registration,
+// whichever file's constants are initialised first.
+std::vector<std::pair<int, AddVerb>>& registered_verbs() {
+  static std::vector<std::pair<int, AddVerb>> verbs;
+  return verbs;
+}
+
+}  // namespace
+
+VerbRegistration::VerbRegistration(int rank, AddVerb add) {
+  registered_verbs().emplace_back(rank, add);
+}
+
+void add_verbs(CLI::App& app) {
+  auto verbs = registered_verbs();
+  std::sort(verbs.begin(), verbs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [rank, add] : verbs) add(app);
+}
+
+}  // namespace deltann::cli
+
 int main(int argc, char** argv) {
   deltann::export_tool_environment();
   CLI::App app{
       "deltann: differential testing of image-recognition models across engines and settings"};
   app.set_version_flag("--version", deltann::kVersion);
   app.require_subcommand(1);
-  deltann::cli::add_run(app);
-  deltann::cli::add_compare(app);
-  deltann::cli::add_backends(app);
-  deltann::cli::add_report(app);
-  deltann::cli::add_export(app);
-  deltann::cli::add_check(app);
-  deltann::cli::add_localize(app);
-  deltann::cli::add_bisect(app);
+  deltann::cli::add_verbs(app);
   // Messages name files, images and layers, whose names may hold control characters.
   const auto say = [](const std::string& text) {
     std::cerr << "deltann: " << deltann::terminal_safe_lines(text) << '\n';

@@ -70,4 +70,6 @@ void add_report(CLI::App& app) {
   });
 }
 
+const VerbRegistration kRegistered{40, add_report};
+
 }  // namespace deltann::cli

@@ -214,4 +214,6 @@ void add_run(CLI::App& app) {
   run->callback([options] { execute(*options); });
 }
 
+const VerbRegistration kRegistered{10, add_run};
+
 }  // namespace deltann::cli

@@ -1,4 +1,10 @@
-// Each verb of the `deltann` command registers its options and its action here.
+// The verbs of the `deltann` command. Each verb's file (src/cli/<verb>.cpp, compiled into the
+// program by CMakeLists.txt's glob) defines a function that adds its subcommand, options and
+// action, and registers it with one line:
+//
+//   const VerbRegistration kRegistered{30, add_report};
+//
+// The rank orders the verbs in `deltann --help` (workflow order: run, compare, report, ...).
 #pragma once
 
 #include <stdexcept>
@@ -22,13 +28,14 @@ class NegativeAnswer : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-void add_run(CLI::App& app);
-void add_compare(CLI::App& app);
-void add_backends(CLI::App& app);
-void add_report(CLI::App& app);
-void add_export(CLI::App& app);
-void add_check(CLI::App& app);
-void add_localize(CLI::App& app);
-void add_bisect(CLI::App& app);
+using AddVerb = void (*)(CLI::App&);
+
+// Registers a verb when the program starts (a namespace-scope constant in the verb's file).
+struct VerbRegistration {
+  VerbRegistration(int rank, AddVerb add);
+};
+
+// Adds every registered verb to `app`, in rank order.
+void add_verbs(CLI::App& app);
 
 }  // namespace deltann::cli

@@ -90,7 +90,7 @@ Environment parse_environment(const std::string& text) {
     if (is_version(qualifier)) {
       env.version = qualifier;
     } else {
-      // Accept the arrow used in DESIGN.md as well as the ASCII '>'.
+      // Accept the arrow (U+2192) that docs/ENVIRONMENTS.md may print as well as the ASCII '>'.
       const auto pieces = split(qualifier, "\xE2\x86\x92");
       std::string chain;
       for (size_t i = 0; i < pieces.size(); ++i) chain += (i ? ">" : "") + pieces[i];
