@@ -29,6 +29,14 @@ std::string shell_quote(std::string_view word);
 // value above U+10FFFF).
 size_t utf8_sequence_length(std::string_view text, size_t at);
 
+// Text safe inside HTML and XML 1.0, in element text and in quoted attribute values: & < > " and '
+// as references (' as &#39;, which both read), carriage return as &#13; (a parser would turn it
+// into a line feed), control characters that XML forbids and bytes that are not UTF-8 replaced
+// by `replacement`. With `attribute`, tab and line feed become references too, so that they
+// survive attribute-value normalisation. The HTML report and the JUnit XML of `check` use it.
+std::string markup_escape(std::string_view text, std::string_view replacement,
+                          bool attribute = false);
+
 // The items with `separator` between them: joined({"a", "b"}, "+") is "a+b"; "" when empty.
 std::string joined(const std::vector<std::string>& items, std::string_view separator = ", ");
 

@@ -98,6 +98,58 @@ size_t utf8_sequence_length(std::string_view text, size_t at) {
   return utf8_sequence(text, at, code);
 }
 
+std::string markup_escape(std::string_view text, std::string_view replacement, bool attribute) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {  // a multi-byte UTF-8 sequence: copied when well formed
+      const size_t length = utf8_sequence_length(text, i);
+      if (length > 0) {
+        out.append(text.substr(i, length));
+        i += length;
+      } else {
+        out += replacement;
+        ++i;
+      }
+      continue;
+    }
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      case '\r':
+        out += "&#13;";
+        break;
+      case '\n':
+        out += attribute ? "&#10;" : "\n";
+        break;
+      case '\t':
+        out += attribute ? "&#9;" : "\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f)
+          out += replacement;
+        else
+          out += static_cast<char>(c);
+    }
+    ++i;
+  }
+  return out;
+}
+
 std::string joined(const std::vector<std::string>& items, std::string_view separator) {
   std::string text;
   for (size_t i = 0; i < items.size(); ++i) {

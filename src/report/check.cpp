@@ -75,54 +75,7 @@ bool matches(const Environment& query, const Environment& stored) {
 // bytes that are not UTF-8 replaced by '?'. In attributes, line ends become character references
 // so that they survive attribute normalisation.
 std::string xml_escape(const std::string& text, bool attribute) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '&':
-          out += "&amp;";
-          break;
-        case '<':
-          out += "&lt;";
-          break;
-        case '>':
-          out += "&gt;";
-          break;
-        case '"':
-          out += "&quot;";
-          break;
-        case '\'':
-          out += "&apos;";
-          break;
-        case '\n':
-          out += attribute ? "&#10;" : "\n";
-          break;
-        case '\r':
-          out += "&#13;";
-          break;
-        case '\t':
-          out += attribute ? "&#9;" : "\t";
-          break;
-        default:
-          out += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
-      }
-      ++i;
-      continue;
-    }
-    // A multi-byte UTF-8 sequence: copy it when well formed, otherwise one '?' per bad byte.
-    const size_t length = utf8_sequence_length(text, i);
-    const bool valid = length > 0;
-    if (valid) {
-      out.append(text, i, length);
-      i += length;
-    } else {
-      out += '?';
-      ++i;
-    }
-  }
-  return out;
+  return markup_escape(text, "?", attribute);
 }
 
 std::string numbers_text(const VariantVerdict& v, const CheckVerdict& verdict) {

@@ -38,39 +38,7 @@ namespace deltann {
 namespace fs = std::filesystem;
 
 std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 8);
-  for (const char ch : text) {
-    const auto byte = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      case '\t':
-      case '\n':
-      case '\r':
-        out += ch;
-        break;
-      default:
-        if (byte < 0x20 || byte == 0x7f)
-          out += "\xEF\xBF\xBD";  // U+FFFD: control characters are not allowed in HTML text
-        else
-          out += ch;
-    }
-  }
-  return out;
+  return markup_escape(text, "\xEF\xBF\xBD");  // U+FFFD for what HTML text cannot hold
 }
 
 std::string json_for_script(const nlohmann::json& value) {

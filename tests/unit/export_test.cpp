@@ -683,7 +683,7 @@ TEST(Check, JUnitXmlIsEscaped) {
     <system-out>0/200 top-1 labels differ (0%, limit 0.5%)</system-out>
   </testcase>
   <testcase classname="deltann.check" name="opencv:opt=off,device=cpu,threads=1">
-    <failure message="the variant failed (abandoned): run crash: &quot;boom&quot; &lt;signal 11&gt; &amp; &apos;more&apos;? ?; no image in common with the baseline">no image in common with the baseline</failure>
+    <failure message="the variant failed (abandoned): run crash: &quot;boom&quot; &lt;signal 11&gt; &amp; &#39;more&#39;? ?; no image in common with the baseline">no image in common with the baseline</failure>
     <system-out>no image in common with the baseline</system-out>
   </testcase>
   <testcase classname="deltann.check" name="ort:opt=extended,device=cuda,threads=1">

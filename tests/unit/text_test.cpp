@@ -84,5 +84,16 @@ TEST(FormatDouble, OneDoubleThroughPrintf) {
   EXPECT_EQ(format_double("%.2e", 1e300).size(), 9u);
 }
 
+TEST(MarkupEscape, EscapesMarkupAndReplacesWhatMarkupCannotHold) {
+  EXPECT_EQ(markup_escape("<b a=\"x\">'&'</b>", "?"),
+            "&lt;b a=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;");
+  // Line ends and tabs stay in text; in attributes they become references.
+  EXPECT_EQ(markup_escape("a\nb\tc\rd", "?"), "a\nb\tc&#13;d");
+  EXPECT_EQ(markup_escape("a\nb\tc", "?", /*attribute=*/true), "a&#10;b&#9;c");
+  // Control characters and bytes that are not UTF-8 become the replacement; UTF-8 is kept.
+  EXPECT_EQ(markup_escape("x\x01\x7fy", "\xEF\xBF\xBD"), "x\xEF\xBF\xBD\xEF\xBF\xBDy");
+  EXPECT_EQ(markup_escape("caf\xC3\xA9 \xff\xC3", "?"), "caf\xC3\xA9 ??");
+}
+
 }  // namespace
 }  // namespace deltann
