@@ -74,8 +74,8 @@ class Server {
     reply({{"event", "loaded"}, {"load_ns", load_ns}, {"engine_version", info.version}});
   }
 
-  // Timing follows docs/PROTOCOL.md ("Timing"): the first inference is timed on its own, then `warmup` untimed
-  // runs, then `repeat` timed runs. Only Session::run() is inside the clock.
+  // Timing follows docs/PROTOCOL.md ("Timing"): the first inference is timed on its own, then
+  // `warmup` untimed runs, then `repeat` timed runs. Only Session::run() is inside the clock.
   void run(const json& request) {
     if (!session_) throw Error("run requested before a successful load");
     const Tensor input = read_bound_tensor(request);
