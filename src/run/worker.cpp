@@ -74,7 +74,7 @@ class Server {
     reply({{"event", "loaded"}, {"load_ns", load_ns}, {"engine_version", info.version}});
   }
 
-  // Timing follows docs/PROTOCOL.md ("Timing"): the first inference is timed on its own, then
+  // Timing follows docs/PROTOCOL.md ("Messages"): the first inference is timed on its own, then
   // `warmup` untimed runs, then `repeat` timed runs. Only Session::run() is inside the clock.
   void run(const json& request) {
     if (!session_) throw Error("run requested before a successful load");
