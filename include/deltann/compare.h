@@ -5,6 +5,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -106,10 +107,22 @@ struct PairSummary {
   bool significant = false;  // p_adjusted < alpha and the interval excludes 1
 };
 
+// What a finding is about (docs/ANALYSIS.md, "Findings").
+enum class FindingKind {
+  failure,
+  label_difference,
+  numeric_difference,
+  slowdown,
+  nondeterminism,
+  nonfinite,
+  unstable_timing,
+};
+// The kind's name, as --json, the export and the report write it ("label_difference").
+std::string_view to_string(FindingKind kind);
+
 // Something a user should look at, with the evidence and a command that reproduces it.
 struct Finding {
-  std::string kind;     // failure | label_difference | numeric_difference | slowdown |
-                        // nondeterminism | nonfinite | unstable_timing
+  FindingKind kind = FindingKind::failure;
   double severity = 0;  // ranks the list: higher first
   std::string title;
   std::string evidence;

@@ -48,8 +48,12 @@ nlohmann::json to_json(const AnalysisOptions& o) {
 }
 
 nlohmann::json to_json(const Finding& f) {
-  return {{"kind", f.kind},          {"severity", f.severity}, {"title", f.title},
-          {"evidence", f.evidence},  {"variants", f.variants}, {"images", f.images},
+  return {{"kind", std::string(to_string(f.kind))},
+          {"severity", f.severity},
+          {"title", f.title},
+          {"evidence", f.evidence},
+          {"variants", f.variants},
+          {"images", f.images},
           {"reproduce", f.reproduce}};
 }
 
@@ -237,7 +241,7 @@ void print_findings(const Comparison& c, std::ostream& out, size_t width) {
   if (c.findings.empty()) out << " none\n";
   for (size_t i = 0; i < c.findings.size() && i < kFindingsShown; ++i) {
     const Finding& f = c.findings[i];
-    wrap(out, printable(f.title), " [" + f.kind + "] ", "     ", width);
+    wrap(out, printable(f.title), " [" + std::string(to_string(f.kind)) + "] ", "     ", width);
     if (!f.evidence.empty()) wrap(out, printable(f.evidence), "     ", "     ", width, 3);
     if (!f.reproduce.empty())
       fill(out, shell_words(printable(f.reproduce)), "     reproduce: ", "       ", width, " \\");

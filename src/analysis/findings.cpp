@@ -11,6 +11,27 @@
 #include "deltann/text.h"
 
 namespace deltann {
+
+std::string_view to_string(FindingKind kind) {
+  switch (kind) {
+    case FindingKind::failure:
+      return "failure";
+    case FindingKind::label_difference:
+      return "label_difference";
+    case FindingKind::numeric_difference:
+      return "numeric_difference";
+    case FindingKind::slowdown:
+      return "slowdown";
+    case FindingKind::nondeterminism:
+      return "nondeterminism";
+    case FindingKind::nonfinite:
+      return "nonfinite";
+    case FindingKind::unstable_timing:
+      return "unstable_timing";
+  }
+  return "unknown";
+}
+
 namespace {
 
 // A command for a POSIX shell that runs the variants again, with the options that shaped the
@@ -64,7 +85,7 @@ void add_failures(std::vector<Finding>& out, const FindingContext& context) {
   for (const auto& [key, items] : groups) {
     const auto& [variant, stage, symptom] = key;
     Finding f;
-    f.kind = "failure";
+    f.kind = FindingKind::failure;
     const bool skipped = stage == "plan";
     const bool died = symptom == "crash" || symptom == "abort" || symptom == "hang" ||
                       symptom == "killed" || symptom == "exit";
@@ -92,7 +113,7 @@ std::optional<Finding> difference_finding(const PairSummary& p, const Comparison
   const std::string where = p.a + " vs " + p.b + " (axis: " + p.axis + ")";
   Finding f;
   if (p.top1_differences > 0) {
-    f.kind = "label_difference";
+    f.kind = FindingKind::label_difference;
     const double confident = static_cast<double>(p.confident_flips) / p.images;
     const double near = static_cast<double>(p.near_tie_flips) / p.images;
     f.severity = 50 + 40 * confident + 10 * near;
@@ -105,7 +126,7 @@ std::optional<Finding> difference_finding(const PairSummary& p, const Comparison
                  "; images: " + list(p.differing_images);
     f.images = p.differing_images;
   } else if (p.failing_elements && *p.failing_elements > 0) {
-    f.kind = "numeric_difference";
+    f.kind = FindingKind::numeric_difference;
     f.severity = 30 + std::min(15.0, std::log10(1 + *p.min_atol / c.options.atol));
     f.title = "outputs differ beyond atol " + number(c.options.atol) + " / rtol " +
               number(c.options.rtol) + " with the same labels: " + where;
@@ -144,13 +165,14 @@ std::set<std::string> deviating_variants(const Comparison& c,
 // One finding per deviating variant, summarising its disagreements with the variants that agree.
 Finding deviation_finding(const std::string& env, const std::vector<const Finding*>& against,
                           int partners, const FindingContext& context) {
-  const bool labels = std::any_of(against.begin(), against.end(),
-                                  [](const Finding* f) { return f->kind == "label_difference"; });
+  const bool labels = std::any_of(against.begin(), against.end(), [](const Finding* f) {
+    return f->kind == FindingKind::label_difference;
+  });
   const Finding* worst = *std::max_element(
       against.begin(), against.end(),
       [](const Finding* x, const Finding* y) { return x->severity < y->severity; });
   Finding f;
-  f.kind = labels ? "label_difference" : "numeric_difference";
+  f.kind = labels ? FindingKind::label_difference : FindingKind::numeric_difference;
   f.severity = worst->severity;
   f.title =
       env +
@@ -218,7 +240,7 @@ void add_pair_findings(std::vector<Finding>& out, const Comparison& c,
     const std::string& lower = b_higher ? p.a : p.b;
     const std::string& higher = b_higher ? p.b : p.a;
     Finding f;
-    f.kind = "slowdown";
+    f.kind = FindingKind::slowdown;
     f.severity = 60 + std::min(30.0, 100 * (ratio - 1));
     f.title = "higher optimisation is slower: " + higher + " takes " + number(ratio, "%.3f") +
               "x the time of " + lower;
@@ -241,7 +263,7 @@ void add_variant_findings(std::vector<Finding>& out, const Comparison& c,
   for (const auto& v : c.variants) {
     if (v.nonfinite_images > 0) {
       Finding f;
-      f.kind = "nonfinite";
+      f.kind = FindingKind::nonfinite;
       f.severity = 70;
       f.title = v.env + ": NaN or Inf in the output of " + std::to_string(v.nonfinite_images) +
                 " image(s)";
@@ -251,7 +273,7 @@ void add_variant_findings(std::vector<Finding>& out, const Comparison& c,
     }
     if (v.nondeterministic_images > 0) {
       Finding f;
-      f.kind = "nondeterminism";
+      f.kind = FindingKind::nondeterminism;
       f.severity = 40;
       f.title = v.env + ": repeated runs of the same input differ on " +
                 std::to_string(v.nondeterministic_images) + " image(s)";
@@ -263,7 +285,7 @@ void add_variant_findings(std::vector<Finding>& out, const Comparison& c,
     }
     if (v.cv && *v.cv > c.options.max_cv) {
       Finding f;
-      f.kind = "unstable_timing";
+      f.kind = FindingKind::unstable_timing;
       f.severity = 10;
       f.title =
           v.env + ": timing too noisy to trust (coefficient of variation " + percent(*v.cv) + ")";

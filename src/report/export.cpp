@@ -58,10 +58,14 @@ ojson unusable_row(const UnusableImage& u) {
 }
 
 ojson finding_row(const Finding& f, size_t rank) {
-  return {
-      {"rank", rank},       {"kind", f.kind},          {"severity", field_json<ojson>(f.severity)},
-      {"title", f.title},   {"evidence", f.evidence},  {"variants", f.variants},
-      {"images", f.images}, {"reproduce", f.reproduce}};
+  return {{"rank", rank},
+          {"kind", std::string(to_string(f.kind))},
+          {"severity", field_json<ojson>(f.severity)},
+          {"title", f.title},
+          {"evidence", f.evidence},
+          {"variants", f.variants},
+          {"images", f.images},
+          {"reproduce", f.reproduce}};
 }
 
 // One CSV field from a JSON value of a row: strings as text cells (csv_text_field), numbers in

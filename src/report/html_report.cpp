@@ -388,12 +388,10 @@ void write_findings(const Context& ctx, std::ostream& out) {
   }
   out << "<ol class=\"findings\">\n";
   for (const auto& f : ctx.c.findings) {
-    std::string kind_class;
-    for (const char ch : f.kind)
-      kind_class += std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ? ch : '-';
-    out << "<li class=\"kind-" << kind_class << "\"><div><span class=\"badge\">"
-        << html_escape(f.kind) << "</span><strong>" << html_escape(f.title)
-        << "</strong><span class=\"sev\">severity " << general(f.severity) << "</span></div>\n";
+    const std::string_view kind = to_string(f.kind);  // a fixed name: safe as a class and as text
+    out << "<li class=\"kind-" << kind << "\"><div><span class=\"badge\">" << kind
+        << "</span><strong>" << html_escape(f.title) << "</strong><span class=\"sev\">severity "
+        << general(f.severity) << "</span></div>\n";
     if (!f.evidence.empty())
       out << "<div class=\"evidence\">" << html_escape(f.evidence) << "</div>\n";
     if (!f.variants.empty()) {

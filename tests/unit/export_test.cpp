@@ -155,14 +155,14 @@ Comparison hand_comparison() {
   c.pairs = {p};
 
   Finding failure;
-  failure.kind = "failure";
+  failure.kind = FindingKind::failure;
   failure.severity = 2;
   failure.title = kOpenCV + " failed";
   failure.evidence = "load error: \"conv2\" unsupported";
   failure.variants = {kOpenCV};
   failure.reproduce = "deltann run --env '" + kOpenCV + "'";
   Finding flip;
-  flip.kind = "label_difference";
+  flip.kind = FindingKind::label_difference;
   flip.severity = 0.5;
   flip.title = "top-1 differs on 1 of 2 images";
   flip.evidence = "near-tie: gap 0\nsecond line";

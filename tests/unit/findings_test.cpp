@@ -100,7 +100,7 @@ class FindingsFixture : public ::testing::Test {
 
   const Finding* find(const std::string& kind) const {
     for (const auto& f : comparison_.findings)
-      if (f.kind == kind) return &f;
+      if (to_string(f.kind) == kind) return &f;
     return nullptr;
   }
 
@@ -151,8 +151,8 @@ TEST_F(FindingsFixture, LabelDifferenceNondeterminismAndPlanSkipAreFindingsInSev
                      [](const Finding& x, const Finding& y) { return x.severity > y.severity; }));
   // slowdown (60 + 30) ranks above the label difference (50 + 40 / 20) and nondeterminism (40);
   // the skipped variant (5) is last.
-  EXPECT_EQ(comparison_.findings.front().kind, "slowdown");
-  EXPECT_EQ(comparison_.findings.back().kind, "failure");
+  EXPECT_EQ(comparison_.findings.front().kind, FindingKind::slowdown);
+  EXPECT_EQ(comparison_.findings.back().kind, FindingKind::failure);
 }
 
 TEST(Findings, LowerLevelSlowerIsNotADegradation) {
@@ -178,7 +178,7 @@ TEST(Findings, LowerLevelSlowerIsNotADegradation) {
   const Comparison c = compare_variants(store);
   ASSERT_EQ(c.pairs.size(), 1u);
   EXPECT_TRUE(c.pairs[0].significant);
-  for (const auto& f : c.findings) EXPECT_NE(f.kind, "slowdown") << f.title;
+  for (const auto& f : c.findings) EXPECT_NE(f.kind, FindingKind::slowdown) << f.title;
 }
 
 // Five variants agree; one (a quantised conversion) flips image 0's label against all of them.
@@ -209,7 +209,7 @@ TEST(Findings, OneVariantAgainstAnAgreeingMajorityIsOneFinding) {
   const Comparison c = compare_variants(store);
   std::vector<const Finding*> labels;
   for (const auto& f : c.findings)
-    if (f.kind == "label_difference") labels.push_back(&f);
+    if (f.kind == FindingKind::label_difference) labels.push_back(&f);
   ASSERT_EQ(labels.size(), 1u);
   EXPECT_EQ(labels[0]->variants[0], envs.back());
   EXPECT_TRUE(
@@ -238,8 +238,9 @@ TEST(Findings, WithoutAMajorityEveryDifferingPairIsReported) {
   }
   store.flush();
   const Comparison c = compare_variants(store);
-  const auto labels = std::count_if(c.findings.begin(), c.findings.end(),
-                                    [](const Finding& f) { return f.kind == "label_difference"; });
+  const auto labels = std::count_if(c.findings.begin(), c.findings.end(), [](const Finding& f) {
+    return f.kind == FindingKind::label_difference;
+  });
   EXPECT_EQ(labels, 6);  // 4 choose 2
 }
 
@@ -288,7 +289,7 @@ const PairSummary& pair_of(const Comparison& c, const std::string& a, const std:
 
 bool has_slowdown(const Comparison& c) {
   return std::any_of(c.findings.begin(), c.findings.end(),
-                     [](const Finding& f) { return f.kind == "slowdown"; });
+                     [](const Finding& f) { return f.kind == FindingKind::slowdown; });
 }
 
 TEST(Findings, OneTimingTestAloneIsSignificantAtItsRawP) {

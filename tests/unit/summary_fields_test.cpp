@@ -177,7 +177,7 @@ Comparison large_campaign() {
     }
   for (int k = 0; k < 12; ++k) {
     Finding f;
-    f.kind = "label_difference";
+    f.kind = FindingKind::label_difference;
     f.title = c.variants[k].env + " changes the top-1 label against 38 of the 39 variants that " +
               "agree with most others, on 4999 of 5000 images";
     f.evidence = "worst pair: " + c.variants[k].env + " vs " + c.variants[k + 1].env +
