@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "deltann/json_number.h"
+#include "deltann/text.h"
 
 namespace deltann {
 namespace {
@@ -162,32 +163,26 @@ const Field<Row>& find_field(const std::vector<Field<Row>>& fields, std::string_
   throw std::out_of_range("no summary field " + std::string(name));
 }
 
-std::string printed(const char* format, double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, v);
-  return buffer;
-}
-
 std::string format_number(FieldFormat format, double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   switch (format) {
     case F::percent:
-      return printed("%.1f", v * 100) + "%";
+      return format_double("%.1f", v * 100) + "%";
     case F::fixed3:
-      return printed("%.3f", v);
+      return format_double("%.3f", v);
     case F::ms:
-      return std::fabs(v) >= 1000 ? printed("%.0f", v) : printed("%.4g", v);
+      return std::fabs(v) >= 1000 ? format_double("%.0f", v) : format_double("%.4g", v);
     case F::fixed6:
-      return printed("%.6f", v);
+      return format_double("%.6f", v);
     case F::ratio:
-      return printed("%.3f", v);
+      return format_double("%.3f", v);
     case F::scientific:
-      return printed("%.2e", v);
+      return format_double("%.2e", v);
     case F::count:
-      return printed("%.0f", v);
+      return format_double("%.0f", v);
     default:
-      return printed("%g", v);
+      return format_double("%g", v);
   }
 }
 

@@ -21,9 +21,7 @@ constexpr double kSlack = 1e-12;
 
 // 0.005 → "0.5%", 1 → "100%", 1/3 → "33.33%".
 std::string percent(double fraction) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.2f", fraction * 100);
-  std::string text = buffer;
+  std::string text = format_double("%.2f", fraction * 100);
   if (text.find('.') != std::string::npos) {
     text.erase(text.find_last_not_of('0') + 1);
     if (text.back() == '.') text.pop_back();
@@ -35,11 +33,7 @@ std::string fixed(double value, int digits) {
   return format_double(("%." + std::to_string(digits) + "f").c_str(), value);
 }
 
-std::string p_text(double p) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, p < 1e-3 ? "%.1e" : "%.3f", p);
-  return buffer;
-}
+std::string p_text(double p) { return format_double(p < 1e-3 ? "%.1e" : "%.3f", p); }
 
 const PairSummary* find_pair(const Comparison& c, const std::string& x, const std::string& y,
                              bool& x_first) {
