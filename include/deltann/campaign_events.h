@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "deltann/outcomes.h"
+
 namespace deltann {
 
 // The campaign's plan, once, before any work.
@@ -48,8 +50,8 @@ struct ResultEvent {
 struct FailureEvent {
   std::string variant;
   std::optional<std::string> image;
-  std::string stage;    // convert | compile | load | first_inference | run | preprocess
-  std::string symptom;  // error | crash | abort | hang | killed | exit
+  FailureStage stage = FailureStage::run;  // any but plan: a skipped variant ends, it does not fail
+  FailureSymptom symptom = FailureSymptom::error;
   std::string message;
 };
 

@@ -29,7 +29,7 @@ const char* outcome_name(CheckOutcome outcome);  // "PASS", "FAIL", "SKIP"
 
 struct VariantVerdict {
   std::string env;
-  std::string status;  // the variant's status in the database
+  VariantStatus status = VariantStatus::pending;  // the variant's status in the database
   CheckOutcome outcome = CheckOutcome::pass;
   int images = 0;  // images both it and the baseline have a result for
   int top1_differences = 0;
@@ -46,8 +46,8 @@ struct VariantVerdict {
 };
 
 struct CheckVerdict {
-  std::string baseline;         // canonical environment of the baseline variant
-  std::string baseline_status;  // its status in the database
+  std::string baseline;  // canonical environment of the baseline variant
+  VariantStatus baseline_status = VariantStatus::pending;  // its status in the database
   int baseline_images = 0;
   double max_label_diff = 0;
   std::optional<double> max_slowdown;

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "deltann/outcomes.h"
 #include "deltann/stats.h"
 
 namespace deltann {
@@ -38,7 +39,7 @@ struct VariantSummary {
   int model = 1;  // index into Comparison::models, from 1
   std::string framework;
   std::map<std::string, std::string> knobs;
-  std::string status;
+  VariantStatus status = VariantStatus::pending;
   std::string engine_version;
   int images = 0;  // images with a stored result
   int failures = 0;

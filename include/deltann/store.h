@@ -3,7 +3,6 @@
 // flight; re-running the same campaign skips what is already stored.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -13,6 +12,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "deltann/outcomes.h"
 
 namespace SQLite {
 class Database;
@@ -25,16 +26,6 @@ inline constexpr int kSchemaVersion = 5;
 // Written into the SQLite header of every database deltann creates (`PRAGMA application_id`,
 // "DLTN"), so that deltann recognises its own files and never writes into another program's.
 inline constexpr int32_t kApplicationId = 0x444C544E;
-
-// The values the kind-holding text columns may take (docs/STORAGE.md lists and explains each; a
-// unit test checks that it does). The store refuses any other.
-inline constexpr std::array<std::string_view, 2> kImageStatuses = {"ok", "error"};
-inline constexpr std::array<std::string_view, 5> kVariantStatuses = {"pending", "running", "done",
-                                                                     "failed", "skipped"};
-inline constexpr std::array<std::string_view, 7> kFailureStages = {
-    "plan", "convert", "compile", "preprocess", "load", "first_inference", "run"};
-inline constexpr std::array<std::string_view, 7> kFailureSymptoms = {
-    "unsupported", "error", "crash", "abort", "killed", "exit", "hang"};
 
 // A model of the campaign. Its identity is the model file's content and the spec it ran with:
 // the same file under another spec gives other numbers, so it is another model.
@@ -52,8 +43,8 @@ struct StoredImage {
   std::string path;
   std::string sha256;
   std::optional<int> label;
-  std::string status = "ok";  // ok | error
-  std::string message;        // why it failed, or conversions applied
+  ImageStatus status = ImageStatus::ok;
+  std::string message;  // why it failed, or conversions applied
 };
 
 struct StoredVariant {
@@ -61,7 +52,7 @@ struct StoredVariant {
   int64_t model_id = 0;
   std::string env;  // canonical environment string
   std::string framework;
-  std::string status = "pending";  // pending | running | done | failed | skipped
+  VariantStatus status = VariantStatus::pending;
   std::string engine_version;
   std::string artifact_sha256;
   std::optional<int64_t> load_ns;
@@ -87,8 +78,8 @@ struct StoredResult {
 struct StoredFailure {
   int64_t variant_id = 0;
   std::optional<int64_t> image_id;
-  std::string stage;    // plan | load | first_inference | run | preprocess
-  std::string symptom;  // error | crash | abort | hang | exit
+  FailureStage stage = FailureStage::run;
+  FailureSymptom symptom = FailureSymptom::error;
   std::string message;
 };
 
@@ -132,7 +123,7 @@ class Store {
   int64_t ensure_image(const StoredImage& image);  // by key; updates status/message/label
   int64_t ensure_variant(int64_t model_id, const std::string& env, const std::string& framework);
 
-  void set_variant_status(int64_t variant_id, const std::string& status);
+  void set_variant_status(int64_t variant_id, VariantStatus status);
   void record_load(int64_t variant_id, const std::string& engine_version,
                    const std::string& artifact_sha256, int64_t load_ns,
                    const std::string& info_json);

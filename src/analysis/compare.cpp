@@ -278,8 +278,9 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
   for (const auto& image : campaign.images) {
     labels[image.id] = image.label;
     keys[image.id] = image.key;
-    if (image.label && image.status == "ok") ++c.labelled_images;
-    if (image.status != "ok") c.unusable_images.push_back({image.key, image.path, image.message});
+    if (image.label && image.status == ImageStatus::ok) ++c.labelled_images;
+    if (image.status != ImageStatus::ok)
+      c.unusable_images.push_back({image.key, image.path, image.message});
   }
   for (const auto& cm : campaign.models) {
     const StoredModel& model = cm.stored;
@@ -296,7 +297,7 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
   for (const auto& problem : campaign.problems) c.warnings.push_back(problem);
   std::map<int64_t, int> failure_counts;
   for (const auto& f : campaign.failures)
-    if (f.stage != "plan") ++failure_counts[f.variant_id];
+    if (f.stage != FailureStage::plan) ++failure_counts[f.variant_id];
 
   const auto& variants = campaign.variants;
   for (const auto& v : variants)

@@ -77,18 +77,23 @@ std::string list(const std::vector<std::string>& items, size_t shown = 8) {
 }
 
 void add_failures(std::vector<Finding>& out, const FindingContext& context) {
-  // One finding per (variant, stage, symptom), listing the images it happened on.
+  // One finding per (variant, stage, symptom), listing the images it happened on; grouped by the
+  // names so that the findings come in the same order as they always have.
   std::map<std::tuple<int64_t, std::string, std::string>, std::vector<const StoredFailure*>> groups;
-  for (const auto& f : context.failures) groups[{f.variant_id, f.stage, f.symptom}].push_back(&f);
+  for (const auto& f : context.failures)
+    groups[{f.variant_id, std::string(to_string(f.stage)), std::string(to_string(f.symptom))}]
+        .push_back(&f);
   std::map<int64_t, std::string> env_of;
   for (const auto& [env, id] : context.variant_ids) env_of[id] = env;
   for (const auto& [key, items] : groups) {
     const auto& [variant, stage, symptom] = key;
     Finding f;
     f.kind = FindingKind::failure;
-    const bool skipped = stage == "plan";
-    const bool died = symptom == "crash" || symptom == "abort" || symptom == "hang" ||
-                      symptom == "killed" || symptom == "exit";
+    const bool skipped = items.front()->stage == FailureStage::plan;
+    const FailureSymptom how = items.front()->symptom;
+    const bool died = how == FailureSymptom::crash || how == FailureSymptom::abort ||
+                      how == FailureSymptom::hang || how == FailureSymptom::killed ||
+                      how == FailureSymptom::exit;
     f.severity = skipped ? 5 : died ? 100 : 90;
     f.variants = {env_of[variant]};
     for (const auto* item : items)

@@ -36,7 +36,7 @@ const std::vector<VariantField> kVariantFields = {
      "the environment's knobs (CSV: key=value,... in canonical order)",
      [](const VariantSummary& v) { return FieldValue(v.knobs); }},
     {"status", "status", "", F::text, "pending, running, done, failed (abandoned) or skipped",
-     [](const VariantSummary& v) { return FieldValue(v.status); }},
+     [](const VariantSummary& v) { return FieldValue(std::string(to_string(v.status))); }},
     {"engine_version", "version", "", F::text,
      "version the engine reported at load; empty if it never loaded",
      [](const VariantSummary& v) { return FieldValue(v.engine_version); }},

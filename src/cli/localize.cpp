@@ -8,7 +8,6 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -16,12 +15,12 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/campaign.h"
-#include "deltann/compare_tensors.h"
 #include "deltann/db_lock.h"
 #include "deltann/error.h"
 #include "deltann/hash.h"
 #include "deltann/localize.h"
 #include "deltann/localize_format.h"
+#include "deltann/localize_image.h"
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
@@ -147,70 +146,16 @@ LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path&
   return capture;
 }
 
-// The largest |a-b| over two stored output vectors (compare_tensors.h); -1 when either is missing.
-double max_abs_output_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.empty() || a.size() != b.size()) return -1;
-  return compare_tensors(a, b).max_abs;
-}
-
-// The --db form: the model, spec and image come from a campaign database. Without --image, the
-// first image whose top-1 differs between A and B, else the one with the largest output
-// difference, else the first image.
+// The --db form: the model, spec and image come from a campaign database; the image is the one
+// named with --image, else the one choose_localize_image picks from the stored results.
 void from_database(LocalizeArgs& a, int64_t model_id, const std::string& canonical_a,
                    const std::string& canonical_b) {
-  Store store(a.db, StoreMode::ReadOnly);
-  std::map<std::string, const StoredImage*> by_key;
-  const std::vector<StoredImage> images = store.images();
-  for (const auto& image : images)
-    if (image.status == "ok") by_key.emplace(image.key, &image);
-  if (!a.image.empty()) {
-    const auto found = by_key.find(a.image);
-    if (found == by_key.end())
-      throw Error(a.db + " has no usable image with key '" + a.image + "'");
-    a.image_key = found->second->key;
-    a.image = found->second->path;
-    return;
-  }
-  int64_t id_a = 0, id_b = 0;
-  for (const auto& v : store.variants()) {
-    if (v.model_id != model_id) continue;
-    if (v.env == canonical_a) id_a = v.id;
-    if (v.env == canonical_b) id_b = v.id;
-  }
-  if (id_a == 0 || id_b == 0)
-    throw Error(a.db + " has no results for " + (id_a == 0 ? canonical_a : canonical_b) +
-                "; name the image with --image KEY");
-  std::map<int64_t, StoredResult> results_b;
-  for (auto& r : store.results(id_b, true)) results_b.emplace(r.image_id, std::move(r));
-  std::map<int64_t, const StoredImage*> by_id;
-  for (const auto& image : images) by_id.emplace(image.id, &image);
-  const StoredImage* flipped = nullptr;
-  const StoredImage* largest = nullptr;
-  double largest_d = -1;
-  for (const auto& ra : store.results(id_a, true)) {
-    const auto rb = results_b.find(ra.image_id);
-    const auto image = by_id.find(ra.image_id);
-    if (rb == results_b.end() || image == by_id.end()) continue;
-    if (!largest) largest = image->second;
-    if (!ra.top_ids.empty() && !rb->second.top_ids.empty() &&
-        ra.top_ids.front() != rb->second.top_ids.front()) {
-      flipped = image->second;
-      break;
-    }
-    if (const double d = max_abs_output_difference(ra.output, rb->second.output); d > largest_d) {
-      largest_d = d;
-      largest = image->second;
-    }
-  }
-  const StoredImage* chosen = flipped ? flipped : largest;
-  if (!chosen)
-    throw Error(a.db + " has no image with results for both " + canonical_a + " and " +
-                canonical_b);
-  say("image " + chosen->key + ": " +
-      (flipped ? "the first whose top-1 differs between A and B"
-               : "no top-1 differs; the largest output difference"));
-  a.image_key = chosen->key;
-  a.image = chosen->path;
+  const Store store(a.db, StoreMode::ReadOnly);
+  const LocalizeImage chosen =
+      choose_localize_image(store, model_id, canonical_a, canonical_b, a.image);
+  if (!chosen.why.empty()) say("image " + chosen.key + ": " + chosen.why);
+  a.image_key = chosen.key;
+  a.image = chosen.path;
 }
 
 #ifdef DELTANN_MODEL_DIFF

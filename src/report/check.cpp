@@ -52,7 +52,8 @@ const PairSummary* find_pair(const Comparison& c, const std::string& x, const st
 
 std::string variant_list(const std::vector<const VariantSummary*>& variants) {
   std::string text;
-  for (const auto* v : variants) text += "\n  " + v->env + " (" + v->status + ")";
+  for (const auto* v : variants)
+    text += "\n  " + v->env + " (" + std::string(to_string(v->status)) + ")";
   return text;
 }
 
@@ -189,8 +190,9 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
     const auto it = failure_notes.find(env);
     return it == failure_notes.end() ? std::string() : ": " + it->second;
   };
-  if (base.status != "done")
-    verdict.problems.push_back("the baseline " + base.env + " is " + base.status + ", not done" +
+  if (base.status != VariantStatus::done)
+    verdict.problems.push_back("the baseline " + base.env + " is " +
+                               std::string(to_string(base.status)) + ", not done" +
                                note_of(base.env));
   else if (base.images == 0)
     verdict.problems.push_back("the baseline " + base.env + " has no results");
@@ -206,16 +208,16 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
       verdict.variants.push_back(std::move(out));
       continue;
     }
-    if (v.status == "skipped") {
+    if (v.status == VariantStatus::skipped) {
       out.outcome = CheckOutcome::skip;
       out.reasons.push_back("not run: skipped when the campaign was planned" + note_of(v.env));
       verdict.variants.push_back(std::move(out));
       continue;
     }
-    if (v.status == "failed")
+    if (v.status == VariantStatus::failed)
       out.reasons.push_back("the variant failed (abandoned)" + note_of(v.env));
-    else if (v.status != "done")
-      out.reasons.push_back("incomplete: the variant is " + v.status +
+    else if (v.status != VariantStatus::done)
+      out.reasons.push_back("incomplete: the variant is " + std::string(to_string(v.status)) +
                             " (the campaign did not finish)");
     else if (v.failures > 0)
       out.reasons.push_back(std::to_string(v.failures) + " image failure" +
@@ -273,7 +275,8 @@ CheckVerdict run_check(const CampaignData& campaign, const CheckOptions& options
     const std::string& env = name_of[f.variant_id];
     const bool variant_level = !f.image_id.has_value();
     if (notes.count(env) && (whole[env] || !variant_level)) continue;
-    std::string text = f.stage + " " + f.symptom + ": " + f.message;
+    std::string text = std::string(to_string(f.stage)) + " " + std::string(to_string(f.symptom)) +
+                       ": " + f.message;
     if (text.size() > 300) text = text.substr(0, 297) + "...";
     notes[env] = text;
     whole[env] = variant_level;
@@ -286,7 +289,7 @@ CheckVerdict run_check(const Store& store, const CheckOptions& options) {
 }
 
 void print_verdict(const CheckVerdict& verdict, std::ostream& out) {
-  out << "baseline " << verdict.baseline << " (" << verdict.baseline_status << ", "
+  out << "baseline " << verdict.baseline << " (" << to_string(verdict.baseline_status) << ", "
       << verdict.baseline_images
       << " images); limits: top-1 label differences <= " << percent(verdict.max_label_diff);
   if (verdict.max_slowdown) out << ", significant slow-down <= +" << percent(*verdict.max_slowdown);

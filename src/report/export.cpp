@@ -255,7 +255,7 @@ ojson context_of(const CampaignData& campaign, const Comparison& c) {
   int images = 0, usable = 0;
   for (const auto& i : campaign.images) {
     ++images;
-    if (i.status == "ok") ++usable;
+    if (i.status == ImageStatus::ok) ++usable;
   }
   const AnalysisOptions& o = c.options;
   return {{"exported_by", std::string("deltann ") + kVersion},

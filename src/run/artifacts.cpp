@@ -17,7 +17,8 @@ std::optional<ArtifactFailure> convert_chain(const PlannedVariant& variant,
     const fs::path source = spec.sources.at(first).file;
     if (!fs::is_regular_file(source))
       return ArtifactFailure{
-          "convert", "", "the model's " + first + " source " + source.string() + " does not exist"};
+          FailureStage::convert, FailureSymptom::error,
+          "the model's " + first + " source " + source.string() + " does not exist"};
     made.file = source;
     made.sha = sha256_file(source);
   }
@@ -26,7 +27,7 @@ std::optional<ArtifactFailure> convert_chain(const PlannedVariant& variant,
     const ConversionResult r =
         variant.converter->convert(step, made.file, made.sha, made.spec, variant.env.knobs,
                                    config.cache_dir, config.build_timeout_s);
-    if (!r.ok) return ArtifactFailure{"convert", r.symptom, r.message};
+    if (!r.ok) return ArtifactFailure{FailureStage::convert, r.symptom, r.message};
     const double seconds = r.report.value("convert_s", 0.0);
     events.on_artifact({variant.text, step.name(), r.report.value("tool", step.tool), r.cached,
                         static_cast<int64_t>(seconds * 1e9)});
@@ -49,7 +50,7 @@ std::optional<ArtifactFailure> compile(const PlannedVariant& variant, const Camp
                                        VariantArtifact& made, CampaignObserver& events) {
   const BuildResult built = variant.builder->build(made.file, made.sha, made.spec, variant.env,
                                                    config.cache_dir, config.build_timeout_s);
-  if (!built.ok) return ArtifactFailure{"compile", built.symptom, built.message};
+  if (!built.ok) return ArtifactFailure{FailureStage::compile, built.symptom, built.message};
   events.on_artifact({variant.text, "compile", "", built.cached, built.compile_ns});
   const json conversion = made.report.value("conversion", json::array());
   made.report = json::parse(built.report_json, nullptr, false);

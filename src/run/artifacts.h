@@ -11,6 +11,7 @@
 
 #include "deltann/campaign.h"
 #include "deltann/campaign_events.h"
+#include "deltann/outcomes.h"
 #include "deltann/spec.h"
 #include "planner.h"
 
@@ -26,8 +27,8 @@ struct VariantArtifact {
 
 // Why a variant's artifact could not be made.
 struct ArtifactFailure {
-  std::string stage;    // convert | compile
-  std::string symptom;  // error | crash | abort | hang | killed ("" read as error)
+  FailureStage stage = FailureStage::convert;  // convert | compile
+  FailureSymptom symptom = FailureSymptom::error;
   std::string message;
 };
 

@@ -33,8 +33,8 @@ const nlohmann::json& Builder::describe() {
     const ToolRun run = run_tool(python_, {script_.string(), "--describe"}, 300);
     if (!run.reply)
       throw Error("the build tool of " + framework_ + " (" + script_.string() +
-                  ") cannot describe itself (" + run.exit.symptom + ", " + run.exit.detail +
-                  "): " + run.log);
+                  ") cannot describe itself (" + std::string(to_string(run.exit.symptom)) + ", " +
+                  run.exit.detail + "): " + run.log);
     description_ = *run.reply;
   }
   return *description_;
@@ -209,7 +209,7 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
                   spec_file.string(), "--env", env.to_string(), "--out", built.string()},
                  timeout_s, scratch.path());
     if (!run.ok() || !fs::exists(built)) {
-      result.symptom = run.exit.symptom == "exit" ? "error" : run.exit.symptom;
+      result.symptom = run.symptom();
       result.message = "build of " + env.to_string() + " failed (" + run.exit.detail + ")" +
                        (run.log.empty() ? "" : ": " + run.log);
       return result;
@@ -222,7 +222,7 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
     result.ok = true;
     result.report_json = saved.dump();
   } catch (const std::exception& e) {  // the cache folder: unwritable, full, ...
-    result.symptom = "error";
+    result.symptom = FailureSymptom::error;
     result.message = "build of " + env.to_string() + " failed: " + e.what();
   }
   return result;

@@ -25,7 +25,8 @@ struct BuildResult {
   std::filesystem::path artifact;
   int64_t compile_ns = 0;   // of the build that made the artifact (also when it came from cache)
   std::string report_json;  // what the tool said about the build
-  std::string symptom;      // when it failed: error | crash | abort | hang | killed | exit
+  FailureSymptom symptom =
+      FailureSymptom::error;  // when it failed: error | crash | abort | hang | killed
   std::string message;
 };
 
@@ -61,6 +62,10 @@ struct ToolRun {
   WorkerExit exit;
   std::string log;  // the tail of what it wrote to standard error (at most 1500 characters)
   bool ok() const { return reply.has_value() && exit.detail == "exit code 0"; }
+  // The failure's symptom: a tool that ended with an exit code reported an error of its own.
+  FailureSymptom symptom() const {
+    return exit.symptom == FailureSymptom::exit ? FailureSymptom::error : exit.symptom;
+  }
 };
 // Starts `python args...` (an argument vector, no shell) with PYTHONPATH = tools_python_path() and
 // waits up to `timeout_s` for its reply. `scratch`: the tool's private folder (WorkerProcess), or

@@ -198,9 +198,9 @@ std::vector<ReadyImage> prepare_images(const Dataset& dataset, const ModelSpec& 
                                        CampaignOutcome& outcome) {
   std::vector<ReadyImage> ready;
   for (const auto& image : dataset.images) {
-    StoredImage row{0, image.key, image.path.string(), "", image.label, "ok", ""};
+    StoredImage row{0, image.key, image.path.string(), "", image.label, ImageStatus::ok, ""};
     const auto unusable = [&](const std::string& message) {
-      row.status = "error";
+      row.status = ImageStatus::error;
       row.message = message;
       store.ensure_image(row);
       events.on_note("image skipped: " + message);
@@ -246,9 +246,10 @@ std::vector<Job> remaining_jobs(const std::vector<PlannedVariant>& variants,
       if (s.id == id) stored = s;
     const ResumeDecision decision = decide_resume(v, stored.status, config.retry_failed);
     if (decision.action == VariantAction::kSkip) {
-      if (stored.status != "skipped") {
-        store.record_failure({id, std::nullopt, "plan", "unsupported", v.skip_reason});
-        store.set_variant_status(id, "skipped");
+      if (stored.status != VariantStatus::skipped) {
+        store.record_failure(
+            {id, std::nullopt, FailureStage::plan, FailureSymptom::unsupported, v.skip_reason});
+        store.set_variant_status(id, VariantStatus::skipped);
       }
       events.on_variant_end({v.text, "skipped", v.skip_reason});
       ++outcome.variants_skipped;
@@ -266,7 +267,7 @@ std::vector<Job> remaining_jobs(const std::vector<PlannedVariant>& variants,
     for (const auto& image : ready)
       if (!done.count(image.id)) job.todo.push_back(image);
     if (job.todo.empty()) {
-      if (stored.status != "done") store.set_variant_status(id, "done");
+      if (stored.status != VariantStatus::done) store.set_variant_status(id, VariantStatus::done);
       events.on_variant_end({v.text, "complete", ""});
       ++outcome.variants_skipped;
       continue;
@@ -299,8 +300,10 @@ std::vector<ReadyImage> images_for(const Job& job, const ModelSpec& artifact_spe
       try {
         image.tensor = run.cache.prepare(image.path, artifact_spec.input).tensor_path;
       } catch (const Error& e) {
-        run.store.record_failure({job.stored.id, image.id, "preprocess", "error", e.what()});
-        run.events.on_failure({job.variant->text, image.key, "preprocess", "error", e.what()});
+        run.store.record_failure(
+            {job.stored.id, image.id, FailureStage::preprocess, FailureSymptom::error, e.what()});
+        run.events.on_failure({job.variant->text, image.key, FailureStage::preprocess,
+                               FailureSymptom::error, e.what()});
         run.progress.advance();
         continue;
       }
@@ -314,15 +317,15 @@ std::vector<ReadyImage> images_for(const Job& job, const ModelSpec& artifact_spe
 void run_job(const Job& job, CampaignRun& run) {
   const PlannedVariant& variant = *job.variant;
   run.events.on_variant_start({variant.text, static_cast<int64_t>(job.todo.size())});
-  run.store.set_variant_status(job.stored.id, "running");
+  run.store.set_variant_status(job.stored.id, VariantStatus::running);
   VariantArtifact made;
   if (const auto failed =
           build_artifact(variant, run.config, run.spec, run.model_sha, made, run.events)) {
-    const std::string symptom = failed->symptom.empty() ? "error" : failed->symptom;
     run.store.record_failure(
-        {job.stored.id, std::nullopt, failed->stage, symptom, failed->message});
-    run.store.set_variant_status(job.stored.id, "failed");
-    run.events.on_failure({variant.text, std::nullopt, failed->stage, symptom, failed->message});
+        {job.stored.id, std::nullopt, failed->stage, failed->symptom, failed->message});
+    run.store.set_variant_status(job.stored.id, VariantStatus::failed);
+    run.events.on_failure(
+        {variant.text, std::nullopt, failed->stage, failed->symptom, failed->message});
     run.events.on_variant_end({variant.text, "failed", ""});
     ++run.outcome.variants_failed;
     for (size_t i = 0; i < job.todo.size(); ++i) run.progress.advance();
@@ -336,7 +339,7 @@ void run_job(const Job& job, CampaignRun& run) {
   const VariantRunOutcome ran =
       run_variant(context, variant, job.stored, todo, made.file, made.sha);
   if (ran.completed) {
-    run.store.set_variant_status(job.stored.id, "done");
+    run.store.set_variant_status(job.stored.id, VariantStatus::done);
     ++run.outcome.variants_run;
   } else {
     ++run.outcome.variants_failed;
@@ -360,8 +363,8 @@ PreparedEnvironment prepare_environment(const CampaignConfig& config, const Mode
     throw Error("environment '" + v.text + "' cannot run here: " + v.skip_reason);
   VariantArtifact made;
   if (const auto failed = build_artifact(v, config, spec, sha256_file(config.model), made, events))
-    throw Error("environment '" + v.text + "': " + failed->stage + " failed (" +
-                (failed->symptom.empty() ? "error" : failed->symptom) + "): " + failed->message);
+    throw Error("environment '" + v.text + "': " + std::string(to_string(failed->stage)) +
+                " failed (" + std::string(to_string(failed->symptom)) + "): " + failed->message);
   return {v.text, v.env.framework, v.worker, fs::absolute(made.file), made.spec};
 }
 

@@ -57,10 +57,12 @@ void MessageLines::on_variant_start(const VariantStartEvent& e) {
 
 void MessageLines::on_failure(const FailureEvent& e) {
   // A failure to make the artifact fails the whole variant: its message is given longer.
-  if (e.stage == "convert" || e.stage == "compile")
-    sink_(e.variant + ": " + e.stage + " failed: " + e.message.substr(0, 400));
+  const std::string stage(to_string(e.stage));
+  if (e.stage == FailureStage::convert || e.stage == FailureStage::compile)
+    sink_(e.variant + ": " + stage + " failed: " + e.message.substr(0, 400));
   else
-    sink_(e.variant + ": " + e.stage + " failed (" + e.symptom + "): " + e.message.substr(0, 300));
+    sink_(e.variant + ": " + stage + " failed (" + std::string(to_string(e.symptom)) +
+          "): " + e.message.substr(0, 300));
 }
 
 void MessageLines::on_variant_end(const VariantEndEvent& e) {
@@ -111,8 +113,8 @@ void JsonEventLog::on_result(const ResultEvent& e) {
 void JsonEventLog::on_failure(const FailureEvent& e) {
   json j = {{"event", "failure"},
             {"variant", e.variant},
-            {"stage", e.stage},
-            {"symptom", e.symptom},
+            {"stage", to_string(e.stage)},
+            {"symptom", to_string(e.symptom)},
             {"message", e.message}};
   if (e.image) j["image"] = *e.image;
   write(out_, j);

@@ -24,7 +24,8 @@ const json& Converter::describe() {
     const ToolRun run = run_tool(python_, {script_.string(), "--describe"}, 120);
     if (!run.reply)
       throw Error("the conversion tool (" + script_.string() + ") cannot describe itself (" +
-                  run.exit.symptom + ", " + run.exit.detail + "): " + run.log);
+                  std::string(to_string(run.exit.symptom)) + ", " + run.exit.detail +
+                  "): " + run.log);
     description_ = *run.reply;
   }
   return *description_;
@@ -114,7 +115,7 @@ ConversionResult Converter::convert(const ConversionStep& step, const fs::path& 
     }
     const ToolRun run = run_tool(python_, args, timeout_s, scratch.path());
     if (!run.ok() || !fs::exists(converted) || !run.reply->contains("spec")) {
-      result.symptom = run.exit.symptom == "exit" ? "error" : run.exit.symptom;
+      result.symptom = run.symptom();
       result.message = "conversion " + step.name() + " (" + step.tool + ") failed (" +
                        run.exit.detail + ")" + (run.log.empty() ? "" : ": " + run.log);
       return result;
@@ -123,14 +124,14 @@ ConversionResult Converter::convert(const ConversionStep& step, const fs::path& 
       accept(*run.reply);
     } catch (const std::exception& e) {
       result.ok = false;
-      result.symptom = "error";
+      result.symptom = FailureSymptom::error;
       result.message = "conversion " + step.name() + " gave an unusable spec: " + e.what();
       return result;
     }
     publish_cache_entry(converted, result.artifact, *run.reply, report);
   } catch (const std::exception& e) {  // the cache folder: unwritable, full, ...
     result.ok = false;
-    result.symptom = "error";
+    result.symptom = FailureSymptom::error;
     result.message = "conversion " + step.name() + " (" + step.tool + ") failed: " + e.what();
   }
   return result;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/backend.h"
+#include "deltann/outcomes.h"
 #include "deltann/spec.h"
 
 namespace deltann {
@@ -32,7 +33,8 @@ struct ConversionResult {
   std::filesystem::path artifact;
   ModelSpec spec;         // the converted artifact's spec (layout and names may change)
   nlohmann::json report;  // what the tool said: tool, tool_version, convert_s, notes
-  std::string symptom;    // when it failed: error | crash | abort | hang | killed
+  FailureSymptom symptom =
+      FailureSymptom::error;  // when it failed: error | crash | abort | hang | killed
   std::string message;
 };
 

@@ -142,18 +142,18 @@ std::vector<PlannedVariant> plan(const CampaignConfig& config, const ModelSpec& 
   return planned;
 }
 
-ResumeDecision decide_resume(const PlannedVariant& variant, const std::string& stored_status,
+ResumeDecision decide_resume(const PlannedVariant& variant, VariantStatus stored_status,
                              bool retry_failed) {
   ResumeDecision d;
   if (!variant.skip_reason.empty()) {
     d.action = VariantAction::kSkip;
     return d;
   }
-  if (stored_status == "failed" && !retry_failed) {
+  if (stored_status == VariantStatus::failed && !retry_failed) {
     d.action = VariantAction::kSkipFailed;
     return d;
   }
-  d.clear_failures = retry_failed || stored_status == "skipped";
+  d.clear_failures = retry_failed || stored_status == VariantStatus::skipped;
   d.failed_images_done = !retry_failed;
   return d;
 }

@@ -14,6 +14,7 @@
 #include "deltann/backend.h"
 #include "deltann/campaign.h"
 #include "deltann/environment.h"
+#include "deltann/outcomes.h"
 #include "deltann/spec.h"
 #include "engine_registry.h"
 
@@ -55,7 +56,7 @@ struct ResumeDecision {
   // Whether images that failed before count as done (they are retried otherwise).
   bool failed_images_done = true;
 };
-ResumeDecision decide_resume(const PlannedVariant& variant, const std::string& stored_status,
+ResumeDecision decide_resume(const PlannedVariant& variant, VariantStatus stored_status,
                              bool retry_failed);
 
 }  // namespace deltann

@@ -53,12 +53,12 @@ class VariantRunner {
                      {"warmup", first ? config_.warmup : 0},
                      {"repeat", config_.repeat}});
       const auto reply = worker_->receive(config_.timeout_s);
-      const std::string stage = first ? "first_inference" : "run";
+      const FailureStage stage = first ? FailureStage::first_inference : FailureStage::run;
       bool ok = false;
       if (!reply) {
         record_death(stage, &image);
       } else if (reply->value("event", "") == "error") {
-        fail(stage, "error", reply->value("message", ""), &image);
+        fail(stage, FailureSymptom::error, reply->value("message", ""), &image);
       } else {
         ok = store_result(*reply, image, stage);
         if (!ok && abandon_) return abandon("the engine's output does not match the model spec");
@@ -84,7 +84,7 @@ class VariantRunner {
       worker_ =
           std::make_unique<WorkerProcess>(variant_->worker, std::vector<std::string>{"--serve"});
     } catch (const Error& e) {
-      fail("load", "error", e.what(), nullptr);
+      fail(FailureStage::load, FailureSymptom::error, e.what(), nullptr);
       return abandon("its worker cannot start");
     }
     std::optional<json> ready;
@@ -92,15 +92,16 @@ class VariantRunner {
       ready = load_worker(*worker_, variant_->worker, artifact_, variant_->text, to_json(spec_),
                           config_.timeout_s);
     } catch (const Error& e) {  // a worker of another protocol version
-      fail("load", "error", e.what(), nullptr);
+      fail(FailureStage::load, FailureSymptom::error, e.what(), nullptr);
       return abandon("it could not be loaded");
     }
     if (!ready) {
-      record_death("load", nullptr);
+      record_death(FailureStage::load, nullptr);
       return abandon("it could not be loaded");
     }
     if (ready->value("event", "") != "loaded") {
-      fail("load", "error", ready->value("message", ready->dump()), nullptr);
+      fail(FailureStage::load, FailureSymptom::error, ready->value("message", ready->dump()),
+           nullptr);
       return abandon("it could not be loaded");
     }
     if (need_load_record_) {
@@ -108,7 +109,8 @@ class VariantRunner {
       try {
         loaded = protocol::parse_load_reply(*ready);
       } catch (const Error& e) {
-        fail("load", "error", std::string("unreadable reply: ") + e.what(), nullptr);
+        fail(FailureStage::load, FailureSymptom::error,
+             std::string("unreadable reply: ") + e.what(), nullptr);
         return abandon("it could not be loaded");
       }
       store_.record_load(id_, loaded.engine_version, artifact_sha_, loaded.load_ns, ready->dump());
@@ -117,18 +119,18 @@ class VariantRunner {
     return true;
   }
 
-  bool store_result(const json& reply, const ReadyImage& image, const std::string& stage) {
+  bool store_result(const json& reply, const ReadyImage& image, FailureStage stage) {
     protocol::RunReply result;
     try {
       result = protocol::parse_run_reply(reply);
     } catch (const Error& e) {
-      fail(stage, "error", std::string("unreadable reply: ") + e.what(), &image);
+      fail(stage, FailureSymptom::error, std::string("unreadable reply: ") + e.what(), &image);
       return false;
     }
     std::vector<float>& output = result.output;
     const size_t expected = static_cast<size_t>(spec_.output.classes + spec_.output.label_offset);
     if (output.size() != expected) {
-      fail(stage, "error",
+      fail(stage, FailureSymptom::error,
            "output has " + std::to_string(output.size()) + " values; the spec expects " +
                std::to_string(expected) + " (" + std::to_string(spec_.output.classes) +
                " classes + label offset " + std::to_string(spec_.output.label_offset) + ")",
@@ -158,7 +160,7 @@ class VariantRunner {
     return true;
   }
 
-  void record_death(const std::string& stage, const ReadyImage* image) {
+  void record_death(FailureStage stage, const ReadyImage* image) {
     const WorkerExit exit = worker_->finish();
     std::string log = worker_->log_tail();
     if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
@@ -167,7 +169,7 @@ class VariantRunner {
   }
 
   // `image`: the image it failed on, or null for a failure of the whole worker (load).
-  void fail(const std::string& stage, const std::string& symptom, const std::string& message,
+  void fail(FailureStage stage, FailureSymptom symptom, const std::string& message,
             const ReadyImage* image) {
     store_.record_failure(
         {id_, image ? std::optional(image->id) : std::nullopt, stage, symptom, message});
@@ -177,7 +179,7 @@ class VariantRunner {
 
   bool abandon(const std::string& why) {
     stop();
-    store_.set_variant_status(id_, "failed");
+    store_.set_variant_status(id_, VariantStatus::failed);
     events_.on_variant_end({variant_->text, "failed", why});
     return false;
   }

@@ -401,17 +401,19 @@ WorkerExit WorkerProcess::finish(double grace_s) {
   while (err_fd_.valid()) drain_stderr();
   WorkerExit e;
   if (hung_) {
-    e = {"hang", "no reply before the timeout; killed"};
+    e = {FailureSymptom::hang, "no reply before the timeout; killed"};
   } else if (oversized_) {
-    e = {"error", "wrote a line of over " + std::to_string(kMaxReplyLine >> 20) +
-                      " MiB to its reply channel; killed"};
+    e = {FailureSymptom::error, "wrote a line of over " + std::to_string(kMaxReplyLine >> 20) +
+                                    " MiB to its reply channel; killed"};
   } else if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     e.detail = signal_name(sig);
-    e.symptom = sig == SIGABRT ? "abort" : sig == SIGKILL ? "killed" : "crash";
+    e.symptom = sig == SIGABRT   ? FailureSymptom::abort
+                : sig == SIGKILL ? FailureSymptom::killed
+                                 : FailureSymptom::crash;
     if (sig == SIGKILL) e.detail += " (from outside; often the out-of-memory killer)";
   } else {
-    e = {"exit", "exit code " + std::to_string(WEXITSTATUS(status))};
+    e = {FailureSymptom::exit, "exit code " + std::to_string(WEXITSTATUS(status))};
   }
   exit_ = e;
   return e;
@@ -460,8 +462,8 @@ void LoadedWorker::died(const std::string& stage) {
   const WorkerExit exit = worker_.finish();
   std::string log = worker_.log_tail();
   if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
-  throw Error(env_ + ": " + stage + " failed (" + exit.symptom + ", " + exit.detail + ")" +
-              (log.empty() ? "" : "; engine log: " + log));
+  throw Error(env_ + ": " + stage + " failed (" + std::string(to_string(exit.symptom)) + ", " +
+              exit.detail + ")" + (log.empty() ? "" : "; engine log: " + log));
 }
 
 nlohmann::json describe_worker(const std::filesystem::path& program, double timeout_s) {
@@ -469,8 +471,8 @@ nlohmann::json describe_worker(const std::filesystem::path& program, double time
   auto reply = worker.receive(timeout_s);
   const WorkerExit exit = worker.finish();
   if (!reply)
-    throw Error(program.string() + " --describe failed (" + exit.symptom + ", " + exit.detail +
-                "): " + worker.log_tail());
+    throw Error(program.string() + " --describe failed (" + std::string(to_string(exit.symptom)) +
+                ", " + exit.detail + "): " + worker.log_tail());
   return *reply;
 }
 

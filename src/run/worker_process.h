@@ -18,14 +18,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/outcomes.h"
 #include "deltann/unique_fd.h"
 
 namespace deltann {
 
 // How a worker ended, in the words the results use.
 struct WorkerExit {
-  std::string symptom;  // crash | abort | killed | exit | hang
-  std::string detail;   // "SIGSEGV", "exit code 3", ...
+  FailureSymptom symptom = FailureSymptom::exit;  // crash | abort | killed | exit | hang | error
+  std::string detail;                             // "SIGSEGV", "exit code 3", ...
 };
 
 class WorkerProcess {

@@ -132,12 +132,17 @@ std::string joined(const std::vector<std::string>& names) {
   return text;
 }
 
-// Throws when a kind-holding column would get a value outside its documented list.
-template <size_t N>
-void check_value(const std::array<std::string_view, N>& allowed, const std::string& value,
-                 const char* column) {
-  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end())
-    throw Error(std::string("internal error: '") + value + "' is not a valid " + column);
+// The value a kind-holding column holds, read by `parse`. A name this build does not know (a
+// database edited by hand, or written by a newer deltann) is an Error naming the file and the
+// column.
+template <class Kind>
+Kind read_kind(const SQLite::Column& column, Kind (*parse)(std::string_view),
+               const std::filesystem::path& db, const char* name) {
+  try {
+    return parse(column.getString());
+  } catch (const Error& e) {
+    throw Error(db.string() + ": " + name + ": " + e.what());
+  }
 }
 
 }  // namespace
@@ -345,7 +350,6 @@ int64_t Store::ensure_model(const StoredModel& model) {
 
 int64_t Store::ensure_image(const StoredImage& image) {
   require_writable("record an image");
-  check_value(kImageStatuses, image.status, "images.status");
   SQLite::Statement insert(
       *db_,
       "INSERT INTO images(key, path, sha256, label, status, message) VALUES(?, ?, ?, ?, ?, ?) "
@@ -358,7 +362,7 @@ int64_t Store::ensure_image(const StoredImage& image) {
     insert.bind(4, *image.label);
   else
     insert.bind(4);
-  insert.bind(5, image.status);
+  insert.bind(5, std::string(to_string(image.status)));
   insert.bind(6, image.message);
   insert.exec();
   SQLite::Statement q(*db_, "SELECT id FROM images WHERE key = ?");
@@ -384,12 +388,11 @@ int64_t Store::ensure_variant(int64_t model_id, const std::string& env,
   return q.getColumn(0).getInt64();
 }
 
-void Store::set_variant_status(int64_t variant_id, const std::string& status) {
+void Store::set_variant_status(int64_t variant_id, VariantStatus status) {
   require_writable("change a variant");
-  check_value(kVariantStatuses, status, "variants.status");
   flush();  // a status must never claim more than what is committed
   SQLite::Statement q(*db_, "UPDATE variants SET status = ? WHERE id = ?");
-  q.bind(1, status);
+  q.bind(1, std::string(to_string(status)));
   q.bind(2, variant_id);
   q.exec();
 }
@@ -428,8 +431,6 @@ void Store::record_first_inference(int64_t variant_id, int64_t first_ns) {
 
 void Store::record_failure(const StoredFailure& f) {
   require_writable("record a failure");
-  check_value(kFailureStages, f.stage, "failures.stage");
-  check_value(kFailureSymptoms, f.symptom, "failures.symptom");
   flush();
   SQLite::Statement q(
       *db_,
@@ -439,8 +440,8 @@ void Store::record_failure(const StoredFailure& f) {
     q.bind(2, *f.image_id);
   else
     q.bind(2);
-  q.bind(3, f.stage);
-  q.bind(4, f.symptom);
+  q.bind(3, std::string(to_string(f.stage)));
+  q.bind(4, std::string(to_string(f.symptom)));
   q.bind(5, f.message);
   q.exec();
 }
@@ -534,7 +535,7 @@ std::vector<StoredImage> Store::images() const {
     i.path = q.getColumn(2).getString();
     i.sha256 = q.getColumn(3).getString();
     if (!q.getColumn(4).isNull()) i.label = q.getColumn(4).getInt();
-    i.status = q.getColumn(5).getString();
+    i.status = read_kind(q.getColumn(5), parse_image_status, path_, "images.status");
     i.message = q.getColumn(6).getString();
     out.push_back(std::move(i));
   }
@@ -554,7 +555,7 @@ std::vector<StoredVariant> Store::variants() const {
     v.model_id = q.getColumn(1).getInt64();
     v.env = q.getColumn(2).getString();
     v.framework = q.getColumn(3).getString();
-    v.status = q.getColumn(4).getString();
+    v.status = read_kind(q.getColumn(4), parse_variant_status, path_, "variants.status");
     v.engine_version = q.getColumn(5).getString();
     v.artifact_sha256 = q.getColumn(6).getString();
     v.load_ns = optional_int(q.getColumn(7));
@@ -605,7 +606,8 @@ std::vector<StoredFailure> Store::failures() const {
       *db_, "SELECT variant_id, image_id, stage, symptom, message FROM failures ORDER BY id");
   while (q.executeStep())
     out.push_back({q.getColumn(0).getInt64(), optional_int(q.getColumn(1)),
-                   q.getColumn(2).getString(), q.getColumn(3).getString(),
+                   read_kind(q.getColumn(2), parse_failure_stage, path_, "failures.stage"),
+                   read_kind(q.getColumn(3), parse_failure_symptom, path_, "failures.symptom"),
                    q.getColumn(4).getString()});
   return out;
 }

@@ -53,7 +53,7 @@ class CampaignDataFixture : public ::testing::Test {
     store.add_result(result(v1, y, {3 * kMs, 1 * kMs}));
     store.add_result(result(v1, x, {4 * kMs, 2 * kMs, 6 * kMs}));
     store.add_result(result(v2, x, {}));
-    store.record_failure({v2, y, "run", "crash", "segmentation fault"});
+    store.record_failure({v2, y, FailureStage::run, FailureSymptom::crash, "segmentation fault"});
   }
 
   test::TempDir dir_;

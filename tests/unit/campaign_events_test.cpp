@@ -32,7 +32,8 @@ class Recorder final : public CampaignObserver {
   }
   void on_result(const ResultEvent& e) override { add("result " + e.variant + " " + e.image); }
   void on_failure(const FailureEvent& e) override {
-    add("failure " + e.variant + " " + e.image.value_or("-") + " " + e.stage + " " + e.symptom);
+    add("failure " + e.variant + " " + e.image.value_or("-") + " " +
+        std::string(to_string(e.stage)) + " " + std::string(to_string(e.symptom)));
   }
   void on_variant_end(const VariantEndEvent& e) override {
     add("end " + e.variant + " " + e.status + (e.reason.empty() ? "" : ": " + e.reason));
@@ -105,8 +106,9 @@ TEST(CampaignEvents, MessageLinesSayWhatTheTerminalShows) {
   say.on_artifact({"tvm:opt=3", "compile", "", false, 1'234'567'890});
   say.on_artifact({"tvm:opt=3", "compile", "", true, 1'234'567'890});
   say.on_artifact({"tflite@onnx>tflite", "onnx>tflite", "onnx2tf", false, 2'500'000});
-  say.on_failure({"ort", std::string("a.png"), "run", "crash", "SIGSEGV"});
-  say.on_failure({"tvm", std::nullopt, "compile", "error", "no target"});
+  say.on_failure(
+      {"ort", std::string("a.png"), FailureStage::run, FailureSymptom::crash, "SIGSEGV"});
+  say.on_failure({"tvm", std::nullopt, FailureStage::compile, FailureSymptom::error, "no target"});
   say.on_variant_end({"ort", "failed", "3 failures in a row"});
   say.on_variant_end({"ort", "failed", ""});
   say.on_variant_end({"ort", "done", ""});
@@ -127,7 +129,8 @@ TEST(CampaignEvents, JsonEventLogWritesOneObjectPerLineAndFanoutReachesEverySubs
   fanout.subscribe(log);
   fanout.subscribe(recorder);
   fanout.on_variant_start({"ort", 2});
-  fanout.on_failure({"ort", std::nullopt, "load", "crash", "bad \xff byte"});
+  fanout.on_failure(
+      {"ort", std::nullopt, FailureStage::load, FailureSymptom::crash, "bad \xff byte"});
   std::istringstream in(out.str());
   std::string first, second;
   std::getline(in, first);

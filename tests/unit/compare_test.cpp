@@ -94,14 +94,15 @@ class CompareFixture : public ::testing::Test {
     store.add_result(result(vc, a, {2, 1, 3, 4, 5}, {1, 2, kNaN}, {10 * kMs, 30 * kMs}));
     store.add_result(result(vc, b, {2, 1, 3, 4, 5}, {0, 0, 0}, {20 * kMs}));
     store.add_result(result(vc, c, {7, 3, 9, 10, 11}, {1, 1, 1}, {40 * kMs}));
-    store.record_failure({vc, d, "run", "crash", "segmentation fault"});
-    store.record_failure({vb, std::nullopt, "plan", "error", "not counted as a failure"});
+    store.record_failure({vc, d, FailureStage::run, FailureSymptom::crash, "segmentation fault"});
+    store.record_failure(
+        {vb, std::nullopt, FailureStage::plan, FailureSymptom::error, "not counted as a failure"});
 
     store.record_load(va, "1.17.3", "artifact", 2'500'000, "{}");
     store.record_first_inference(va, 750'000);
-    store.set_variant_status(va, "done");
-    store.set_variant_status(vb, "done");
-    store.set_variant_status(vc, "failed");
+    store.set_variant_status(va, VariantStatus::done);
+    store.set_variant_status(vb, VariantStatus::done);
+    store.set_variant_status(vc, VariantStatus::failed);
     store.flush();
     comparison_ = compare_variants(store);
   }
@@ -125,8 +126,8 @@ TEST_F(CompareFixture, VariantSummaries) {
   EXPECT_EQ(a.env, "ort:opt=all");
   EXPECT_EQ(b.env, "ort:opt=off");
   EXPECT_EQ(c.env, "opencv:opt=on");
-  EXPECT_EQ(a.status, "done");
-  EXPECT_EQ(c.status, "failed");
+  EXPECT_EQ(a.status, VariantStatus::done);
+  EXPECT_EQ(c.status, VariantStatus::failed);
   EXPECT_EQ(a.engine_version, "1.17.3");
   EXPECT_EQ(a.images, 4);
   EXPECT_EQ(b.images, 4);
@@ -273,11 +274,11 @@ TEST(CompareUnusable, ListedWithTheirReasonAndTheSpecInTheHeader) {
   const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
   const int64_t ok = store.ensure_image(image("ok.jpg", 1));
   StoredImage broken = image("bro\x1b[2Jken.jpg", std::nullopt);
-  broken.status = "error";
+  broken.status = ImageStatus::error;
   broken.message = "cannot decode: not an image";
   store.ensure_image(broken);
   StoredImage missing = image("gone.jpg", 2);
-  missing.status = "error";
+  missing.status = ImageStatus::error;
   missing.message = "file does not exist";
   store.ensure_image(missing);
   const int64_t v = store.ensure_variant(model, "ort", "ort");

@@ -223,17 +223,18 @@ TEST(Planner, ResumeFollowsTheStoredStatus) {
   PlannedVariant runnable;
   PlannedVariant unsupported;
   unsupported.skip_reason = "no GPU";
-  EXPECT_EQ(decide_resume(unsupported, "", false).action, VariantAction::kSkip);
-  EXPECT_EQ(decide_resume(runnable, "failed", false).action, VariantAction::kSkipFailed);
-  const ResumeDecision retry = decide_resume(runnable, "failed", true);
+  EXPECT_EQ(decide_resume(unsupported, VariantStatus::pending, false).action, VariantAction::kSkip);
+  EXPECT_EQ(decide_resume(runnable, VariantStatus::failed, false).action,
+            VariantAction::kSkipFailed);
+  const ResumeDecision retry = decide_resume(runnable, VariantStatus::failed, true);
   EXPECT_EQ(retry.action, VariantAction::kRunRemaining);
   EXPECT_TRUE(retry.clear_failures);
   EXPECT_FALSE(retry.failed_images_done);
-  const ResumeDecision resume = decide_resume(runnable, "running", false);
+  const ResumeDecision resume = decide_resume(runnable, VariantStatus::running, false);
   EXPECT_EQ(resume.action, VariantAction::kRunRemaining);
   EXPECT_FALSE(resume.clear_failures);
   EXPECT_TRUE(resume.failed_images_done);
-  EXPECT_TRUE(decide_resume(runnable, "skipped", false).clear_failures)
+  EXPECT_TRUE(decide_resume(runnable, VariantStatus::skipped, false).clear_failures)
       << "a plan that no longer applies leaves obsolete failures";
 }
 

@@ -66,7 +66,7 @@ void fill_store(Store& store) {
   const int64_t plain = store.ensure_image(image("plain.jpg", 3));
   const int64_t unlabelled = store.ensure_image(image("unlabelled.jpg", std::nullopt));
   StoredImage broken = image("broken.jpg", 1);
-  broken.status = "error";
+  broken.status = ImageStatus::error;
   broken.message = "not an image";
   store.ensure_image(broken);
   const int64_t ort = store.ensure_variant(model, kOrt, "ort");
@@ -78,8 +78,8 @@ void fill_store(Store& store) {
   store.add_result(result(cv, odd, {1, 7, 2, 3, 4}, {0.375f, 0.375f, 0.125f, 0.0625f, 0.0625f},
                           {2 * kMs, 2 * kMs, 2 * kMs, 2 * kMs, 2 * kMs}));
   store.add_result(result(cv, plain, {3, 1, 0, 2, 4}, {1, 0, 0, 0, 0}, {5 * kMs}));
-  store.set_variant_status(ort, "done");
-  store.set_variant_status(cv, "failed");
+  store.set_variant_status(ort, VariantStatus::done);
+  store.set_variant_status(cv, VariantStatus::failed);
   store.flush();
 }
 
@@ -98,7 +98,7 @@ Comparison hand_comparison() {
   a.env = kOrt;
   a.framework = "ort";
   a.knobs = {{"opt", "all"}, {"device", "cpu"}, {"threads", "1"}};
-  a.status = "done";
+  a.status = VariantStatus::done;
   a.engine_version = "1.17.3";
   a.images = 3;
   a.top1_accuracy = 0.5;
@@ -117,7 +117,7 @@ Comparison hand_comparison() {
   b.env = kOpenCV;
   b.framework = "opencv";
   b.knobs = {{"opt", "on"}, {"device", "cpu"}, {"threads", "1"}};
-  b.status = "failed";
+  b.status = VariantStatus::failed;
   b.images = 2;
   b.failures = 1;
   b.top1_accuracy = 0.5;
@@ -491,7 +491,7 @@ const std::string kSlow = "opencv:opt=on,device=cpu,threads=1";
 const std::string kBroken = "opencv:opt=off,device=cpu,threads=1";
 const std::string kSkipped = "ort:opt=extended,device=cuda,threads=1";
 
-VariantSummary variant(const std::string& env, const std::string& status, int images = 200) {
+VariantSummary variant(const std::string& env, VariantStatus status, int images = 200) {
   VariantSummary v;
   v.env = env;
   v.status = status;
@@ -518,8 +518,9 @@ PairSummary pair(const std::string& a, const std::string& b, int differences, do
 // oriented baseline → variant that is x1.25, interval [1/0.85, 1/0.75] = [1.176, 1.333].
 Comparison check_comparison_fixture() {
   Comparison c;
-  c.variants = {variant(kSlow, "done"), variant(kBase, "done"), variant(kBasic, "done"),
-                variant(kBroken, "failed", 0), variant(kSkipped, "skipped", 0)};
+  c.variants = {variant(kSlow, VariantStatus::done), variant(kBase, VariantStatus::done),
+                variant(kBasic, VariantStatus::done), variant(kBroken, VariantStatus::failed, 0),
+                variant(kSkipped, VariantStatus::skipped, 0)};
   c.pairs = {pair(kSlow, kBase, 0, 0.8, {0.75, 0.85}, true),
              pair(kBase, kBasic, 1, 1.05, {1.01, 1.09}, true)};
   return c;
@@ -547,7 +548,8 @@ TEST(Check, BaselineNotFoundListsTheVariants) {
   const std::string message =
       test::message_of<BaselineError>([&] { find_baseline(c.variants, "tvm:opt=3"); });
   EXPECT_TRUE(Contains(message, "baseline 'tvm:opt=3' matches no variant"));
-  for (const auto& v : c.variants) EXPECT_TRUE(Contains(message, "\n  " + v.env + " (" + v.status));
+  for (const auto& v : c.variants)
+    EXPECT_TRUE(Contains(message, "\n  " + v.env + " (" + std::string(to_string(v.status))));
   // A knob value no variant has.
   EXPECT_TRUE(Contains(
       test::message_of<BaselineError>([&] { find_baseline(c.variants, "ort:opt=all,threads=2"); }),
@@ -650,7 +652,7 @@ TEST(Check, FailsAboveTheLimits) {
 
 TEST(Check, UnusableBaselineFailsTheCheck) {
   Comparison c = check_comparison_fixture();
-  c.variants[1].status = "failed";
+  c.variants[1].status = VariantStatus::failed;
   CheckOptions o = check_options(1.0, {});
   const CheckVerdict v = check_comparison(c, o, {{kBase, "load crash: signal 11"}});
   ASSERT_EQ(v.problems.size(), 1u);
@@ -666,8 +668,8 @@ TEST(Check, UnusableBaselineFailsTheCheck) {
 
 TEST(Check, JUnitXmlIsEscaped) {
   Comparison c;
-  c.variants = {variant(kBase, "done"), variant(kBasic, "done"), variant(kBroken, "failed"),
-                variant(kSkipped, "skipped")};
+  c.variants = {variant(kBase, VariantStatus::done), variant(kBasic, VariantStatus::done),
+                variant(kBroken, VariantStatus::failed), variant(kSkipped, VariantStatus::skipped)};
   c.pairs = {pair(kBase, kBasic, 0, 1.0, {0.9, 1.1}, false)};
   const CheckVerdict v =
       check_comparison(c, check_options(0.005, {}),
@@ -706,8 +708,8 @@ TEST(Check, RunsOnAStore) {
   store.add_result(result(a, y, {2, 0}, {0.9f, 0.1f}, {kMs}));
   store.add_result(result(b, x, {1, 0}, {0.9f, 0.1f}, {kMs}));
   store.add_result(result(b, y, {0, 2}, {0.6f, 0.4f}, {kMs}));
-  store.set_variant_status(a, "done");
-  store.set_variant_status(b, "done");
+  store.set_variant_status(a, VariantStatus::done);
+  store.set_variant_status(b, VariantStatus::done);
   CheckOptions o = check_options(0.5, {});
   const CheckVerdict pass = run_check(store, o);
   EXPECT_EQ(pass.exit_code(), 0);

@@ -93,7 +93,8 @@ class FindingsFixture : public ::testing::Test {
       store.add_result(a);
       store.add_result(b);
     }
-    store.record_failure({all, std::nullopt, "plan", "unsupported", "device absent"});
+    store.record_failure(
+        {all, std::nullopt, FailureStage::plan, FailureSymptom::unsupported, "device absent"});
     store.flush();
     comparison_ = compare_variants(store);
   }
@@ -368,7 +369,7 @@ TEST(Findings, ReproduceOfAnOlderDatabaseCarriesItsSpec) {
   store.set_meta("spec", "/specs/m.spec.json");
   const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
   const int64_t v = store.ensure_variant(model, "ort", "ort");
-  store.record_failure({v, std::nullopt, "load", "crash", "boom"});
+  store.record_failure({v, std::nullopt, FailureStage::load, FailureSymptom::crash, "boom"});
   store.flush();
   const Comparison c = compare_variants(store);
   ASSERT_EQ(c.findings.size(), 1u);

@@ -68,8 +68,8 @@ TEST(StorageDoc, ListsEveryValueOfTheKindColumns) {
     const std::string row = table_row(doc, column);
     ASSERT_FALSE(row.empty()) << column << " has no row in docs/STORAGE.md";
     for (const auto& value : values)
-      EXPECT_NE(row.find("`" + std::string(value) + "`"), std::string::npos)
-          << column << " value " << value << " is not in docs/STORAGE.md";
+      EXPECT_NE(row.find("`" + std::string(to_string(value)) + "`"), std::string::npos)
+          << column << " value " << to_string(value) << " is not in docs/STORAGE.md";
   };
   check("images.status", kImageStatuses);
   check("variants.status", kVariantStatuses);

@@ -96,7 +96,7 @@ TEST(Store, EnsureCallsAreIdempotent) {
 
   const int64_t i1 = store.ensure_image(image("a.jpg", 3));
   StoredImage failed = image("a.jpg", 4);
-  failed.status = "error";
+  failed.status = ImageStatus::error;
   failed.message = "truncated";
   const int64_t i2 = store.ensure_image(failed);
   const int64_t i3 = store.ensure_image(image("b.jpg"));
@@ -106,7 +106,7 @@ TEST(Store, EnsureCallsAreIdempotent) {
   ASSERT_EQ(images.size(), 2u);
   EXPECT_EQ(images[0].key, "a.jpg");
   EXPECT_EQ(images[0].label, 4);
-  EXPECT_EQ(images[0].status, "error");
+  EXPECT_EQ(images[0].status, ImageStatus::error);
   EXPECT_EQ(images[0].message, "truncated");
   EXPECT_EQ(images[1].label, std::nullopt);
 
@@ -116,14 +116,14 @@ TEST(Store, EnsureCallsAreIdempotent) {
   EXPECT_EQ(v1, v2);
   EXPECT_NE(v1, v3);
   ASSERT_EQ(store.variants().size(), 2u);
-  EXPECT_EQ(store.variants()[0].status, "pending");
+  EXPECT_EQ(store.variants()[0].status, VariantStatus::pending);
 }
 
 TEST(Store, VariantBookkeeping) {
   test::TempDir dir;
   Store store(dir / "r.db");
   Fixture f(store, 0);
-  store.set_variant_status(f.variant, "running");
+  store.set_variant_status(f.variant, VariantStatus::running);
   store.record_load(f.variant, "1.17.3", "artifact-sha", 1'500'000, "{\"engine\":\"ort\"}");
   store.record_first_inference(f.variant, 250'000);
   const auto variants = store.variants();
@@ -133,7 +133,7 @@ TEST(Store, VariantBookkeeping) {
   EXPECT_EQ(v.model_id, f.model);
   EXPECT_EQ(v.env, "ort:opt=all");
   EXPECT_EQ(v.framework, "ort");
-  EXPECT_EQ(v.status, "running");
+  EXPECT_EQ(v.status, VariantStatus::running);
   EXPECT_EQ(v.engine_version, "1.17.3");
   EXPECT_EQ(v.artifact_sha256, "artifact-sha");
   EXPECT_EQ(v.load_ns, 1'500'000);
@@ -185,8 +185,10 @@ TEST(Store, CompletedImagesIncludeFailuresOnlyWhenAsked) {
   Fixture f(store, 4);
   store.add_result(result(f.variant, f.images[0]));
   store.add_result(result(f.variant, f.images[1]));
-  store.record_failure({f.variant, f.images[2], "run", "crash", "segmentation fault"});
-  store.record_failure({f.variant, std::nullopt, "load", "error", "bad model"});
+  store.record_failure(
+      {f.variant, f.images[2], FailureStage::run, FailureSymptom::crash, "segmentation fault"});
+  store.record_failure(
+      {f.variant, std::nullopt, FailureStage::load, FailureSymptom::error, "bad model"});
   // completed_images sees buffered results: it flushes first.
   EXPECT_EQ(store.completed_images(f.variant),
             (std::set<int64_t>{f.images[0], f.images[1], f.images[2]}));
@@ -196,8 +198,8 @@ TEST(Store, CompletedImagesIncludeFailuresOnlyWhenAsked) {
   const auto failures = store.failures();
   ASSERT_EQ(failures.size(), 2u);
   EXPECT_EQ(failures[0].image_id, f.images[2]);
-  EXPECT_EQ(failures[0].stage, "run");
-  EXPECT_EQ(failures[0].symptom, "crash");
+  EXPECT_EQ(failures[0].stage, FailureStage::run);
+  EXPECT_EQ(failures[0].symptom, FailureSymptom::crash);
   EXPECT_EQ(failures[0].message, "segmentation fault");
   EXPECT_EQ(failures[1].image_id, std::nullopt);
 
@@ -263,6 +265,28 @@ TEST(Store, NewerSchemaVersionIsRefused) {
   const std::string message = message_of<Error>([&] { Store reopened(db); });
   EXPECT_TRUE(Contains(message, db.string()));
   EXPECT_TRUE(Contains(message, "99"));
+}
+
+// A kind-holding column with a name this build does not know (edited by hand, or written by a
+// newer deltann) is refused with the file, the column and the value, not read as some default.
+TEST(Store, UnknownStoredKindIsAnError) {
+  test::TempDir dir;
+  const fs::path db = dir / "edited.db";
+  {
+    Store store(db);
+    Fixture f(store, 1);
+    store.record_failure({f.variant, std::nullopt, FailureStage::load, FailureSymptom::error, "x"});
+  }
+  SQLite::Database(db.string(), SQLite::OPEN_READWRITE)
+      .exec("UPDATE failures SET symptom = 'melted'; UPDATE variants SET status = 'paused'");
+  Store store(db, StoreMode::ReadOnly);
+  const std::string failures = message_of<Error>([&] { store.failures(); });
+  EXPECT_TRUE(Contains(failures, db.string())) << failures;
+  EXPECT_TRUE(Contains(failures, "failures.symptom")) << failures;
+  EXPECT_TRUE(Contains(failures, "'melted'")) << failures;
+  const std::string variants = message_of<Error>([&] { store.variants(); });
+  EXPECT_TRUE(Contains(variants, "variants.status")) << variants;
+  EXPECT_TRUE(Contains(variants, "'paused'")) << variants;
 }
 
 TEST(Store, NonDatabaseFileIsRefused) {

@@ -25,7 +25,7 @@ VariantSummary full_variant() {
   v.env = "ort:opt=all,device=cpu,threads=1";
   v.framework = "ort";
   v.knobs = {{"opt", "all"}, {"device", "cpu"}, {"threads", "1"}};
-  v.status = "done";
+  v.status = VariantStatus::done;
   v.engine_version = "1.17.3";
   v.images = 10;
   v.failures = 1;

@@ -59,17 +59,17 @@ WorkerExit exit_of(const std::string& script) {
 
 TEST(WorkerProcess, ExitCodePassesThroughTheGuard) {
   const WorkerExit e = exit_of("exit 3");
-  EXPECT_EQ(e.symptom, "exit");
+  EXPECT_EQ(e.symptom, FailureSymptom::exit);
   EXPECT_EQ(e.detail, "exit code 3");
   EXPECT_EQ(exit_of("exit 0").detail, "exit code 0");
 }
 
 TEST(WorkerProcess, DeathBySignalPassesThroughTheGuard) {
   const WorkerExit crash = exit_of("kill -SEGV $$");
-  EXPECT_EQ(crash.symptom, "crash");
+  EXPECT_EQ(crash.symptom, FailureSymptom::crash);
   EXPECT_EQ(crash.detail, "SIGSEGV");
-  EXPECT_EQ(exit_of("kill -ABRT $$").symptom, "abort");
-  EXPECT_EQ(exit_of("kill -KILL $$").symptom, "killed");
+  EXPECT_EQ(exit_of("kill -ABRT $$").symptom, FailureSymptom::abort);
+  EXPECT_EQ(exit_of("kill -KILL $$").symptom, FailureSymptom::killed);
 }
 
 TEST(WorkerProcess, ProgramThatCannotStartIsAnError) {
@@ -101,7 +101,7 @@ TEST(WorkerProcess, EndlessLineWithoutNewlineIsKilledNotBuffered) {
   EXPECT_FALSE(process.receive(60).has_value());
   EXPECT_FALSE(process.hung());
   const WorkerExit e = process.finish();
-  EXPECT_EQ(e.symptom, "error");
+  EXPECT_EQ(e.symptom, FailureSymptom::error);
   EXPECT_NE(e.detail.find("256 MiB"), std::string::npos) << e.detail;
 }
 
@@ -131,7 +131,7 @@ TEST(WorkerProcess, HangKillsTheWholeGroup) {
   ASSERT_TRUE(reply.has_value());
   EXPECT_FALSE(process.receive(0.2).has_value());
   EXPECT_TRUE(process.hung());
-  EXPECT_EQ(process.finish().symptom, "hang");
+  EXPECT_EQ(process.finish().symptom, FailureSymptom::hang);
   EXPECT_FALSE(running(reply->at("pids").at(0).get<pid_t>())) << "the shell survived";
   EXPECT_TRUE(ends_soon(reply->at("pids").at(1).get<pid_t>())) << "the grandchild sleep survived";
 }

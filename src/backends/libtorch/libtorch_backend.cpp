@@ -177,8 +177,8 @@ void try_spec_shape(const LoadRequest& request) {
   const WorkerExit exit = child.finish();
   if (!reply || !reply->is_object())
     throw Error("trying the spec's input shape " + shape_text(request.input.shape) +
-                " in a child process failed (" + exit.symptom + ", " + exit.detail +
-                "); its log: " + child.log_tail());
+                " in a child process failed (" + std::string(to_string(exit.symptom)) + ", " +
+                exit.detail + "); its log: " + child.log_tail());
   if (reply->contains("unloadable")) return;  // the timed load reports it as it always does
   if (reply->contains("error"))
     throw Error(
