@@ -184,7 +184,7 @@ void generate(const fs::path& path, const Shape& shape) {
         result.samples_ns.push_back(static_cast<int64_t>(median_ns * std::exp(0.05 * normal(rng))));
       store.add_result(std::move(result));
     }
-    store.set_variant_status(id, VariantStatus::done);
+    store.set_variant_status(id, deltann::VariantStatus::done);
     std::cerr << "\rgenerated variant " << (v + 1) << "/" << shape.variants << std::flush;
   }
   store.flush();

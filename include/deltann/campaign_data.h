@@ -47,7 +47,10 @@ struct CampaignVariant {
   std::string name;
   int model = 1;                        // index into CampaignData::models, from 1
   std::vector<CampaignResult> results;  // ordered by image id
-  std::vector<double> samples_ms;       // every timed sample of every image, sorted
+  // Every timed sample of every image, sorted. Only the images of the timing sample (images.timed)
+  // were timed: the others ran once, untimed, and their results hold no samples.
+  std::vector<double> samples_ms;
+  int64_t timed_images = 0;  // results with timed samples: the variant's share of the sample
 };
 
 struct CampaignData {

@@ -58,6 +58,7 @@ struct VariantSummary {
   // exact at any size and is the one the tests and findings use.
   std::optional<stats::Interval> median_bootstrap_ci_ms;
   int64_t samples = 0;
+  int64_t timed_images = 0;         // images of the timing sample whose samples are pooled
   int nonfinite_images = 0;         // images whose output held NaN or Inf
   int nondeterministic_images = 0;  // images whose repeated runs gave different outputs
   double max_repeat_diff = 0;       // largest |difference| between repeated runs

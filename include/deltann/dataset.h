@@ -29,6 +29,9 @@ struct ImageEntry {
   std::filesystem::path path;  // absolute
   std::optional<int> label;    // ground-truth class id
   std::string problem;         // why the entry cannot be used; empty when it can
+  // The key of the earlier entry naming the same file, when this one repeats it (`problem` then
+  // says so); the campaign runs that entry once and records this one as its duplicate.
+  std::string duplicate_of = {};
   bool usable() const { return problem.empty(); }
 };
 

@@ -9,8 +9,9 @@
 
 namespace deltann {
 
-// images.status: whether the image could be used at all.
-enum class ImageStatus { ok, error };
+// images.status: whether the image could be used at all (duplicate: it repeats an earlier entry,
+// images.duplicate_of, and runs once as that one).
+enum class ImageStatus { ok, error, duplicate };
 
 // variants.status: where a variant stands in the campaign.
 enum class VariantStatus { pending, running, done, failed, skipped };
@@ -23,7 +24,8 @@ enum class FailureSymptom { unsupported, error, crash, abort, killed, exit, hang
 
 // Every value of each kind, in declaration order (the round-trip test and the storage doc test go
 // through them).
-inline constexpr std::array kImageStatuses = {ImageStatus::ok, ImageStatus::error};
+inline constexpr std::array kImageStatuses = {ImageStatus::ok, ImageStatus::error,
+                                              ImageStatus::duplicate};
 inline constexpr std::array kVariantStatuses = {VariantStatus::pending, VariantStatus::running,
                                                 VariantStatus::done, VariantStatus::failed,
                                                 VariantStatus::skipped};

@@ -21,7 +21,7 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // Written into the SQLite header of every database deltann creates (`PRAGMA application_id`,
 // "DLTN"), so that deltann recognises its own files and never writes into another program's.
@@ -44,7 +44,13 @@ struct StoredImage {
   std::string sha256;
   std::optional<int> label;
   ImageStatus status = ImageStatus::ok;
-  std::string message;  // why it failed, or conversions applied
+  std::string message;  // why it failed, or conversions applied, or what it duplicates
+  // The row of the image this entry repeats (status "duplicate"): it is run once, as that row.
+  std::optional<int64_t> duplicate_of = {};
+  // In the campaign's timing sample: its results were timed with warm-up and repeats, and only
+  // those samples enter the timing statistics. Set by Store::add_to_timing_sample, never by
+  // ensure_image.
+  bool timed = false;
 };
 
 struct StoredVariant {
@@ -120,7 +126,11 @@ class Store {
   // By identity (sha256 + spec_json): an existing row gets the given path and spec source, else
   // a new row is added.
   int64_t ensure_model(const StoredModel& model);
-  int64_t ensure_image(const StoredImage& image);  // by key; updates status/message/label
+  // By key; updates path, sha256, label, status, message and duplicate_of (never `timed`).
+  int64_t ensure_image(const StoredImage& image);
+  // Puts the images in the timing sample (images.timed). An image never leaves it: its stored
+  // results were timed.
+  void add_to_timing_sample(const std::vector<int64_t>& image_ids);
   int64_t ensure_variant(int64_t model_id, const std::string& env, const std::string& framework);
 
   void set_variant_status(int64_t variant_id, VariantStatus status);
@@ -148,6 +158,7 @@ class Store {
   std::vector<StoredVariant> variants() const;
   std::vector<StoredFailure> failures() const;
   bool has_results() const;  // whether any result is stored (committed or pending)
+  std::set<int64_t> images_with_results() const;  // of any variant
   std::vector<StoredLocalization> localizations() const;
   // Results of one variant ordered by image id; `with_output` also loads the full vectors.
   std::vector<StoredResult> results(int64_t variant_id, bool with_output) const;

@@ -99,7 +99,12 @@ CampaignData load_campaign(const Store& store, const CampaignLoadOptions& option
     v.name = v.stored.env + (several_models ? " [model " + std::to_string(v.model) + "]" : "");
     auto results = store.results(v.stored.id, options.outputs);
     v.results.reserve(results.size());
-    for (auto& r : results) v.results.push_back(typed_result(std::move(r), v.samples_ms, scratch));
+    // Timing statistics come from the timing sample only (docs/ANALYSIS.md, "Timing sample"): an
+    // image outside it ran once, untimed, and its result holds no samples.
+    for (auto& r : results) {
+      v.timed_images += !r.samples_ns.empty();
+      v.results.push_back(typed_result(std::move(r), v.samples_ms, scratch));
+    }
     std::sort(v.samples_ms.begin(), v.samples_ms.end());
     c.variants.push_back(std::move(v));
   }

@@ -68,6 +68,7 @@ VariantSummary summarise_variant(const CampaignVariant& variant,
     s.top5_accuracy = static_cast<double>(top5) / labelled;
   }
   s.samples = static_cast<int64_t>(samples.size());
+  s.timed_images = variant.timed_images;
   if (!samples.empty()) {
     s.median_ms = stats::percentile_sorted(samples, 50);
     s.p90_ms = stats::percentile_sorted(samples, 90);

@@ -357,7 +357,7 @@ void print_variants(const Comparison& c, std::ostream& out, size_t width) {
   // In the order in which they give way when the terminal is narrow (last first).
   for (const char* name :
        {"status", "images", "failures", "top1_accuracy", "top5_accuracy", "median_ms", "p90_ms",
-        "cv", "load_ms", "first_inference_ms", "compile_ms"})
+        "timed_images", "cv", "load_ms", "first_inference_ms", "compile_ms"})
     if (std::string_view(name) != "compile_ms" || compiled)
       table.push_back(field_column(variant_field(name), rows));
   table[1].right = false;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -106,12 +107,25 @@ struct RunOptions {
   CampaignConfig config;
   AnalysisOptions analysis;
   std::string model, spec, images, labels, synsets, db, cache, events;
+  std::string timing_images = std::to_string(kDefaultTimingImages);
   bool json = false;
   bool quiet = false;
 };
 
+// --timing-images: a count of images, or "all".
+std::optional<int64_t> parse_timing_images(const std::string& text) {
+  if (text == "all") return std::nullopt;
+  int64_t count = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
+  if (ec != std::errc() || end != text.data() + text.size() || count < 0)
+    throw Error("--timing-images takes a number of images (0 or more) or 'all', not '" + text +
+                "'");
+  return count;
+}
+
 void execute(RunOptions& o) {
   CampaignConfig& c = o.config;
+  c.timing_images = parse_timing_images(o.timing_images);
   const bool demo = o.model.empty() && o.images.empty() && c.environments.empty();
   if (demo) {
     const auto dir = demo_dir();
@@ -150,7 +164,9 @@ void execute(RunOptions& o) {
   std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed
             << " failed, " << outcome.variants_skipped << " skipped or already complete; "
             << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable; "
-            << outcome.results_written << " results written to " << c.db.string() << '\n';
+            << outcome.results_written << " results written to " << c.db.string() << "; "
+            << outcome.images_timed << " images timed, " << outcome.images_duplicate
+            << " duplicate entries run once as their first copy\n";
   Store store(c.db, StoreMode::ReadOnly);
   const Comparison comparison = compare_variants(store, o.analysis);
   print(comparison, o.json);
@@ -187,6 +203,10 @@ void add_run(CLI::App& app) {
   run->add_option("--warmup", options->config.warmup, "untimed runs after the first inference")
       ->capture_default_str();
   run->add_option("--repeat", options->config.repeat, "timed runs per image")
+      ->capture_default_str();
+  run->add_option("--timing-images", options->timing_images,
+                  "how many images are timed (warm-up and repeats), chosen by content hash; the "
+                  "others run once for their outputs ('all': every image)")
       ->capture_default_str();
   run->add_option("--keep-outputs", options->config.keep_outputs_up_to,
                   "store full output vectors when the dataset has at most this many images")

@@ -27,6 +27,8 @@ std::string_view to_string(ImageStatus status) {
       return "ok";
     case ImageStatus::error:
       return "error";
+    case ImageStatus::duplicate:
+      return "duplicate";
   }
   return "unknown";
 }

@@ -250,7 +250,10 @@ Dataset load_list(const fs::path& file) {
     // anyway keeps its own reason.
     if (entry.problem.empty()) {
       const auto [first, fresh] = first_naming.emplace(identity(entry.path), i);
-      if (!fresh) entry.problem = duplicate_problem(line, lines[first->second]);
+      if (!fresh) {
+        entry.problem = duplicate_problem(line, lines[first->second]);
+        entry.duplicate_of = d.images[first->second].key;  // one entry per line
+      }
     }
     if (!keys.insert(entry.key).second) entry.key += " (line " + std::to_string(line.number) + ")";
     d.images.push_back(std::move(entry));

@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
+#include <utility>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +28,7 @@
 #include "engine_registry.h"
 #include "locate.h"
 #include "planner.h"
+#include "timing_sample.h"
 #include "variant_runner.h"
 
 namespace deltann {
@@ -117,6 +121,7 @@ std::vector<std::string> result_options(const CampaignConfig& config,
   if (config.dataset.synsets) add("--synsets", fs::absolute(*config.dataset.synsets).string());
   add("--warmup", std::to_string(config.warmup));
   add("--repeat", std::to_string(config.repeat));
+  add("--timing-images", timing_images_text(config.timing_images));
   if (fs::absolute(config.cache_dir) != fs::absolute(default_cache_dir()))
     add("--cache", fs::absolute(config.cache_dir).string());
   if (config.keep_outputs_up_to != defaults.keep_outputs_up_to)
@@ -131,6 +136,8 @@ std::vector<std::string> result_options(const CampaignConfig& config,
 void check_config(const CampaignConfig& config) {
   if (config.repeat < 1) throw Error("--repeat must be at least 1");
   if (config.warmup < 0) throw Error("--warmup must not be negative");
+  if (config.timing_images && *config.timing_images < 0)
+    throw Error("--timing-images must not be negative");
   if (config.timeout_s <= 0) throw Error("--timeout must be positive");
   if (config.build_timeout_s <= 0) throw Error("--build-timeout must be positive");
   if (!fs::is_regular_file(config.model))
@@ -155,13 +162,13 @@ PlanEvent plan_event(const std::vector<PlannedVariant>& variants, const Dataset&
 }
 
 // Refuses a database whose results were timed otherwise: samples taken with other warm-up and
-// repeat counts would be pooled and compared as if alike.
+// repeat counts, or over another number of images, would be pooled and compared as if alike.
 void check_timing(Store& store, const CampaignConfig& config, const std::string& timing) {
   if (const auto stored = store.meta("timing"); stored && *stored != timing && store.has_results())
     throw Error(config.db.string() + " holds results timed with " + *stored + "; this run asks " +
                 timing +
-                ", and the samples would be pooled as if alike: give the same --warmup "
-                "and --repeat, or a new --db");
+                ", and the samples would be pooled as if alike: give the same --warmup, "
+                "--repeat and --timing-images, or a new --db");
 }
 
 // What the results were made with, beside them in the database (docs/STORAGE.md).
@@ -192,20 +199,37 @@ void write_campaign_meta(Store& store, const CampaignConfig& config, const Datas
 }
 
 // Preprocesses the dataset's images (cached) and gives each a row. Every entry gets a row: an
-// unusable one with the reason, so that it is listed with the results and counted.
+// unusable one with the reason, and a duplicate (the same file named twice in a list, or the same
+// content under another path) with the row of its first copy, so that each is listed with the
+// results and counted, and each distinct image runs once (docs/DATASETS.md, "Duplicates").
 std::vector<ReadyImage> prepare_images(const Dataset& dataset, const ModelSpec& spec, Store& store,
                                        PreprocessCache& cache, CampaignObserver& events,
                                        CampaignOutcome& outcome) {
   std::vector<ReadyImage> ready;
+  std::map<std::string, int64_t> row_of_key;
+  std::map<std::string, const ReadyImage*> first_with_content;  // sha256 -> its first entry
+  const auto duplicate = [&](StoredImage& row, int64_t first, const std::string& message) {
+    row.status = ImageStatus::duplicate;
+    row.message = message;
+    row.duplicate_of = first;
+    row_of_key[row.key] = store.ensure_image(row);
+    events.on_note("duplicate image: " + row.key + ": " + message + "; it runs once, as the first");
+    ++outcome.images_duplicate;
+  };
+  ready.reserve(dataset.images.size());  // first_with_content points into it
   for (const auto& image : dataset.images) {
     StoredImage row{0, image.key, image.path.string(), "", image.label, ImageStatus::ok, ""};
     const auto unusable = [&](const std::string& message) {
       row.status = ImageStatus::error;
       row.message = message;
-      store.ensure_image(row);
+      row_of_key[row.key] = store.ensure_image(row);
       events.on_note("image skipped: " + message);
       ++outcome.images_bad;
     };
+    if (!image.duplicate_of.empty() && row_of_key.count(image.duplicate_of)) {
+      duplicate(row, row_of_key.at(image.duplicate_of), image.problem);
+      continue;
+    }
     const std::string problem = image.usable() ? label_problem(image, spec.output) : image.problem;
     if (!problem.empty()) {
       unusable(image.path.string() + ": " + problem);
@@ -214,8 +238,18 @@ std::vector<ReadyImage> prepare_images(const Dataset& dataset, const ModelSpec& 
     try {
       const auto entry = cache.prepare(image.path, spec.input);
       row.sha256 = entry.image_sha256;
+      if (const auto first = first_with_content.find(row.sha256);
+          first != first_with_content.end()) {
+        duplicate(row, first->second->id,
+                  "same content as " + first->second->key + " (sha256 " + row.sha256.substr(0, 12) +
+                      "...)");
+        continue;
+      }
       for (const auto& note : entry.notes) row.message += (row.message.empty() ? "" : "; ") + note;
-      ready.push_back({store.ensure_image(row), image.key, entry.tensor_path, image.path});
+      const int64_t id = store.ensure_image(row);
+      row_of_key[row.key] = id;
+      ready.push_back({id, image.key, entry.tensor_path, image.path, row.sha256});
+      first_with_content[row.sha256] = &ready.back();
       if (!row.message.empty()) events.on_note("note: " + image.key + ": " + row.message);
       ++outcome.images_ok;
     } catch (const Error& e) {
@@ -223,6 +257,36 @@ std::vector<ReadyImage> prepare_images(const Dataset& dataset, const ModelSpec& 
     }
   }
   return ready;
+}
+
+// Marks the images of this run that are timed (the timing sample, timing_sample.h), records the
+// sample in the database and puts the timed images first, so that each variant's timed runs
+// follow its warm-up (docs/ANALYSIS.md, "Timing sample").
+void choose_timed_images(std::vector<ReadyImage>& ready, Store& store, const CampaignConfig& config,
+                         CampaignObserver& events, CampaignOutcome& outcome) {
+  std::set<int64_t> sampled_before;
+  for (const auto& image : store.images())
+    if (image.timed) sampled_before.insert(image.id);
+  const std::set<int64_t> with_results = store.images_with_results();
+  std::vector<SampleCandidate> candidates;
+  for (const auto& image : ready)
+    candidates.push_back({image.id, image.sha256, image.key, sampled_before.count(image.id) > 0,
+                          with_results.count(image.id) > 0});
+  const std::vector<int64_t> sample = choose_timing_sample(candidates, config.timing_images);
+  const std::set<int64_t> timed(sample.begin(), sample.end());
+  std::vector<int64_t> added;
+  for (auto& image : ready) {
+    image.timed = timed.count(image.id) > 0;
+    if (image.timed && !sampled_before.count(image.id)) added.push_back(image.id);
+  }
+  store.add_to_timing_sample(added);
+  std::stable_partition(ready.begin(), ready.end(), [](const ReadyImage& i) { return i.timed; });
+  outcome.images_timed = static_cast<int64_t>(timed.size());
+  if (timed.size() < ready.size())
+    events.on_note("timing: " + std::to_string(timed.size()) + " of " +
+                   std::to_string(ready.size()) + " images are timed (--timing-images " +
+                   timing_images_text(config.timing_images) +
+                   "); the others run once for their outputs");
 }
 
 // A variant with images left to run.
@@ -277,6 +341,11 @@ std::vector<Job> remaining_jobs(const std::vector<PlannedVariant>& variants,
   return jobs;
 }
 
+// Each image prepared for another spec than the campaign's (a converted artifact's), by (image
+// row, preprocessing key): the tensor, or why the image cannot be prepared so. Shared by the
+// variants, so that each distinct image is prepared (and its file hashed) once per spec.
+using OtherSpecTensors = std::map<std::pair<int64_t, std::string>, std::variant<fs::path, Error>>;
+
 // What one campaign shares between its jobs.
 struct CampaignRun {
   const CampaignConfig& config;
@@ -288,6 +357,7 @@ struct CampaignRun {
   Progress& progress;
   bool keep_outputs;
   CampaignOutcome& outcome;
+  OtherSpecTensors other_spec_tensors = {};
 };
 
 // The job's images prepared for its artifact's spec: a converted artifact may want other input
@@ -295,18 +365,26 @@ struct CampaignRun {
 std::vector<ReadyImage> images_for(const Job& job, const ModelSpec& artifact_spec,
                                    CampaignRun& run) {
   std::vector<ReadyImage> todo;
+  const std::string key = artifact_spec.input.preprocessing_key();
   for (auto image : job.todo) {
-    if (artifact_spec.input.preprocessing_key() != run.spec.input.preprocessing_key()) {
-      try {
-        image.tensor = run.cache.prepare(image.path, artifact_spec.input).tensor_path;
-      } catch (const Error& e) {
-        run.store.record_failure(
-            {job.stored.id, image.id, FailureStage::preprocess, FailureSymptom::error, e.what()});
+    if (key != run.spec.input.preprocessing_key()) {
+      auto [prepared, fresh] = run.other_spec_tensors.try_emplace({image.id, key}, fs::path());
+      if (fresh) {
+        try {
+          prepared->second = run.cache.prepare(image.path, artifact_spec.input).tensor_path;
+        } catch (const Error& e) {
+          prepared->second = e;
+        }
+      }
+      if (const auto* failed = std::get_if<Error>(&prepared->second)) {
+        run.store.record_failure({job.stored.id, image.id, FailureStage::preprocess,
+                                  FailureSymptom::error, failed->what()});
         run.events.on_failure({job.variant->text, image.key, FailureStage::preprocess,
-                               FailureSymptom::error, e.what()});
+                               FailureSymptom::error, failed->what()});
         run.progress.advance();
         continue;
       }
+      image.tensor = std::get<fs::path>(prepared->second);
     }
     todo.push_back(std::move(image));
   }
@@ -399,8 +477,9 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
                               to_json(spec).dump(), spec_source_text(config.model, config.spec)};
   // Checked before anything is written, so that a refused run leaves the database as it was.
   const std::optional<int64_t> known_model = existing_model(store.models(), model_row, config);
-  const std::string timing =
-      "warmup=" + std::to_string(config.warmup) + ", repeat=" + std::to_string(config.repeat);
+  const std::string timing = "warmup=" + std::to_string(config.warmup) +
+                             ", repeat=" + std::to_string(config.repeat) +
+                             ", timing_images=" + timing_images_text(config.timing_images);
   check_timing(store, config, timing);
   write_campaign_meta(store, config, dataset, spec, spec_file, timing, variants);
   const int64_t model_id = store.ensure_model(model_row);
@@ -412,8 +491,8 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   CampaignOutcome outcome;
   PreprocessCache cache(config.cache_dir);
   for (const auto& note : dataset.notes) events.on_note("note: " + note);
-  const std::vector<ReadyImage> ready =
-      prepare_images(dataset, spec, store, cache, events, outcome);
+  std::vector<ReadyImage> ready = prepare_images(dataset, spec, store, cache, events, outcome);
+  choose_timed_images(ready, store, config, events, outcome);
   std::vector<Job> jobs = remaining_jobs(variants, ready, model_id, store, config, events, outcome);
   if (config.shuffle_seed) {
     std::mt19937_64 generator(*config.shuffle_seed);

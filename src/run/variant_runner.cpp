@@ -46,12 +46,14 @@ class VariantRunner {
       if (!worker_ && !start()) return false;
       const ReadyImage& image = todo[next];
       const bool first = !ran_in_process_;
+      // An image outside the timing sample runs once (repeat 0: one untimed run) for its output;
+      // the sampled images come first, so the warm-up precedes the timed runs.
       worker_->send({{"op", "run"},
                      {"image", image.key},
                      {"tensor", image.tensor.string()},
                      {"first", first},
-                     {"warmup", first ? config_.warmup : 0},
-                     {"repeat", config_.repeat}});
+                     {"warmup", first && image.timed ? config_.warmup : 0},
+                     {"repeat", image.timed ? config_.repeat : 0}});
       const auto reply = worker_->receive(config_.timeout_s);
       const FailureStage stage = first ? FailureStage::first_inference : FailureStage::run;
       bool ok = false;

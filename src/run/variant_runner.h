@@ -28,7 +28,10 @@ struct ReadyImage {
   std::string key;
   std::filesystem::path tensor;
   std::filesystem::path
-      path;  // the image file, for a variant whose spec asks for other preprocessing
+      path;            // the image file, for a variant whose spec asks for other preprocessing
+  std::string sha256;  // of the file's content
+  // In the timing sample: run with warm-up and repeats. Otherwise it runs once, for its output.
+  bool timed = false;
 };
 
 // Counts inferences done (with a result or a failure) against the campaign's total and tells the

@@ -13,10 +13,11 @@
 namespace deltann {
 namespace {
 
-// Version 5. Earlier versions: 1 lacked results.nonfinite and results.repeat_max_abs_diff, 2
+// Version 6. Earlier versions: 1 lacked results.nonfinite and results.repeat_max_abs_diff, 2
 // variants.compile_ns and variants.build_json, 3 the localizations table, 4 models.spec_source and
 // models.recorded_at (and had one model per (sha256, path), so that a changed spec overwrote the
-// spec of the results already stored). Vectors of numbers are stored as little-endian blobs
+// spec of the results already stored), 5 images.duplicate_of and images.timed (every image was
+// timed). Vectors of numbers are stored as little-endian blobs
 // (float32 scores and outputs, int64 nanosecond samples), so NaN and Inf survive; top-K ids as
 // JSON text, readable in the sqlite3 shell. docs/STORAGE.md describes every column.
 //
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS models(
   spec_source TEXT NOT NULL DEFAULT '', recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 CREATE TABLE IF NOT EXISTS images(
   id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, path TEXT NOT NULL, sha256 TEXT NOT NULL,
-  label INTEGER, status TEXT NOT NULL, message TEXT NOT NULL);
+  label INTEGER, status TEXT NOT NULL, message TEXT NOT NULL,
+  duplicate_of INTEGER REFERENCES images(id), timed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS variants(
   id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL REFERENCES models(id), env TEXT NOT NULL,
   framework TEXT NOT NULL, status TEXT NOT NULL, engine_version TEXT NOT NULL DEFAULT '',
@@ -276,6 +278,17 @@ void Store::migrate(int from) {
       db_->exec("DROP TABLE models");
       db_->exec("ALTER TABLE models_v5 RENAME TO models");
     }
+    if (from < 6) {
+      add_column("images", "duplicate_of", "INTEGER REFERENCES images(id)");
+      add_column("images", "timed", "INTEGER NOT NULL DEFAULT 0");
+      // Before version 6 every usable image was timed with the stored warm-up and repeats: the
+      // sample was the whole dataset, which the timing setting now says, so that a resumed run
+      // must ask for the same (docs/STORAGE.md).
+      db_->exec("UPDATE images SET timed = 1 WHERE status = 'ok'");
+      db_->exec(
+          "UPDATE meta SET value = value || ', timing_images=all' WHERE key = 'timing' AND "
+          "value NOT LIKE '%timing_images=%'");
+    }
     if (db_->execAndGet("SELECT count(*) FROM pragma_foreign_key_check").getInt() != 0)
       throw Error("foreign keys broken by the migration");
     if (mode_ == StoreMode::ReadWrite)
@@ -350,11 +363,12 @@ int64_t Store::ensure_model(const StoredModel& model) {
 
 int64_t Store::ensure_image(const StoredImage& image) {
   require_writable("record an image");
-  SQLite::Statement insert(
-      *db_,
-      "INSERT INTO images(key, path, sha256, label, status, message) VALUES(?, ?, ?, ?, ?, ?) "
-      "ON CONFLICT(key) DO UPDATE SET path = excluded.path, sha256 = excluded.sha256, "
-      "label = excluded.label, status = excluded.status, message = excluded.message");
+  SQLite::Statement insert(*db_,
+                           "INSERT INTO images(key, path, sha256, label, status, message, "
+                           "duplicate_of) VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE "
+                           "SET path = excluded.path, sha256 = excluded.sha256, label = "
+                           "excluded.label, status = excluded.status, message = excluded.message, "
+                           "duplicate_of = excluded.duplicate_of");
   insert.bind(1, image.key);
   insert.bind(2, image.path);
   insert.bind(3, image.sha256);
@@ -364,11 +378,27 @@ int64_t Store::ensure_image(const StoredImage& image) {
     insert.bind(4);
   insert.bind(5, std::string(to_string(image.status)));
   insert.bind(6, image.message);
+  if (image.duplicate_of)
+    insert.bind(7, *image.duplicate_of);
+  else
+    insert.bind(7);
   insert.exec();
   SQLite::Statement q(*db_, "SELECT id FROM images WHERE key = ?");
   q.bind(1, image.key);
   q.executeStep();
   return q.getColumn(0).getInt64();
+}
+
+void Store::add_to_timing_sample(const std::vector<int64_t>& image_ids) {
+  require_writable("record the timing sample");
+  SQLite::Transaction tx(*db_);
+  SQLite::Statement q(*db_, "UPDATE images SET timed = 1 WHERE id = ?");
+  for (const int64_t id : image_ids) {
+    q.bind(1, id);
+    q.exec();
+    q.reset();
+  }
+  tx.commit();
 }
 
 int64_t Store::ensure_variant(int64_t model_id, const std::string& env,
@@ -527,7 +557,9 @@ std::vector<StoredModel> Store::models() const {
 std::vector<StoredImage> Store::images() const {
   std::vector<StoredImage> out;
   SQLite::Statement q(
-      *db_, "SELECT id, key, path, sha256, label, status, message FROM images ORDER BY id");
+      *db_,
+      "SELECT id, key, path, sha256, label, status, message, duplicate_of, timed FROM images "
+      "ORDER BY id");
   while (q.executeStep()) {
     StoredImage i;
     i.id = q.getColumn(0).getInt64();
@@ -537,6 +569,8 @@ std::vector<StoredImage> Store::images() const {
     if (!q.getColumn(4).isNull()) i.label = q.getColumn(4).getInt();
     i.status = read_kind(q.getColumn(5), parse_image_status, path_, "images.status");
     i.message = q.getColumn(6).getString();
+    i.duplicate_of = optional_int(q.getColumn(7));
+    i.timed = q.getColumn(8).getInt() != 0;
     out.push_back(std::move(i));
   }
   return out;
@@ -597,6 +631,14 @@ std::vector<StoredLocalization> Store::localizations() const {
 bool Store::has_results() const {
   if (!pending_.empty()) return true;
   return db_->execAndGet("SELECT EXISTS(SELECT 1 FROM results)").getInt() != 0;
+}
+
+std::set<int64_t> Store::images_with_results() const {
+  flush_pending();
+  std::set<int64_t> ids;
+  SQLite::Statement q(*db_, "SELECT DISTINCT image_id FROM results");
+  while (q.executeStep()) ids.insert(q.getColumn(0).getInt64());
+  return ids;
 }
 
 std::vector<StoredFailure> Store::failures() const {

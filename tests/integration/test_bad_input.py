@@ -310,9 +310,16 @@ def test_list_file_reports_bad_entries_and_duplicates(models, deltann, tmp_path)
     db = tmp_path / "list.db"
     run = run_tiny(deltann, models, listing, db)
     assert_no_raw_errors(run)
+    # A line naming an image already named runs as that line: a duplicate, not an error.
+    images = images_by_key(db)
+    for key, first, reason in [("good_01.png (line 2)", "good_01.png", "duplicate of line 1"),
+                               ("good_02.png", "./good_02.png", "conflicting label")]:
+        row = images[key]
+        assert row["status"] == "duplicate", (key, row["message"])
+        assert row["duplicate_of"] == images[first]["id"], key
+        assert reason in row["message"], (key, row["message"])
+        assert f"duplicate image: {key}: {row['message']}" in run.stderr, (key, run.stderr)
     assert_unusable(db, {
-        "good_01.png (line 2)": "duplicate of line 1",
-        "good_02.png": "conflicting label",
         "loop_a.jpg": "symlink loop",
         "self.png": "symlink loop",
         "pipe.jpg": "not a regular file",
@@ -324,10 +331,11 @@ def test_list_file_reports_bad_entries_and_duplicates(models, deltann, tmp_path)
         "anim.gif": "GIF",
     }, run.stderr)
     assert_good_have_results(db, ["good_01.png", "./good_02.png"])
-    assert counts_match_the_database(run, db) == (2, len(lines) - 2, 2)
+    assert counts_match_the_database(run, db) == (2, len(lines) - 4, 2)
+    assert "2 duplicate entries run once" in run.stderr, run.stderr
     # Resuming writes nothing new, and says so.
     again = run_tiny(deltann, models, listing, db)
-    assert counts_match_the_database(again, db, results_before=2) == (2, len(lines) - 2, 0)
+    assert counts_match_the_database(again, db, results_before=2) == (2, len(lines) - 4, 0)
 
 
 def test_single_image_file_runs_that_image(models, deltann, tmp_path):

@@ -61,7 +61,7 @@ def test_resume_after_sigkill(models, deltann, tmp_path):
     write_random_images(tmp_path / "images", [(8, 8)] * IMAGES, seed=99)
     db = tmp_path / "resume.db"
     args = ["run", "--model", models.tiny, "--images", tmp_path / "images", "--db", db,
-            "--repeat", REPEAT, "--warmup", 0, "--quiet"]
+            "--repeat", REPEAT, "--warmup", 0, "--timing-images", "all", "--quiet"]
     for env in ENVS:
         args += ["--env", env]
 

@@ -161,6 +161,10 @@ TEST(ListFile, DuplicatesAreReportedAndTheFirstRuns) {
   EXPECT_TRUE(d.images[3].usable());
   EXPECT_EQ(d.images[4].problem, "duplicate of line 4 (b.jpg)");
   EXPECT_EQ(d.images[5].problem, "duplicate of line 1 (a.jpg)");  // the same file by a symlink
+  // Each duplicate names the key of the entry that runs in its place.
+  std::vector<std::string> firsts;
+  for (const auto& image : d.images) firsts.push_back(image.duplicate_of);
+  EXPECT_EQ(firsts, (std::vector<std::string>{"", "a.jpg", "a.jpg", "", "b.jpg", "a.jpg"}));
 }
 
 TEST(ListFile, BinaryFileIsRefusedWithoutPrintingIt) {

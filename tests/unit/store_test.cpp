@@ -453,6 +453,68 @@ TEST(Store, VersionOneFileIsMigrated) {
   EXPECT_EQ(store.add_localization({0, "ort", "opencv", "img0.jpg", "{}", ""}), 1);
 }
 
+TEST(Store, VersionFiveFileIsMigratedWithEveryUsableImageTimed) {
+  test::TempDir dir;
+  const fs::path db = dir / "v5.db";
+  {
+    SQLite::Database old(db.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    old.exec(
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES('schema_version', '5');"
+        "INSERT INTO meta VALUES('timing', 'warmup=1, repeat=3');"
+        "CREATE TABLE images(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, path TEXT NOT "
+        "NULL, sha256 TEXT NOT NULL, label INTEGER, status TEXT NOT NULL, message TEXT NOT NULL);"
+        "INSERT INTO images VALUES(1, 'a.jpg', '/d/a.jpg', 'sa', NULL, 'ok', '');"
+        "INSERT INTO images VALUES(2, 'b.jpg', '/d/b.jpg', '', NULL, 'error', 'symlink loop');");
+  }
+  Store store(db);
+  EXPECT_EQ(store.meta("schema_version"), std::to_string(kSchemaVersion));
+  // Every usable image used to be timed, and the setting says so: a resumed run must ask for all.
+  EXPECT_EQ(store.meta("timing"), "warmup=1, repeat=3, timing_images=all");
+  const auto images = store.images();
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_TRUE(images[0].timed);
+  EXPECT_FALSE(images[1].timed);
+  EXPECT_FALSE(images[0].duplicate_of.has_value());
+}
+
+TEST(Store, TimingSampleIsKeptAcrossImageUpdates) {
+  test::TempDir dir;
+  Store store(dir / "c.db");
+  Fixture f(store, 3);
+  store.add_to_timing_sample({f.images[0], f.images[2]});
+  store.ensure_image(image("img0.jpg", 4));  // a later run updates the row
+  std::vector<bool> timed;
+  for (const auto& i : store.images()) timed.push_back(i.timed);
+  EXPECT_EQ(timed, (std::vector<bool>{true, false, true}));
+}
+
+TEST(Store, DuplicateNamesItsFirstCopy) {
+  test::TempDir dir;
+  Store store(dir / "c.db");
+  Fixture f(store, 1);
+  StoredImage copy = image("copy.jpg");
+  copy.status = ImageStatus::duplicate;
+  copy.message = "same content as img0.jpg";
+  copy.duplicate_of = f.images[0];
+  const int64_t id = store.ensure_image(copy);
+  const auto images = store.images();
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_EQ(images[1].id, id);
+  EXPECT_EQ(images[1].status, ImageStatus::duplicate);
+  EXPECT_EQ(images[1].duplicate_of, f.images[0]);
+}
+
+TEST(Store, ImagesWithResultsAreThoseOfAnyVariant) {
+  test::TempDir dir;
+  Store store(dir / "c.db");
+  Fixture f(store, 3);
+  const int64_t other = store.ensure_variant(f.model, "opencv:opt=on", "opencv");
+  store.add_result(result(f.variant, f.images[0]));
+  store.add_result(result(other, f.images[2]));  // pending: still counted
+  EXPECT_EQ(store.images_with_results(), (std::set<int64_t>{f.images[0], f.images[2]}));
+}
+
 TEST(Store, LocalizationsRoundTripInOrder) {
   test::TempDir dir;
   const fs::path db = dir / "loc.db";
