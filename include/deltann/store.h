@@ -20,7 +20,7 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // Written into the SQLite header of every database deltann creates (`PRAGMA application_id`,
 // "DLTN"), so that deltann recognises its own files and never writes into another program's.
@@ -44,6 +44,9 @@ struct StoredModel {
   std::string sha256;            // of the model file
   std::string spec_json;         // the spec that was used
   std::string spec_source = {};  // where that spec came from: a file, or the ImageNet defaults
+  // Floating-point operations of one inference (src/core/onnx_flops.h); nullopt when they could
+  // not be counted (no ONNX shape inference in this build, a node whose shape stays unknown).
+  std::optional<int64_t> flops = {};
 };
 
 struct StoredImage {
@@ -126,8 +129,8 @@ class Store {
   std::map<std::string, std::string> all_meta() const;
   void set_meta(const std::string& key, const std::string& value);
 
-  // By identity (sha256 + spec_json): an existing row gets the given path and spec source, else
-  // a new row is added.
+  // By identity (sha256 + spec_json): an existing row gets the given path and spec source (and
+  // FLOP count, when one is given), else a new row is added.
   int64_t ensure_model(const StoredModel& model);
   int64_t ensure_image(const StoredImage& image);  // by key; updates status/message/label
   int64_t ensure_variant(int64_t model_id, const std::string& env, const std::string& framework);
