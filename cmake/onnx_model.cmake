@@ -12,3 +12,11 @@ if(NOT TARGET deltann_onnx)
   # No layer compiles the loader's header then; say so to the header check.
   set_property(GLOBAL PROPERTY "DELTANN_HEADER_OWNER_src/core/onnx_model.h" "none (no ONNX classes)")
 endif()
+
+# The FLOP counter (src/core/onnx_flops.h) needs ONNX's shape inference as well (libonnx).
+if(TARGET deltann_onnx AND TARGET onnx AND NOT TARGET deltann_onnx_flops)
+  deltann_add_layer(onnx_flops SOURCES src/core/onnx_flops.cpp DEPS deltann_onnx onnx)
+endif()
+if(NOT TARGET deltann_onnx_flops)
+  set_property(GLOBAL PROPERTY "DELTANN_HEADER_OWNER_src/core/onnx_flops.h" "none (no ONNX shape inference)")
+endif()

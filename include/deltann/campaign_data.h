@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "deltann/backend.h"
+#include "deltann/cpu_peak.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
 
@@ -61,6 +62,9 @@ struct CampaignData {
   std::vector<CampaignVariant> variants;    // in id order
   std::vector<StoredFailure> failures;      // in the order they were recorded
   std::vector<StoredLocalization> localizations;
+  // One core's peak as `deltann run` measured it (meta `cpu_peak`); nullopt for a campaign of an
+  // older deltann, or when the value cannot be read (then `problems` says so).
+  std::optional<CpuPeak> cpu_peak;
   // Each engine's self-description (meta `engine:<name>`), by engine name.
   std::map<std::string, BackendInfo> engines;
   // What could not be read (an engine description); the data above leaves it out, and the

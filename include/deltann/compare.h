@@ -62,6 +62,12 @@ struct VariantSummary {
   int nonfinite_images = 0;         // images whose output held NaN or Inf
   int nondeterministic_images = 0;  // images whose repeated runs gave different outputs
   double max_repeat_diff = 0;       // largest |difference| between repeated runs
+  // Against the roofline (docs/ANALYSIS.md, "FLOPs and peak"): the model's FLOPs per inference,
+  // FLOPs / median_ms, the CPU's peak at the variant's threads, and the achieved share of it.
+  std::optional<int64_t> flops;
+  std::optional<double> gflops;
+  std::optional<double> peak_gflops;
+  std::optional<double> peak_share;
 };
 
 // A model whose results the database holds (docs/STORAGE.md, table models).
@@ -70,6 +76,7 @@ struct ModelSummary {
   std::string path;
   std::string sha256;
   std::string spec_source;
+  std::optional<int64_t> flops;  // of one inference, as stored when the model ran
   // Whether the file at `path` is still the one that ran: "unchanged", "changed" (another
   // sha256 now) or "missing".
   std::string on_disk;

@@ -21,7 +21,7 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 // Written into the SQLite header of every database deltann creates (`PRAGMA application_id`,
 // "DLTN"), so that deltann recognises its own files and never writes into another program's.
@@ -35,6 +35,9 @@ struct StoredModel {
   std::string sha256;            // of the model file
   std::string spec_json;         // the spec that was used
   std::string spec_source = {};  // where that spec came from: a file, or the ImageNet defaults
+  // Floating-point operations of one inference (src/core/onnx_flops.h); nullopt when they could
+  // not be counted (no ONNX shape inference in this build, a node whose shape stays unknown).
+  std::optional<int64_t> flops = {};
 };
 
 struct StoredImage {
@@ -123,8 +126,8 @@ class Store {
   std::map<std::string, std::string> all_meta() const;
   void set_meta(const std::string& key, const std::string& value);
 
-  // By identity (sha256 + spec_json): an existing row gets the given path and spec source, else
-  // a new row is added.
+  // By identity (sha256 + spec_json): an existing row gets the given path and spec source (and
+  // FLOP count, when one is given), else a new row is added.
   int64_t ensure_model(const StoredModel& model);
   // By key; updates path, sha256, label, status, message and duplicate_of (never `timed`).
   int64_t ensure_image(const StoredImage& image);

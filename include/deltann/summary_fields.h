@@ -23,6 +23,7 @@ enum class FieldFormat {
   text,        // as is
   count,       // integer
   percent,     // a fraction shown as "12.3%"
+  fixed1,      // "84.3": rates in the tens and hundreds
   fixed3,      // "0.123"
   fixed6,      // "0.999999": close to 1, where the digits that matter are far out
   ms,          // milliseconds, four significant digits, no exponent below 1000 ms ("12.35")

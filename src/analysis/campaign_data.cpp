@@ -82,6 +82,13 @@ CampaignData load_campaign(const Store& store, const CampaignLoadOptions& option
                            "are left out");
     }
   }
+  if (const auto peak = c.meta.find("cpu_peak"); peak != c.meta.end()) {
+    c.cpu_peak = parse_cpu_peak(peak->second);
+    if (!c.cpu_peak)
+      c.problems.push_back(
+          "the CPU's peak (meta cpu_peak) cannot be read: the variants' shares "
+          "of peak are left out");
+  }
   std::map<int64_t, int> model_index;  // from 1, in id order
   for (auto& stored : store.models()) {
     model_index[stored.id] = static_cast<int>(c.models.size()) + 1;

@@ -20,6 +20,7 @@
 #include "deltann/spec.h"
 #include "deltann/store.h"
 #include "findings.h"
+#include "roofline.h"
 
 namespace deltann {
 namespace {
@@ -182,7 +183,7 @@ void decide_significance(std::vector<PairSummary>& pairs, const AnalysisOptions&
 }
 
 ModelSummary model_on_disk(const StoredModel& m) {
-  ModelSummary s{m.id, m.path, m.sha256, m.spec_source, "unchanged"};
+  ModelSummary s{m.id, m.path, m.sha256, m.spec_source, m.flops, "unchanged"};
   std::error_code ec;
   if (!std::filesystem::is_regular_file(m.path, ec))
     s.on_disk = "missing";
@@ -301,8 +302,16 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
     if (f.stage != FailureStage::plan) ++failure_counts[f.variant_id];
 
   const auto& variants = campaign.variants;
-  for (const auto& v : variants)
-    c.variants.push_back(summarise_variant(v, labels, failure_counts[v.stored.id], options));
+  for (const auto& v : variants) {
+    VariantSummary s = summarise_variant(v, labels, failure_counts[v.stored.id], options);
+    if (v.model >= 1 && static_cast<size_t>(v.model) <= c.models.size())
+      s.flops = c.models[static_cast<size_t>(v.model - 1)].flops;
+    const Roofline r = roofline(s.flops, s.median_ms, s.knobs, campaign.cpu_peak);
+    s.gflops = r.gflops;
+    s.peak_gflops = r.peak_gflops;
+    s.peak_share = r.peak_share;
+    c.variants.push_back(std::move(s));
+  }
   std::vector<std::pair<size_t, size_t>> jobs;
   for (size_t a = 0; a < variants.size(); ++a)
     for (size_t b = a + 1; b < variants.size(); ++b)

@@ -70,6 +70,7 @@ nlohmann::json to_json(const Comparison& c) {
                       {"path", c.models[i].path},
                       {"sha256", c.models[i].sha256},
                       {"spec_source", c.models[i].spec_source},
+                      {"flops", c.models[i].flops ? nlohmann::json(*c.models[i].flops) : nullptr},
                       {"on_disk", c.models[i].on_disk}});
   nlohmann::json unusable = nlohmann::json::array();
   for (const auto& u : c.unusable_images)
@@ -357,7 +358,7 @@ void print_variants(const Comparison& c, std::ostream& out, size_t width) {
   // In the order in which they give way when the terminal is narrow (last first).
   for (const char* name :
        {"status", "images", "failures", "top1_accuracy", "top5_accuracy", "median_ms", "p90_ms",
-        "timed_images", "cv", "load_ms", "first_inference_ms", "compile_ms"})
+        "cv", "gflops", "peak_share", "timed_images", "load_ms", "first_inference_ms", "compile_ms"})
     if (std::string_view(name) != "compile_ms" || compiled)
       table.push_back(field_column(variant_field(name), rows));
   table[1].right = false;

@@ -91,6 +91,18 @@ const std::vector<VariantField> kVariantFields = {
     {"max_repeat_diff", "max repeat |d|", "model output", F::scientific,
      "largest difference between repeated runs (0 when none)",
      [](const VariantSummary& v) { return FieldValue(v.max_repeat_diff); }},
+    {"flops", "FLOPs", "count", F::count,
+     "floating-point operations of one inference, counted from the ONNX graph",
+     [](const VariantSummary& v) {
+       return v.flops ? count(*v.flops) : FieldValue(std::monostate{});
+     }},
+    {"gflops", "GFLOP/s", "GFLOP/s", F::fixed1, "achieved rate: flops / median_ms",
+     [](const VariantSummary& v) { return number(v.gflops); }},
+    {"peak_gflops", "peak GFLOP/s", "GFLOP/s", F::fixed1,
+     "the CPU's FMA peak at the variant's threads (CPU variants only)",
+     [](const VariantSummary& v) { return number(v.peak_gflops); }},
+    {"peak_share", "of peak", "fraction", F::percent, "gflops / peak_gflops",
+     [](const VariantSummary& v) { return number(v.peak_share); }},
 };
 
 const std::vector<PairField> kPairFields = {
@@ -173,6 +185,8 @@ std::string format_number(FieldFormat format, double v) {
   switch (format) {
     case F::percent:
       return format_double("%.1f", v * 100) + "%";
+    case F::fixed1:
+      return format_double("%.1f", v);
     case F::fixed3:
       return format_double("%.3f", v);
     case F::ms:

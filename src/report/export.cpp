@@ -247,7 +247,8 @@ ojson context_of(const CampaignData& campaign, const Comparison& c) {
     ojson m = {{"model", i + 1},
                {"path", stored.path},
                {"sha256", stored.sha256},
-               {"spec_source", stored.spec_source}};
+               {"spec_source", stored.spec_source},
+               {"flops", stored.flops ? ojson(*stored.flops) : ojson(nullptr)}};
     // Whether the file is still the one that ran is the comparison's finding (absent without it).
     if (i < c.models.size()) m["on_disk"] = c.models[i].on_disk;
     models.push_back(std::move(m));

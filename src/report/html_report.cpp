@@ -448,7 +448,9 @@ void write_variants(const Context& ctx, std::ostream& out) {
                                          "median_ms",
                                          "p90_ms",
                                          "p99_ms",
-                                         "cv"};
+                                         "cv",
+                                         "gflops",
+                                         "peak_share"};
   out << "<section id=\"variants\"><h2>Variants</h2>\n"
          "<p class=\"note\">Accuracy over the labelled images with a result; latencies over every "
          "timed sample. CV: coefficient of variation of the samples; median CI: distribution-free "

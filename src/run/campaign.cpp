@@ -27,9 +27,14 @@
 #include "deltann/version.h"
 #include "engine_registry.h"
 #include "locate.h"
+#include "peak_benchmark.h"
 #include "planner.h"
 #include "timing_sample.h"
 #include "variant_runner.h"
+
+#ifdef DELTANN_ONNX_FLOPS
+#include "core/onnx_flops.h"
+#endif
 
 namespace deltann {
 namespace fs = std::filesystem;
@@ -56,6 +61,25 @@ std::string host_description() {
     }
   return std::string(u.nodename) + " " + u.sysname + " " + u.release + " " + u.machine + ", " +
          cpu + ", " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
+}
+
+// Floating-point operations of one inference of the model as the spec feeds it, stored with the
+// model so that the database alone gives every variant's GFLOP/s. A model that cannot be counted
+// is still run: the count stays empty and a note says why.
+std::optional<int64_t> model_flops(const CampaignConfig& config, const ModelSpec& spec,
+                                   CampaignObserver& events) {
+#ifdef DELTANN_ONNX_FLOPS
+  try {
+    return count_model_flops(config.model, spec.input.name, spec.input.shape).total;
+  } catch (const Error& e) {
+    events.on_note(std::string("note: FLOPs not counted: ") + e.what());
+    return std::nullopt;
+  }
+#else
+  (void)config, (void)spec;
+  events.on_note("note: FLOPs not counted: this deltann was built without ONNX shape inference");
+  return std::nullopt;
+#endif
 }
 
 // The first few fields (dotted JSON paths) whose values differ between two specs.
@@ -473,8 +497,12 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
                           [&](const std::string& line) { events.on_note(line); });
   Store store(config.db);
   const std::string model_sha = sha256_file(config.model);
-  const StoredModel model_row{0, fs::absolute(config.model).string(), model_sha,
-                              to_json(spec).dump(), spec_source_text(config.model, config.spec)};
+  const StoredModel model_row{0,
+                              fs::absolute(config.model).string(),
+                              model_sha,
+                              to_json(spec).dump(),
+                              spec_source_text(config.model, config.spec),
+                              model_flops(config, spec, events)};
   // Checked before anything is written, so that a refused run leaves the database as it was.
   const std::optional<int64_t> known_model = existing_model(store.models(), model_row, config);
   const std::string timing = "warmup=" + std::to_string(config.warmup) +
@@ -482,6 +510,8 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
                              ", timing_images=" + timing_images_text(config.timing_images);
   check_timing(store, config, timing);
   write_campaign_meta(store, config, dataset, spec, spec_file, timing, variants);
+  // The denominator of every variant's share of peak, measured before any worker runs.
+  store.set_meta("cpu_peak", to_json(cached_cpu_peak(config.cache_dir)).dump());
   const int64_t model_id = store.ensure_model(model_row);
   if (!known_model && store.models().size() > 1)
     events.on_note("note: " + config.db.string() + " now holds " +

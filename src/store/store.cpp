@@ -13,13 +13,13 @@
 namespace deltann {
 namespace {
 
-// Version 6. Earlier versions: 1 lacked results.nonfinite and results.repeat_max_abs_diff, 2
+// Version 7. Earlier versions: 1 lacked results.nonfinite and results.repeat_max_abs_diff, 2
 // variants.compile_ns and variants.build_json, 3 the localizations table, 4 models.spec_source and
 // models.recorded_at (and had one model per (sha256, path), so that a changed spec overwrote the
 // spec of the results already stored), 5 images.duplicate_of and images.timed (every image was
-// timed). Vectors of numbers are stored as little-endian blobs
-// (float32 scores and outputs, int64 nanosecond samples), so NaN and Inf survive; top-K ids as
-// JSON text, readable in the sqlite3 shell. docs/STORAGE.md describes every column.
+// timed), 6 models.flops. Vectors of numbers are stored as little-endian blobs (float32 scores
+// and outputs, int64 nanosecond samples), so NaN and Inf survive; top-K ids as JSON text,
+// readable in the sqlite3 shell. docs/STORAGE.md describes every column.
 //
 // A model's identity (sha256 + spec_json) is enforced by Store::ensure_model, not by a UNIQUE
 // constraint: files migrated from version 4 may hold one model under two paths.
@@ -27,7 +27,8 @@ const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models(
   id INTEGER PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, spec_json TEXT NOT NULL,
-  spec_source TEXT NOT NULL DEFAULT '', recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+  spec_source TEXT NOT NULL DEFAULT '', recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  flops INTEGER);
 CREATE TABLE IF NOT EXISTS images(
   id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, path TEXT NOT NULL, sha256 TEXT NOT NULL,
   label INTEGER, status TEXT NOT NULL, message TEXT NOT NULL,
@@ -117,6 +118,13 @@ std::vector<int> parse_top_ids(const SQLite::Column& column) {
 
 std::optional<int64_t> optional_int(const SQLite::Column& c) {
   return c.isNull() ? std::nullopt : std::optional<int64_t>(c.getInt64());
+}
+
+void bind_optional(SQLite::Statement& q, int index, const std::optional<int64_t>& value) {
+  if (value)
+    q.bind(index, *value);
+  else
+    q.bind(index);  // NULL
 }
 
 // The names of a file's tables, for telling a deltann database from another program's.
@@ -289,6 +297,7 @@ void Store::migrate(int from) {
           "UPDATE meta SET value = value || ', timing_images=all' WHERE key = 'timing' AND "
           "value NOT LIKE '%timing_images=%'");
     }
+    if (from < 7) add_column("models", "flops", "INTEGER");  // unknown for the stored models
     if (db_->execAndGet("SELECT count(*) FROM pragma_foreign_key_check").getInt() != 0)
       throw Error("foreign keys broken by the migration");
     if (mode_ == StoreMode::ReadWrite)
@@ -344,19 +353,24 @@ int64_t Store::ensure_model(const StoredModel& model) {
   find.bind(2, model.spec_json);
   if (find.executeStep()) {
     const int64_t id = find.getColumn(0).getInt64();
-    SQLite::Statement update(*db_, "UPDATE models SET path = ?, spec_source = ? WHERE id = ?");
+    SQLite::Statement update(
+        *db_,
+        "UPDATE models SET path = ?, spec_source = ?, flops = coalesce(?, flops) WHERE id = ?");
     update.bind(1, model.path);
     update.bind(2, model.spec_source);
-    update.bind(3, id);
+    bind_optional(update, 3, model.flops);
+    update.bind(4, id);
     update.exec();
     return id;
   }
   SQLite::Statement insert(
-      *db_, "INSERT INTO models(path, sha256, spec_json, spec_source) VALUES(?, ?, ?, ?)");
+      *db_,
+      "INSERT INTO models(path, sha256, spec_json, spec_source, flops) VALUES(?, ?, ?, ?, ?)");
   insert.bind(1, model.path);
   insert.bind(2, model.sha256);
   insert.bind(3, model.spec_json);
   insert.bind(4, model.spec_source);
+  bind_optional(insert, 5, model.flops);
   insert.exec();
   return db_->getLastInsertRowid();
 }
@@ -546,11 +560,12 @@ std::set<int64_t> Store::completed_images(int64_t variant_id, bool include_faile
 std::vector<StoredModel> Store::models() const {
   std::vector<StoredModel> out;
   SQLite::Statement q(*db_,
-                      "SELECT id, path, sha256, spec_json, spec_source FROM models ORDER BY id");
+                      "SELECT id, path, sha256, spec_json, spec_source, flops FROM models "
+                      "ORDER BY id");
   while (q.executeStep())
     out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
                    q.getColumn(2).getString(), q.getColumn(3).getString(),
-                   q.getColumn(4).getString()});
+                   q.getColumn(4).getString(), optional_int(q.getColumn(5))});
   return out;
 }
 

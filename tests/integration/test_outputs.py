@@ -93,6 +93,32 @@ def test_reproduce_command_gives_the_same_finding(flip, deltann_bin, tmp_path):
             assert repeated[key] == original[key], key
 
 
+# --- FLOPs and share of peak -------------------------------------------------------------------
+
+# label_flip.onnx on [1,3,4,4]: Conv 1x1 3->1 (2 * 3 * 16 outputs = 96), BatchNormalization (16
+# elements), GlobalAveragePool (1), Flatten (1), Concat (2) -- docs/ANALYSIS.md, "FLOPs and peak".
+LABEL_FLIP_FLOPS = 96 + 16 + 1 + 1 + 2
+
+
+def test_compare_json_carries_flops_rate_and_share_of_peak(flip):
+    compare = flip["compare"]
+    assert compare["models"][0]["flops"] == LABEL_FLIP_FLOPS
+    peak = json.loads(compare["meta"]["cpu_peak"])
+    assert peak["gflops_per_core"] > 0 and peak["isa"] and peak["cores"] >= 1
+    for variant in compare["variants"]:
+        assert variant["flops"] == LABEL_FLIP_FLOPS
+        expected = LABEL_FLIP_FLOPS / (variant["median_ms"] * 1e6)
+        assert variant["gflops"] == pytest.approx(expected, rel=1e-9)
+        assert variant["peak_gflops"] == pytest.approx(peak["gflops_per_core"])  # threads=1
+        assert variant["peak_share"] == pytest.approx(expected / peak["gflops_per_core"], rel=1e-9)
+    # The same columns in the CSV export, and in the terminal's variants table.
+    rows = list(csv.DictReader(io.StringIO(flip["deltann"].run(
+        "export", "--db", flip["db"], "--format", "csv", "--table", "variants").stdout)))
+    assert [int(row["flops"]) for row in rows] == [LABEL_FLIP_FLOPS] * 2
+    assert all(float(row["peak_share"]) > 0 for row in rows)
+    assert "GFLOP/s" in flip["deltann"].run("compare", "--db", flip["db"]).stdout
+
+
 # --- the spec that applied ---------------------------------------------------------------------
 
 def test_the_spec_is_recorded_and_shown(flip):

@@ -210,7 +210,7 @@ TEST_F(ExportFixture, JsonDocument) {
     "meta": {"schema_version": "2", "created_at": "1700000000", "deltann_version": "0.1.0",
              "host": "test-host, 2 cores", "dataset": "/data/images.txt (list)",
              "preprocessing": "resize 256, crop 224", "timing": "warmup=1, repeat=5"},
-    "models": [{"model": 1, "path": "/models/m.onnx", "sha256": "abc123", "spec_source": ""}],
+    "models": [{"model": 1, "path": "/models/m.onnx", "sha256": "abc123", "spec_source": "", "flops": null}],
     "warnings": [],
     "images": 4, "usable_images": 3, "labelled_images": 2,
     "analysis": {"near_tie_gap": 0.1, "atol": 0.0001, "rtol": 0.001, "confidence": 0.95,
@@ -223,14 +223,16 @@ TEST_F(ExportFixture, JsonDocument) {
      "top5_accuracy": 1, "compile_ms": null, "load_ms": 2.5, "first_inference_ms": 0.75,
      "median_ms": 2, "p90_ms": 2.8, "p99_ms": 2.98, "cv": 0.5, "median_ci_low_ms": 1,
      "median_ci_high_ms": 3, "median_bootstrap_ci_low_ms": null,
-     "median_bootstrap_ci_high_ms": null, "samples": 3, "timed_images": 2, "nonfinite_images": 1, "nondeterministic_images": 0, "max_repeat_diff": 0},
+     "median_bootstrap_ci_high_ms": null, "samples": 3, "timed_images": 2, "nonfinite_images": 1, "nondeterministic_images": 0, "max_repeat_diff": 0,
+     "flops": null, "gflops": null, "peak_gflops": null, "peak_share": null},
     {"env": "opencv:opt=on,device=cpu,threads=1", "model": 1, "framework": "opencv",
      "knobs": {"opt": "on", "device": "cpu", "threads": "1"}, "status": "failed",
      "engine_version": "", "images": 2, "failures": 1, "top1_accuracy": 0.5,
      "top5_accuracy": 1, "compile_ms": null, "load_ms": null, "first_inference_ms": null,
      "median_ms": 2, "p90_ms": 5, "p99_ms": 5, "cv": null, "median_ci_low_ms": null,
      "median_ci_high_ms": null, "median_bootstrap_ci_low_ms": null,
-     "median_bootstrap_ci_high_ms": null, "samples": 6, "timed_images": 2, "nonfinite_images": 0, "nondeterministic_images": 1, "max_repeat_diff": 0.001}
+     "median_bootstrap_ci_high_ms": null, "samples": 6, "timed_images": 2, "nonfinite_images": 0, "nondeterministic_images": 1, "max_repeat_diff": 0.001,
+     "flops": null, "gflops": null, "peak_gflops": null, "peak_share": null}
   ],
   "pairs": [
     {"a": "ort:opt=all,device=cpu,threads=1", "b": "opencv:opt=on,device=cpu,threads=1",
@@ -307,9 +309,9 @@ c.jpg",7,1,7,2,3,4,0.375,0.375,0.125,0.0625,0.0625,2,5,0,1
 TEST_F(ExportFixture, VariantsCsv) {
   EXPECT_EQ(
       csv(ExportTable::variants),
-      R"csv(env,model,framework,knobs,status,engine_version,images,failures,top1_accuracy,top5_accuracy,compile_ms,load_ms,first_inference_ms,median_ms,p90_ms,p99_ms,cv,median_ci_low_ms,median_ci_high_ms,median_bootstrap_ci_low_ms,median_bootstrap_ci_high_ms,samples,timed_images,nonfinite_images,nondeterministic_images,max_repeat_diff
-"ort:opt=all,device=cpu,threads=1",1,ort,"opt=all,device=cpu,threads=1",done,1.17.3,3,0,0.5,1,,2.5,0.75,2,2.8,2.98,0.5,1,3,,,3,2,1,0,0
-"opencv:opt=on,device=cpu,threads=1",1,opencv,"opt=on,device=cpu,threads=1",failed,,2,1,0.5,1,,,,2,5,5,,,,,,6,2,0,1,0.001
+      R"csv(env,model,framework,knobs,status,engine_version,images,failures,top1_accuracy,top5_accuracy,compile_ms,load_ms,first_inference_ms,median_ms,p90_ms,p99_ms,cv,median_ci_low_ms,median_ci_high_ms,median_bootstrap_ci_low_ms,median_bootstrap_ci_high_ms,samples,timed_images,nonfinite_images,nondeterministic_images,max_repeat_diff,flops,gflops,peak_gflops,peak_share
+"ort:opt=all,device=cpu,threads=1",1,ort,"opt=all,device=cpu,threads=1",done,1.17.3,3,0,0.5,1,,2.5,0.75,2,2.8,2.98,0.5,1,3,,,3,2,1,0,0,,,,
+"opencv:opt=on,device=cpu,threads=1",1,opencv,"opt=on,device=cpu,threads=1",failed,,2,1,0.5,1,,,,2,5,5,,,,,,6,2,0,1,0.001,,,,
 )csv");
 }
 

@@ -44,6 +44,10 @@ VariantSummary full_variant() {
   v.nonfinite_images = 1;
   v.nondeterministic_images = 2;
   v.max_repeat_diff = 1e-6;
+  v.flops = 800'000'000;
+  v.gflops = 320;
+  v.peak_gflops = 400;
+  v.peak_share = 0.8;
   return v;
 }
 
