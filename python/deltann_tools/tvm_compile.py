@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import warnings
+from importlib import metadata
 from typing import Any
 
 from deltann_tools.environment import set_members
@@ -155,13 +156,28 @@ def parse_disable(text: str | None) -> list[str]:
 
 
 def import_tvm() -> Any:
-    warnings.filterwarnings("ignore")  # tvm_ffi warns about an optional torch extension
+    """Imports tvm and its Relax compiler without torch (docs/TVM.md, "Importing TVM without
+    torch"). tvm_ffi imports torch whenever it is installed, and then, on every import, tries to
+    JIT-build a C++ extension against it (the torch-c-dlpack addon: faster DLPack exchange with
+    torch tensors, which deltann never makes); with the project venv's torch that build fails,
+    after seconds. Two places ask for it (tvm_ffi itself, which TVM_FFI_DISABLE_TORCH_C_DLPACK
+    switches off, and tvm.relax.base_py_module, which no variable does), so torch is made
+    unimportable for the duration of the import: both then skip the extension, and the compiler
+    has no use for torch. A process that has already imported torch keeps it."""
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TVM_FFI_DISABLE_TORCH_C_DLPACK", "1")
+    hide_torch = "torch" not in sys.modules
+    if hide_torch:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
     try:
         import tvm
         from tvm import relax  # noqa: F401
     except Exception as e:  # ImportError, or a broken native library
         raise CompileError(f"cannot import tvm ({type(e).__name__}: {e}); install "
                            "apache-tvm from python/requirements.txt into the venv") from e
+    finally:
+        if hide_torch and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
     return tvm
 
 
@@ -244,13 +260,19 @@ def cuda_pipeline(tvm: Any, relax: Any, target: Any) -> Any:
     return _pipeline
 
 
+def tvm_version() -> str | None:
+    """The installed apache-tvm's version from its package metadata, or None when it is not
+    installed. Importing tvm to ask it would take seconds (tvm_ffi imports torch), and --describe
+    runs before every campaign that names an engine with a build step."""
+    try:
+        return metadata.version("apache-tvm")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def describe(cuda_arch: str | None = None) -> dict[str, Any]:
     cuda_arch = cuda_arch or default_cuda_arch()
-    try:
-        tvm = import_tvm()
-        version = tvm.__version__
-    except CompileError:
-        version = None
+    version = tvm_version()
     return {
         "name": "tvm",
         "version": version,

@@ -19,23 +19,45 @@ namespace fs = std::filesystem;
 
 constexpr double kToolExitGrace_s = 30;
 
-Builder::Builder(fs::path python, fs::path script, std::string framework)
-    : python_(std::move(python)), script_(std::move(script)), framework_(std::move(framework)) {}
+Builder::Builder(fs::path python, fs::path script, std::string framework,
+                 std::shared_ptr<const DescribeCache> describe_cache)
+    : python_(std::move(python)),
+      script_(std::move(script)),
+      framework_(std::move(framework)),
+      describe_cache_(std::move(describe_cache)) {}
 
-std::optional<Builder> Builder::find(const std::string& framework) {
+std::optional<Builder> Builder::find(const std::string& framework,
+                                     std::shared_ptr<const DescribeCache> describe_cache) {
   const fs::path script = tools_dir() / ("build_" + framework + ".py");
   if (!fs::is_regular_file(script)) return std::nullopt;
-  return Builder(tools_python(), script, framework);
+  return Builder(tools_python(), script, framework, std::move(describe_cache));
+}
+
+std::string Builder::tool_fingerprint() const {
+  // build_tvm.py imports tvm_compile.py and environment.py (the environment string parser): the
+  // tool is every `build_<e>*.py` and `<e>_*.py` file, and environment.py.
+  return tools_fingerprint(script_.parent_path(),
+                           {"build_" + framework_, framework_ + "_", "environment"});
 }
 
 const nlohmann::json& Builder::describe() {
   if (!description_) {
-    const ToolRun run = run_tool(python_, {script_.string(), "--describe"}, 300);
-    if (!run.reply)
-      throw Error("the build tool of " + framework_ + " (" + script_.string() +
-                  ") cannot describe itself (" + std::string(to_string(run.exit.symptom)) + ", " +
-                  run.exit.detail + "): " + run.log);
-    description_ = *run.reply;
+    const auto run_describe = [&] {
+      const ToolRun run = run_tool(python_, {script_.string(), "--describe"}, 300);
+      if (!run.reply)
+        throw Error("the build tool of " + framework_ + " (" + script_.string() +
+                    ") cannot describe itself (" + std::string(to_string(run.exit.symptom)) + ", " +
+                    run.exit.detail + "): " + run.log);
+      return *run.reply;
+    };
+    // The reply depends on the tool's sources and on what is installed for the interpreter (the
+    // compiler's version).
+    description_ = describe_cache_ ? describe_cache_->get({"build tool " + framework_,
+                                                           {},
+                                                           {python_},
+                                                           {script_.string(), tool_fingerprint()}},
+                                                          run_describe)
+                                   : run_describe();
   }
   return *description_;
 }
@@ -171,10 +193,7 @@ BuildResult Builder::build(const fs::path& model, const std::string& model_sha,
     it = std::find(build_knobs.begin(), build_knobs.end(), it->first) == build_knobs.end()
              ? build_env.knobs.erase(it)
              : std::next(it);
-  // build_tvm.py imports tvm_compile.py and environment.py (the environment string parser): the
-  // tool is every `build_<e>*.py` and `<e>_*.py` file, and environment.py.
-  const std::string tool = tools_fingerprint(
-      script_.parent_path(), {"build_" + framework_, framework_ + "_", "environment"});
+  const std::string tool = tool_fingerprint();
   // The whole self-description, not only the compiler version: it also names what the tool
   // resolved on this machine (for TVM, the CUDA arch kernels are compiled for).
   const std::string key = sha256_text(model_sha + "|" + tool + "|" + describe().dump() + "|" +

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "deltann/backend.h"
 #include "deltann/environment.h"
 #include "deltann/spec.h"
+#include "describe_cache.h"
 #include "locate.h"  // tools_python(), tools_dir()
 #include "worker_process.h"
 
@@ -32,10 +34,13 @@ struct BuildResult {
 
 class Builder {
  public:
-  // The build tool of `framework`, or nullopt when the framework needs none.
-  static std::optional<Builder> find(const std::string& framework);
+  // The build tool of `framework`, or nullopt when the framework needs none. Its `--describe`
+  // reply is kept in `describe_cache` when there is one.
+  static std::optional<Builder> find(const std::string& framework,
+                                     std::shared_ptr<const DescribeCache> describe_cache = nullptr);
 
-  // Runs `--describe`; throws Error with the tool's output when it fails.
+  // Runs `--describe` (or finds its reply in the describe cache); throws Error with the tool's
+  // output when it fails.
   const nlohmann::json& describe();
   // The tool's knobs (they override the worker's knobs of the same name).
   std::vector<Knob> knobs();
@@ -50,9 +55,13 @@ class Builder {
                     const std::filesystem::path& cache_dir, double timeout_s);
 
  private:
-  Builder(std::filesystem::path python, std::filesystem::path script, std::string framework);
+  Builder(std::filesystem::path python, std::filesystem::path script, std::string framework,
+          std::shared_ptr<const DescribeCache> describe_cache);
+  // The hash of the tool's sources: part of both its describe key and every artifact's key.
+  std::string tool_fingerprint() const;
   std::filesystem::path python_, script_;
   std::string framework_;
+  std::shared_ptr<const DescribeCache> describe_cache_;
   std::optional<nlohmann::json> description_;
 };
 

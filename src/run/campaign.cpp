@@ -456,7 +456,7 @@ PreparedEnvironment prepare_environment(const CampaignConfig& config, const Mode
   CampaignConfig one = config;
   one.environments = {environment};
   const std::vector<PlannedVariant> planned =
-      plan(one, spec, EngineRegistry::shared(config.worker_dir));
+      plan(one, spec, EngineRegistry::shared(config.worker_dir, config.cache_dir));
   if (planned.size() != 1)
     throw Error("environment '" + environment + "' stands for " + std::to_string(planned.size()) +
                 " variants; name one");
@@ -489,7 +489,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   if (!spec_file) events.on_note(default_spec_note(config.model));
   const Dataset dataset = load_dataset(config.images, config.dataset);
   const std::vector<PlannedVariant> variants =
-      plan(config, spec, EngineRegistry::shared(config.worker_dir));
+      plan(config, spec, EngineRegistry::shared(config.worker_dir, config.cache_dir));
   events.on_plan(plan_event(variants, dataset, spec));
 
   // One campaign at a time writes into a database (docs/STORAGE.md, "Locking").

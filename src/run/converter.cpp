@@ -1,5 +1,6 @@
 #include "converter.h"
 
+#include <cstdlib>
 #include <fstream>
 
 #include "builder.h"
@@ -10,23 +11,42 @@ namespace deltann {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Converter::Converter(fs::path python, fs::path script)
-    : python_(std::move(python)), script_(std::move(script)) {}
+Converter::Converter(fs::path python, fs::path script,
+                     std::shared_ptr<const DescribeCache> describe_cache)
+    : python_(std::move(python)),
+      script_(std::move(script)),
+      describe_cache_(std::move(describe_cache)) {}
 
-std::optional<Converter> Converter::find() {
+std::optional<Converter> Converter::find(std::shared_ptr<const DescribeCache> describe_cache) {
   const fs::path script = tools_dir() / "convert.py";
   if (!fs::is_regular_file(script)) return std::nullopt;
-  return Converter(tools_python(), script);
+  return Converter(tools_python(), script, std::move(describe_cache));
+}
+
+std::string Converter::tool_fingerprint() const {
+  return tools_fingerprint(script_.parent_path(), {"convert", "architectures", "environment"});
 }
 
 const json& Converter::describe() {
   if (!description_) {
-    const ToolRun run = run_tool(python_, {script_.string(), "--describe"}, 120);
-    if (!run.reply)
-      throw Error("the conversion tool (" + script_.string() + ") cannot describe itself (" +
-                  std::string(to_string(run.exit.symptom)) + ", " + run.exit.detail +
-                  "): " + run.log);
-    description_ = *run.reply;
+    const auto run_describe = [&] {
+      const ToolRun run = run_tool(python_, {script_.string(), "--describe"}, 120);
+      if (!run.reply)
+        throw Error("the conversion tool (" + script_.string() + ") cannot describe itself (" +
+                    std::string(to_string(run.exit.symptom)) + ", " + run.exit.detail +
+                    "): " + run.log);
+      return *run.reply;
+    };
+    // The reply lists the converters' versions in both venvs: the TensorFlow venv's interpreter
+    // (DELTANN_TF_PYTHON, which deltann sets for its tools) is asked too.
+    std::vector<fs::path> interpreters{python_};
+    if (const char* tf = std::getenv("DELTANN_TF_PYTHON"); tf && *tf) interpreters.emplace_back(tf);
+    description_ =
+        describe_cache_
+            ? describe_cache_->get(
+                  {"converter", {}, interpreters, {script_.string(), tool_fingerprint()}},
+                  run_describe)
+            : run_describe();
   }
   return *description_;
 }
@@ -65,9 +85,7 @@ ConversionResult Converter::convert(const ConversionStep& step, const fs::path& 
   for (const auto& name : step.knobs)
     if (const auto it = knobs.find(name); it != knobs.end())
       knob_text += (knob_text.empty() ? "" : ",") + name + "=" + it->second;
-  // convert.py and the modules it imports (architectures.py, environment.py).
-  const std::string tool =
-      tools_fingerprint(script_.parent_path(), {"convert", "architectures", "environment"});
+  const std::string tool = tool_fingerprint();
   const std::string key = sha256_text(input_sha + "|" + step.name() + "|" + step.tool_version +
                                       "|" + tool + "|" + knob_text + "|" + to_json(spec).dump());
   const std::string extension =

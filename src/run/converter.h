@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "deltann/backend.h"
 #include "deltann/outcomes.h"
 #include "deltann/spec.h"
+#include "describe_cache.h"
 
 namespace deltann {
 
@@ -40,10 +42,13 @@ struct ConversionResult {
 
 class Converter {
  public:
-  // The conversion tool of the tools folder, or nullopt when there is none.
-  static std::optional<Converter> find();
+  // The conversion tool of the tools folder, or nullopt when there is none. Its `--describe`
+  // reply is kept in `describe_cache` when there is one.
+  static std::optional<Converter> find(
+      std::shared_ptr<const DescribeCache> describe_cache = nullptr);
 
-  // Runs `--describe` once; throws Error with the tool's output when it fails.
+  // Runs `--describe` once (or finds its reply in the describe cache); throws Error with the
+  // tool's output when it fails.
   const nlohmann::json& describe();
   std::vector<ConversionStep> steps();
   // Knobs of the conversions (quantize), in the form engines use for theirs.
@@ -59,8 +64,13 @@ class Converter {
                            const std::filesystem::path& cache_dir, double timeout_s);
 
  private:
-  Converter(std::filesystem::path python, std::filesystem::path script);
+  Converter(std::filesystem::path python, std::filesystem::path script,
+            std::shared_ptr<const DescribeCache> describe_cache);
+  // The hash of convert.py and the modules it imports (architectures.py, environment.py): part of
+  // the describe key and of every converted artifact's key.
+  std::string tool_fingerprint() const;
   std::filesystem::path python_, script_;
+  std::shared_ptr<const DescribeCache> describe_cache_;
   std::optional<nlohmann::json> description_;
 };
 

@@ -64,15 +64,18 @@ std::vector<std::string> EngineEntry::each_members(const std::string& name,
   return k ? k->values : std::vector<std::string>{};
 }
 
-EngineRegistry::EngineRegistry(fs::path worker_dir)
-    : worker_dir_(std::move(worker_dir)), frameworks_(find_frameworks(worker_dir_)) {}
+EngineRegistry::EngineRegistry(fs::path worker_dir, const fs::path& describe_cache)
+    : worker_dir_(std::move(worker_dir)),
+      frameworks_(find_frameworks(worker_dir_)),
+      describe_cache_(describe_cache.empty() ? nullptr
+                                             : std::make_shared<DescribeCache>(describe_cache)) {}
 
-EngineRegistry& EngineRegistry::shared(const fs::path& worker_dir) {
-  // One registry per folder for the life of the process; entries are never removed, so the
-  // references handed out stay valid.
-  static std::map<fs::path, std::unique_ptr<EngineRegistry>> registries;
-  auto& registry = registries[fs::absolute(worker_dir)];
-  if (!registry) registry = std::make_unique<EngineRegistry>(worker_dir);
+EngineRegistry& EngineRegistry::shared(const fs::path& worker_dir, const fs::path& cache_dir) {
+  // One registry per (worker folder, cache folder) for the life of the process; entries are never
+  // removed, so the references handed out stay valid.
+  static std::map<std::pair<fs::path, fs::path>, std::unique_ptr<EngineRegistry>> registries;
+  auto& registry = registries[{fs::absolute(worker_dir), fs::absolute(cache_dir)}];
+  if (!registry) registry = std::make_unique<EngineRegistry>(worker_dir, cache_dir / "describe");
   return *registry;
 }
 
@@ -85,8 +88,12 @@ const nlohmann::json& EngineRegistry::worker_description(const std::string& fram
     return done->second;
   if (const auto failed = description_errors_.find(framework); failed != description_errors_.end())
     throw Error(failed->second);
+  const fs::path worker = worker_path(framework);
   try {
-    return descriptions_[framework] = describe_worker(worker_path(framework));
+    return descriptions_[framework] =
+               describe_cache_ ? describe_cache_->get(worker_describe_inputs(framework, worker),
+                                                      [&] { return describe_worker(worker); })
+                               : describe_worker(worker);
   } catch (const std::exception& e) {
     description_errors_[framework] = e.what();
     throw;
@@ -105,7 +112,8 @@ const EngineEntry& EngineRegistry::engine(const std::string& framework) {
   }
   try {
     BackendInfo info = backend_info_from_json(worker_description(framework));
-    if (auto found = Builder::find(framework)) entry.builder = std::make_shared<Builder>(*found);
+    if (auto found = Builder::find(framework, describe_cache_))
+      entry.builder = std::make_shared<Builder>(*found);
     if (entry.builder) merge_knobs(info, entry.builder->knobs());
     entry.info = std::move(info);
   } catch (const std::exception& e) {
@@ -117,7 +125,7 @@ const EngineEntry& EngineRegistry::engine(const std::string& framework) {
 
 std::shared_ptr<Converter> EngineRegistry::converter() {
   if (!converter_) {
-    auto found = Converter::find();
+    auto found = Converter::find(describe_cache_);
     converter_ = found ? std::make_shared<Converter>(*found) : nullptr;
   }
   return *converter_;

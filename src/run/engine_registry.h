@@ -1,8 +1,10 @@
 // The engine registry: the one place that knows which engines this deltann has and what each says
 // about itself. A table of entries, one per `deltann-worker-<framework>` found in the worker
 // folder; an entry is described on first use and then kept for the life of the process, so that
-// a worker's `--describe` (and a build tool's, which for TVM imports the compiler) runs once
-// however many variants, probes or verbs ask (docs/PROTOCOL.md, "Engine registry").
+// a worker's `--describe` (and its build tool's) runs once however many variants, probes or verbs
+// ask (docs/PROTOCOL.md, "Engine registry"). With a describe cache, the replies are also kept on
+// disk between processes, under a key of everything they depend on (describe_cache.h): planning a
+// campaign then starts no worker and no tool at all.
 //
 // An entry merges the worker's self-description with the knobs of the engine's build tool (the
 // tool knows the valid build settings) and answers the questions every verb used to answer on its
@@ -22,6 +24,8 @@
 #include "converter.h"
 #include "deltann/backend.h"
 #include "deltann/environment.h"
+#include "deltann/preprocess.h"  // default_cache_dir()
+#include "describe_cache.h"
 
 namespace deltann {
 
@@ -49,11 +53,15 @@ struct EngineEntry {
 
 class EngineRegistry {
  public:
-  // Lists the workers of `worker_dir` once; describes nothing yet.
-  explicit EngineRegistry(std::filesystem::path worker_dir);
+  // Lists the workers of `worker_dir` once; describes nothing yet. `describe_cache`: the folder
+  // of the on-disk describe cache, or empty for none (every process describes afresh).
+  explicit EngineRegistry(std::filesystem::path worker_dir,
+                          const std::filesystem::path& describe_cache = {});
 
-  // The registry of `worker_dir` shared by everything in this process.
-  static EngineRegistry& shared(const std::filesystem::path& worker_dir);
+  // The registry of `worker_dir` shared by everything in this process, with its describe cache in
+  // `<cache_dir>/describe` (the folder of the artifact and tensor caches).
+  static EngineRegistry& shared(const std::filesystem::path& worker_dir,
+                                const std::filesystem::path& cache_dir = default_cache_dir());
 
   const std::filesystem::path& worker_dir() const { return worker_dir_; }
   // The frameworks whose workers were found, sorted.
@@ -77,6 +85,7 @@ class EngineRegistry {
  private:
   std::filesystem::path worker_dir_;
   std::vector<std::string> frameworks_;
+  std::shared_ptr<const DescribeCache> describe_cache_;  // null: none
   std::map<std::string, nlohmann::json> descriptions_;
   std::map<std::string, std::string> description_errors_;
   std::map<std::string, EngineEntry> engines_;

@@ -63,6 +63,34 @@ def test_describe(described):
         assert set(level["passes"]) <= set(knobs["disable"]["values"])
 
 
+def run_python(code):
+    env = dict(os.environ,
+               PYTHONPATH=str(PYTHON_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TVM_FFI_DISABLE_TORCH_C_DLPACK", None)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_describe_imports_neither_tvm_nor_torch():
+    """--describe reads the version from package metadata (docs/TVM.md, "Importing TVM without
+    torch"): importing TVM would take seconds before every campaign."""
+    r = run_python("import sys\nfrom deltann_tools import build_tvm\nbuild_tvm.describe()\n"
+                   "print(sorted(m for m in ('tvm', 'tvm_ffi', 'torch') if m in sys.modules))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_compiler_import_leaves_torch_and_its_extension_alone():
+    """tvm_ffi would import torch and try (and fail) to JIT-build its torch C++ extension on every
+    import; the tool imports TVM with torch hidden, and hides it no longer than that."""
+    # Without torch imported, the extension's loader returns before building anything.
+    r = run_python("import sys\nfrom deltann_tools import tvm_compile\n"
+                   "tvm_compile.import_tvm()\n"
+                   "print(sys.modules.get('torch', 'absent'))")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["absent"], r.stdout
+
+
 def test_every_opt_level_matches_onnxruntime(tiny, tmp_path, described):
     from tvm import relax
     x = np.random.default_rng(0).uniform(0, 255, SHAPE).astype("float32")

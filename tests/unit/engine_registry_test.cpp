@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fstream>
 #include <string>
 
 #include "deltann/error.h"
@@ -72,12 +73,49 @@ TEST(EngineRegistry, DescribesEachWorkerOnceHoweverOftenAsked) {
 TEST(EngineRegistry, SharedRegistryIsOnePerFolder) {
   TempDir dir;
   write_fake_worker(dir.path(), protocol::kVersion);
-  EngineRegistry& a = EngineRegistry::shared(dir.path());
-  EngineRegistry& b = EngineRegistry::shared(dir.path());
+  EngineRegistry& a = EngineRegistry::shared(dir.path(), dir / "cache");
+  EngineRegistry& b = EngineRegistry::shared(dir.path(), dir / "cache");
   EXPECT_EQ(&a, &b);
   a.engine("fake");
   b.engine("fake");
   EXPECT_EQ(starts(dir.path()), 1);
+  EXPECT_TRUE(fs::is_directory(dir / "cache" / "describe")) << "the cache folder's describe cache";
+}
+
+TEST(EngineRegistry, DescribeCacheSparesTheNextProcessTheWorkerStart) {
+  TempDir dir;
+  write_fake_worker(dir.path(), protocol::kVersion);
+  {
+    EngineRegistry first(dir.path(), dir / "describe");
+    ASSERT_TRUE(first.engine("fake").info);
+  }
+  EngineRegistry next(dir.path(), dir / "describe");  // as a later deltann would
+  const EngineEntry& entry = next.engine("fake");
+  ASSERT_TRUE(entry.info) << entry.unavailable;
+  EXPECT_EQ(entry.info->version, "1");
+  EXPECT_EQ(starts(dir.path()), 1);
+}
+
+TEST(EngineRegistry, ChangedWorkerOrVariableIsDescribedAgain) {
+  TempDir dir;
+  const fs::path worker = write_fake_worker(dir.path(), protocol::kVersion);
+  EngineRegistry(dir.path(), dir / "describe").engine("fake");
+  {
+    const test::ScopedEnv gpus("CUDA_VISIBLE_DEVICES", "none-for-this-test");
+    EngineRegistry(dir.path(), dir / "describe").engine("fake");
+  }
+  EXPECT_EQ(starts(dir.path()), 2);
+  std::ofstream(worker, std::ios::app) << "# a rebuilt worker\n";
+  EngineRegistry(dir.path(), dir / "describe").engine("fake");
+  EXPECT_EQ(starts(dir.path()), 3);
+}
+
+TEST(EngineRegistry, WithoutDescribeCacheEachProcessDescribes) {
+  TempDir dir;
+  write_fake_worker(dir.path(), protocol::kVersion);
+  EngineRegistry(dir.path()).engine("fake");
+  EngineRegistry(dir.path()).engine("fake");
+  EXPECT_EQ(starts(dir.path()), 2);
 }
 
 TEST(EngineRegistry, EngineNotBuiltSaysWhichAre) {

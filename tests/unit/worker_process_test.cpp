@@ -20,11 +20,13 @@
 
 #include "deltann/error.h"
 #include "run/builder.h"
+#include "test_util.h"
 
 namespace deltann {
 namespace {
 
 namespace fs = std::filesystem;
+using test::ScopedEnv;
 
 const fs::path kShell = "/bin/sh";
 
@@ -230,22 +232,6 @@ TEST(WorkerProcess, EnvironmentEntriesReplaceInheritedOnesAndAddNewOnes) {
   EXPECT_EQ(reply->value("added", ""), "yes");
   EXPECT_EQ(process.finish().detail, "exit code 0");
 }
-
-// Sets an environment variable for one scope and puts back what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    value ? ::setenv(name, value, 1) : ::unsetenv(name);
-  }
-  ~ScopedEnv() { old_ ? ::setenv(name_, old_->c_str(), 1) : ::unsetenv(name_); }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 TEST(RunTool, ToolsRunWithTheirPackageFolderFirstOnPythonPath) {
   const ScopedEnv tools("DELTANN_TOOLS_DIR", "/opt/deltann/python/deltann_tools/");
