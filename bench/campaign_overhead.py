@@ -306,6 +306,18 @@ def share(seconds: float, wall: float) -> str:
 
 def print_table(campaigns: list[dict], compare: dict | None) -> None:
     print()
+    if campaigns:
+        print_campaigns(campaigns)
+    if compare:
+        print()
+        print(f"analysis: deltann compare --json, {compare['results']} stored results: "
+              f"{compare['wall_s']:.2f} s wall, {compare['cpu_s']:.2f} s CPU (target < "
+              f"{compare['target_s']:.0f} s; load {compare['load_average_1min_at_end']:.1f}), "
+              f"peak RSS {compare['peak_rss_mib']:.0f} MiB (target < {compare['target_mib']:.0f} "
+              f"MiB), {compare['peak_rss_mib_per_million_results']:.0f} MiB per million results")
+
+
+def print_campaigns(campaigns: list[dict]) -> None:
     head = f"{'':44}" + "".join(f"{c['name']:>16}" for c in campaigns)
     print(head)
 
@@ -329,14 +341,6 @@ def print_table(campaigns: list[dict], compare: dict | None) -> None:
         [f"{c['artifacts_built']} / {c['artifacts_cached']}" for c in campaigns])
     row("peak RSS deltann run MiB", [f"{c['own_peak_rss_mib'] or 0:.0f}" for c in campaigns])
     row("peak RSS largest process MiB", [f"{c['tree_peak_rss_mib']:.0f}" for c in campaigns])
-    if compare:
-        print()
-        print(f"analysis: deltann compare --json, {compare['results']} stored results: "
-              f"{compare['wall_s']:.2f} s wall, {compare['cpu_s']:.2f} s CPU (target < "
-              f"{compare['target_s']:.0f} s; load {compare['load_average_1min_at_end']:.1f}), "
-              "peak RSS "
-              f"{compare['peak_rss_mib']:.0f} MiB (target < {compare['target_mib']:.0f} MiB), "
-              f"{compare['peak_rss_mib_per_million_results']:.0f} MiB per million results")
 
 
 def machine() -> dict:
@@ -346,6 +350,19 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(),
             "load": Path("/proc/loadavg").read_text().split()[:3],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def photo_campaign(a: argparse.Namespace, deltann: Path, envs: list[str], work: Path,
+                   env: dict[str, str]) -> dict:
+    listing = derive_images(a.demo, a.images, work / "photos")
+    args = ["--model", str(a.demo / "efficientnet-lite0.onnx"), "--images", str(listing),
+            "--warmup", str(a.warmup), "--repeat", str(a.repeat), "--cache", str(work / "cache")]
+    for e in envs:
+        args += ["--env", e]
+    c = campaign(f"{a.images} photos", deltann, args, work, env,
+                 f"{', '.join(envs)}; --warmup {a.warmup} --repeat {a.repeat}; fresh cache")
+    c["target_percent"] = 5
+    return c
 
 
 def main() -> int:
@@ -360,7 +377,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="large campaign (deltann's default)")
     parser.add_argument("--repeat", type=int, default=5, help="large campaign (deltann's default)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo campaign")
+    parser.add_argument("--no-photos", action="store_true", help="skip the large campaign")
     parser.add_argument("--no-analysis", action="store_true", help="skip the compare measurement")
+    parser.add_argument("--demo-option", action="append", default=[],
+                        help="extra `deltann run` option for the demo, e.g. "
+                        "--demo-option=--timeout=30 (repeatable; none: `deltann run` defaults)")
     parser.add_argument("--analysis-db", type=Path, help="database for compare (default: made by "
                         "bench_analysis_scale, 50 000 x 20)")
     parser.add_argument("--smoke", action="store_true",
@@ -370,6 +391,7 @@ def main() -> int:
     if a.smoke:
         a.images, a.env, a.repeat, a.warmup = 3, ["ort:opt=all,threads=1"], 1, 0
         a.no_demo = a.no_analysis = True
+        a.no_photos = False
     deltann = a.build.resolve() / "deltann"
     if not deltann.exists():
         raise SystemExit(f"campaign_overhead: {deltann} not found (build deltann first)")
@@ -381,20 +403,14 @@ def main() -> int:
         print(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
               f"load {' '.join(results['machine']['load'])}; {results['machine']['date']}")
         if not a.no_demo:
-            c = campaign("demo", deltann, [], work, env,
-                         "deltann run defaults: assets/demo, every demo environment, default cache")
+            extra = [part for option in a.demo_option for part in option.split("=", 1)]
+            c = campaign("demo", deltann, extra, work, env,
+                         "deltann run defaults: assets/demo, every demo environment, default cache"
+                         + (f"; {' '.join(a.demo_option)}" if a.demo_option else ""))
             c["target_percent"] = 10
             results["campaigns"].append(c)
-        listing = derive_images(a.demo, a.images, work / "photos")
-        args = ["--model", str(a.demo / "efficientnet-lite0.onnx"), "--images", str(listing),
-                "--warmup", str(a.warmup), "--repeat", str(a.repeat),
-                "--cache", str(work / "cache")]
-        for e in envs:
-            args += ["--env", e]
-        c = campaign(f"{a.images} photos", deltann, args, work, env,
-                     f"{', '.join(envs)}; --warmup {a.warmup} --repeat {a.repeat}; fresh cache")
-        c["target_percent"] = 5
-        results["campaigns"].append(c)
+        if not a.no_photos:
+            results["campaigns"].append(photo_campaign(a, deltann, envs, work, env))
         if not a.no_analysis:
             scale = a.build.resolve() / "bench" / "bench_analysis_scale"
             results["analysis"] = analysis(deltann, scale, a.analysis_db, 50000, 20, work, env)
