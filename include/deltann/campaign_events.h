@@ -39,10 +39,27 @@ struct VariantStartEvent {
   int64_t images = 0;  // those it still lacks
 };
 
+// A variant's worker started and loaded its artifact: once per worker process (a worker that died
+// is restarted for the remaining images).
+struct WorkerLoadedEvent {
+  std::string variant;
+  int64_t start_ns = 0;  // from starting the process to its load reply, as the campaign measured
+  int64_t load_ns = 0;   // of that, the engine's load as the worker measured it
+};
+
+// The dataset's images are preprocessed (or found in the cache) and each has its database row.
+struct ImagesReadyEvent {
+  int64_t usable = 0;
+  int64_t unusable = 0;
+};
+
 // One image's result stored.
 struct ResultEvent {
   std::string variant;
   std::string image;
+  // Time spent handing the result to the database: usually a buffer append, a batch commit every
+  // 64 results (docs/STORAGE.md).
+  int64_t store_ns = 0;
 };
 
 // A failure recorded for a variant: while making its artifact (stage convert or compile), loading
@@ -53,6 +70,11 @@ struct FailureEvent {
   FailureStage stage = FailureStage::run;  // any but plan: a skipped variant ends, it does not fail
   FailureSymptom symptom = FailureSymptom::error;
   std::string message;
+};
+
+// Every variant is finished with and the database is flushed; what follows is the analysis.
+struct CampaignEndEvent {
+  int64_t results = 0;  // written by this run
 };
 
 struct VariantEndEvent {
@@ -69,10 +91,13 @@ class CampaignObserver {
   virtual ~CampaignObserver() = default;
   virtual void on_plan(const PlanEvent&) {}
   virtual void on_artifact(const ArtifactEvent&) {}
+  virtual void on_images_ready(const ImagesReadyEvent&) {}
   virtual void on_variant_start(const VariantStartEvent&) {}
+  virtual void on_worker_loaded(const WorkerLoadedEvent&) {}
   virtual void on_result(const ResultEvent&) {}
   virtual void on_failure(const FailureEvent&) {}
   virtual void on_variant_end(const VariantEndEvent&) {}
+  virtual void on_campaign_end(const CampaignEndEvent&) {}
   // Inferences done (with a result or a failure) out of the campaign's total, and an estimate of
   // the time left.
   virtual void on_progress(int64_t /*done*/, int64_t /*total*/, double /*eta_s*/) {}
@@ -87,10 +112,13 @@ class CampaignEventFanout final : public CampaignObserver {
   void subscribe(CampaignObserver& observer) { observers_.push_back(&observer); }
   void on_plan(const PlanEvent& e) override;
   void on_artifact(const ArtifactEvent& e) override;
+  void on_images_ready(const ImagesReadyEvent& e) override;
   void on_variant_start(const VariantStartEvent& e) override;
+  void on_worker_loaded(const WorkerLoadedEvent& e) override;
   void on_result(const ResultEvent& e) override;
   void on_failure(const FailureEvent& e) override;
   void on_variant_end(const VariantEndEvent& e) override;
+  void on_campaign_end(const CampaignEndEvent& e) override;
   void on_progress(int64_t done, int64_t total, double eta_s) override;
   void on_note(const std::string& line) override;
 
@@ -115,16 +143,21 @@ class MessageLines : public CampaignObserver {
 };
 
 // Writes every event as one JSON object per line ({"event": "result", "variant": ..., ...}),
-// flushed as it happens, for programs that follow a campaign (`deltann run --events FILE`).
+// flushed as it happens, for programs that follow a campaign (`deltann run --events FILE`). Each
+// carries "t", when it was written in seconds since the Unix epoch (microseconds), so that a
+// program can tell how long each phase of the campaign took (bench/campaign_overhead).
 class JsonEventLog final : public CampaignObserver {
  public:
   explicit JsonEventLog(std::ostream& out) : out_(out) {}
   void on_plan(const PlanEvent& e) override;
   void on_artifact(const ArtifactEvent& e) override;
+  void on_images_ready(const ImagesReadyEvent& e) override;
   void on_variant_start(const VariantStartEvent& e) override;
+  void on_worker_loaded(const WorkerLoadedEvent& e) override;
   void on_result(const ResultEvent& e) override;
   void on_failure(const FailureEvent& e) override;
   void on_variant_end(const VariantEndEvent& e) override;
+  void on_campaign_end(const CampaignEndEvent& e) override;
   void on_note(const std::string& line) override;
 
  private:

@@ -523,6 +523,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   for (const auto& note : dataset.notes) events.on_note("note: " + note);
   std::vector<ReadyImage> ready = prepare_images(dataset, spec, store, cache, events, outcome);
   choose_timed_images(ready, store, config, events, outcome);
+  events.on_images_ready({outcome.images_ok, outcome.images_bad});
   std::vector<Job> jobs = remaining_jobs(variants, ready, model_id, store, config, events, outcome);
   if (config.shuffle_seed) {
     std::mt19937_64 generator(*config.shuffle_seed);
@@ -536,6 +537,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   CampaignRun run{config, spec, model_sha, store, cache, events, progress, keep_outputs, outcome};
   for (const auto& job : jobs) run_job(job, run);
   store.flush();
+  events.on_campaign_end({outcome.results_written});
   return outcome;
 }
 

@@ -1,5 +1,6 @@
 #include "deltann/campaign_events.h"
 
+#include <chrono>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -13,8 +14,14 @@ void CampaignEventFanout::on_plan(const PlanEvent& e) {
 void CampaignEventFanout::on_artifact(const ArtifactEvent& e) {
   for (auto* o : observers_) o->on_artifact(e);
 }
+void CampaignEventFanout::on_images_ready(const ImagesReadyEvent& e) {
+  for (auto* o : observers_) o->on_images_ready(e);
+}
 void CampaignEventFanout::on_variant_start(const VariantStartEvent& e) {
   for (auto* o : observers_) o->on_variant_start(e);
+}
+void CampaignEventFanout::on_worker_loaded(const WorkerLoadedEvent& e) {
+  for (auto* o : observers_) o->on_worker_loaded(e);
 }
 void CampaignEventFanout::on_result(const ResultEvent& e) {
   for (auto* o : observers_) o->on_result(e);
@@ -24,6 +31,9 @@ void CampaignEventFanout::on_failure(const FailureEvent& e) {
 }
 void CampaignEventFanout::on_variant_end(const VariantEndEvent& e) {
   for (auto* o : observers_) o->on_variant_end(e);
+}
+void CampaignEventFanout::on_campaign_end(const CampaignEndEvent& e) {
+  for (auto* o : observers_) o->on_campaign_end(e);
 }
 void CampaignEventFanout::on_progress(int64_t done, int64_t total, double eta_s) {
   for (auto* o : observers_) o->on_progress(done, total, eta_s);
@@ -76,7 +86,17 @@ void MessageLines::on_note(const std::string& line) { sink_(line); }
 
 namespace {
 
-void write(std::ostream& out, const json& event) {
+// Seconds since the Unix epoch, to the microsecond: the wall clock, so that a program that started
+// the campaign can place the events on its own clock.
+double unix_seconds_now() {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return static_cast<double>(us) / 1e6;
+}
+
+void write(std::ostream& out, json event) {
+  event["t"] = unix_seconds_now();
   // Messages quote engines and file names: bytes that are not UTF-8 become U+FFFD.
   out << event.dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
 }
@@ -102,12 +122,25 @@ void JsonEventLog::on_artifact(const ArtifactEvent& e) {
                {"duration_ns", e.duration_ns}});
 }
 
+void JsonEventLog::on_images_ready(const ImagesReadyEvent& e) {
+  write(out_, {{"event", "images_ready"}, {"usable", e.usable}, {"unusable", e.unusable}});
+}
+
 void JsonEventLog::on_variant_start(const VariantStartEvent& e) {
   write(out_, {{"event", "variant_start"}, {"variant", e.variant}, {"images", e.images}});
 }
 
+void JsonEventLog::on_worker_loaded(const WorkerLoadedEvent& e) {
+  write(out_, {{"event", "worker_loaded"},
+               {"variant", e.variant},
+               {"start_ns", e.start_ns},
+               {"load_ns", e.load_ns}});
+}
+
 void JsonEventLog::on_result(const ResultEvent& e) {
-  write(out_, {{"event", "result"}, {"variant", e.variant}, {"image", e.image}});
+  write(
+      out_,
+      {{"event", "result"}, {"variant", e.variant}, {"image", e.image}, {"store_ns", e.store_ns}});
 }
 
 void JsonEventLog::on_failure(const FailureEvent& e) {
@@ -125,6 +158,10 @@ void JsonEventLog::on_variant_end(const VariantEndEvent& e) {
                {"variant", e.variant},
                {"status", e.status},
                {"reason", e.reason}});
+}
+
+void JsonEventLog::on_campaign_end(const CampaignEndEvent& e) {
+  write(out_, {{"event", "campaign_end"}, {"results", e.results}});
 }
 
 void JsonEventLog::on_note(const std::string& line) {

@@ -1,6 +1,7 @@
 #include "variant_runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "deltann/classify.h"
@@ -12,6 +13,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t nanoseconds_since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+}
 
 constexpr int kTopK = 5;
 constexpr int kMaxConsecutiveFailures = 3;
@@ -82,6 +89,7 @@ class VariantRunner {
  private:
   bool start() {
     ran_in_process_ = false;
+    const auto spawned = Clock::now();
     try {
       worker_ =
           std::make_unique<WorkerProcess>(variant_->worker, std::vector<std::string>{"--serve"});
@@ -106,15 +114,17 @@ class VariantRunner {
            nullptr);
       return abandon("it could not be loaded");
     }
+    const int64_t start_ns = nanoseconds_since(spawned);
+    protocol::LoadReply loaded;
+    try {
+      loaded = protocol::parse_load_reply(*ready);
+    } catch (const Error& e) {
+      fail(FailureStage::load, FailureSymptom::error, std::string("unreadable reply: ") + e.what(),
+           nullptr);
+      return abandon("it could not be loaded");
+    }
+    events_.on_worker_loaded({variant_->text, start_ns, loaded.load_ns});
     if (need_load_record_) {
-      protocol::LoadReply loaded;
-      try {
-        loaded = protocol::parse_load_reply(*ready);
-      } catch (const Error& e) {
-        fail(FailureStage::load, FailureSymptom::error,
-             std::string("unreadable reply: ") + e.what(), nullptr);
-        return abandon("it could not be loaded");
-      }
       store_.record_load(id_, loaded.engine_version, artifact_sha_, loaded.load_ns, ready->dump());
       need_load_record_ = false;
     }
@@ -156,9 +166,11 @@ class VariantRunner {
     r.samples_ns = std::move(result.samples_ns);
     r.nonfinite = nonfinite_;
     r.repeat_max_abs_diff = result.repeat_max_abs_diff;
+    const auto storing = Clock::now();
     store_.add_result(std::move(r));
+    const int64_t store_ns = nanoseconds_since(storing);
     ++results_written_;
-    events_.on_result({variant_->text, image.key});
+    events_.on_result({variant_->text, image.key, store_ns});
     return true;
   }
 

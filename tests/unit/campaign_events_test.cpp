@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
 #include <string>
@@ -30,7 +31,18 @@ class Recorder final : public CampaignObserver {
   void on_variant_start(const VariantStartEvent& e) override {
     add("start " + e.variant + " on " + std::to_string(e.images));
   }
+  void on_images_ready(const ImagesReadyEvent& e) override {
+    add("images " + std::to_string(e.usable) + " usable, " + std::to_string(e.unusable) +
+        " unusable");
+  }
+  void on_worker_loaded(const WorkerLoadedEvent& e) override {
+    // The process start holds the engine's load: a start shorter than the load was mismeasured.
+    add("loaded " + e.variant + (e.start_ns >= e.load_ns && e.load_ns >= 0 ? "" : " (bad times)"));
+  }
   void on_result(const ResultEvent& e) override { add("result " + e.variant + " " + e.image); }
+  void on_campaign_end(const CampaignEndEvent& e) override {
+    add("campaign end, " + std::to_string(e.results) + " results");
+  }
   void on_failure(const FailureEvent& e) override {
     add("failure " + e.variant + " " + e.image.value_or("-") + " " +
         std::string(to_string(e.stage)) + " " + std::string(to_string(e.symptom)));
@@ -78,26 +90,31 @@ TEST(CampaignEvents, CampaignOnTheTestEngineTellsEachStepInOrder) {
   EXPECT_EQ(outcome.variants_skipped, 1);
   const std::vector<std::string> expected = {
       "plan 3 variants, 2 runnable, 3 images",
+      "images 3 usable, 0 unusable",
       "end absent:opt=1 skipped: engine 'absent' is not built into this deltann (built: testing)",
       "start " + ok + " on 3",
+      "loaded " + ok,
       "result " + ok + " a.png",
       "result " + ok + " b.png",
       "result " + ok + " c.png",
       "end " + ok + " done",
       "start " + faulty + " on 3",
+      "loaded " + faulty,
       "result " + faulty + " a.png",
       "failure " + faulty + " b.png run error",
       "result " + faulty + " c.png",
-      "end " + faulty + " done"};
+      "end " + faulty + " done",
+      "campaign end, 5 results"};
   EXPECT_EQ(recorder.events, expected);
   EXPECT_EQ(recorder.last_progress, "6/6");
 
   // Run again: nothing is left, and each variant says so, in the order of the plan.
   Recorder again;
   run_campaign(config, again);
-  EXPECT_EQ(again.events, (std::vector<std::string>{"plan 3 variants, 2 runnable, 3 images",
-                                                    "end " + ok + " complete",
-                                                    "end " + faulty + " complete", expected[1]}));
+  EXPECT_EQ(again.events,
+            (std::vector<std::string>{"plan 3 variants, 2 runnable, 3 images", expected[1],
+                                      "end " + ok + " complete", "end " + faulty + " complete",
+                                      expected[2], "campaign end, 0 results"}));
 }
 
 TEST(CampaignEvents, MessageLinesSayWhatTheTerminalShows) {
@@ -135,14 +152,49 @@ TEST(CampaignEvents, JsonEventLogWritesOneObjectPerLineAndFanoutReachesEverySubs
   std::string first, second;
   std::getline(in, first);
   std::getline(in, second);
-  EXPECT_EQ(nlohmann::json::parse(first),
-            (nlohmann::json{{"event", "variant_start"}, {"variant", "ort"}, {"images", 2}}));
+  auto start = nlohmann::json::parse(first);
+  ASSERT_TRUE(start.contains("t"));
+  start.erase("t");
+  EXPECT_EQ(start, (nlohmann::json{{"event", "variant_start"}, {"variant", "ort"}, {"images", 2}}));
   const auto failure = nlohmann::json::parse(second);
   EXPECT_EQ(failure["event"], "failure");
   EXPECT_FALSE(failure.contains("image"));
   EXPECT_EQ(failure["message"], "bad \xef\xbf\xbd byte");
   EXPECT_EQ(recorder.events,
             (std::vector<std::string>{"start ort on 2", "failure ort - load crash"}));
+}
+
+// bench/campaign_overhead reads the phases of a campaign from these: every line carries "t" (wall
+// clock, seconds since the Unix epoch), in the order the events happened.
+TEST(CampaignEvents, JsonEventLogTimesEveryEventAndTellsThePhaseBoundaries) {
+  std::ostringstream out;
+  JsonEventLog log(out);
+  const double before = static_cast<double>(std::time(nullptr));
+  log.on_images_ready({9, 1});
+  log.on_worker_loaded({"ort", 40'000'000, 25'000'000});
+  log.on_result({"ort", "a.png", 1'500});
+  log.on_campaign_end({1});
+  std::istringstream in(out.str());
+  std::vector<nlohmann::json> events;
+  for (std::string line; std::getline(in, line);) events.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(events.size(), 4u);
+  double previous = before - 1;
+  for (auto& e : events) {
+    ASSERT_TRUE(e["t"].is_number()) << e;
+    EXPECT_GE(e["t"].get<double>(), previous);
+    EXPECT_LT(e["t"].get<double>(), before + 60);
+    previous = e["t"].get<double>();
+    e.erase("t");
+  }
+  EXPECT_EQ(events[0], (nlohmann::json{{"event", "images_ready"}, {"usable", 9}, {"unusable", 1}}));
+  EXPECT_EQ(events[1], (nlohmann::json{{"event", "worker_loaded"},
+                                       {"variant", "ort"},
+                                       {"start_ns", 40'000'000},
+                                       {"load_ns", 25'000'000}}));
+  EXPECT_EQ(events[2],
+            (nlohmann::json{
+                {"event", "result"}, {"variant", "ort"}, {"image", "a.png"}, {"store_ns", 1'500}}));
+  EXPECT_EQ(events[3], (nlohmann::json{{"event", "campaign_end"}, {"results", 1}}));
 }
 
 }  // namespace
