@@ -36,6 +36,9 @@ struct Knob {
   // an engine later does not rename the variants of databases made before it (ONNX Runtime's
   // `disable`): `ort:opt=all` stays `ort:opt=all,device=cpu,threads=1`.
   bool omit_default = false;
+  // Takes any positive integer besides the listed values (`tune=off` or `tune=200`): a count
+  // with a named "not at all". A knob with no listed values takes only positive integers.
+  bool integer = false;
 };
 
 // Which members `knob=each` stands for at each value of another knob `by`, e.g. the optimisers

@@ -3,10 +3,10 @@
     build_tvm.py --describe
     build_tvm.py --model M.onnx --spec SPEC.json --env ENV --out OUT.so
 
-`--describe` prints the build knobs (opt, disable, device) and, for `disable=each`, the passes each
-opt level runs. A build reads the resolved environment string and the model spec that deltann
-passes, compiles with tvm_compile.compile_model and prints its one-line JSON report; a failure
-exits 1 with one paragraph on stderr, which deltann records as a finding with stage "compile".
+`--describe` prints the build knobs (opt, disable, device, tune) and, for `disable=each`, the
+passes each opt level runs. A build reads the resolved environment string and the model spec
+that deltann passes, compiles with tvm_compile.compile_model and prints its one-line JSON
+report; a failure exits 1 with one paragraph on stderr, which deltann records as a finding with stage "compile".
 """
 import argparse
 import json
@@ -66,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         knobs = parse_environment(args.env).knobs
         opt = knobs.get("opt", tvm_compile.DEFAULT_OPT)
         device = knobs.get("device", "cpu")
-        tvm_compile.check_request(args.model, opt, device)
+        tune = tvm_compile.parse_tune(knobs.get("tune"))
+        tvm_compile.check_request(args.model, opt, device, tune)
         input_name = spec["input"].get("name") or first_input_name(args.model)
         report = tvm_compile.compile_model(
             args.model, input_name, [int(d) for d in spec["input"]["shape"]], opt,
             tvm_compile.parse_disable(knobs.get("disable", "none")), device, args.out,
-            tvm_compile.default_cuda_arch())
+            tvm_compile.default_cuda_arch(), tune)
     except (tvm_compile.CompileError, EnvironmentStringError) as e:
         print(f"build_tvm: error: {e}", file=sys.stderr)
         return 1

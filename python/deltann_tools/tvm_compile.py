@@ -7,12 +7,14 @@ knob value and for the runtime conventions of the exported library.
   python -m deltann_tools.tvm_compile --describe
   python -m deltann_tools.tvm_compile --model M.onnx --input-name input \
       --input-shape 1,3,224,224 --opt 3 --disable FuseOps+FoldConstant --device cpu --out M.so
+  python -m deltann_tools.tvm_compile ... --tune 200    # MetaSchedule, 200 measured trials
 
 --describe prints one JSON object (the knobs, the opt levels, the targets).
 A build prints one JSON line (compile time, TVM version, target, pipeline, ...) and exits 0.
 Any failure exits 1 with one paragraph on stderr that says what failed.
 """
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -23,6 +25,7 @@ import warnings
 from importlib import metadata
 from typing import Any
 
+from deltann_tools import tvm_tune
 from deltann_tools.environment import set_members
 
 # The ordered deltann opt levels (least to most optimisation). Each one is a recipe:
@@ -73,6 +76,8 @@ OPT_LEVELS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_OPT = "3"
+# The levels whose pipeline fuses operators into the kernels MetaSchedule tunes.
+TUNABLE_LEVELS = [k for k, v in OPT_LEVELS.items() if v["pipeline"] == "target"]
 
 # Relax passes of the pipelines, in order. A pass listed in DISABLEABLE may be named in
 # --disable (PassContext(disabled_pass=...)); the rest are needed to produce a VM executable
@@ -104,6 +109,16 @@ DISABLEABLE = [
 DEVICES = {"cpu": "llvm", "cuda": "cuda"}
 # The arch CUDA kernels are compiled for when the build machine has no GPU to ask (A100).
 FALLBACK_CUDA_ARCH = "sm_80"
+
+# MetaSchedule tuning (tune=N): N measured candidates in all, searched with TVM's XGBoost cost
+# model, in rounds of TUNE_TRIALS_PER_ROUND; a fixed seed so that the same budget on the same
+# machine searches the same way. Tuning needs the fused kernels of the target pipeline, so it
+# applies to the levels that run it (not 0 and 1, which compile every op on its own).
+TUNE_TRIALS_PER_ROUND = 16
+TUNE_SEED = 1
+# One core: the schedules are searched and measured for a single thread, the setting deltann's
+# timing comparisons use by default (threads=1); see docs/TVM.md.
+TUNE_NUM_CORES = 1
 
 
 def default_cuda_arch() -> str:
@@ -181,10 +196,11 @@ def import_tvm() -> Any:
     return tvm
 
 
-def make_target(tvm: Any, device: str, level: str, cuda_arch: str) -> Any:
+def make_target(tvm: Any, device: str, level: str, cuda_arch: str, tuned: bool = False) -> Any:
     llvm = {"kind": "llvm", **OPT_LEVELS[level]["llvm"]}
     if device == "cpu":
-        return tvm.target.Target(llvm)
+        # MetaSchedule needs the core count it schedules parallel loops for.
+        return tvm.target.Target({**llvm, "num-cores": TUNE_NUM_CORES} if tuned else llvm)
     # No GPU is needed to compile: the arch is given, nvcc does the rest.
     return tvm.target.Target({"kind": "cuda", "arch": cuda_arch}, host=llvm)
 
@@ -284,6 +300,10 @@ def describe(cuda_arch: str | None = None) -> dict[str, Any]:
              "help": "'+'-separated pass names for PassContext(disabled_pass=...)"},
             {"name": "device", "values": list(DEVICES), "default": "cpu",
              "help": "cpu: llvm target; cuda: cuda target with an llvm host"},
+            {"name": "tune", "values": ["off"], "default": "off", "integer": True,
+             "omit_default": True,
+             "help": "off: TVM's default schedules; N: MetaSchedule search with N measured "
+                     f"trials on this machine (opt {', '.join(TUNABLE_LEVELS)} only)"},
         ],
         "opt_levels": {
             k: {"pipeline": v["pipeline"], "opt_level": v["opt_level"],
@@ -326,7 +346,8 @@ def check_declared_shape(proto: Any, input_name: str, input_shape: list[int]) ->
 
 
 def compile_model(model: str, input_name: str, input_shape: list[int], level: str,
-                  disabled: list[str], device: str, out: str, cuda_arch: str) -> dict[str, Any]:
+                  disabled: list[str], device: str, out: str, cuda_arch: str,
+                  tune: int = 0) -> dict[str, Any]:
     tvm = import_tvm()
     from tvm import relax
     try:
@@ -335,7 +356,7 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
     except Exception as e:
         raise CompileError(f"cannot import the ONNX frontend ({type(e).__name__}: {e})") from e
     spec = OPT_LEVELS[level]
-    target = make_target(tvm, device, level, cuda_arch)
+    target = make_target(tvm, device, level, cuda_arch, tuned=tune > 0)
     # CUDA kernels must be scheduled (thread bindings): only the target pipeline does that.
     pipeline_name = "cuda-dlight" if device == "cuda" else spec["pipeline"]
     start = time.perf_counter()
@@ -348,6 +369,10 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
         stage = "compiling"
         if device == "cuda":
             use_nvcc(tvm)
+        if tune:
+            pipeline_name += f"+metaschedule({tune})"
+            pipeline = tvm_tune.tuned_pipeline(tvm, relax, target, cuda=device == "cuda")
+        elif device == "cuda":
             pipeline = cuda_pipeline(tvm, relax, target)
         elif pipeline_name == "target":
             pipeline = relax.pipeline.get_default_pipeline(target)
@@ -356,7 +381,16 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
         # The target scope tells TVM's CUDA compile callback which arch to build for.
         with target, tvm.transform.PassContext(opt_level=spec["opt_level"],
                                                config=spec["config"], disabled_pass=disabled):
-            exe = tvm.compile(mod, target=target, relax_pipeline=pipeline)
+            database: Any = contextlib.nullcontext()
+            tuning: dict[str, Any] = {}
+            if tune:
+                mod = tvm_tune.fused(tvm, relax, target, mod)
+                stage = f"tuning ({tune} trials)"
+                database, tuning = tvm_tune.tune(mod, target, tune, TUNE_TRIALS_PER_ROUND,
+                                                 TUNE_SEED)
+                stage = "compiling with the tuned schedules"
+            with database:
+                exe = tvm.compile(mod, target=target, relax_pipeline=pipeline)
             stage = "exporting the library"
             folder = os.path.dirname(os.path.abspath(out))
             fd, tmp = tempfile.mkstemp(prefix=".tvm-", suffix=".so", dir=folder)
@@ -376,7 +410,8 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
         if len(msg) > 1500:
             msg = msg[:1500] + " ..."
         raise CompileError(f"TVM {tvm.__version__} failed while {stage} {model} for "
-                           f"{target} (opt={level}, disable={'+'.join(disabled) or 'none'}): "
+                           f"{target} (opt={level}, disable={'+'.join(disabled) or 'none'}"
+                           f"{f', tune={tune}' if tune else ''}): "
                            f"{type(e).__name__}: {msg}") from e
     return {
         "compile_s": round(time.perf_counter() - start, 3),
@@ -386,15 +421,33 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
         "opt_level": spec["opt_level"],
         "disabled_passes": disabled,
         "config": {**spec["config"], **({"llvm": spec["llvm"]} if spec["llvm"] else {})},
+        **({"tuning": tuning} if tune else {}),
     }
 
 
-def check_request(model: str, level: str, device: str) -> None:
-    """Refuses an unknown opt level or device, or a missing model, before TVM is imported."""
+def parse_tune(text: str | None) -> int:
+    """The trial budget of tune=off|N (0 for off)."""
+    if text in (None, "off"):
+        return 0
+    if not text.isdigit() or int(text) <= 0:
+        raise CompileError(f"bad tune={text!r}: expected off or a positive number of trials")
+    return int(text)
+
+
+def check_request(model: str, level: str, device: str, tune: int = 0) -> None:
+    """Refuses an unknown opt level or device, a tuning request that cannot run, or a missing
+    model, before TVM is imported."""
     if level not in OPT_LEVELS:
         raise CompileError(f"unknown opt={level!r}; valid values are {', '.join(OPT_LEVELS)}")
     if device not in DEVICES:
         raise CompileError(f"unknown device={device!r}; valid values are cpu, cuda")
+    if tune and level not in TUNABLE_LEVELS:
+        raise CompileError(f"tune={tune} needs the fused kernels of opt "
+                           f"{', '.join(TUNABLE_LEVELS)}; opt={level} compiles every operator "
+                           "on its own")
+    if tune and device == "cuda" and not tvm_tune.gpu_present():
+        raise CompileError(f"tune={tune} on cuda measures every candidate on the GPU, and this "
+                           "machine has none (nvidia-smi lists no GPU)")
     if not os.path.isfile(model):
         raise CompileError(f"model {model!r} does not exist")
 
@@ -422,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cuda-arch", default=None,
                     help="e.g. sm_80, sm_90 (default: this machine's GPU, else sm_80)")
     ap.add_argument("--out", help="library to write (.so)")
+    ap.add_argument("--tune", default="off",
+                    help="off, or the number of MetaSchedule trials to measure")
     args = ap.parse_args(argv)
     if args.describe:
         print(json.dumps(describe(args.cuda_arch)))
@@ -431,13 +486,15 @@ def main(argv: list[str] | None = None) -> int:
                    if not getattr(args, n)]
         if missing:
             raise CompileError(f"missing {', '.join(missing)}")
-        check_request(args.model, args.opt, args.device)
+        tune = parse_tune(args.tune)
+        check_request(args.model, args.opt, args.device, tune)
         if not args.out.endswith(".so"):
             raise CompileError(f"--out {args.out!r} must end in .so")
         disabled = parse_disable(args.disable)
         shape = parse_shape(args.input_shape)
         result = compile_model(args.model, args.input_name, shape, args.opt, disabled,
-                               args.device, args.out, args.cuda_arch or default_cuda_arch())
+                               args.device, args.out, args.cuda_arch or default_cuda_arch(),
+                               tune)
     except CompileError as e:
         print(f"tvm_compile: error: {e}", file=sys.stderr)
         return 1

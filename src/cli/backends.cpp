@@ -71,6 +71,7 @@ void add_backends(CLI::App& app) {
           std::cout << (i ? " | " : "") << k.values[i];
           if (k.unavailable.count(k.values[i])) std::cout << " (not here)";
         }
+        if (k.integer) std::cout << " | <positive integer>";
         std::cout << "  (default " << k.default_value << ")"
                   << (k.help.empty() ? "" : "  " + k.help) << '\n';
       }

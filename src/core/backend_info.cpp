@@ -50,6 +50,7 @@ nlohmann::json to_json(const BackendInfo& info) {
                      {"subset", k.subset}});
     if (!k.unavailable.empty()) knobs.back()["unavailable"] = k.unavailable;
     if (k.omit_default) knobs.back()["omit_default"] = true;
+    if (k.integer) knobs.back()["integer"] = true;
   }
   nlohmann::json j = {
       {"name", info.name},       {"version", info.version}, {"description", info.description},
@@ -71,7 +72,7 @@ BackendInfo backend_info_from_json(const nlohmann::json& j) {
         {k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
          k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false),
          k.value("unavailable", std::map<std::string, std::string>{}),
-         k.value("omit_default", false)});
+         k.value("omit_default", false), k.value("integer", false)});
   if (j.contains("each"))
     for (const auto& [knob, table] : j.at("each").items())
       info.each[knob] = {
@@ -121,7 +122,9 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
     }
     if (knob->subset) {
       resolved.knobs[key] = canonical_subset(*knob, value, where);
-    } else if (knob->values.empty()) {
+    } else if (knob->values.empty() ||
+               (knob->integer &&
+                std::find(knob->values.begin(), knob->values.end(), value) == knob->values.end())) {
       // Engines read it as an int; a value too large for one is as invalid as zero.
       int number = 0;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
@@ -129,7 +132,9 @@ Environment resolve_environment(const Environment& env, const BackendInfo& info)
                             value.find_first_not_of("0123456789") == std::string::npos &&
                             ec == std::errc() && end == value.data() + value.size() && number > 0;
       if (!positive)
-        throw Error(where + "knob '" + key + "' must be a positive integer, not '" + value + "'");
+        throw Error(where + "knob '" + key + "' must be " +
+                    (knob->values.empty() ? "" : "one of " + joined(knob->values, ", ") + " or ") +
+                    "a positive integer, not '" + value + "'");
       if (key == "threads" && number > max_threads())
         throw Error(where + "threads=" + value + ": must be 1.." + std::to_string(max_threads()) +
                     " on this machine (" + std::to_string(kThreadsPerCore) + "x its " +

@@ -26,6 +26,12 @@ from deltann_testlib import deltann_bin  # noqa: F401  (a fixture: pytest finds 
 from deltann_testlib import tflite_models  # noqa: F401
 
 
+def pytest_configure(config):
+    # Tests too slow for the default suite (minutes on two cores): ctest runs them in
+    # integration_long, under the label `long` (scripts/test --long).
+    config.addinivalue_line("markers", "long: runs only in the long suite")
+
+
 @pytest.fixture(scope="session")
 def source_dir():
     return env_path("DELTANN_SOURCE_DIR", "the deltann source tree")

@@ -186,3 +186,51 @@ def test_cuda_compile(tiny, tmp_path):
     assert b"__global__" not in data
     assert (0xBA55ED50).to_bytes(4, "little") in data
     assert b"sm_90" in data or b"\x7fELF" in data[1024:]
+
+
+def test_tune_knob_is_described(described):
+    knob = next(k for k in described["knobs"] if k["name"] == "tune")
+    assert knob["values"] == ["off"] and knob["default"] == "off"
+    # Any positive trial budget; left out of variant names while off, so that the names of
+    # untuned variants stay as they were.
+    assert knob["integer"] is True and knob["omit_default"] is True
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--opt", "1", "--tune", "2"], "needs the fused kernels of opt 2, 3, 4; opt=1"),
+    (["--tune", "0"], "bad tune='0'"),
+    (["--tune", "many"], "bad tune='many'"),
+])
+def test_tuning_that_cannot_run_is_refused(tiny, tmp_path, args, message):
+    so = tmp_path / "never.so"
+    r = compile_tiny(tiny, so, *args)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert r.stdout == "" and not so.exists()
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU")
+def test_tuning_for_cuda_without_a_gpu_is_refused(tiny, tmp_path):
+    r = compile_tiny(tiny, tmp_path / "never.so", "--device", "cuda", "--tune", "2")
+    assert r.returncode == 1 and "measures every candidate on the GPU" in r.stderr, r.stderr
+
+
+@pytest.mark.long
+def test_tuned_build_matches_onnxruntime(tiny, tmp_path):
+    """A MetaSchedule search of two trials: the library computes the same function, and the
+    build's stdout is still its one JSON line (the search's progress tables go to stderr)."""
+    from tvm import relax
+    so = tmp_path / "tiny_tuned.so"
+    r = compile_tiny(tiny, so, "--tune", "2")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1, r.stdout
+    info = json.loads(lines[0])
+    assert info["pipeline"] == "target+metaschedule(2)"
+    assert info["tuning"]["trials"] == 2 and info["tuning"]["tasks"] >= 1
+    assert 1 <= info["tuning"]["measured"] <= 2
+    x = np.random.default_rng(1).uniform(0, 255, SHAPE).astype("float32")
+    expected = ort.InferenceSession(str(tiny), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(so)), tvm.cpu())
+    np.testing.assert_allclose(vm["main"](tvm.runtime.tensor(x)).numpy(), expected,
+                               atol=ATOL, rtol=RTOL)

@@ -232,7 +232,7 @@ def subjects(engine, conformance_models):
 DESCRIBE_FIELDS = {"name": str, "version": str, "description": str, "devices": list,
                    "formats": list, "knobs": list}
 KNOB_FIELDS = {"name": str, "values": list, "default": str, "help": str}
-KNOB_OPTIONAL = {"subset": bool, "omit_default": bool, "unavailable": dict}
+KNOB_OPTIONAL = {"subset": bool, "omit_default": bool, "unavailable": dict, "integer": bool}
 
 
 def check_knob(knob):

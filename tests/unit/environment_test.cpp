@@ -177,6 +177,29 @@ TEST(ResolveEnvironment, SubsetKnobIsCanonicalAndChecked) {
   EXPECT_THROW(resolve_environment(parse_environment("fake:disable=FuseOps+FuseOps"), info), Error);
 }
 
+// A count with a named "not at all" (TVM's `tune=off` or `tune=200`): the listed value, or a
+// positive integer; at its default it stays out of the canonical string, so variants named
+// before the knob existed keep their names.
+TEST(ResolveEnvironment, IntegerKnobTakesItsValuesOrAPositiveInteger) {
+  BackendInfo info = fake_info();
+  Knob tune{"tune", {"off"}, "off", "trial budget", false, {}, true, true};
+  info.knobs.push_back(tune);
+  EXPECT_EQ(resolve_environment(parse_environment("fake"), info).to_string(),
+            "fake:opt=all,device=cpu,threads=1");
+  EXPECT_EQ(resolve_environment(parse_environment("fake:tune=off"), info).to_string(),
+            "fake:opt=all,device=cpu,threads=1");
+  EXPECT_EQ(resolve_environment(parse_environment("fake:tune=200"), info).knob("tune"), "200");
+  for (const std::string bad : {"0", "-3", "on", "2x", "99999999999"}) {
+    const std::string message = message_of<Error>(
+        [&] { resolve_environment(parse_environment("fake:tune=" + bad), info); });
+    EXPECT_TRUE(Contains(message, "one of off or a positive integer")) << message;
+  }
+  // The form survives the JSON a worker or build tool describes itself with.
+  const BackendInfo back = backend_info_from_json(to_json(info));
+  EXPECT_TRUE(back.knobs.back().integer);
+  EXPECT_TRUE(back.knobs.back().omit_default);
+}
+
 TEST(ResolveEnvironment, KeepsGivenValues) {
   // 4 threads are within the cap on any machine (kThreadsPerCore x at least one core).
   const Environment resolved =
