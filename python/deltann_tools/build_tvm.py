@@ -6,7 +6,8 @@
 `--describe` prints the build knobs (opt, disable, device, tune) and, for `disable=each`, the
 passes each opt level runs. A build reads the resolved environment string and the model spec
 that deltann passes, compiles with tvm_compile.compile_model and prints its one-line JSON
-report; a failure exits 1 with one paragraph on stderr, which deltann records as a finding with stage "compile".
+report; a failure exits 1 with one paragraph on stderr, which deltann records as a finding with
+stage "compile".
 """
 import argparse
 import json

@@ -356,9 +356,9 @@ void print_variants(const Comparison& c, std::ostream& out, size_t width) {
   const bool compiled = std::any_of(
       rows.begin(), rows.end(), [](const VariantSummary* v) { return v->compile_ms.has_value(); });
   // In the order in which they give way when the terminal is narrow (last first).
-  for (const char* name :
-       {"status", "images", "failures", "top1_accuracy", "top5_accuracy", "median_ms", "p90_ms",
-        "cv", "gflops", "peak_share", "timed_images", "load_ms", "first_inference_ms", "compile_ms"})
+  for (const char* name : {"status", "images", "failures", "top1_accuracy", "top5_accuracy",
+                           "median_ms", "p90_ms", "cv", "gflops", "peak_share", "timed_images",
+                           "load_ms", "first_inference_ms", "compile_ms"})
     if (std::string_view(name) != "compile_ms" || compiled)
       table.push_back(field_column(variant_field(name), rows));
   table[1].right = false;
