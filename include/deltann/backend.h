@@ -59,6 +59,9 @@ struct BackendInfo {
 };
 nlohmann::json to_json(const BackendInfo& info);
 BackendInfo backend_info_from_json(const nlohmann::json& j);
+// One knob of a worker's or build tool's description (docs/PROTOCOL.md): the one reader of the
+// form, so that a knob attribute added there is read the same way everywhere.
+Knob knob_from_json(const nlohmann::json& k);
 
 // Fills in defaults and checks every knob against `info`; throws Error listing valid values.
 // A `threads` value above max_threads() is refused too, with the valid range.

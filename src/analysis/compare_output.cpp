@@ -355,11 +355,16 @@ void print_variants(const Comparison& c, std::ostream& out, size_t width) {
   table.push_back(number);
   const bool compiled = std::any_of(
       rows.begin(), rows.end(), [](const VariantSummary* v) { return v->compile_ms.has_value(); });
+  // Only a campaign that timed a sample of its images says how many (docs/ANALYSIS.md).
+  const bool sampled = std::any_of(rows.begin(), rows.end(), [](const VariantSummary* v) {
+    return v->timed_images > 0 && v->timed_images < v->images;
+  });
   // In the order in which they give way when the terminal is narrow (last first).
   for (const char* name : {"status", "images", "failures", "top1_accuracy", "top5_accuracy",
-                           "median_ms", "p90_ms", "cv", "gflops", "peak_share", "timed_images",
+                           "median_ms", "p90_ms", "timed_images", "cv", "gflops", "peak_share",
                            "load_ms", "first_inference_ms", "compile_ms"})
-    if (std::string_view(name) != "compile_ms" || compiled)
+    if ((std::string_view(name) != "compile_ms" || compiled) &&
+        (std::string_view(name) != "timed_images" || sampled))
       table.push_back(field_column(variant_field(name), rows));
   table[1].right = false;
   out << '\n';

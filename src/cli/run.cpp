@@ -163,10 +163,10 @@ void execute(RunOptions& o) {
   const CampaignOutcome outcome = run_campaign(c, events);
   std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed
             << " failed, " << outcome.variants_skipped << " skipped or already complete; "
-            << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable; "
-            << outcome.results_written << " results written to " << c.db.string() << "; "
-            << outcome.images_timed << " images timed, " << outcome.images_duplicate
-            << " duplicate entries run once as their first copy\n";
+            << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable, "
+            << outcome.images_duplicate << " duplicate entries run once as their first copy; "
+            << outcome.images_timed << " images timed; " << outcome.results_written
+            << " results written to " << c.db.string() << "\n";
   Store store(c.db, StoreMode::ReadOnly);
   const Comparison comparison = compare_variants(store, o.analysis);
   print(comparison, o.json);

@@ -60,6 +60,17 @@ nlohmann::json to_json(const BackendInfo& info) {
   return j;
 }
 
+Knob knob_from_json(const nlohmann::json& k) {
+  return {k.at("name").get<std::string>(),
+          k.at("values").get<std::vector<std::string>>(),
+          k.at("default").get<std::string>(),
+          k.value("help", ""),
+          k.value("subset", false),
+          k.value("unavailable", std::map<std::string, std::string>{}),
+          k.value("omit_default", false),
+          k.value("integer", false)};
+}
+
 BackendInfo backend_info_from_json(const nlohmann::json& j) {
   BackendInfo info;
   info.name = j.at("name").get<std::string>();
@@ -67,12 +78,7 @@ BackendInfo backend_info_from_json(const nlohmann::json& j) {
   info.description = j.value("description", "");
   info.devices = j.at("devices").get<std::vector<std::string>>();
   info.formats = j.value("formats", std::vector<std::string>{});
-  for (const auto& k : j.at("knobs"))
-    info.knobs.push_back(
-        {k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
-         k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false),
-         k.value("unavailable", std::map<std::string, std::string>{}),
-         k.value("omit_default", false), k.value("integer", false)});
+  for (const auto& k : j.at("knobs")) info.knobs.push_back(knob_from_json(k));
   if (j.contains("each"))
     for (const auto& [knob, table] : j.at("each").items())
       info.each[knob] = {

@@ -66,9 +66,7 @@ std::vector<Knob> Builder::knobs() {
   const auto& d = describe();
   std::vector<Knob> knobs;
   for (const auto& k : d.value("knobs", nlohmann::json::array()))
-    knobs.push_back(
-        {k.at("name").get<std::string>(), k.at("values").get<std::vector<std::string>>(),
-         k.at("default").get<std::string>(), k.value("help", ""), k.value("subset", false)});
+    knobs.push_back(knob_from_json(k));
   return knobs;
 }
 

@@ -237,7 +237,7 @@ def write_awkward_folder(folder):
     }
 
 
-COUNTS = re.compile(r"(\d+) images ready, (\d+) unusable; (\d+) results written")
+COUNTS = re.compile(r"(\d+) images ready, (\d+) unusable, .*?; (\d+) results written")
 
 
 def counts_match_the_database(run, db, results_before=0):

@@ -172,8 +172,8 @@ def odd_names(models, deltann_bin, tmp_path_factory):
     (work / "cache").mkdir()
     deltann = Deltann(deltann_bin, work / "cache")
     images = work / "images"
-    (good,) = write_random_images(images, [(8, 8)], seed=3)
-    shutil.copy(good, images / "=1+1.png")
+    _, other = write_random_images(images, [(8, 8), (8, 8)], seed=3)
+    other.rename(images / "=1+1.png")
     (images / f"esc{ESC}[31mred.jpg").write_text("not an image\n")
     (images / "not_an_image.jpg").write_text("not an image either\n")
     model = work / "tiny.onnx"
