@@ -35,6 +35,10 @@ struct CampaignConfig {
   // How many images are timed (warm-up and repeats); the others run once for their outputs.
   // nullopt: every image.
   std::optional<int64_t> timing_images = kDefaultTimingImages;
+  // Variants run at a time for the outputs of the images outside the timing sample, each on cores
+  // of its own; the timed images then run one variant at a time (docs/ANALYSIS.md, "Concurrent
+  // outputs, serial timing"). 1: one pass, one variant after another.
+  int jobs = 1;
   int keep_outputs_up_to = 1000;  // store full output vectors when the dataset is this small
   double timeout_s = 120;         // a worker silent this long is declared hung
   double build_timeout_s = 3600;  // a build step (compiler, converter) running longer is stopped

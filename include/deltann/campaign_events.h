@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -57,6 +58,7 @@ struct ImagesReadyEvent {
 struct ResultEvent {
   std::string variant;
   std::string image;
+  bool timed = false;  // it ran with warm-up and repeats (the timing sample), not once
   // Time spent handing the result to the database: usually a buffer append, a batch commit every
   // 64 results (docs/STORAGE.md).
   int64_t store_ns = 0;
@@ -86,12 +88,23 @@ struct VariantEndEvent {
   std::string reason;
 };
 
+// A campaign run with --jobs N > 1 runs in two phases: every variant's images outside the timing
+// sample run once for their outputs, N variants at a time ("outputs"), and then each variant's
+// timed images run alone, one variant after another ("timing"), so that no timed run shares the
+// machine with another job (docs/ANALYSIS.md, "Concurrent outputs, serial timing"). Told as each
+// phase begins; a campaign with --jobs 1 runs in one pass and tells no phase.
+struct PhaseEvent {
+  std::string phase;  // "outputs" | "timing"
+  int jobs = 1;       // variants at a time
+};
+
 class CampaignObserver {
  public:
   virtual ~CampaignObserver() = default;
   virtual void on_plan(const PlanEvent&) {}
   virtual void on_artifact(const ArtifactEvent&) {}
   virtual void on_images_ready(const ImagesReadyEvent&) {}
+  virtual void on_phase(const PhaseEvent&) {}
   virtual void on_variant_start(const VariantStartEvent&) {}
   virtual void on_worker_loaded(const WorkerLoadedEvent&) {}
   virtual void on_result(const ResultEvent&) {}
@@ -113,6 +126,7 @@ class CampaignEventFanout final : public CampaignObserver {
   void on_plan(const PlanEvent& e) override;
   void on_artifact(const ArtifactEvent& e) override;
   void on_images_ready(const ImagesReadyEvent& e) override;
+  void on_phase(const PhaseEvent& e) override;
   void on_variant_start(const VariantStartEvent& e) override;
   void on_worker_loaded(const WorkerLoadedEvent& e) override;
   void on_result(const ResultEvent& e) override;
@@ -126,6 +140,30 @@ class CampaignEventFanout final : public CampaignObserver {
   std::vector<CampaignObserver*> observers_;
 };
 
+// Passes every event to one subscriber, one event at a time, whichever thread tells it: the
+// variants of a campaign with --jobs N > 1 run on N threads, and subscribers (a progress line, an
+// event file) are written for one.
+class SerializedObserver final : public CampaignObserver {
+ public:
+  explicit SerializedObserver(CampaignObserver& observer) : observer_(observer) {}
+  void on_plan(const PlanEvent& e) override;
+  void on_artifact(const ArtifactEvent& e) override;
+  void on_images_ready(const ImagesReadyEvent& e) override;
+  void on_phase(const PhaseEvent& e) override;
+  void on_variant_start(const VariantStartEvent& e) override;
+  void on_worker_loaded(const WorkerLoadedEvent& e) override;
+  void on_result(const ResultEvent& e) override;
+  void on_failure(const FailureEvent& e) override;
+  void on_variant_end(const VariantEndEvent& e) override;
+  void on_campaign_end(const CampaignEndEvent& e) override;
+  void on_progress(int64_t done, int64_t total, double eta_s) override;
+  void on_note(const std::string& line) override;
+
+ private:
+  CampaignObserver& observer_;
+  std::mutex mutex_;
+};
+
 // Says every event that a person should read as one line of text (the lines `deltann run`
 // prints), handed to `sink`. Results and progress are left to the progress display.
 class MessageLines : public CampaignObserver {
@@ -133,6 +171,7 @@ class MessageLines : public CampaignObserver {
   explicit MessageLines(std::function<void(const std::string&)> sink) : sink_(std::move(sink)) {}
   void on_plan(const PlanEvent& e) override;
   void on_artifact(const ArtifactEvent& e) override;
+  void on_phase(const PhaseEvent& e) override;
   void on_variant_start(const VariantStartEvent& e) override;
   void on_failure(const FailureEvent& e) override;
   void on_variant_end(const VariantEndEvent& e) override;
@@ -152,6 +191,7 @@ class JsonEventLog final : public CampaignObserver {
   void on_plan(const PlanEvent& e) override;
   void on_artifact(const ArtifactEvent& e) override;
   void on_images_ready(const ImagesReadyEvent& e) override;
+  void on_phase(const PhaseEvent& e) override;
   void on_variant_start(const VariantStartEvent& e) override;
   void on_worker_loaded(const WorkerLoadedEvent& e) override;
   void on_result(const ResultEvent& e) override;

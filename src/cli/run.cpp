@@ -208,6 +208,10 @@ void add_run(CLI::App& app) {
                   "how many images are timed (warm-up and repeats), chosen by content hash; the "
                   "others run once for their outputs ('all': every image)")
       ->capture_default_str();
+  run->add_option("--jobs", options->config.jobs,
+                  "variants run at a time, on cores of their own, for the images outside the "
+                  "timing sample; timed images always run one variant at a time")
+      ->capture_default_str();
   run->add_option("--keep-outputs", options->config.keep_outputs_up_to,
                   "store full output vectors when the dataset has at most this many images")
       ->capture_default_str();

@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 #include <utility>
 #include <variant>
 
@@ -26,7 +29,9 @@
 #include "deltann/store.h"
 #include "deltann/version.h"
 #include "engine_registry.h"
+#include "job_slots.h"
 #include "locate.h"
+#include "locked_store.h"
 #include "peak_benchmark.h"
 #include "planner.h"
 #include "timing_sample.h"
@@ -164,6 +169,8 @@ void check_config(const CampaignConfig& config) {
     throw Error("--timing-images must not be negative");
   if (config.timeout_s <= 0) throw Error("--timeout must be positive");
   if (config.build_timeout_s <= 0) throw Error("--build-timeout must be positive");
+  // More jobs than cores are refused: two jobs on one core would take turns, not run at once.
+  split_cores(allowed_cores(), config.jobs);
   if (!fs::is_regular_file(config.model))
     throw Error("model file " + config.model.string() + " does not exist");
 }
@@ -370,28 +377,34 @@ std::vector<Job> remaining_jobs(const std::vector<PlannedVariant>& variants,
 // variants, so that each distinct image is prepared (and its file hashed) once per spec.
 using OtherSpecTensors = std::map<std::pair<int64_t, std::string>, std::variant<fs::path, Error>>;
 
-// What one campaign shares between its jobs.
+// What one campaign shares between its jobs. With --jobs N > 1 the jobs of the outputs phase run
+// on N threads: the database, the events and the progress are safe to use from any of them, the
+// rest is read only, but for the tensors of other specs (other_spec_lock).
 struct CampaignRun {
   const CampaignConfig& config;
   const ModelSpec& spec;
   const std::string& model_sha;
-  Store& store;
+  LockedStore& store;
   PreprocessCache& cache;
   CampaignObserver& events;
   Progress& progress;
   bool keep_outputs;
-  CampaignOutcome& outcome;
   OtherSpecTensors other_spec_tensors = {};
+  std::mutex other_spec_lock = {};
+  std::atomic<int> variants_run = 0;
+  std::atomic<int> variants_failed = 0;
+  std::atomic<int64_t> results_written = 0;
 };
 
-// The job's images prepared for its artifact's spec: a converted artifact may want other input
-// (TFLite is NHWC). An image that cannot be is a failure of that image.
-std::vector<ReadyImage> images_for(const Job& job, const ModelSpec& artifact_spec,
-                                   CampaignRun& run) {
+// The images prepared for the artifact's spec: a converted artifact may want other input (TFLite
+// is NHWC). An image that cannot be is a failure of that image.
+std::vector<ReadyImage> images_for(const Job& job, const std::vector<ReadyImage>& images,
+                                   const ModelSpec& artifact_spec, CampaignRun& run) {
   std::vector<ReadyImage> todo;
   const std::string key = artifact_spec.input.preprocessing_key();
-  for (auto image : job.todo) {
+  for (auto image : images) {
     if (key != run.spec.input.preprocessing_key()) {
+      const std::lock_guard hold(run.other_spec_lock);
       auto [prepared, fresh] = run.other_spec_tensors.try_emplace({image.id, key}, fs::path());
       if (fresh) {
         try {
@@ -415,38 +428,113 @@ std::vector<ReadyImage> images_for(const Job& job, const ModelSpec& artifact_spe
   return todo;
 }
 
-// Makes the job's artifact, then runs it. A failure is the variant's result; the campaign goes on.
-void run_job(const Job& job, CampaignRun& run) {
+// A job's part of one phase: the variant's images of that phase (all of them in a campaign of
+// one pass).
+using ImageFilter = bool (*)(const ReadyImage&);
+bool every_image(const ReadyImage&) { return true; }
+bool untimed_image(const ReadyImage& image) { return !image.timed; }
+bool timed_image(const ReadyImage& image) { return image.timed; }
+
+std::vector<ReadyImage> images_where(const std::vector<ReadyImage>& images, ImageFilter keep) {
+  std::vector<ReadyImage> kept;
+  for (const auto& image : images)
+    if (keep(image)) kept.push_back(image);
+  return kept;
+}
+
+// A job as it goes through the phases: its artifact once made, and whether it is still running.
+struct JobState {
+  const Job* job;
+  VariantArtifact made = {};
+  bool artifact_ready = false;
+  bool abandoned = false;
+};
+
+// Makes the job's artifact. A failure is the variant's result: it is recorded and ends it.
+bool make_artifact(JobState& state, CampaignRun& run) {
+  const Job& job = *state.job;
   const PlannedVariant& variant = *job.variant;
   run.events.on_variant_start({variant.text, static_cast<int64_t>(job.todo.size())});
   run.store.set_variant_status(job.stored.id, VariantStatus::running);
-  VariantArtifact made;
   if (const auto failed =
-          build_artifact(variant, run.config, run.spec, run.model_sha, made, run.events)) {
+          build_artifact(variant, run.config, run.spec, run.model_sha, state.made, run.events)) {
     run.store.record_failure(
         {job.stored.id, std::nullopt, failed->stage, failed->symptom, failed->message});
     run.store.set_variant_status(job.stored.id, VariantStatus::failed);
     run.events.on_failure(
         {variant.text, std::nullopt, failed->stage, failed->symptom, failed->message});
     run.events.on_variant_end({variant.text, "failed", ""});
-    ++run.outcome.variants_failed;
+    ++run.variants_failed;
     for (size_t i = 0; i < job.todo.size(); ++i) run.progress.advance();
-    return;
+    state.abandoned = true;
+    return false;
   }
   if (variant.builder || !variant.chain.empty())
-    run.store.record_build(job.stored.id, made.build_ns, made.report.dump());
-  const std::vector<ReadyImage> todo = images_for(job, made.spec, run);
-  const VariantRunContext context{run.config, made.spec,    run.store,
-                                  run.events, run.progress, run.keep_outputs};
-  const VariantRunOutcome ran =
-      run_variant(context, variant, job.stored, todo, made.file, made.sha);
-  if (ran.completed) {
-    run.store.set_variant_status(job.stored.id, VariantStatus::done);
-    ++run.outcome.variants_run;
-  } else {
-    ++run.outcome.variants_failed;
+    run.store.record_build(job.stored.id, state.made.build_ns, state.made.report.dump());
+  state.artifact_ready = true;
+  return true;
+}
+
+// Runs the job's images that `keep` selects, making its artifact first if need be. `last`: no
+// phase follows, so a variant that runs to the end is done.
+void run_phase(JobState& state, CampaignRun& run, ImageFilter keep, bool alone, bool last) {
+  if (state.abandoned) return;
+  if (!state.artifact_ready && !make_artifact(state, run)) return;
+  const Job& job = *state.job;
+  const std::vector<ReadyImage> todo =
+      images_for(job, images_where(job.todo, keep), state.made.spec, run);
+  if (!todo.empty()) {
+    const VariantRunContext context{run.config,
+                                    state.made.spec,
+                                    run.store,
+                                    run.events,
+                                    run.progress,
+                                    run.keep_outputs,
+                                    /*record_start_times=*/alone};
+    const VariantRunOutcome ran =
+        run_variant(context, *job.variant, job.stored, todo, state.made.file, state.made.sha);
+    run.results_written += ran.results_written;
+    if (!ran.completed) {
+      ++run.variants_failed;
+      state.abandoned = true;
+      return;
+    }
   }
-  run.outcome.results_written += ran.results_written;
+  if (last) {
+    run.store.set_variant_status(job.stored.id, VariantStatus::done);
+    run.events.on_variant_end({job.variant->text, "done", ""});
+    ++run.variants_run;
+  }
+}
+
+// One pass (--jobs 1): each variant in turn makes its artifact and runs every image it lacks,
+// the timed ones first.
+void run_in_one_pass(std::vector<JobState>& states, CampaignRun& run) {
+  for (auto& state : states) run_phase(state, run, every_image, /*alone=*/true, /*last=*/true);
+}
+
+// Two phases (--jobs N > 1): the outputs phase makes the artifacts and runs the images outside
+// the timing sample on N threads, each pinned to cores of its own and taking the next variant
+// when it finishes one; then the timing phase runs each variant's timed images alone, one
+// variant after another, so that no timed run shares the machine with another job.
+void run_in_two_phases(std::vector<JobState>& states, CampaignRun& run) {
+  const std::vector<std::vector<int>> slots = split_cores(allowed_cores(), run.config.jobs);
+  run.events.on_phase({"outputs", run.config.jobs});
+  std::atomic<size_t> next = 0;
+  std::vector<std::thread> threads;
+  for (const auto& cores : slots)
+    threads.emplace_back([&run, &states, &next, &cores] {
+      try {
+        pin_this_thread(cores);
+      } catch (const Error& e) {
+        run.events.on_note(std::string("note: ") + e.what() + "; this job shares the cores");
+      }
+      for (size_t i = next++; i < states.size(); i = next++)
+        run_phase(states[i], run, untimed_image, /*alone=*/false, /*last=*/false);
+    });
+  for (auto& thread : threads) thread.join();
+  run.events.on_phase({"timing", 1});
+  for (auto& state : states) run_phase(state, run, timed_image, /*alone=*/true, /*last=*/true);
 }
 
 }  // namespace
@@ -532,10 +620,21 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   }
   int64_t total = 0;
   for (const auto& job : jobs) total += static_cast<int64_t>(job.todo.size());
-  Progress progress(events, total);
+  // The job threads of the outputs phase tell the subscribers through this.
+  SerializedObserver serialized(events);
+  Progress progress(serialized, total);
   const bool keep_outputs = static_cast<int64_t>(ready.size()) <= config.keep_outputs_up_to;
-  CampaignRun run{config, spec, model_sha, store, cache, events, progress, keep_outputs, outcome};
-  for (const auto& job : jobs) run_job(job, run);
+  LockedStore writes(store);
+  CampaignRun run{config, spec, model_sha, writes, cache, serialized, progress, keep_outputs};
+  std::vector<JobState> states;
+  for (const auto& job : jobs) states.push_back({&job});
+  if (config.jobs > 1)
+    run_in_two_phases(states, run);
+  else
+    run_in_one_pass(states, run);
+  outcome.variants_run += run.variants_run;
+  outcome.variants_failed += run.variants_failed;
+  outcome.results_written += run.results_written;
   store.flush();
   events.on_campaign_end({outcome.results_written});
   return outcome;

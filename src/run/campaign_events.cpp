@@ -17,6 +17,9 @@ void CampaignEventFanout::on_artifact(const ArtifactEvent& e) {
 void CampaignEventFanout::on_images_ready(const ImagesReadyEvent& e) {
   for (auto* o : observers_) o->on_images_ready(e);
 }
+void CampaignEventFanout::on_phase(const PhaseEvent& e) {
+  for (auto* o : observers_) o->on_phase(e);
+}
 void CampaignEventFanout::on_variant_start(const VariantStartEvent& e) {
   for (auto* o : observers_) o->on_variant_start(e);
 }
@@ -42,6 +45,57 @@ void CampaignEventFanout::on_note(const std::string& line) {
   for (auto* o : observers_) o->on_note(line);
 }
 
+// Each call holds the lock while the subscriber handles the event: events from the job threads
+// reach it whole and one after another, in the order they took the lock.
+void SerializedObserver::on_plan(const PlanEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_plan(e);
+}
+void SerializedObserver::on_artifact(const ArtifactEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_artifact(e);
+}
+void SerializedObserver::on_images_ready(const ImagesReadyEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_images_ready(e);
+}
+void SerializedObserver::on_phase(const PhaseEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_phase(e);
+}
+void SerializedObserver::on_variant_start(const VariantStartEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_variant_start(e);
+}
+void SerializedObserver::on_worker_loaded(const WorkerLoadedEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_worker_loaded(e);
+}
+void SerializedObserver::on_result(const ResultEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_result(e);
+}
+void SerializedObserver::on_failure(const FailureEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_failure(e);
+}
+void SerializedObserver::on_variant_end(const VariantEndEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_variant_end(e);
+}
+void SerializedObserver::on_campaign_end(const CampaignEndEvent& e) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_campaign_end(e);
+}
+void SerializedObserver::on_progress(int64_t done, int64_t total, double eta_s) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_progress(done, total, eta_s);
+}
+void SerializedObserver::on_note(const std::string& line) {
+  const std::lock_guard hold(mutex_);
+  observer_.on_note(line);
+}
+
 void MessageLines::on_plan(const PlanEvent& e) {
   sink_("plan: " + std::to_string(e.variants) + " variants (" + std::to_string(e.runnable) +
         " runnable here) x " + std::to_string(e.images) + " images (" + std::to_string(e.labelled) +
@@ -59,6 +113,14 @@ void MessageLines::on_artifact(const ArtifactEvent& e) {
         (e.cached ? " from the cache"
                   : " in " + std::to_string(std::lround(static_cast<double>(e.duration_ns) / 1e6)) +
                         " ms"));
+}
+
+void MessageLines::on_phase(const PhaseEvent& e) {
+  if (e.phase == "outputs")
+    sink_("outputs phase: " + std::to_string(e.jobs) +
+          " variants at a time run the images outside the timing sample");
+  else
+    sink_("timing phase: each variant's timed images, one variant at a time");
 }
 
 void MessageLines::on_variant_start(const VariantStartEvent& e) {
@@ -126,6 +188,10 @@ void JsonEventLog::on_images_ready(const ImagesReadyEvent& e) {
   write(out_, {{"event", "images_ready"}, {"usable", e.usable}, {"unusable", e.unusable}});
 }
 
+void JsonEventLog::on_phase(const PhaseEvent& e) {
+  write(out_, {{"event", "phase"}, {"phase", e.phase}, {"jobs", e.jobs}});
+}
+
 void JsonEventLog::on_variant_start(const VariantStartEvent& e) {
   write(out_, {{"event", "variant_start"}, {"variant", e.variant}, {"images", e.images}});
 }
@@ -138,9 +204,11 @@ void JsonEventLog::on_worker_loaded(const WorkerLoadedEvent& e) {
 }
 
 void JsonEventLog::on_result(const ResultEvent& e) {
-  write(
-      out_,
-      {{"event", "result"}, {"variant", e.variant}, {"image", e.image}, {"store_ns", e.store_ns}});
+  write(out_, {{"event", "result"},
+               {"variant", e.variant},
+               {"image", e.image},
+               {"timed", e.timed},
+               {"store_ns", e.store_ns}});
 }
 
 void JsonEventLog::on_failure(const FailureEvent& e) {

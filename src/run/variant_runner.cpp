@@ -34,7 +34,8 @@ class VariantRunner {
         store_(context.store),
         events_(context.events),
         progress_(context.progress),
-        keep_outputs_(context.keep_outputs) {}
+        keep_outputs_(context.keep_outputs),
+        record_start_times_(context.record_start_times) {}
 
   int64_t results_written() const { return results_written_; }
 
@@ -46,8 +47,8 @@ class VariantRunner {
     id_ = stored.id;
     artifact_ = fs::absolute(artifact);
     artifact_sha_ = artifact_sha;
-    need_load_record_ = !stored.load_ns.has_value();
-    need_first_record_ = !stored.first_ns.has_value();
+    need_load_record_ = record_start_times_ && !stored.load_ns.has_value();
+    need_first_record_ = record_start_times_ && !stored.first_ns.has_value();
     int consecutive_failures = 0;
     for (size_t next = 0; next < todo.size();) {
       if (!worker_ && !start()) return false;
@@ -82,7 +83,6 @@ class VariantRunner {
       }
     }
     stop();
-    events_.on_variant_end({variant_->text, "done", ""});
     return true;
   }
 
@@ -170,7 +170,7 @@ class VariantRunner {
     store_.add_result(std::move(r));
     const int64_t store_ns = nanoseconds_since(storing);
     ++results_written_;
-    events_.on_result({variant_->text, image.key, store_ns});
+    events_.on_result({variant_->text, image.key, image.timed, store_ns});
     return true;
   }
 
@@ -209,10 +209,11 @@ class VariantRunner {
   const ModelSpec& spec_;
   fs::path artifact_;
   std::string artifact_sha_;
-  Store& store_;
+  LockedStore& store_;
   CampaignObserver& events_;
   Progress& progress_;
   bool keep_outputs_;
+  bool record_start_times_;
   const PlannedVariant* variant_ = nullptr;
   int64_t id_ = 0;
   std::unique_ptr<WorkerProcess> worker_;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "deltann/campaign_events.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
+#include "locked_store.h"
 #include "planner.h"
 #include "worker_process.h"
 
@@ -35,11 +37,12 @@ struct ReadyImage {
 };
 
 // Counts inferences done (with a result or a failure) against the campaign's total and tells the
-// subscribers, with an estimate of the time left.
+// subscribers, with an estimate of the time left. The job threads of a campaign share it.
 class Progress {
  public:
   Progress(CampaignObserver& events, int64_t total) : events_(events), total_(total) {}
   void advance() {
+    const std::lock_guard hold(mutex_);
     ++done_;
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -52,6 +55,7 @@ class Progress {
   CampaignObserver& events_;
   int64_t total_;
   int64_t done_ = 0;
+  std::mutex mutex_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
@@ -59,10 +63,14 @@ class Progress {
 struct VariantRunContext {
   const CampaignConfig& config;
   const ModelSpec& spec;  // the artifact's
-  Store& store;
-  CampaignObserver& events;
+  LockedStore& store;
+  CampaignObserver& events;  // safe to tell from several threads
   Progress& progress;
   bool keep_outputs;  // store full output vectors
+  // Store the worker's load time and the first inference's time when the variant has none yet.
+  // False while other jobs share the machine (the outputs phase of --jobs N > 1): those times
+  // would be measured under contention.
+  bool record_start_times = true;
 };
 
 struct VariantRunOutcome {
@@ -71,8 +79,9 @@ struct VariantRunOutcome {
 };
 
 // Runs `variant` (stored as `stored`) on `todo` with the artifact `artifact`, recording every
-// result and failure. Tells `events` of each result and failure, and ends the variant with a
-// variant_end event (done, or failed with the reason it was abandoned).
+// result and failure. Tells `events` of each result and failure; when it abandons the variant, it
+// marks it failed and ends it with a variant_end event saying why. A variant that ran to the end
+// is ended by the caller, which knows whether another phase follows.
 VariantRunOutcome run_variant(const VariantRunContext& context, const PlannedVariant& variant,
                               const StoredVariant& stored, const std::vector<ReadyImage>& todo,
                               const std::filesystem::path& artifact,

@@ -3,10 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <ctime>
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -172,12 +174,13 @@ TEST(CampaignEvents, JsonEventLogTimesEveryEventAndTellsThePhaseBoundaries) {
   const double before = static_cast<double>(std::time(nullptr));
   log.on_images_ready({9, 1});
   log.on_worker_loaded({"ort", 40'000'000, 25'000'000});
-  log.on_result({"ort", "a.png", 1'500});
+  log.on_phase({"timing", 1});
+  log.on_result({"ort", "a.png", true, 1'500});
   log.on_campaign_end({1});
   std::istringstream in(out.str());
   std::vector<nlohmann::json> events;
   for (std::string line; std::getline(in, line);) events.push_back(nlohmann::json::parse(line));
-  ASSERT_EQ(events.size(), 4u);
+  ASSERT_EQ(events.size(), 5u);
   double previous = before - 1;
   for (auto& e : events) {
     ASSERT_TRUE(e["t"].is_number()) << e;
@@ -191,10 +194,61 @@ TEST(CampaignEvents, JsonEventLogTimesEveryEventAndTellsThePhaseBoundaries) {
                                        {"variant", "ort"},
                                        {"start_ns", 40'000'000},
                                        {"load_ns", 25'000'000}}));
-  EXPECT_EQ(events[2],
-            (nlohmann::json{
-                {"event", "result"}, {"variant", "ort"}, {"image", "a.png"}, {"store_ns", 1'500}}));
-  EXPECT_EQ(events[3], (nlohmann::json{{"event", "campaign_end"}, {"results", 1}}));
+  EXPECT_EQ(events[2], (nlohmann::json{{"event", "phase"}, {"phase", "timing"}, {"jobs", 1}}));
+  EXPECT_EQ(events[3], (nlohmann::json{{"event", "result"},
+                                       {"variant", "ort"},
+                                       {"image", "a.png"},
+                                       {"timed", true},
+                                       {"store_ns", 1'500}}));
+  EXPECT_EQ(events[4], (nlohmann::json{{"event", "campaign_end"}, {"results", 1}}));
+}
+
+// Counts events and notices when two handlers overlap: a subscriber written for one thread.
+class OverlapDetector : public CampaignObserver {
+ public:
+  void on_result(const ResultEvent&) override { enter(); }
+  void on_progress(int64_t, int64_t, double) override { enter(); }
+
+  int calls = 0;
+  bool overlapped = false;
+
+ private:
+  void enter() {
+    if (inside_.exchange(true)) overlapped = true;
+    ++calls;  // not atomic on purpose: lost updates show unserialised calls too
+    std::this_thread::yield();  // widens the window in which another call would overlap
+    inside_ = false;
+  }
+  std::atomic<bool> inside_{false};
+};
+
+// The job threads of a campaign tell one observer at once; it must see one event at a time.
+TEST(CampaignEvents, SerializedObserverHandsOneEventAtATimeToItsSubscriber) {
+  OverlapDetector detector;
+  SerializedObserver serialized(detector);
+  constexpr int kThreads = 4;
+  constexpr int kEach = 5'000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&serialized] {
+      for (int i = 0; i < kEach; ++i) {
+        serialized.on_result({"v", "i", false, 0});
+        serialized.on_progress(i, kEach, 0);
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_FALSE(detector.overlapped);
+  EXPECT_EQ(detector.calls, kThreads * kEach * 2);
+}
+
+TEST(CampaignEvents, MessageLinesSayEachPhase) {
+  std::vector<std::string> lines;
+  MessageLines say([&](const std::string& line) { lines.push_back(line); });
+  say.on_phase({"outputs", 2});
+  say.on_phase({"timing", 1});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("2 variants at a time"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("one variant at a time"), std::string::npos) << lines[1];
 }
 
 }  // namespace
