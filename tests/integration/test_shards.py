@@ -6,6 +6,8 @@ refused, and `deltann status` tells done from missing and failed (docs/SCALE_OUT
 import json
 import os
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,13 @@ def image_list(demo, folder):
     listing = folder / "images.txt"
     listing.write_text("\n".join(entries + [entries[0]]) + "\n")
     return listing
+
+
+def dead_pid():
+    """The pid of a process that has ended."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def campaign_args(demo, listing):
@@ -100,6 +109,15 @@ def test_sharded_campaign_equals_one_run(deltann, tmp_path, demo):
     assert not (tmp_path / "partial.db").exists()
     r = deltann.run("status", plan, expect_rc=3)
     assert "shard 2 [cpu] missing" in r.stdout and "--array=2" in r.stdout, r.describe()
+    # --partial merges what exists and still names what is missing.
+    r = deltann.run("merge", plan, "-o", tmp_path / "partial.db", "--partial")
+    assert "merged 2 of 3 shards" in r.stderr and "--array=2" in r.stderr, r.describe()
+    assert query(tmp_path / "partial.db", "SELECT count(*) AS n FROM results")[0]["n"] == 2 * 4
+    # A shard that started on this host and whose process is gone is a failure.
+    (plan / "state" / "0002.json").write_text(json.dumps(
+        {"state": "started", "pid": dead_pid(), "node": {"host": socket.gethostname()}}))
+    r = deltann.run("status", plan, expect_rc=3)
+    assert "shard 2 [cpu] failed" in r.stdout and "gone" in r.stdout, r.describe()
 
     local = tmp_path / "local"
     deltann.run("run", "--plan", plan, "--local-dir", local,
@@ -159,6 +177,21 @@ def test_edited_plan_and_foreign_results_are_refused(deltann, tmp_path, demo):
     r = deltann.run("run", "--plan", edited, "--shard", 1, expect_rc=1)
     assert "shards/0001.json was changed after planning" in r.stderr, r.describe()
     assert not (edited / "results" / "shard-0001.db").exists()
+
+    # An image changed since planning: the shard refuses, and its state says why.
+    images = tmp_path / "images"
+    images.mkdir()
+    sources = sorted((demo / "images").glob("*.jpg"))[:2]
+    for source in sources:
+        shutil.copy(source, images / source.name)
+    changed = tmp_path / "changed"
+    deltann.run("plan", "--model", demo / "efficientnet-lite0.onnx", "--images", images,
+                *TIMING, "--env", ENVS[0], "--out", changed, timeout=300)
+    shutil.copy(sources[1], images / sources[0].name)
+    r = deltann.run("run", "--plan", changed, "--shard", 0, expect_rc=1)
+    assert "changed since planning" in r.stderr, r.describe()
+    r = deltann.run("status", changed, expect_rc=3)
+    assert "shard 0 [cpu] failed" in r.stdout and "changed since planning" in r.stdout, r.describe()
 
     r = deltann.run("run", "--plan", plan, "--shard", 7, expect_rc=1)
     assert "shard 7" in r.stderr and "0-1" in r.stderr, r.describe()
