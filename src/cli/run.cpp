@@ -86,12 +86,16 @@ void print_outcome(const CampaignOutcome& outcome, const std::filesystem::path& 
 
 // One shard of a plan folder: the campaign comes from the folder, the result goes into its
 // results/ (docs/SCALE_OUT.md). No comparison is printed: a shard is a part of the campaign.
-void execute_shard(const RunOptions& o, CampaignObserver& events) {
-  if (!o.campaign.model.empty() || !o.campaign.images.empty() ||
-      !o.campaign.config.environments.empty() || !o.db.empty() || o.json)
-    throw Error(
-        "run --plan takes the campaign from the plan folder: give no --model, --images, --env, "
-        "--db or --json with it (plan again to change them)");
+void execute_shard(const RunOptions& o, const CLI::App& command, CampaignObserver& events) {
+  // What shapes results comes from the plan: an option that would change it is refused rather
+  // than ignored.
+  for (const char* option :
+       {"--model", "--spec", "--images", "--labels", "--synsets", "--env", "--warmup", "--repeat",
+        "--timing-images", "--keep-outputs", "--timeout", "--build-timeout", "--shuffle", "--db",
+        "--json", "--retry-failed", "--new-model"})
+    if (command.count(option) > 0)
+      throw Error(std::string("run --plan takes the campaign from the plan folder: ") + option +
+                  " cannot be given with it (plan again to change the campaign)");
   ShardRunOptions options;
   options.plan_dir = o.plan;
   options.shard = o.shard;
@@ -108,7 +112,7 @@ void execute_shard(const RunOptions& o, CampaignObserver& events) {
   print_outcome(run.outcome, run.result);
 }
 
-void execute(RunOptions& o) {
+void execute(RunOptions& o, const CLI::App& command) {
   if (o.plan.empty() && (o.shard || !o.local_dir.empty()))
     throw Error("--shard and --local-dir run a shard of a plan folder: give --plan DIR too");
   TerminalDisplay terminal(o.quiet);
@@ -121,7 +125,7 @@ void execute(RunOptions& o) {
     if (!event_file) throw Error("cannot write the event log " + o.events);
     events.subscribe(event_log.emplace(event_file));
   }
-  if (!o.plan.empty()) return execute_shard(o, events);
+  if (!o.plan.empty()) return execute_shard(o, command, events);
 
   const bool demo = resolve_campaign(o.campaign, "run");
   if (o.db.empty() && demo) o.db = "demo.db";
@@ -171,7 +175,7 @@ void add_run(CLI::App& app) {
                   "(default: $TMPDIR, else /tmp)");
   run->add_option("--events", options->events,
                   "also write the campaign's events to this file, one JSON object per line");
-  run->callback([options] { execute(*options); });
+  run->callback([options, run] { execute(*options, *run); });
 }
 
 const VerbRegistration kRegistered{10, add_run};

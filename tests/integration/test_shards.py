@@ -197,4 +197,6 @@ def test_edited_plan_and_foreign_results_are_refused(deltann, tmp_path, demo):
     assert "shard 7" in r.stderr and "0-1" in r.stderr, r.describe()
     r = deltann.run("run", "--plan", plan, "--model", demo / "efficientnet-lite0.onnx",
                     "--shard", 0, expect_rc=1)
-    assert "takes the campaign from the plan folder" in r.stderr, r.describe()
+    assert "takes the campaign from the plan folder: --model" in r.stderr, r.describe()
+    r = deltann.run("run", "--plan", plan, "--repeat", 9, "--shard", 0, expect_rc=1)
+    assert "--repeat cannot be given with it" in r.stderr, r.describe()
