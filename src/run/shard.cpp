@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -189,6 +190,27 @@ void remove_local(const fs::path& db) {
     fs::remove(db.string() + suffix, ignored);
 }
 
+// A shard none of whose variants can run on its node (a GPU group's shard on a CPU node) is a
+// failure, not a result: published, it would stop the shard from ever running where it can.
+void refuse_if_nothing_can_run(const Store& store, const ShardManifest& shard) {
+  const auto variants = store.variants();
+  if (variants.empty() || std::any_of(variants.begin(), variants.end(), [](const StoredVariant& v) {
+        return v.status != VariantStatus::skipped;
+      }))
+    return;
+  std::string reason;
+  for (const auto& f : store.failures())
+    if (f.stage == FailureStage::plan) {
+      reason = f.message;
+      break;
+    }
+  throw Error("none of the shard's " + std::to_string(variants.size()) +
+              " variants can run on this node (" + reason +
+              "); run it on a node of hardware "
+              "group " +
+              shard.group);
+}
+
 }  // namespace
 
 ShardChoice choose_shard(std::optional<int> flag,
@@ -269,6 +291,7 @@ ShardRun run_shard(const ShardRunOptions& options, CampaignObserver& events) {
     run.outcome = run_campaign(config, events, &slice);
     {
       Store store(config.db);
+      refuse_if_nothing_can_run(store, shard);
       store.set_meta("plan_hash", plan.hash);
       store.set_meta("shard", std::to_string(shard.index));
       store.set_meta("shard_group", shard.group);
@@ -325,7 +348,7 @@ std::vector<ShardStatus> shard_statuses(const fs::path& dir, const CampaignPlan&
       s.detail = (state == "done" ? "finished " + s.record.value("finished_at", "") + where : "");
     } else if (state == "failed") {
       s.state = ShardState::failed;
-      s.detail = s.record.value("error", "") + where;
+      s.detail = (host.empty() ? "" : "on " + host + ": ") + s.record.value("error", "");
     } else if (state == "done") {
       s.state = ShardState::failed;
       s.detail = "recorded as done" + where + " but its database is not in results/";
