@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,11 +65,27 @@ struct CampaignOutcome {
   int64_t results_written = 0;
 };
 
+// One part of a campaign run on its own: a shard of a plan folder (docs/SCALE_OUT.md). What a part
+// cannot decide from its own images is decided once, over the whole dataset, and given to it, so
+// that the parts together store what one run of the whole campaign stores.
+struct CampaignSlice {
+  // The dataset entries this part records and runs, by key (in the dataset's order). A duplicate
+  // entry must be in the slice of its first copy.
+  std::set<std::string> image_keys;
+  // The campaign's timing sample, by key, chosen over the whole dataset (timing_sample.h).
+  std::set<std::string> timed_keys;
+  // Whether full output vectors are stored (`keep_outputs_up_to` against the whole dataset).
+  bool keep_outputs = true;
+};
+
 // Runs (or resumes) the campaign. Throws Error only for problems that stop everything (the model
 // file is missing, the database cannot be opened or is in use by another campaign, the database
 // holds results of another model file or spec and `new_model` is not set); everything else is
 // recorded and told to `events` as it happens.
-CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& events);
+// With a `slice`, only that part of the campaign (its images; the variants are
+// config.environments as always).
+CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& events,
+                             const CampaignSlice* slice = nullptr);
 
 // One environment made ready the way a campaign readies its variants: the engine described, the
 // knobs resolved, the artifact converted and compiled as the environment says (cached).

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis_options.h"
+#include "campaign_options.h"
 #include "deltann/campaign.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
@@ -19,50 +19,11 @@
 #include "deltann/store.h"
 #include "deltann/text.h"
 #include "run/locate.h"
+#include "run/shard.h"
 #include "verbs.h"
 
 namespace deltann::cli {
 namespace {
-
-// The demo: every engine and every conversion chain on the real model.
-// - ONNX Runtime at every graph optimisation level and OpenCV DNN with fusion on and off, each at
-//   1 and 2 threads; TVM at each opt level (1 thread: its untuned CPU kernels are serial), on the
-//   CPU and on a CUDA GPU when there is one.
-// - LibTorch, OpenVINO and LiteRT at 1 thread, on artifacts made by the ecosystems' converters
-//   from the PyTorch original or the ONNX export, including the TFLite converter's weight
-//   quantisation and its silent undoing by tf2onnx (the published study's conversion fault).
-std::vector<std::string> demo_environments() {
-  std::vector<std::string> envs;
-  for (const char* threads : {"1", "2"}) {
-    for (const char* opt : {"disable", "basic", "extended", "all"})
-      envs.push_back(std::string("ort:opt=") + opt + ",threads=" + threads);
-    for (const char* opt : {"off", "on"})
-      envs.push_back(std::string("opencv:opt=") + opt + ",threads=" + threads);
-  }
-  for (const char* opt : {"0", "1", "2", "3", "4"})
-    envs.push_back(std::string("tvm:opt=") + opt + ",threads=1");
-  // The same levels compiled for an NVIDIA GPU: run where one is present, otherwise skipped with
-  // the reason (the CUDA code is still compiled only when the variant runs).
-  for (const char* opt : {"0", "1", "2", "3", "4"})
-    envs.push_back(std::string("tvm:opt=") + opt + ",device=cuda");
-  // The float64 reference executor: every engine's error against high precision.
-  envs.push_back("reference:threads=1");
-  for (const char* opt : {"none", "freeze", "optimize_for_inference"})
-    envs.push_back(std::string("libtorch@pytorch>torchscript:opt=") + opt + ",threads=1");
-  for (const char* precision : {"f32", "bf16"})
-    envs.push_back(std::string("openvino:precision=") + precision + ",threads=1");
-  for (const char* opt : {"none", "xnnpack"})
-    envs.push_back(std::string("tflite@onnx>tflite:opt=") + opt + ",threads=1");
-  for (const std::string chain :
-       {"ort@pytorch>onnx:threads=1", "libtorch@onnx>torchscript:threads=1",
-        "tflite@pytorch>onnx>tflite:opset=10,threads=1", "openvino@onnx>tflite:threads=1",
-        "ort@onnx>tflite>onnx:threads=1", "tflite@onnx>tflite:quantize=dynamic,threads=1",
-        "ort@onnx>tflite>onnx:quantize=dynamic,threads=1"})
-    envs.push_back(chain);
-  return envs;
-}
-
-std::filesystem::path demo_dir() { return default_demo_dir(); }
 
 std::string duration_text(double seconds) {
   const long s = std::lround(seconds);
@@ -104,52 +65,56 @@ class TerminalDisplay final : public MessageLines {
 };
 
 struct RunOptions {
-  CampaignConfig config;
+  CampaignOptions campaign;
   AnalysisOptions analysis;
-  std::string model, spec, images, labels, synsets, db, cache, events;
-  std::string timing_images = std::to_string(kDefaultTimingImages);
+  std::string db, events;
+  // A shard of a plan folder instead of a campaign of its own (docs/SCALE_OUT.md).
+  std::string plan, local_dir;
+  std::optional<int> shard;
   bool json = false;
   bool quiet = false;
 };
 
-// --timing-images: a count of images, or "all".
-std::optional<int64_t> parse_timing_images(const std::string& text) {
-  if (text == "all") return std::nullopt;
-  int64_t count = -1;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
-  if (ec != std::errc() || end != text.data() + text.size() || count < 0)
-    throw Error("--timing-images takes a number of images (0 or more) or 'all', not '" + text +
-                "'");
-  return count;
+void print_outcome(const CampaignOutcome& outcome, const std::filesystem::path& db) {
+  std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed
+            << " failed, " << outcome.variants_skipped << " skipped or already complete; "
+            << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable, "
+            << outcome.images_duplicate << " duplicate entries run once as their first copy; "
+            << outcome.images_timed << " images timed; " << outcome.results_written
+            << " results written to " << db.string() << "\n";
 }
 
-void execute(RunOptions& o) {
-  CampaignConfig& c = o.config;
-  c.timing_images = parse_timing_images(o.timing_images);
-  const bool demo = o.model.empty() && o.images.empty() && c.environments.empty();
-  if (demo) {
-    const auto dir = demo_dir();
-    if (!std::filesystem::exists(dir / "efficientnet-lite0.onnx"))
-      throw Error("demo model not found in " + dir.string() + "; run scripts/setup first");
-    c.model = dir / "efficientnet-lite0.onnx";
-    c.images = dir / "images.txt";
-    c.environments = demo_environments();
-    if (o.db.empty()) o.db = "demo.db";
-  } else {
-    if (o.model.empty() || o.images.empty() || c.environments.empty())
-      throw Error(
-          "run needs --model, --images and at least one --env (or no arguments for the demo)");
-    if (o.db.empty()) throw Error("run needs --db FILE for the results");
-    c.model = o.model;
-    c.images = o.images;
+// One shard of a plan folder: the campaign comes from the folder, the result goes into its
+// results/ (docs/SCALE_OUT.md). No comparison is printed: a shard is a part of the campaign.
+void execute_shard(const RunOptions& o, const CLI::App& command, CampaignObserver& events) {
+  // What shapes results comes from the plan: an option that would change it is refused rather
+  // than ignored.
+  for (const char* option :
+       {"--model", "--spec", "--images", "--labels", "--synsets", "--env", "--warmup", "--repeat",
+        "--timing-images", "--keep-outputs", "--timeout", "--build-timeout", "--shuffle", "--db",
+        "--json", "--retry-failed", "--new-model"})
+    if (command.count(option) > 0)
+      throw Error(std::string("run --plan takes the campaign from the plan folder: ") + option +
+                  " cannot be given with it (plan again to change the campaign)");
+  ShardRunOptions options;
+  options.plan_dir = o.plan;
+  options.shard = o.shard;
+  options.local_dir = o.local_dir;
+  options.cache_dir =
+      o.campaign.cache.empty() ? default_cache_dir() : std::filesystem::path(o.campaign.cache);
+  options.worker_dir = default_worker_dir();
+  const ShardRun run = run_shard(options, events);
+  if (run.already_done) {
+    std::cerr << "shard " << run.index << " (from " << run.source
+              << ") is already done: " << run.result.string() << "; nothing to run\n";
+    return;
   }
-  if (!o.spec.empty()) c.spec = o.spec;
-  if (!o.labels.empty()) c.dataset.labels = o.labels;
-  if (!o.synsets.empty()) c.dataset.synsets = o.synsets;
-  c.db = o.db;
-  c.cache_dir = o.cache.empty() ? default_cache_dir() : std::filesystem::path(o.cache);
-  c.worker_dir = default_worker_dir();
+  print_outcome(run.outcome, run.result);
+}
 
+void execute(RunOptions& o, const CLI::App& command) {
+  if (o.plan.empty() && (o.shard || !o.local_dir.empty()))
+    throw Error("--shard and --local-dir run a shard of a plan folder: give --plan DIR too");
   TerminalDisplay terminal(o.quiet);
   CampaignEventFanout events;
   events.subscribe(terminal);
@@ -160,13 +125,15 @@ void execute(RunOptions& o) {
     if (!event_file) throw Error("cannot write the event log " + o.events);
     events.subscribe(event_log.emplace(event_file));
   }
+  if (!o.plan.empty()) return execute_shard(o, command, events);
+
+  const bool demo = resolve_campaign(o.campaign, "run");
+  if (o.db.empty() && demo) o.db = "demo.db";
+  if (o.db.empty()) throw Error("run needs --db FILE for the results");
+  CampaignConfig& c = o.campaign.config;
+  c.db = o.db;
   const CampaignOutcome outcome = run_campaign(c, events);
-  std::cerr << "campaign: " << outcome.variants_run << " variants run, " << outcome.variants_failed
-            << " failed, " << outcome.variants_skipped << " skipped or already complete; "
-            << outcome.images_ok << " images ready, " << outcome.images_bad << " unusable, "
-            << outcome.images_duplicate << " duplicate entries run once as their first copy; "
-            << outcome.images_timed << " images timed; " << outcome.results_written
-            << " results written to " << c.db.string() << "\n";
+  print_outcome(outcome, c.db);
   Store store(c.db, StoreMode::ReadOnly);
   const Comparison comparison = compare_variants(store, o.analysis);
   print(comparison, o.json);
@@ -186,56 +153,33 @@ void execute(RunOptions& o) {
 void add_run(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
   CLI::App* run = app.add_subcommand("run", "run a campaign (no arguments: the demo campaign)");
-  run->add_option("--model", options->model, "ONNX image classifier");
-  run->add_option("--spec", options->spec,
-                  "input/output spec JSON (default: <model>.spec.json, else ImageNet defaults)");
-  run->add_option("--images", options->images,
-                  "folder, list file (path [label] per line), one image file or ImageNet val "
-                  "layout");
-  run->add_option("--labels", options->labels,
-                  "list file with ground-truth labels for a plain folder");
-  run->add_option("--synsets", options->synsets, "synset order for the ImageNet layout");
-  run->add_option("--env", options->config.environments,
-                  "environment, e.g. ort:opt=all,threads=2 (repeatable)");
+  add_campaign_options(run, options->campaign);
   run->add_option("--db", options->db, "campaign database (demo: demo.db)");
-  run->add_option("--cache", options->cache, "preprocessed-tensor cache folder")
-      ->capture_default_str();
-  run->add_option("--warmup", options->config.warmup, "untimed runs after the first inference")
-      ->capture_default_str();
-  run->add_option("--repeat", options->config.repeat, "timed runs per image")
-      ->capture_default_str();
-  run->add_option("--timing-images", options->timing_images,
-                  "how many images are timed (warm-up and repeats), chosen by content hash; the "
-                  "others run once for their outputs ('all': every image)")
-      ->capture_default_str();
-  run->add_option("--jobs", options->config.jobs,
+  run->add_option("--jobs", options->campaign.config.jobs,
                   "variants run at a time, on cores of their own, for the images outside the "
                   "timing sample; timed images always run one variant at a time")
       ->capture_default_str();
-  run->add_option("--keep-outputs", options->config.keep_outputs_up_to,
-                  "store full output vectors when the dataset has at most this many images")
-      ->capture_default_str();
-  run->add_option("--timeout", options->config.timeout_s,
-                  "seconds a worker may stay silent before it counts as hung")
-      ->capture_default_str();
-  run->add_option("--build-timeout", options->config.build_timeout_s,
-                  "seconds a conversion step or compile may take before it is stopped")
-      ->capture_default_str();
-  run->add_option("--shuffle", options->config.shuffle_seed,
-                  "run the variants in a random order drawn from this seed");
-  run->add_flag("--retry-failed", options->config.retry_failed,
+  run->add_flag("--retry-failed", options->campaign.config.retry_failed,
                 "run variants and images that failed before again");
-  run->add_flag("--new-model", options->config.new_model,
+  run->add_flag("--new-model", options->campaign.config.new_model,
                 "add the model to a database that holds results of another model file or spec "
                 "(refused otherwise)");
-  run->add_flag("--wait", options->config.wait_for_lock,
+  run->add_flag("--wait", options->campaign.config.wait_for_lock,
                 "wait for another campaign using the same --db instead of refusing to start");
   add_analysis_options(run, options->analysis);
   run->add_flag("--json", options->json, "print the summary as JSON");
   run->add_flag("--quiet", options->quiet, "no progress line");
+  run->add_option("--plan", options->plan,
+                  "run one shard of this plan folder (made by `deltann plan`) instead");
+  run->add_option("--shard", options->shard,
+                  "with --plan: the shard to run (default: $SLURM_ARRAY_TASK_ID, else "
+                  "$JOB_COMPLETION_INDEX)");
+  run->add_option("--local-dir", options->local_dir,
+                  "with --plan: node-local folder for the shard's database while it runs "
+                  "(default: $TMPDIR, else /tmp)");
   run->add_option("--events", options->events,
                   "also write the campaign's events to this file, one JSON object per line");
-  run->callback([options] { execute(*options); });
+  run->callback([options, run] { execute(*options, *run); });
 }
 
 const VerbRegistration kRegistered{10, add_run};

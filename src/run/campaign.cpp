@@ -293,8 +293,10 @@ std::vector<ReadyImage> prepare_images(const Dataset& dataset, const ModelSpec& 
 // Marks the images of this run that are timed (the timing sample, timing_sample.h), records the
 // sample in the database and puts the timed images first, so that each variant's timed runs
 // follow its warm-up (docs/ANALYSIS.md, "Timing sample").
+// A slice's images are timed as the whole campaign's sample says (CampaignSlice).
 void choose_timed_images(std::vector<ReadyImage>& ready, Store& store, const CampaignConfig& config,
-                         CampaignObserver& events, CampaignOutcome& outcome) {
+                         const CampaignSlice* slice, CampaignObserver& events,
+                         CampaignOutcome& outcome) {
   std::set<int64_t> sampled_before;
   for (const auto& image : store.images())
     if (image.timed) sampled_before.insert(image.id);
@@ -303,7 +305,14 @@ void choose_timed_images(std::vector<ReadyImage>& ready, Store& store, const Cam
   for (const auto& image : ready)
     candidates.push_back({image.id, image.sha256, image.key, sampled_before.count(image.id) > 0,
                           with_results.count(image.id) > 0});
-  const std::vector<int64_t> sample = choose_timing_sample(candidates, config.timing_images);
+  std::vector<int64_t> sample;
+  if (slice) {
+    for (const auto& image : ready)
+      if (slice->timed_keys.count(image.key) || sampled_before.count(image.id))
+        sample.push_back(image.id);
+  } else {
+    sample = choose_timing_sample(candidates, config.timing_images);
+  }
   const std::set<int64_t> timed(sample.begin(), sample.end());
   std::vector<int64_t> added;
   for (auto& image : ready) {
@@ -570,12 +579,16 @@ fs::path default_worker_dir() {
   return program_lib_dir();
 }
 
-CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& events) {
+CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& events,
+                             const CampaignSlice* slice) {
   check_config(config);
   const ModelSpec spec = load_model_spec(config.model, config.spec);
   const std::optional<fs::path> spec_file = model_spec_file(config.model, config.spec);
   if (!spec_file) events.on_note(default_spec_note(config.model));
-  const Dataset dataset = load_dataset(config.images, config.dataset);
+  Dataset dataset = load_dataset(config.images, config.dataset);
+  if (slice)
+    std::erase_if(dataset.images,
+                  [&](const ImageEntry& image) { return !slice->image_keys.count(image.key); });
   const std::vector<PlannedVariant> variants =
       plan(config, spec, EngineRegistry::shared(config.worker_dir, config.cache_dir));
   events.on_plan(plan_event(variants, dataset, spec));
@@ -610,7 +623,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   PreprocessCache cache(config.cache_dir);
   for (const auto& note : dataset.notes) events.on_note("note: " + note);
   std::vector<ReadyImage> ready = prepare_images(dataset, spec, store, cache, events, outcome);
-  choose_timed_images(ready, store, config, events, outcome);
+  choose_timed_images(ready, store, config, slice, events, outcome);
   events.on_images_ready({outcome.images_ok, outcome.images_bad});
   std::vector<Job> jobs = remaining_jobs(variants, ready, model_id, store, config, events, outcome);
   if (config.shuffle_seed) {
@@ -623,7 +636,8 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   // The job threads of the outputs phase tell the subscribers through this.
   SerializedObserver serialized(events);
   Progress progress(serialized, total);
-  const bool keep_outputs = static_cast<int64_t>(ready.size()) <= config.keep_outputs_up_to;
+  const bool keep_outputs =
+      slice ? slice->keep_outputs : static_cast<int64_t>(ready.size()) <= config.keep_outputs_up_to;
   LockedStore writes(store);
   CampaignRun run{config, spec, model_sha, writes, cache, serialized, progress, keep_outputs};
   std::vector<JobState> states;
