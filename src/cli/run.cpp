@@ -13,6 +13,7 @@
 
 #include "analysis_options.h"
 #include "deltann/campaign.h"
+#include "deltann/campaign_file.h"
 #include "deltann/compare.h"
 #include "deltann/error.h"
 #include "deltann/preprocess.h"
@@ -104,9 +105,9 @@ class TerminalDisplay final : public MessageLines {
 };
 
 struct RunOptions {
-  CampaignConfig config;
+  CampaignConfig config;  // the flags' values; campaign_config() takes those that were given
   AnalysisOptions analysis;
-  std::string model, spec, images, labels, synsets, db, cache, events;
+  std::string campaign_file, model, spec, images, labels, synsets, db, cache, events;
   std::string timing_images = std::to_string(kDefaultTimingImages);
   bool json = false;
   bool quiet = false;
@@ -123,32 +124,58 @@ std::optional<int64_t> parse_timing_images(const std::string& text) {
   return count;
 }
 
-void execute(RunOptions& o) {
-  CampaignConfig& c = o.config;
-  c.timing_images = parse_timing_images(o.timing_images);
-  const bool demo = o.model.empty() && o.images.empty() && c.environments.empty();
-  if (demo) {
+// The campaign this command line asks for: a campaign file's, the flags' alone, or (with neither
+// a file nor a model, images and environments) the demo's. Each flag given beside a campaign file
+// takes the place of the file's value, so that one file serves for variations of its campaign
+// (`--db other.db`, `--repeat 20`); a flag that was not given leaves the file's value alone.
+CampaignConfig campaign_config(const RunOptions& o, const CLI::App& cmd) {
+  const auto given = [&cmd](const char* flag) { return cmd.count(flag) > 0; };
+  const bool file = !o.campaign_file.empty();
+  const bool demo = !file && !given("--model") && !given("--images") && !given("--env");
+  CampaignConfig c;
+  if (file) {
+    c = read_campaign_file(o.campaign_file).config;  // its placement is for a cluster's plan
+  } else if (demo) {
     const auto dir = demo_dir();
     if (!std::filesystem::exists(dir / "efficientnet-lite0.onnx"))
       throw Error("demo model not found in " + dir.string() + "; run scripts/setup first");
     c.model = dir / "efficientnet-lite0.onnx";
     c.images = dir / "images.txt";
     c.environments = demo_environments();
-    if (o.db.empty()) o.db = "demo.db";
-  } else {
-    if (o.model.empty() || o.images.empty() || c.environments.empty())
-      throw Error(
-          "run needs --model, --images and at least one --env (or no arguments for the demo)");
-    if (o.db.empty()) throw Error("run needs --db FILE for the results");
-    c.model = o.model;
-    c.images = o.images;
+    c.db = "demo.db";
   }
-  if (!o.spec.empty()) c.spec = o.spec;
-  if (!o.labels.empty()) c.dataset.labels = o.labels;
-  if (!o.synsets.empty()) c.dataset.synsets = o.synsets;
-  c.db = o.db;
-  c.cache_dir = o.cache.empty() ? default_cache_dir() : std::filesystem::path(o.cache);
+  if (given("--model")) c.model = o.model;
+  if (given("--spec")) c.spec = o.spec;
+  if (given("--images")) c.images = o.images;
+  if (given("--labels")) c.dataset.labels = o.labels;
+  if (given("--synsets")) c.dataset.synsets = o.synsets;
+  if (given("--env")) c.environments = o.config.environments;
+  if (given("--db")) c.db = o.db;
+  if (given("--cache")) c.cache_dir = o.cache;
+  if (given("--warmup")) c.warmup = o.config.warmup;
+  if (given("--repeat")) c.repeat = o.config.repeat;
+  if (given("--timing-images")) c.timing_images = parse_timing_images(o.timing_images);
+  if (given("--keep-outputs")) c.keep_outputs_up_to = o.config.keep_outputs_up_to;
+  if (given("--timeout")) c.timeout_s = o.config.timeout_s;
+  if (given("--build-timeout")) c.build_timeout_s = o.config.build_timeout_s;
+  if (given("--shuffle")) c.shuffle_seed = o.config.shuffle_seed;
+  if (given("--retry-failed")) c.retry_failed = o.config.retry_failed;
+  if (given("--new-model")) c.new_model = o.config.new_model;
+  if (given("--wait")) c.wait_for_lock = o.config.wait_for_lock;
+  if (!file && !demo) {
+    if (c.model.empty() || c.images.empty() || c.environments.empty())
+      throw Error(
+          "run needs --model, --images and at least one --env, or a campaign file (or no "
+          "arguments for the demo)");
+    if (c.db.empty()) throw Error("run needs --db FILE for the results");
+  }
+  if (c.cache_dir.empty()) c.cache_dir = default_cache_dir();
   c.worker_dir = default_worker_dir();
+  return c;
+}
+
+void execute(const RunOptions& o, const CLI::App& cmd) {
+  const CampaignConfig c = campaign_config(o, cmd);
 
   TerminalDisplay terminal(o.quiet);
   CampaignEventFanout events;
@@ -185,7 +212,11 @@ void execute(RunOptions& o) {
 
 void add_run(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
-  CLI::App* run = app.add_subcommand("run", "run a campaign (no arguments: the demo campaign)");
+  CLI::App* run = app.add_subcommand(
+      "run", "run a campaign (no arguments: the demo campaign; FILE: a campaign file)");
+  run->add_option("campaign", options->campaign_file,
+                  "campaign file (TOML, docs/CAMPAIGN_FILE.md); a flag given beside it takes the "
+                  "place of the file's value");
   run->add_option("--model", options->model, "ONNX image classifier");
   run->add_option("--spec", options->spec,
                   "input/output spec JSON (default: <model>.spec.json, else ImageNet defaults)");
@@ -195,8 +226,10 @@ void add_run(CLI::App& app) {
   run->add_option("--labels", options->labels,
                   "list file with ground-truth labels for a plain folder");
   run->add_option("--synsets", options->synsets, "synset order for the ImageNet layout");
+  // One environment per --env, so that a campaign file after it is not taken for a second one.
   run->add_option("--env", options->config.environments,
-                  "environment, e.g. ort:opt=all,threads=2 (repeatable)");
+                  "environment, e.g. ort:opt=all,threads=2 (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--db", options->db, "campaign database (demo: demo.db)");
   run->add_option("--cache", options->cache, "preprocessed-tensor cache folder")
       ->capture_default_str();
@@ -231,7 +264,7 @@ void add_run(CLI::App& app) {
   run->add_flag("--quiet", options->quiet, "no progress line");
   run->add_option("--events", options->events,
                   "also write the campaign's events to this file, one JSON object per line");
-  run->callback([options] { execute(*options); });
+  run->callback([options, run] { execute(*options, *run); });
 }
 
 const VerbRegistration kRegistered{10, add_run};
