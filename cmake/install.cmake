@@ -45,7 +45,7 @@ set(CPACK_STRIP_FILES ON)  # no debug information (which names the build folder)
 # is not used: it fails on the engines that load libraries from the project's Python environments
 # (TVM, OpenVINO), which no package provides.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libopencv-core406, libopencv-imgproc406, libopencv-imgcodecs406, libsqlite3-0, libssl3, libwebp7, libonnx1, libprotobuf32, python3")
+  "libopencv-core406, libopencv-imgproc406, libopencv-imgcodecs406, libsqlite3-0, libssl3, libtomlplusplus3, libwebp7, libonnx1, libprotobuf32, python3")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libopencv-dnn406, libtorch1.13, libarmnn22, libarmnntfliteparser22, libarmnn-cpuref-backend22")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 include(CPack)

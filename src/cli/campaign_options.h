@@ -1,6 +1,7 @@
 // The options that shape a campaign's results, declared once for `run` and `plan` (a plan folder
-// is the same campaign run as shards, docs/SCALE_OUT.md), and the demo campaign that both take
-// when given none.
+// is the same campaign run as shards, docs/SCALE_OUT.md): a campaign file (docs/CAMPAIGN_FILE.md),
+// flags, or both, the flags given taking the place of the file's values; and the demo campaign
+// that both take when given neither.
 #pragma once
 
 #include <charconv>
@@ -12,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "deltann/campaign.h"
+#include "deltann/campaign_file.h"
 #include "deltann/error.h"
 #include "deltann/preprocess.h"
 #include "run/locate.h"
@@ -19,9 +21,10 @@
 namespace deltann::cli {
 
 struct CampaignOptions {
-  CampaignConfig config;
-  std::string model, spec, images, labels, synsets, cache;
+  CampaignConfig config;  // the flags' values; resolve_campaign() makes it the campaign's
+  std::string campaign_file, model, spec, images, labels, synsets, cache, db;
   std::string timing_images = std::to_string(kDefaultTimingImages);
+  std::optional<CampaignFile> file;  // read by resolve_campaign() when one was given
 };
 
 // The demo: every engine and every conversion chain on the real model.
@@ -74,6 +77,9 @@ inline std::optional<int64_t> parse_timing_images(const std::string& text) {
 }
 
 inline void add_campaign_options(CLI::App* cmd, CampaignOptions& o) {
+  cmd->add_option("campaign", o.campaign_file,
+                  "campaign file (TOML, docs/CAMPAIGN_FILE.md); a flag given beside it takes the "
+                  "place of the file's value");
   cmd->add_option("--model", o.model, "ONNX image classifier");
   cmd->add_option("--spec", o.spec,
                   "input/output spec JSON (default: <model>.spec.json, else ImageNet defaults)");
@@ -82,8 +88,10 @@ inline void add_campaign_options(CLI::App* cmd, CampaignOptions& o) {
                   "layout");
   cmd->add_option("--labels", o.labels, "list file with ground-truth labels for a plain folder");
   cmd->add_option("--synsets", o.synsets, "synset order for the ImageNet layout");
+  // One environment per --env, so that a campaign file after it is not taken for a second one.
   cmd->add_option("--env", o.config.environments,
-                  "environment, e.g. ort:opt=all,threads=2 (repeatable)");
+                  "environment, e.g. ort:opt=all,threads=2 (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--cache", o.cache, "preprocessed-tensor cache folder")->capture_default_str();
   cmd->add_option("--warmup", o.config.warmup, "untimed runs after the first inference")
       ->capture_default_str();
@@ -105,31 +113,59 @@ inline void add_campaign_options(CLI::App* cmd, CampaignOptions& o) {
                   "run the variants in a random order drawn from this seed");
 }
 
-// Fills in o.config from the options (the demo campaign when no model, images or environment is
-// given); `verb` names the command in messages. Returns whether it is the demo.
-inline bool resolve_campaign(CampaignOptions& o, const std::string& verb) {
-  CampaignConfig& c = o.config;
-  c.timing_images = parse_timing_images(o.timing_images);
-  const bool demo = o.model.empty() && o.images.empty() && c.environments.empty();
-  if (demo) {
+// Makes o.config the campaign the command line asks for: a campaign file's, the flags' alone, or
+// (with neither a file nor a model, images or environments) the demo's. Each flag given beside a
+// campaign file takes the place of the file's value, so that one file serves for variations of its
+// campaign (`--db other.db`, `--repeat 20`); a flag that was not given leaves the file's value
+// alone. `verb` names the command in messages. Returns whether it is the demo. The database is
+// left to the verb (o.db, the file's `db`): `plan` has none of its own.
+inline bool resolve_campaign(CampaignOptions& o, const CLI::App& cmd, const std::string& verb) {
+  const auto given = [&cmd](const char* flag) {
+    const CLI::Option* option = cmd.get_option_no_throw(flag);
+    return option != nullptr && option->count() > 0;
+  };
+  const bool from_file = !o.campaign_file.empty();
+  const bool demo = !from_file && !given("--model") && !given("--images") && !given("--env");
+  CampaignConfig c;
+  if (from_file) {
+    o.file = read_campaign_file(o.campaign_file);
+    c = o.file->config;
+  } else if (demo) {
     const auto dir = default_demo_dir();
     if (!std::filesystem::exists(dir / "efficientnet-lite0.onnx"))
       throw Error("demo model not found in " + dir.string() + "; run scripts/setup first");
     c.model = dir / "efficientnet-lite0.onnx";
     c.images = dir / "images.txt";
     c.environments = demo_environments();
-  } else {
-    if (o.model.empty() || o.images.empty() || c.environments.empty())
-      throw Error(verb +
-                  " needs --model, --images and at least one --env (or no arguments for the demo)");
-    c.model = o.model;
-    c.images = o.images;
   }
-  if (!o.spec.empty()) c.spec = o.spec;
-  if (!o.labels.empty()) c.dataset.labels = o.labels;
-  if (!o.synsets.empty()) c.dataset.synsets = o.synsets;
-  c.cache_dir = o.cache.empty() ? default_cache_dir() : std::filesystem::path(o.cache);
+  const CampaignConfig& flags = o.config;
+  if (given("--model")) c.model = o.model;
+  if (given("--spec")) c.spec = o.spec;
+  if (given("--images")) c.images = o.images;
+  if (given("--labels")) c.dataset.labels = o.labels;
+  if (given("--synsets")) c.dataset.synsets = o.synsets;
+  if (given("--env")) c.environments = flags.environments;
+  if (given("--db")) c.db = o.db;
+  if (given("--cache")) c.cache_dir = o.cache;
+  if (given("--warmup")) c.warmup = flags.warmup;
+  if (given("--repeat")) c.repeat = flags.repeat;
+  if (given("--timing-images")) c.timing_images = parse_timing_images(o.timing_images);
+  if (given("--keep-outputs")) c.keep_outputs_up_to = flags.keep_outputs_up_to;
+  if (given("--timeout")) c.timeout_s = flags.timeout_s;
+  if (given("--build-timeout")) c.build_timeout_s = flags.build_timeout_s;
+  if (given("--shuffle")) c.shuffle_seed = flags.shuffle_seed;
+  // Options of `run` alone (how it runs, not what): switches only turn things on.
+  if (given("--jobs")) c.jobs = flags.jobs;
+  if (given("--retry-failed")) c.retry_failed = true;
+  if (given("--new-model")) c.new_model = true;
+  if (given("--wait")) c.wait_for_lock = true;
+  if (!from_file && !demo && (c.model.empty() || c.images.empty() || c.environments.empty()))
+    throw Error(verb +
+                " needs --model, --images and at least one --env, or a campaign file (or no "
+                "arguments for the demo)");
+  if (c.cache_dir.empty()) c.cache_dir = default_cache_dir();
   c.worker_dir = default_worker_dir();
+  o.config = c;
   return demo;
 }
 

@@ -18,8 +18,11 @@ struct PlanOptions {
   int shard_images = kDefaultShardImages;
 };
 
-void execute(PlanOptions& o) {
-  resolve_campaign(o.campaign, "plan");
+void execute(PlanOptions& o, const CLI::App& command) {
+  resolve_campaign(o.campaign, command, "plan");
+  // A campaign file's shard size, unless --shard-images overrides it.
+  if (o.campaign.file && o.campaign.file->shard_images && command.count("--shard-images") == 0)
+    o.shard_images = static_cast<int>(*o.campaign.file->shard_images);
   MessageLines notes([](const std::string& line) { std::cerr << terminal_safe(line) << '\n'; });
   CampaignPlan plan = make_plan(o.campaign.config, o.shard_images, notes);
   write_plan_folder(o.out, plan);
@@ -47,7 +50,7 @@ void add_plan(CLI::App& app) {
                    "images per shard (each hardware group runs every block of images)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  plan->callback([options] { execute(*options); });
+  plan->callback([options, plan] { execute(*options, *plan); });
 }
 
 const VerbRegistration kRegistered{12, add_plan};

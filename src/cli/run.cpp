@@ -67,7 +67,7 @@ class TerminalDisplay final : public MessageLines {
 struct RunOptions {
   CampaignOptions campaign;
   AnalysisOptions analysis;
-  std::string db, events;
+  std::string events;
   // A shard of a plan folder instead of a campaign of its own (docs/SCALE_OUT.md).
   std::string plan, local_dir;
   std::optional<int> shard;
@@ -96,6 +96,9 @@ void execute_shard(const RunOptions& o, const CLI::App& command, CampaignObserve
     if (command.count(option) > 0)
       throw Error(std::string("run --plan takes the campaign from the plan folder: ") + option +
                   " cannot be given with it (plan again to change the campaign)");
+  if (!o.campaign.campaign_file.empty())
+    throw Error("run --plan takes the campaign from the plan folder: a campaign file (" +
+                o.campaign.campaign_file + ") cannot be given with it");
   ShardRunOptions options;
   options.plan_dir = o.plan;
   options.shard = o.shard;
@@ -127,11 +130,11 @@ void execute(RunOptions& o, const CLI::App& command) {
   }
   if (!o.plan.empty()) return execute_shard(o, command, events);
 
-  const bool demo = resolve_campaign(o.campaign, "run");
-  if (o.db.empty() && demo) o.db = "demo.db";
-  if (o.db.empty()) throw Error("run needs --db FILE for the results");
+  const bool demo = resolve_campaign(o.campaign, command, "run");
   CampaignConfig& c = o.campaign.config;
-  c.db = o.db;
+  if (c.db.empty() && demo) c.db = "demo.db";
+  if (c.db.empty())
+    throw Error("run needs --db FILE for the results (or `db` in the campaign file)");
   const CampaignOutcome outcome = run_campaign(c, events);
   print_outcome(outcome, c.db);
   Store store(c.db, StoreMode::ReadOnly);
@@ -152,9 +155,10 @@ void execute(RunOptions& o, const CLI::App& command) {
 
 void add_run(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
-  CLI::App* run = app.add_subcommand("run", "run a campaign (no arguments: the demo campaign)");
+  CLI::App* run = app.add_subcommand(
+      "run", "run a campaign (no arguments: the demo campaign; FILE: a campaign file)");
   add_campaign_options(run, options->campaign);
-  run->add_option("--db", options->db, "campaign database (demo: demo.db)");
+  run->add_option("--db", options->campaign.db, "campaign database (demo: demo.db)");
   run->add_option("--jobs", options->campaign.config.jobs,
                   "variants run at a time, on cores of their own, for the images outside the "
                   "timing sample; timed images always run one variant at a time")

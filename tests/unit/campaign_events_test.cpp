@@ -215,7 +215,7 @@ class OverlapDetector : public CampaignObserver {
  private:
   void enter() {
     if (inside_.exchange(true)) overlapped = true;
-    ++calls;  // not atomic on purpose: lost updates show unserialised calls too
+    ++calls;                    // not atomic on purpose: lost updates show unserialised calls too
     std::this_thread::yield();  // widens the window in which another call would overlap
     inside_ = false;
   }
