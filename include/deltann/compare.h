@@ -173,6 +173,10 @@ Comparison compare_variants(const Store& store, const AnalysisOptions& options =
 // What changed between two environment strings (the `axis` of a pair).
 std::string axis_between(const std::string& env_a, const std::string& env_b);
 nlohmann::json to_json(const Comparison& comparison);
+// The same document as to_json(comparison).dump(2) with invalid UTF-8 replaced by U+FFFD, byte for
+// byte (no final line break), written as it is produced: the per-pair and per-finding arrays of a
+// large campaign (tens of megabytes) are never held in memory as one document or one string.
+void write_json(const Comparison& comparison, std::ostream& out);
 nlohmann::json to_json(const Finding& finding);
 nlohmann::json to_json(const AnalysisOptions& options);
 // How `deltann compare` prints for people.

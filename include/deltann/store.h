@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -165,6 +166,11 @@ class Store {
   std::vector<StoredLocalization> localizations() const;
   // Results of one variant ordered by image id; `with_output` also loads the full vectors.
   std::vector<StoredResult> results(int64_t variant_id, bool with_output) const;
+  // The same, one at a time: `visit` gets each row in a reused object (move out what it keeps),
+  // so that reading a large campaign never holds a variant's rows twice.
+  void for_each_result(int64_t variant_id, bool with_output,
+                       const std::function<void(StoredResult&)>& visit) const;
+  int64_t result_count(int64_t variant_id) const;  // results stored for the variant
 
  private:
   // Writes the buffered batch. Const so that a reader can make its answer complete: the batch is

@@ -24,8 +24,9 @@ CampaignModel typed_model(StoredModel stored) {
   return model;
 }
 
-// Moves what the analysis needs out of a stored result; `pooled` collects its samples in ms.
-CampaignResult typed_result(StoredResult&& r, std::vector<double>& pooled,
+// Moves what the analysis needs out of a stored result (its sample buffer stays, for the next
+// row); `pooled` collects its samples in ms.
+CampaignResult typed_result(StoredResult& r, std::vector<double>& pooled,
                             std::vector<double>& scratch) {
   CampaignResult out;
   out.image_id = r.image_id;
@@ -104,15 +105,16 @@ CampaignData load_campaign(const Store& store, const CampaignLoadOptions& option
     v.stored = std::move(stored);
     v.model = model_index.count(v.stored.model_id) ? model_index.at(v.stored.model_id) : 1;
     v.name = v.stored.env + (several_models ? " [model " + std::to_string(v.model) + "]" : "");
-    auto results = store.results(v.stored.id, options.outputs);
-    v.results.reserve(results.size());
+    // Exactly as many as stored: a million results make every spare slot count.
+    v.results.reserve(static_cast<size_t>(store.result_count(v.stored.id)));
     // Timing statistics come from the timing sample only (docs/ANALYSIS.md, "Timing sample"): an
     // image outside it ran once, untimed, and its result holds no samples.
-    for (auto& r : results) {
+    store.for_each_result(v.stored.id, options.outputs, [&](StoredResult& r) {
       v.timed_images += !r.samples_ns.empty();
-      v.results.push_back(typed_result(std::move(r), v.samples_ms, scratch));
-    }
+      v.results.push_back(typed_result(r, v.samples_ms, scratch));
+    });
     std::sort(v.samples_ms.begin(), v.samples_ms.end());
+    v.samples_ms.shrink_to_fit();
     c.variants.push_back(std::move(v));
   }
   return c;

@@ -367,7 +367,7 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
     for (const auto& knob : info.knobs)
       if (knob.name == "opt") context.opt_order[engine] = knob.values;
   context.failures = campaign.failures;
-  context.image_keys = keys;
+  context.image_keys = std::move(keys);  // not needed here any more
   c.findings = derive_findings(c, context);
   return c;
 }

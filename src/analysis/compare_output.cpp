@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <iomanip>
 #include <map>
 #include <sstream>
@@ -57,35 +58,118 @@ nlohmann::json to_json(const Finding& f) {
           {"reproduce", f.reproduce}};
 }
 
-nlohmann::json to_json(const Comparison& c) {
-  nlohmann::json variants = nlohmann::json::array(), pairs = nlohmann::json::array(),
-                 findings = nlohmann::json::array();
-  for (const auto& v : c.variants)
-    variants.push_back(fields_json<nlohmann::json>(variant_fields(), v));
-  for (const auto& p : c.pairs) pairs.push_back(fields_json<nlohmann::json>(pair_fields(), p));
-  for (const auto& f : c.findings) findings.push_back(to_json(f));
+namespace {
+
+// The parts of a comparison's JSON, one function per element, so that the whole document
+// (to_json) and the streamed one (write_json) are built from the same code.
+nlohmann::json model_json(const ModelSummary& m, size_t number) {
+  return {{"model", number},
+          {"path", m.path},
+          {"sha256", m.sha256},
+          {"spec_source", m.spec_source},
+          {"flops", m.flops ? nlohmann::json(*m.flops) : nullptr},
+          {"on_disk", m.on_disk}};
+}
+
+nlohmann::json unusable_json(const UnusableImage& u) {
+  return {{"key", u.key}, {"path", u.path}, {"reason", u.reason}};
+}
+
+nlohmann::json variant_json(const VariantSummary& v) {
+  return fields_json<nlohmann::json>(variant_fields(), v);
+}
+
+nlohmann::json pair_json(const PairSummary& p) {
+  return fields_json<nlohmann::json>(pair_fields(), p);
+}
+
+template <typename T, typename ToJson>
+nlohmann::json json_array(const std::vector<T>& items, ToJson element) {
+  nlohmann::json array = nlohmann::json::array();
+  for (const auto& item : items) array.push_back(element(item));
+  return array;
+}
+
+nlohmann::json models_json(const Comparison& c) {
   nlohmann::json models = nlohmann::json::array();
-  for (size_t i = 0; i < c.models.size(); ++i)
-    models.push_back({{"model", i + 1},
-                      {"path", c.models[i].path},
-                      {"sha256", c.models[i].sha256},
-                      {"spec_source", c.models[i].spec_source},
-                      {"flops", c.models[i].flops ? nlohmann::json(*c.models[i].flops) : nullptr},
-                      {"on_disk", c.models[i].on_disk}});
-  nlohmann::json unusable = nlohmann::json::array();
-  for (const auto& u : c.unusable_images)
-    unusable.push_back({{"key", u.key}, {"path", u.path}, {"reason", u.reason}});
+  for (size_t i = 0; i < c.models.size(); ++i) models.push_back(model_json(c.models[i], i + 1));
+  return models;
+}
+
+// Every member of the document but the four arrays that grow with the campaign.
+nlohmann::json small_members(const Comparison& c) {
   return {{"schema", "deltann.compare"},
           {"schema_version", 3},
           {"meta", c.meta},
           {"warnings", c.warnings},
-          {"models", models},
+          {"models", models_json(c)},
           {"options", to_json(c.options)},
-          {"labelled_images", c.labelled_images},
-          {"unusable_images", unusable},
-          {"variants", variants},
-          {"pairs", pairs},
-          {"findings", findings}};
+          {"labelled_images", c.labelled_images}};
+}
+
+// `value` as dump(2) prints it when it sits `depth` levels deep in a document: every line after
+// the first moves right by two spaces per level. A raw line break occurs only between tokens
+// (dump escapes those in strings), so the indent goes after each one.
+void write_indented(std::ostream& out, const nlohmann::json& value, int depth) {
+  const std::string text = value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string indent(static_cast<size_t>(2 * depth), ' ');
+  size_t start = 0;
+  for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
+    out.write(text.data() + start, static_cast<std::streamsize>(end + 1 - start));
+    out << indent;
+  }
+  out.write(text.data() + start, static_cast<std::streamsize>(text.size() - start));
+}
+
+// A member array of the top-level object, one element in memory at a time.
+template <typename T, typename ToJson>
+void write_array(std::ostream& out, const std::vector<T>& items, ToJson element) {
+  if (items.empty()) {
+    out << "[]";
+    return;
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    out << (i == 0 ? "[\n    " : ",\n    ");
+    write_indented(out, element(items[i]), 2);
+  }
+  out << "\n  ]";
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Comparison& c) {
+  nlohmann::json j = small_members(c);
+  j["unusable_images"] = json_array(c.unusable_images, unusable_json);
+  j["variants"] = json_array(c.variants, variant_json);
+  j["pairs"] = json_array(c.pairs, pair_json);
+  j["findings"] = json_array(c.findings, [](const Finding& f) { return to_json(f); });
+  return j;
+}
+
+void write_json(const Comparison& c, std::ostream& out) {
+  const nlohmann::json small = small_members(c);
+  // The streamed arrays by name; with the small members they make the keys of to_json(c), which
+  // nlohmann::json prints in alphabetical order, and so does this.
+  const std::map<std::string, std::function<void()>> arrays = {
+      {"unusable_images", [&] { write_array(out, c.unusable_images, unusable_json); }},
+      {"variants", [&] { write_array(out, c.variants, variant_json); }},
+      {"pairs", [&] { write_array(out, c.pairs, pair_json); }},
+      {"findings",
+       [&] { write_array(out, c.findings, [](const Finding& f) { return to_json(f); }); }}};
+  std::map<std::string, const nlohmann::json*> members;
+  for (const auto& [key, value] : small.items()) members[key] = &value;
+  for (const auto& [key, _] : arrays) members[key] = nullptr;
+  out << '{';
+  bool first = true;
+  for (const auto& [key, value] : members) {
+    out << (first ? "\n  " : ",\n  ") << nlohmann::json(key).dump() << ": ";
+    first = false;
+    if (value)
+      write_indented(out, *value, 1);
+    else
+      arrays.at(key)();
+  }
+  out << "\n}";
 }
 
 // ---- the terminal form: findings first, then what each axis changed, the worst pairs and the

@@ -212,7 +212,7 @@ void add_pair_findings(std::vector<Finding>& out, const Comparison& c,
     if (a_off || b_off)
       against[a_off ? p.a : p.b].push_back(&it->second);
     else
-      out.push_back(it->second);
+      out.push_back(std::move(it->second));  // never read again: `against` points elsewhere
   }
   for (const auto& [env, items] : against)
     out.push_back(deviation_finding(env, items, partners[env], context));

@@ -49,9 +49,32 @@ bool any_nan(const std::vector<float>& v) {
   return std::any_of(v.begin(), v.end(), [](float f) { return std::isnan(f); });
 }
 
+bool strictly_decreasing(const std::vector<float>& scores) {
+  for (size_t i = 1; i < scores.size(); ++i)
+    if (!(scores[i - 1] > scores[i])) return false;
+  return true;
+}
+
+// Both lists hold the same distinct ids in the same order, each strictly ordered by its scores:
+// the common case between two faithful variants. Ranks are then 1..k on both sides, and Spearman's
+// rho is exactly 1 (every sum of the general computation is exact for such ranks: half-integer
+// deviations, k small), so the caller can skip the sorting. Long lists take the general path,
+// where the exactness argument stops holding.
+bool same_strict_ranking(const std::vector<int>& a_ids, const std::vector<float>& a_scores,
+                         const std::vector<int>& b_ids, const std::vector<float>& b_scores) {
+  constexpr size_t kMaxShortcut = 64;
+  if (a_ids.size() > kMaxShortcut || a_ids != b_ids) return false;
+  if (!strictly_decreasing(a_scores) || !strictly_decreasing(b_scores)) return false;
+  for (size_t i = 0; i < a_ids.size(); ++i)
+    for (size_t j = i + 1; j < a_ids.size(); ++j)
+      if (a_ids[i] == a_ids[j]) return false;
+  return true;
+}
+
 }  // namespace
 
 double jaccard(const std::vector<int>& a, const std::vector<int>& b) {
+  if (a == b) return 1.0;  // the same set, whatever it holds: skips the sorting
   thread_local std::vector<int> sa, sb;
   sa.assign(a.begin(), a.end());
   sb.assign(b.begin(), b.end());
@@ -83,6 +106,7 @@ double topk_rank_correlation(const std::vector<int>& a_ids, const std::vector<fl
                                 " ids but " + std::to_string(a_scores.size()) + "/" +
                                 std::to_string(b_scores.size()) + " scores");
   if (any_nan(a_scores) || any_nan(b_scores)) return kNaN;
+  if (same_strict_ranking(a_ids, a_scores, b_ids, b_scores)) return 1.0;
 
   thread_local std::vector<size_t> order;
   thread_local std::vector<Ranked> all;

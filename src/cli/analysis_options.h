@@ -31,14 +31,15 @@ inline void add_analysis_options(CLI::App* cmd, AnalysisOptions& o) {
       ->capture_default_str();
 }
 
-// How `run` and `compare` print a comparison: as JSON (bytes of names that are not UTF-8 become
-// U+FFFD instead of stopping the output), or as the terminal tables.
+// How `run` and `compare` print a comparison: as JSON, streamed (bytes of names that are not UTF-8
+// become U+FFFD instead of stopping the output), or as the terminal tables.
 inline void print(const Comparison& comparison, bool json, const TerminalOptions& terminal = {}) {
-  if (json)
-    std::cout << to_json(comparison).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-              << '\n';
-  else
+  if (json) {
+    write_json(comparison, std::cout);
+    std::cout << '\n';
+  } else {
     print_comparison(comparison, std::cout, terminal);
+  }
 }
 
 }  // namespace deltann::cli

@@ -53,11 +53,11 @@ CREATE TABLE IF NOT EXISTS localizations(
   json TEXT NOT NULL, recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
 )sql";
 
+// A blob column into a vector, reusing the vector's buffer when it is large enough.
 template <typename T>
-std::vector<T> from_blob(const SQLite::Column& column) {
-  std::vector<T> values(static_cast<size_t>(column.getBytes()) / sizeof(T));
+void assign_blob(std::vector<T>& values, const SQLite::Column& column) {
+  values.resize(static_cast<size_t>(column.getBytes()) / sizeof(T));
   if (!values.empty()) std::memcpy(values.data(), column.getBlob(), values.size() * sizeof(T));
-  return values;
 }
 
 // An empty vector becomes NULL where the column allows "not stored" (`nullable`), otherwise a
@@ -87,6 +87,9 @@ std::vector<int> parse_top_ids(const SQLite::Column& column) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
   };
   std::vector<int> ids;
+  // Allocated once at its final size: kept for every result of a campaign, a list grown by
+  // push_back would hold up to twice the memory it needs.
+  ids.reserve(static_cast<size_t>(std::count(p, end, ',')) + 1);
   skip_space();
   if (p == end || *p != '[') return fallback();
   ++p;
@@ -232,8 +235,11 @@ void Store::open_existing() {
                 std::to_string(kSchemaVersion));
   if (found < kSchemaVersion) {
     if (mode_ == StoreMode::ReadOnly) {
-      // Read as if migrated, without touching the file: an in-memory copy is brought up to date.
-      auto copy = std::make_unique<SQLite::Database>(":memory:", SQLite::OPEN_READWRITE);
+      // Read as if migrated, without touching the file: a private copy is brought up to date.
+      // SQLite's unnamed temporary database ("") lives in its page cache and spills to a file
+      // that is deleted on close, so a large campaign's copy does not stay in memory as a
+      // ":memory:" database would (the whole file, on top of the analysis).
+      auto copy = std::make_unique<SQLite::Database>("", SQLite::OPEN_READWRITE);
       try {
         copy->backup(where.c_str(), SQLite::Database::Load);
       } catch (const SQLite::Exception& e) {
@@ -670,8 +676,22 @@ std::vector<StoredFailure> Store::failures() const {
 }
 
 std::vector<StoredResult> Store::results(int64_t variant_id, bool with_output) const {
-  flush_pending();
   std::vector<StoredResult> out;
+  out.reserve(static_cast<size_t>(result_count(variant_id)));
+  for_each_result(variant_id, with_output, [&](StoredResult& r) { out.push_back(std::move(r)); });
+  return out;
+}
+
+int64_t Store::result_count(int64_t variant_id) const {
+  flush_pending();
+  SQLite::Statement q(*db_, "SELECT COUNT(*) FROM results WHERE variant_id = ?");
+  q.bind(1, variant_id);
+  return q.executeStep() ? q.getColumn(0).getInt64() : 0;
+}
+
+void Store::for_each_result(int64_t variant_id, bool with_output,
+                            const std::function<void(StoredResult&)>& visit) const {
+  flush_pending();
   SQLite::Statement q(*db_, with_output
                                 ? "SELECT image_id, top_ids, top_scores, samples_ns, nonfinite, "
                                   "repeat_max_abs_diff, output FROM results WHERE variant_id = ? "
@@ -680,19 +700,24 @@ std::vector<StoredResult> Store::results(int64_t variant_id, bool with_output) c
                                   "repeat_max_abs_diff FROM results WHERE variant_id = ? "
                                   "ORDER BY image_id");
   q.bind(1, variant_id);
+  // One row object for the whole walk: a vector the visitor leaves in place (moved-from or not)
+  // keeps its buffer for the next row.
+  StoredResult r;
   while (q.executeStep()) {
-    StoredResult r;
     r.variant_id = variant_id;
     r.image_id = q.getColumn(0).getInt64();
     r.top_ids = parse_top_ids(q.getColumn(1));
-    r.top_scores = from_blob<float>(q.getColumn(2));
-    r.samples_ns = from_blob<int64_t>(q.getColumn(3));
+    assign_blob(r.top_scores, q.getColumn(2));
+    assign_blob(r.samples_ns, q.getColumn(3));
     r.nonfinite = q.getColumn(4).getInt();
+    r.repeat_max_abs_diff.reset();
     if (!q.getColumn(5).isNull()) r.repeat_max_abs_diff = q.getColumn(5).getDouble();
-    if (with_output) r.output = from_blob<float>(q.getColumn(6));
-    out.push_back(std::move(r));
+    if (with_output)
+      assign_blob(r.output, q.getColumn(6));
+    else
+      r.output.clear();
+    visit(r);
   }
-  return out;
 }
 
 }  // namespace deltann

@@ -236,6 +236,10 @@ TEST_F(CompareFixture, JsonAndTable) {
   EXPECT_EQ(j["pairs"][0]["top1_differences"], 2);
   EXPECT_EQ(j["pairs"][0]["differing_images"], (std::vector<std::string>{"b.jpg", "c.jpg"}));
   EXPECT_NO_THROW((void)j.dump());
+  // The streamed form is the same document, byte for byte.
+  std::ostringstream streamed;
+  write_json(comparison_, streamed);
+  EXPECT_EQ(streamed.str(), j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
 
   std::ostringstream table;
   print_comparison(comparison_, table);
@@ -248,6 +252,44 @@ TEST_F(CompareFixture, JsonAndTable) {
   EXPECT_TRUE(j["pairs"][0].contains("p_value") && j["pairs"][0].contains("p_adjusted"));
   EXPECT_TRUE(Contains(table.str(), "p adj"));
   EXPECT_TRUE(Contains(table.str(), "adjusted by Holm's method over the 3 timing tests"));
+}
+
+// write_json streams what to_json(c).dump(2) prints: empty arrays, nested objects and arrays
+// inside the streamed elements, and bytes that are not UTF-8 (replaced, not thrown on).
+TEST(CompareJson, StreamedDocumentEqualsTheWholeOne) {
+  const auto whole = [](const Comparison& c) {
+    return to_json(c).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  const auto streamed = [](const Comparison& c) {
+    std::ostringstream out;
+    write_json(c, out);
+    return out.str();
+  };
+  Comparison empty;
+  EXPECT_EQ(streamed(empty), whole(empty));
+  EXPECT_TRUE(Contains(streamed(empty), "\"pairs\": []"));
+
+  Comparison c;
+  c.meta = {{"host", "h\xff"}, {"images", "/data"}};
+  c.warnings = {"model file /m\xfe.onnx no longer exists"};
+  c.models.push_back({1, "/m.onnx", "sha", "defaults", std::nullopt, "missing"});
+  c.variants.resize(2);
+  c.variants[0].env = "ort:opt=all";
+  c.variants[0].knobs = {{"opt", "all"}};
+  c.variants[1].env = "bad\xc3";
+  c.variants[1].median_ci_ms = stats::Interval{1.5, 2.5};
+  PairSummary p;
+  p.a = "ort:opt=all";
+  p.b = "bad\xc3";
+  p.images = 2;
+  p.differing_images = {"a\"quoted\".jpg", "line\nbreak.jpg"};
+  p.speed_ratio = 1.25;
+  c.pairs.push_back(p);
+  c.pairs.push_back(PairSummary{});
+  c.findings.push_back({FindingKind::label_difference, 70, "t", "e", {"x", "y"}, {}, "deltann"});
+  c.unusable_images.push_back({"k\xff", "/p", "reason"});
+  c.labelled_images = 7;
+  EXPECT_EQ(streamed(c), whole(c));
 }
 
 // Two variants over images with the given outputs (a's, b's), one image per entry in order.

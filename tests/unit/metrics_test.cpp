@@ -39,6 +39,35 @@ TEST(MetricsRankCorrelation, IdenticalAndReversed) {
       topk_rank_correlation({9, 7, 4, 3, 1}, {0.1f, 0.5f, 0.01f, 0.2f, 0.05f}, ids, scores), 1.0);
 }
 
+// Equal strictly ranked lists return 1 without the general computation; the general one gives
+// exactly 1 for the same ranking stored in another order, so the shortcut changes no value.
+// Equal lists with tied scores or repeated ids still take the general path.
+TEST(MetricsRankCorrelation, SameRankingIsExactlyOneWithOrWithoutTheShortcut) {
+  std::mt19937 rng(7);
+  for (size_t k = 1; k <= 64; ++k) {
+    std::vector<int> ids(k);
+    std::vector<float> scores(k);
+    for (size_t i = 0; i < k; ++i) {
+      ids[i] = static_cast<int>(rng() % 100000);
+      scores[i] = static_cast<float>(k - i);
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    scores.resize(ids.size());
+    std::shuffle(ids.begin(), ids.end(), rng);
+    EXPECT_EQ(topk_rank_correlation(ids, scores, ids, scores), 1.0) << k;
+    const std::vector<int> ids_reordered(ids.rbegin(), ids.rend());
+    const std::vector<float> scores_reordered(scores.rbegin(), scores.rend());
+    EXPECT_EQ(topk_rank_correlation(ids, scores, ids_reordered, scores_reordered), 1.0) << k;
+    EXPECT_EQ(jaccard(ids, ids), 1.0);
+  }
+  // Tied scores on one side: the same ids, but ranks 1, 2.5, 2.5 against 1, 2, 3.
+  const double tied = topk_rank_correlation({1, 2, 3}, {3, 2, 1}, {1, 2, 3}, {3, 1, 1});
+  EXPECT_LT(tied, 1.0);
+  EXPECT_NEAR(tied, std::sqrt(0.75), 1e-12);  // cov 1.5 / sqrt(2 * 1.5)
+  EXPECT_DOUBLE_EQ(topk_rank_correlation({1, 1, 2}, {3, 2, 1}, {1, 1, 2}, {3, 2, 1}), 1.0);
+}
+
 TEST(MetricsRankCorrelation, DisjointLists) {
   // Union of 10 ids. In a: ids 1..5 take ranks 1..5 and the five absent ids share the mean of the
   // ranks 6..10, which is 8; in b the other way round. Both vectors have mean 5.5.

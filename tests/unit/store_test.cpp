@@ -245,6 +245,51 @@ TEST(Store, ResultsRoundTrip) {
   EXPECT_TRUE(same_bits(without_output[1].top_scores, full.top_scores));
 }
 
+// for_each_result reuses one row object: nothing of a row may leak into the next one, whether the
+// visitor moves a vector out or leaves it (a full row followed by a small one, and back).
+TEST(Store, ForEachResultGivesEachRowItsOwnValues) {
+  test::TempDir dir;
+  Store store(dir / "r.db", StoreMode::ReadWrite, 8);
+  Fixture f(store, 3);
+  StoredResult full = result(f.variant, f.images[0], {4, 5, 6, 7});
+  full.output = {1.0f, 2.0f};
+  full.samples_ns = {10, 20, 30};
+  full.nonfinite = 2;
+  full.repeat_max_abs_diff = 0.5;
+  StoredResult small = result(f.variant, f.images[1], {9});
+  small.samples_ns.clear();
+  StoredResult full_again = full;
+  full_again.image_id = f.images[2];
+  store.add_result(full);
+  store.add_result(small);
+  store.add_result(full_again);
+  EXPECT_EQ(store.result_count(f.variant), 3);
+  EXPECT_EQ(store.result_count(f.variant + 1), 0);
+  std::vector<StoredResult> seen;
+  store.for_each_result(f.variant, true, [&](StoredResult& r) {
+    seen.push_back(r);  // a copy: the row object keeps its buffers for the next row
+    r.top_ids.clear();
+  });
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].top_ids, (std::vector<int>{4, 5, 6, 7}));
+  EXPECT_EQ(seen[0].output, (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_EQ(seen[0].samples_ns, (std::vector<int64_t>{10, 20, 30}));
+  EXPECT_EQ(seen[0].nonfinite, 2);
+  EXPECT_EQ(seen[0].repeat_max_abs_diff, 0.5);
+  EXPECT_EQ(seen[1].top_ids, std::vector<int>{9});
+  EXPECT_EQ(seen[1].top_scores, std::vector<float>{0.5f});
+  EXPECT_TRUE(seen[1].output.empty());
+  EXPECT_TRUE(seen[1].samples_ns.empty());
+  EXPECT_EQ(seen[1].nonfinite, 0);
+  EXPECT_FALSE(seen[1].repeat_max_abs_diff.has_value());
+  EXPECT_EQ(seen[2].output, (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_EQ(seen[2].samples_ns, (std::vector<int64_t>{10, 20, 30}));
+  seen.clear();
+  store.for_each_result(f.variant, false, [&](StoredResult& r) { seen.push_back(r); });
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_TRUE(seen[0].output.empty());
+}
+
 // samples_ns and top_scores are NOT NULL columns: an empty vector must still be storable (a worker
 // may reply with no samples), and must not block later writes.
 TEST(Store, ResultWithoutSamplesIsStored) {
