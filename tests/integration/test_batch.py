@@ -1,7 +1,8 @@
-"""Batch inference as a knob (docs/ENVIRONMENTS.md and docs/PROTOCOL.md, "Batches"): ONNX Runtime
-at batch=1 and batch=3 on the demo EfficientNet-Lite0, whose batch dimension is fixed at 1 (the
+"""Batch inference as a knob (docs/ENVIRONMENTS.md and docs/PROTOCOL.md, "Batches"): ONNX Runtime,
+OpenCV DNN and OpenVINO, each at batch=1 and batch=3 on the demo EfficientNet-Lite0, whose batch dimension is fixed at 1 (the
 campaign opens it), over five demo photos into one database. Three photos are timed, so the timed
-ones make one full batch and the two others a short one.
+ones make one full batch and the two others a short one (run short by ONNX Runtime and OpenCV,
+padded to three by OpenVINO, which compiles for a fixed batch).
 
 - every photo has a result in both variants, with the same top-1 label and outputs within
   REL of the largest |logit|;
@@ -13,7 +14,7 @@ ones make one full batch and the two others a short one.
   give every image the output it has at batch 1, bit for bit; a batch that fails (an error, a
   crash) is recorded for each of its images, naming the batch, and the others go on.
 
-The ONNX Runtime test is skipped where it was not built or the demo model is missing.
+A test is skipped where its engine was not built or the demo model is missing.
 """
 import json
 import os
@@ -32,7 +33,7 @@ REPEAT = 2
 BATCH = 3
 # Batching may change how an engine's kernels block their loops (the Gemm sees 3 rows instead of
 # 1), and so the order in which sums are added: float32 rounding. Measured 0 here (ONNX Runtime
-# 1.32 on this CPU gives batch 3 the same bits as batch 1); 1e-4 of the largest |logit|, the
+# 1.32 and OpenCV 4.6 on this CPU give batch 3 the same bits as batch 1); 1e-4 of the largest |logit|, the
 # conformance suite's bound for float32 engines, leaves room for other CPUs' kernels and still
 # catches a batch whose images were mixed up, whose logits differ by the order of the logits.
 REL = 1e-4
@@ -47,11 +48,10 @@ def demo():
     return folder, model
 
 
-@pytest.fixture
-def ort(deltann):
+def require_engine(deltann, name):
     names = {b["name"] for b in json.loads(deltann.run("backends", "--json").stdout)}
-    if "ort" not in names:
-        pytest.skip("ONNX Runtime is not built here")
+    if name not in names:
+        pytest.skip(f"the engine {name} is not built here")
 
 
 def photos(demo, folder):
@@ -61,10 +61,13 @@ def photos(demo, folder):
     return folder
 
 
-def test_batch_three_matches_batch_one(deltann, demo, ort, tmp_path):
+@pytest.mark.parametrize("engine", ["ort", "opencv", "openvino"])
+def test_batch_three_matches_batch_one(deltann, demo, engine, tmp_path):
+    require_engine(deltann, engine)
     db = tmp_path / "batch.db"
     r = deltann.run("run", "--model", demo[1], "--images", photos(demo, tmp_path / "photos"),
-                    "--db", db, "--env", "ort:threads=1", "--env", f"ort:threads=1,batch={BATCH}",
+                    "--db", db, "--env", f"{engine}:threads=1",
+                    "--env", f"{engine}:threads=1,batch={BATCH}",
                     "--timing-images", TIMED, "--repeat", REPEAT, "--warmup", 1,
                     "--keep-outputs", 100, timeout=600)
     variants = variants_by_env(db)
@@ -90,7 +93,8 @@ def test_batch_three_matches_batch_one(deltann, demo, ort, tmp_path):
         samples = REPEAT if image["timed"] else 0
         assert len(int64s(a["samples_ns"])) == len(int64s(b["samples_ns"])) == samples, image
         assert all(int64s(b["samples_ns"]) > 0), image["key"]
-    print(f"batch={BATCH} vs batch=1: largest output difference {worst:.3g} of the largest |logit|")
+    print(f"{engine} batch={BATCH} vs batch=1: largest output difference {worst:.3g} of the "
+          "largest |logit|")
     assert sum(i["timed"] for i in images) == TIMED
 
     # The timed photos ran as one batch: each has the same samples, the batch's times divided
@@ -107,9 +111,7 @@ def test_batch_three_matches_batch_one(deltann, demo, ort, tmp_path):
 
 def test_an_engine_without_the_knob_refuses_a_batch(deltann, models, tmp_path):
     """The reference engine does not declare `batch`: the plan fails before anything runs."""
-    names = {b["name"] for b in json.loads(deltann.run("backends", "--json").stdout)}
-    if "reference" not in names:
-        pytest.skip("the reference engine is not built here")
+    require_engine(deltann, "reference")
     folder = tmp_path / "images"
     write_random_images(folder, [(8, 8)] * 2, seed=3)
     db = tmp_path / "t.db"

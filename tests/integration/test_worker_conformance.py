@@ -89,7 +89,7 @@ ENGINES = [
            formats=["onnx", "tflite"],
            knobs={"opt": (["default"], "default"), "device": (["cpu", "gpu", "npu"], "cpu"),
                   "precision": (["f32", "bf16", "f16"], "f32"), "threads": THREADS,
-                  "hint": (["latency", "throughput"], "latency")},
+                  "hint": (["latency", "throughput"], "latency"), "batch": BATCH},
            version=r"\d+\.\d+\.\d+", artifacts="onnx", tolerance=FLOAT32),
     # The tiny ONNX model built by the project's build tool (build_tvm.py) at opt=3, the level
     # conftest.py's tiny_tvm is built at.
