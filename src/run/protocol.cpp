@@ -139,11 +139,13 @@ BatchReply parse_batch_reply(const nlohmann::json& reply, const std::vector<std:
     b.results.push_back(parse_image_result(one));
   }
   const auto batch = reply.find("batch");
-  if (batch == reply.end() || !batch->is_number_unsigned() ||
-      batch->get<uint64_t>() < images.size() || batch->get<uint64_t>() > (uint64_t{1} << 20))
+  const bool size = batch != reply.end() && batch->is_number_integer() &&
+                    batch->get<int64_t>() >= static_cast<int64_t>(images.size()) &&
+                    batch->get<int64_t>() <= (int64_t{1} << 20);
+  if (!size)
     throw Error("reply field 'batch' is not a batch size of at least " +
                 std::to_string(images.size()));
-  b.batch = static_cast<int64_t>(batch->get<uint64_t>());
+  b.batch = batch->get<int64_t>();
   parse_timings(reply, b.first_ns, b.samples_ns);
   return b;
 }

@@ -33,9 +33,10 @@ REPEAT = 2
 BATCH = 3
 # Batching may change how an engine's kernels block their loops (the Gemm sees 3 rows instead of
 # 1), and so the order in which sums are added: float32 rounding. Measured 0 here (ONNX Runtime
-# 1.32 and OpenCV 4.6 on this CPU give batch 3 the same bits as batch 1); 1e-4 of the largest |logit|, the
-# conformance suite's bound for float32 engines, leaves room for other CPUs' kernels and still
-# catches a batch whose images were mixed up, whose logits differ by the order of the logits.
+# 1.32, OpenCV 4.6 and OpenVINO 2026.4 on this CPU give batch 3 the same bits as batch 1). 1e-4
+# of the largest |logit|, the conformance suite's bound for float32 engines, leaves room for
+# other CPUs' kernels and still catches a batch whose images were mixed up, whose logits differ
+# by the order of the logits themselves.
 REL = 1e-4
 
 

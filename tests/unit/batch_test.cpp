@@ -63,12 +63,15 @@ TEST(StackBatch, PadsAShortBatchWithItsLastImage) {
 }
 
 TEST(StackBatch, RefusesOtherShapesAndBatchesThatAreNotOne) {
-  EXPECT_TRUE(Contains(message_of([] {
+  EXPECT_TRUE(Contains(message_of<Error>([] {
                          stack_batch({image_tensor(1), {{1, 3, 1, 1}, {0, 0, 0}}}, 2);
                        }),
                        "[1,3,1,1]"));
-  EXPECT_TRUE(Contains(message_of([] { stack_batch({{{2, 1}, {0, 0}}}, 2); }), "batch of 1"));
-  EXPECT_TRUE(Contains(message_of([] {
+  EXPECT_TRUE(Contains(message_of<Error>([] {
+                         stack_batch({{{2, 1}, {0, 0}}}, 2);
+                       }),
+                       "batch of 1"));
+  EXPECT_TRUE(Contains(message_of<Error>([] {
                          stack_batch({image_tensor(1), image_tensor(2)}, 1);
                        }),
                        "cannot hold 2"));
@@ -79,20 +82,22 @@ TEST(SplitBatch, SplitsIntoEqualPartsInOrder) {
   ASSERT_EQ(parts.size(), 3u);
   EXPECT_EQ(parts[0], (std::vector<float>{1, 2}));
   EXPECT_EQ(parts[2], (std::vector<float>{5, 6}));
-  EXPECT_TRUE(Contains(message_of([] { split_batch({1, 2, 3}, 2); }), "3 values"));
+  EXPECT_TRUE(Contains(message_of<Error>([] { split_batch({1, 2, 3}, 2); }), "3 values"));
 }
 
+// A reply as it arrives: parsed from its line, so non-negative integers are unsigned.
 json batch_reply() {
-  return {{"event", "result"},
-          {"images", {"a", "b"}},
-          {"batch", 4},
-          {"first_ns", 40},
-          {"samples_ns", {400, 800}},
-          {"results",
-           {{{"image", "a"}, {"output", protocol::encode_floats({1, 2})}},
-            {{"image", "b"},
-             {"output", protocol::encode_floats({3, 4})},
-             {"repeat_max_abs_diff", 0.5}}}}};
+  return json::parse(json{{"event", "result"},
+                          {"images", {"a", "b"}},
+                          {"batch", 4},
+                          {"first_ns", 40},
+                          {"samples_ns", {400, 800}},
+                          {"results",
+                           {{{"image", "a"}, {"output", protocol::encode_floats({1, 2})}},
+                            {{"image", "b"},
+                             {"output", protocol::encode_floats({3, 4})},
+                             {"repeat_max_abs_diff", 0.5}}}}}
+                         .dump());
 }
 
 TEST(ParseBatchReply, ReadsEachImagesOutputAndTheBatchTimings) {
@@ -108,21 +113,21 @@ TEST(ParseBatchReply, ReadsEachImagesOutputAndTheBatchTimings) {
 }
 
 TEST(ParseBatchReply, RefusesResultsForOtherImagesOrABatchTooSmall) {
-  EXPECT_TRUE(Contains(message_of([] {
+  EXPECT_TRUE(Contains(message_of<Error>([] {
                          protocol::parse_batch_reply(batch_reply(), {"b", "a"});
                        }),
                        "not for image 'b'"));
-  EXPECT_TRUE(Contains(message_of([] { protocol::parse_batch_reply(batch_reply(), {"a"}); }),
+  EXPECT_TRUE(Contains(message_of<Error>([] { protocol::parse_batch_reply(batch_reply(), {"a"}); }),
                        "has 2 results"));
   json small = batch_reply();
   small["batch"] = 1;
-  EXPECT_TRUE(Contains(message_of([&] {
+  EXPECT_TRUE(Contains(message_of<Error>([&] {
                          protocol::parse_batch_reply(small, {"a", "b"});
                        }),
                        "'batch'"));
   json none = batch_reply();
   none.erase("results");
-  EXPECT_TRUE(Contains(message_of([&] {
+  EXPECT_TRUE(Contains(message_of<Error>([&] {
                          protocol::parse_batch_reply(none, {"a", "b"});
                        }),
                        "'results'"));

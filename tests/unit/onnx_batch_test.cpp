@@ -80,7 +80,7 @@ TEST(OpenBatchDimension, KeepsTheBatchInReshapeConstants) {
 
 TEST(OpenBatchDimension, RefusesAnInputWithAnotherFixedBatch) {
   onnx::ModelProto m = reshape_model(2);
-  EXPECT_TRUE(Contains(message_of([&] { open_batch_dimension(m, "m.onnx"); }),
+  EXPECT_TRUE(Contains(message_of<Error>([&] { open_batch_dimension(m, "m.onnx"); }),
                        "m.onnx: input 'x' has a fixed batch of 2"));
 }
 
@@ -90,7 +90,7 @@ TEST(OpenBatchDimension, RefusesAReshapeWithAllowzero) {
   allowzero->set_name("allowzero");
   allowzero->set_i(1);
   EXPECT_TRUE(
-      Contains(message_of([&] { open_batch_dimension(m, "m.onnx"); }), "Reshape 'flatten'"));
+      Contains(message_of<Error>([&] { open_batch_dimension(m, "m.onnx"); }), "Reshape 'flatten'"));
 }
 
 }  // namespace
