@@ -433,7 +433,7 @@ void run_job(const Job& job, CampaignRun& run) {
     for (size_t i = 0; i < job.todo.size(); ++i) run.progress.advance();
     return;
   }
-  if (variant.builder || !variant.chain.empty())
+  if (variant.builder || !variant.chain.empty() || made.report.contains("open_batch"))
     run.store.record_build(job.stored.id, made.build_ns, made.report.dump());
   const std::vector<ReadyImage> todo = images_for(job, made.spec, run);
   const VariantRunContext context{run.config, made.spec,    run.store,

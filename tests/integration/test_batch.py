@@ -77,6 +77,10 @@ def test_batch_three_matches_batch_one(deltann, demo, engine, tmp_path):
     single = [env for env in variants if "batch=" not in env]
     assert len(batched) == 1 and len(single) == 1, list(variants)
     assert all(v["status"] == "done" for v in variants.values()), r.describe()
+    # The batched variant ran the model with its batch dimension opened, an artifact of its own.
+    opened = json.loads(variants[batched[0]]["build_json"])["open_batch"]
+    assert opened["from_sha256"] == variants[single[0]]["artifact_sha256"]
+    assert variants[batched[0]]["artifact_sha256"] != variants[single[0]]["artifact_sha256"]
 
     images = query(db, "SELECT id, key, timed FROM images")
     assert len(images) == len(PHOTOS)
