@@ -1,8 +1,8 @@
 """Batch inference as a knob (docs/ENVIRONMENTS.md and docs/PROTOCOL.md, "Batches"): ONNX Runtime,
-OpenCV DNN and OpenVINO, each at batch=1 and batch=3 on the demo EfficientNet-Lite0, whose batch dimension is fixed at 1 (the
-campaign opens it), over five demo photos into one database. Three photos are timed, so the timed
-ones make one full batch and the two others a short one (run short by ONNX Runtime and OpenCV,
-padded to three by OpenVINO, which compiles for a fixed batch).
+OpenCV DNN and OpenVINO, each at batch=1 and batch=3 on the demo EfficientNet-Lite0, whose batch
+dimension is fixed at 1 (the campaign opens it), over five demo photos into one database. Three
+photos are timed, so the timed ones make one full batch and the two others a short one (run short
+by ONNX Runtime and OpenCV, padded to three by OpenVINO, which compiles for a fixed batch).
 
 - every photo has a result in both variants, with the same top-1 label and outputs within
   REL of the largest |logit|;
@@ -24,8 +24,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deltann_testlib import (failures_of, floats, int64s, query, results_of, variants_by_env,
-                             write_random_images)
+from deltann_testlib import (
+    failures_of,
+    floats,
+    int64s,
+    query,
+    results_of,
+    variants_by_env,
+    write_random_images,
+)
 
 PHOTOS = ["squirrel_cls.jpg", "apple.jpg", "baboon.jpg", "orange.jpg", "coffee.png"]
 TIMED = 3
@@ -164,9 +171,9 @@ def test_a_failed_batch_is_recorded_for_each_of_its_images(deltann, models, test
     db = tmp_path / "t.db"
     # The second batch (the third and fourth image) fails: an error, then in another variant a
     # crash, after which the worker is restarted for the last image.
-    envs = ["testing:batch=2,fault=error,at=run,after=2", "testing:batch=2,fault=segv,at=run,after=2"]
-    r = run_testing(deltann, models, test_workers, folder, db, *envs,
-                         extra=("--timing-images", 0))
+    envs = ["testing:batch=2,fault=error,at=run,after=2",
+            "testing:batch=2,fault=segv,at=run,after=2"]
+    r = run_testing(deltann, models, test_workers, folder, db, *envs, extra=("--timing-images", 0))
     assert r.returncode == 0, r.describe()
     keys = {row["id"]: row["key"] for row in query(db, "SELECT id, key FROM images")}
     for env, variant in variants_by_env(db).items():
