@@ -6,7 +6,7 @@ find_package(Protobuf QUIET)
 find_package(ONNX CONFIG QUIET)
 if(TARGET onnx_proto AND TARGET protobuf::libprotobuf AND NOT TARGET deltann_onnx)
   # onnx_proto carries ONNX_NAMESPACE=onnx and ONNX_ML=1, matching how Debian built it.
-  deltann_add_layer(onnx SOURCES src/core/onnx_model.cpp DEPS deltann_core onnx_proto)
+  deltann_add_layer(onnx SOURCES src/core/onnx_model.cpp src/core/onnx_batch.cpp DEPS deltann_core onnx_proto)
 endif()
 if(NOT TARGET deltann_onnx)
   # No layer compiles the loader's header then; say so to the header check.

@@ -89,6 +89,13 @@ std::optional<std::vector<std::string>> each_members(const BackendInfo& info,
 void check_input_shape(const std::string& input_name, const std::vector<int64_t>& model_shape,
                        const InputSpec& spec);
 
+// The `batch` knob of an environment: how many images one engine call runs (1 when absent, as it
+// is for an engine that does not declare it, or at its default).
+size_t batch_size(const Environment& env);
+
+// The `batch` knob as engines that can batch declare it.
+Knob batch_knob();
+
 struct LoadRequest {
   std::filesystem::path artifact;
   Environment env;  // resolved: every knob present
@@ -120,8 +127,13 @@ class Session {
   // Binds the input for the following run() calls (not timed). Throws Error on a shape mismatch.
   virtual void set_input(const Tensor& input) = 0;
   virtual void run() = 0;
-  // Flattened output of the last run() (not timed).
+  // Flattened output of the last run() (not timed); for a batch, the images' outputs one after
+  // another.
   virtual std::vector<float> output() = 0;
+  // True for an engine prepared for exactly the variant's batch size (`batch` knob), which the
+  // worker then gives a short last batch padded to that size; false for one that runs any batch
+  // up to it (docs/PROTOCOL.md, "Batches").
+  virtual bool fixed_batch() const { return false; }
 };
 
 class Backend {

@@ -20,6 +20,16 @@ struct Tensor {
 // "[1,3,224,224]": how every message names a shape.
 std::string shape_text(const std::vector<int64_t>& shape);
 
+// Batches (docs/PROTOCOL.md, "Batches"): the tensors of several images, each of the same shape
+// with a batch dimension of 1, stacked into one tensor of batch size `count` along the first
+// axis; when `count` exceeds the number of tensors, the last one is repeated to fill the batch
+// (an engine whose batch size is fixed runs a short batch padded). Throws Error naming both
+// shapes when the tensors differ, or when their first dimension is not 1.
+Tensor stack_batch(const std::vector<Tensor>& images, size_t count);
+// The flattened output of a batch split into `count` equal parts, one per image, in order.
+// Throws Error when its length is not a multiple of `count`.
+std::vector<std::vector<float>> split_batch(const std::vector<float>& output, size_t count);
+
 // Writes `t` as a NumPy .npy file (format 1.0, '<f4', C order); throws Error on I/O failure or
 // when the shape does not hold the data's count.
 void write_npy(const std::filesystem::path& path, const Tensor& t);

@@ -114,6 +114,22 @@ void check_input_shape(const std::string& input_name, const std::vector<int64_t>
               shape_text(spec.shape) + layout);
 }
 
+size_t batch_size(const Environment& env) {
+  const std::string value = env.knob("batch", "1");
+  try {
+    const long n = std::stol(value);
+    if (n > 0) return static_cast<size_t>(n);
+  } catch (const std::exception&) {
+  }
+  throw Error("batch=" + value + " is not a positive integer");
+}
+
+Knob batch_knob() {
+  // Left out of canonical strings at 1, so variants stored before it keep their names.
+  return {"batch", {}, "1", "images per engine call: a batch's time is divided among its images",
+          false,   {}, true};
+}
+
 Environment resolve_environment(const Environment& env, const BackendInfo& info) {
   Environment resolved = env;
   const std::string where = "environment '" + env.to_string() + "': ";

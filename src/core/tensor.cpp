@@ -1,5 +1,6 @@
 #include "deltann/tensor.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -23,6 +24,41 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 }
 
 std::string Tensor::shape_string() const { return shape_text(shape); }
+
+Tensor stack_batch(const std::vector<Tensor>& images, size_t count) {
+  if (images.empty() || count < images.size())
+    throw Error("a batch of " + std::to_string(count) + " cannot hold " +
+                std::to_string(images.size()) + " images");
+  const std::vector<int64_t>& shape = images.front().shape;
+  if (shape.empty() || shape.front() != 1)
+    throw Error("cannot batch tensors of shape " + shape_text(shape) +
+                ": their first dimension must be a batch of 1");
+  Tensor batch;
+  batch.shape = shape;
+  batch.shape.front() = static_cast<int64_t>(count);
+  batch.data.reserve(images.front().data.size() * count);
+  for (size_t i = 0; i < count; ++i) {
+    const Tensor& image = images[std::min(i, images.size() - 1)];
+    if (image.shape != shape)
+      throw Error("cannot batch a tensor of shape " + shape_text(image.shape) +
+                  " with one of shape " + shape_text(shape));
+    batch.data.insert(batch.data.end(), image.data.begin(), image.data.end());
+  }
+  return batch;
+}
+
+std::vector<std::vector<float>> split_batch(const std::vector<float>& output, size_t count) {
+  if (count == 0 || output.size() % count != 0)
+    throw Error("an output of " + std::to_string(output.size()) +
+                " values cannot be split into a batch of " + std::to_string(count));
+  const size_t each = output.size() / count;
+  std::vector<std::vector<float>> parts;
+  for (size_t i = 0; i < count; ++i) {
+    const auto begin = output.begin() + static_cast<std::ptrdiff_t>(i * each);
+    parts.emplace_back(begin, begin + static_cast<std::ptrdiff_t>(each));
+  }
+  return parts;
+}
 
 namespace {
 

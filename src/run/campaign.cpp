@@ -478,7 +478,7 @@ bool make_artifact(JobState& state, CampaignRun& run) {
     state.abandoned = true;
     return false;
   }
-  if (variant.builder || !variant.chain.empty())
+  if (variant.builder || !variant.chain.empty() || state.made.report.contains("open_batch"))
     run.store.record_build(job.stored.id, state.made.build_ns, state.made.report.dump());
   state.artifact_ready = true;
   return true;

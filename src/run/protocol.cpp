@@ -88,23 +88,66 @@ LoadReply parse_load_reply(const nlohmann::json& reply) {
   return r;
 }
 
-RunReply parse_run_reply(const nlohmann::json& reply) {
+namespace {
+
+// The timing fields, shared by a reply to one image and to a batch.
+void parse_timings(const nlohmann::json& reply, std::optional<int64_t>& first_ns,
+                   std::vector<int64_t>& samples_ns) {
+  if (reply.contains("first_ns")) first_ns = nanoseconds(reply.at("first_ns"), "first_ns");
+  if (reply.contains("samples_ns")) {
+    const auto& samples = reply.at("samples_ns");
+    if (!samples.is_array()) throw Error("reply field 'samples_ns' is not a list");
+    for (const auto& sample : samples) samples_ns.push_back(nanoseconds(sample, "samples_ns"));
+  }
+}
+
+// The fields of one image's result: its output and its repeat difference.
+RunReply parse_image_result(const nlohmann::json& reply) {
   RunReply r;
   if (!reply.contains("output") || !reply.at("output").is_string())
     throw Error("reply has no 'output' string");
   r.output = decode_floats(reply.at("output").get<std::string>());
-  if (reply.contains("first_ns")) r.first_ns = nanoseconds(reply.at("first_ns"), "first_ns");
-  if (reply.contains("samples_ns")) {
-    const auto& samples = reply.at("samples_ns");
-    if (!samples.is_array()) throw Error("reply field 'samples_ns' is not a list");
-    for (const auto& sample : samples) r.samples_ns.push_back(nanoseconds(sample, "samples_ns"));
-  }
   if (reply.contains("repeat_max_abs_diff")) {
     const auto& diff = reply.at("repeat_max_abs_diff");
     if (!diff.is_number()) throw Error("reply field 'repeat_max_abs_diff' is not a number");
     r.repeat_max_abs_diff = diff.get<double>();
   }
   return r;
+}
+
+}  // namespace
+
+RunReply parse_run_reply(const nlohmann::json& reply) {
+  RunReply r = parse_image_result(reply);
+  parse_timings(reply, r.first_ns, r.samples_ns);
+  return r;
+}
+
+BatchReply parse_batch_reply(const nlohmann::json& reply, const std::vector<std::string>& images) {
+  BatchReply b;
+  const auto results = reply.find("results");
+  if (results == reply.end() || !results->is_array())
+    throw Error("reply to a batch has no 'results' list");
+  if (results->size() != images.size())
+    throw Error("reply to a batch of " + std::to_string(images.size()) + " images has " +
+                std::to_string(results->size()) + " results");
+  for (size_t i = 0; i < images.size(); ++i) {
+    const auto& one = results->at(i);
+    if (!one.is_object() || !one.contains("image") || one.at("image") != images[i])
+      throw Error("result " + std::to_string(i) + " of a batch is not for image '" + images[i] +
+                  "'");
+    b.results.push_back(parse_image_result(one));
+  }
+  const auto batch = reply.find("batch");
+  const bool size = batch != reply.end() && batch->is_number_integer() &&
+                    batch->get<int64_t>() >= static_cast<int64_t>(images.size()) &&
+                    batch->get<int64_t>() <= (int64_t{1} << 20);
+  if (!size)
+    throw Error("reply field 'batch' is not a batch size of at least " +
+                std::to_string(images.size()));
+  b.batch = batch->get<int64_t>();
+  parse_timings(reply, b.first_ns, b.samples_ns);
+  return b;
 }
 
 }  // namespace deltann::protocol

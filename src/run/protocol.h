@@ -42,8 +42,19 @@ struct RunReply {
   std::vector<int64_t> samples_ns;
   std::optional<double> repeat_max_abs_diff;
 };
+// A `result` reply to a batched run request (docs/PROTOCOL.md, "Batches"): one RunReply per
+// image, in the request's order, each with its own output and repeat difference; the timings are
+// the batch's, in its own fields.
+struct BatchReply {
+  std::vector<RunReply> results;
+  int64_t batch = 0;  // images the engine ran in one call, padding included
+  std::optional<int64_t> first_ns;
+  std::vector<int64_t> samples_ns;
+};
 // Read a reply of that event; throw Error naming the field that is missing or of the wrong type.
 LoadReply parse_load_reply(const nlohmann::json& reply);
 RunReply parse_run_reply(const nlohmann::json& reply);
+// Also checks that the reply holds exactly `images` results, for those images in that order.
+BatchReply parse_batch_reply(const nlohmann::json& reply, const std::vector<std::string>& images);
 
 }  // namespace deltann::protocol

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <span>
 
 #include "deltann/classify.h"
 #include "deltann/error.h"
@@ -19,6 +20,9 @@ using Clock = std::chrono::steady_clock;
 int64_t nanoseconds_since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
 }
+
+// The images of one run request.
+using Images = std::span<const ReadyImage>;
 
 constexpr int kTopK = 5;
 constexpr int kMaxConsecutiveFailures = 3;
@@ -49,32 +53,25 @@ class VariantRunner {
     artifact_sha_ = artifact_sha;
     need_load_record_ = record_start_times_ && !stored.load_ns.has_value();
     need_first_record_ = record_start_times_ && !stored.first_ns.has_value();
+    batch_ = batch_size(variant.env);
     int consecutive_failures = 0;
-    for (size_t next = 0; next < todo.size();) {
+    for (const ImageGroup& group : group_images(todo, batch_)) {
       if (!worker_ && !start()) return false;
-      const ReadyImage& image = todo[next];
+      const Images images(todo.data() + group.begin, group.size());
       const bool first = !ran_in_process_;
-      // An image outside the timing sample runs once (repeat 0: one untimed run) for its output;
-      // the sampled images come first, so the warm-up precedes the timed runs.
-      worker_->send({{"op", "run"},
-                     {"image", image.key},
-                     {"tensor", image.tensor.string()},
-                     {"first", first},
-                     {"warmup", first && image.timed ? config_.warmup : 0},
-                     {"repeat", image.timed ? config_.repeat : 0}});
+      worker_->send(run_request(images, first));
       const auto reply = worker_->receive(config_.timeout_s);
       const FailureStage stage = first ? FailureStage::first_inference : FailureStage::run;
       bool ok = false;
       if (!reply) {
-        record_death(stage, &image);
+        record_death(stage, images);
       } else if (reply->value("event", "") == "error") {
-        fail(stage, FailureSymptom::error, reply->value("message", ""), &image);
+        fail(stage, FailureSymptom::error, reply->value("message", ""), images);
       } else {
-        ok = store_result(*reply, image, stage);
+        ok = store_results(*reply, images, stage);
         if (!ok && abandon_) return abandon("the engine's output does not match the model spec");
       }
-      ++next;
-      progress_.advance();
+      for (size_t i = 0; i < images.size(); ++i) progress_.advance();
       if (ok) {
         consecutive_failures = 0;
         ran_in_process_ = true;
@@ -106,7 +103,7 @@ class VariantRunner {
       return abandon("it could not be loaded");
     }
     if (!ready) {
-      record_death(FailureStage::load, nullptr);
+      record_death(FailureStage::load, {});
       return abandon("it could not be loaded");
     }
     if (ready->value("event", "") != "loaded") {
@@ -131,14 +128,63 @@ class VariantRunner {
     return true;
   }
 
-  bool store_result(const json& reply, const ReadyImage& image, FailureStage stage) {
-    protocol::RunReply result;
+  // A run request for `images`: at batch 1 one image in the plain form every worker speaks, a
+  // batch (docs/PROTOCOL.md, "Batches") otherwise. An image outside the timing sample runs once
+  // (repeat 0: one untimed run) for its output; the sampled images come first, so the warm-up
+  // precedes the timed runs.
+  json run_request(Images images, bool first) const {
+    const bool timed = images.front().timed;
+    json request = {{"op", "run"},
+                    {"first", first},
+                    {"warmup", first && timed ? config_.warmup : 0},
+                    {"repeat", timed ? config_.repeat : 0}};
+    if (batch_ == 1) {
+      request["image"] = images.front().key;
+      request["tensor"] = images.front().tensor.string();
+      return request;
+    }
+    request["images"] = json::array();
+    request["tensors"] = json::array();
+    for (const ReadyImage& image : images) {
+      request["images"].push_back(image.key);
+      request["tensors"].push_back(image.tensor.string());
+    }
+    return request;
+  }
+
+  // Stores the result of each image of a reply; false when any could not be stored.
+  bool store_results(const json& reply, Images images, FailureStage stage) {
+    std::vector<protocol::RunReply> results;
     try {
-      result = protocol::parse_run_reply(reply);
+      if (batch_ == 1) {
+        results.push_back(protocol::parse_run_reply(reply));
+      } else {
+        std::vector<std::string> keys;
+        for (const ReadyImage& image : images) keys.push_back(image.key);
+        results = per_image(protocol::parse_batch_reply(reply, keys));
+      }
     } catch (const Error& e) {
-      fail(stage, FailureSymptom::error, std::string("unreadable reply: ") + e.what(), &image);
+      fail(stage, FailureSymptom::error, std::string("unreadable reply: ") + e.what(), images);
       return false;
     }
+    for (size_t i = 0; i < images.size(); ++i)
+      if (!store_result(std::move(results[i]), images[i], stage)) return false;
+    return true;
+  }
+
+  // A batch's results as each image's: every sample is the batch's time divided by the images
+  // the engine ran in it (the time per image at that batch size, docs/ANALYSIS.md); the first
+  // inference, the batch's first call, goes with its first image.
+  static std::vector<protocol::RunReply> per_image(protocol::BatchReply batch) {
+    std::vector<protocol::RunReply> results = std::move(batch.results);
+    std::vector<int64_t> samples;
+    for (const int64_t ns : batch.samples_ns) samples.push_back(ns / batch.batch);
+    for (auto& r : results) r.samples_ns = samples;
+    results.front().first_ns = batch.first_ns;
+    return results;
+  }
+
+  bool store_result(protocol::RunReply result, const ReadyImage& image, FailureStage stage) {
     std::vector<float>& output = result.output;
     const size_t expected = static_cast<size_t>(spec_.output.classes + spec_.output.label_offset);
     if (output.size() != expected) {
@@ -174,12 +220,29 @@ class VariantRunner {
     return true;
   }
 
-  void record_death(FailureStage stage, const ReadyImage* image) {
+  // `images`: those the worker was running, or none when it died loading.
+  void record_death(FailureStage stage, Images images) {
     const WorkerExit exit = worker_->finish();
     std::string log = worker_->log_tail();
     if (log.size() > 1500) log = "..." + log.substr(log.size() - 1500);
-    fail(stage, exit.symptom, exit.detail + (log.empty() ? "" : "; engine log: " + log), image);
+    const std::string message = exit.detail + (log.empty() ? "" : "; engine log: " + log);
+    if (images.empty())
+      fail(stage, exit.symptom, message, nullptr);
+    else
+      fail(stage, exit.symptom, message, images);
     worker_.reset();
+  }
+
+  // A failure of a run request, recorded for each of its images; in a batch the message names
+  // the batch, since the failure belongs to it and not to one of its images.
+  void fail(FailureStage stage, FailureSymptom symptom, const std::string& message, Images images) {
+    std::string where;
+    if (batch_ > 1) {
+      where = "in a batch of " + std::to_string(images.size()) + " images (";
+      for (size_t i = 0; i < images.size(); ++i) where += (i ? ", " : "") + images[i].key;
+      where += "): ";
+    }
+    for (const ReadyImage& image : images) fail(stage, symptom, where + message, &image);
   }
 
   // `image`: the image it failed on, or null for a failure of the whole worker (load).
@@ -221,11 +284,25 @@ class VariantRunner {
   bool need_load_record_ = false;
   bool need_first_record_ = false;
   bool abandon_ = false;
+  size_t batch_ = 1;  // images per run request (the variant's `batch` knob)
   int64_t results_written_ = 0;
   int nonfinite_ = 0;
 };
 
 }  // namespace
+
+std::vector<ImageGroup> group_images(const std::vector<ReadyImage>& todo, size_t batch) {
+  std::vector<ImageGroup> groups;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const bool joins = !groups.empty() && groups.back().size() < batch &&
+                       todo[groups.back().begin].timed == todo[i].timed;
+    if (joins)
+      groups.back().end = i + 1;
+    else
+      groups.push_back({i, i + 1});
+  }
+  return groups;
+}
 
 VariantRunOutcome run_variant(const VariantRunContext& context, const PlannedVariant& variant,
                               const StoredVariant& stored, const std::vector<ReadyImage>& todo,

@@ -36,6 +36,19 @@ struct ReadyImage {
   bool timed = false;
 };
 
+// The images one run request carries: todo[begin, end).
+struct ImageGroup {
+  size_t begin = 0, end = 0;
+  size_t size() const { return end - begin; }
+  bool operator==(const ImageGroup&) const = default;
+};
+
+// `todo` cut into the groups a variant of batch size `batch` sends (docs/PROTOCOL.md, "Batches"):
+// at most `batch` images each, in order, and never a timed image with an untimed one, so that a
+// batch is either timed with warm-up and repeats or run once for its outputs. At batch 1, one
+// group per image.
+std::vector<ImageGroup> group_images(const std::vector<ReadyImage>& todo, size_t batch);
+
 // Counts inferences done (with a result or a failure) against the campaign's total and tells the
 // subscribers, with an estimate of the time left. The job threads of a campaign share it.
 class Progress {

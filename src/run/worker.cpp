@@ -65,6 +65,10 @@ class Server {
     const ModelSpec spec = parse_model_spec(request.at("spec"), ".");
     load.input = spec.input;
     load.output = spec.output;
+    batch_ = batch_size(load.env);
+    if (batch_ > 1 && (load.input.shape.empty() || load.input.shape.front() != 1))
+      throw Error("batch=" + std::to_string(batch_) + " needs a spec input shape whose first " +
+                  "dimension is a batch of 1, not " + shape_text(load.input.shape));
     backend_->check(load);
     const auto start = Clock::now();
     session_ = backend_->load(load);
@@ -76,17 +80,61 @@ class Server {
 
   // Timing follows docs/PROTOCOL.md ("Messages"): the first inference is timed on its own, then
   // `warmup` untimed runs, then `repeat` timed runs. Only Session::run() is inside the clock.
+  // A request with `images` and `tensors` lists is a batch ("Batches"): its tensors stacked into
+  // one input, run as one, and its output split into one per image.
   void run(const json& request) {
     if (!session_) throw Error("run requested before a successful load");
-    const Tensor input = read_bound_tensor(request);
+    if (request.contains("images")) return run_batch(request);
+    const Tensor input = read_bound_tensor(request.at("tensor").get<std::string>());
     session_->set_input(input);
     json result = {{"event", "result"}, {"image", request.at("image")}};
-    // The output of the image's first run is kept (outside the clock) and compared with its last,
-    // so an engine that is not deterministic on one input shows up.
-    std::vector<float> first_output;
-    int runs = 0;
+    const Runs runs = run_timed(request, result);
+    if (runs.count > 1)
+      result["repeat_max_abs_diff"] = max_abs_difference(runs.first_output, runs.last_output);
+    result["output"] = protocol::encode_floats(runs.last_output);
+    reply(result);
+  }
+
+  void run_batch(const json& request) {
+    const auto& keys = request.at("images");
+    const auto& paths = request.at("tensors");
+    if (!keys.is_array() || !paths.is_array() || keys.empty() || keys.size() != paths.size())
+      throw Error("a batch needs 'images' and 'tensors' lists of the same, non-zero length");
+    if (paths.size() > batch_)
+      throw Error("a batch of " + std::to_string(paths.size()) +
+                  " images is larger than the loaded batch size " + std::to_string(batch_));
+    std::vector<Tensor> images;
+    for (const auto& path : paths) images.push_back(read_bound_tensor(path.get<std::string>()));
+    // An engine that runs only its full batch size gets a short batch padded with its last image.
+    const size_t ran = session_->fixed_batch() ? batch_ : images.size();
+    session_->set_input(stack_batch(images, ran));
+    json result = {{"event", "result"}, {"images", keys}, {"batch", ran}};
+    const Runs runs = run_timed(request, result);
+    const auto last = split_batch(runs.last_output, ran);
+    const auto first = runs.count > 1 ? split_batch(runs.first_output, ran) : last;
+    json outputs = json::array();
+    for (size_t i = 0; i < images.size(); ++i) {
+      json one = {{"image", keys[i]}, {"output", protocol::encode_floats(last[i])}};
+      if (runs.count > 1) one["repeat_max_abs_diff"] = max_abs_difference(first[i], last[i]);
+      outputs.push_back(std::move(one));
+    }
+    result["results"] = std::move(outputs);
+    reply(result);
+  }
+
+  // What the runs of one request left: the output of the first and of the last, and how many.
+  struct Runs {
+    std::vector<float> first_output, last_output;
+    int count = 0;
+  };
+
+  // Runs the bound input as the request says, recording `first_ns` and `samples_ns` in `result`.
+  // The output of the first run is kept (outside the clock) and compared with the last's, so an
+  // engine that is not deterministic on one input shows up.
+  Runs run_timed(const json& request, json& result) {
+    Runs runs;
     const auto after_run = [&] {
-      if (++runs == 1) first_output = session_->output();
+      if (++runs.count == 1) runs.first_output = session_->output();
     };
     if (request.value("first", false)) {
       const auto start = Clock::now();
@@ -105,15 +153,13 @@ class Server {
       samples.push_back(elapsed_ns(start));
       after_run();
     }
-    if (runs == 0) {
+    if (runs.count == 0) {
       session_->run();
       after_run();
     }
-    const std::vector<float> output = session_->output();
-    if (runs > 1) result["repeat_max_abs_diff"] = max_abs_difference(first_output, output);
+    runs.last_output = session_->output();
     result["samples_ns"] = samples;
-    result["output"] = protocol::encode_floats(output);
-    reply(result);
+    return runs;
   }
 
   // Runs the bound tensor once through Session::capture() and writes every captured tensor as
@@ -121,7 +167,7 @@ class Server {
   // what the engine runs, so its time says nothing about the variant.
   void capture(const json& request) {
     if (!session_) throw Error("capture requested before a successful load");
-    const Tensor input = read_bound_tensor(request);
+    const Tensor input = read_bound_tensor(request.at("tensor").get<std::string>());
     const std::filesystem::path dir = request.at("out_dir").get<std::string>();
     session_->set_input(input);
     const std::vector<CapturedTensor> tensors = session_->capture();
@@ -149,8 +195,7 @@ class Server {
   // The request's tensor, refused unless it has the spec's shape: the load checked that shape
   // against the model, and an engine that reshapes itself to any input (OpenCV DNN) would
   // otherwise run another one without a word.
-  Tensor read_bound_tensor(const json& request) const {
-    const std::string path = request.at("tensor").get<std::string>();
+  Tensor read_bound_tensor(const std::string& path) const {
     Tensor input = read_npy(path);
     if (input.shape != input_shape_)
       throw Error("input tensor " + path + " has shape " + shape_text(input.shape) +
@@ -177,6 +222,7 @@ class Server {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Session> session_;
   std::vector<int64_t> input_shape_;  // the spec's, of the loaded model
+  size_t batch_ = 1;                  // the most images one batched run request may carry
 };
 
 }  // namespace

@@ -68,26 +68,28 @@ class Engine:
 # catches a wrong kernel, whose error is of the order of the output itself.
 FLOAT32 = 1e-4
 THREADS = ([], "1")  # a knob whose values are any positive integer, 1 by default
+BATCH = ([], "1")  # images per engine call: any positive integer, 1 by default
 
 ENGINES = [
     Engine(name="ort", why_missing="ONNX Runtime not found at configure time",
            env="ort:opt=all,device=cpu,threads=1", formats=["onnx"],
            knobs={"opt": (["disable", "basic", "extended", "all"], "all"),
                   "device": (["cpu"], "cpu"), "threads": THREADS,
-                  "disable": (None, "none")},  # every optimiser's name: ENVIRONMENTS.md
+                  "disable": (None, "none"),  # every optimiser's name: ENVIRONMENTS.md
+                  "batch": BATCH},
            version=r"\d+\.\d+\.\d+", artifacts="onnx", tolerance=FLOAT32),
     Engine(name="opencv", why_missing="OpenCV's dnn module or libonnx-dev not found at "
                                       "configure time",
            env="opencv:opt=on,device=cpu,threads=1", formats=["onnx"],
            knobs={"opt": (["off", "on"], "on"), "device": (["cpu", "opencl:0"], "cpu"),
-                  "threads": THREADS},
+                  "threads": THREADS, "batch": BATCH},
            version=r"\d+\.\d+\.\d+", artifacts="onnx", tolerance=FLOAT32),
     Engine(name="openvino", why_missing="the openvino wheel was not found at configure time",
            env="openvino:opt=default,device=cpu,precision=f32,threads=1,hint=latency",
            formats=["onnx", "tflite"],
            knobs={"opt": (["default"], "default"), "device": (["cpu", "gpu", "npu"], "cpu"),
                   "precision": (["f32", "bf16", "f16"], "f32"), "threads": THREADS,
-                  "hint": (["latency", "throughput"], "latency")},
+                  "hint": (["latency", "throughput"], "latency"), "batch": BATCH},
            version=r"\d+\.\d+\.\d+", artifacts="onnx", tolerance=FLOAT32),
     # The tiny ONNX model built by the project's build tool (build_tvm.py) at opt=3, the level
     # conftest.py's tiny_tvm is built at.
@@ -131,7 +133,8 @@ ENGINES = [
            formats=["any"],
            knobs={"opt": (["none"], "none"), "device": (["cpu"], "cpu"), "threads": THREADS,
                   "fault": (["none", "segv", "abort", "hang", "exit", "error"], "none"),
-                  "at": (["load", "first", "run"], "run"), "after": ([], "2")},
+                  "at": (["load", "first", "run"], "run"), "after": ([], "2"),
+                  "batch": BATCH},
            version=r"1", artifacts="onnx", folder="DELTANN_TEST_WORKERS"),
 ]
 REFERENCE = next(e for e in ENGINES if e.name == "reference")

@@ -257,6 +257,29 @@ TEST(Planner, InvalidKnobStopsThePlan) {
                        "hand has no knob 'speed'"));
 }
 
+TEST(Planner, BatchIsRefusedByAnEngineWithoutTheKnob) {
+  TempDir dir;
+  EngineRegistry registry(dir.path());
+  registry.add(hand_made_engine());
+  EXPECT_TRUE(Contains(message_of<Error>([&] { plan_of(registry, {"hand:batch=2"}); }),
+                       "environment 'hand:batch=2': hand has no knob 'batch'"));
+}
+
+TEST(Planner, BatchIsPartOfTheVariantNameExceptAtOne) {
+  TempDir dir;
+  EngineRegistry registry(dir.path());
+  EngineEntry engine = hand_made_engine();
+  engine.info->knobs.push_back(batch_knob());
+  registry.add(engine);
+  const auto planned = plan_of(registry, {"hand:batch=8", "hand:batch=1", "hand"});
+  EXPECT_EQ(texts(planned),
+            (std::vector<std::string>{"hand:opt=b,device=cpu,batch=8", "hand:opt=b,device=cpu"}));
+  EXPECT_EQ(batch_size(planned[0].env), 8u);
+  EXPECT_EQ(batch_size(planned[1].env), 1u);
+  EXPECT_TRUE(Contains(message_of<Error>([&] { plan_of(registry, {"hand:batch=0"}); }),
+                       "knob 'batch' must be a positive integer, not '0'"));
+}
+
 TEST(Planner, ResumeFollowsTheStoredStatus) {
   PlannedVariant runnable;
   PlannedVariant unsupported;

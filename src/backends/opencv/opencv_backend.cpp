@@ -103,7 +103,8 @@ class OpenCvSession final : public Session {
   explicit OpenCvSession(const LoadRequest& request)
       : output_name_(request.output.name),
         fusion_(request.env.knob("opt")),
-        spec_shape_(request.input.shape) {
+        spec_shape_(request.input.shape),
+        batch_(static_cast<int64_t>(batch_size(request.env))) {
     net_ = cv::dnn::readNetFromONNX(request.artifact.string());
     if (net_.empty()) throw Error(request.artifact.string() + ": OpenCV DNN read an empty network");
     graph_.emplace(request.artifact);
@@ -117,10 +118,16 @@ class OpenCvSession final : public Session {
   }
 
   // OpenCV would run a blob of any size; the load checked the spec's shape against the model's.
+  // Only the batch may differ from it: up to the variant's `batch` images, of the spec's shape.
   void set_input(const Tensor& input) override {
-    if (input.shape != spec_shape_)
+    const bool batch_of_spec =
+        input.shape.size() == spec_shape_.size() && !input.shape.empty() &&
+        input.shape.front() >= 1 && input.shape.front() <= batch_ &&
+        std::equal(input.shape.begin() + 1, input.shape.end(), spec_shape_.begin() + 1);
+    if (input.shape != spec_shape_ && !batch_of_spec)
       throw Error("input tensor has shape " + shape_text(input.shape) + " but the model takes " +
-                  shape_text(spec_shape_));
+                  shape_text(spec_shape_) +
+                  (batch_ > 1 ? " in batches of up to " + std::to_string(batch_) : ""));
     std::vector<int> dims(input.shape.begin(), input.shape.end());
     blob_ = cv::Mat(dims, CV_32F);
     std::copy(input.data.begin(), input.data.end(), blob_.ptr<float>());
@@ -181,6 +188,7 @@ class OpenCvSession final : public Session {
   cv::dnn::Net net_;
   std::string input_name_, output_name_, fusion_;
   std::vector<int64_t> spec_shape_;
+  int64_t batch_;                   // the most images one blob may hold (`batch` knob)
   std::optional<OnnxGraph> graph_;  // read after OpenCV has accepted the file
   cv::Mat blob_, result_;
 };
@@ -201,7 +209,10 @@ class OpenCvBackend final : public Backend {
     info.formats = {"onnx"};
     info.knobs = {{"opt", {"off", "on"}, "on", "layer fusion"},
                   {"device", {"cpu", "opencl:0"}, "cpu", "DNN target"},
-                  {"threads", {}, "1", "cv::setNumThreads"}};
+                  {"threads", {}, "1", "cv::setNumThreads"},
+                  // A blob of N images runs as it is; the campaign opens a fixed batch of 1 in
+                  // the model's Reshape constants (docs/ENVIRONMENTS.md, "Batches").
+                  batch_knob()};
     return info;
   }
 

@@ -82,14 +82,18 @@ std::vector<double> widened(const ov::Tensor& tensor) {
 class OpenvinoSession final : public Session {
  public:
   OpenvinoSession(ov::Core& core, const LoadRequest& request)
-      : core_(core), artifact_(request.artifact.string()), env_(request.env) {
+      : core_(core),
+        artifact_(request.artifact.string()),
+        env_(request.env),
+        batch_(static_cast<int64_t>(batch_size(request.env))) {
     std::shared_ptr<ov::Model> model = core.read_model(request.artifact.string());
     if (model->inputs().size() != 1)
       throw Error("model has " + std::to_string(model->inputs().size()) +
                   " inputs; deltann feeds exactly one image tensor");
     input_index_ = pick_port(model->inputs(), request.input.name, "input");
     output_index_ = pick_port(model->outputs(), request.output.name, "output");
-    fit_input_shape(*model, request.input.shape);
+    spec_shape_ = request.input.shape;
+    fit_input_shape(*model, spec_shape_);
 
     const std::string device = ov_device(request.env.knob("device"));
     device_ = device;
@@ -120,6 +124,8 @@ class OpenvinoSession final : public Session {
   }
 
   void run() override { request_.infer(); }
+
+  bool fixed_batch() const override { return batch_ > 1; }
 
   std::vector<CapturedTensor> capture() override {
     try {
@@ -152,7 +158,7 @@ class OpenvinoSession final : public Session {
   // the timed model and its request stay exactly as loaded.
   void make_capture_model() {
     std::shared_ptr<ov::Model> model = core_.read_model(artifact_);
-    fit_input_shape(*model, shape_);
+    fit_input_shape(*model, spec_shape_);
     const ov::Output<ov::Node> graph_output =
         model->output(output_index_).get_node()->input_value(0);
     std::vector<ov::Output<ov::Node>> ports;
@@ -200,8 +206,10 @@ class OpenvinoSession final : public Session {
 
   // Checks the model's input against the spec's shape (both named on a mismatch) and fixes any
   // dynamic dimensions to the spec's, since a compiled static shape is what every other engine
-  // runs too.
-  void fit_input_shape(ov::Model& model, const std::vector<int64_t>& spec_shape) {
+  // runs too. At batch N > 1 the batch is fixed at N (the campaign opened it in the model), so a
+  // short batch arrives padded (fixed_batch()).
+  void fit_input_shape(ov::Model& model, std::vector<int64_t> spec_shape) {
+    if (batch_ > 1 && !spec_shape.empty()) spec_shape.front() = batch_;
     const auto port = model.input(input_index_);
     const ov::PartialShape model_shape = port.get_partial_shape();
     bool compatible = model_shape.rank().is_dynamic() ||
@@ -214,7 +222,7 @@ class OpenvinoSession final : public Session {
     if (port.get_element_type() != ov::element::f32)
       throw Error("model input '" + port.get_any_name() + "' is " +
                   port.get_element_type().get_type_name() + ", not float32");
-    if (model_shape.is_dynamic())
+    if (model_shape.is_dynamic() || batch_ > 1)
       model.reshape({{port, ov::PartialShape(std::vector<ov::Dimension>(spec_shape.begin(),
                                                                         spec_shape.end()))}});
     shape_ = spec_shape;
@@ -241,13 +249,15 @@ class OpenvinoSession final : public Session {
   ov::Core& core_;
   std::string artifact_, device_;
   Environment env_;
+  int64_t batch_;  // images per run (`batch` knob): the compiled batch when above 1
   ov::CompiledModel compiled_;
   ov::InferRequest request_;
   std::optional<ov::CompiledModel> capture_compiled_;
   std::optional<ov::InferRequest> capture_request_;
   std::vector<Exposed> exposed_;
   size_t input_index_ = 0, output_index_ = 0;
-  std::vector<int64_t> shape_;
+  std::vector<int64_t> spec_shape_;  // one image's
+  std::vector<int64_t> shape_;       // compiled: the spec's with the batch at batch_
   std::vector<float> input_data_;
 };
 

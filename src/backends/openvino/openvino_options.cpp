@@ -79,6 +79,8 @@ std::vector<Knob> knobs(const ov::Core& core, const std::vector<std::string>& de
        "latency",
        "ov::hint::performance_mode (throughput splits the threads into streams; one synchronous "
        "request uses one stream)"},
+      // Compiled for exactly N images: a short last batch is padded (docs/ENVIRONMENTS.md).
+      batch_knob(),
   };
 }
 

@@ -300,7 +300,10 @@ class OrtBackend final : public Backend {
          "level does not run has no effect",
          true,
          {},
-         true}};
+         true},
+        // A model whose batch is fixed at 1 runs with its batch dimension opened by the
+        // campaign (docs/ENVIRONMENTS.md, "Batches"), so any batch up to it runs as it is.
+        batch_knob()};
     EachTable each{"opt", {}};
     std::vector<std::string> level_members;
     for (const auto& [level, names] : optimizers_by_level()) {

@@ -1,7 +1,8 @@
 // A backend for tests only: it computes a simple deterministic function of its input and crashes,
 // aborts, hangs, exits or throws on demand, so the campaign's failure handling can be checked.
-//   testing:fault=segv|abort|hang|exit|error|none,at=load|first|run,after=N
-// `at=run` faults on the N-th image (1-based, default 2); `at=first` on the first inference.
+//   testing:fault=segv|abort|hang|exit|error|none,at=load|first|run,after=N[,batch=B]
+// `at=run` faults on the N-th input bound (1-based, default 2: an image, or with batch=B a batch
+// of up to B images); `at=first` on the first inference.
 #include <signal.h>
 #include <unistd.h>
 
@@ -31,11 +32,19 @@ class TestingSession final : public Session {
   explicit TestingSession(const LoadRequest& request)
       : env_(request.env), classes_(request.output.classes + request.output.label_offset) {}
 
+  // Each image of the input (a batch of one or more along the first axis) gets its own mean.
   void set_input(const Tensor& input) override {
     ++images_;
-    mean_ = input.data.empty() ? 0.0
-                               : std::accumulate(input.data.begin(), input.data.end(), 0.0) /
-                                     static_cast<double>(input.data.size());
+    const size_t count = input.shape.empty() ? 1 : static_cast<size_t>(input.shape.front());
+    const size_t each = count ? input.data.size() / count : 0;
+    means_.clear();
+    for (size_t i = 0; i < count; ++i) {
+      const auto begin = input.data.begin() + static_cast<std::ptrdiff_t>(i * each);
+      means_.push_back(
+          each ? std::accumulate(begin, begin + static_cast<std::ptrdiff_t>(each), 0.0) /
+                     static_cast<double>(each)
+               : 0.0);
+    }
     first_ = images_ == 1;
   }
 
@@ -46,9 +55,10 @@ class TestingSession final : public Session {
   }
 
   std::vector<float> output() override {
-    std::vector<float> out(static_cast<size_t>(classes_));
-    for (size_t k = 0; k < out.size(); ++k)
-      out[k] = static_cast<float>(std::sin(mean_ + static_cast<double>(k)));
+    std::vector<float> out;
+    for (const double mean : means_)
+      for (int k = 0; k < classes_; ++k)
+        out.push_back(static_cast<float>(std::sin(mean + static_cast<double>(k))));
     return out;
   }
 
@@ -57,7 +67,7 @@ class TestingSession final : public Session {
   int classes_;
   int images_ = 0;
   bool first_ = false;
-  double mean_ = 0;
+  std::vector<double> means_;  // of each image of the bound input
 };
 
 class TestingBackend final : public Backend {
@@ -75,7 +85,8 @@ class TestingBackend final : public Backend {
         {"threads", {}, "1", "ignored"},
         {"fault", {"none", "segv", "abort", "hang", "exit", "error"}, "none", "what goes wrong"},
         {"at", {"load", "first", "run"}, "run", "when it goes wrong"},
-        {"after", {}, "2", "image number for at=run"}};
+        {"after", {}, "2", "image (or batch) number for at=run"},
+        batch_knob()};
     return info;
   }
 
