@@ -70,7 +70,8 @@ def stop_daemons(folder):
 
 
 def write_slurm_conf(d):
-    cpus = os.cpu_count() or 1
+    node = (f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={os.cpu_count() or 1} RealMemory=1000 "
+            "Features=cpu,x86_64,avx2 State=UNKNOWN")
     d.joinpath("slurm.conf").write_text(f"""\
 ClusterName=deltanntest
 SlurmctldHost=localhost(127.0.0.1)
@@ -96,7 +97,7 @@ MailProg=/bin/true
 ReturnToService=2
 SchedulerParameters=sched_interval=1
 Licenses=rpi4:1
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 Features=cpu,x86_64,avx2 State=UNKNOWN
+{node}
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """)
 
