@@ -74,6 +74,10 @@ CampaignFile parse_campaign_file(std::string_view text, const std::filesystem::p
 // The group that takes the variant of `environment`: the first that matches, or null.
 const HardwareGroup* hardware_group_for(const CampaignFile& file, const Environment& environment);
 
+// Whether `text` can be passed on as a Slurm value (an #SBATCH line's option): printable ASCII
+// without spaces, so that it cannot end the line or add another option.
+bool is_placement_word(std::string_view text);
+
 // Images per shard for the variants of `group` (null: of no group); nullopt: no sharding.
 std::optional<int64_t> shard_images_for(const CampaignFile& file, const HardwareGroup* group);
 

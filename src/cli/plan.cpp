@@ -1,7 +1,7 @@
 // `deltann plan`: the campaign `deltann run` would run, written as a plan folder of shards for
 // many machines (docs/SCALE_OUT.md).
 #include <iostream>
-#include <map>
+#include <optional>
 
 #include "campaign_options.h"
 #include "deltann/campaign_events.h"
@@ -20,22 +20,28 @@ struct PlanOptions {
 
 void execute(PlanOptions& o, const CLI::App& command) {
   resolve_campaign(o.campaign, command, "plan");
-  // A campaign file's shard size, unless --shard-images overrides it.
-  if (o.campaign.file && o.campaign.file->shard_images && command.count("--shard-images") == 0)
-    o.shard_images = static_cast<int>(*o.campaign.file->shard_images);
+  // A campaign file's shard sizes (its own and its groups'), unless --shard-images overrides
+  // them all, as any flag beside the file takes the place of the file's value.
+  std::optional<CampaignFile> placement = o.campaign.file;
+  if (placement && command.count("--shard-images") == 0 && placement->shard_images)
+    o.shard_images = static_cast<int>(*placement->shard_images);
+  if (placement && command.count("--shard-images") > 0)
+    for (auto& group : placement->groups) group.shard_images.reset();
   MessageLines notes([](const std::string& line) { std::cerr << terminal_safe(line) << '\n'; });
-  CampaignPlan plan = make_plan(o.campaign.config, o.shard_images, notes);
+  CampaignPlan plan =
+      make_plan(o.campaign.config, o.shard_images, notes, placement ? &*placement : nullptr);
   write_plan_folder(o.out, plan);
-  std::map<std::string, std::vector<int>> by_group;
-  for (const auto& shard : plan.shards) by_group[shard.group].push_back(shard.index);
   std::cout << "plan " << plan.hash << " in " << o.out << ": " << plan.variants.size()
             << " variants, " << plan.images.size() << " images, " << plan.shards.size()
-            << " shards of at most " << o.shard_images << " images\n";
-  for (const auto& [group, indices] : by_group)
-    std::cout << "  hardware group " << group << ": shards " << index_ranges(indices)
-              << "  (e.g. sbatch --array=" << index_ranges(indices) << " ... deltann run --plan "
-              << o.out << ")\n";
-  std::cout << "then: deltann merge " << o.out << " -o campaign.db\n";
+            << " shards\n";
+  for (const auto& group : plan.groups) {
+    const std::string indices = index_ranges(shards_of_group(plan, group.name));
+    std::cout << "  hardware group " << terminal_safe(group.name) << ": shards " << indices
+              << " of at most " << group.shard_images << " images  (e.g. sbatch --array=" << indices
+              << " ... deltann run --plan " << o.out << ")\n";
+  }
+  std::cout << "then: deltann submit --slurm " << o.out << "  (or deltann merge " << o.out
+            << " -o campaign.db once the shards are done)\n";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "deltann/text.h"
 #include "run/plan_folder.h"
 #include "run/shard.h"
+#include "run/slurm_submit.h"
 #include "verbs.h"
 
 namespace deltann::cli {
@@ -27,7 +28,11 @@ void execute(const std::string& dir) {
   std::vector<int> resubmit = by_state[ShardState::failed];
   resubmit.insert(resubmit.end(), by_state[ShardState::missing].begin(),
                   by_state[ShardState::missing].end());
-  if (!resubmit.empty()) std::cout << "to run again: --array=" << index_ranges(resubmit) << '\n';
+  // The jobs `deltann submit --slurm` queued: Slurm's accounting (sacct -j ID) tells how they ran.
+  for (const auto& line : submitted_slurm_jobs(dir)) std::cout << terminal_safe(line) << '\n';
+  if (!resubmit.empty())
+    std::cout << "to run again: --array=" << index_ranges(resubmit)
+              << "  (or: deltann submit --slurm " << dir << ")\n";
   if (by_state[ShardState::done].size() != statuses.size())
     throw NegativeAnswer(std::to_string(statuses.size() - by_state[ShardState::done].size()) +
                          " of " + std::to_string(statuses.size()) + " shards are not done");

@@ -100,12 +100,6 @@ bool is_word(std::string_view text, std::string_view extra) {
   });
 }
 
-// Printable ASCII without spaces: what a Slurm option value may hold here, so that it stays one
-// word wherever it is written (an argument vector, a batch script's #SBATCH line).
-bool is_placement_word(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7F; });
-}
-
 std::string device_of(const Environment& environment) { return environment.knob("device", "cpu"); }
 
 bool contains(const std::vector<std::string>& list, const std::string& item) {
@@ -393,6 +387,12 @@ std::string read_campaign_text(const fs::path& path) {
 }
 
 }  // namespace
+
+// Printable ASCII without spaces: what a Slurm option value may hold here, so that it stays one
+// word wherever it is written (an argument vector, a batch script's #SBATCH line).
+bool is_placement_word(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7F; });
+}
 
 bool HardwareGroup::matches(const Environment& environment) const {
   return (engines.empty() || contains(engines, environment.framework)) &&

@@ -98,6 +98,11 @@ json to_json(const PlanImage& i) {
           {"block", i.block}};
 }
 
+json to_json(const PlanGroup& g) {
+  return {{"name", g.name},         {"constraint", g.constraint}, {"gres", g.gres},
+          {"licenses", g.licenses}, {"exclusive", g.exclusive},   {"shard_images", g.shard_images}};
+}
+
 json to_json(const ShardManifest& s) {
   return {{"shard", s.index},       {"group", s.group},       {"block", s.block},
           {"variants", s.variants}, {"images", s.image_keys}, {"timed_images", s.timed_keys}};
@@ -147,11 +152,28 @@ std::vector<std::string> listed_shard_files(const fs::path& dir) {
   return names;
 }
 
+// A group its shards name but groups.json does not list (a plan without groups.json): no
+// placement, the campaign's shard size.
+void add_unlisted_groups(CampaignPlan& plan) {
+  std::map<std::string, PlanGroup> groups;
+  for (const auto& g : plan.groups) groups.emplace(g.name, g);
+  for (const auto& s : plan.shards)
+    groups.emplace(s.group, PlanGroup{s.group, "", "", "", false,
+                                      plan.campaign.value("shard_images", kDefaultShardImages)});
+  plan.groups.clear();
+  for (auto& [name, group] : groups) plan.groups.push_back(std::move(group));
+}
+
 }  // namespace
 
 std::string hardware_group(const Environment& env) {
   const std::string device = env.knob("device");
   return device.empty() ? "cpu" : device;
+}
+
+std::string hardware_group(const Environment& env, const CampaignFile* placement) {
+  const HardwareGroup* group = placement ? hardware_group_for(*placement, env) : nullptr;
+  return group ? group->name : hardware_group(env);
 }
 
 int assign_blocks(std::vector<PlanImage>& images, int shard_images) {
@@ -175,32 +197,100 @@ int assign_blocks(std::vector<PlanImage>& images, int shard_images) {
   return images.empty() ? 0 : block + 1;
 }
 
+namespace {
+
+// Appends one shard per block of `group`, its variants over the block's images (`images` carry
+// the blocks at that group's size).
+void append_group_shards(const std::string& group, const std::vector<PlanVariant>& variants,
+                         const std::vector<PlanImage>& images,
+                         const std::set<std::string>& timed_keys, int blocks,
+                         std::vector<ShardManifest>& shards) {
+  for (int block = 0; block < blocks; ++block) {
+    ShardManifest shard;
+    shard.index = static_cast<int>(shards.size());
+    shard.group = group;
+    shard.block = block;
+    for (const auto& v : variants)
+      if (v.group == group) shard.variants.push_back(v.env);
+    for (const auto& image : images) {
+      if (image.block != block) continue;
+      shard.image_keys.push_back(image.key);
+      if (timed_keys.count(image.key)) shard.timed_keys.push_back(image.key);
+    }
+    shards.push_back(std::move(shard));
+  }
+}
+
+}  // namespace
+
 std::vector<ShardManifest> assign_shards(const std::vector<PlanVariant>& variants,
                                          const std::vector<PlanImage>& images,
                                          const std::set<std::string>& timed_keys, int blocks) {
   std::set<std::string> groups;
   for (const auto& v : variants) groups.insert(v.group);
   std::vector<ShardManifest> shards;
-  for (const auto& group : groups) {
-    for (int block = 0; block < blocks; ++block) {
-      ShardManifest shard;
-      shard.index = static_cast<int>(shards.size());
-      shard.group = group;
-      shard.block = block;
-      for (const auto& v : variants)
-        if (v.group == group) shard.variants.push_back(v.env);
-      for (const auto& image : images) {
-        if (image.block != block) continue;
-        shard.image_keys.push_back(image.key);
-        if (timed_keys.count(image.key)) shard.timed_keys.push_back(image.key);
-      }
-      shards.push_back(std::move(shard));
-    }
+  for (const auto& group : groups)
+    append_group_shards(group, variants, images, timed_keys, blocks, shards);
+  return shards;
+}
+
+std::vector<ShardManifest> assign_shards(const std::vector<PlanVariant>& variants,
+                                         const std::vector<PlanImage>& images,
+                                         const std::set<std::string>& timed_keys,
+                                         const std::vector<PlanGroup>& groups) {
+  std::map<std::string, int> size_of;
+  for (const auto& g : groups) size_of[g.name] = g.shard_images;
+  std::set<std::string> names;
+  for (const auto& v : variants) names.insert(v.group);
+  std::vector<ShardManifest> shards;
+  for (const auto& name : names) {
+    const auto size = size_of.find(name);
+    if (size == size_of.end()) throw Error("hardware group '" + name + "' has no shard size");
+    std::vector<PlanImage> blocked = images;
+    const int blocks = assign_blocks(blocked, size->second);
+    append_group_shards(name, variants, blocked, timed_keys, blocks, shards);
   }
   return shards;
 }
 
-CampaignPlan make_plan(const CampaignConfig& config, int shard_images, CampaignObserver& events) {
+namespace {
+
+// The groups of the planned variants in name order, with the campaign file's placement where a
+// [[hardware_group]] took them. A variant no group took is grouped by its device; a file group
+// of that name would mix two kinds of machine in one group, so it is refused.
+std::vector<PlanGroup> plan_groups(const std::vector<PlanVariant>& variants, int shard_images,
+                                   const CampaignFile* placement) {
+  std::map<std::string, PlanGroup> groups;
+  for (const auto& v : variants) {
+    const Environment env = parse_environment(v.env);
+    const HardwareGroup* file_group = placement ? hardware_group_for(*placement, env) : nullptr;
+    PlanGroup group{v.group, "", "", "", false, shard_images};
+    if (file_group) {
+      group.constraint = file_group->constraint;
+      group.gres = file_group->gres;
+      group.licenses = file_group->licenses;
+      group.exclusive = file_group->exclusive;
+      group.shard_images =
+          static_cast<int>(shard_images_for(*placement, file_group).value_or(shard_images));
+    } else if (placement) {
+      for (const auto& g : placement->groups)
+        if (g.name == v.group)
+          throw Error(placement->path.string() + ":" + std::to_string(g.line) + ": " + v.env +
+                      " matches no hardware group, so it is grouped by its device '" + v.group +
+                      "', which is also the name of the hardware group on this line: give the "
+                      "group another name or make one of the groups match the variant");
+    }
+    groups.emplace(group.name, group);
+  }
+  std::vector<PlanGroup> ordered;
+  for (auto& [name, group] : groups) ordered.push_back(std::move(group));
+  return ordered;
+}
+
+}  // namespace
+
+CampaignPlan make_plan(const CampaignConfig& config, int shard_images, CampaignObserver& events,
+                       const CampaignFile* placement) {
   if (!fs::is_regular_file(config.model))
     throw Error("model file " + config.model.string() + " does not exist");
   const ModelSpec spec = load_model_spec(config.model, config.spec);
@@ -217,7 +307,7 @@ CampaignPlan make_plan(const CampaignConfig& config, int shard_images, CampaignO
                      "); the shards of its group decide where they run");
     const std::string device = v.env.knob("device");
     result.variants.push_back({v.text, v.env.framework, v.engine ? v.engine->version : "",
-                               device.empty() ? "cpu" : device, hardware_group(v.env)});
+                               device.empty() ? "cpu" : device, hardware_group(v.env, placement)});
   }
   std::vector<SampleCandidate> candidates;
   result.images = plan_images(dataset, spec, candidates);
@@ -225,8 +315,11 @@ CampaignPlan make_plan(const CampaignConfig& config, int shard_images, CampaignO
   std::set<std::string> timed;
   for (const int64_t row : choose_timing_sample(candidates, config.timing_images))
     timed.insert(result.images[static_cast<size_t>(row)].key);
-  const int blocks = assign_blocks(result.images, shard_images);
-  result.shards = assign_shards(result.variants, result.images, timed, blocks);
+  // images.json records the blocks at the campaign's shard size; a group with a size of its own
+  // cuts its blocks at that size (its shard manifests list their images).
+  assign_blocks(result.images, shard_images);
+  result.groups = plan_groups(result.variants, shard_images, placement);
+  result.shards = assign_shards(result.variants, result.images, timed, result.groups);
   result.campaign = campaign_options(config, shard_images, keep_outputs);
   return result;
 }
@@ -239,6 +332,9 @@ std::map<std::string, std::string> plan_files(const CampaignPlan& plan) {
   for (const auto& i : plan.images) images.push_back(to_json(i));
   files["variants.json"] = dumped(variants);
   files["images.json"] = dumped(images);
+  json groups = json::array();
+  for (const auto& g : plan.groups) groups.push_back(to_json(g));
+  files["groups.json"] = dumped(groups);
   for (const auto& s : plan.shards)
     files["shards/" + shard_file_name(s.index) + ".json"] = dumped(to_json(s));
   return files;
@@ -309,6 +405,10 @@ CampaignPlan read_plan_folder(const fs::path& dir) {
           {i.at("key"), i.at("path"), i.at("sha256"),
            i.at("label").is_null() ? std::nullopt : std::optional<int>(i.at("label")),
            i.at("duplicate_of"), i.at("block")});
+    if (files.count("groups.json"))
+      for (const auto& g : json::parse(files.at("groups.json")))
+        plan.groups.push_back({g.at("name"), g.at("constraint"), g.at("gres"), g.at("licenses"),
+                               g.at("exclusive"), g.at("shard_images")});
     for (const auto& [name, text] : files) {
       if (name.rfind("shards/", 0) != 0) continue;
       const json s = json::parse(text);
@@ -322,6 +422,7 @@ CampaignPlan read_plan_folder(const fs::path& dir) {
     if (plan.shards[i].index != static_cast<int>(i))
       throw Error("plan folder " + dir.string() + ": shard " + std::to_string(i) +
                   " is missing or misnumbered");
+  add_unlisted_groups(plan);
   return plan;
 }
 
@@ -368,6 +469,13 @@ fs::path shard_result_path(const fs::path& dir, int index) {
 
 fs::path shard_state_path(const fs::path& dir, int index) {
   return dir / "state" / (shard_file_name(index) + ".json");
+}
+
+std::vector<int> shards_of_group(const CampaignPlan& plan, const std::string& group) {
+  std::vector<int> indices;
+  for (const auto& shard : plan.shards)
+    if (shard.group == group) indices.push_back(shard.index);
+  return indices;
 }
 
 std::string index_ranges(const std::vector<int>& indices) {

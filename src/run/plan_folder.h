@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/campaign.h"
+#include "deltann/campaign_file.h"
 #include "deltann/environment.h"
 
 namespace deltann {
@@ -32,6 +33,18 @@ struct PlanVariant {
   std::string engine_version;  // as the engine described itself at planning ("" if it could not)
   std::string device;          // its device knob ("cpu" for an engine without one)
   std::string group;           // its hardware group: the shards that run it need this hardware
+};
+
+// A hardware group as planned (groups.json): the kind of node its shards need, as Slurm
+// placement options (empty: not asked for), and its images per shard. A group that no campaign
+// file's [[hardware_group]] gave (a variant's device) has no placement.
+struct PlanGroup {
+  std::string name;
+  std::string constraint;  // sbatch --constraint
+  std::string gres;        // sbatch --gres
+  std::string licenses;    // sbatch --licenses
+  bool exclusive = false;  // sbatch --exclusive
+  int shard_images = kDefaultShardImages;
 };
 
 struct PlanImage {
@@ -60,11 +73,15 @@ struct CampaignPlan {
   std::vector<PlanVariant> variants;
   std::vector<PlanImage> images;
   std::vector<ShardManifest> shards;
-  std::string hash;  // over every file of the plan (plan_hash)
+  std::vector<PlanGroup> groups;  // in name order
+  std::string hash;               // over every file of the plan (plan_hash)
 };
 
 // A variant's hardware group: the value of its device knob, "cpu" when it has none.
 std::string hardware_group(const Environment& env);
+// The same with a campaign file's groups: the first of them that matches the variant, else its
+// device as above.
+std::string hardware_group(const Environment& env, const CampaignFile* placement);
 
 // Puts the images into blocks of at most `shard_images` entries in the dataset's order, each
 // duplicate in its first copy's block (where it does not count). Returns the number of blocks.
@@ -75,11 +92,20 @@ int assign_blocks(std::vector<PlanImage>& images, int shard_images);
 std::vector<ShardManifest> assign_shards(const std::vector<PlanVariant>& variants,
                                          const std::vector<PlanImage>& images,
                                          const std::set<std::string>& timed_keys, int blocks);
+// The same with each group's own shard size (`groups`, by name, must hold every variant's group):
+// each group's blocks are cut from the dataset at its size.
+std::vector<ShardManifest> assign_shards(const std::vector<PlanVariant>& variants,
+                                         const std::vector<PlanImage>& images,
+                                         const std::set<std::string>& timed_keys,
+                                         const std::vector<PlanGroup>& groups);
 
 // Plans the campaign of `config` (its db is not used): the variants as `deltann run` plans them
 // here, the images with their content hashes, the timing sample over the whole dataset, and the
 // shards. Throws Error for what would stop `deltann run` (a malformed environment, no images).
-CampaignPlan make_plan(const CampaignConfig& config, int shard_images, CampaignObserver& events);
+// `placement`: a campaign file whose [[hardware_group]]s group the variants and place their
+// shards (a group's own shard_images, else `shard_images`); null: groups by device.
+CampaignPlan make_plan(const CampaignConfig& config, int shard_images, CampaignObserver& events,
+                       const CampaignFile* placement = nullptr);
 
 // The plan's files other than plan.json, by name relative to the folder, as written.
 std::map<std::string, std::string> plan_files(const CampaignPlan& plan);
@@ -101,6 +127,9 @@ CampaignSlice slice_of_shard(const CampaignPlan& plan, const ShardManifest& shar
 // Where a shard's finished database and its state record go inside the plan folder.
 std::filesystem::path shard_result_path(const std::filesystem::path& dir, int index);
 std::filesystem::path shard_state_path(const std::filesystem::path& dir, int index);
+
+// The shard indices of one hardware group, in order.
+std::vector<int> shards_of_group(const CampaignPlan& plan, const std::string& group);
 
 // Indices as a scheduler's array takes them, ranges joined: {3, 4, 5, 17} -> "3-5,17".
 std::string index_ranges(const std::vector<int>& indices);

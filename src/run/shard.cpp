@@ -1,9 +1,7 @@
 #include "shard.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,8 +19,7 @@
 #include "deltann/shard_merge.h"
 #include "deltann/store.h"
 #include "deltann/unique_fd.h"
-
-extern char** environ;
+#include "run_program.h"
 
 namespace deltann {
 namespace fs = std::filesystem;
@@ -53,65 +50,21 @@ std::string cpu_model() {
   return "";
 }
 
-// What `argv` writes on standard output, or nullopt when it cannot be started, fails or takes
-// longer than `timeout_s` (then it is killed). An argument vector, no shell.
-std::optional<std::string> program_output(const std::vector<std::string>& argv, int timeout_s) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return std::nullopt;
-  UniqueFd read_end(pipe_fds[0]);
-  UniqueFd write_end(pipe_fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  write_end.reset();
-  if (spawned != 0) return std::nullopt;
-  std::string output;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  bool timed_out = false;
-  while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd p{read_end.get(), POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
-      timed_out = true;
-      break;
-    }
-    char buffer[4096];
-    const ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    output.append(buffer, static_cast<size_t>(n));
-  }
-  if (timed_out) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
-  return output;
-}
-
 // The GPUs nvidia-smi reports, with their clocks (MHz) now and at most; a machine without
 // nvidia-smi (or where it fails) says so instead of claiming it has no GPU.
 void add_gpus(json& node) {
-  const auto output = program_output(
+  const ProgramRun smi = run_program(
       {"nvidia-smi",
        "--query-gpu=name,driver_version,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem",
        "--format=csv,noheader,nounits"},
       20);
-  if (!output) {
+  if (!smi.ok()) {
     node["gpus"] = json::array();
     node["gpu_note"] = "nvidia-smi is absent here or failed: GPUs, if any, are not recorded";
     return;
   }
   node["gpus"] = json::array();
-  std::istringstream lines(*output);
+  std::istringstream lines(smi.out);
   for (std::string line; std::getline(lines, line);) {
     std::vector<std::string> fields;
     std::istringstream cells(line);
