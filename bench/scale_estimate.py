@@ -64,7 +64,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nodes", default="1,4,16")
     p.add_argument("--models", type=models, default="model1=1,model2=1,model3=1",
-                   help="name=cost relative to the demo model (EfficientNet-Lite0), per model")
+                   help="name=cost: each model's per-image times as a multiple of --ms")
     p.add_argument("--images", type=int, default=5000)
     p.add_argument("--shard-images", type=int, default=500)
     p.add_argument("--timing-images", type=int, default=50)
@@ -73,7 +73,7 @@ def main() -> None:
     p.add_argument("--mix", type=pairs, default="ort=8,openvino=8,litert=6,libtorch=6,opencv=6,tvm=6",
                    help="variants per engine")
     p.add_argument("--ms", type=pairs, default="ort=9,openvino=8,litert=9,libtorch=21,opencv=30,tvm=200",
-                   help="ms per image of the demo model at one thread, per engine")
+                   help="ms per image at model cost 1 and one thread, per engine")
     p.add_argument("--start", type=pairs, default="default=0.25,libtorch=3",
                    help="seconds to start and stop a variant's worker, per engine")
     p.add_argument("--ipc-ms", type=float, default=3.0, help="per result, outside the engine")
@@ -103,7 +103,7 @@ def main() -> None:
 
     print(f"inputs: {len(a.models)} models ({', '.join(f'{n} x{c:g}' for n, c in a.models)}) x "
           f"{a.images} images x {variants} variants ({', '.join(f'{e} {int(c)}' for e, c in a.mix.items())})")
-    print(f"  ms per image, demo model, 1 thread: {', '.join(f'{e} {v:g}' for e, v in a.ms.items())}")
+    print(f"  ms per image at cost 1, 1 thread: {', '.join(f'{e} {v:g}' for e, v in a.ms.items())}")
     print(f"  timing sample {a.timing_images} images x (warm-up {a.warmup} + repeat {a.repeat}), "
           f"the rest once; {a.shard_images} images per shard, one CPU group: {len(shards)} shards")
     print(f"  per shard: worker start {', '.join(f'{e} {v:g} s' for e, v in a.start.items())} per "

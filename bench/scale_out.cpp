@@ -4,7 +4,7 @@
 //   plan    `deltann plan --model M --images DIR --env testing:threads=1 ... --out PLAN`, the real
 //           command (each round into a new folder): listing and hashing 5,000 image files,
 //           planning 40 variants, writing the plan folder. The variants are the testing engine's
-//           (`testing:threads=1..40`), which plans like any engine and needs no real one built.
+//           (`testing:after=1..40`), which plans like any engine and needs no real one built.
 //   shards  one synthetic database per shard, written with the Store API where `deltann run
 //           --plan` would publish it (PLAN/results/shard-NNNN.db): the shard's images (its timing
 //           sample marked), its variants, and per (variant, image) a top-5 with scores and the
@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
       "synthetic database for every shard, then times `deltann status` and `deltann merge`\n"
       "(wall time, peak RSS, also per million results) and prints the merged file's size.");
   options.add("images", "5000", "images in the campaign (16x16 PNGs, written once)");
-  options.add("variants", "40", "variants (testing:threads=1..N)");
+  options.add("variants", "40", "variants (testing:after=1..N)");
   options.add("shard-images", "500", "images per shard");
   options.add("repeat", "5", "timed samples per result of an image in the timing sample");
   options.add("timing-images", "50", "images in the campaign's timing sample");
@@ -274,7 +274,7 @@ int main(int argc, char** argv) {
                                           std::to_string(shard_images)};
     for (int v = 1; v <= variants; ++v) {
       plan_args.push_back("--env");
-      plan_args.push_back("testing:threads=" + std::to_string(v));
+      plan_args.push_back("testing:after=" + std::to_string(v));
     }
     fs::path plan_dir;
     std::vector<double> plan_wall;
