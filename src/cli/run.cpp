@@ -106,6 +106,7 @@ void execute_shard(const RunOptions& o, const CLI::App& command, CampaignObserve
   options.cache_dir =
       o.campaign.cache.empty() ? default_cache_dir() : std::filesystem::path(o.campaign.cache);
   options.worker_dir = default_worker_dir();
+  options.jobs = o.campaign.config.jobs;
   const ShardRun run = run_shard(options, events);
   if (run.already_done) {
     std::cerr << "shard " << run.index << " (from " << run.source

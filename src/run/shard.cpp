@@ -231,6 +231,7 @@ ShardRun run_shard(const ShardRunOptions& options, CampaignObserver& events) {
     config.environments = shard.variants;
     config.cache_dir = options.cache_dir;
     config.worker_dir = options.worker_dir;
+    config.jobs = options.jobs;
     fs::path local = options.local_dir;
     if (local.empty()) {
       const char* tmp = std::getenv("TMPDIR");

@@ -38,6 +38,9 @@ struct ShardRunOptions {
   std::filesystem::path local_dir;
   std::filesystem::path cache_dir;
   std::filesystem::path worker_dir;
+  // --jobs: variants at a time for the shard's untimed images (CampaignConfig::jobs). How the
+  // shard runs, not what it computes, so it is not part of the plan.
+  int jobs = 1;
 };
 
 struct ShardRun {
