@@ -192,8 +192,10 @@ json node_record() {
   node["host"] = host_name();
   node["cpu"] = cpu_model();
   node["cores"] = ::sysconf(_SC_NPROCESSORS_ONLN);
+  // SLURMD_NODENAME is the node as Slurm names it, which need not be the host name (several
+  // slurmd on one host, or NodeName differing from NodeHostname): placement is checked by it.
   for (const char* name : {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
-                           "SLURM_CLUSTER_NAME", "JOB_COMPLETION_INDEX"})
+                           "SLURMD_NODENAME", "SLURM_CLUSTER_NAME", "JOB_COMPLETION_INDEX"})
     if (const char* value = std::getenv(name); value && *value) node["job"][name] = value;
   add_gpus(node);
   return node;
