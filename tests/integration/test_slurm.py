@@ -65,16 +65,21 @@ class SlurmCluster:
         out = self.client("sinfo", "-h", "-N", "-o", "%N %T", check=False).stdout
         return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
 
+    def describe(self):
+        """The queue with each job's reason and the nodes' states, for assertion messages."""
+        queue = self.client("squeue", "-h", "-r", "-o", "%i %T %R %N", check=False).stdout
+        return f"queue:\n{queue}nodes: {self.node_states()}"
+
     def wait_until_idle(self, seconds):
         """Until no job is queued or running (a cancelled task takes a moment to end)."""
         deadline = time.monotonic() + seconds
         while self.live_jobs():
-            assert time.monotonic() < deadline, self.live_jobs()
+            assert time.monotonic() < deadline, self.describe()
             time.sleep(0.3)
 
 
-# Each node's slurm.conf line without its CPUs (the host's CPUs are split between them: a node
-# configured with more CPUs than its slurmd finds is drained) and its slurmd port.
+# Each node's features and GRES; write_slurm_conf adds its host, slurmd port and CPUs (the host's
+# CPUs are split between the nodes: a node configured with more than its slurmd finds is drained).
 NODES = {
     "cpu1": "Features=cpu,x86_64,avx2",
     "gpu1": "Features=gpu,h100 Gres=gpu:h100:1",
@@ -179,7 +184,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 
 @pytest.fixture(scope="module")
-def slurm():
+def slurm_cluster():
     if os.geteuid() != 0:
         pytest.skip("starting Slurm's daemons by hand needs root")
     missing = [p for p in PROGRAMS if not shutil.which(p, path=SBIN)]
@@ -227,6 +232,16 @@ def slurm():
                 pass
         stop_daemons(d)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm(slurm_cluster):
+    """The module's cluster, with no job left queued after each test: a failed test's jobs (a
+    merge job that waits for ever) must not hold up the next test."""
+    yield slurm_cluster
+    for line in slurm_cluster.live_jobs():
+        slurm_cluster.client("scancel", line.split()[0], check=False)
+    slurm_cluster.wait_until_idle(15)
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +301,7 @@ def test_submit_runs_the_plan_and_merges(deltann, tmp_path, demo, slurm):
     assert not slurm.live_jobs() and not (plan / "slurm").exists()
 
     started = time.monotonic()
-    r = deltann.run("submit", "--slurm", plan, env=slurm.env)
+    r = deltann.run("submit", "--slurm", plan, env=job_env(slurm, tmp_path))
     assert "hardware group cpu, shards 0-1" in r.stdout, r.describe()
     jobs = json.loads((plan / "slurm" / "jobs.json").read_text())["submissions"][-1]
     assert [a["group"] for a in jobs["arrays"]] == ["cpu"] and jobs["merge"]["job_id"]
@@ -341,6 +356,15 @@ constraint = "nosuchfeature"
     assert "no merge job was submitted" in r.stderr, r.describe()
     assert not slurm.live_jobs(), slurm.live_jobs()
     assert not (plan / "slurm" / "jobs.json").exists()
+
+
+def job_env(slurm, tmp_path, workers=None):
+    """The environment of `submit`, which sbatch passes on to the jobs: this cluster, the shards'
+    node-local folder ($TMPDIR) under the test's folder, and the engines' folder when given."""
+    local = tmp_path / "node-local"
+    local.mkdir(exist_ok=True)
+    env = {**slurm.env, "TMPDIR": str(local)}
+    return {**env, "DELTANN_WORKER_DIR": str(workers)} if workers else env
 
 
 def wait_for(what, predicate, seconds, details=lambda: ""):
@@ -408,11 +432,11 @@ def test_each_group_runs_on_the_nodes_of_its_placement(deltann, tmp_path, demo, 
         assert line in cuda_script, r.describe()
     assert "--exclusive" not in cuda_script, r.describe()
 
-    r = deltann.run("submit", "--slurm", plan, env=slurm.env)
+    r = deltann.run("submit", "--slurm", plan, env=job_env(slurm, tmp_path))
     arrays = {a["group"]: a for a in last_submission(plan)["arrays"]}
     assert {g: a["shards"] for g, a in arrays.items()} == {"cpu": "0-1", "cuda": "2"}, r.describe()
     wait_for("end of every shard", lambda: ended(plan, groups), 120,
-             lambda: deltann.run("status", plan, expect_rc=None).stdout)
+             lambda: deltann.run("status", plan, expect_rc=None).stdout + slurm.describe())
 
     # Where each shard ran, as Slurm names the node: every shard of a group on its placement's
     # node, all the shard's variants in the one database (one process, one node).
@@ -451,19 +475,21 @@ def test_each_group_runs_on_the_nodes_of_its_placement(deltann, tmp_path, demo, 
 def test_a_cancelled_shard_is_submitted_again_alone(deltann, tmp_path, demo, slurm,
                                                     test_workers):
     # The test engine's second variant hangs on each shard's second image until the campaign's
-    # timeout (3 s) kills its worker: each shard runs for seconds, long enough to cancel it.
+    # timeout (5 s, ample for the other inferences on a loaded machine) kills its worker: each
+    # shard runs for seconds, long enough to cancel it.
     envs = ["testing:threads=1", "testing:fault=hang,at=run,after=2"]
-    campaign = write_campaign(tmp_path, demo, "", envs=envs, extra="timeout = 3")
-    env = {**slurm.env, "DELTANN_WORKER_DIR": str(test_workers)}  # sbatch passes it on
+    campaign = write_campaign(tmp_path, demo, "", envs=envs, extra="timeout = 5")
+    env = job_env(slurm, tmp_path, test_workers)
     plan = tmp_path / "plan"
     deltann.run("plan", campaign, "--out", plan, env=env, timeout=300)
     deltann.run("submit", "--slurm", plan, env=env)
     first = last_submission(plan)
     array = first["arrays"][0]["job_id"]
-    wait_for("start of shard 1", lambda: shard_state(plan, 1).get("state") == "started", 60)
+    wait_for("start of shard 1", lambda: shard_state(plan, 1).get("state") == "started", 60,
+             slurm.describe)
     slurm.client("scancel", f"{array}_1")
     wait_for("end of the array", lambda: ended(plan, [0]) and not any(
-        line.startswith(f"{array}_") for line in slurm.live_jobs()), 60, slurm.live_jobs)
+        line.startswith(f"{array}_") for line in slurm.live_jobs()), 60, slurm.describe)
 
     r = deltann.run("status", plan, expect_rc=3)
     assert "shard 0 [cpu] done" in r.stdout, r.describe()
@@ -471,6 +497,15 @@ def test_a_cancelled_shard_is_submitted_again_alone(deltann, tmp_path, demo, slu
     assert "1 done, 0 started, 1 failed, 0 missing" in r.stdout, r.describe()
     assert "to run again: --array=1 " in r.stdout, r.describe()
     assert not (plan / "results" / "shard-0001.db").exists()
+    # A kill that lands while the shard creates its node-local database leaves it empty (SQLite
+    # creates the file before writing into it): the next try on this node must not be stopped by
+    # it. That moment is too short to aim the cancel at, so the leftover is put in that state.
+    plan_hash = json.loads((plan / "plan.json").read_text())["plan_hash"]
+    leftover = Path(env["TMPDIR"]) / f"deltann-{plan_hash[:12]}-shard-0001.db"
+    assert leftover.exists(), sorted(Path(env["TMPDIR"]).iterdir())
+    for suffix in ["-wal", "-shm", "-journal"]:
+        Path(f"{leftover}{suffix}").unlink(missing_ok=True)
+    leftover.write_bytes(b"")
     # Its array did not end well, so the merge job would wait for ever: cancel it.
     slurm.client("scancel", first["merge"]["job_id"])
     slurm.wait_until_idle(15)
@@ -481,7 +516,7 @@ def test_a_cancelled_shard_is_submitted_again_alone(deltann, tmp_path, demo, slu
     assert [a["shards"] for a in second["arrays"]] == ["1"], second
     merged = plan / "campaign.db"
     wait_for("merged database", lambda: merged.exists() and not slurm.live_jobs(), 90,
-             lambda: deltann.run("status", plan, expect_rc=None).stdout)
+             lambda: deltann.run("status", plan, expect_rc=None).stdout + slurm.describe())
     log = plan / "slurm" / "logs" / f"merge_{second['merge']['job_id']}.out"
     assert "merged 2 of 2 shards" in log.read_text()
 
@@ -499,7 +534,7 @@ def test_a_cancelled_shard_is_submitted_again_alone(deltann, tmp_path, demo, slu
 
 
 def test_merge_refuses_a_shard_of_another_plan(deltann, tmp_path, demo, slurm, test_workers):
-    env = {**slurm.env, "DELTANN_WORKER_DIR": str(test_workers)}
+    env = job_env(slurm, tmp_path, test_workers)
     plans = {}
     for name, variant in [("a", "testing:threads=1"), ("b", "testing:threads=2")]:
         campaign = write_campaign(tmp_path / name, demo, "", envs=[variant])
@@ -512,7 +547,7 @@ def test_merge_refuses_a_shard_of_another_plan(deltann, tmp_path, demo, slurm, t
     deltann.run("submit", "--slurm", a, env=env)
     merged = a / "campaign.db"
     wait_for("merged database", lambda: merged.exists() and not slurm.live_jobs(), 60,
-             lambda: deltann.run("status", a, expect_rc=None).stdout)
+             lambda: deltann.run("status", a, expect_rc=None).stdout + slurm.describe())
     before = merged.read_bytes()
     deltann.run("run", "--plan", b, "--shard", 0, "--quiet", env=env)
     foreign = a / "results" / "shard-0000.db"
