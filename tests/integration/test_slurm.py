@@ -148,7 +148,7 @@ def write_slurm_conf(d):
     nodes = "\n".join(
         f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} "
         f"CPUs={shares[name]} RealMemory=1000 {features} State=UNKNOWN"
-        for (name, features), port in zip(NODES.items(), node_ports))
+        for (name, features), port in zip(NODES.items(), node_ports, strict=True))
     # A GPU GRES without File= is dropped by slurmd and the node drained: /dev/null stands in.
     d.joinpath("gres.conf").write_text("NodeName=gpu1 Name=gpu Type=h100 File=/dev/null\n")
     d.joinpath("slurm.conf").write_text(f"""\
@@ -416,7 +416,7 @@ CUDA_ENV = "tvm:opt=0,device=cuda"
 
 def test_each_group_runs_on_the_nodes_of_its_placement(deltann, tmp_path, demo, slurm):
     worker_path("tvm", "TVM's Python environment, made by scripts/setup")
-    campaign = write_campaign(tmp_path, demo, CPU_GROUP + CUDA_GROUP, envs=ENVS + [CUDA_ENV])
+    campaign = write_campaign(tmp_path, demo, CPU_GROUP + CUDA_GROUP, envs=[*ENVS, CUDA_ENV])
     plan = tmp_path / "plan"
     deltann.run("plan", campaign, "--out", plan, timeout=300)
     groups = shard_groups(plan)
