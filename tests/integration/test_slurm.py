@@ -215,21 +215,21 @@ def slurm_cluster():
             start_daemon([shutil.which("slurmd", path=SBIN), "-f", str(cluster.conf), "-N", node],
                          env, f"slurmd {node}", d)
         deadline = time.monotonic() + 30
-        while set(cluster.node_states().values()) != {"idle"} or \
-                len(cluster.node_states()) != len(NODES):
+        while (states := cluster.node_states()) != {node: "idle" for node in NODES}:
             if time.monotonic() > deadline:
-                pytest.fail(f"the Slurm nodes are not all idle after 30 s: "
-                            f"{cluster.node_states()}{logs_of(d)}")
+                pytest.fail(f"the Slurm nodes are not all idle after 30 s: {states}{logs_of(d)}")
             time.sleep(0.2)
         yield cluster
     finally:
-        if (d / "slurmctld.pid").exists() and (d / "slurm.conf").exists():
-            for line in cluster.live_jobs():
-                cluster.client("scancel", line.split()[0], check=False)
-            try:  # the cancelled jobs' processes end before the daemons that watch them
+        # Whatever failed, the daemons are stopped: the jobs first, so that their processes end
+        # before the daemons that watch them; a slurmctld that does not answer is stopped anyway.
+        try:
+            if (d / "slurmctld.pid").exists() and (d / "slurm.conf").exists():
+                for line in cluster.live_jobs():
+                    cluster.client("scancel", line.split()[0], check=False)
                 cluster.wait_until_idle(15)
-            except AssertionError:
-                pass
+        except (AssertionError, subprocess.SubprocessError):
+            pass
         stop_daemons(d)
         shutil.rmtree(d, ignore_errors=True)
 
