@@ -454,8 +454,12 @@ def test_each_group_runs_on_the_nodes_of_its_placement(deltann, tmp_path, demo, 
         assert [v["status"] for v in variants] == ["done", "done"], variants
         assert len(query(db, "SELECT variant_id FROM results")) == 2 * len(ENVS)
 
-    # The cuda shard could not run here and says so, rather than publishing an empty result.
+    # gpu1's GRES is a stand-in: without a real GPU (and TVM built for CUDA) the cuda shard
+    # cannot run there, and says so rather than publishing an empty result.
     cuda = shard_state(plan, 2)
+    if cuda["state"] == "done":  # a host with a real GPU: then the merge job runs too
+        wait_for("merged database", lambda: (plan / "campaign.db").exists(), 60, slurm.describe)
+        return
     assert cuda["state"] == "failed", cuda
     assert "none of the shard's 1 variants can run on this node" in cuda["error"], cuda
     assert "hardware group cuda" in cuda["error"], cuda
@@ -466,7 +470,7 @@ def test_each_group_runs_on_the_nodes_of_its_placement(deltann, tmp_path, demo, 
 
     # The merge job waits for every array to end well, so it never runs; cancel it.
     merge = str(last_submission(plan)["merge"]["job_id"])
-    assert any(line.split()[0] == merge for line in slurm.live_jobs()), slurm.live_jobs()
+    assert any(line.split()[0] == merge for line in slurm.live_jobs()), slurm.describe()
     slurm.client("scancel", merge)
     slurm.wait_until_idle(15)
     assert not (plan / "campaign.db").exists()
