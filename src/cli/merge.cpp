@@ -1,4 +1,7 @@
 // `deltann merge DIR -o FILE`: the shard databases of a plan folder as one campaign database.
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
 
 #include "deltann/error.h"
@@ -38,9 +41,18 @@ void execute(const MergeOptions& o) {
                 " shards have no result:" + why + "\n" + resubmit.substr(2) +
                 ", or merge what exists with --partial");
   if (present.empty()) throw Error("no shard of " + o.dir + " has a result yet");
-  if (o.force) std::filesystem::remove(o.out);
+  // --force replaces the output only with a finished merge: a refused shard (another plan's, a
+  // damaged file) leaves the database merged before in place, rather than none at all.
+  const std::filesystem::path out = o.out;
+  const std::filesystem::path target =
+      o.force && std::filesystem::exists(out)
+          ? out.parent_path() /
+                ("." + out.filename().string() + ".replacing" + std::to_string(::getpid()))
+          : out;
+  if (target != out) std::filesystem::remove(target);  // left by a killed merge of this pid
   const MergeOutcome merged = merge_shard_databases(
-      present, plan.hash, o.out, [](const std::string& line) { std::cerr << line << '\n'; });
+      present, plan.hash, target, [](const std::string& line) { std::cerr << line << '\n'; });
+  if (target != out) std::filesystem::rename(target, out);
   std::cerr << "merged " << merged.shards << " of " << plan.shards.size() << " shards into "
             << o.out << ": " << merged.results << " results, " << merged.failures << " failures\n";
   if (!absent.empty())

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "deltann/db_lock.h"
 #include "deltann/error.h"
 #include "deltann/hash.h"
 #include "deltann/shard_merge.h"
@@ -143,6 +144,17 @@ void remove_local(const fs::path& db) {
     fs::remove(db.string() + suffix, ignored);
 }
 
+// SQLite creates the database file before it writes anything into it, so a try killed in between
+// leaves an empty file. There is nothing in it to resume, and deltann refuses to claim an empty
+// file at a path it is given, so the shard could never run on this node again: remove it. Under
+// the database's lock, so that a try running now is refused (naming it) rather than disturbed.
+void remove_empty_leftover(const fs::path& db) {
+  const DatabaseLock lock(db, "deltann run --plan", false);
+  std::error_code ec;
+  if (fs::file_size(db, ec) != 0 || ec) return;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(db.string() + suffix, ec);
+}
+
 // A shard none of whose variants can run on its node (a GPU group's shard on a CPU node) is a
 // failure, not a result: published, it would stop the shard from ever running where it can.
 void refuse_if_nothing_can_run(const Store& store, const ShardManifest& shard) {
@@ -192,8 +204,10 @@ json node_record() {
   node["host"] = host_name();
   node["cpu"] = cpu_model();
   node["cores"] = ::sysconf(_SC_NPROCESSORS_ONLN);
+  // SLURMD_NODENAME is the node as Slurm names it, which need not be the host name (several
+  // slurmd on one host, or NodeName differing from NodeHostname): placement is checked by it.
   for (const char* name : {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
-                           "SLURM_CLUSTER_NAME", "JOB_COMPLETION_INDEX"})
+                           "SLURMD_NODENAME", "SLURM_CLUSTER_NAME", "JOB_COMPLETION_INDEX"})
     if (const char* value = std::getenv(name); value && *value) node["job"][name] = value;
   add_gpus(node);
   return node;
@@ -241,6 +255,7 @@ ShardRun run_shard(const ShardRunOptions& options, CampaignObserver& events) {
     // A database left by a killed try on this node is resumed.
     config.db =
         local / ("deltann-" + plan.hash.substr(0, 12) + "-" + run.result.stem().string() + ".db");
+    remove_empty_leftover(config.db);
     const CampaignSlice slice = slice_of_shard(plan, shard);
     run.outcome = run_campaign(config, events, &slice);
     {

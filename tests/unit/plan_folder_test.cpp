@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "deltann/error.h"
@@ -176,6 +178,21 @@ TEST(ShardChoice, FlagThenSlurmThenKubernetes) {
   env["SLURM_ARRAY_TASK_ID"] = "7x";
   EXPECT_TRUE(Contains(message_of<Error>([&] { choose_shard(std::nullopt, getenv); }),
                        "'7x', not a shard index"));
+}
+
+// Which Slurm node ran a shard is its SLURMD_NODENAME, not the host name: several slurmd can share
+// a host, and a node's NodeName need not be its host's name.
+TEST(ShardNode, RecordsTheSlurmNodeNameAndJob) {
+  ::setenv("SLURMD_NODENAME", "gpu1", 1);
+  ::setenv("SLURM_ARRAY_TASK_ID", "3", 1);
+  const nlohmann::json node = node_record();
+  ::unsetenv("SLURMD_NODENAME");
+  ::unsetenv("SLURM_ARRAY_TASK_ID");
+  EXPECT_EQ(node["job"].value("SLURMD_NODENAME", ""), "gpu1");
+  EXPECT_EQ(node["job"].value("SLURM_ARRAY_TASK_ID", ""), "3");
+  EXPECT_FALSE(node.value("host", "").empty());
+  const nlohmann::json outside = node_record();  // not in a Slurm job: no job record of one
+  EXPECT_FALSE(outside.contains("job") && outside["job"].contains("SLURMD_NODENAME"));
 }
 
 // A shard database as `deltann run --plan` leaves it: one model, its block's images, results.
