@@ -126,9 +126,7 @@ def test_run_takes_the_expanded_list(deltann, demo, photo_list, tmp_path):
     out = tmp_path / "out"
     deltann.run("expand", "--images", photo_list, "-o", out, "--corruptions", "brightness",
                 "--severities", "2", timeout=300)
-    names = {"ort": True}
-    backends = {b["name"] for b in json.loads(deltann.run("backends", "--json").stdout)}
-    if not names.keys() <= backends:
+    if "ort" not in {b["name"] for b in json.loads(deltann.run("backends", "--json").stdout)}:
         pytest.skip("the engine ort is not built here")
     db = tmp_path / "expanded.db"
     deltann.run("run", "--model", demo[1], "--images", out / "images.txt", "--db", db,
