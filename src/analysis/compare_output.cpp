@@ -292,7 +292,7 @@ struct Column {
 template <typename Row>
 Column field_column(const Field<Row>& field, const std::vector<const Row*>& rows) {
   Column column{field.heading, field.format != FieldFormat::text, {}};
-  for (const Row* row : rows) column.cells.push_back(format_value(field.format, field.value(*row)));
+  for (const Row* row : rows) column.cells.push_back(format_with_interval(field, *row));
   return column;
 }
 
@@ -393,8 +393,8 @@ void print_worst_pairs(const Comparison& c, const std::map<std::string, size_t>&
   for (const PairSummary* p : ranked)
     pair.cells.push_back(std::to_string(index.at(p->a)) + "-" + std::to_string(index.at(p->b)));
   table.push_back(pair);
-  for (const char* name : {"axis", "top1_difference_rate", "confident_flips", "top5_overlap",
-                           "max_abs_diff", "speed_ratio", "p_adjusted"})
+  for (const char* name : {"axis", "top1_difference_rate", "confident_flips",
+                           "top5_difference_rate", "max_abs_diff", "speed_ratio", "p_adjusted"})
     table.push_back(field_column(pair_field(name), ranked));
   table[1].right = false;
   for (size_t r = 0; r < ranked.size(); ++r) {
