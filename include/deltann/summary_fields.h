@@ -66,10 +66,11 @@ std::string format_value(FieldFormat format, const FieldValue& value);
 // value); "" when either end is absent.
 std::string format_interval(FieldFormat format, const FieldValue& low, const FieldValue& high);
 
-// The value as people read it, followed by its interval when the table has one: every rate
-// `name` with an interval has the companion fields `name_ci_low` and `name_ci_high`, so that the
-// terminal and the HTML report show "3.1% [1.2–6.5]" where the machine outputs have three
-// columns.
+// The value as people read it, followed by its interval when it is a rate (a percent field) and
+// the table has one: every rate `name` with an interval has the companion fields `name_ci_low`
+// and `name_ci_high`, so that the terminal and the HTML report show "3.1% [1.2–6.5]" where the
+// machine outputs have three columns. Other intervals (of the median, of the speed ratio) have
+// columns of their own where there is room for them.
 template <typename Row>
 std::string format_with_interval(const Field<Row>& field, const Row& row) {
   const std::vector<Field<Row>>* table = nullptr;
@@ -87,7 +88,8 @@ std::string format_with_interval(const Field<Row>& field, const Row& row) {
     if (high_name == f.name) high = &f;
   }
   std::string text = format_value(field.format, field.value(row));
-  if (low && high) text += format_interval(field.format, low->value(row), high->value(row));
+  if (field.format == FieldFormat::percent && low && high)
+    text += format_interval(field.format, low->value(row), high->value(row));
   return text;
 }
 

@@ -93,7 +93,7 @@ void check_label_limit(VariantVerdict& v, double limit, double confidence) {
     v.notes.push_back("inconclusive: top-1 labels differ on " + percent(rate) +
                       " of images, above the limit of " + percent(limit) + ", but the " + level +
                       " reaches below it: " + std::to_string(v.images) +
-                      " images are too few to tell");
+                      (v.images == 1 ? " image is" : " images are") + " too few to tell");
 }
 
 std::string numbers_text(const VariantVerdict& v, const CheckVerdict& verdict) {

@@ -180,6 +180,8 @@ TEST(SummaryFields, PeopleSeeTheRateWithItsInterval) {
   p.top1_difference_ci.reset();  // no interval: the value alone
   EXPECT_EQ(format_with_interval(pair_field("top1_difference_rate"), p), "25.0%");
   EXPECT_EQ(format_with_interval(pair_field("images"), p), "4");  // no interval in the table
+  // Only rates: the speed ratio's interval has columns of its own.
+  EXPECT_EQ(format_with_interval(pair_field("speed_ratio"), p), "1.250");
   VariantSummary v = full_variant();
   v.top1_accuracy_ci = stats::Interval{0.5, 0.9};
   v.top5_accuracy_ci.reset();
