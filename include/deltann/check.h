@@ -35,6 +35,8 @@ struct VariantVerdict {
   int top1_differences = 0;
   std::optional<double> label_diff_rate =
       std::nullopt;  // top1_differences / images; nullopt without images
+  // Its interval at the analysis' confidence: the limit fails only when the low end is above it.
+  std::optional<stats::Interval> label_diff_ci = std::nullopt;
   // Timing oriented baseline → variant: median(variant) / median(baseline), so > 1 is slower.
   std::optional<double> speed_ratio = std::nullopt;
   std::optional<stats::Interval> speed_ratio_ci = std::nullopt;

@@ -43,8 +43,15 @@ struct VariantSummary {
   std::string engine_version;
   int images = 0;  // images with a stored result
   int failures = 0;
-  std::optional<double> top1_accuracy;  // over labelled images with a result
+  int labelled_images = 0;  // labelled images with a result: the trials of the accuracies
+  int top1_correct = 0;
+  int top5_correct = 0;
+  std::optional<double> top1_accuracy;  // top1_correct / labelled_images, when any
   std::optional<double> top5_accuracy;
+  // Intervals of the accuracies at the options' confidence (stats::rate_interval); none without
+  // labelled images.
+  std::optional<stats::Interval> top1_accuracy_ci;
+  std::optional<stats::Interval> top5_accuracy_ci;
   std::optional<double> compile_ms;  // build step (compiler, converter), when the engine has one
   std::optional<double> load_ms;
   std::optional<double> first_ms;
@@ -87,10 +94,17 @@ struct PairSummary {
   int images = 0;    // images both variants have a result for
   int top1_differences = 0;
   std::vector<std::string> differing_images;
-  double top5_overlap = 0;             // mean |top5(a) ∩ top5(b)| / 5
+  double top5_overlap = 0;  // mean |top5(a) ∩ top5(b)| / 5
+  // Images whose top-5 id sets differ (in any member; the order within the five does not count).
+  int top5_differences = 0;
+  // Intervals of top1_difference_rate() and top5_difference_rate() at the options' confidence
+  // (stats::rate_interval): how large the rate over all such images may be, given these.
+  std::optional<stats::Interval> top1_difference_ci;
+  std::optional<stats::Interval> top5_difference_ci;
   std::optional<double> max_abs_diff;  // over full output vectors, when both were stored
   std::optional<double> mean_abs_diff;
   double top1_difference_rate() const;
+  double top5_difference_rate() const;
 
   // What differs between the two environments: "framework", "opt", "device", "threads",
   // "precision", another knob's name, or "mixed" when more than one thing changed.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace deltann::stats {
@@ -59,6 +60,25 @@ struct RatioEstimate {
 };
 RatioEstimate median_ratio_sorted(const std::vector<double>& a, const std::vector<double>& b,
                                   double confidence);
+
+// Confidence intervals of a binomial proportion: `successes` of `n` trials (0 <= successes <= n).
+// Both give no interval (nullopt) for n = 0 — nothing was observed, and [0, 1] would pretend
+// otherwise — and clamp to [0, 1]. docs/ANALYSIS.md, "Intervals of rates".
+//
+// Wilson score interval: centre (k + z^2/2) / (n + z^2), half-width
+// z / (n + z^2) * sqrt(k (n - k) / n + z^2 / 4), z the normal quantile of (1 + confidence) / 2.
+// Its coverage is close to `confidence` on average but dips below it for some n and p.
+std::optional<Interval> wilson_interval(int64_t successes, int64_t n, double confidence);
+// Clopper-Pearson ("exact") interval from beta quantiles, alpha = 1 - confidence:
+// low = Beta(alpha/2; k, n - k + 1) (0 when k = 0), high = Beta(1 - alpha/2; k + 1, n - k)
+// (1 when k = n). Its coverage is at least `confidence` for every n and p.
+std::optional<Interval> clopper_pearson_interval(int64_t successes, int64_t n, double confidence);
+// The interval every rate of the analysis carries: Clopper-Pearson, always. Decisions (`check`
+// limits, findings) rest on its ends, so the guaranteed coverage matters more than the slightly
+// narrower Wilson interval; on thousands of images the two differ in the third decimal. Its lower
+// end is above 0 exactly when successes > 0, and its upper end below 1 exactly when
+// successes < n.
+std::optional<Interval> rate_interval(int64_t successes, int64_t n, double confidence);
 
 // Spearman rank correlation (Pearson correlation of average ranks, ties allowed); NaN when a side
 // is constant or sizes differ or are < 2.

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -60,6 +61,37 @@ const PairField& pair_field(std::string_view name);
 
 // The value as people read it (terminal and HTML): "-" when absent, "NaN", "inf", "-inf".
 std::string format_value(FieldFormat format, const FieldValue& value);
+
+// An interval as people read it after its value, " [1.2–6.5]" (a percent's sign stays on the
+// value); "" when either end is absent.
+std::string format_interval(FieldFormat format, const FieldValue& low, const FieldValue& high);
+
+// The value as people read it, followed by its interval when it is a rate (a percent field) and
+// the table has one: every rate `name` with an interval has the companion fields `name_ci_low`
+// and `name_ci_high`, so that the terminal and the HTML report show "3.1% [1.2–6.5]" where the
+// machine outputs have three columns. Other intervals (of the median, of the speed ratio) have
+// columns of their own where there is room for them.
+template <typename Row>
+std::string format_with_interval(const Field<Row>& field, const Row& row) {
+  const std::vector<Field<Row>>* table = nullptr;
+  if constexpr (std::is_same_v<Row, VariantSummary>)
+    table = &variant_fields();
+  else
+    table = &pair_fields();
+  const auto& fields = *table;
+  const std::string low_name = std::string(field.name) + "_ci_low";
+  const std::string high_name = std::string(field.name) + "_ci_high";
+  const Field<Row>* low = nullptr;
+  const Field<Row>* high = nullptr;
+  for (const auto& f : fields) {
+    if (low_name == f.name) low = &f;
+    if (high_name == f.name) high = &f;
+  }
+  std::string text = format_value(field.format, field.value(row));
+  if (field.format == FieldFormat::percent && low && high)
+    text += format_interval(field.format, low->value(row), high->value(row));
+  return text;
+}
 
 // The value as JSON: null when absent; NaN and infinities as the strings "NaN", "Infinity",
 // "-Infinity" (JSON has no number for them and null means "missing"); knobs as an object.

@@ -64,9 +64,14 @@ VariantSummary summarise_variant(const CampaignVariant& variant,
     if (!r.top_ids.empty() && r.top_ids[0] == *label) ++top1;
     if (std::find(r.top_ids.begin(), r.top_ids.end(), *label) != r.top_ids.end()) ++top5;
   }
+  s.labelled_images = labelled;
+  s.top1_correct = top1;
+  s.top5_correct = top5;
   if (labelled > 0) {
     s.top1_accuracy = static_cast<double>(top1) / labelled;
     s.top5_accuracy = static_cast<double>(top5) / labelled;
+    s.top1_accuracy_ci = stats::rate_interval(top1, labelled, options.confidence);
+    s.top5_accuracy_ci = stats::rate_interval(top5, labelled, options.confidence);
   }
   s.samples = static_cast<int64_t>(samples.size());
   s.timed_images = variant.timed_images;
@@ -114,6 +119,8 @@ void compare_outputs(PairSummary& p, const std::vector<CampaignResult>& a,
     int common = 0;
     for (int id : rb.top_ids)
       common += std::find(ra.top_ids.begin(), ra.top_ids.end(), id) != ra.top_ids.end();
+    if (ra.top_ids.size() != rb.top_ids.size() || common != static_cast<int>(rb.top_ids.size()))
+      ++p.top5_differences;
     const size_t k = std::max(ra.top_ids.size(), rb.top_ids.size());
     overlap_sum += k == 0 ? 1.0 : static_cast<double>(common) / static_cast<double>(k);
     jaccard_sum += metrics::jaccard(ra.top_ids, rb.top_ids);
@@ -138,6 +145,8 @@ void compare_outputs(PairSummary& p, const std::vector<CampaignResult>& a,
     worst_rtol = std::max(worst_rtol, d.min_rtol);
   }
   if (p.images == 0) return;
+  p.top1_difference_ci = stats::rate_interval(p.top1_differences, p.images, options.confidence);
+  p.top5_difference_ci = stats::rate_interval(p.top5_differences, p.images, options.confidence);
   p.top5_overlap = overlap_sum / p.images;
   p.top5_jaccard = jaccard_sum / p.images;
   p.rank_correlation = rank_count > 0 ? rank_sum / rank_count : 1.0;
@@ -243,6 +252,10 @@ int Comparison::timing_tests() const {
 
 double PairSummary::top1_difference_rate() const {
   return images == 0 ? 0.0 : static_cast<double>(top1_differences) / images;
+}
+
+double PairSummary::top5_difference_rate() const {
+  return images == 0 ? 0.0 : static_cast<double>(top5_differences) / images;
 }
 
 std::string axis_between(const std::string& env_a, const std::string& env_b) {

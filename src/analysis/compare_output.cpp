@@ -289,10 +289,15 @@ struct Column {
   }
 };
 
+// A rate's cells carry its interval ("3.1% [1.2–6.5]") unless `interval` is false, where the
+// line has no room for it.
 template <typename Row>
-Column field_column(const Field<Row>& field, const std::vector<const Row*>& rows) {
+Column field_column(const Field<Row>& field, const std::vector<const Row*>& rows,
+                    bool interval = true) {
   Column column{field.heading, field.format != FieldFormat::text, {}};
-  for (const Row* row : rows) column.cells.push_back(format_value(field.format, field.value(*row)));
+  for (const Row* row : rows)
+    column.cells.push_back(interval ? format_with_interval(field, *row)
+                                    : format_value(field.format, field.value(*row)));
   return column;
 }
 
@@ -393,9 +398,12 @@ void print_worst_pairs(const Comparison& c, const std::map<std::string, size_t>&
   for (const PairSummary* p : ranked)
     pair.cells.push_back(std::to_string(index.at(p->a)) + "-" + std::to_string(index.at(p->b)));
   table.push_back(pair);
-  for (const char* name : {"axis", "top1_difference_rate", "confident_flips", "top5_overlap",
-                           "max_abs_diff", "speed_ratio", "p_adjusted"})
-    table.push_back(field_column(pair_field(name), ranked));
+  // The top-1 rate with its interval; the top-5 rate's interval (in --json) would leave the
+  // differing images no room.
+  for (const char* name : {"axis", "top1_difference_rate", "confident_flips",
+                           "top5_difference_rate", "max_abs_diff", "speed_ratio", "p_adjusted"})
+    table.push_back(
+        field_column(pair_field(name), ranked, std::string_view(name) != "top5_difference_rate"));
   table[1].right = false;
   for (size_t r = 0; r < ranked.size(); ++r) {
     table[1].cells[r] = clipped(table[1].cells[r], 12);
@@ -404,7 +412,8 @@ void print_worst_pairs(const Comparison& c, const std::map<std::string, size_t>&
   // The differing images take what is left of the line.
   size_t used = 1;
   for (const auto& column : table) used += column.width() + 2;
-  const size_t left = width > used + 10 ? width - used : 10;
+  // Its own two columns of separation count too, or the column would not fit and be dropped.
+  const size_t left = width > used + 12 ? width - used - 2 : 10;
   Column images{"differing images", false, {}};
   for (const PairSummary* p : ranked) {
     std::string text;

@@ -117,13 +117,21 @@ std::optional<Finding> difference_finding(const PairSummary& p, const Comparison
                                           const FindingContext& context) {
   const std::string where = p.a + " vs " + p.b + " (axis: " + p.axis + ")";
   Finding f;
-  if (p.top1_differences > 0) {
+  // A pair without an interval (none is computed without images) stands on its rate.
+  const double rate = p.top1_difference_rate();
+  const stats::Interval ci = p.top1_difference_ci.value_or(stats::Interval{rate, rate});
+  // The finding stands on the interval: the rate over all such images is above 0 at the
+  // analysis' confidence (with Clopper-Pearson, exactly when an image differed).
+  if (ci.low > 0) {
     f.kind = FindingKind::label_difference;
-    const double confident = static_cast<double>(p.confident_flips) / p.images;
-    const double near = static_cast<double>(p.near_tie_flips) / p.images;
+    // Ranked by what is certain: the interval's low end, split between confident and near-tie
+    // flips in their proportions, so that 1 flip of 9 images does not outrank 20 of 1000.
+    const double confident = ci.low * p.confident_flips / p.top1_differences;
+    const double near = ci.low * p.near_tie_flips / p.top1_differences;
     f.severity = 50 + 40 * confident + 10 * near;
     f.title = std::to_string(p.top1_differences) + " of " + std::to_string(p.images) + " images (" +
-              percent(p.top1_difference_rate()) + ") change top-1 label: " + where;
+              percent(rate) + ", " + number(100 * c.options.confidence, "%.0f") + "% interval " +
+              percent(ci.low) + " to " + percent(ci.high) + ") change top-1 label: " + where;
     f.evidence = std::to_string(p.confident_flips) + " confident, " +
                  std::to_string(p.near_tie_flips) + " near-tie flips; top-5 Jaccard " +
                  number(p.top5_jaccard) + ", rank correlation " + number(p.rank_correlation) +

@@ -9,6 +9,9 @@
 #include <numeric>
 #include <random>
 
+#include <boost/math/distributions/beta.hpp>
+#include <boost/math/distributions/normal.hpp>
+
 namespace deltann::stats {
 namespace {
 
@@ -223,5 +226,36 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y) {
 }
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+
+std::optional<Interval> wilson_interval(int64_t successes, int64_t n, double confidence) {
+  if (n <= 0 || successes < 0 || successes > n) return std::nullopt;
+  const double z =
+      boost::math::quantile(boost::math::normal_distribution<double>(), (1 + confidence) / 2);
+  const double k = static_cast<double>(successes), total = static_cast<double>(n);
+  const double z2 = z * z;
+  const double centre = (k + z2 / 2) / (total + z2);
+  const double half = z / (total + z2) * std::sqrt(k * (total - k) / total + z2 / 4);
+  // At k = 0 (k = n) the low (high) end is 0 (1) in exact arithmetic: say so exactly.
+  return Interval{successes == 0 ? 0.0 : std::max(0.0, centre - half),
+                  successes == n ? 1.0 : std::min(1.0, centre + half)};
+}
+
+std::optional<Interval> clopper_pearson_interval(int64_t successes, int64_t n, double confidence) {
+  if (n <= 0 || successes < 0 || successes > n) return std::nullopt;
+  const double alpha = 1 - confidence;
+  const double k = static_cast<double>(successes), total = static_cast<double>(n);
+  Interval ci{0.0, 1.0};
+  if (successes > 0)
+    ci.low =
+        boost::math::quantile(boost::math::beta_distribution<double>(k, total - k + 1), alpha / 2);
+  if (successes < n)
+    ci.high = boost::math::quantile(boost::math::beta_distribution<double>(k + 1, total - k),
+                                    1 - alpha / 2);
+  return ci;
+}
+
+std::optional<Interval> rate_interval(int64_t successes, int64_t n, double confidence) {
+  return clopper_pearson_interval(successes, n, confidence);
+}
 
 }  // namespace deltann::stats

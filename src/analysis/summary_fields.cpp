@@ -44,12 +44,27 @@ const std::vector<VariantField> kVariantFields = {
      [](const VariantSummary& v) { return count(v.images); }},
     {"failures", "failures", "count", F::count, "recorded failures other than planning ones",
      [](const VariantSummary& v) { return count(v.failures); }},
+    {"labelled_images", "labelled", "count", F::count,
+     "labelled images with a result: the images the accuracies are over",
+     [](const VariantSummary& v) { return count(v.labelled_images); }},
     {"top1_accuracy", "top-1", "fraction", F::percent,
      "top-1 accuracy over labelled images with a result",
      [](const VariantSummary& v) { return number(v.top1_accuracy); }},
+    {"top1_accuracy_ci_low", "top-1 CI low", "fraction", F::percent,
+     "low end of the Clopper-Pearson interval of top1_accuracy at `confidence`",
+     [](const VariantSummary& v) { return low(v.top1_accuracy_ci); }},
+    {"top1_accuracy_ci_high", "top-1 CI high", "fraction", F::percent,
+     "high end of the interval of top1_accuracy",
+     [](const VariantSummary& v) { return high(v.top1_accuracy_ci); }},
     {"top5_accuracy", "top-5", "fraction", F::percent,
      "top-5 accuracy over labelled images with a result",
      [](const VariantSummary& v) { return number(v.top5_accuracy); }},
+    {"top5_accuracy_ci_low", "top-5 CI low", "fraction", F::percent,
+     "low end of the Clopper-Pearson interval of top5_accuracy at `confidence`",
+     [](const VariantSummary& v) { return low(v.top5_accuracy_ci); }},
+    {"top5_accuracy_ci_high", "top-5 CI high", "fraction", F::percent,
+     "high end of the interval of top5_accuracy",
+     [](const VariantSummary& v) { return high(v.top5_accuracy_ci); }},
     {"compile_ms", "compile ms", "ms", F::ms,
      "build step (compiler, converter), when the engine has one",
      [](const VariantSummary& v) { return number(v.compile_ms); }},
@@ -118,11 +133,28 @@ const std::vector<PairField> kPairFields = {
      [](const PairSummary& p) { return count(p.top1_differences); }},
     {"top1_difference_rate", "top-1 diff", "fraction", F::percent, "top1_differences / images",
      [](const PairSummary& p) { return FieldValue(p.top1_difference_rate()); }},
+    {"top1_difference_rate_ci_low", "top-1 diff CI low", "fraction", F::percent,
+     "low end of the Clopper-Pearson interval of top1_difference_rate at `confidence`",
+     [](const PairSummary& p) { return low(p.top1_difference_ci); }},
+    {"top1_difference_rate_ci_high", "top-1 diff CI high", "fraction", F::percent,
+     "high end of the interval of top1_difference_rate",
+     [](const PairSummary& p) { return high(p.top1_difference_ci); }},
     {"near_tie_flips", "near-tie", "count", F::count,
      "top-1 differences where both decisions were near-ties",
      [](const PairSummary& p) { return count(p.near_tie_flips); }},
     {"confident_flips", "conf", "count", F::count, "the other top-1 differences",
      [](const PairSummary& p) { return count(p.confident_flips); }},
+    {"top5_differences", "top-5 diffs", "count", F::count,
+     "images whose top-5 id sets differ (order within the five aside)",
+     [](const PairSummary& p) { return count(p.top5_differences); }},
+    {"top5_difference_rate", "top-5 diff", "fraction", F::percent, "top5_differences / images",
+     [](const PairSummary& p) { return FieldValue(p.top5_difference_rate()); }},
+    {"top5_difference_rate_ci_low", "top-5 diff CI low", "fraction", F::percent,
+     "low end of the Clopper-Pearson interval of top5_difference_rate at `confidence`",
+     [](const PairSummary& p) { return low(p.top5_difference_ci); }},
+    {"top5_difference_rate_ci_high", "top-5 diff CI high", "fraction", F::percent,
+     "high end of the interval of top5_difference_rate",
+     [](const PairSummary& p) { return high(p.top5_difference_ci); }},
     {"top5_overlap", "top-5 ovl", "fraction", F::fixed3, "mean share of top-5 ids in common",
      [](const PairSummary& p) { return FieldValue(p.top5_overlap); }},
     {"top5_jaccard", "top-5 Jaccard", "fraction", F::fixed3,
@@ -234,6 +266,18 @@ std::string format_value(FieldFormat format, const FieldValue& value) {
     }
   };
   return std::visit(Visitor{format}, value);
+}
+
+std::string format_interval(FieldFormat format, const FieldValue& low, const FieldValue& high) {
+  if (std::holds_alternative<std::monostate>(low) || std::holds_alternative<std::monostate>(high))
+    return "";
+  // The unit once, after the value: "3.1% [1.2–6.5]".
+  const auto bare = [format](const FieldValue& v) {
+    std::string text = format_value(format, v);
+    if (format == F::percent && !text.empty() && text.back() == '%') text.pop_back();
+    return text;
+  };
+  return " [" + bare(low) + "\u2013" + bare(high) + "]";
 }
 
 template <typename Json>

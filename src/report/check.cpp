@@ -73,11 +73,35 @@ std::string xml_escape(const std::string& text, bool attribute) {
   return markup_escape(text, "?", attribute);
 }
 
+std::string interval_text(const stats::Interval& ci) {
+  return "[" + percent(ci.low) + ", " + percent(ci.high) + "]";
+}
+
+// The label limit decides on the interval of the rate, as the slow-down limit does on the
+// interval of the ratio: the variant fails when even the low end is above the limit (the rate
+// over all such images is above it at the analysis' confidence). A rate above the limit whose
+// interval reaches below it passes with a note: too few images to tell. A pair without an
+// interval decides on its rate.
+void check_label_limit(VariantVerdict& v, double limit, double confidence) {
+  const double rate = *v.label_diff_rate;
+  const stats::Interval ci = v.label_diff_ci.value_or(stats::Interval{rate, rate});
+  const std::string level = percent(confidence) + " interval " + interval_text(ci);
+  if (ci.low > limit + kSlack)
+    v.reasons.push_back("top-1 labels differ on " + percent(rate) +
+                        " of images, above the limit of " + percent(limit) + " (" + level + ")");
+  else if (rate > limit + kSlack)
+    v.notes.push_back("inconclusive: top-1 labels differ on " + percent(rate) +
+                      " of images, above the limit of " + percent(limit) + ", but the " + level +
+                      " reaches below it: " + std::to_string(v.images) +
+                      (v.images == 1 ? " image is" : " images are") + " too few to tell");
+}
+
 std::string numbers_text(const VariantVerdict& v, const CheckVerdict& verdict) {
   std::string text;
   if (v.label_diff_rate)
     text = std::to_string(v.top1_differences) + "/" + std::to_string(v.images) +
-           " top-1 labels differ (" + percent(*v.label_diff_rate) + ", limit " +
+           " top-1 labels differ (" + percent(*v.label_diff_rate) +
+           (v.label_diff_ci ? " " + interval_text(*v.label_diff_ci) : "") + ", limit " +
            percent(verdict.max_label_diff) + ")";
   else
     text = "no image in common with the baseline";
@@ -231,9 +255,8 @@ CheckVerdict check_comparison(const Comparison& c, const CheckOptions& options,
       out.images = p->images;
       out.top1_differences = p->top1_differences;
       out.label_diff_rate = p->top1_difference_rate();
-      if (*out.label_diff_rate > options.max_label_diff + kSlack)
-        out.reasons.push_back("top-1 labels differ on " + percent(*out.label_diff_rate) +
-                              " of images, above the limit of " + percent(options.max_label_diff));
+      out.label_diff_ci = p->top1_difference_ci;
+      check_label_limit(out, options.max_label_diff, options.analysis.confidence);
       // Pairs hold median(b) / median(a); turn that into median(variant) / median(baseline).
       if (p->speed_ratio) {
         out.speed_ratio = base_first ? *p->speed_ratio : 1.0 / *p->speed_ratio;

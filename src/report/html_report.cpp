@@ -415,11 +415,12 @@ void write_findings(const Context& ctx, std::ostream& out) {
   out << "</ol>\n</section>\n";
 }
 
-// A summary field's value as an HTML cell's content: its format (summary_fields.h), escaped,
-// with a dash for an absent value and the signs for infinities.
+// A summary field's value as an HTML cell's content: its format (summary_fields.h) and its
+// interval when it has one, escaped, with a dash for an absent value and the signs for
+// infinities.
 template <typename Row>
 std::string field_html(const Field<Row>& field, const Row& row) {
-  const std::string text = format_value(field.format, field.value(row));
+  const std::string text = format_with_interval(field, row);
   if (text == "-") return kDash;
   if (text == "inf") return "&infin;";
   if (text == "-inf") return "&minus;&infin;";
@@ -452,9 +453,9 @@ void write_variants(const Context& ctx, std::ostream& out) {
                                          "gflops",
                                          "peak_share"};
   out << "<section id=\"variants\"><h2>Variants</h2>\n"
-         "<p class=\"note\">Accuracy over the labelled images with a result; latencies over every "
-         "timed sample. CV: coefficient of variation of the samples; median CI: distribution-free "
-         "interval at "
+         "<p class=\"note\">Accuracy over the labelled images with a result, with its "
+         "Clopper-Pearson interval in brackets; latencies over every timed sample. CV: "
+         "coefficient of variation of the samples; accuracy and median CI: intervals at "
       << percent(ctx.c.options.confidence)
       << ".</p>\n<div class=\"scroll\"><table class=\"wide\">\n<tr><th class=\"n\">#</th>";
   for (const char* name : kColumns) out << field_th(variant_field(name));
@@ -564,8 +565,9 @@ int axis_rank(const std::string& axis) {
 
 // The pairs table of one axis: the pair, the label counts, these numeric fields from the field
 // table, the speed ratio with its interval, and the timing test.
-constexpr const char* kNumericColumns[] = {"top5_jaccard", "rank_correlation", "max_abs_diff",
-                                           "relative_l2",  "cosine",           "failing_elements"};
+constexpr const char* kNumericColumns[] = {
+    "top5_difference_rate", "top5_jaccard", "rank_correlation", "max_abs_diff",
+    "relative_l2",          "cosine",       "failing_elements"};
 
 void write_axes(const Context& ctx, std::ostream& out) {
   const AnalysisOptions& o = ctx.c.options;

@@ -1,5 +1,7 @@
 """`deltann check` on the label_flip model: its two ONNX Runtime optimisation levels give
-different top-1 labels on its one image (100% differ), so a 50% limit fails and 100% passes.
+different top-1 labels on its one image (100% differ, 95% interval [2.5%, 100%]), so a 2% limit
+fails (the whole interval is above it), 50% is inconclusive (the rate is above it, the interval
+reaches below it: passes with a note) and 100% passes.
 Checks the exit codes (0 pass, 1 fail, 2 usage) and that the JUnit report parses, and that a
 slow-down is judged on its p-value adjusted over the campaign's many pairs."""
 import json
@@ -36,17 +38,34 @@ def junit(path):
 def test_fails_when_labels_differ_more_than_allowed(flip, deltann, tmp_path):
     report = tmp_path / "check.xml"
     result = deltann.run("check", "--db", flip["db"], "--baseline", flip["baseline"],
-                         "--max-label-diff", "50%", "--junit", report, expect_rc=3)
+                         "--max-label-diff", "2%", "--junit", report, expect_rc=3)
     line = [l for l in result.stdout.splitlines() if flip["other"] in l]
     assert len(line) == 1 and line[0].startswith("FAIL "), result.describe()
-    assert "1/1 top-1 labels differ (100%, limit 50%)" in line[0], result.describe()
+    # 1 of 1: the Clopper-Pearson interval is [1 - (1 - 0.025), 1] = [2.5%, 100%].
+    assert "1/1 top-1 labels differ (100% [2.5%, 100%], limit 2%)" in line[0], result.describe()
     assert "check failed" in result.stderr, result.describe()
     suite = junit(report)
     assert suite.get("tests") == "1" and suite.get("failures") == "1"
     (case,) = suite.findall("testcase")
     assert case.get("name") == flip["other"]
     failure = case.find("failure")
-    assert failure is not None and "above the limit of 50%" in failure.get("message")
+    assert failure is not None and "above the limit of 2% (95% interval [2.5%, 100%])" in \
+        failure.get("message")
+
+
+def test_rate_above_the_limit_on_too_few_images_is_inconclusive(flip, deltann, tmp_path):
+    report = tmp_path / "check.xml"
+    result = deltann.run("check", "--db", flip["db"], "--baseline", flip["baseline"],
+                         "--max-label-diff", "50%", "--junit", report)
+    (line,) = [l for l in result.stdout.splitlines() if flip["other"] in l]
+    assert line.startswith("PASS "), result.describe()
+    assert ("(inconclusive: top-1 labels differ on 100% of images, above the limit of 50%, but "
+            "the 95% interval [2.5%, 100%] reaches below it: 1 image is too few to tell)"
+            in line), line
+    assert result.stdout.splitlines()[-1].startswith("check passed: 1 passed"), result.describe()
+    (case,) = junit(report).findall("testcase")
+    assert case.find("failure") is None
+    assert "inconclusive" in case.find("system-out").text
 
 
 def test_passes_within_the_limit(flip, deltann, tmp_path):

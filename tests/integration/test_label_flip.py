@@ -1,6 +1,8 @@
 """Known-answer check of the label-difference path: label_flip.onnx is built so that two ONNX
 Runtime optimisation levels give different top-1 labels on one solid-colour image
 (make_test_models.py calibrates it and writes the expected labels to label_flip.json)."""
+import csv
+import io
 import json
 import re
 import shutil
@@ -49,6 +51,17 @@ def test_compare_json_counts_one_difference(flip, deltann):
     assert pair["images"] == 1
     assert pair["top1_differences"] == 1
     assert pair["top1_difference_rate"] == 1.0
+    # 1 of 1 differs: the 95% Clopper-Pearson interval is [0.025, 1] (alpha / 2 = 0.025).
+    assert pair["top1_difference_rate_ci_low"] == pytest.approx(0.025, abs=1e-12)
+    assert pair["top1_difference_rate_ci_high"] == 1.0
+    # Both list the same two classes: no top-5 difference, interval [0, 0.975].
+    assert pair["top5_differences"] == 0 and pair["top5_difference_rate"] == 0.0
+    assert pair["top5_difference_rate_ci_low"] == 0.0
+    assert pair["top5_difference_rate_ci_high"] == pytest.approx(0.975, abs=1e-12)
+    # No labels (folder layout without synsets here): no accuracy, and no interval for 0 images.
+    for variant in report["variants"]:
+        assert variant["labelled_images"] == 0
+        assert variant["top1_accuracy_ci_low"] is None and variant["top1_accuracy_ci_high"] is None
     assert pair["differing_images"] == [flip["info"]["input_image"]]
     # The two outputs differ by a float32 rounding step, far below 1.
     assert pair["max_abs_diff"] is not None and 0 < pair["max_abs_diff"] < 1e-3
@@ -61,4 +74,19 @@ def test_compare_text_shows_the_difference(flip, deltann):
     assert re.search(r"^\s+2\s+1/1\s+-\s*$", text, re.MULTILINE), text
     pair_line = [line for line in text.splitlines() if line.strip().startswith("1-2")]
     assert len(pair_line) == 1, text
-    assert "100.0%" in pair_line[0] and flip["info"]["input_image"] in pair_line[0], text
+    assert "100.0% [2.5\u2013100.0]" in pair_line[0], text  # the rate and its 95% interval
+    assert re.search(r"\b0\.0%\s", pair_line[0]), text  # top-5 differences (interval in --json)
+    assert flip["info"]["input_image"] in pair_line[0], text
+
+
+def test_export_csv_has_the_intervals(flip, deltann):
+    rows = list(csv.DictReader(io.StringIO(deltann.run(
+        "export", "--db", flip["db"], "--format", "csv", "--table", "pairs").stdout)))
+    (pair,) = rows
+    assert float(pair["top1_difference_rate"]) == 1.0
+    assert float(pair["top1_difference_rate_ci_low"]) == pytest.approx(0.025, abs=1e-12)
+    assert float(pair["top1_difference_rate_ci_high"]) == 1.0
+    assert float(pair["top5_difference_rate_ci_high"]) == pytest.approx(0.975, abs=1e-12)
+    (variant, _) = csv.DictReader(io.StringIO(deltann.run(
+        "export", "--db", flip["db"], "--format", "csv", "--table", "variants").stdout))
+    assert variant["top1_accuracy_ci_low"] == "" and variant["labelled_images"] == "0"

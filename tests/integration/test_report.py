@@ -210,7 +210,10 @@ def test_variants_table_matches_compare(campaign, dom):
         assert cell["status"] == v["status"]
         assert cell["images"] == str(v["images"])
         assert cell["failures"] == str(v["failures"])
-        assert cell["top-1"] == f"{100 * v['top1_accuracy']:.1f}%"
+        # The accuracy with its 95% interval, as in the terminal.
+        low, high = v["top1_accuracy_ci_low"], v["top1_accuracy_ci_high"]
+        assert cell["top-1"] == (f"{100 * v['top1_accuracy']:.1f}% "
+                                 f"[{100 * low:.1f}\u2013{100 * high:.1f}]"), cell
         assert cell["samples"] == str(v["samples"])
         if v["status"] == "done":
             assert v["samples"] == 20 * 6

@@ -136,3 +136,27 @@ def test_output_metrics_agree_with_numpy(campaign):
         assert all(np.isclose(x, y, rtol=rtol, atol=0).all() for x, y in zip(a, b)), rtol
         ratio = max((e / np.abs(y)).max() for e, y in zip(d, b))
         assert rtol in (ratio, np.nextafter(ratio, np.inf))
+
+
+def test_rate_intervals_agree_with_scipy(campaign):
+    """Every rate's interval is Clopper-Pearson: scipy's exact binomial interval of its counts."""
+    def expect(k, n, low, high, what):
+        want = scipy_stats.binomtest(k, n).proportion_ci(CONFIDENCE, method="exact")
+        assert low == pytest.approx(want.low, abs=1e-12), what
+        assert high == pytest.approx(want.high, abs=1e-12), what
+
+    for p in campaign["export"]["pairs"]:
+        assert p["images"] == IMAGES
+        for rate, count in (("top1_difference_rate", "top1_differences"),
+                            ("top5_difference_rate", "top5_differences")):
+            assert p[rate] == p[count] / p["images"]
+            expect(p[count], p["images"], p[f"{rate}_ci_low"], p[f"{rate}_ci_high"],
+                   (p["a"], p["b"], rate))
+    for v in campaign["export"]["variants"]:
+        if v["labelled_images"] == 0:  # no trials, no interval
+            assert v["top1_accuracy_ci_low"] is None and v["top5_accuracy_ci_high"] is None
+            continue
+        for rate in ("top1_accuracy", "top5_accuracy"):
+            k = round(v[rate] * v["labelled_images"])
+            expect(k, v["labelled_images"], v[f"{rate}_ci_low"], v[f"{rate}_ci_high"],
+                   (v["env"], rate))

@@ -101,8 +101,11 @@ Comparison hand_comparison() {
   a.status = VariantStatus::done;
   a.engine_version = "1.17.3";
   a.images = 3;
+  a.labelled_images = 2;
   a.top1_accuracy = 0.5;
+  a.top1_accuracy_ci = stats::Interval{0.125, 0.875};  // written as they are, not computed here
   a.top5_accuracy = 1.0;
+  a.top5_accuracy_ci = stats::Interval{0.25, 1};
   a.load_ms = 2.5;
   a.first_ms = 0.75;
   a.median_ms = 2;
@@ -140,6 +143,9 @@ Comparison hand_comparison() {
   p.top1_differences = 1;
   p.differing_images = {kOddKey};
   p.near_tie_flips = 1;
+  p.top1_difference_ci = stats::Interval{0.0625, 0.9375};
+  p.top5_differences = 1;
+  p.top5_difference_ci = stats::Interval{0.0625, 0.9375};
   p.top5_overlap = 0.9;
   p.top5_jaccard = 0.75;
   p.rank_correlation = 0.5;
@@ -219,16 +225,18 @@ TEST_F(ExportFixture, JsonDocument) {
   "variants": [
     {"env": "ort:opt=all,device=cpu,threads=1", "model": 1, "framework": "ort",
      "knobs": {"opt": "all", "device": "cpu", "threads": "1"}, "status": "done",
-     "engine_version": "1.17.3", "images": 3, "failures": 0, "top1_accuracy": 0.5,
-     "top5_accuracy": 1, "compile_ms": null, "load_ms": 2.5, "first_inference_ms": 0.75,
+     "engine_version": "1.17.3", "images": 3, "failures": 0, "labelled_images": 2,
+     "top1_accuracy": 0.5, "top1_accuracy_ci_low": 0.125, "top1_accuracy_ci_high": 0.875,
+     "top5_accuracy": 1, "top5_accuracy_ci_low": 0.25, "top5_accuracy_ci_high": 1, "compile_ms": null, "load_ms": 2.5, "first_inference_ms": 0.75,
      "median_ms": 2, "p90_ms": 2.8, "p99_ms": 2.98, "cv": 0.5, "median_ci_low_ms": 1,
      "median_ci_high_ms": 3, "median_bootstrap_ci_low_ms": null,
      "median_bootstrap_ci_high_ms": null, "samples": 3, "timed_images": 2, "nonfinite_images": 1, "nondeterministic_images": 0, "max_repeat_diff": 0,
      "flops": null, "gflops": null, "peak_gflops": null, "peak_share": null},
     {"env": "opencv:opt=on,device=cpu,threads=1", "model": 1, "framework": "opencv",
      "knobs": {"opt": "on", "device": "cpu", "threads": "1"}, "status": "failed",
-     "engine_version": "", "images": 2, "failures": 1, "top1_accuracy": 0.5,
-     "top5_accuracy": 1, "compile_ms": null, "load_ms": null, "first_inference_ms": null,
+     "engine_version": "", "images": 2, "failures": 1, "labelled_images": 0,
+     "top1_accuracy": 0.5, "top1_accuracy_ci_low": null, "top1_accuracy_ci_high": null,
+     "top5_accuracy": 1, "top5_accuracy_ci_low": null, "top5_accuracy_ci_high": null, "compile_ms": null, "load_ms": null, "first_inference_ms": null,
      "median_ms": 2, "p90_ms": 5, "p99_ms": 5, "cv": null, "median_ci_low_ms": null,
      "median_ci_high_ms": null, "median_bootstrap_ci_low_ms": null,
      "median_bootstrap_ci_high_ms": null, "samples": 6, "timed_images": 2, "nonfinite_images": 0, "nondeterministic_images": 1, "max_repeat_diff": 0.001,
@@ -237,7 +245,10 @@ TEST_F(ExportFixture, JsonDocument) {
   "pairs": [
     {"a": "ort:opt=all,device=cpu,threads=1", "b": "opencv:opt=on,device=cpu,threads=1",
      "axis": "framework", "images": 2, "top1_differences": 1, "top1_difference_rate": 0.5,
-     "near_tie_flips": 1, "confident_flips": 0, "top5_overlap": 0.9, "top5_jaccard": 0.75,
+     "top1_difference_rate_ci_low": 0.0625, "top1_difference_rate_ci_high": 0.9375,
+     "near_tie_flips": 1, "confident_flips": 0, "top5_differences": 1,
+     "top5_difference_rate": 0.5, "top5_difference_rate_ci_low": 0.0625,
+     "top5_difference_rate_ci_high": 0.9375, "top5_overlap": 0.9, "top5_jaccard": 0.75,
      "rank_correlation": 0.5, "max_abs_diff": "Infinity", "mean_abs_diff": null,
      "relative_l2": 0.125, "cosine": 0.96875, "min_atol": 0.25, "min_rtol": 2,
      "failing_elements": 3, "speed_ratio": 1.25, "speed_ratio_ci_low": 1.125,
@@ -309,17 +320,17 @@ c.jpg",7,1,7,2,3,4,0.375,0.375,0.125,0.0625,0.0625,2,5,0,1
 TEST_F(ExportFixture, VariantsCsv) {
   EXPECT_EQ(
       csv(ExportTable::variants),
-      R"csv(env,model,framework,knobs,status,engine_version,images,failures,top1_accuracy,top5_accuracy,compile_ms,load_ms,first_inference_ms,median_ms,p90_ms,p99_ms,cv,median_ci_low_ms,median_ci_high_ms,median_bootstrap_ci_low_ms,median_bootstrap_ci_high_ms,samples,timed_images,nonfinite_images,nondeterministic_images,max_repeat_diff,flops,gflops,peak_gflops,peak_share
-"ort:opt=all,device=cpu,threads=1",1,ort,"opt=all,device=cpu,threads=1",done,1.17.3,3,0,0.5,1,,2.5,0.75,2,2.8,2.98,0.5,1,3,,,3,2,1,0,0,,,,
-"opencv:opt=on,device=cpu,threads=1",1,opencv,"opt=on,device=cpu,threads=1",failed,,2,1,0.5,1,,,,2,5,5,,,,,,6,2,0,1,0.001,,,,
+      R"csv(env,model,framework,knobs,status,engine_version,images,failures,labelled_images,top1_accuracy,top1_accuracy_ci_low,top1_accuracy_ci_high,top5_accuracy,top5_accuracy_ci_low,top5_accuracy_ci_high,compile_ms,load_ms,first_inference_ms,median_ms,p90_ms,p99_ms,cv,median_ci_low_ms,median_ci_high_ms,median_bootstrap_ci_low_ms,median_bootstrap_ci_high_ms,samples,timed_images,nonfinite_images,nondeterministic_images,max_repeat_diff,flops,gflops,peak_gflops,peak_share
+"ort:opt=all,device=cpu,threads=1",1,ort,"opt=all,device=cpu,threads=1",done,1.17.3,3,0,2,0.5,0.125,0.875,1,0.25,1,,2.5,0.75,2,2.8,2.98,0.5,1,3,,,3,2,1,0,0,,,,
+"opencv:opt=on,device=cpu,threads=1",1,opencv,"opt=on,device=cpu,threads=1",failed,,2,1,0,0.5,,,1,,,,,,2,5,5,,,,,,6,2,0,1,0.001,,,,
 )csv");
 }
 
 TEST_F(ExportFixture, PairsCsv) {
   EXPECT_EQ(
       csv(ExportTable::pairs),
-      R"csv(a,b,axis,images,top1_differences,top1_difference_rate,near_tie_flips,confident_flips,top5_overlap,top5_jaccard,rank_correlation,max_abs_diff,mean_abs_diff,relative_l2,cosine,min_atol,min_rtol,failing_elements,speed_ratio,speed_ratio_ci_low,speed_ratio_ci_high,p_value,p_adjusted,significant,differing_images
-"ort:opt=all,device=cpu,threads=1","opencv:opt=on,device=cpu,threads=1",framework,2,1,0.5,1,0,0.9,0.75,0.5,Infinity,,0.125,0.96875,0.25,2,3,1.25,1.125,1.5,0.03125,0.0625,0,"[""a,\""b\""\nc.jpg""]"
+      R"csv(a,b,axis,images,top1_differences,top1_difference_rate,top1_difference_rate_ci_low,top1_difference_rate_ci_high,near_tie_flips,confident_flips,top5_differences,top5_difference_rate,top5_difference_rate_ci_low,top5_difference_rate_ci_high,top5_overlap,top5_jaccard,rank_correlation,max_abs_diff,mean_abs_diff,relative_l2,cosine,min_atol,min_rtol,failing_elements,speed_ratio,speed_ratio_ci_low,speed_ratio_ci_high,p_value,p_adjusted,significant,differing_images
+"ort:opt=all,device=cpu,threads=1","opencv:opt=on,device=cpu,threads=1",framework,2,1,0.5,0.0625,0.9375,1,0,1,0.5,0.0625,0.9375,0.9,0.75,0.5,Infinity,,0.125,0.96875,0.25,2,3,1.25,1.125,1.5,0.03125,0.0625,0,"[""a,\""b\""\nc.jpg""]"
 )csv");
 }
 
@@ -510,6 +521,7 @@ PairSummary pair(const std::string& a, const std::string& b, int differences, do
   p.b = b;
   p.images = 200;
   p.top1_differences = differences;
+  p.top1_difference_ci = stats::rate_interval(differences, p.images, 0.95);
   p.speed_ratio = ratio;
   p.speed_ratio_ci = ci;
   p.p_value = significant ? 0.001 : 0.5;
@@ -616,10 +628,12 @@ TEST(Check, PassesWithinTheLimits) {
   EXPECT_EQ(text.str(),
             "baseline ort:opt=all,device=cpu,threads=1 (done, 200 images); limits: top-1 label "
             "differences <= 0.5%, significant slow-down <= +50%\n"
-            "PASS opencv:opt=on,device=cpu,threads=1: 0/200 top-1 labels differ (0%, limit 0.5%); "
-            "time x1.250 [1.176, 1.333] p=0.001 (adjusted 0.004) significant, limit +50%\n"
-            "PASS ort:opt=basic,device=cpu,threads=1: 1/200 top-1 labels differ (0.5%, limit "
-            "0.5%); time x1.050 [1.010, 1.090] p=0.001 (adjusted 0.004) significant, limit +50%\n"
+            "PASS opencv:opt=on,device=cpu,threads=1: 0/200 top-1 labels differ (0% [0%, 1.83%], "
+            "limit 0.5%); time x1.250 [1.176, 1.333] p=0.001 (adjusted 0.004) significant, limit "
+            "+50%\n"
+            "PASS ort:opt=basic,device=cpu,threads=1: 1/200 top-1 labels differ (0.5% [0.01%, "
+            "2.75%], limit 0.5%); time x1.050 [1.010, 1.090] p=0.001 (adjusted 0.004) significant, "
+            "limit +50%\n"
             "SKIP ort:opt=extended,device=cuda,threads=1: not run: skipped when the campaign was "
             "planned\n"
             "check passed: 2 passed, 0 failed, 1 skipped\n");
@@ -628,7 +642,10 @@ TEST(Check, PassesWithinTheLimits) {
 TEST(Check, FailsAboveTheLimits) {
   Comparison c = check_comparison_fixture();
   c.variants.erase(c.variants.begin() + 3);
-  // 0.4%: kBasic's 0.5% is above it. 10% slow-down: kSlow is x1.25, interval from x1.176.
+  // 0.4%: kBasic's 5 of 200 (2.5%) is above it with its whole interval, [0.82%, 5.74%] (SciPy
+  // 1.10.1, binomtest(5, 200).proportion_ci(method='exact')). 10% slow-down: kSlow is x1.25,
+  // interval from x1.176.
+  c.pairs[1] = pair(kBase, kBasic, 5, 1.05, {1.01, 1.09}, true);
   const CheckVerdict v = check_comparison(c, check_options(0.004, 0.10));
   ASSERT_EQ(v.variants.size(), 3u);
   const VariantVerdict& slow = v.variants[0];
@@ -642,8 +659,8 @@ TEST(Check, FailsAboveTheLimits) {
   EXPECT_EQ(basic.outcome, CheckOutcome::fail);
   ASSERT_EQ(basic.reasons.size(), 1u);  // x1.05 is within +10%
   EXPECT_TRUE(Contains(basic.reasons[0],
-                       "top-1 labels differ on 0.5% of images, above the "
-                       "limit of 0.4%"));
+                       "top-1 labels differ on 2.5% of images, above the "
+                       "limit of 0.4% (95% interval [0.82%, 5.74%])"));
   EXPECT_EQ(v.exit_code(), 1);
   EXPECT_EQ(v.failed_count(), 2);
 
@@ -652,6 +669,32 @@ TEST(Check, FailsAboveTheLimits) {
   c.pairs[1].speed_ratio_ci = stats::Interval{1.08, 1.2};  // x1.05 in [1.08, 1.2] vs +10%
   const CheckVerdict lenient = check_comparison(c, check_options(0.01, 0.10));
   EXPECT_TRUE(lenient.passed()) << lenient.variants[0].reasons.size();
+}
+
+// One differing image of 200 (0.5%) against a 0.4% limit: the rate is above the limit, but its
+// interval [0.0127%, 2.754%] (SciPy 1.10.1, binomtest(1, 200).proportion_ci(method='exact'))
+// reaches below it, so the variant passes and the verdict says the images are too few to tell.
+TEST(Check, RateAboveTheLimitWithAnIntervalBelowItIsInconclusive) {
+  Comparison c = check_comparison_fixture();
+  c.variants.erase(c.variants.begin() + 3);
+  const CheckVerdict v = check_comparison(c, check_options(0.004, {}));
+  const VariantVerdict& basic = v.variants[1];
+  EXPECT_EQ(basic.outcome, CheckOutcome::pass);
+  EXPECT_TRUE(basic.reasons.empty());
+  ASSERT_EQ(basic.notes.size(), 1u);
+  EXPECT_EQ(basic.notes[0],
+            "inconclusive: top-1 labels differ on 0.5% of images, above the limit of 0.4%, but "
+            "the 95% interval [0.01%, 2.75%] reaches below it: 200 images are too few to tell");
+  ASSERT_TRUE(basic.label_diff_ci.has_value());
+  EXPECT_NEAR(basic.label_diff_ci->low, 0.0001265810280094039, 1e-12);
+  EXPECT_NEAR(basic.label_diff_ci->high, 0.027541898457558385, 1e-12);
+  EXPECT_TRUE(v.passed());
+  // Just below the interval's low end the same pair fails.
+  const CheckVerdict strict = check_comparison(c, check_options(0.0001, {}));
+  EXPECT_EQ(strict.variants[1].outcome, CheckOutcome::fail);
+  EXPECT_TRUE(strict.variants[1].notes.empty());
+  // A limit of 0 fails on any difference: the low end is above 0 as soon as one image differs.
+  EXPECT_EQ(check_comparison(c, check_options(0, {})).variants[1].outcome, CheckOutcome::fail);
 }
 
 TEST(Check, UnusableBaselineFailsTheCheck) {
@@ -686,7 +729,7 @@ TEST(Check, JUnitXmlIsEscaped) {
     <property name="max_label_diff" value="0.005"/>
   </properties>
   <testcase classname="deltann.check" name="ort:opt=basic,device=cpu,threads=1">
-    <system-out>0/200 top-1 labels differ (0%, limit 0.5%)</system-out>
+    <system-out>0/200 top-1 labels differ (0% [0%, 1.83%], limit 0.5%)</system-out>
   </testcase>
   <testcase classname="deltann.check" name="opencv:opt=off,device=cpu,threads=1">
     <failure message="the variant failed (abandoned): run crash: &quot;boom&quot; &lt;signal 11&gt; &amp; &#39;more&#39;? ?; no image in common with the baseline">no image in common with the baseline</failure>
@@ -719,7 +762,14 @@ TEST(Check, RunsOnAStore) {
   EXPECT_EQ(pass.exit_code(), 0);
   ASSERT_EQ(pass.variants.size(), 1u);
   EXPECT_EQ(pass.variants[0].top1_differences, 1);
+  // 1 of 2 differ: the interval is [1.26%, 98.74%] (SciPy 1.10.1, binomtest(1, 2), exact). A 25%
+  // limit is inconclusive (passes with a note), a 1% limit is certainly exceeded.
   o.max_label_diff = 0.25;
+  const CheckVerdict unsure = run_check(store, o);
+  EXPECT_EQ(unsure.exit_code(), 0);
+  ASSERT_EQ(unsure.variants[0].notes.size(), 1u);
+  EXPECT_TRUE(Contains(unsure.variants[0].notes[0], "inconclusive"));
+  o.max_label_diff = 0.01;
   EXPECT_EQ(run_check(store, o).exit_code(), 1);
   o.baseline = "ort";
   EXPECT_THROW(run_check(store, o), BaselineError);

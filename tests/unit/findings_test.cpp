@@ -150,8 +150,8 @@ TEST_F(FindingsFixture, LabelDifferenceNondeterminismAndPlanSkipAreFindingsInSev
   EXPECT_TRUE(
       std::is_sorted(comparison_.findings.begin(), comparison_.findings.end(),
                      [](const Finding& x, const Finding& y) { return x.severity > y.severity; }));
-  // slowdown (60 + 30) ranks above the label difference (50 + 40 / 20) and nondeterminism (40);
-  // the skipped variant (5) is last.
+  // slowdown (60 + 30) ranks above the label difference (50 + 40 x the low end of its interval)
+  // and nondeterminism (40); the skipped variant (5) is last.
   EXPECT_EQ(comparison_.findings.front().kind, FindingKind::slowdown);
   EXPECT_EQ(comparison_.findings.back().kind, FindingKind::failure);
 }
@@ -184,6 +184,25 @@ TEST(Findings, LowerLevelSlowerIsNotADegradation) {
 
 // Five variants agree; one (a quantised conversion) flips image 0's label against all of them.
 // That is one finding about the odd one out, not five pair findings.
+// 1 confident flip of 20 images: rate 5 %, 95 % Clopper-Pearson interval [0.00127, 0.249]
+// (SciPy 1.10.1, binomtest(1, 20).proportion_ci(method='exact')). The finding gives the interval
+// and ranks on its low end; the flipped image keeps the same five ids, so no top-5 difference.
+TEST_F(FindingsFixture, LabelDifferenceStandsAndRanksOnTheInterval) {
+  const PairSummary& p = comparison_.pairs.at(0);
+  ASSERT_TRUE(p.top1_difference_ci.has_value());
+  EXPECT_NEAR(p.top1_difference_ci->low, 0.0012650894979560337, 1e-12);
+  EXPECT_NEAR(p.top1_difference_ci->high, 0.24873276277202772, 1e-12);
+  EXPECT_EQ(p.top5_differences, 0);
+  ASSERT_TRUE(p.top5_difference_ci.has_value());
+  EXPECT_EQ(p.top5_difference_ci->low, 0.0);
+  EXPECT_NEAR(p.top5_difference_ci->high, 0.16843347098308548, 1e-12);
+  const Finding* label = find("label_difference");
+  ASSERT_NE(label, nullptr);
+  EXPECT_TRUE(Contains(label->title, "1 of 20 images (5.0%, 95% interval 0.1% to 24.9%)"))
+      << label->title;
+  EXPECT_NEAR(label->severity, 50 + 40 * p.top1_difference_ci->low, 1e-12);
+}
+
 TEST(Findings, OneVariantAgainstAnAgreeingMajorityIsOneFinding) {
   test::TempDir dir;
   Store store(dir / "d.db");

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <optional>
+#include <utility>
 #include <vector>
 
 namespace deltann::stats {
@@ -401,6 +403,54 @@ TEST(StatsNormalCdf, KnownValues) {
   EXPECT_NEAR(normal_cdf(1.959963984540054), 0.975, 1e-15);
   EXPECT_NEAR(normal_cdf(-1), 0.15865525393145705, 1e-15);
   EXPECT_NEAR(normal_cdf(-10), 7.619853024160527e-24, 1e-36);  // no cancellation in the tail
+}
+
+// Reference intervals of a binomial proportion at 95%, from SciPy 1.10.1:
+//   scipy.stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method='wilson'|'exact')
+void expect_interval(const std::optional<Interval>& ci, double low, double high) {
+  ASSERT_TRUE(ci.has_value());
+  EXPECT_NEAR(ci->low, low, 1e-9);
+  EXPECT_NEAR(ci->high, high, 1e-9);
+}
+
+TEST(StatsWilson, AgainstScipy) {
+  expect_interval(wilson_interval(0, 9, 0.95), 0.0, 0.29914504841954404);
+  expect_interval(wilson_interval(3, 10, 0.95), 0.10779126740630102, 0.6032218525388546);
+  expect_interval(wilson_interval(50, 100, 0.95), 0.4038315303659956, 0.5961684696340044);
+  expect_interval(wilson_interval(9, 9, 0.95), 0.7008549515804559, 1.0);
+  expect_interval(wilson_interval(1, 9, 0.95), 0.019890887638544907, 0.434999705576656);
+}
+
+TEST(StatsClopperPearson, AgainstScipy) {
+  // k = 0: the upper end solves (1 - p)^n = alpha / 2, p = 1 - 0.025^(1/9) = 0.336267...
+  expect_interval(clopper_pearson_interval(0, 9, 0.95), 0.0, 1 - std::pow(0.025, 1.0 / 9));
+  expect_interval(clopper_pearson_interval(0, 9, 0.95), 0.0, 0.3362671168799429);
+  expect_interval(clopper_pearson_interval(9, 9, 0.95), 0.6637328831200571, 1.0);
+  expect_interval(clopper_pearson_interval(3, 10, 0.95), 0.06673951117773447, 0.652452850060008);
+  expect_interval(clopper_pearson_interval(50, 100, 0.95), 0.3983211295033011, 0.6016788704966989);
+  expect_interval(clopper_pearson_interval(1, 9, 0.95), 0.0028091367465997693, 0.48249651491699447);
+  expect_interval(clopper_pearson_interval(0, 1, 0.95), 0.0, 0.975);  // 1 - alpha / 2
+}
+
+TEST(StatsRateInterval, ExactEndsAndNoIntervalWithoutTrials) {
+  EXPECT_FALSE(wilson_interval(0, 0, 0.95).has_value());
+  EXPECT_FALSE(clopper_pearson_interval(0, 0, 0.95).has_value());
+  EXPECT_FALSE(rate_interval(0, 0, 0.95).has_value());
+  EXPECT_FALSE(rate_interval(3, 2, 0.95).has_value());  // more successes than trials
+  EXPECT_FALSE(rate_interval(-1, 2, 0.95).has_value());
+  // The rule of the analysis is Clopper-Pearson at any size; it contains the point estimate.
+  for (const auto& [k, n] : {std::pair{0, 9}, {3, 10}, {50, 100}, {9, 9}, {7, 5000}}) {
+    const auto ci = rate_interval(k, n, 0.95);
+    const auto cp = clopper_pearson_interval(k, n, 0.95);
+    ASSERT_TRUE(ci && cp);
+    EXPECT_EQ(ci->low, cp->low);
+    EXPECT_EQ(ci->high, cp->high);
+    const double point = static_cast<double>(k) / n;
+    EXPECT_LE(ci->low, point);
+    EXPECT_GE(ci->high, point);
+    EXPECT_EQ(ci->low > 0, k > 0);  // "certainly above 0" exactly when something differed
+    EXPECT_EQ(ci->high < 1, k < n);
+  }
 }
 
 }  // namespace

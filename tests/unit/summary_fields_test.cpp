@@ -29,8 +29,11 @@ VariantSummary full_variant() {
   v.engine_version = "1.17.3";
   v.images = 10;
   v.failures = 1;
+  v.labelled_images = 8;
   v.top1_accuracy = 0.75;
+  v.top1_accuracy_ci = stats::Interval{0.35, 0.97};
   v.top5_accuracy = 0.9;
+  v.top5_accuracy_ci = stats::Interval{0.6, 1};
   v.compile_ms = 1234.5;
   v.load_ms = 12.5;
   v.first_ms = 3.25;
@@ -59,6 +62,9 @@ PairSummary full_pair() {
   p.images = 4;
   p.top1_differences = 1;
   p.differing_images = {"a.jpg"};
+  p.top1_difference_ci = stats::Interval{0.0063, 0.806};
+  p.top5_differences = 2;
+  p.top5_difference_ci = stats::Interval{0.068, 0.932};
   p.top5_overlap = 0.9;
   p.max_abs_diff = kInf;
   p.mean_abs_diff = 0.01;
@@ -140,6 +146,49 @@ TEST(SummaryFields, CompareJsonHoldsEveryFieldOfTheTables) {
   EXPECT_EQ(j["variants"][0].size(), variant_fields().size());
   EXPECT_EQ(j["pairs"][0]["max_abs_diff"], "Infinity");
   EXPECT_EQ(j["pairs"][0]["speed_ratio_ci_low"], 1.1);
+}
+
+TEST(SummaryFields, RatesCarryTheirIntervalInOneConvention) {
+  // Every rate of the comparison has the companions `<name>_ci_low` and `<name>_ci_high`, in the
+  // same unit and format, and every `_ci_low` belongs to a field of the table.
+  for (const char* rate : {"top1_accuracy", "top5_accuracy"})
+    for (const char* end : {"_ci_low", "_ci_high"}) {
+      const VariantField& bound = variant_field(std::string(rate) + end);
+      EXPECT_EQ(bound.format, variant_field(rate).format) << rate << end;
+      EXPECT_STREQ(bound.unit, variant_field(rate).unit) << rate << end;
+    }
+  for (const char* rate : {"top1_difference_rate", "top5_difference_rate"})
+    for (const char* end : {"_ci_low", "_ci_high"}) {
+      const PairField& bound = pair_field(std::string(rate) + end);
+      EXPECT_EQ(bound.format, pair_field(rate).format) << rate << end;
+      EXPECT_STREQ(bound.unit, pair_field(rate).unit) << rate << end;
+    }
+  for (const auto& field : pair_fields()) {
+    const std::string name = field.name;
+    if (name.size() > 7 && name.ends_with("_ci_low")) {
+      EXPECT_NO_THROW((void)pair_field(name.substr(0, name.size() - 7))) << name;
+    }
+  }
+}
+
+TEST(SummaryFields, PeopleSeeTheRateWithItsInterval) {
+  PairSummary p = full_pair();  // 1 of 4 images differ
+  p.top1_difference_ci = stats::Interval{0.0063, 0.806};
+  EXPECT_EQ(format_with_interval(pair_field("top1_difference_rate"), p),
+            "25.0% [0.6\u2013"
+            "80.6]");
+  p.top1_difference_ci.reset();  // no interval: the value alone
+  EXPECT_EQ(format_with_interval(pair_field("top1_difference_rate"), p), "25.0%");
+  EXPECT_EQ(format_with_interval(pair_field("images"), p), "4");  // no interval in the table
+  // Only rates: the speed ratio's interval has columns of its own.
+  EXPECT_EQ(format_with_interval(pair_field("speed_ratio"), p), "1.250");
+  VariantSummary v = full_variant();
+  v.top1_accuracy_ci = stats::Interval{0.5, 0.9};
+  v.top5_accuracy_ci.reset();
+  EXPECT_EQ(format_with_interval(variant_field("top1_accuracy"), v),
+            "75.0% [50.0\u2013"
+            "90.0]");
+  EXPECT_EQ(format_with_interval(variant_field("top5_accuracy"), v), "90.0%");
 }
 
 TEST(SummaryFields, LookupByName) {
