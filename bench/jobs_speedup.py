@@ -22,7 +22,7 @@ from campaign_overhead import derive_images, machine, run_measured
 ROOT = Path(__file__).resolve().parent.parent
 # Single-threaded engines, so that N jobs fill N cores and none waits for another's threads.
 DEFAULT_ENVS = ["ort:opt=all,threads=1", "opencv:opt=on,threads=1",
-                "openvino:precision=f32,threads=1", "libtorch:threads=1"]
+                "openvino:precision=f32,threads=1", "libtorch@onnx>torchscript:threads=1"]
 
 
 def outputs(db: Path) -> dict[tuple[str, str], bytes]:
