@@ -38,6 +38,17 @@ def source_dir():
 
 
 @pytest.fixture(scope="session")
+def demo_folder(source_dir):
+    """The demo assets made by scripts/setup (the model and its photos), as an absolute path:
+    $DELTANN_DEMO_DIR, else assets/demo of the source tree; a skip saying so when they are
+    missing."""
+    folder = Path(os.environ.get("DELTANN_DEMO_DIR") or source_dir / "assets" / "demo").resolve()
+    if not (folder / "efficientnet-lite0.onnx").is_file() or not (folder / "images.txt").is_file():
+        pytest.skip(f"no demo model in {folder} (set DELTANN_DEMO_DIR; scripts/setup makes it)")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def test_workers():
     """Folder holding only deltann-worker-testing, the engine that fails on demand."""
     folder = env_path("DELTANN_TEST_WORKERS", "folder of deltann-worker-testing")

@@ -17,9 +17,7 @@ by ONNX Runtime and OpenCV, padded to three by OpenVINO, which compiles for a fi
 A test is skipped where its engine was not built or the demo model is missing.
 """
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,12 +46,8 @@ REL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def demo():
-    folder = Path(os.environ.get("DELTANN_DEMO_DIR") or "assets/demo")
-    model = folder / "efficientnet-lite0.onnx"
-    if not model.is_file():
-        pytest.skip(f"no demo model in {folder} (set DELTANN_DEMO_DIR; scripts/setup makes it)")
-    return folder, model
+def demo(demo_folder):
+    return demo_folder, demo_folder / "efficientnet-lite0.onnx"
 
 
 def require_engine(deltann, name):

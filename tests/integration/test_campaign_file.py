@@ -15,7 +15,6 @@ DELTANN_DEMO_DIR=$PWD/assets/demo PYTHONPATH=python:tests/pylib \
 """
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +24,9 @@ ENVS = ["ort:opt=all,threads=1", "ort:opt=disable,threads=1"]
 
 
 @pytest.fixture(scope="module")
-def demo():
-    demo = Path(os.environ.get("DELTANN_DEMO_DIR") or "assets/demo")
-    model = demo / "efficientnet-lite0.onnx"
-    if not model.is_file() or not (demo / "images.txt").is_file():
-        pytest.skip(f"no demo model in {demo} (set DELTANN_DEMO_DIR; scripts/setup makes it)")
+def demo(demo_folder):
     worker_path("ort", "ONNX Runtime's SDK in .deps/onnxruntime, made by scripts/setup")
-    return demo.resolve(), model.resolve()
+    return demo_folder, demo_folder / "efficientnet-lite0.onnx"
 
 
 def write_campaign(folder, demo, model, **extra):

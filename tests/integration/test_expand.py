@@ -2,7 +2,6 @@
 inherited, provenance for every output, byte-identical files for a seed, a cache, unreadable
 images named and skipped, and an output list that `deltann run` takes."""
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -16,12 +15,8 @@ SEVERITIES = [1, 4]
 
 
 @pytest.fixture(scope="module")
-def demo():
-    folder = Path(os.environ.get("DELTANN_DEMO_DIR") or "assets/demo")
-    model = folder / "efficientnet-lite0.onnx"
-    if not model.is_file():
-        pytest.skip(f"no demo model in {folder} (set DELTANN_DEMO_DIR; scripts/setup makes it)")
-    return folder, model
+def demo(demo_folder):
+    return demo_folder, demo_folder / "efficientnet-lite0.onnx"
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ while another job ran: the events put every timed result after the timing phase 
 after every job of the outputs phase ended."""
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +16,10 @@ REPEAT = 2
 
 
 @pytest.fixture(scope="module")
-def demo(source_dir):
-    folder = Path(os.environ.get("DELTANN_DEMO_DIR") or source_dir / "assets" / "demo")
-    if not (folder / "efficientnet-lite0.onnx").is_file() or not (folder / "images.txt").is_file():
-        pytest.skip(f"no demo model in {folder} (set DELTANN_DEMO_DIR; scripts/setup makes it)")
+def demo(demo_folder):
     worker_path("ort", "the ONNX Runtime SDK was not found at configure time")
     worker_path("opencv", "OpenCV's DNN module was not found at configure time")
-    return folder
+    return demo_folder
 
 
 def campaign(deltann, demo, db, *extra, expect_rc=0):

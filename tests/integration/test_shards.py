@@ -4,11 +4,9 @@ the same labels, numbers and findings (only timings differ). Also: a finished sh
 again, a merge with a shard missing names it and the indices to resubmit, an edited plan folder is
 refused, and `deltann status` tells done from missing and failed (docs/SCALE_OUT.md)."""
 import json
-import os
 import shutil
 import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 from deltann_testlib import query
@@ -28,11 +26,8 @@ RUN_META = {"created_at", "host", "cpu_peak", "plan_hash", "shards_merged"}
 
 
 @pytest.fixture(scope="module")
-def demo():
-    folder = Path(os.environ.get("DELTANN_DEMO_DIR") or "assets/demo").resolve()
-    if not (folder / "efficientnet-lite0.onnx").is_file():
-        pytest.skip(f"no demo model in {folder} (set DELTANN_DEMO_DIR; scripts/setup makes it)")
-    return folder
+def demo(demo_folder):
+    return demo_folder
 
 
 def image_list(demo, folder):

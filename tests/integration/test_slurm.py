@@ -245,12 +245,9 @@ def slurm(slurm_cluster):
 
 
 @pytest.fixture(scope="module")
-def demo():
-    folder = Path(os.environ.get("DELTANN_DEMO_DIR") or "assets/demo").resolve()
-    if not (folder / "efficientnet-lite0.onnx").is_file():
-        pytest.skip(f"no demo model in {folder} (set DELTANN_DEMO_DIR; scripts/setup makes it)")
+def demo(demo_folder):
     worker_path("ort", "ONNX Runtime's SDK in .deps/onnxruntime, made by scripts/setup")
-    return folder
+    return demo_folder
 
 
 def write_campaign(folder, demo, groups, envs=ENVS, extra=""):
