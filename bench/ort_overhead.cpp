@@ -19,10 +19,7 @@
 // The verdict compares the median of all deltann samples with the median of all direct samples
 // against --target (1.02); the median of the per-round ratios is printed beside it. The program
 // exits 0 whatever the verdict; it exits 1 only when it cannot measure.
-#include <fcntl.h>
 #include <sched.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <onnxruntime_cxx_api.h>
@@ -46,8 +43,6 @@
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/tensor.h"
-
-extern char** environ;
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -117,35 +112,6 @@ Side run_direct(Ort::Env& env, const fs::path& model, const deltann::ModelSpec& 
   return side;
 }
 
-// Starts `argv` with stdout and stderr going to `log`, waits for it and returns its exit status
-// (or -1 when it did not exit normally).
-int spawn_and_wait(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  pid_t pid = 0;
-  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) throw std::runtime_error("cannot start " + args[0] + ": " + std::strerror(error));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string file_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 template <typename T>
 std::vector<T> blob_values(const SQLite::Column& column) {
   std::vector<T> values(static_cast<size_t>(column.getBytes()) / sizeof(T));
@@ -169,12 +135,12 @@ Side run_deltann(const fs::path& deltann, const fs::path& model, const fs::path&
   fs::path log = db;
   log.replace_extension(".log");
   const auto start = Clock::now();
-  const int status = spawn_and_wait(args, log);
+  const int status = deltann::bench::run_measured(args, log).exit_code;
   Side side;
   side.wall_s = ms_since(start) / 1000.0;
   if (status != 0)
     throw std::runtime_error("`deltann run` exited with status " + std::to_string(status) +
-                             "; its output:\n" + file_text(log));
+                             "; its output:\n" + deltann::bench::file_text(log));
 
   SQLite::Database database(db.string(), SQLite::OPEN_READONLY);
   SQLite::Statement results(database, "SELECT samples_ns, output FROM results");
@@ -189,7 +155,7 @@ Side run_deltann(const fs::path& deltann, const fs::path& model, const fs::path&
     throw std::runtime_error(db.string() + ": expected one result with " + std::to_string(repeat) +
                              " samples, found " + std::to_string(rows) + " results with " +
                              std::to_string(side.samples_ms.size()) +
-                             " samples; deltann's output:\n" + file_text(log));
+                             " samples; deltann's output:\n" + deltann::bench::file_text(log));
   SQLite::Statement first(database, "SELECT first_ns FROM variants");
   if (first.executeStep() && !first.getColumn(0).isNull())
     side.first_ms = static_cast<double>(first.getColumn(0).getInt64()) / 1e6;

@@ -17,9 +17,6 @@
 // The commands run as subprocesses from argument vectors (no shell), each with its output in a
 // log that is shown when it fails.
 #include <fcntl.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,56 +40,14 @@
 #include "deltann/store.h"
 #include "plan_folder.h"
 
-extern char** environ;
-
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using deltann::bench::file_text;
 using deltann::bench::fixed;
+using deltann::bench::Measured;
+using deltann::bench::run_measured;
 
 namespace {
-
-struct Measured {
-  int exit_code = -1;
-  double wall_s = 0;
-  double cpu_s = 0;         // user + system of the child
-  double peak_rss_mib = 0;  // the child's ru_maxrss
-};
-
-// Runs `args` with stdout and stderr into `log`, and measures it with wait4.
-Measured run_measured(const std::vector<std::string>& args, const fs::path& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  const auto start = Clock::now();
-  pid_t pid = 0;
-  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) throw std::runtime_error("cannot start " + args[0] + ": " + std::strerror(error));
-  int status = 0;
-  rusage usage{};
-  while (::wait4(pid, &status, 0, &usage) < 0)
-    if (errno != EINTR) throw std::runtime_error(std::string("wait4: ") + std::strerror(errno));
-  Measured m;
-  m.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-  m.cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-            static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  m.peak_rss_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
-  m.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return m;
-}
-
-std::string file_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Runs a command that must succeed (exit 0); otherwise throws with its log.
 Measured run_checked(const std::vector<std::string>& args, const fs::path& log) {
