@@ -11,7 +11,9 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -437,10 +439,8 @@ std::vector<ReadyImage> images_for(const Job& job, const std::vector<ReadyImage>
   return todo;
 }
 
-// A job's part of one phase: the variant's images of that phase (all of them in a campaign of
-// one pass).
+// A job's part of one phase: the variant's timed images, or the others.
 using ImageFilter = bool (*)(const ReadyImage&);
-bool every_image(const ReadyImage&) { return true; }
 bool untimed_image(const ReadyImage& image) { return !image.timed; }
 bool timed_image(const ReadyImage& image) { return image.timed; }
 
@@ -451,12 +451,22 @@ std::vector<ReadyImage> images_where(const std::vector<ReadyImage>& images, Imag
   return kept;
 }
 
-// A job as it goes through the phases: its artifact once made, and whether it is still running.
+// Variants timed in turns at once (docs/ANALYSIS.md, "Interleaved timing"). Each keeps its worker
+// loaded between its turns, and a loaded worker holds its engine and the model in memory (from
+// tens of MB to a few GB for a large model in a heavy engine), so a campaign of many variants is
+// timed in groups of this many, one group after another: 8 live workers stay within the memory of
+// any machine that runs one of them with room, while a drift of the machine is still shared by 8
+// variants at a time.
+constexpr size_t kInterleavedVariants = 8;
+
+// A job as it goes through the phases: its artifact once made, its worker while it runs in turns
+// with others, and whether it is still running.
 struct JobState {
   const Job* job;
   VariantArtifact made = {};
   bool artifact_ready = false;
   bool abandoned = false;
+  std::unique_ptr<VariantRunner> runner = {};
 };
 
 // Makes the job's artifact. A failure is the variant's result: it is recorded and ends it.
@@ -484,48 +494,132 @@ bool make_artifact(JobState& state, CampaignRun& run) {
   return true;
 }
 
-// Runs the job's images that `keep` selects, making its artifact first if need be. `last`: no
-// phase follows, so a variant that runs to the end is done.
-void run_phase(JobState& state, CampaignRun& run, ImageFilter keep, bool alone, bool last) {
+// The job's images that `keep` selects, prepared for its artifact (made first if need be);
+// nullopt when the job has ended.
+std::optional<std::vector<ReadyImage>> phase_images(JobState& state, CampaignRun& run,
+                                                    ImageFilter keep) {
+  if (state.abandoned) return std::nullopt;
+  if (!state.artifact_ready && !make_artifact(state, run)) return std::nullopt;
+  return images_for(*state.job, images_where(state.job->todo, keep), state.made.spec, run);
+}
+
+// A worker for the job. `alone`: no other job runs meanwhile, so its load and first-inference
+// times may be stored.
+std::unique_ptr<VariantRunner> runner_for(const JobState& state, CampaignRun& run, bool alone) {
+  const VariantRunContext context{run.config,
+                                  state.made.spec,
+                                  run.store,
+                                  run.events,
+                                  run.progress,
+                                  run.keep_outputs,
+                                  /*record_start_times=*/alone};
+  return std::make_unique<VariantRunner>(context, *state.job->variant, state.job->stored,
+                                         state.made.file, state.made.sha);
+}
+
+// The runner gave the variant up (it has recorded why and ended it).
+void abandon_job(JobState& state, CampaignRun& run) {
+  ++run.variants_failed;
+  state.abandoned = true;
+}
+
+// Stops the job's worker, if it has one, and counts its results.
+void close_runner(JobState& state, CampaignRun& run) {
+  if (!state.runner) return;
+  run.results_written += state.runner->results_written();
+  state.runner.reset();
+}
+
+// Ends a job that ran through its last phase.
+void finish_job(JobState& state, CampaignRun& run) {
+  close_runner(state, run);
   if (state.abandoned) return;
-  if (!state.artifact_ready && !make_artifact(state, run)) return;
-  const Job& job = *state.job;
-  const std::vector<ReadyImage> todo =
-      images_for(job, images_where(job.todo, keep), state.made.spec, run);
-  if (!todo.empty()) {
-    const VariantRunContext context{run.config,
-                                    state.made.spec,
-                                    run.store,
-                                    run.events,
-                                    run.progress,
-                                    run.keep_outputs,
-                                    /*record_start_times=*/alone};
-    const VariantRunOutcome ran =
-        run_variant(context, *job.variant, job.stored, todo, state.made.file, state.made.sha);
-    run.results_written += ran.results_written;
-    if (!ran.completed) {
-      ++run.variants_failed;
-      state.abandoned = true;
-      return;
+  run.store.set_variant_status(state.job->stored.id, VariantStatus::done);
+  run.events.on_variant_end({state.job->variant->text, "done", ""});
+  ++run.variants_run;
+}
+
+// Times the timed images of `group` in turns (docs/ANALYSIS.md, "Interleaved timing"). Each
+// variant's worker is loaded alone, one after another, and stays loaded; then round by round
+// every variant runs its next timed request (one image at batch 1), the variant that goes first
+// rotating from round to round, so that a slow drift of the machine (a noisy neighbour, heat)
+// falls on every variant alike instead of on whichever ran while it lasted. A variant's first
+// request carries its first inference and warm-up, as when it runs alone. A variant that fails
+// stops taking turns (the runner records why); the others go on. The workers stay loaded for
+// the caller, which may run the variants' untimed images in them.
+void time_interleaved(const std::vector<JobState*>& group, CampaignRun& run) {
+  struct Turns {
+    JobState* state;
+    std::vector<ReadyImage> images;
+    std::vector<ImageGroup> requests;
+  };
+  std::vector<Turns> timed;
+  for (JobState* state : group) {
+    auto images = phase_images(*state, run, timed_image);
+    if (!images || images->empty()) continue;
+    state->runner = runner_for(*state, run, /*alone=*/true);
+    if (!state->runner->load()) {
+      abandon_job(*state, run);
+      continue;
     }
+    const auto requests = group_images(*images, state->runner->batch());
+    timed.push_back({state, std::move(*images), requests});
   }
-  if (last) {
-    run.store.set_variant_status(job.stored.id, VariantStatus::done);
-    run.events.on_variant_end({job.variant->text, "done", ""});
-    ++run.variants_run;
+  size_t rounds = 0;
+  for (const auto& t : timed) rounds = std::max(rounds, t.requests.size());
+  for (size_t round = 0; round < rounds; ++round)
+    for (size_t turn = 0; turn < timed.size(); ++turn) {
+      Turns& t = timed[(round + turn) % timed.size()];
+      if (t.state->abandoned || round >= t.requests.size()) continue;
+      const ImageGroup& request = t.requests[round];
+      if (!t.state->runner->run({t.images.data() + request.begin, request.size()}))
+        abandon_job(*t.state, run);
+    }
+}
+
+// The jobs in groups of at most kInterleavedVariants, in order.
+std::vector<std::vector<JobState*>> interleave_groups(std::vector<JobState>& states) {
+  std::vector<std::vector<JobState*>> groups;
+  for (size_t i = 0; i < states.size(); ++i) {
+    if (i % kInterleavedVariants == 0) groups.emplace_back();
+    groups.back().push_back(&states[i]);
+  }
+  return groups;
+}
+
+// One pass (--jobs 1), a group of variants at a time: their timed images in turns, then each
+// variant's untimed images in the worker it was timed in.
+void run_in_one_pass(std::vector<JobState>& states, CampaignRun& run) {
+  for (const auto& group : interleave_groups(states)) {
+    time_interleaved(group, run);
+    for (JobState* state : group) {
+      const auto images = phase_images(*state, run, untimed_image);
+      if (images && !images->empty()) {
+        if (!state->runner) state->runner = runner_for(*state, run, /*alone=*/true);
+        if (!state->runner->run_all(*images)) abandon_job(*state, run);
+      }
+      finish_job(*state, run);
+    }
   }
 }
 
-// One pass (--jobs 1): each variant in turn makes its artifact and runs every image it lacks,
-// the timed ones first.
-void run_in_one_pass(std::vector<JobState>& states, CampaignRun& run) {
-  for (auto& state : states) run_phase(state, run, every_image, /*alone=*/true, /*last=*/true);
+// The outputs phase of a job (--jobs N > 1): makes its artifact and runs its images outside the
+// timing sample, while other jobs run beside it.
+void run_outputs(JobState& state, CampaignRun& run) {
+  const auto images = phase_images(state, run, untimed_image);
+  if (!images || images->empty()) return;
+  const VariantRunOutcome ran = run_variant(
+      {run.config, state.made.spec, run.store, run.events, run.progress, run.keep_outputs,
+       /*record_start_times=*/false},
+      *state.job->variant, state.job->stored, *images, state.made.file, state.made.sha);
+  run.results_written += ran.results_written;
+  if (!ran.completed) abandon_job(state, run);
 }
 
 // Two phases (--jobs N > 1): the outputs phase makes the artifacts and runs the images outside
 // the timing sample on N threads, each pinned to cores of its own and taking the next variant
-// when it finishes one; then the timing phase runs each variant's timed images alone, one
-// variant after another, so that no timed run shares the machine with another job.
+// when it finishes one; then the timing phase times the variants' timed images in turns
+// (time_interleaved), with no other job running, so that no timed run shares the machine.
 void run_in_two_phases(std::vector<JobState>& states, CampaignRun& run) {
   const std::vector<std::vector<int>> slots = split_cores(allowed_cores(), run.config.jobs);
   run.events.on_phase({"outputs", run.config.jobs});
@@ -538,12 +632,14 @@ void run_in_two_phases(std::vector<JobState>& states, CampaignRun& run) {
       } catch (const Error& e) {
         run.events.on_note(std::string("note: ") + e.what() + "; this job shares the cores");
       }
-      for (size_t i = next++; i < states.size(); i = next++)
-        run_phase(states[i], run, untimed_image, /*alone=*/false, /*last=*/false);
+      for (size_t i = next++; i < states.size(); i = next++) run_outputs(states[i], run);
     });
   for (auto& thread : threads) thread.join();
   run.events.on_phase({"timing", 1});
-  for (auto& state : states) run_phase(state, run, timed_image, /*alone=*/true, /*last=*/true);
+  for (const auto& group : interleave_groups(states)) {
+    time_interleaved(group, run);
+    for (JobState* state : group) finish_job(*state, run);
+  }
 }
 
 }  // namespace
@@ -641,6 +737,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   LockedStore writes(store);
   CampaignRun run{config, spec, model_sha, writes, cache, serialized, progress, keep_outputs};
   std::vector<JobState> states;
+  states.reserve(jobs.size());  // the interleaved timing holds pointers to them
   for (const auto& job : jobs) states.push_back({&job});
   if (config.jobs > 1)
     run_in_two_phases(states, run);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "deltann/store.h"
 #include "locked_store.h"
 #include "planner.h"
+#include "protocol.h"
 #include "worker_process.h"
 
 namespace deltann {
@@ -91,10 +93,73 @@ struct VariantRunOutcome {
   int64_t results_written = 0;
 };
 
-// Runs `variant` (stored as `stored`) on `todo` with the artifact `artifact`, recording every
-// result and failure. Tells `events` of each result and failure; when it abandons the variant, it
-// marks it failed and ends it with a variant_end event saying why. A variant that ran to the end
-// is ended by the caller, which knows whether another phase follows.
+// One variant's worker, driven one run request at a time: its images in one go (run_all), or,
+// in the interleaved timing of a campaign, a request per turn while the worker stays loaded
+// between turns (docs/ANALYSIS.md, "Interleaved timing"). Every result and failure is recorded;
+// a worker that dies is restarted at the next request until it has failed
+// kMaxConsecutiveFailures times in a row. When it abandons the variant, it marks it failed and
+// ends it with a variant_end event saying why; a variant that ran to the end is ended by the
+// caller, which knows whether another phase follows.
+class VariantRunner {
+ public:
+  VariantRunner(const VariantRunContext& context, const PlannedVariant& variant,
+                const StoredVariant& stored, const std::filesystem::path& artifact,
+                const std::string& artifact_sha);
+  ~VariantRunner();  // stops the worker
+  VariantRunner(const VariantRunner&) = delete;
+  VariantRunner& operator=(const VariantRunner&) = delete;
+
+  // Starts the worker unless it runs. False when the variant was abandoned.
+  bool load();
+  // One run request for `images` (a group of group_images), starting the worker first if need
+  // be. False when the variant was abandoned (then and ever after).
+  bool run(std::span<const ReadyImage> images);
+  // Every image of `todo`, request by request, then stops the worker.
+  bool run_all(const std::vector<ReadyImage>& todo);
+  // Ends the worker (quit); the next request starts a new one.
+  void stop();
+
+  size_t batch() const { return batch_; }
+  bool abandoned() const { return abandoned_; }
+  int64_t results_written() const { return results_written_; }
+
+ private:
+  bool start();
+  nlohmann::json run_request(std::span<const ReadyImage> images, bool first) const;
+  bool store_results(const nlohmann::json& reply, std::span<const ReadyImage> images,
+                     FailureStage stage);
+  bool store_result(protocol::RunReply result, const ReadyImage& image, FailureStage stage);
+  void record_death(FailureStage stage, std::span<const ReadyImage> images);
+  void fail(FailureStage stage, FailureSymptom symptom, const std::string& message,
+            std::span<const ReadyImage> images);
+  void fail(FailureStage stage, FailureSymptom symptom, const std::string& message,
+            const ReadyImage* image);
+  bool abandon(const std::string& why);
+
+  const CampaignConfig& config_;
+  const ModelSpec& spec_;
+  std::filesystem::path artifact_;
+  std::string artifact_sha_;
+  LockedStore& store_;
+  CampaignObserver& events_;
+  Progress& progress_;
+  bool keep_outputs_;
+  const PlannedVariant* variant_;
+  int64_t id_;
+  std::unique_ptr<WorkerProcess> worker_;
+  bool ran_in_process_ = false;
+  bool need_load_record_;
+  bool need_first_record_;
+  bool abandon_ = false;    // the output does not fit the spec: no image can be stored
+  bool abandoned_ = false;  // given up: recorded as failed, nothing more runs
+  size_t batch_;            // images per run request (the variant's `batch` knob)
+  int consecutive_failures_ = 0;
+  int64_t results_written_ = 0;
+  int nonfinite_ = 0;
+};
+
+// Runs `variant` (stored as `stored`) on `todo` with the artifact `artifact` (VariantRunner's
+// run_all).
 VariantRunOutcome run_variant(const VariantRunContext& context, const PlannedVariant& variant,
                               const StoredVariant& stored, const std::vector<ReadyImage>& todo,
                               const std::filesystem::path& artifact,

@@ -1,14 +1,18 @@
 """--jobs N on the demo model and photos (docs/ANALYSIS.md, "Concurrent outputs, serial timing"):
 the images outside the timing sample run N variants at a time, and the timed images then run one
-variant at a time. The outputs equal those of --jobs 1 bit for bit, and no timed run happened
-while another job ran: the events put every timed result after the timing phase began, which is
-after every job of the outputs phase ended."""
+at a time, the variants taking turns image by image. The outputs equal those of --jobs 1 bit for
+bit, and no timed run happened while another job ran: the events put every timed result after the
+timing phase began, which is after every job of the outputs phase ended.
+
+The interleaved timing (docs/ANALYSIS.md, "Interleaved timing") is checked with the test-only
+engine too: the order of the result events, and a crash of one variant in the middle of it."""
 import json
 import os
 
 import pytest
 
-from deltann_testlib import int64s, query, worker_path, write_random_images
+from deltann_testlib import (failures_of, int64s, query, results_of, variants_by_env, worker_path,
+                             write_random_images)
 
 ENVS = ["ort:opt=all,device=cpu,threads=1", "opencv:opt=on,device=cpu,threads=1"]
 TIMED = 3
@@ -72,12 +76,88 @@ def test_outputs_equal_one_job_and_no_timed_run_is_concurrent(deltann, demo, tmp
         # Timed results only in the timing phase, untimed ones only in the outputs phase.
         assert e["timed"] == (n > timing_starts), e
         assert e["timed"] == (e["image"] in timed_keys), e
-    # In the timing phase the variants take turns: one variant's timed results, then the other's.
-    order = [e["variant"] for n, e in results if n > timing_starts]
-    assert order == sorted(order, key=order.index) and len(set(order)) == len(ENVS), order
+    # In the timing phase the variants take turns image by image, the first of each turn
+    # rotating.
+    turns = [(e["variant"], e["image"]) for n, e in results if n > timing_starts]
+    assert_interleaved(turns, len(ENVS))
     ends = [e for e in log if e["event"] == "variant_end"]
     assert sorted(e["variant"] for e in ends) == sorted(ENVS) and all(
         e["status"] == "done" for e in ends), ends
+
+
+def assert_interleaved(turns, variants):
+    """`turns`, the (variant, image) of the timed results in event order, are rounds of one image
+    each: every variant runs it in turn, and the variant that goes first rotates."""
+    assert len(turns) % variants == 0, turns
+    rounds = [turns[i:i + variants] for i in range(0, len(turns), variants)]
+    order = [v for v, _ in rounds[0]]
+    assert len(set(order)) == variants, rounds[0]
+    for n, turn in enumerate(rounds):
+        assert len({image for _, image in turn}) == 1, turn
+        assert [v for v, _ in turn] == order[n % variants:] + order[:n % variants], (n, rounds)
+
+
+def run_testing(deltann, models, test_workers, tmp_path, envs, *extra, images=5, timed=4):
+    write_random_images(tmp_path / "images", [(8, 8)] * images, seed=11)
+    db, events = tmp_path / "t.db", tmp_path / "events.jsonl"
+    args = ["run", "--model", models.tiny, "--images", tmp_path / "images", "--db", db,
+            "--timing-images", timed, "--repeat", REPEAT, "--warmup", 1, "--quiet",
+            "--events", events, *extra]
+    for env in envs:
+        args += ["--env", env]
+    r = deltann.run(*args, env={"DELTANN_WORKER_DIR": str(test_workers)}, timeout=120)
+    log = [json.loads(line) for line in events.read_text().splitlines()]
+    return r, db, log
+
+
+def test_one_job_times_the_variants_in_turns_after_loading_each(deltann, models, test_workers,
+                                                                 tmp_path):
+    """--jobs 1: every worker is loaded (alone, one after another) before the first timed result;
+    then the timed images run in rounds; each variant's untimed images follow in its worker."""
+    envs = ["testing:threads=1", "testing:threads=2", "testing:threads=3"]
+    r, db, log = run_testing(deltann, models, test_workers, tmp_path, envs)
+    assert r.returncode == 0, r.describe()
+    results = [(n, e) for n, e in enumerate(log) if e["event"] == "result"]
+    timed = [(n, e) for n, e in results if e["timed"]]
+    assert len(timed) == 4 * len(envs) and len(results) == 5 * len(envs), results
+    loads = [n for n, e in enumerate(log) if e["event"] == "worker_loaded"]
+    assert len(loads) == len(envs) and max(loads) < timed[0][0], log
+    assert_interleaved([(e["variant"], e["image"]) for _, e in timed], len(envs))
+    # The timed results all come before the untimed ones, which go variant by variant.
+    assert max(n for n, _ in timed) < min(n for n, e in results if not e["timed"])
+    for v in variants_by_env(db).values():
+        assert v["status"] == "done" and v["load_ns"] and v["first_ns"], dict(v)
+        for row in results_of(db, v["id"]).values():
+            assert len(int64s(row["samples_ns"])) in (0, REPEAT), dict(row)
+
+
+def test_a_crash_in_the_interleaved_timing_costs_only_its_variant(deltann, models, test_workers,
+                                                                  tmp_path):
+    """A worker that dies in its turn is recorded and restarted at its next turn; one that
+    aborts at every first inference is given up after three in a row. The healthy variant beside
+    them gets every timed result, and the rounds go on without the one given up."""
+    envs = ["testing:fault=segv,at=run,after=2", "testing:fault=abort,at=first",
+            "testing:threads=2"]
+    r, db, log = run_testing(deltann, models, test_workers, tmp_path, envs, images=5, timed=5)
+    assert r.returncode == 0, r.describe()
+    variants = variants_by_env(db)
+    segv = next(v for env, v in variants.items() if "fault=segv" in env)
+    abort = next(v for env, v in variants.items() if "fault=abort" in env)
+    healthy = next(v for env, v in variants.items() if "fault=none" in env)
+    assert healthy["status"] == "done", dict(healthy)
+    rows = results_of(db, healthy["id"])
+    assert len(rows) == 5 and all(len(int64s(r["samples_ns"])) == REPEAT for r in rows.values())
+    # Each worker of the crashing variant dies at its 2nd image: images 2 and 4 fail.
+    crashes = failures_of(db, segv["id"])
+    assert [f["symptom"] for f in crashes] == ["crash", "crash"], [dict(f) for f in crashes]
+    assert len(results_of(db, segv["id"])) == 3 and segv["status"] == "done"
+    assert abort["status"] == "failed" and not results_of(db, abort["id"])
+    assert [f["symptom"] for f in failures_of(db, abort["id"])] == ["abort"] * 3
+    # The rounds went on after the abandonment: the healthy variant's last results come after
+    # the abort variant ended.
+    events = [(e["event"], e.get("variant")) for e in log]
+    ended = events.index(("variant_end", abort["env"]))
+    assert sum(1 for e in events[ended:] if e == ("result", healthy["env"])) >= 2, log
 
 
 def test_more_jobs_than_cores_is_refused(deltann, demo, tmp_path):
