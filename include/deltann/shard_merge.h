@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "deltann/error.h"
+
 namespace deltann {
 
 struct ShardDatabase {
@@ -19,6 +21,17 @@ struct MergeOutcome {
   int64_t results = 0;
   int64_t failures = 0;
 };
+
+// A shard database that belongs to another plan than the folder it sits in (its meta plan_hash).
+class ForeignShardError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Checks that `shard` is a database of shard `shard.index` of the plan `plan_hash`, written by
+// this deltann's schema: throws ForeignShardError when it belongs to another plan, Error naming
+// the file and the reason for anything else (no deltann database, another schema, another shard).
+void check_shard_database(const ShardDatabase& shard, const std::string& plan_hash);
 
 // Writes a new database `out` holding the results of every shard database, in index order, one
 // transaction per shard. Rows are matched by their natural keys (a model by its file's sha256 and

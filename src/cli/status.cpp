@@ -1,4 +1,5 @@
-// `deltann status DIR`: which shards of a plan folder are done, started, failed or missing.
+// `deltann status DIR`: which shards of a plan folder are done, started, failed or missing, and
+// which hold another plan's database (foreign).
 #include <iostream>
 #include <map>
 
@@ -21,10 +22,10 @@ void execute(const std::string& dir) {
               << (s.detail.empty() ? "" : ": " + terminal_safe(s.detail)) << '\n';
   }
   std::cout << statuses.size() << " shards: ";
-  for (const ShardState state :
-       {ShardState::done, ShardState::started, ShardState::failed, ShardState::missing})
+  for (const ShardState state : {ShardState::done, ShardState::started, ShardState::failed,
+                                 ShardState::missing, ShardState::foreign})
     std::cout << by_state[state].size() << ' ' << to_string(state)
-              << (state == ShardState::missing ? "\n" : ", ");
+              << (state == ShardState::foreign ? "\n" : ", ");
   std::vector<int> resubmit = by_state[ShardState::failed];
   resubmit.insert(resubmit.end(), by_state[ShardState::missing].begin(),
                   by_state[ShardState::missing].end());

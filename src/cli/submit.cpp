@@ -21,11 +21,19 @@ struct SubmitOptions {
   SlurmOptions slurm_options;
 };
 
-// The shards that are not done: a resubmission runs only what is left.
+// The shards that are not done: a resubmission runs only what is left. A shard whose place in
+// results/ holds another plan's database is refused: its job could only refuse to run, and the
+// merge job after it to merge.
 std::vector<int> pending_shards(const std::filesystem::path& dir, const CampaignPlan& plan) {
   std::vector<int> pending;
-  for (const auto& status : shard_statuses(dir, plan))
+  std::string foreign;
+  for (const auto& status : shard_statuses(dir, plan)) {
+    if (status.state == ShardState::foreign)
+      foreign += "\n  shard " + std::to_string(status.index) + " foreign: " + status.detail;
     if (status.state != ShardState::done) pending.push_back(status.index);
+  }
+  if (!foreign.empty())
+    throw Error(dir.string() + " holds results of another plan; nothing was submitted:" + foreign);
   return pending;
 }
 
@@ -55,6 +63,7 @@ void execute(SubmitOptions& o) {
     std::cout << command_line(sbatch_command(jobs.merge, after)) << "\n";
     return;
   }
+  for (const auto& line : cancel_pending_merge_jobs(dir)) std::cout << terminal_safe(line) << '\n';
   submit_slurm_jobs(dir, jobs);
   for (const auto& job : jobs.arrays)
     std::cout << "submitted job " << job.job_id << ": hardware group " << terminal_safe(job.group)

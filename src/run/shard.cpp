@@ -293,9 +293,29 @@ const char* to_string(ShardState state) {
       return "started";
     case ShardState::missing:
       return "missing";
+    case ShardState::foreign:
+      return "foreign";
   }
   return "?";
 }
+
+namespace {
+
+// Whether the shard database `result` is another plan's; `why` then names it and both hashes.
+bool belongs_to_other_plan(const fs::path& result, int index, const std::string& plan_hash,
+                           std::string& why) {
+  try {
+    check_shard_database({index, result}, plan_hash);
+  } catch (const ForeignShardError& e) {
+    why = std::string(e.what()) + "; remove it to run the shard again";
+    return true;
+  } catch (const Error&) {
+    // Damaged, or of another schema: it is there, and merge refuses it with that reason.
+  }
+  return false;
+}
+
+}  // namespace
 
 std::vector<ShardStatus> shard_statuses(const fs::path& dir, const CampaignPlan& plan) {
   std::vector<ShardStatus> statuses;
@@ -312,7 +332,10 @@ std::vector<ShardStatus> shard_statuses(const fs::path& dir, const CampaignPlan&
         s.record.is_object() && s.record.contains("node") ? s.record["node"].value("host", "") : "";
     const std::string state = s.record.is_object() ? s.record.value("state", "") : "";
     const std::string where = host.empty() ? "" : " on " + host;
-    if (fs::exists(shard_result_path(dir, shard.index))) {
+    const fs::path result = shard_result_path(dir, shard.index);
+    if (fs::exists(result) && belongs_to_other_plan(result, shard.index, plan.hash, s.detail)) {
+      s.state = ShardState::foreign;
+    } else if (fs::exists(result)) {
       s.state = ShardState::done;
       s.detail = (state == "done" ? "finished " + s.record.value("finished_at", "") + where : "");
     } else if (state == "failed") {

@@ -62,6 +62,7 @@ enum class ShardState {
   failed,   // it recorded a failure, or its process is gone without a result
   started,  // it recorded its start and nothing since: running, or killed on another node
   missing,  // it never started (or its state was removed)
+  foreign,  // DIR/results holds a database of another plan under its name: it must be removed
 };
 const char* to_string(ShardState state);
 
@@ -72,6 +73,8 @@ struct ShardStatus {
   std::string detail;     // where and when it ran, or why it failed
   nlohmann::json record;  // its state file, when there is one
 };
+// A result counts as done only when its database is of this plan (check_shard_database): one of
+// another plan (copied or left there) is `foreign`, with the path and both plan hashes.
 std::vector<ShardStatus> shard_statuses(const std::filesystem::path& dir, const CampaignPlan& plan);
 
 }  // namespace deltann

@@ -256,6 +256,35 @@ void submit_slurm_jobs(const fs::path& dir, SlurmSubmission& jobs) {
   record_jobs(dir, jobs);
 }
 
+std::vector<std::string> cancel_pending_merge_jobs(const fs::path& dir) {
+  const fs::path path = dir / "slurm" / "jobs.json";
+  if (!fs::exists(path)) return {};
+  std::vector<std::string> merge_ids;
+  try {
+    std::ifstream in(path);
+    for (const auto& submission : json::parse(in).at("submissions"))
+      merge_ids.push_back(submission.at("merge").at("job_id").get<std::string>());
+  } catch (const std::exception& e) {
+    return {"note: " + path.string() + " is unreadable (" + e.what() +
+            "); a merge job of an earlier submission may still be pending: see squeue"};
+  }
+  std::vector<std::string> lines;
+  for (const auto& id : merge_ids) {
+    // A job Slurm no longer holds is no error of ours: squeue then fails or says nothing.
+    const ProgramRun state =
+        run_program({"squeue", "--noheader", "--format=%T", "--jobs=" + id}, kSbatchTimeout);
+    if (!state.ok() || trimmed(state.out) != "PENDING") continue;
+    const ProgramRun cancel = run_program({"scancel", id}, kSbatchTimeout);
+    lines.push_back(cancel.ok() ? "cancelled job " + id +
+                                      ": the merge job of an earlier submission, still pending "
+                                      "(this submission's merge job takes its place)"
+                                : "could not cancel job " + id +
+                                      ", the pending merge job of an earlier submission: scancel " +
+                                      cancel.failure() + " " + trimmed(cancel.err));
+  }
+  return lines;
+}
+
 std::vector<std::string> submitted_slurm_jobs(const fs::path& dir) {
   const fs::path path = dir / "slurm" / "jobs.json";
   if (!fs::exists(path)) return {};

@@ -49,6 +49,12 @@ std::vector<std::string> sbatch_command(const SlurmJob& job, const std::vector<s
 // (scancel), submits no merge job and throws Error naming the group and Slurm's message.
 void submit_slurm_jobs(const std::filesystem::path& dir, SlurmSubmission& jobs);
 
+// Cancels (scancel) the merge jobs that earlier submissions recorded in DIR/slurm/jobs.json and
+// that Slurm still holds pending. After a submission whose arrays did not all end well, its merge
+// job waits on a dependency that can never be satisfied; a new submission queues a merge job of
+// its own, which merges every shard. Returns a line per job: cancelled, or why it could not be.
+std::vector<std::string> cancel_pending_merge_jobs(const std::filesystem::path& dir);
+
 // The job ids that the last `deltann submit` recorded in DIR/slurm/jobs.json, one line per job;
 // empty when there is none.
 std::vector<std::string> submitted_slurm_jobs(const std::filesystem::path& dir);

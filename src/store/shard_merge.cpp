@@ -65,9 +65,9 @@ std::map<std::string, std::string> checked_meta(const ShardDatabase& shard,
                 std::to_string(kSchemaVersion) +
                 ": run every shard and the merge with one deltann");
   if (meta["plan_hash"] != plan_hash)
-    throw Error(name + " belongs to another plan (plan_hash " +
-                (meta["plan_hash"].empty() ? std::string("none") : meta["plan_hash"]) +
-                ", this plan " + plan_hash + ")");
+    throw ForeignShardError(name + " belongs to another plan (plan_hash " +
+                            (meta["plan_hash"].empty() ? std::string("none") : meta["plan_hash"]) +
+                            ", this plan " + plan_hash + ")");
   if (meta["shard"] != std::to_string(shard.index))
     throw Error(name + " holds shard " + meta["shard"] + ", not shard " +
                 std::to_string(shard.index));
@@ -177,6 +177,10 @@ void merge_attached(SQLite::Database& db, const ShardDatabase& shard, MergeOutco
 }
 
 }  // namespace
+
+void check_shard_database(const ShardDatabase& shard, const std::string& plan_hash) {
+  checked_meta(shard, plan_hash);
+}
 
 MergeOutcome merge_shard_databases(const std::vector<ShardDatabase>& shards,
                                    const std::string& plan_hash, const fs::path& out,

@@ -9,7 +9,7 @@ import socket
 import subprocess
 
 import pytest
-from deltann_testlib import query
+from deltann_testlib import query, write_random_images
 
 ENVS = ["ort:opt=all,threads=1", "opencv:opt=on,threads=1"]
 IMAGES = 5
@@ -195,3 +195,27 @@ def test_edited_plan_and_foreign_results_are_refused(deltann, tmp_path, demo):
     assert "takes the campaign from the plan folder: --model" in r.stderr, r.describe()
     r = deltann.run("run", "--plan", plan, "--repeat", 9, "--shard", 0, expect_rc=1)
     assert "--repeat cannot be given with it" in r.stderr, r.describe()
+
+
+def test_a_result_of_another_plan_is_foreign_not_done(deltann, models, test_workers, tmp_path):
+    """A shard database copied from another plan's folder is no result of this plan: status calls
+    it foreign with its path (not done), and submit refuses to queue anything, naming it."""
+    write_random_images(tmp_path / "images", [(8, 8)] * 2, seed=3)
+    env = {"DELTANN_WORKER_DIR": str(test_workers)}
+    plans = {}
+    for name, variant in [("a", "testing:threads=1"), ("b", "testing:threads=2")]:
+        plans[name] = tmp_path / name
+        deltann.run("plan", "--model", models.tiny, "--images", tmp_path / "images", *TIMING,
+                    "--env", variant, "--out", plans[name], env=env)
+    deltann.run("run", "--plan", plans["b"], "--shard", 0, "--quiet", env=env)
+    foreign = plans["a"] / "results" / "shard-0000.db"
+    foreign.parent.mkdir(exist_ok=True)
+    shutil.copy(plans["b"] / "results" / "shard-0000.db", foreign)
+    hash_b = json.loads((plans["b"] / "plan.json").read_text())["plan_hash"]
+
+    r = deltann.run("status", plans["a"], expect_rc=3)
+    assert f"foreign: {foreign} belongs to another plan (plan_hash {hash_b}" in r.stdout, \
+        r.describe()
+    assert "0 done" in r.stdout and "1 foreign" in r.stdout, r.describe()
+    r = deltann.run("submit", "--slurm", "--dry-run", plans["a"], expect_rc=1)
+    assert "nothing was submitted" in r.stderr and str(foreign) in r.stderr, r.describe()

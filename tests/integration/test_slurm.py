@@ -12,9 +12,11 @@ host's CPUs, on ports picked free for this module.
   group's placement (the node Slurm names, SLURMD_NODENAME, recorded in the shard database's meta
   or, for the cuda shard that cannot run without a real GPU, in its failed state record).
 - An array task cancelled while its shard runs: status shows it failed with the index to run
-  again, a second submit queues only that shard, and the merge then holds the whole campaign.
-- A shard database of another plan put into results/: merge refuses it, naming it and both plan
-  hashes, and the merge job's --force keeps the database merged before.
+  again, a second submit cancels the first submission's merge job (pending for ever) and queues
+  only that shard, and the merge then holds the whole campaign.
+- A shard database of another plan put into results/: status calls it foreign, submit refuses to
+  queue anything, merge refuses it, naming it and both plan hashes, and merge --force keeps the
+  database merged before.
 - A group whose constraint no node has is refused at submit, naming the group and Slurm's
   reason; the array already queued is cancelled and no merge job is queued
   (docs/SCALE_OUT.md, "Submitting to Slurm").
@@ -507,12 +509,16 @@ def test_a_cancelled_shard_is_submitted_again_alone(deltann, tmp_path, demo, slu
     for suffix in ["-wal", "-shm", "-journal"]:
         Path(f"{leftover}{suffix}").unlink(missing_ok=True)
     leftover.write_bytes(b"")
-    # Its array did not end well, so the merge job would wait for ever: cancel it.
-    slurm.client("scancel", first["merge"]["job_id"])
-    slurm.wait_until_idle(15)
+    # Its array did not end well, so its merge job would wait for ever: the next submission
+    # cancels it, and queues a merge job of its own.
+    stale = first["merge"]["job_id"]
+    assert any(line.split()[0] == stale for line in slurm.live_jobs()), slurm.describe()
 
     r = deltann.run("submit", "--slurm", plan, env=env)
     assert "hardware group cpu, shards 1 (" in r.stdout, r.describe()
+    assert f"cancelled job {stale}: the merge job of an earlier submission" in r.stdout, \
+        r.describe()
+    assert not any(line.split()[0] == stale for line in slurm.live_jobs()), slurm.describe()
     second = last_submission(plan)
     assert [a["shards"] for a in second["arrays"]] == ["1"], second
     merged = plan / "campaign.db"
@@ -558,13 +564,15 @@ def test_merge_refuses_a_shard_of_another_plan(deltann, tmp_path, demo, slurm, t
     r = deltann.run("merge", a, "-o", tmp_path / "merged.db", expect_rc=1)
     assert refusal in r.stderr, r.describe()
     assert not (tmp_path / "merged.db").exists()
-    # The merge job (--force over the database merged before) refuses it too, and keeps that one.
-    r = deltann.run("submit", "--slurm", a, env=env)
-    merge = last_submission(a)["merge"]["job_id"]
-    assert not last_submission(a)["arrays"], r.describe()
-    slurm.wait_until_idle(30)
-    log = (a / "slurm" / "logs" / f"merge_{merge}.out").read_text()
-    assert refusal in log, log
+    # Status calls it foreign, not done; submit queues nothing for it; the merge job's merge
+    # (--force over the database merged before) refuses it too, and keeps that one.
+    r = deltann.run("status", a, env=env, expect_rc=3)
+    assert f"foreign: {refusal}" in r.stdout, r.describe()
+    r = deltann.run("submit", "--slurm", a, env=env, expect_rc=1)
+    assert "nothing was submitted" in r.stderr and refusal in r.stderr, r.describe()
+    assert len(json.loads((a / "slurm" / "jobs.json").read_text())["submissions"]) == 1
+    r = deltann.run("merge", a, "-o", merged, "--force", expect_rc=1)
+    assert refusal in r.stderr, r.describe()
     assert merged.read_bytes() == before
     r = deltann.run("run", "--plan", a, "--shard", 0, env=env, expect_rc=1)
     assert f"{foreign} holds the result of another plan (plan_hash {hash_b})" in r.stderr, \
