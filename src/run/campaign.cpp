@@ -565,16 +565,15 @@ void time_interleaved(const std::vector<JobState*>& group, CampaignRun& run) {
     const auto requests = group_images(*images, state->runner->batch());
     timed.push_back({state, std::move(*images), requests});
   }
-  size_t rounds = 0;
-  for (const auto& t : timed) rounds = std::max(rounds, t.requests.size());
-  for (size_t round = 0; round < rounds; ++round)
-    for (size_t turn = 0; turn < timed.size(); ++turn) {
-      Turns& t = timed[(round + turn) % timed.size()];
-      if (t.state->abandoned || round >= t.requests.size()) continue;
-      const ImageGroup& request = t.requests[round];
-      if (!t.state->runner->run({t.images.data() + request.begin, request.size()}))
-        abandon_job(*t.state, run);
-    }
+  std::vector<size_t> requests;
+  for (const auto& t : timed) requests.push_back(t.requests.size());
+  for (const Turn& turn : interleaved_turns(requests)) {
+    Turns& t = timed[turn.variant];
+    if (t.state->abandoned) continue;
+    const ImageGroup& request = t.requests[turn.request];
+    if (!t.state->runner->run({t.images.data() + request.begin, request.size()}))
+      abandon_job(*t.state, run);
+  }
 }
 
 // The jobs in groups of at most kInterleavedVariants, in order.

@@ -285,6 +285,17 @@ std::vector<ImageGroup> group_images(const std::vector<ReadyImage>& todo, size_t
   return groups;
 }
 
+std::vector<Turn> interleaved_turns(const std::vector<size_t>& requests) {
+  const size_t rounds = requests.empty() ? 0 : *std::max_element(requests.begin(), requests.end());
+  std::vector<Turn> turns;
+  for (size_t round = 0; round < rounds; ++round)
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const size_t variant = (round + i) % requests.size();
+      if (round < requests[variant]) turns.push_back({variant, round});
+    }
+  return turns;
+}
+
 VariantRunOutcome run_variant(const VariantRunContext& context, const PlannedVariant& variant,
                               const StoredVariant& stored, const std::vector<ReadyImage>& todo,
                               const fs::path& artifact, const std::string& artifact_sha) {

@@ -51,6 +51,18 @@ struct ImageGroup {
 // group per image.
 std::vector<ImageGroup> group_images(const std::vector<ReadyImage>& todo, size_t batch);
 
+// One turn of the interleaved timing: variant `variant` sends its request number `request`.
+struct Turn {
+  size_t variant = 0, request = 0;
+  bool operator==(const Turn&) const = default;
+};
+
+// The order in which variants that have `requests[v]` timed requests each take their turns
+// (docs/ANALYSIS.md, "Interleaved timing"): round i holds every variant's i-th request, starting
+// at variant i mod n so that no variant always goes first; a variant with fewer requests drops
+// out of the rounds once it has none left.
+std::vector<Turn> interleaved_turns(const std::vector<size_t>& requests);
+
 // Counts inferences done (with a result or a failure) against the campaign's total and tells the
 // subscribers, with an estimate of the time left. The job threads of a campaign share it.
 class Progress {
