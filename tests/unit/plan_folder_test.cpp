@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -247,6 +248,31 @@ TEST(ShardMerge, RowsAreRemappedByNaturalKeys) {
   EXPECT_EQ(store.meta("timing"), "warmup=1, repeat=3, timing_images=all");
   EXPECT_EQ(store.meta("host"), "node0; node1");
   EXPECT_TRUE(Contains(store.meta("shard:1").value_or(""), "node1"));
+}
+
+TEST(ShardMerge, AnotherPlansDatabaseIsForeignAndOtherFaultsAreNot) {
+  test::TempDir dir;
+  const auto s0 = shard_db(dir / "s0.db", 0, "H", {"a"});
+  check_shard_database({0, s0}, "H");  // this plan's: no error
+  EXPECT_TRUE(Contains(message_of<ForeignShardError>([&] {
+                         check_shard_database({0, s0}, "O");
+                       }),
+                       s0.string() + " belongs to another plan (plan_hash H, this plan O)"));
+  // The wrong shard, or no database at all, is an error but not another plan's.
+  const auto refusal = [](const std::function<void()>& check) -> std::string {
+    try {
+      check();
+    } catch (const ForeignShardError&) {
+      return "foreign";
+    } catch (const Error&) {
+      return "error";
+    }
+    return "none";
+  };
+  EXPECT_EQ(refusal([&] { check_shard_database({2, s0}, "H"); }), "error");
+  test::write_file(dir / "junk.db", "not a database");
+  EXPECT_EQ(refusal([&] { check_shard_database({0, dir / "junk.db"}, "H"); }), "error");
+  EXPECT_EQ(refusal([&] { check_shard_database({0, s0}, "O"); }), "foreign");
 }
 
 TEST(ShardMerge, MismatchesAreRefusedAndNothingIsWritten) {
