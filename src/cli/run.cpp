@@ -162,7 +162,8 @@ void add_run(CLI::App& app) {
   run->add_option("--db", options->campaign.db, "campaign database (demo: demo.db)");
   run->add_option("--jobs", options->campaign.config.jobs,
                   "variants run at a time, on cores of their own, for the images outside the "
-                  "timing sample; timed images always run one variant at a time")
+                  "timing sample; timed images always run one inference at a time, the variants "
+                  "taking turns")
       ->capture_default_str();
   run->add_flag("--retry-failed", options->campaign.config.retry_failed,
                 "run variants and images that failed before again");

@@ -120,7 +120,9 @@ void MessageLines::on_phase(const PhaseEvent& e) {
     sink_("outputs phase: " + std::to_string(e.jobs) +
           " variants at a time run the images outside the timing sample");
   else
-    sink_("timing phase: each variant's timed images, one variant at a time");
+    sink_(
+        "timing phase: the timed images one inference at a time, the variants taking turns "
+        "image by image");
 }
 
 void MessageLines::on_variant_start(const VariantStartEvent& e) {

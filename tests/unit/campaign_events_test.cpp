@@ -248,7 +248,8 @@ TEST(CampaignEvents, MessageLinesSayEachPhase) {
   say.on_phase({"timing", 1});
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[0].find("2 variants at a time"), std::string::npos) << lines[0];
-  EXPECT_NE(lines[1].find("one variant at a time"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("one inference at a time"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("taking turns"), std::string::npos) << lines[1];
 }
 
 }  // namespace
