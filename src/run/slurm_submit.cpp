@@ -262,7 +262,8 @@ std::vector<std::string> cancel_pending_merge_jobs(const fs::path& dir) {
   std::vector<std::string> merge_ids;
   try {
     std::ifstream in(path);
-    for (const auto& submission : json::parse(in).at("submissions"))
+    const json record = json::parse(in);
+    for (const auto& submission : record.at("submissions"))
       merge_ids.push_back(submission.at("merge").at("job_id").get<std::string>());
   } catch (const std::exception& e) {
     return {"note: " + path.string() + " is unreadable (" + e.what() +
@@ -273,7 +274,10 @@ std::vector<std::string> cancel_pending_merge_jobs(const fs::path& dir) {
     // A job Slurm no longer holds is no error of ours: squeue then fails or says nothing.
     const ProgramRun state =
         run_program({"squeue", "--noheader", "--format=%T", "--jobs=" + id}, kSbatchTimeout);
-    if (!state.ok() || trimmed(state.out) != "PENDING") continue;
+    std::istringstream said(state.out);
+    std::string word;
+    said >> word;
+    if (!state.ok() || word != "PENDING") continue;
     const ProgramRun cancel = run_program({"scancel", id}, kSbatchTimeout);
     lines.push_back(cancel.ok() ? "cancelled job " + id +
                                       ": the merge job of an earlier submission, still pending "
