@@ -133,9 +133,9 @@ def main() -> int:
                 burst.stop()
             medians = medians_ms(db)
             row["interleaved"] = {"medians_ms": medians, "ratio": ratio(medians)}
-            print(f"round {n + 1}: ratio of medians (identical variants) sequential "
-                  f"{row['sequential']['ratio']:.3f}, interleaved {row['interleaved']['ratio']:.3f}",
-                  flush=True)
+            seq, inter = row["sequential"]["ratio"], row["interleaved"]["ratio"]
+            print(f"round {n + 1}: ratio of medians (identical variants) sequential {seq:.3f}, "
+                  f"interleaved {inter:.3f}", flush=True)
             rounds.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
