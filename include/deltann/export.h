@@ -12,23 +12,38 @@ namespace deltann {
 class Store;
 struct CampaignData;
 struct Comparison;
+struct StudyOptions;
 
 inline constexpr int kExportSchemaVersion = 1;
 
 // The tables of an export. JSON holds all of them; CSV holds one per file.
-enum class ExportTable { variants, pairs, findings, results, unusable_images };
+enum class ExportTable {
+  variants,
+  pairs,
+  findings,
+  results,
+  unusable_images,
+  study_labels,
+  study_timing
+};
 
-// "variants", "pairs", "findings", "results" or "unusable_images"; nullopt for anything else.
+// "variants", "pairs", "findings", "results", "unusable_images", "study_labels" or
+// "study_timing"; nullopt for anything else.
 std::optional<ExportTable> parse_export_table(std::string_view name);
 const char* export_table_name(ExportTable table);
 
 // Writes the JSON document: schema, schema_version, context (the database's meta table, models,
-// image counts, the analysis options), then variants, pairs, findings, unusable_images and results.
+// image counts, the analysis options), then variants, pairs, findings, unusable_images, the study
+// tables (study_labels, study_timing: deltann/study_tables.h, made with `study`) and results.
 // `comparison` must come from compare_variants of the same campaign (or be empty when only the
 // results are wanted).
+void export_json(const CampaignData& campaign, const Comparison& comparison, std::ostream& out,
+                 const StudyOptions& study);
 void export_json(const CampaignData& campaign, const Comparison& comparison, std::ostream& out);
 
 // Writes one table as CSV with a header row (RFC 4180 quoting, LF line ends).
+void export_csv(const CampaignData& campaign, const Comparison& comparison, ExportTable table,
+                std::ostream& out, const StudyOptions& study);
 void export_csv(const CampaignData& campaign, const Comparison& comparison, ExportTable table,
                 std::ostream& out);
 

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "deltann/study_tables.h"
+
 namespace deltann {
 
 class Store;
@@ -25,6 +27,7 @@ struct HtmlReportOptions {
   int thumbnail_px = 160;   // longer side of a thumbnail
   int cdf_points = 200;     // latency CDF points per variant (the samples are downsampled)
   std::string title;        // empty: "deltann report: <model>"
+  StudyOptions study;       // the baselines of the "Study tables" section
 };
 
 // Writes the report of `comparison` (made by compare_variants of `campaign`), with the images,

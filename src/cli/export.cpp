@@ -6,9 +6,11 @@
 #include "analysis_options.h"
 #include "deltann/campaign_data.h"
 #include "deltann/compare.h"
+#include "deltann/environment.h"
 #include "deltann/error.h"
 #include "deltann/export.h"
 #include "deltann/store.h"
+#include "deltann/study_tables.h"
 #include "verbs.h"
 
 namespace deltann::cli {
@@ -17,15 +19,16 @@ namespace {
 struct ExportOptions {
   std::string db, format, table, output;
   AnalysisOptions analysis;
+  StudyOptions study;
 };
 
 void write(const CampaignData& campaign, const Comparison& comparison, const ExportOptions& o,
            std::ostream& out) {
   if (o.format == "json") {
-    export_json(campaign, comparison, out);
+    export_json(campaign, comparison, out, o.study);
   } else {
     export_csv(campaign, comparison, *parse_export_table(o.table.empty() ? "results" : o.table),
-               out);
+               out, o.study);
   }
 }
 
@@ -33,6 +36,7 @@ void execute(const ExportOptions& o) {
   if (o.format == "json" && !o.table.empty())
     throw CLI::ValidationError("--table", "applies to --format csv only (JSON holds every table)");
   if (!std::filesystem::exists(o.db)) throw Error("database " + o.db + " does not exist");
+  for (const auto& baseline : o.study.baselines) parse_environment(baseline);  // fails early
   // The results table needs neither the analysis nor the full outputs it compares.
   const bool results_only = o.format == "csv" && (o.table.empty() || o.table == "results");
   const CampaignData campaign =
@@ -79,9 +83,14 @@ void add_export(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"csv", "json"}));
   cmd->add_option("--table", options->table,
-                  "with --format csv: variants, pairs, findings, unusable_images or results "
-                  "(default: results)")
-      ->check(CLI::IsMember({"variants", "pairs", "findings", "unusable_images", "results"}));
+                  "with --format csv: variants, pairs, findings, unusable_images, study_labels, "
+                  "study_timing or results (default: results)")
+      ->check(CLI::IsMember({"variants", "pairs", "findings", "unusable_images", "study_labels",
+                             "study_timing", "results"}));
+  cmd->add_option("--baseline", options->study.baselines,
+                  "environment each model's variants are compared with in the study tables "
+                  "(repeatable: the first that names a variant of the model; default: the model's "
+                  "first variant)");
   cmd->add_option("-o,--output", options->output, "output file (default: standard output)");
   add_analysis_options(cmd, options->analysis);
   cmd->callback([options] { execute(*options); });

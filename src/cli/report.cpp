@@ -7,6 +7,7 @@
 #include "analysis_options.h"
 #include "deltann/campaign_data.h"
 #include "deltann/compare.h"
+#include "deltann/environment.h"
 #include "deltann/error.h"
 #include "deltann/report.h"
 #include "deltann/store.h"
@@ -37,10 +38,16 @@ void add_report(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--title", options->report.title, "page title (default: from the model)");
+  cmd->add_option("--baseline", options->report.study.baselines,
+                  "environment each model's variants are compared with in the study tables "
+                  "(repeatable: the first that names a variant of the model; default: the model's "
+                  "first variant)");
   cmd->callback([options] {
     if (!std::filesystem::exists(options->db))
       throw Error("database " + options->db + " does not exist");
     options->report.chart_js = options->chart_js;
+    for (const auto& baseline : options->report.study.baselines)
+      parse_environment(baseline);  // a typo fails before the campaign is read
     const CampaignData campaign = load_campaign(Store(options->db, StoreMode::ReadOnly));
     const Comparison comparison = compare_variants(campaign, options->analysis);
     // Built in memory first, so that a failure never leaves half a report behind.

@@ -16,6 +16,7 @@
 #include "deltann/environment.h"
 #include "deltann/json_number.h"
 #include "deltann/store.h"
+#include "deltann/study_tables.h"
 #include "deltann/summary_fields.h"
 #include "deltann/version.h"
 
@@ -52,6 +53,14 @@ std::string knob_text(const std::map<std::string, std::string>& knobs) {
 ojson variant_row(const VariantSummary& v) { return fields_json<ojson>(variant_fields(), v); }
 
 ojson pair_row(const PairSummary& p) { return fields_json<ojson>(pair_fields(), p); }
+
+ojson study_label_row(const StudyLabelRow& r) {
+  return fields_json<ojson>(study_label_fields(), r);
+}
+
+ojson study_timing_row(const StudyTimingRow& r) {
+  return fields_json<ojson>(study_timing_fields(), r);
+}
 
 ojson unusable_row(const UnusableImage& u) {
   return {{"key", u.key}, {"path", u.path}, {"reason", u.reason}};
@@ -319,6 +328,8 @@ std::optional<ExportTable> parse_export_table(std::string_view name) {
   if (name == "findings") return ExportTable::findings;
   if (name == "results") return ExportTable::results;
   if (name == "unusable_images") return ExportTable::unusable_images;
+  if (name == "study_labels") return ExportTable::study_labels;
+  if (name == "study_timing") return ExportTable::study_timing;
   return std::nullopt;
 }
 
@@ -334,11 +345,21 @@ const char* export_table_name(ExportTable table) {
       return "results";
     case ExportTable::unusable_images:
       return "unusable_images";
+    case ExportTable::study_labels:
+      return "study_labels";
+    case ExportTable::study_timing:
+      return "study_timing";
   }
   return "?";
 }
 
 void export_json(const CampaignData& campaign, const Comparison& c, std::ostream& out) {
+  export_json(campaign, c, out, StudyOptions{});
+}
+
+void export_json(const CampaignData& campaign, const Comparison& c, std::ostream& out,
+                 const StudyOptions& study) {
+  const StudyTables tables = study_tables(campaign, c, study);
   out << "{\n\"schema\": \"deltann.export\",\n\"schema_version\": " << kExportSchemaVersion
       << ",\n\"context\": " << dump(context_of(campaign, c)) << ",\n";
   write_json_array(out, "variants", c.variants,
@@ -348,6 +369,10 @@ void export_json(const CampaignData& campaign, const Comparison& c, std::ostream
                    [](const Finding& f, size_t rank) { return finding_row(f, rank); });
   write_json_array(out, "unusable_images", c.unusable_images,
                    [](const UnusableImage& u, size_t) { return unusable_row(u); });
+  write_json_array(out, "study_labels", tables.labels,
+                   [](const StudyLabelRow& r, size_t) { return study_label_row(r); });
+  write_json_array(out, "study_timing", tables.timing,
+                   [](const StudyTimingRow& r, size_t) { return study_timing_row(r); });
   out << "\"results\": [";
   bool first = true;
   for_each_result(campaign, true, [&](const ResultRow& row) {
@@ -360,7 +385,24 @@ void export_json(const CampaignData& campaign, const Comparison& c, std::ostream
 
 void export_csv(const CampaignData& campaign, const Comparison& c, ExportTable table,
                 std::ostream& out) {
+  export_csv(campaign, c, table, out, StudyOptions{});
+}
+
+void export_csv(const CampaignData& campaign, const Comparison& c, ExportTable table,
+                std::ostream& out, const StudyOptions& study) {
   switch (table) {
+    case ExportTable::study_labels:
+      write_csv_table(
+          out, study_tables(campaign, c, study).labels,
+          [](const StudyLabelRow& r, size_t) { return study_label_row(r); },
+          study_label_row(StudyLabelRow{}));
+      return;
+    case ExportTable::study_timing:
+      write_csv_table(
+          out, study_tables(campaign, c, study).timing,
+          [](const StudyTimingRow& r, size_t) { return study_timing_row(r); },
+          study_timing_row(StudyTimingRow{}));
+      return;
     case ExportTable::variants:
       write_csv_table(
           out, c.variants, [](const VariantSummary& v, size_t) { return variant_row(v); },

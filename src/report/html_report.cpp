@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -974,6 +975,97 @@ void write_meta(const Context& ctx, std::ostream& out) {
   out << "</table></details></section>\n";
 }
 
+// The published study's two tables (deltann/study_tables.h): label differences against each
+// model's baseline, and the median time per opt level with the slow-down against the lowest.
+void write_study(const Context& ctx, std::ostream& out) {
+  const StudyTables tables = study_tables(ctx.campaign, ctx.c, ctx.options.study);
+  const AnalysisOptions& o = ctx.c.options;
+  out << "<section id=\"study\"><h2>Study tables</h2>\n<p class=\"note\">The tables of the "
+         "published DeltaNN study. Label differences: each variant against its model's baseline "
+         "(the first variant of the model unless <code>--baseline</code> names one), with the "
+      << percent(o.confidence)
+      << " interval of each rate. Optimisation levels: the median time of each opt level of one "
+         "engine setting and its ratio to the lowest level (above 1: slower), with the "
+      << percent(o.confidence)
+      << " interval of the ratio; significant as in the pairs table. <code>deltann export "
+         "--format csv --table study_labels</code> (or <code>study_timing</code>) writes them as "
+         "CSV.</p>\n";
+  // The column named `name` of a study field table (a programming error when there is none).
+  const auto named = [](const auto& fields, const std::string& name) -> const auto& {
+    for (const auto& f : fields)
+      if (name == f.name) return f;
+    throw std::out_of_range("no study column " + name);
+  };
+  const auto cell = [](const auto& field, const auto& row) {
+    return "<td" + std::string(field.format == FieldFormat::text ? "" : " class=\"n\"") + ">" +
+           html_escape(format_value(field.format, field.value(row))) + "</td>";
+  };
+  // A rate with its interval, "3.1% [1.2–6.5]", from the companions `<name>_ci_low/high`.
+  const auto rate_cell = [&named](const auto& fields, const auto& row, const std::string& name) {
+    const auto& value = named(fields, name);
+    return "<td class=\"n\">" +
+           html_escape(format_value(value.format, value.value(row)) +
+                       format_interval(value.format, named(fields, name + "_ci_low").value(row),
+                                       named(fields, name + "_ci_high").value(row))) +
+           "</td>";
+  };
+  if (tables.labels.empty() && tables.timing.empty()) {
+    out << "<p class=\"muted\">No model has two variants.</p>\n</section>\n";
+    return;
+  }
+  const auto& lf = study_label_fields();
+  const auto& tf = study_timing_fields();
+  for (size_t m = 1; m <= ctx.c.models.size(); ++m) {
+    std::vector<const StudyLabelRow*> labels;
+    for (const auto& r : tables.labels)
+      if (static_cast<size_t>(r.model) == m) labels.push_back(&r);
+    std::vector<const StudyTimingRow*> timing;
+    for (const auto& r : tables.timing)
+      if (static_cast<size_t>(r.model) == m) timing.push_back(&r);
+    if (labels.empty() && timing.empty()) continue;
+    out << "<h3>" << html_escape(ctx.c.models[m - 1].path) << "</h3>\n";
+    if (!labels.empty()) {
+      out << "<p>Baseline: <span class=\"env\">" << env_html(labels.front()->baseline)
+          << "</span></p>\n<div class=\"scroll\"><table class=\"wide\">\n<tr>"
+          << field_th(named(lf, "variant")) << field_th(named(lf, "axis"))
+          << field_th(named(lf, "images")) << field_th(named(lf, "top1_differences"))
+          << field_th(named(lf, "top1_difference_rate")) << field_th(named(lf, "top5_differences"))
+          << field_th(named(lf, "top5_difference_rate")) << "</tr>\n";
+      for (const StudyLabelRow* r : labels)
+        out << "<tr><td><span class=\"env\">" << env_html(r->variant) << "</span></td>"
+            << cell(named(lf, "axis"), *r) << cell(named(lf, "images"), *r)
+            << cell(named(lf, "top1_differences"), *r) << rate_cell(lf, *r, "top1_difference_rate")
+            << cell(named(lf, "top5_differences"), *r) << rate_cell(lf, *r, "top5_difference_rate")
+            << "</tr>\n";
+      out << "</table></div>\n";
+    }
+    if (!timing.empty()) {
+      out << "<div class=\"scroll\"><table class=\"wide\">\n<tr>" << field_th(named(tf, "engine"))
+          << field_th(named(tf, "setting")) << field_th(named(tf, "opt"))
+          << field_th(named(tf, "samples")) << field_th(named(tf, "median_ms"))
+          << "<th class=\"n\">median CI ms</th>" << field_th(named(tf, "ratio"))
+          << "<th class=\"n\">ratio CI</th>" << field_th(named(tf, "p_adjusted"))
+          << field_th(named(tf, "significant")) << "</tr>\n";
+      for (const StudyTimingRow* r : timing) {
+        const bool slower = r->significant && r->ratio && *r->ratio > 1;
+        const bool faster = r->significant && r->ratio && *r->ratio < 1;
+        out << "<tr>" << cell(named(tf, "engine"), *r) << cell(named(tf, "setting"), *r)
+            << cell(named(tf, "opt"), *r) << cell(named(tf, "samples"), *r)
+            << cell(named(tf, "median_ms"), *r) << "<td class=\"n\">"
+            << interval(r->median_ci_ms, ms) << "</td><td class=\"n\">"
+            << (slower   ? "<span class=\"slower\">"
+                : faster ? "<span class=\"faster\">"
+                         : "")
+            << html_escape(format_value(named(tf, "ratio").format, named(tf, "ratio").value(*r)))
+            << (slower || faster ? "</span>" : "") << "</td><td class=\"n\">"
+            << interval(r->ratio_ci, general) << "</td>" << cell(named(tf, "p_adjusted"), *r)
+            << cell(named(tf, "significant"), *r) << "</tr>\n";
+      }
+      out << "</table></div>\n";
+    }
+  }
+  out << "</section>\n";
+}
 }  // namespace
 
 void write_html_report(const Store& store, const Comparison& comparison, std::ostream& out,
@@ -1019,6 +1111,7 @@ void write_html_report(const CampaignData& campaign, const Comparison& compariso
       << "</h1><nav><a href=\"#summary\">Summary</a><a href=\"#findings\">Findings</a>"
          "<a href=\"#variants\">Variants</a><a href=\"#heatmap\">Label differences</a>"
          "<a href=\"#axes\">Pairs by axis</a><a href=\"#timing\">Timing</a>"
+         "<a href=\"#study\">Study tables</a>"
          "<a href=\"#localizations\">Localisations</a>"
          "<a href=\"#gallery\">Disagreeing images</a><a href=\"#unusable\">Unusable images</a>"
          "<a href=\"#failures\">Failures</a>"
@@ -1029,6 +1122,7 @@ void write_html_report(const CampaignData& campaign, const Comparison& compariso
   write_heatmap(ctx, out);
   write_axes(ctx, out);
   write_timing(ctx, out);
+  write_study(ctx, out);
   write_localizations(ctx, out);
   write_gallery(ctx, out);
   write_unusable(ctx, out);

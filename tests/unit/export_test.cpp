@@ -269,6 +269,8 @@ TEST_F(ExportFixture, JsonDocument) {
   "unusable_images": [
     {"key": "broken.jpg", "path": "/data/broken.jpg", "reason": "not an image"}
   ],
+  "study_labels": [],
+  "study_timing": [],
   "results": [
     {"variant": "ort:opt=all,device=cpu,threads=1", "image": "a,\"b\"\nc.jpg", "label": 7,
      "top_ids": [7, 1, 2, 3, 4], "top_scores": [0.5, 0.25, 0.125, 0.1, 1e-08],
