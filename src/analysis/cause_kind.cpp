@@ -307,49 +307,73 @@ bool on_grid(double x, const Grid& g, double tol) {
   return std::fabs(n - std::nearbyint(n)) * g.step <= tol;
 }
 
+// The greatest common divisor of two positive gaps, to within `tol` (Euclid on remainders). A
+// remainder's error grows with the quotient (x = q*y + r carries q times y's error), so the
+// slack that counts a remainder as zero does too.
+double approximate_gcd(double x, double y, double tol) {
+  if (x < y) std::swap(x, y);
+  while (y > tol) {
+    double r = std::fmod(x, y);
+    const double slack = tol * (1 + x / y);
+    if (r <= slack || y - r <= slack) r = 0;
+    x = y;
+    y = r;
+  }
+  return x;
+}
+
 // The coarsest uniform grid every value lies on (within `tol`), when it needs at most `max_bits`
-// bits. A constant (one distinct value) has no grid. The step is the smallest gap between
-// neighbouring values divided by m = 1, 2, ... 8 (the gap may span levels no value uses), refined
-// by least squares over the values in ascending order, so that a float32 error in one gap is not
-// multiplied by the number of levels.
+// bits. A constant (one distinct value) has no grid. The gaps between neighbouring values are
+// taken smallest first: the step is their least-squares fit (gap = n * step), replaced by the
+// approximate GCD with a gap that is no multiple of it. Small quotients first keep one gap's
+// float32 error from being multiplied by many levels. Then every value is checked.
 std::optional<Grid> find_grid(std::vector<double> v, double tol, int max_bits) {
   std::sort(v.begin(), v.end());
   std::vector<double> points;  // distinct values; neighbours closer than tol are one point
   for (const double x : v)
     if (points.empty() || x - points.back() > tol) points.push_back(x);
   if (points.size() < 2) return std::nullopt;
-  double smallest_gap = INFINITY;
-  for (size_t i = 1; i < points.size(); ++i)
-    smallest_gap = std::min(smallest_gap, points[i] - points[i - 1]);
   const double origin = points.front(), span = points.back() - origin;
-  for (int m = 1; m <= 8; ++m) {
-    double step = smallest_gap / m;
-    if (step <= tol || span / step + 1 > std::ldexp(1.0, max_bits)) return std::nullopt;
-    double sum_xn = 0, sum_nn = 0;
-    bool fits = true;
-    for (size_t i = 1; i < points.size() && fits; ++i) {
-      const double x = points[i] - origin, n = std::nearbyint(x / step);
-      fits = n > 0 && std::fabs(x - n * step) <= tol;
-      sum_xn += x * n;
-      sum_nn += n * n;
-      step = sum_xn / sum_nn;
+  const double most_levels = std::ldexp(1.0, max_bits);
+  std::vector<double> gaps;
+  for (size_t i = 1; i < points.size(); ++i) gaps.push_back(points[i] - points[i - 1]);
+  std::sort(gaps.begin(), gaps.end());
+  double step = gaps.front(), sum_gn = 0, sum_nn = 0;
+  for (size_t i = 0; i < gaps.size(); ++i) {
+    double n = std::nearbyint(gaps[i] / step);
+    if (n < 1 || std::fabs(gaps[i] - n * step) > tol * (1 + n)) {
+      step = approximate_gcd(step, gaps[i], tol);
+      if (step <= tol || span / step + 1 > most_levels) return std::nullopt;
+      sum_gn = sum_nn = 0;  // the fit starts again on the finer step
+      for (size_t j = 0; j < i; ++j) {
+        const double m = std::nearbyint(gaps[j] / step);
+        sum_gn += gaps[j] * m;
+        sum_nn += m * m;
+      }
+      n = std::nearbyint(gaps[i] / step);
     }
-    if (!fits) continue;
-    Grid g;
-    g.step = step;
-    g.origin = origin;
-    g.levels = static_cast<int64_t>(std::nearbyint(span / step)) + 1;
-    g.bits = std::max(1, static_cast<int>(std::ceil(std::log2(static_cast<double>(g.levels)))));
-    return g;
+    sum_gn += gaps[i] * n;
+    sum_nn += n * n;
+    step = sum_gn / sum_nn;
   }
-  return std::nullopt;
+  Grid g;
+  g.step = step;
+  g.origin = origin;
+  for (const double x : points)
+    if (!on_grid(x, g, tol)) return std::nullopt;
+  g.levels = static_cast<int64_t>(std::nearbyint(span / step)) + 1;
+  g.bits = std::max(1, static_cast<int>(std::ceil(std::log2(static_cast<double>(g.levels)))));
+  return g;
 }
 
 // Grids per slice of `axis` (all values when axis is -1), each checked against A: B within one
-// step of A, and A itself not on the grid (else B did not quantise A, it changed it otherwise).
-std::optional<std::vector<Grid>> grids(const std::vector<double>& a, const std::vector<double>& b,
-                                       const std::vector<int64_t>& shape, int axis,
-                                       const CauseTolerances& t) {
+// step of A, and where B differs from A, A off the grid (quantising moves only values that are
+// off it; a B that moved values already on its grid changed them otherwise). A slice that B
+// leaves exactly as A (an all-zero channel) is no evidence either way and has no grid.
+std::optional<std::vector<std::optional<Grid>>> grids(const std::vector<double>& a,
+                                                      const std::vector<double>& b,
+                                                      const std::vector<int64_t>& shape, int axis,
+                                                      const CauseTolerances& t) {
   size_t outer = 1, n = 1, inner = b.size();
   if (axis >= 0) {
     for (int k = 0; k < axis; ++k) outer *= static_cast<size_t>(shape[k]);
@@ -359,8 +383,8 @@ std::optional<std::vector<Grid>> grids(const std::vector<double>& a, const std::
       inner *= static_cast<size_t>(shape[k]);
     if (n < 2 || outer * inner < t.min_channel_values) return std::nullopt;
   }
-  std::vector<Grid> out;
-  size_t a_on_grid = 0;
+  std::vector<std::optional<Grid>> out;
+  size_t differing = 0, differing_on_grid = 0;
   for (size_t j = 0; j < n; ++j) {
     std::vector<double> sa, sb;
     for (size_t o = 0; o < outer; ++o)
@@ -368,24 +392,30 @@ std::optional<std::vector<Grid>> grids(const std::vector<double>& a, const std::
         sa.push_back(a[(o * n + j) * inner + i]);
         sb.push_back(b[(o * n + j) * inner + i]);
       }
+    if (axis >= 0 && sa == sb) {
+      out.emplace_back();
+      continue;
+    }
     // Relative to the slice's own magnitude: channels of a per-channel scheme differ by orders.
     const double tol = t.grid_rtol * std::max(largest_abs(sb), largest_abs(sa));
     const auto g = find_grid(sb, tol, t.max_grid_bits);
     if (!g) return std::nullopt;
     for (size_t i = 0; i < sa.size(); ++i) {
       if (std::fabs(sa[i] - sb[i]) > g->step * (1 + 1e-3)) return std::nullopt;
-      a_on_grid += on_grid(sa[i], *g, tol);
+      if (sa[i] == sb[i]) continue;
+      ++differing;
+      differing_on_grid += on_grid(sa[i], *g, tol);
     }
-    out.push_back(*g);
+    out.push_back(g);
   }
-  if (2 * a_on_grid > a.size()) return std::nullopt;
+  if (differing == 0 || 2 * differing_on_grid > differing) return std::nullopt;
   return out;
 }
 
 std::optional<CauseKind> quantised(const std::vector<double>& a, const std::vector<double>& b,
                                    const std::vector<int64_t>& shape, const CauseTolerances& t) {
   if (auto g = grids(a, b, shape, -1, t)) {
-    const Grid& grid = g->front();
+    const Grid& grid = *g->front();
     return CauseKind{"quantised",
                      {{"granularity", "per-tensor"},
                       {"step", grid.step},
@@ -403,10 +433,14 @@ std::optional<CauseKind> quantised(const std::vector<double>& a, const std::vect
     int bits = 0;
     json steps = json::array();
     for (const auto& grid : *g) {
-      lo = std::min(lo, grid.step);
-      hi = std::max(hi, grid.step);
-      bits = std::max(bits, grid.bits);
-      steps.push_back(grid.step);
+      if (!grid) {  // a channel B left as it was
+        steps.push_back(nullptr);
+        continue;
+      }
+      lo = std::min(lo, grid->step);
+      hi = std::max(hi, grid->step);
+      bits = std::max(bits, grid->bits);
+      steps.push_back(grid->step);
     }
     CauseKind k{"quantised",
                 {{"granularity", "per-channel"},

@@ -146,6 +146,16 @@ TEST(CauseKind, PerTensorQuantisationFindsStepAndBits) {
   EXPECT_EQ(k4.details.at("bits"), 4);
 }
 
+TEST(CauseKind, SparseGridIsFoundFromCoprimeGaps) {
+  // Three levels used out of 255 (-63, 0 and 127 steps): the gaps 63 and 127 share only the step.
+  const double step = 0.37 / 127;
+  const std::vector<double> a = {-63.3 * step, 0.2 * step, -0.1 * step, 126.8 * step, 0.3 * step};
+  const auto k = classify_tensor_change(a, {5}, quantise(a, step), {5});
+  ASSERT_EQ(k.kind, "quantised") << k.text;
+  EXPECT_NEAR(k.details.at("step").get<double>(), step, step * 1e-4);
+  EXPECT_EQ(k.details.at("bits"), 8);
+}
+
 TEST(CauseKind, PerChannelQuantisation) {
   auto a = random_values(count(kShape), 9);
   // Channels of very different magnitude, each quantised with its own step.
