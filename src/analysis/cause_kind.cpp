@@ -521,6 +521,12 @@ CauseKind classify_tensor_change(const std::vector<double>& a, const std::vector
     return {"zeroed",
             {{"max_abs_a", largest_abs(a)}},
             "zeroed: every value of B is 0 (max |a| " + number(largest_abs(a)) + ")"};
+  // NaN has no order (sorting would be undefined) and no fit: such a tensor is only "changed".
+  const auto has_nan = [](const std::vector<double>& v) {
+    return std::any_of(v.begin(), v.end(), [](double x) { return std::isnan(x); });
+  };
+  if (has_nan(a) || has_nan(b))
+    return {"changed", {{"nan", true}}, "changed: NaN in " + std::string(has_nan(a) ? "A" : "B")};
   // The shape the structural tests walk: B's, when A's reads as it (equal element counts).
   const std::vector<int64_t>& walk = shape == shape_b ? shape : shape_b;
   if (auto k = rearranged(a, shape.empty() ? walk : shape, b, walk)) return *k;

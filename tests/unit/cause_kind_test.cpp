@@ -227,6 +227,15 @@ TEST(CauseKind, NoiseIsChanged) {
   EXPECT_LT(k.details.at("relative_change").get<double>(), 0.1);
 }
 
+TEST(CauseKind, NaNIsChangedWithoutSorting) {
+  auto a = random_values(count(kShape), 14);
+  auto b = a;
+  b[3] = std::nan("");
+  const auto k = classify(a, b);
+  EXPECT_EQ(k.kind, "changed");
+  EXPECT_EQ(k.details.at("nan"), true);
+}
+
 TEST(CauseKind, AttributesNameTheChange) {
   const auto pads = classify_attribute_change("Conv", "pads", "[1,1,1,1]", "[2,2,0,0]");
   EXPECT_EQ(pads.kind, "padding-shifted");
