@@ -11,6 +11,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "cause_kind.h"
 #include "core/onnx_model.h"
 #include "deltann/compare_tensors.h"
 #include "deltann/error.h"
@@ -120,47 +121,67 @@ std::string attribute_text(const onnx::AttributeProto& a) {
   return s.str();
 }
 
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
 size_t distinct(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return static_cast<size_t>(std::unique(v.begin(), v.end()) - v.begin());
 }
 
-// Compares the constant tensor each node input reads (weights, biases, BatchNorm statistics).
+std::string values_summary(const std::vector<double>& v) {
+  double largest = 0;
+  for (const double x : v) largest = std::max(largest, std::fabs(x));
+  std::ostringstream s;
+  s << v.size() << " values, " << distinct(v) << " distinct, max |w| " << largest;
+  return s.str();
+}
+
+// Compares the constant tensor each input of A's node reads (weights, biases, BatchNorm
+// statistics) with the one B's node reads at the same position, and names the kind of change.
 void diff_inputs(const onnx::NodeProto& na, const onnx::NodeProto& nb,
                  const OnnxGraphIndex& graph_a, const OnnxGraphIndex& graph_b,
                  ParameterDifference base, std::vector<ParameterDifference>& out) {
-  const int inputs = std::min(na.input_size(), nb.input_size());
-  for (int i = 0; i < inputs; ++i) {
+  for (int i = 0; i < na.input_size(); ++i) {
     const onnx::TensorProto* ta = graph_a.initializer(na.input(i));
-    const onnx::TensorProto* tb = graph_b.initializer(nb.input(i));
-    if (!ta || !tb) continue;
+    if (!ta) continue;
+    const auto va = values_of(*ta);
+    if (!va) continue;
+    const bool absent = i >= nb.input_size() || nb.input(i).empty();
+    const onnx::TensorProto* tb = absent ? nullptr : graph_b.initializer(nb.input(i));
+    if (!absent && !tb) continue;  // B computes this input: not a parameter to compare
+    const auto vb = tb ? values_of(*tb) : std::optional<std::vector<double>>(std::vector<double>{});
+    if (!vb) continue;
     ParameterDifference d = base;
     d.what = "weights " + na.input(i) + " (input " + std::to_string(i) + ")";
-    const auto va = values_of(*ta), vb = values_of(*tb);
-    if (!va || !vb) continue;
-    if (va->size() != vb->size()) {
-      d.a = std::to_string(va->size()) + " values";
-      d.b = std::to_string(vb->size()) + " values";
+    // Opset 11 made Clip's bounds inputs: they are bounds, not weights.
+    if (na.op_type() == "Clip" && (i == 1 || i == 2) && va->size() == 1 && vb->size() == 1) {
+      if ((*va)[0] == (*vb)[0]) continue;
+      const std::string name = i == 1 ? "min" : "max";
+      d.what = "input " + name;
+      d.a = number_text((*va)[0]);
+      d.b = number_text((*vb)[0]);
+      d.kind = classify_attribute_change("Clip", name, d.a, d.b);
       out.push_back(d);
       continue;
     }
-    const double worst = compare_tensors(*va, *vb).max_abs;
-    double largest = 0;
-    for (const double v : *va) largest = std::max(largest, std::fabs(v));
-    if (worst == 0) continue;
-    d.max_abs = worst;
-    const size_t levels_a = distinct(*va), levels_b = distinct(*vb);
-    std::ostringstream a, b;
-    a << va->size() << " values, " << levels_a << " distinct, max |w| " << largest;
-    b << vb->size() << " values, " << levels_b << " distinct";
-    d.a = a.str();
-    d.b = b.str();
-    if (levels_b <= 256 && levels_a > 2 * levels_b)
-      d.note = "B's weights take only " + std::to_string(levels_b) +
-               " distinct values (A: " + std::to_string(levels_a) +
-               "): quantised to 8 bits or fewer";
-    else
-      d.note = "relative change " + std::to_string(largest > 0 ? worst / largest : worst);
+    const std::vector<int64_t> shape_a(ta->dims().begin(), ta->dims().end());
+    const std::vector<int64_t> shape_b =
+        tb ? std::vector<int64_t>(tb->dims().begin(), tb->dims().end()) : std::vector<int64_t>{};
+    const bool zero_a = std::all_of(va->begin(), va->end(), [](double v) { return v == 0; });
+    if (absent && zero_a) continue;  // an all-zero input (a bias) dropped changes nothing
+    d.kind = classify_tensor_change(*va, shape_a, *vb, shape_b, !absent);
+    if (d.kind.kind == "same") continue;
+    // A missing tensor is as far from A as A is from zero.
+    d.max_abs = absent ? compare_tensors(*va, std::vector<double>(va->size(), 0.0)).max_abs
+                : va->size() != vb->size() ? 0
+                                           : compare_tensors(*va, *vb).max_abs;
+    d.a = values_summary(*va);
+    d.b = absent ? "(none)" : values_summary(*vb);
+    d.note = d.kind.text;
     out.push_back(d);
   }
 }
@@ -182,6 +203,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       ParameterDifference d = base;
       d.what = "node missing in B";
       d.a = na.op_type();
+      d.kind = {"node-missing", {{"op", na.op_type()}}, "node-missing: B has no " + na.op_type()};
       out.push_back(d);
       continue;
     }
@@ -192,6 +214,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       d.what = "op";
       d.a = na.op_type();
       d.b = nb.op_type();
+      d.kind = classify_op_change(d.a, d.b);
       out.push_back(d);
     }
     std::map<std::string, std::string> attrs_a, attrs_b;
@@ -209,6 +232,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       d.what = "attribute " + name;
       d.a = va;
       d.b = vb;
+      d.kind = classify_attribute_change(na.op_type(), name, va, vb);
       out.push_back(d);
     }
     diff_inputs(na, nb, graph_a, graph_b, base, out);
@@ -220,6 +244,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
       d.output = nb.output_size() > 0 ? nb.output(0) : "";
       d.what = "node only in B";
       d.b = nb.op_type();
+      d.kind = {"node-added", {{"op", nb.op_type()}}, "node-added: B has an extra " + nb.op_type()};
       out.push_back(d);
     }
   return out;
@@ -228,36 +253,7 @@ std::vector<ParameterDifference> diff_models(const fs::path& a_path, const fs::p
 std::vector<double> permute_values(const std::vector<double>& values,
                                    const std::vector<int64_t>& shape,
                                    const std::vector<int64_t>& perm) {
-  const size_t rank = shape.size();
-  if (perm.size() != rank) return {};
-  std::vector<bool> seen(rank, false);
-  size_t count = 1;
-  for (size_t k = 0; k < rank; ++k) {
-    if (perm[k] < 0 || static_cast<size_t>(perm[k]) >= rank || seen[perm[k]] || shape[k] < 0)
-      return {};
-    seen[perm[k]] = true;
-    count *= static_cast<size_t>(shape[k]);
-  }
-  if (count != values.size()) return {};
-  // Strides of the input; the output is walked in its own C order with a running index.
-  std::vector<size_t> stride(rank, 1), out_shape(rank), out_stride(rank);
-  for (size_t k = rank; k-- > 1;) stride[k - 1] = stride[k] * static_cast<size_t>(shape[k]);
-  for (size_t k = 0; k < rank; ++k) {
-    out_shape[k] = static_cast<size_t>(shape[perm[k]]);
-    out_stride[k] = stride[perm[k]];
-  }
-  std::vector<double> out(count);
-  std::vector<size_t> index(rank, 0);
-  for (size_t i = 0; i < count; ++i) {
-    size_t offset = 0;
-    for (size_t k = 0; k < rank; ++k) offset += index[k] * out_stride[k];
-    out[i] = values[offset];
-    for (size_t k = rank; k-- > 0;) {
-      if (++index[k] < out_shape[k]) break;
-      index[k] = 0;
-    }
-  }
-  return out;
+  return transform_values(values, shape, perm, std::vector<bool>(perm.size(), false));
 }
 
 std::optional<LayoutFit> best_weight_layout(const std::vector<double>& a,
@@ -284,14 +280,21 @@ std::optional<LayoutFit> best_weight_layout(const std::vector<double>& a,
     const double d = max_abs(permute_values(a, shape_a, perm), b);
     if (d < best->max_abs) best = LayoutFit{name, d};
   };
-  if (shape_a.size() == 2 && shape_b.size() == 2) consider("transposed", {1, 0});
-  if (shape_a.size() == 4 && shape_b.size() == 4) {
-    // A is ONNX's OIHW; TFLite's CONV_2D keeps OHWI, TensorFlow HWIO, DEPTHWISE_CONV_2D IHWO.
-    consider("OHWI", {0, 2, 3, 1});
-    consider("HWIO", {2, 3, 1, 0});
-    consider("IHWO", {1, 2, 3, 0});
-  }
+  if (shape_a.size() == 2 && shape_b.size() == 2)
+    consider("transposed", layout_permutation("transposed"));
+  if (shape_a.size() == 4 && shape_b.size() == 4)
+    for (const char* layout : {"OHWI", "HWIO", "IHWO"})
+      consider(layout, layout_permutation(layout));
   return best;
+}
+
+std::vector<int64_t> layout_permutation(const std::string& layout) {
+  // A is ONNX's OIHW; TFLite's CONV_2D keeps OHWI, TensorFlow HWIO, DEPTHWISE_CONV_2D IHWO.
+  if (layout == "transposed") return {1, 0};
+  if (layout == "OHWI") return {0, 2, 3, 1};
+  if (layout == "HWIO") return {2, 3, 1, 0};
+  if (layout == "IHWO") return {1, 2, 3, 0};
+  return {};
 }
 
 namespace {
@@ -432,20 +435,7 @@ std::optional<double> float_attribute(const onnx::NodeProto& n, const std::strin
   return a->f();
 }
 
-std::string number_text(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
-std::string summary(const Constant& c) {
-  double largest = 0;
-  for (const auto v : c.values) largest = std::max(largest, std::fabs(v));
-  std::ostringstream s;
-  s << c.name << ": " << c.values.size() << " values, " << distinct(c.values)
-    << " distinct, max |w| " << largest;
-  return s.str();
-}
+std::string summary(const Constant& c) { return c.name + ": " + values_summary(c.values); }
 
 // The attributes of A's and B's main nodes that change the result, as (name, a, b) where they
 // differ. Unset attributes take ONNX's defaults so that converters spelling them out agree.
@@ -568,8 +558,10 @@ struct PairFindings {
   const PairParameters& pair;
   std::vector<ParameterDifference> found;
 
-  void add(std::string what, std::string va, std::string vb, double max_abs, std::string note) {
+  void add(std::string what, std::string va, std::string vb, double max_abs, std::string note,
+           CauseKind kind) {
     ParameterDifference d = base;
+    d.kind = std::move(kind);
     d.node_b = pair.node_b;
     d.what = std::move(what);
     d.a = std::move(va);
@@ -652,14 +644,15 @@ bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vecto
           f.add("bias missing in B", summary(*c), "(none)", largest,
                 "B's " + pair.node_b +
                     " and the nodes between it and the matched tensor hold no constant of " +
-                    std::to_string(c->values.size()) + " values: the layer loses its bias");
+                    std::to_string(c->values.size()) + " values: the layer loses its bias",
+                classify_tensor_change(c->values, c->shape, {}, {}, false));
         t.note = largest > 0 ? "bias missing in B" : "zero bias, absent in B";
         t.max_abs = largest;
       } else {
         unmatched = true;
         f.add("weights " + c->name + " (input " + std::to_string(i) + ")", summary(*c),
               "(no constant of " + std::to_string(c->values.size()) + " values)", 0,
-              "cannot be paired");
+              "cannot be paired", classify_tensor_change(c->values, c->shape, {}, {}, false));
         t.note = "no counterpart in B";
       }
       pair.tensors.push_back(std::move(t));
@@ -677,9 +670,15 @@ bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vecto
     else if (best->max_abs > 0 && levels_b <= 256 && levels_a > 2 * levels_b)
       t.note = "quantised: B takes only " + std::to_string(levels_b) +
                " distinct values (A: " + std::to_string(levels_a) + ")";
-    if (best->max_abs > 0)
+    if (best->max_abs > 0) {
+      // The kind is judged in B's layout, on A read the way B stores it.
+      const auto perm = layout_permutation(best->layout);
+      auto kind = classify_tensor_change(
+          perm.empty() ? c->values : permute_values(c->values, c->shape, perm), cb.shape, cb.values,
+          cb.shape);
       f.add("weights " + c->name + " ~ " + cb.name, summary(*c), summary(cb), best->max_abs,
-            "layout " + best->layout + (t.note.empty() ? "" : "; " + t.note));
+            "layout " + best->layout + (t.note.empty() ? "" : "; " + t.note), std::move(kind));
+    }
     pair.tensors.push_back(std::move(t));
   }
   for (size_t k = 0; k < pool.size(); ++k) {
@@ -689,7 +688,8 @@ bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vecto
     // Converters give every Conv a bias; an all-zero one changes nothing.
     if (zero) continue;
     unmatched = true;
-    f.add("constant only in B", "(none)", summary(pool[k]), 0, "no constant of A pairs with it");
+    f.add("constant only in B", "(none)", summary(pool[k]), 0, "no constant of A pairs with it",
+          {"added", {{"values_b", pool[k].values.size()}}, "added: B has a constant A lacks"});
   }
   return unmatched;
 }
@@ -716,7 +716,8 @@ MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
     f.base.output_b = tensor_b;
     if (!first_b) {
       pair.status = "unmatched-parameters";
-      f.add("node missing in B", na->op_type(), "(graph input)", 0, "");
+      f.add("node missing in B", na->op_type(), "(graph input)", 0, "",
+            {"node-missing", {{"op", na->op_type()}}, "node-missing: B reads a graph input"});
       result.pairs.push_back(std::move(pair));
       for (auto& d : f.found) result.differences.push_back(std::move(d));
       continue;
@@ -726,7 +727,8 @@ MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
     pair.node_b = node_key(*main_b);
     pair.op_b = main_b->op_type();
     if (!share_family(na->op_type(), main_b->op_type()))
-      f.add("op", na->op_type(), main_b->op_type(), 0, "the ops share no family");
+      f.add("op", na->op_type(), main_b->op_type(), 0, "the ops share no family",
+            classify_op_change(na->op_type(), main_b->op_type()));
     // Clip's bounds are compared as attributes, not paired as weights.
     const bool clip_b = main_b->op_type() == "Clip";
     for (int i = 0; i < main_b->input_size(); ++i)
@@ -737,7 +739,9 @@ MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
     const bool unmatched = pair_constants(*na, ga, pool, pair, f, transposed_weights);
     std::vector<std::tuple<std::string, std::string, std::string>> attrs;
     diff_attributes(*na, *main_b, ga, gb, transposed_weights, attrs);
-    for (auto& [name, va, vb] : attrs) f.add("attribute " + name, va, vb, 0, "");
+    for (auto& [name, va, vb] : attrs)
+      f.add("attribute " + name, va, vb, 0, "",
+            classify_attribute_change(na->op_type(), name, va, vb));
     pair.status = unmatched ? "unmatched-parameters" : f.found.empty() ? "same" : "differs";
     for (auto& d : f.found) result.differences.push_back(std::move(d));
     result.pairs.push_back(std::move(pair));

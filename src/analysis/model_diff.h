@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "cause_kind.h"
+
 namespace deltann {
 
 struct ParameterDifference {
@@ -21,6 +23,7 @@ struct ParameterDifference {
   std::string a, b;      // the two values, as text (a summary for tensors)
   double max_abs = 0;    // for tensors: max |a-b| over the elements
   std::string note;      // e.g. "B's 216 values lie on a grid of step 0.0079: quantised to int8"
+  CauseKind kind;        // what kind of change it is (cause_kind.h)
 };
 
 // Throws Error naming the file when either model cannot be read. Nodes are matched by name, or by
@@ -43,6 +46,9 @@ std::optional<LayoutFit> best_weight_layout(const std::vector<double>& a,
                                             const std::vector<int64_t>& shape_a,
                                             const std::vector<double>& b,
                                             const std::vector<int64_t>& shape_b);
+// The permutation that reads A in a LayoutFit's layout (A's axis perm[k] is B's axis k); empty
+// for "same" and "reshaped", where the flat order is kept.
+std::vector<int64_t> layout_permutation(const std::string& layout);
 // `values` (C order, `shape`) transposed as ONNX's Transpose does: output axis k is input axis
 // perm[k]. Empty when perm is not a permutation of the axes or the sizes do not fit.
 std::vector<double> permute_values(const std::vector<double>& values,

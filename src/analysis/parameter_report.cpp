@@ -21,8 +21,16 @@ json pair_json(const PairParameters& p) {
 }
 
 json difference_json(const ParameterDifference& d) {
-  json one = {{"node", d.node}, {"output", d.output},   {"what", d.what}, {"a", d.a},
-              {"b", d.b},       {"max_abs", d.max_abs}, {"note", d.note}};
+  json one = {{"node", d.node},
+              {"output", d.output},
+              {"what", d.what},
+              {"a", d.a},
+              {"b", d.b},
+              {"max_abs", d.max_abs},
+              {"note", d.note},
+              {"kind", d.kind.kind},
+              {"details", d.kind.details},
+              {"kind_text", d.kind.text}};
   if (!d.output_b.empty()) {
     one["node_b"] = d.node_b;
     one["output_b"] = d.output_b;
@@ -66,7 +74,10 @@ std::string parameter_report_text(const json& report, const std::string& b_note)
   std::string text = "parameter differences between the two model files" + b_note + ": " +
                      std::to_string(parameters.size()) + "\n";
   for (const auto& d : parameters) {
-    const std::string note = d.at("note").get<std::string>();
+    // The kind's own line, then the note where it says more (a layout, a DequantizeLinear).
+    const std::string kind = d.value("kind_text", "");
+    std::string note = d.at("note").get<std::string>();
+    if (!kind.empty()) note = note.empty() || note == kind ? kind : kind + "; " + note;
     text += (cause.empty() || d.at("output") != cause.front().at("output") ? "   " : " > ") +
             d.at("node").get<std::string>() + " (" + d.at("output").get<std::string>() + ")" +
             (d.contains("node_b") ? " ~ B's " + d.at("node_b").get<std::string>() + " (" +

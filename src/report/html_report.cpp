@@ -758,8 +758,10 @@ void write_localizations(const Context& ctx, std::ostream& out) {
                             : verdict == "b" ? "B deviates"
                                              : html_escape(verdict.get<std::string>()));
     for (const auto& c : j.value("cause", nlohmann::json::array()))
-      row("cause", html_escape(c.value("node", "") + ": " + c.value("what", "") + ": " +
-                               c.value("a", "") + " -> " + c.value("b", "")));
+      row("cause",
+          html_escape(c.value("node", "") + ": " + c.value("what", "") + ": " + c.value("a", "") +
+                      " -> " + c.value("b", "") +
+                      (c.contains("kind_text") ? " [" + c.value("kind_text", "") + "]" : "")));
     for (const char* side : {"a", "b"})
       if (j.contains(side) && j.at(side).is_object())
         row(std::string("capture ") + (side[0] == 'a' ? "A" : "B"),

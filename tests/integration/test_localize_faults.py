@@ -82,11 +82,11 @@ def quantise_initialiser(model, name):
     init.CopyFrom(numpy_helper.from_array((np.round(w / scale) * scale).astype(np.float32), name))
 
 
-# What `localize --b-model` must name as the cause at the jump layer, per fault.
-CAUSES = {"padding": ("attribute pads", "[1,1,1,1]", "[2,2,0,0]"),
-          "bn_epsilon": ("attribute epsilon", "1e-05", "0.01"),
-          "quantised_weights": ("weights conv3_w (input 1)", None, None),
-          "activation": ("op", "Relu", "LeakyRelu")}
+# What `localize --b-model` must name as the cause at the jump layer, per fault, and its kind.
+CAUSES = {"padding": ("attribute pads", "[1,1,1,1]", "[2,2,0,0]", "padding-shifted"),
+          "bn_epsilon": ("attribute epsilon", "1e-05", "0.01", "epsilon-changed"),
+          "quantised_weights": ("weights conv3_w (input 1)", None, None, "quantised"),
+          "activation": ("op", "Relu", "LeakyRelu", "op-replaced")}
 
 
 def inject(model, fault):
@@ -148,14 +148,19 @@ def test_localize_names_the_faulty_layer(deltann, original, tmp_path, fault):
     assert layers[names.index("logits")]["above_threshold"], (fault, layers[-1])
     # The cause: the parameters of the jump layer's own node that differ between the two files,
     # and nothing else anywhere in the model.
-    what, a, b = CAUSES[fault]
+    what, a, b, kind = CAUSES[fault]
     cause = {c["what"]: c for c in report["cause"]}
     assert what in cause, (fault, report["cause"])
+    assert cause[what]["kind"] == kind, (fault, cause[what])
     assert all(c["output"] == expected for c in report["parameter_differences"]), report
     if a is not None:
         assert (cause[what]["a"], cause[what]["b"]) == (a, b), cause[what]
     if fault == "quantised_weights":
         assert "quantised" in cause[what]["note"] and cause[what]["max_abs"] > 0
+        assert cause[what]["details"]["bits"] == 8, cause[what]
+        assert cause[what]["details"]["granularity"] == "per-tensor", cause[what]
+    if fault == "padding":
+        assert cause[what]["details"]["shift"] == [1, 1], cause[what]
 
 
 def test_identical_models_agree_everywhere(deltann, original):

@@ -93,5 +93,20 @@ TEST(ParameterReportText, MarksTheCauseAndNamesBsNode) {
             "the first diverging layer's own parameters differ (>)\n");
 }
 
+TEST(ParameterReportText, ShowsTheKindOfChangeBeforeTheNote) {
+  const nlohmann::json conv = {
+      {"node", "conv1"},           {"output", "c1"},
+      {"what", "weights w ~ w_b"}, {"a", "w: 8 values"},
+      {"b", "w_b: 8 values"},      {"max_abs", 0.5},
+      {"note", "layout OHWI"},     {"kind", "rescaled"},
+      {"details", {{"k", 2}}},     {"kind_text", "rescaled: B = k*A with k = 2"}};
+  const nlohmann::json report = {{"parameter_differences", {conv}}, {"cause", {conv}}};
+  EXPECT_EQ(parameter_report_text(report, ""),
+            "parameter differences between the two model files: 1\n"
+            " > conv1 (c1): weights w ~ w_b: w: 8 values -> w_b: 8 values  "
+            "[rescaled: B = k*A with k = 2; layout OHWI]\n"
+            "the first diverging layer's own parameters differ (>)\n");
+}
+
 }  // namespace
 }  // namespace deltann
