@@ -39,6 +39,10 @@ struct Knob {
   // Takes any positive integer besides the listed values (`tune=off` or `tune=200`): a count
   // with a named "not at all". A knob with no listed values takes only positive integers.
   bool integer = false;
+  // `NAME=value` entries the worker process must be started with for a value (an instruction-set
+  // cap such as `OPENCV_CPU_DISABLE=AVX2`): engines read them once, when they initialise, so the
+  // campaign puts them in the worker's environment before it starts (worker_environment()).
+  std::map<std::string, std::vector<std::string>> environment = {};
 };
 
 // Which members `knob=each` stands for at each value of another knob `by`, e.g. the optimisers
@@ -62,6 +66,10 @@ BackendInfo backend_info_from_json(const nlohmann::json& j);
 // One knob of a worker's or build tool's description (docs/PROTOCOL.md): the one reader of the
 // form, so that a knob attribute added there is read the same way everywhere.
 Knob knob_from_json(const nlohmann::json& k);
+
+// The `NAME=value` entries the knobs of the resolved `env` ask the worker's environment for, in
+// knob order (empty for most variants).
+std::vector<std::string> worker_environment(const BackendInfo& info, const Environment& env);
 
 // Fills in defaults and checks every knob against `info`; throws Error listing valid values.
 // A `threads` value above max_threads() is refused too, with the valid range.
@@ -134,6 +142,12 @@ class Session {
   // worker then gives a short last batch padded to that size; false for one that runs any batch
   // up to it (docs/PROTOCOL.md, "Batches").
   virtual bool fixed_batch() const { return false; }
+  // What the engine reports it actually runs on after the load, by name ("opencl_device",
+  // "cpu_capability", "inference_precision", ...): the worker sends it in its `loaded` reply, which
+  // the campaign stores with the variant. A session that finds the engine ignoring a knob (a cap
+  // that did not take, a device it fell back from) throws Error at load or at its first run
+  // instead (docs/ENVIRONMENTS.md, "Hardware").
+  virtual std::map<std::string, std::string> hardware() const { return {}; }
 };
 
 class Backend {

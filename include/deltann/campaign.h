@@ -95,6 +95,7 @@ struct PreparedEnvironment {
   std::filesystem::path worker;    // deltann-worker-<framework>
   std::filesystem::path artifact;  // what the worker loads
   ModelSpec spec;                  // the artifact's spec (a conversion may change the layout)
+  std::vector<std::string> worker_env = {};  // what its knobs ask of the worker's environment
 };
 
 // Plans `environment` for config.model (config.worker_dir, cache_dir and build_timeout_s are

@@ -68,12 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         opt = knobs.get("opt", tvm_compile.DEFAULT_OPT)
         device = knobs.get("device", "cpu")
         tune = tvm_compile.parse_tune(knobs.get("tune"))
+        isa = knobs.get("isa", "native")
+        if isa not in tvm_compile.ISA_MCPU:
+            raise tvm_compile.CompileError(f"unknown isa={isa!r}; valid: "
+                                           f"{', '.join(tvm_compile.ISA_MCPU)}")
         tvm_compile.check_request(args.model, opt, device, tune)
         input_name = spec["input"].get("name") or first_input_name(args.model)
         report = tvm_compile.compile_model(
             args.model, input_name, [int(d) for d in spec["input"]["shape"]], opt,
             tvm_compile.parse_disable(knobs.get("disable", "none")), device, args.out,
-            tvm_compile.default_cuda_arch(), tune)
+            tvm_compile.default_cuda_arch(), tune, isa)
     except (tvm_compile.CompileError, EnvironmentStringError) as e:
         print(f"build_tvm: error: {e}", file=sys.stderr)
         return 1

@@ -18,6 +18,8 @@ import contextlib
 import importlib
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,6 +109,13 @@ DISABLEABLE = [
 ]
 
 DEVICES = {"cpu": "llvm", "cuda": "cuda"}
+# `isa`: the CPU the llvm target compiles for. native is TVM's default (no -mcpu: generic x86-64,
+# SSE2 only); the others name an LLVM CPU of that instruction-set level. Each value is a separate
+# artifact (the settings are part of the cache key). A level this CPU lacks is unavailable:
+# its library would die of an illegal instruction here. /proc/cpuinfo flags each level needs:
+ISA_MCPU = {"native": None, "avx512": "skylake-avx512", "avx2": "haswell"}
+ISA_FLAGS = {"avx512": ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"],
+             "avx2": ["avx2", "fma"]}
 # The arch CUDA kernels are compiled for when the build machine has no GPU to ask (A100).
 FALLBACK_CUDA_ARCH = "sm_80"
 
@@ -196,8 +205,68 @@ def import_tvm() -> Any:
     return tvm
 
 
-def make_target(tvm: Any, device: str, level: str, cuda_arch: str, tuned: bool = False) -> Any:
+def cpu_flags() -> set[str]:
+    """The first processor's flags in /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def isa_unavailable(flags: set[str]) -> dict[str, str]:
+    """The isa values this CPU cannot run, with the reason."""
+    out = {}
+    for isa, needed in ISA_FLAGS.items():
+        missing = [f for f in needed if f not in flags]
+        if missing:
+            out[isa] = f"this CPU lacks {', '.join(missing)} (/proc/cpuinfo)"
+    return out
+
+
+# Registers only AVX-512 has: zmm, the upper 16 vector registers (xmm16-31, ymm16-31) and the
+# mask registers k1-k7. LLVM prefers 256-bit vectors on Skylake-X, so AVX-512 code often shows as
+# EVEX instructions on ymm registers rather than on zmm.
+AVX512_REGISTERS = re.compile(r"%(zmm\d+|[xy]mm(1[6-9]|2\d|3[01])|k[1-7])\b")
+
+
+def vector_registers(library: str) -> dict[str, int] | None:
+    """How many instructions of the library's code name xmm, ymm and zmm registers (SSE, AVX,
+    AVX-512 widths) and registers only AVX-512 has (`avx512`), from objdump's disassembly: the
+    code path an isa value produced. None where objdump is missing."""
+    try:
+        text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", library], check=True,
+                              capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    counts = {"xmm": 0, "ymm": 0, "zmm": 0, "avx512": 0}
+    for line in text.splitlines():
+        for reg in ("xmm", "ymm", "zmm"):
+            if "%" + reg in line:
+                counts[reg] += 1
+        if AVX512_REGISTERS.search(line):
+            counts["avx512"] += 1
+    return counts
+
+
+def check_isa(isa: str, registers: dict[str, int] | None) -> None:
+    """Refuses a library whose code breaks the cap: AVX-512 registers under isa=avx2 or native."""
+    if registers is None or isa == "avx512":
+        return
+    if registers["avx512"]:
+        raise CompileError(f"isa={isa} produced {registers['avx512']} instructions on registers "
+                           "only AVX-512 has (zmm, xmm16-31/ymm16-31, k1-k7)")
+
+
+def make_target(tvm: Any, device: str, level: str, cuda_arch: str, tuned: bool = False,
+                isa: str = "native") -> Any:
     llvm = {"kind": "llvm", **OPT_LEVELS[level]["llvm"]}
+    if ISA_MCPU[isa]:
+        llvm["mcpu"] = ISA_MCPU[isa]
     if device == "cpu":
         # MetaSchedule needs the core count it schedules parallel loops for.
         return tvm.target.Target({**llvm, "num-cores": TUNE_NUM_CORES} if tuned else llvm)
@@ -300,6 +369,10 @@ def describe(cuda_arch: str | None = None) -> dict[str, Any]:
              "help": "'+'-separated pass names for PassContext(disabled_pass=...)"},
             {"name": "device", "values": list(DEVICES), "default": "cpu",
              "help": "cpu: llvm target; cuda: cuda target with an llvm host"},
+            {"name": "isa", "values": list(ISA_MCPU), "default": "native", "omit_default": True,
+             "unavailable": isa_unavailable(cpu_flags()),
+             "help": "CPU code of the llvm target: native = TVM's default (no -mcpu, generic "
+                     "x86-64); " + ", ".join(f"{k}: -mcpu={v}" for k, v in ISA_MCPU.items() if v)},
             {"name": "tune", "values": ["off"], "default": "off", "integer": True,
              "omit_default": True,
              "help": "off: TVM's default schedules; N: MetaSchedule search with N measured "
@@ -311,7 +384,7 @@ def describe(cuda_arch: str | None = None) -> dict[str, Any]:
             for k, v in OPT_LEVELS.items()
         },
         "targets": {
-            "cpu": {"kind": "llvm", "note": "no mcpu: generic x86-64 code, portable"},
+            "cpu": {"kind": "llvm", "note": "no mcpu (isa=native): generic x86-64 code, portable"},
             "cuda": {"kind": "cuda", "arch": cuda_arch, "host": "llvm",
                      "pipeline": "cuda-dlight",
                      "note": "CUDA kernels need a DLight schedule, so every opt level uses the "
@@ -347,7 +420,7 @@ def check_declared_shape(proto: Any, input_name: str, input_shape: list[int]) ->
 
 def compile_model(model: str, input_name: str, input_shape: list[int], level: str,
                   disabled: list[str], device: str, out: str, cuda_arch: str,
-                  tune: int = 0) -> dict[str, Any]:
+                  tune: int = 0, isa: str = "native") -> dict[str, Any]:
     tvm = import_tvm()
     from tvm import relax
     try:
@@ -356,7 +429,8 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
     except Exception as e:
         raise CompileError(f"cannot import the ONNX frontend ({type(e).__name__}: {e})") from e
     spec = OPT_LEVELS[level]
-    target = make_target(tvm, device, level, cuda_arch, tuned=tune > 0)
+    target = make_target(tvm, device, level, cuda_arch, tuned=tune > 0, isa=isa)
+    registers: dict[str, int] | None = None
     # CUDA kernels must be scheduled (thread bindings): only the target pipeline does that.
     pipeline_name = "cuda-dlight" if device == "cuda" else spec["pipeline"]
     start = time.perf_counter()
@@ -399,6 +473,8 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
                 exe.export_library(tmp)
                 if device == "cuda":
                     check_cuda_binary(tmp)
+                registers = vector_registers(tmp)
+                check_isa(isa, registers)
                 os.replace(tmp, out)
             finally:
                 if os.path.exists(tmp):
@@ -417,6 +493,8 @@ def compile_model(model: str, input_name: str, input_shape: list[int], level: st
         "compile_s": round(time.perf_counter() - start, 3),
         "tvm_version": tvm.__version__,
         "target": str(target),
+        "isa": isa,
+        "vector_registers": registers,
         "pipeline": pipeline_name,
         "opt_level": spec["opt_level"],
         "disabled_passes": disabled,

@@ -64,7 +64,8 @@ std::vector<std::string> split_plus(const std::string& value) {
 std::vector<float> run_once(const PreparedEnvironment& env, const fs::path& image,
                             PreprocessCache& cache, double timeout_s) {
   const fs::path tensor = cache.prepare(image, env.spec.input).tensor_path;
-  LoadedWorker worker(env.worker, env.artifact, env.env, to_json(env.spec), timeout_s);
+  LoadedWorker worker(env.worker, env.artifact, env.env, to_json(env.spec), timeout_s,
+                      env.worker_env);
   const auto result = worker.request({{"op", "run"},
                                       {"image", image.filename().string()},
                                       {"tensor", tensor.string()},

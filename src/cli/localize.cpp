@@ -133,7 +133,8 @@ std::vector<PreparedEnvironment> prepare_pair(const CampaignConfig& config, cons
 LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path& tensor,
                                  const fs::path& out, double timeout_s, double& seconds) {
   const auto start = std::chrono::steady_clock::now();
-  LoadedWorker worker(env.worker, env.artifact, env.env, to_json(env.spec), timeout_s);
+  LoadedWorker worker(env.worker, env.artifact, env.env, to_json(env.spec), timeout_s,
+                      env.worker_env);
   fs::remove_all(out);
   const auto captured =
       worker.request({{"op", "capture"}, {"tensor", tensor.string()}, {"out_dir", out.string()}},

@@ -51,6 +51,7 @@ nlohmann::json to_json(const BackendInfo& info) {
     if (!k.unavailable.empty()) knobs.back()["unavailable"] = k.unavailable;
     if (k.omit_default) knobs.back()["omit_default"] = true;
     if (k.integer) knobs.back()["integer"] = true;
+    if (!k.environment.empty()) knobs.back()["environment"] = k.environment;
   }
   nlohmann::json j = {
       {"name", info.name},       {"version", info.version}, {"description", info.description},
@@ -68,7 +69,20 @@ Knob knob_from_json(const nlohmann::json& k) {
           k.value("subset", false),
           k.value("unavailable", std::map<std::string, std::string>{}),
           k.value("omit_default", false),
-          k.value("integer", false)};
+          k.value("integer", false),
+          k.value("environment", std::map<std::string, std::vector<std::string>>{})};
+}
+
+std::vector<std::string> worker_environment(const BackendInfo& info, const Environment& env) {
+  std::vector<std::string> entries;
+  for (const auto& knob : info.knobs) {
+    const auto value = env.knobs.find(knob.name);
+    if (value == env.knobs.end()) continue;
+    const auto wanted = knob.environment.find(value->second);
+    if (wanted != knob.environment.end())
+      entries.insert(entries.end(), wanted->second.begin(), wanted->second.end());
+  }
+  return entries;
 }
 
 BackendInfo backend_info_from_json(const nlohmann::json& j) {

@@ -67,6 +67,9 @@ std::string machine_stamp() {
     const std::string name = device.filename().string();
     if (name.rfind("nvidia", 0) == 0 || name == "kfd") stamp += "device " + name + "\n";
   }
+  // OpenCL drivers (ICDs such as PoCL) register here: installing one adds OpenCL devices.
+  for (const auto& icd : sorted_entries("/etc/OpenCL/vendors"))
+    stamp += "icd " + icd.string() + "\n";
   for (const char* dir : {"/dev/dri", "/dev/accel"})
     for (const auto& device : sorted_entries(dir)) stamp += "device " + device.string() + "\n";
   // Model, bus location and UUID of each NVIDIA GPU.

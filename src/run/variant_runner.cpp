@@ -101,8 +101,12 @@ bool VariantRunner::start() {
   ran_in_process_ = false;
   const auto spawned = Clock::now();
   try {
-    worker_ =
-        std::make_unique<WorkerProcess>(variant_->worker, std::vector<std::string>{"--serve"});
+    // Instruction-set caps and device switches the engine reads once, when it initialises.
+    const std::vector<std::string> environment =
+        variant_->engine ? worker_environment(*variant_->engine, variant_->env)
+                         : std::vector<std::string>{};
+    worker_ = std::make_unique<WorkerProcess>(
+        variant_->worker, std::vector<std::string>{"--serve"}, fs::path{}, environment);
   } catch (const Error& e) {
     fail(FailureStage::load, FailureSymptom::error, e.what(), nullptr);
     return abandon("its worker cannot start");

@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -30,9 +31,38 @@ int64_t elapsed_ns(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
 }
 
+// Where replies go: a private copy of standard output once take_reply_channel() ran.
+std::FILE* g_replies = stdout;
+
+// Engines print on standard output too (OpenCV writes OpenCL build logs there with printf), which
+// would put their text between the replies: the replies keep a private copy of standard output,
+// and standard output itself becomes standard error, the engine's log.
+void take_reply_channel() {
+  std::cout.flush();
+  std::fflush(stdout);
+  const int fd = ::dup(STDOUT_FILENO);
+  if (fd < 0) return;
+  std::FILE* channel = ::fdopen(fd, "w");
+  if (!channel) {
+    ::close(fd);
+    return;
+  }
+  if (::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+    std::fclose(channel);
+    return;
+  }
+  g_replies = channel;
+}
+
+void write_line(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), g_replies);
+  std::fputc('\n', g_replies);
+  std::fflush(g_replies);
+}
+
 void reply(const json& message) {
   // Engine messages may hold bytes that are not UTF-8; replace them rather than fail to reply.
-  std::cout << message.dump(-1, ' ', false, json::error_handler_t::replace) << '\n' << std::flush;
+  write_line(message.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 class Server {
@@ -75,7 +105,9 @@ class Server {
     const int64_t load_ns = elapsed_ns(start);
     input_shape_ = load.input.shape;
     const BackendInfo info = backend_->describe();
-    reply({{"event", "loaded"}, {"load_ns", load_ns}, {"engine_version", info.version}});
+    json loaded = {{"event", "loaded"}, {"load_ns", load_ns}, {"engine_version", info.version}};
+    if (auto hardware = session_->hardware(); !hardware.empty()) loaded["hardware"] = hardware;
+    reply(loaded);
   }
 
   // Timing follows docs/PROTOCOL.md ("Messages"): the first inference is timed on its own, then
@@ -239,11 +271,12 @@ int worker_main(int argc, char** argv,
   // A worker must not outlive the campaign that started it (a killed deltann would otherwise leave
   // a hung engine behind): the kernel kills it when its parent dies.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  take_reply_channel();
   std::unique_ptr<Backend> backend;
   try {
     backend = make_backend();
     if (mode == "--describe") {
-      std::cout << to_json(backend->describe()).dump() << '\n';
+      write_line(to_json(backend->describe()).dump());
       return 0;
     }
   } catch (const std::exception& e) {

@@ -435,8 +435,9 @@ std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
 
 LoadedWorker::LoadedWorker(const std::filesystem::path& program,
                            const std::filesystem::path& artifact, const std::string& env,
-                           const nlohmann::json& spec, double timeout_s)
-    : worker_(program, {"--serve"}), env_(env), timeout_s_(timeout_s) {
+                           const nlohmann::json& spec, double timeout_s,
+                           const std::vector<std::string>& worker_env)
+    : worker_(program, {"--serve"}, {}, worker_env), env_(env), timeout_s_(timeout_s) {
   const auto loaded = load_worker(worker_, program, artifact, env, spec, timeout_s);
   if (!loaded) died("load");
   if (loaded->value("event", "") != "loaded")

@@ -87,8 +87,10 @@ std::optional<nlohmann::json> load_worker(WorkerProcess& worker,
 // "<env>: <stage> failed (<symptom>, <detail>); engine log: ...".
 class LoadedWorker {
  public:
+  // `worker_env`: `NAME=value` entries the worker starts with (worker_environment()).
   LoadedWorker(const std::filesystem::path& program, const std::filesystem::path& artifact,
-               const std::string& env, const nlohmann::json& spec, double timeout_s);
+               const std::string& env, const nlohmann::json& spec, double timeout_s,
+               const std::vector<std::string>& worker_env = {});
   // Sends `message` and returns the reply when its event is `event`.
   nlohmann::json request(const nlohmann::json& message, const std::string& stage,
                          const std::string& event, const std::string& refusal);

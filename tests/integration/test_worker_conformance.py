@@ -81,8 +81,10 @@ ENGINES = [
     Engine(name="opencv", why_missing="OpenCV's dnn module or libonnx-dev not found at "
                                       "configure time",
            env="opencv:opt=on,device=cpu,threads=1", formats=["onnx"],
-           knobs={"opt": (["off", "on"], "on"), "device": (["cpu", "opencl:0"], "cpu"),
-                  "threads": THREADS, "batch": BATCH},
+           knobs={"opt": (["off", "on"], "on"),
+                  "device": (["cpu", "opencl", "opencl_fp16"], "cpu"),
+                  "threads": THREADS, "batch": BATCH,
+                  "isa": (["native", "avx2", "avx", "sse4_2"], "native")},
            version=r"\d+\.\d+\.\d+", artifacts="onnx", tolerance=FLOAT32),
     Engine(name="openvino", why_missing="the openvino wheel was not found at configure time",
            env="openvino:opt=default,device=cpu,precision=f32,threads=1,hint=latency",
@@ -102,7 +104,8 @@ ENGINES = [
     Engine(name="libtorch", why_missing="LibTorch not found at configure time",
            env="libtorch:opt=freeze,device=cpu,threads=1", formats=["torchscript"],
            knobs={"opt": (["none", "freeze", "optimize_for_inference"], "none"),
-                  "device": (["cpu", "cuda"], "cpu"), "threads": THREADS},
+                  "device": (["cpu", "cuda"], "cpu"), "threads": THREADS,
+                  "isa": (["native", "avx512", "avx2", "baseline"], "native")},
            version=r"\d+\.\d+\.\d+.*", artifacts="torchscript", tolerance=FLOAT32),
     # LiteRT, a Python worker: the TFLite models of make_tflite_test_models.py, against the
     # reference on their tf2onnx twins.
@@ -235,7 +238,8 @@ def subjects(engine, conformance_models):
 DESCRIBE_FIELDS = {"name": str, "version": str, "description": str, "devices": list,
                    "formats": list, "knobs": list}
 KNOB_FIELDS = {"name": str, "values": list, "default": str, "help": str}
-KNOB_OPTIONAL = {"subset": bool, "omit_default": bool, "unavailable": dict, "integer": bool}
+KNOB_OPTIONAL = {"subset": bool, "omit_default": bool, "unavailable": dict, "integer": bool,
+                 "environment": dict}
 
 
 def check_knob(knob):
@@ -255,6 +259,11 @@ def check_knob(knob):
     for value, reason in knob.get("unavailable", {}).items():
         assert value in values and value != knob["default"], knob
         assert isinstance(reason, str) and reason, knob
+    # `environment`: per value, the NAME=value entries the worker must start with.
+    for value, entries in knob.get("environment", {}).items():
+        assert value in values, knob
+        assert entries and all(isinstance(e, str) and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", e)
+                               for e in entries), knob
 
 
 def check_each(each, knobs):
@@ -387,7 +396,11 @@ def test_files_that_are_not_models_are_load_errors(engine, subjects, tmp_path):
 # --- loaded and result replies ------------------------------------------------------------------
 
 def check_loaded(reply, version):
-    assert set(reply) == {"event", "load_ns", "engine_version"}, reply
+    # `hardware`: what the engine reports it runs on (names to strings), where it reports it.
+    assert set(reply) - {"hardware"} == {"event", "load_ns", "engine_version"}, reply
+    hardware = reply.get("hardware", {})
+    assert isinstance(hardware, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in hardware.items()), reply
     assert reply["event"] == "loaded"
     assert isinstance(reply["load_ns"], int) and reply["load_ns"] >= 0, reply
     assert reply["engine_version"] == version, reply

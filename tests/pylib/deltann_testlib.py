@@ -159,12 +159,16 @@ class WorkerClient:
     leaving it by an exception kills it.
     """
 
-    def __init__(self, binary, timeout=REPLY_TIMEOUT_S):
+    def __init__(self, binary, timeout=REPLY_TIMEOUT_S, env=None):
+        # `env`: `NAME=value` entries on top of this process's environment, as the campaign
+        # starts a worker whose knobs ask for them (a knob's `environment` in --describe).
+        environment = dict(os.environ)
+        environment.update(entry.split("=", 1) for entry in env or [])
         # errors="replace": engine logs may hold bytes that are not UTF-8 (a frontend quoting a
         # corrupt file).
         self.proc = subprocess.Popen([str(binary), "--serve"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     errors="replace")
+                                     errors="replace", env=environment)
         self.timeout = timeout
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []

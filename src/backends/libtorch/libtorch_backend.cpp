@@ -4,6 +4,7 @@
 // runs a copy of the prepared forward graph that also returns every tensor it computes
 // (docs/LOCALIZE.md, "Capture per engine").
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
@@ -27,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/backend.h"
+#include "deltann/cpu_isa.h"
 #include "deltann/error.h"
 #include "deltann/tensor.h"
 #include "libtorch_output.h"
@@ -147,6 +149,45 @@ int try_shape_main(const std::string& request_text) {
   return 0;
 }
 
+// `isa` levels: the value of ATEN_CPU_CAPABILITY that selects ATen's kernels of that level (read
+// once, when ATen first dispatches), and how at::show_config() then names the capability in use.
+struct IsaLevel {
+  std::string level, variable, reported;
+};
+
+const std::vector<IsaLevel>& isa_levels() {
+  static const std::vector<IsaLevel> levels = {
+      {"avx512", "avx512", "AVX512"}, {"avx2", "avx2", "AVX2"}, {"baseline", "default", "NO AVX"}};
+  return levels;
+}
+
+// The CPU capability ATen dispatches to, as at::show_config() reports it ("AVX2"); its
+// get_cpu_capability() is not exported from libtorch_cpu.
+std::string cpu_capability() {
+  static const std::string marker = "CPU capability usage: ";
+  const std::string config = at::show_config();
+  const size_t at = config.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + marker.size();
+  return config.substr(begin, config.find('\n', begin) - begin);
+}
+
+// Throws when ATen does not dispatch to the asked level: the worker was started without
+// ATEN_CPU_CAPABILITY, or LibTorch ignored it (a level it was not built with).
+void check_isa(const std::string& level) {
+  if (level == "native") return;
+  for (const auto& known : isa_levels()) {
+    if (known.level != level) continue;
+    const std::string used = cpu_capability();
+    if (used != known.reported)
+      throw Error("isa=" + level + " asked, but LibTorch dispatches to CPU capability '" + used +
+                  "' instead of '" + known.reported + "'; ATEN_CPU_CAPABILITY=" + known.variable +
+                  " must be in the worker's environment when it starts");
+    return;
+  }
+  throw Error("LibTorch has no isa level '" + level + "'");
+}
+
 torch::jit::Module prepare(torch::jit::Module module, const std::string& opt) {
   // Freezing refuses modules in training mode, and a model saved in training mode would run its
   // dropout and batch-norm statistics updates: every level runs the module in eval mode.
@@ -201,6 +242,7 @@ class LibTorchSession final : public Session {
         device_(cuda_ ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)),
         spec_shape_(request.input.shape),
         opt_(request.env.knob("opt")) {
+    if (!cuda_) check_isa(request.env.knob("isa", "native"));
     at::set_num_threads(std::stoi(request.env.knob("threads")));
     torch::jit::Module module = torch::jit::load(request.artifact.string(), device_);
     // Parameters must be on the device before freezing: freezing turns them into constants of
@@ -221,6 +263,10 @@ class LibTorchSession final : public Session {
   }
 
   std::string capture_mode() const override { return capture_mode_for(opt_); }
+
+  std::map<std::string, std::string> hardware() const override {
+    return {{"cpu_capability", cpu_capability()}};
+  }
 
   // Binding copies the tensor to the device, outside the clock.
   void set_input(const Tensor& input) override {
@@ -412,8 +458,18 @@ class LibTorchBackend final : public Backend {
                    "inference preparation at load: none, torch::jit::freeze, or "
                    "torch::jit::optimize_for_inference"},
                   {"device", {"cpu", "cuda"}, "cpu", "device of module and input"},
-                  {"threads", {}, "1", "intra-op threads (at::set_num_threads; inter-op 1)"}};
+                  {"threads", {}, "1", "intra-op threads (at::set_num_threads; inter-op 1)"},
+                  isa_knob({"avx512", "avx2", "baseline"}, isa_environment(),
+                           "ATen's CPU kernels (ATEN_CPU_CAPABILITY); native: LibTorch's choice "
+                           "for this CPU, baseline: no AVX")};
     return info;
+  }
+
+  static std::map<std::string, std::vector<std::string>> isa_environment() {
+    std::map<std::string, std::vector<std::string>> environment;
+    for (const auto& level : isa_levels())
+      environment[level.level] = {"ATEN_CPU_CAPABILITY=" + level.variable};
+    return environment;
   }
 
   void check(const LoadRequest& request) override {

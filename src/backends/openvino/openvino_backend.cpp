@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cctype>
 #include <iostream>
+#include <map>
 #include <optional>
+#include <sstream>
 
 #include "deltann/backend.h"
 #include "deltann/error.h"
@@ -124,6 +126,29 @@ class OpenvinoSession final : public Session {
   }
 
   void run() override { request_.infer(); }
+
+  // What the plugin compiled for: the devices that execute (ov::execution_devices), the inference
+  // precision (checked at load) and the kernels its runtime graph names per node
+  // ("brgconv_avx512_f32"), which show the instruction set each node runs with.
+  std::map<std::string, std::string> hardware() const override {
+    std::string devices;
+    for (const auto& device : compiled_.get_property(ov::execution_devices))
+      devices += (devices.empty() ? "" : ",") + device;
+    std::map<std::string, int> kernels;
+    for (const auto& op : compiled_.get_runtime_model()->get_ordered_ops()) {
+      const auto& info = op->get_rt_info();
+      const auto kernel = info.find("primitiveType");
+      if (kernel != info.end()) ++kernels[kernel->second.as<std::string>()];
+    }
+    std::string kernel_text;
+    for (const auto& [name, count] : kernels)
+      kernel_text += (kernel_text.empty() ? "" : ", ") + name + " x" + std::to_string(count);
+    std::ostringstream precision;
+    precision << compiled_.get_property(ov::hint::inference_precision);
+    return {{"execution_devices", devices},
+            {"inference_precision", precision.str()},
+            {"kernels", kernel_text}};
+  }
 
   bool fixed_batch() const override { return batch_ > 1; }
 
