@@ -259,3 +259,39 @@ def test_campaign_runs_keras_chains(deltann_bin, worker, keras_model, tmp_path):
     base = next(o for e, o in outputs.items() if e.startswith("tensorflow:"))
     for env, out in outputs.items():
         assert relative_difference(out, base) < RTOL, env
+
+
+@pytest.mark.long
+def test_keras_study_model_campaign(deltann_bin, worker, tf_python, tmp_path):
+    """The study's direction on a real architecture: keras.applications' MobileNetV2 exported by
+    export_keras_study_models.py, run in TensorFlow and through keras>onnx and keras>tflite on
+    the demo photos; every float32 variant agrees with TensorFlow within 1e-4 of the largest
+    logit (minutes: TensorFlow starts once per variant, and the converters run)."""
+    worker_path("tflite", "no TensorFlow venv with ai-edge-litert at configure time")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env.pop("PYTHONHOME", None)
+    proc = subprocess.run([str(tf_python), "-m", "deltann_tools.export_keras_study_models",
+                           "--out", str(tmp_path), "--models", "mobilenet_v2"],
+                          capture_output=True, text=True, timeout=1800, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = tmp_path / "keras_mobilenet_v2" / "keras_mobilenet_v2.keras"
+    deltann = Deltann(deltann_bin, tmp_path / "cache")
+    db = tmp_path / "campaign.db"
+    envs = ["tensorflow:threads=1", "tensorflow:xla=on,threads=1", "ort@keras>onnx:threads=1",
+            "tflite@keras>tflite:threads=1"]
+    args = ["run", "--model", model, "--images", tmp_path / "images.txt", "--db", db,
+            "--repeat", 1]
+    for e in envs:
+        args += ["--env", e]
+    deltann.run(*args, env={"DELTANN_WORKER_DIR": str(worker.parent)}, timeout=3600)
+    outputs = {}
+    for name, variant in variants_by_env(db).items():
+        rows = query(db, "SELECT output FROM results WHERE variant_id = ? ORDER BY image_id",
+                     (variant["id"],))
+        assert len(rows) == 9, (name, len(rows))
+        outputs[name] = np.concatenate([floats(r["output"]) for r in rows])
+    assert len(outputs) == len(envs)
+    base = next(o for e, o in outputs.items() if e.startswith("tensorflow:xla=off"))
+    for name, out in outputs.items():
+        print(f"{name}: rel. diff vs TensorFlow {relative_difference(out, base):.2e}")
+        assert relative_difference(out, base) < 1e-4, name
