@@ -147,7 +147,8 @@ def export_model(name: str, out: Path, seed: int, photos: list[tuple[Path, int]]
                    f"calibrated on real photos; NOT pretrained, so predicted labels are "
                    f"meaningless for accuracy, but differences between engines running it are "
                    f"real"),
-        "input": {"name": model.inputs[0].name, "shape": [1, crop, crop, 3], "layout": "NHWC",
+        # The input layer's name: what a reloaded model and the converters call the input.
+        "input": {"name": model.layers[0].name, "shape": [1, crop, crop, 3], "layout": "NHWC",
                   "dtype": "float32", "resize": resize, "crop": crop,
                   "interpolation": "bilinear", **mode},
         "output": {"name": "", "classes": 1000, "label_offset": 0, "kind": "logits",
