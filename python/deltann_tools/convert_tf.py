@@ -410,10 +410,13 @@ def onnx_to_keras(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResul
         name, dims = keras_files.single_input(model, tmp_out)
     except keras_files.KerasFileError as e:
         raise StepError(str(e)) from e
+    if None in dims[1:]:
+        raise StepError(f"onnx2tf's Keras model leaves its input's shape {dims} open")
+    new_shape = [shape[0], *[int(d) for d in dims[1:] if d is not None]]
     out = copy.deepcopy(spec)
     out["input"]["layout"], note = layout_note(f"onnx2tf {onnx2tf.__version__}", in_name, layout,
-                                               shape, [shape[0], *dims[1:]])
-    out["input"]["name"], out["input"]["shape"] = name, [shape[0], *dims[1:]]
+                                               shape, new_shape)
+    out["input"]["name"], out["input"]["shape"] = name, new_shape
     out["output"]["name"] = model.output_names[0]
     notes = [note, f"a tf_keras model saved as .keras (Keras {version} format: read by tf_keras, "
                    f"not Keras 3); names: input {name!r}, output {out['output']['name']!r} "

@@ -26,17 +26,22 @@ top-5 on the photos). Shared with the PyTorch export: <out>/classes.txt, <out>/i
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The weights must not depend on the machine: no GPU, and the default (oneDNN) CPU kernels.
+# Calibration runs on the CPU wherever the export runs: no GPU is initialised.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
-from deltann_tools.export_study_models import (  # noqa: E402
-    MAX_ABS_LOGIT, MIN_LOGIT_STD, MODELS, die, logit_stats, write_shared_files)
+from deltann_tools.export_study_models import (
+    MAX_ABS_LOGIT,
+    MIN_LOGIT_STD,
+    MODELS,
+    die,
+    logit_stats,
+    write_shared_files,
+)
 
 # name: (keras.applications constructor, module of its preprocess_input, spec preprocessing).
 # preprocess_input's modes: "tf" scales pixels to [-1, 1] (x / 127.5 - 1); "caffe" turns RGB into

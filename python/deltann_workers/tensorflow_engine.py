@@ -64,6 +64,10 @@ def engine_settings(env: Environment) -> dict[str, Any]:
     return settings
 
 
+def switch_text(value: bool | None) -> str:
+    return "on" if value else "off"
+
+
 class Runtime:
     """TensorFlow, imported once per process with the oneDNN and thread settings of the first
     load; later loads must ask for the same (they cannot be changed once TensorFlow started)."""
@@ -75,14 +79,13 @@ class Runtime:
 
     def start(self, onednn: bool, threads: int) -> Any:
         if self.tf is not None:
-            for name, have, want in (("onednn", self.onednn, onednn),
-                                     ("threads", self.threads, threads)):
+            for name, have, want in (("onednn", switch_text(self.onednn), switch_text(onednn)),
+                                     ("threads", str(self.threads), str(threads))):
                 if have != want:
-                    shown = (lambda v: "on" if v else "off") if name == "onednn" else str
                     raise EngineError(
-                        f"{name}={shown(want)}: this worker started TensorFlow with "
-                        f"{name}={shown(have)}, which cannot change in a running process; use a "
-                        "worker of its own for each setting (a campaign does)")
+                        f"{name}={want}: this worker started TensorFlow with {name}={have}, "
+                        "which cannot change in a running process; use a worker of its own for "
+                        "each setting (a campaign does)")
             return self.tf
         # Read by TensorFlow when it is imported, and only then.
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
@@ -94,8 +97,8 @@ class Runtime:
 
         active = bool(_pywrap_util_port.IsMklEnabled())
         if active != onednn:
-            raise EngineError(f"onednn={'on' if onednn else 'off'} was asked for, but TensorFlow "
-                              f"reports oneDNN {'on' if active else 'off'} after "
+            raise EngineError(f"onednn={switch_text(onednn)} was asked for, but TensorFlow "
+                              f"reports oneDNN {switch_text(active)} after "
                               f"TF_ENABLE_ONEDNN_OPTS={os.environ['TF_ENABLE_ONEDNN_OPTS']}")
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -106,7 +109,7 @@ class Runtime:
                               f"inter-op {got[1]} threads")
         self.tf, self.onednn, self.threads = tf, onednn, threads
         # The campaign keeps the worker's log: say what was verified.
-        print(f"tensorflow {tf.__version__}: oneDNN {'on' if active else 'off'} (IsMklEnabled), "
+        print(f"tensorflow {tf.__version__}: oneDNN {switch_text(active)} (IsMklEnabled), "
               f"intra-op threads {got[0]}, inter-op threads {got[1]}", file=sys.stderr)
         return tf
 
@@ -140,7 +143,6 @@ class TensorFlowSession:
             shown = shape_text([-1 if d is None else d for d in model_shape])
             raise EngineError(f"model input '{self.input_name}' has shape {shown} but the spec "
                               f"says {shape_text(spec_shape)} ({layout})")
-        self.output_key = None
         signature = tf.TensorSpec(self.shape, tf.float32, name=self.input_name)
         self.function = tf.function(call, jit_compile=xla, input_signature=[signature],
                                     autograph=False)
