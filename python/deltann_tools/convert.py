@@ -13,9 +13,10 @@ tools print goes to stderr. A failure exits 1 with one paragraph on stderr namin
 reason and the tail of the tool's own output.
 
 The pytorch and torchscript steps run in this process (convert_torch.py, the main venv). The
-onnx<->tflite steps run convert_tf.py with the Python of the TensorFlow venv (.deps/venv-tf, or
-$DELTANN_TF_PYTHON): TensorFlow and its converters pin versions that cannot share a process with
-the main venv's torch and onnx. docs/CONVERSIONS.md says what every step does to a model.
+TensorFlow-side steps (onnx<->tflite, keras>tflite, keras<->onnx) run convert_tf.py with the
+Python of the TensorFlow venv (.deps/venv-tf, or $DELTANN_TF_PYTHON): TensorFlow and its
+converters pin versions that cannot share a process with the main venv's torch and onnx.
+docs/CONVERSIONS.md says what every step does to a model.
 """
 import argparse
 import contextlib
@@ -37,7 +38,8 @@ from deltann_tools import environment
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
-FORMATS = {"pytorch": ".pth", "onnx": ".onnx", "torchscript": ".pt", "tflite": ".tflite"}
+FORMATS = {"pytorch": ".pth", "onnx": ".onnx", "torchscript": ".pt", "tflite": ".tflite",
+           "keras": ".keras"}
 
 KNOBS: list[dict[str, Any]] = [
     {"name": "quantize", "values": ["none", "dynamic", "float16"], "default": "none",
@@ -65,6 +67,12 @@ STEPS: list[Step] = [
      "versions": ["tf2onnx"], "knobs": []},
     {"from": "onnx", "to": "torchscript", "venv": "main", "tool": "onnx2torch + torch.jit.trace",
      "versions": ["onnx2torch", "torch"], "knobs": []},
+    {"from": "keras", "to": "tflite", "venv": "tf", "tool": "tf.lite.TFLiteConverter",
+     "versions": ["tensorflow"], "knobs": ["quantize"]},
+    {"from": "keras", "to": "onnx", "venv": "tf", "tool": "tf2onnx",
+     "versions": ["tf2onnx", "tensorflow"], "knobs": []},
+    {"from": "onnx", "to": "keras", "venv": "tf", "tool": "onnx2tf",
+     "versions": ["onnx2tf", "tensorflow"], "knobs": []},
 ]
 # Distributions a step needs besides those in its tool_version.
 NEEDS: dict[str, list[str]] = {"main": ["torch", "onnx"],

@@ -2,6 +2,9 @@
 
     onnx > tflite   onnx2tf (ONNX -> Keras/SavedModel, NCHW -> NHWC) + tf.lite.TFLiteConverter
     tflite > onnx   tf2onnx (TFLite flatbuffer -> ONNX, layout kept)
+    keras > tflite  tf.lite.TFLiteConverter (from the Keras model's SavedModel)
+    keras > onnx    tf2onnx (from the Keras model's SavedModel, layout kept)
+    onnx > keras    onnx2tf (ONNX -> Keras model, NCHW -> NHWC), saved as a .keras file
 
 convert.py runs this file with venv-tf's Python, never imports it: TensorFlow, onnx2tf and
 tf2onnx pin versions (numpy 1.26, onnx 1.19) that cannot live in the main venv's process. Its
@@ -24,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+from deltann_tools import keras_files
 from deltann_tools.environment import EnvironmentStringError, parse_knobs
 
 Spec = dict[str, Any]  # a model spec (JSON object)
@@ -111,10 +115,11 @@ def _save_archive(tf: Any, tf_keras: Any, model: Any, folder: str) -> None:
     archive.write_out(folder)
 
 
-def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
+def onnx_to_keras_model(src: str, spec: Spec) -> tuple[Any, Any, str, str, list[int]]:
+    """onnx2tf's Keras (tf_keras) model of the ONNX file `src`: (model, ONNX proto, ONNX input
+    name, the spec's layout, the spec's input shape)."""
     import numpy as np
     import onnx
-    quantize = knobs.get("quantize", "none")
     try:
         proto = onnx.load(src)
         onnx.checker.check_model(proto)
@@ -141,9 +146,6 @@ def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResu
     np.save(ONNX2TF_SAMPLE, rs.rand(20, 128, 128, 3).astype(np.float32))
 
     import onnx2tf
-    import tensorflow as tf
-    import tf_keras
-    start = time.perf_counter()
     kwargs = dict(input_onnx_file_path=src, output_folder_path="onnx2tf_out",
                   disable_model_save=True, non_verbose=True, verbosity="warn")
     if layout == "NHWC":
@@ -159,13 +161,24 @@ def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResu
         raise StepError(f"onnx2tf failed: {type(e).__name__}: {e}") from e
     if model is None:
         raise StepError("onnx2tf returned no model; the tail of its output says why")
-    try:
-        _save_archive(tf, tf_keras, model, "saved_model")
-    except Exception as e:
-        raise StepError(f"exporting onnx2tf's Keras model as a SavedModel failed: "
-                        f"{type(e).__name__}: {e}") from e
+    return model, proto, in_name, layout, shape
 
-    converter = tf.lite.TFLiteConverter.from_saved_model("saved_model")
+
+def layout_note(tool: str, in_name: str, layout: str, shape: list[int],
+                new_shape: list[int]) -> tuple[str, str]:
+    """(the converted input's layout, a note on it) when `tool` turned the spec's input `shape`
+    into `new_shape`: the same, or the NCHW shape's channels-last form."""
+    if layout == "NCHW" and new_shape == [shape[0], shape[2], shape[3], shape[1]]:
+        return "NHWC", (f"{tool} turned the NCHW input {in_name!r} {shape} into NHWC "
+                        f"{new_shape} (channels-last throughout the graph)")
+    if new_shape != shape:
+        raise StepError(f"the converted input has shape {new_shape}, which is neither the "
+                        f"spec's {layout} shape {shape} nor its channels-last form")
+    return layout, f"{tool} kept the {layout} input {new_shape}"
+
+
+def tflite_converter_settings(tf: Any, converter: Any, quantize: str) -> None:
+    """Builtin ops only, and the `quantize` knob's optimisation."""
     # Builtin ops only: a model that needs TensorFlow (Flex) ops would not run in a plain
     # LiteRT interpreter, so it should fail here, at conversion, with the op named.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -176,6 +189,34 @@ def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResu
     elif quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+
+
+def quantize_note(quantize: str, dtypes: dict[str, int]) -> str:
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(dtypes.items()))
+    return {
+        "none": "quantize=none: float32 weights and arithmetic",
+        "dynamic": "quantize=dynamic: dynamic-range quantisation (Optimize.DEFAULT, no "
+                   f"representative dataset): {dtypes.get('int8', 0)} int8 weight tensors",
+        "float16": "quantize=float16: weights stored as float16 "
+                   f"({dtypes.get('float16', 0)} tensors), dequantised to float32 at load",
+    }[quantize] + f"; tensors by type: {kinds}"
+
+
+def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
+    quantize = knobs.get("quantize", "none")
+    import tensorflow as tf
+    import tf_keras
+    start = time.perf_counter()
+    model, proto, in_name, layout, shape = onnx_to_keras_model(src, spec)
+    import onnx2tf
+    try:
+        _save_archive(tf, tf_keras, model, "saved_model")
+    except Exception as e:
+        raise StepError(f"exporting onnx2tf's Keras model as a SavedModel failed: "
+                        f"{type(e).__name__}: {e}") from e
+
+    converter = tf.lite.TFLiteConverter.from_saved_model("saved_model")
+    tflite_converter_settings(tf, converter, quantize)
     try:
         flatbuffer = converter.convert()
     except Exception as e:
@@ -189,26 +230,10 @@ def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResu
     out = copy.deepcopy(spec)
     out["input"]["name"], out["input"]["shape"] = tin, tin_shape
     out["output"]["name"] = tout
-    notes = []
-    if layout == "NCHW" and tin_shape == [shape[0], shape[2], shape[3], shape[1]]:
-        out["input"]["layout"] = "NHWC"
-        notes.append(f"onnx2tf {onnx2tf.__version__} turned the NCHW input {in_name!r} "
-                     f"{shape} into NHWC {tin_shape} (channels-last throughout the graph)")
-    elif tin_shape != shape:
-        raise StepError(f"the converted input {tin!r} has shape {tin_shape}, which is neither "
-                        f"the spec's {layout} shape {shape} nor its channels-last form")
-    else:
-        notes.append(f"onnx2tf {onnx2tf.__version__} kept the {layout} input {tin_shape}")
-    notes.append(f"TFLite names: input {tin!r}, output {tout!r} (ONNX: {in_name!r}, "
-                 f"{proto.graph.output[0].name!r})")
-    kinds = ", ".join(f"{n} {k}" for k, n in sorted(dtypes.items()))
-    notes.append({
-        "none": "quantize=none: float32 weights and arithmetic",
-        "dynamic": "quantize=dynamic: dynamic-range quantisation (Optimize.DEFAULT, no "
-                   f"representative dataset): {dtypes.get('int8', 0)} int8 weight tensors",
-        "float16": "quantize=float16: weights stored as float16 "
-                   f"({dtypes.get('float16', 0)} tensors), dequantised to float32 at load",
-    }[quantize] + f"; tensors by type: {kinds}")
+    out["input"]["layout"], note = layout_note(f"onnx2tf {onnx2tf.__version__}", in_name, layout,
+                                               shape, tin_shape)
+    notes = [note, f"TFLite names: input {tin!r}, output {tout!r} (ONNX: {in_name!r}, "
+                   f"{proto.graph.output[0].name!r})", quantize_note(quantize, dtypes)]
     return out, notes, convert_s
 
 
@@ -269,7 +294,139 @@ def tflite_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResu
     return out, notes, convert_s
 
 
-STEPS = {"onnx>tflite": onnx_to_tflite, "tflite>onnx": tflite_to_onnx}
+def keras_source(src: str, spec: Spec) -> tuple[Any, str, str, list[int]]:
+    """(model, how it was read, its input name, the spec's input shape) of the `.keras` file
+    `src`, whose input must take the spec's shape (open dimensions aside)."""
+    try:
+        model, how = keras_files.load_keras(src)
+        name, dims = keras_files.single_input(model, src)
+    except keras_files.KerasFileError as e:
+        raise StepError(str(e)) from e
+    shape = [int(d) for d in spec["input"]["shape"]]
+    layout = spec.get("input", {}).get("layout", "NCHW")
+    if len(dims) != len(shape) or any(d not in (None, s)
+                                      for d, s in zip(dims, shape, strict=False)):
+        raise StepError(f"{src}'s input {name!r} has shape {dims}, which does not fit the spec's "
+                        f"{layout} shape {shape} (Keras models are usually NHWC)")
+    return model, how, name, shape
+
+
+def export_keras(tf: Any, model: Any, name: str, shape: list[int], folder: str) -> None:
+    """The Keras model as a SavedModel at the spec's (static) input shape, with one endpoint
+    `serving_default` whose input keeps the Keras input's name; the output is `output_0`."""
+    archive = keras_files.export_archive_module(model).export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=lambda x: model(x, training=False),
+                         input_signature=[tf.TensorSpec(shape, tf.float32, name=name)])
+    try:
+        archive.write_out(folder)
+    except Exception as e:
+        raise StepError(f"exporting the Keras model as a SavedModel failed: "
+                        f"{type(e).__name__}: {e}") from e
+
+
+def keras_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
+    quantize = knobs.get("quantize", "none")
+    import tensorflow as tf
+    start = time.perf_counter()
+    model, how, name, shape = keras_source(src, spec)
+    export_keras(tf, model, name, shape, "saved_model")
+    converter = tf.lite.TFLiteConverter.from_saved_model("saved_model")
+    tflite_converter_settings(tf, converter, quantize)
+    try:
+        flatbuffer = converter.convert()
+    except Exception as e:
+        raise StepError(f"tf.lite.TFLiteConverter failed: {type(e).__name__}: {e}") from e
+    with open(tmp_out, "wb") as f:
+        f.write(flatbuffer)
+    convert_s = time.perf_counter() - start
+
+    ins, outs, dtypes = tflite_io(tmp_out)
+    (tin, tin_shape), (tout, _) = _only(ins, "input", tmp_out), _only(outs, "output", tmp_out)
+    if tin_shape != shape:
+        raise StepError(f"the TFLite input {tin!r} has shape {tin_shape}, not the spec's {shape}")
+    out = copy.deepcopy(spec)
+    out["input"]["name"], out["output"]["name"] = tin, tout
+    layout = spec.get("input", {}).get("layout", "NCHW")
+    notes = [f"read with {how}; exported as a SavedModel at the input shape {shape} and converted "
+             f"by TFLiteConverter.from_saved_model; layout kept ({layout})",
+             f"TFLite names: input {tin!r}, output {tout!r} (Keras input {name!r})",
+             quantize_note(quantize, dtypes)]
+    return out, notes, convert_s
+
+
+def keras_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+    from tf2onnx import tf_loader
+    start = time.perf_counter()
+    model, how, name, shape = keras_source(src, spec)
+    export_keras(tf, model, name, shape, "saved_model")
+    try:
+        # The SavedModel route (as tf2onnx's --saved-model) freezes every variable and constant
+        # a tf_keras model from onnx2tf captures; tracing the Keras call directly leaves some of
+        # those as extra graph inputs.
+        graph_def, inputs, outputs, _, renames = tf_loader.from_saved_model(
+            "saved_model", None, None, tag="serve", signatures=["serving_default"],
+            return_initialized_tables=True, return_tensors_to_rename=True)
+        proto, _ = tf2onnx.convert.from_graph_def(
+            graph_def, name=model.name, input_names=inputs, output_names=outputs,
+            opset=ONNX_OPSET, tensors_to_rename=renames, output_path=tmp_out)
+    except Exception as e:
+        raise StepError(f"tf2onnx failed: {type(e).__name__}: {e}") from e
+    convert_s = time.perf_counter() - start
+    foreign = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node
+                      if n.domain not in ("", "ai.onnx")})
+    if foreign:
+        raise StepError(f"tf2onnx left ops it could not convert: {', '.join(foreign)}")
+    try:
+        onnx.checker.check_model(onnx.load(tmp_out))
+    except Exception as e:
+        raise StepError(f"tf2onnx wrote an invalid ONNX model: {type(e).__name__}: {e}") from e
+    (in_name, in_dims), = _onnx_inputs(proto)
+    out = copy.deepcopy(spec)
+    out["input"]["name"], out["output"]["name"] = in_name, proto.graph.output[0].name
+    layout = spec.get("input", {}).get("layout", "NCHW")
+    notes = [f"read with {how}; tf2onnx {tf2onnx.__version__} at opset {ONNX_OPSET} from the "
+             f"model's SavedModel; layout kept ({layout}, input {in_name!r} {in_dims}), no "
+             "transposes added at the inputs",
+             f"ONNX names: input {in_name!r}, output {out['output']['name']!r}"]
+    return out, notes, convert_s
+
+
+def onnx_to_keras(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
+    start = time.perf_counter()
+    model, proto, in_name, layout, shape = onnx_to_keras_model(src, spec)
+    import onnx2tf
+    try:
+        model.save(tmp_out)
+    except Exception as e:
+        raise StepError(f"saving onnx2tf's Keras model as {os.path.basename(tmp_out)} failed: "
+                        f"{type(e).__name__}: {e}") from e
+    convert_s = time.perf_counter() - start
+    try:
+        version = keras_files.keras_version_of(tmp_out)
+        name, dims = keras_files.single_input(model, tmp_out)
+    except keras_files.KerasFileError as e:
+        raise StepError(str(e)) from e
+    if None in dims[1:]:
+        raise StepError(f"onnx2tf's Keras model leaves its input's shape {dims} open")
+    new_shape = [shape[0], *[int(d) for d in dims[1:] if d is not None]]
+    out = copy.deepcopy(spec)
+    out["input"]["layout"], note = layout_note(f"onnx2tf {onnx2tf.__version__}", in_name, layout,
+                                               shape, new_shape)
+    out["input"]["name"], out["input"]["shape"] = name, new_shape
+    out["output"]["name"] = model.output_names[0]
+    notes = [note, f"a tf_keras model saved as .keras (Keras {version} format: read by tf_keras, "
+                   f"not Keras 3); names: input {name!r}, output {out['output']['name']!r} "
+                   f"(ONNX: {in_name!r}, {proto.graph.output[0].name!r})"]
+    return out, notes, convert_s
+
+
+STEPS = {"onnx>tflite": onnx_to_tflite, "tflite>onnx": tflite_to_onnx,
+         "keras>tflite": keras_to_tflite, "keras>onnx": keras_to_onnx,
+         "onnx>keras": onnx_to_keras}
 
 
 def main(argv: list[str] | None = None) -> int:

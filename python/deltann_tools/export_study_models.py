@@ -235,6 +235,27 @@ def export_model(name: str, out: Path, seed: int, opset: int, photos: list[tuple
             "onnx_max_abs_diff": max_diff, "sizes": sizes}
 
 
+def write_shared_files(out: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Writes what every study model shares into `out`: classes.txt, images/ (the demo photos)
+    and images.txt. Returns the photos (path, ImageNet label) and the class names."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    copy_maybe_gz(CLASSES_SRC, out / "classes.txt")
+    classes = (out / "classes.txt").read_text().splitlines()
+    if len(classes) != 1000:
+        die(f"classes.txt has {len(classes)} lines, expected 1000")
+    lines = ["# <image relative to this file> <ImageNet class id>  # reason",
+             "# The study models have random (BN-calibrated) weights: accuracy on these labels "
+             "is meaningless."]
+    photos = []
+    for src, label, why in PHOTOS:
+        dst = out / "images" / src.name
+        copy_maybe_gz(src, dst)
+        photos.append((dst, label))
+        lines.append(f"images/{src.name} {label}  # {why}")
+    (out / "images.txt").write_text("\n".join(lines) + "\n")
+    return photos, classes
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="output directory")
@@ -266,21 +287,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(args.threads)
 
     out = args.out
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    copy_maybe_gz(CLASSES_SRC, out / "classes.txt")
-    classes = (out / "classes.txt").read_text().splitlines()
-    if len(classes) != 1000:
-        die(f"classes.txt has {len(classes)} lines, expected 1000")
-    lines = ["# <image relative to this file> <ImageNet class id>  # reason",
-             "# The study models have random (BN-calibrated) weights: accuracy on these labels "
-             "is meaningless."]
-    photos = []
-    for src, label, why in PHOTOS:
-        dst = out / "images" / src.name
-        copy_maybe_gz(src, dst)
-        photos.append((dst, label))
-        lines.append(f"images/{src.name} {label}  # {why}")
-    (out / "images.txt").write_text("\n".join(lines) + "\n")
+    photos, classes = write_shared_files(out)
 
     t0 = time.monotonic()
     results = [export_model(n, out, args.seed,

@@ -203,6 +203,7 @@ std::string model_format(const std::filesystem::path& file) {
   if (ext == ".tflite") return "tflite";
   if (ext == ".pt" || ext == ".torchscript") return "torchscript";
   if (ext == ".pth") return "pytorch";
+  if (ext == ".keras") return "keras";
   return "";
 }
 

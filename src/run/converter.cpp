@@ -24,7 +24,8 @@ std::optional<Converter> Converter::find(std::shared_ptr<const DescribeCache> de
 }
 
 std::string Converter::tool_fingerprint() const {
-  return tools_fingerprint(script_.parent_path(), {"convert", "architectures", "environment"});
+  return tools_fingerprint(script_.parent_path(),
+                           {"convert", "architectures", "environment", "keras_files"});
 }
 
 const json& Converter::describe() {

@@ -21,7 +21,7 @@
 namespace deltann {
 
 struct ConversionStep {
-  std::string from, to;            // formats: pytorch, onnx, torchscript, tflite
+  std::string from, to;            // formats: pytorch, onnx, torchscript, tflite, keras
   std::string tool;                // "onnx2tf + tf.lite.TFLiteConverter"
   std::string tool_version;        // "onnx2tf 1.29.24, tensorflow 2.19.0"
   std::vector<std::string> knobs;  // conversion knobs the step reads (quantize)
@@ -66,8 +66,8 @@ class Converter {
  private:
   Converter(std::filesystem::path python, std::filesystem::path script,
             std::shared_ptr<const DescribeCache> describe_cache);
-  // The hash of convert.py and the modules it imports (architectures.py, environment.py): part of
-  // the describe key and of every converted artifact's key.
+  // The hash of convert.py and the modules it imports (architectures.py, environment.py,
+  // keras_files.py): part of the describe key and of every converted artifact's key.
   std::string tool_fingerprint() const;
   std::filesystem::path python_, script_;
   std::shared_ptr<const DescribeCache> describe_cache_;

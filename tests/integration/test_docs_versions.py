@@ -18,6 +18,7 @@ DOCS_NAMES = {
     "openvino": ("OpenVINO", "OPENVINO.md"),
     "armnn": ("Arm NN", "TFLITE.md"),
     "tflite": ("`?ai-edge-litert`?", "TFLITE.md"),
+    "tensorflow": ("TensorFlow", "TENSORFLOW.md"),
 }
 
 

@@ -295,6 +295,7 @@ TEST(ModelFormat, FromTheExtension) {
   EXPECT_EQ(model_format("m.pt"), "torchscript");
   EXPECT_EQ(model_format("m.torchscript"), "torchscript");
   EXPECT_EQ(model_format("m.pth"), "pytorch");
+  EXPECT_EQ(model_format("/x/m.keras"), "keras");
   EXPECT_EQ(model_format("m.bin"), "");
   EXPECT_EQ(model_format("onnx"), "");
 }
