@@ -48,7 +48,8 @@ WEIGHTS_VERSION = "0.1.0"
 # EfficientNet's evaluation preprocessing: resize the shorter side to input + 32, then centre crop
 # the input size (224 -> 256/224 for Lite0, 240 -> 272, 260 -> 292).
 CROP_PADDING = 32
-RESIZE, CROP = 256, 224
+# Lite0's, the defaults of preprocess().
+RESIZE, CROP = 224 + CROP_PADDING, 224
 # The TF-ported Lite weights expect (pixel - 127) / 128 per channel, RGB.
 MEAN, STD = 127.0, 128.0
 # ONNX opset of the export. 10, not 13: the model's ReLU6 becomes Clip, and from opset 11 on
