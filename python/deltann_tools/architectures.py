@@ -13,6 +13,8 @@ from typing import Any
 
 ARCHITECTURES = {
     "efficientnet-lite0": "EfficientNet-Lite0 (efficientnet-lite-pytorch), 224x224",
+    "efficientnet-lite1": "EfficientNet-Lite1 (efficientnet-lite-pytorch), 240x240",
+    "efficientnet-lite2": "EfficientNet-Lite2 (efficientnet-lite-pytorch), 260x260",
     "mobilenet_v2": "MobileNetV2 (torchvision), 224x224",
     "resnet101": "ResNet-101 (torchvision), 224x224",
     "inception_v3": "InceptionV3 (torchvision, no auxiliary head), 299x299",
@@ -25,9 +27,10 @@ class ArchitectureError(Exception):
 
 def build(name: str, num_classes: int = 1000) -> Any:
     """A freshly initialised torch.nn.Module of architecture `name`, in eval mode."""
-    if name == "efficientnet-lite0":
+    if name.startswith("efficientnet-lite") and name in ARCHITECTURES:
         from efficientnet_lite_pytorch import EfficientNet
-        model = EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes)
+        # The name fixes width, depth and the input size the "same" padding is computed for.
+        model = EfficientNet.from_name(name, num_classes=num_classes)
     elif name in ("mobilenet_v2", "resnet101", "inception_v3"):
         import torchvision.models as tvm
         kwargs = {"weights": None, "num_classes": num_classes}

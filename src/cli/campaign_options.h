@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,10 +28,14 @@ struct CampaignOptions {
   std::optional<CampaignFile> file;  // read by resolve_campaign() when one was given
 };
 
+// The demo's timing: how many images are timed, and the untimed runs before each one's repeats.
+inline constexpr int64_t kDemoTimingImages = 20;
+inline constexpr int kDemoWarmup = 2;
+
 // The demo: every engine and every conversion chain on the real model.
 // - ONNX Runtime at every graph optimisation level and OpenCV DNN with fusion on and off, each at
-//   1 and 2 threads; TVM at each opt level (1 thread: its untuned CPU kernels are serial), on the
-//   CPU and on a CUDA GPU when there is one.
+//   1 and 2 threads; TVM at opt levels 1-4 on the CPU (1 thread: its untuned CPU kernels are
+//   serial) and 0-4 on a CUDA GPU when there is one.
 // - LibTorch, OpenVINO and LiteRT at 1 thread, on artifacts made by the ecosystems' converters
 //   from the PyTorch original or the ONNX export, including the TFLite converter's weight
 //   quantisation and its silent undoing by tf2onnx (the published study's conversion fault).
@@ -42,9 +47,12 @@ inline std::vector<std::string> demo_environments() {
     for (const char* opt : {"off", "on"})
       envs.push_back(std::string("opencv:opt=") + opt + ",threads=" + threads);
   }
-  for (const char* opt : {"0", "1", "2", "3", "4"})
+  // Not opt=0 on the CPU: LLVM -O0 without fusion runs about 240x slower than ONNX Runtime (1.2 s
+  // an image), and over the demo's 225 images it alone would take longer than the rest of the
+  // demo together; `--env tvm:opt=0` runs it.
+  for (const char* opt : {"1", "2", "3", "4"})
     envs.push_back(std::string("tvm:opt=") + opt + ",threads=1");
-  // The same levels compiled for an NVIDIA GPU: run where one is present, otherwise skipped with
+  // Every level compiled for an NVIDIA GPU: run where one is present, otherwise skipped with
   // the reason (the CUDA code is still compiled only when the variant runs).
   for (const char* opt : {"0", "1", "2", "3", "4"})
     envs.push_back(std::string("tvm:opt=") + opt + ",device=cuda");
@@ -113,30 +121,49 @@ inline void add_campaign_options(CLI::App* cmd, CampaignOptions& o) {
                   "run the variants in a random order drawn from this seed");
 }
 
+// The demo's images: the expanded photo set scripts/setup makes (each demo photo as it is and
+// under a few ImageNet-C corruptions, docs/DATASETS.md), enough images for a label-difference rate
+// of a few percent to be told from none; the 9 photos alone where it has not been made yet.
+inline std::filesystem::path demo_images(const std::filesystem::path& dir) {
+  const auto expanded = dir / "expanded" / "images.txt";
+  if (std::filesystem::exists(expanded)) return expanded;
+  std::cerr << "deltann: note: " << expanded.string()
+            << " does not exist (scripts/setup makes it); the demo runs on the photos of "
+            << (dir / "images.txt").string() << " alone\n";
+  return dir / "images.txt";
+}
+
 // Makes o.config the campaign the command line asks for: a campaign file's, the flags' alone, or
-// (with neither a file nor a model, images or environments) the demo's. Each flag given beside a
-// campaign file takes the place of the file's value, so that one file serves for variations of its
-// campaign (`--db other.db`, `--repeat 20`); a flag that was not given leaves the file's value
-// alone. `verb` names the command in messages. Returns whether it is the demo. The database is
-// left to the verb (o.db, the file's `db`): `plan` has none of its own.
+// (with neither a file nor environments) the demo's. The demo's environments run on the demo model
+// and images unless --model or --images name others (`--model
+// assets/demo/efficientnet-lite1.onnx --db lite1.db`: the demo campaign on another model). Each
+// flag given beside a campaign file takes the place of the file's value, so that one file serves
+// for variations of its campaign (`--db other.db`, `--repeat 20`); a flag that was not given
+// leaves the file's value alone. `verb` names the command in messages. Returns whether it is the
+// demo on its own model (whose database may default to demo.db). The database is left to the
+// verb (o.db, the file's `db`): `plan` has none of its own.
 inline bool resolve_campaign(CampaignOptions& o, const CLI::App& cmd, const std::string& verb) {
   const auto given = [&cmd](const char* flag) {
     const CLI::Option* option = cmd.get_option_no_throw(flag);
     return option != nullptr && option->count() > 0;
   };
   const bool from_file = !o.campaign_file.empty();
-  const bool demo = !from_file && !given("--model") && !given("--images") && !given("--env");
+  const bool demo = !from_file && !given("--env");
   CampaignConfig c;
   if (from_file) {
     o.file = read_campaign_file(o.campaign_file);
     c = o.file->config;
   } else if (demo) {
     const auto dir = default_demo_dir();
-    if (!std::filesystem::exists(dir / "efficientnet-lite0.onnx"))
+    if (!given("--model") && !std::filesystem::exists(dir / "efficientnet-lite0.onnx"))
       throw Error("demo model not found in " + dir.string() + "; run scripts/setup first");
     c.model = dir / "efficientnet-lite0.onnx";
-    c.images = dir / "images.txt";
+    if (!given("--images")) c.images = demo_images(dir);
     c.environments = demo_environments();
+    // 20 of the 225 images timed (100 samples per variant), the others run once for their
+    // outputs: the demo stays near 10 minutes on 2 cores (README.md, "What the demo shows").
+    c.timing_images = kDemoTimingImages;
+    c.warmup = kDemoWarmup;
   }
   const CampaignConfig& flags = o.config;
   if (given("--model")) c.model = o.model;
@@ -166,7 +193,7 @@ inline bool resolve_campaign(CampaignOptions& o, const CLI::App& cmd, const std:
   if (c.cache_dir.empty()) c.cache_dir = default_cache_dir();
   c.worker_dir = default_worker_dir();
   o.config = c;
-  return demo;
+  return demo && !given("--model");
 }
 
 }  // namespace deltann::cli

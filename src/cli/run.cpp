@@ -156,8 +156,10 @@ void execute(RunOptions& o, const CLI::App& command) {
 
 void add_run(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
-  CLI::App* run = app.add_subcommand(
-      "run", "run a campaign (no arguments: the demo campaign; FILE: a campaign file)");
+  CLI::App* run =
+      app.add_subcommand("run",
+                         "run a campaign (no arguments: the demo campaign; no --env: the demo's "
+                         "environments on --model/--images; FILE: a campaign file)");
   add_campaign_options(run, options->campaign);
   run->add_option("--db", options->campaign.db, "campaign database (demo: demo.db)");
   run->add_option("--jobs", options->campaign.config.jobs,

@@ -22,8 +22,12 @@ RUN_TIMEOUT_S = 300
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "slow: runs the full default demo campaign (37 variants, 5 of them CUDA, a few minutes); part of the default suite, "
-        "deselect with -m 'not slow'")
+        "slow: runs the demo's 36 variants (5 of them CUDA) on the 9 photos, a few minutes; part "
+        "of the default suite, deselect with -m 'not slow'")
+    # e2e_long (tests/CMakeLists.txt), under the label `long` (scripts/test --long).
+    config.addinivalue_line(
+        "markers", "long: the demo itself on its expanded image set (about 10 minutes); only "
+        "in the long suite")
 
 
 @pytest.fixture(scope="session")
