@@ -130,3 +130,52 @@ def test_run_takes_the_expanded_list(deltann, demo, photo_list, tmp_path):
     assert set(images) == {name for name, _ in read_list_file(out / "images.txt")}
     labels = {row[0]: row[1] for row in query(db, "SELECT key, label FROM images")}
     assert labels == dict(read_list_file(out / "images.txt"))
+
+
+def export_photo_set(out):
+    """The photo set of python/deltann_tools/export_photos.py in `out`; skips without Debian's
+    opencv-doc and scikit-image data, which it copies from."""
+    import subprocess
+    import sys
+
+    from deltann_tools.export_photos import OPENCV_DATA, SKIMAGE_DATA
+    if not (OPENCV_DATA.is_dir() and SKIMAGE_DATA.is_dir()):
+        pytest.skip("opencv-doc or scikit-image's data is not installed")
+    subprocess.run([sys.executable, "-m", "deltann_tools.export_photos", "--out", out],
+                   check=True, capture_output=True, text=True, timeout=120)
+    return out / "images.txt"
+
+
+def test_photo_set_expands_to_over_2000_inputs(deltann, tmp_path):
+    """The photo set: 24 real photos, 18 with an ImageNet label; every one is read by the
+    dataset loader and expanded (here by one fast corruption; 96 per photo with all of them)."""
+    photo_list = export_photo_set(tmp_path / "photos")
+    listed = read_list_file(photo_list)
+    assert len(listed) == 24 and len({name for name, _ in listed}) == 24
+    labelled = {name: label for name, label in listed if label is not None}
+    assert len(labelled) == 18
+    assert labelled["images/chelsea.png"] == 281 and labelled["images/camera.png"] == 872
+    assert 24 * (19 * 5 + 1) >= 2000
+
+    out = tmp_path / "out"
+    r = deltann.run("expand", "--images", photo_list, "-o", out, "--corruptions", "brightness",
+                    "--severities", "1", timeout=300)
+    assert "skipped" not in r.stderr, r.describe()
+    expanded = read_list_file(out / "images.txt")
+    assert len(expanded) == 48
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert {provenance[name]["source"] for name, _ in expanded} == {name for name, _ in listed}
+    # An unlabelled photo's variants stay unlabelled: they count for differences, not accuracy.
+    for name, label in expanded:
+        assert label == dict(listed)[provenance[name]["source"]], name
+
+
+@pytest.mark.long
+def test_photo_set_full_expansion(deltann, tmp_path):
+    """All 19 corruptions at 5 severities: 2,304 inputs (minutes on two cores)."""
+    photo_list = export_photo_set(tmp_path / "photos")
+    out = tmp_path / "out"
+    deltann.run("expand", "--images", photo_list, "-o", out, "--seed", 1, timeout=3600)
+    expanded = read_list_file(out / "images.txt")
+    assert len(expanded) == 24 * 96 >= 2000
+    assert sum(label is not None for _, label in expanded) == 18 * 96
