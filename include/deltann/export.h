@@ -16,16 +16,17 @@ struct Comparison;
 inline constexpr int kExportSchemaVersion = 1;
 
 // The tables of an export. JSON holds all of them; CSV holds one per file.
-enum class ExportTable { variants, pairs, findings, results, unusable_images };
+enum class ExportTable { variants, pairs, shifts, findings, results, unusable_images };
 
-// "variants", "pairs", "findings", "results" or "unusable_images"; nullopt for anything else.
+// "variants", "pairs", "shifts", "findings", "results" or "unusable_images"; nullopt for anything
+// else.
 std::optional<ExportTable> parse_export_table(std::string_view name);
 const char* export_table_name(ExportTable table);
 
 // Writes the JSON document: schema, schema_version, context (the database's meta table, models,
-// image counts, the analysis options), then variants, pairs, findings, unusable_images and results.
-// `comparison` must come from compare_variants of the same campaign (or be empty when only the
-// results are wanted).
+// image counts, the analysis options), then variants, pairs, shifts, findings, unusable_images and
+// results. `comparison` must come from compare_variants of the same campaign (or be empty when only
+// the results are wanted).
 void export_json(const CampaignData& campaign, const Comparison& comparison, std::ostream& out);
 
 // Writes one table as CSV with a header row (RFC 4180 quoting, LF line ends).

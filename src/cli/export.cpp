@@ -79,9 +79,10 @@ void add_export(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"csv", "json"}));
   cmd->add_option("--table", options->table,
-                  "with --format csv: variants, pairs, findings, unusable_images or results "
-                  "(default: results)")
-      ->check(CLI::IsMember({"variants", "pairs", "findings", "unusable_images", "results"}));
+                  "with --format csv: variants, pairs, shifts, findings, unusable_images or "
+                  "results (default: results)")
+      ->check(
+          CLI::IsMember({"variants", "pairs", "shifts", "findings", "unusable_images", "results"}));
   cmd->add_option("-o,--output", options->output, "output file (default: standard output)");
   add_analysis_options(cmd, options->analysis);
   cmd->callback([options] { execute(*options); });

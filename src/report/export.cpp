@@ -52,6 +52,7 @@ std::string knob_text(const std::map<std::string, std::string>& knobs) {
 ojson variant_row(const VariantSummary& v) { return fields_json<ojson>(variant_fields(), v); }
 
 ojson pair_row(const PairSummary& p) { return fields_json<ojson>(pair_fields(), p); }
+ojson shift_row(const ShiftSummary& s) { return fields_json<ojson>(shift_fields(), s); }
 
 ojson unusable_row(const UnusableImage& u) {
   return {{"key", u.key}, {"path", u.path}, {"reason", u.reason}};
@@ -316,6 +317,7 @@ std::string number(double value) { return shortest(value); }
 std::optional<ExportTable> parse_export_table(std::string_view name) {
   if (name == "variants") return ExportTable::variants;
   if (name == "pairs") return ExportTable::pairs;
+  if (name == "shifts") return ExportTable::shifts;
   if (name == "findings") return ExportTable::findings;
   if (name == "results") return ExportTable::results;
   if (name == "unusable_images") return ExportTable::unusable_images;
@@ -328,6 +330,8 @@ const char* export_table_name(ExportTable table) {
       return "variants";
     case ExportTable::pairs:
       return "pairs";
+    case ExportTable::shifts:
+      return "shifts";
     case ExportTable::findings:
       return "findings";
     case ExportTable::results:
@@ -344,6 +348,8 @@ void export_json(const CampaignData& campaign, const Comparison& c, std::ostream
   write_json_array(out, "variants", c.variants,
                    [](const VariantSummary& v, size_t) { return variant_row(v); });
   write_json_array(out, "pairs", c.pairs, [](const PairSummary& p, size_t) { return pair_row(p); });
+  write_json_array(out, "shifts", c.shifts,
+                   [](const ShiftSummary& s, size_t) { return shift_row(s); });
   write_json_array(out, "findings", c.findings,
                    [](const Finding& f, size_t rank) { return finding_row(f, rank); });
   write_json_array(out, "unusable_images", c.unusable_images,
@@ -370,6 +376,11 @@ void export_csv(const CampaignData& campaign, const Comparison& c, ExportTable t
       write_csv_table(
           out, c.pairs, [](const PairSummary& p, size_t) { return pair_row(p); },
           pair_row(PairSummary{}));
+      return;
+    case ExportTable::shifts:
+      write_csv_table(
+          out, c.shifts, [](const ShiftSummary& s, size_t) { return shift_row(s); },
+          shift_row(ShiftSummary{}));
       return;
     case ExportTable::findings:
       write_csv_table(

@@ -334,6 +334,14 @@ TEST_F(ExportFixture, PairsCsv) {
 )csv");
 }
 
+// The shifts table: every rate with its interval's ends as columns of their own.
+TEST_F(ExportFixture, ShiftsCsv) {
+  comparison_.shifts = {{"ort", "opencv", "severity", "3", 4, 1, stats::Interval{0.0063, 0.806}}};
+  EXPECT_EQ(csv(ExportTable::shifts),
+            "a,b,by,shift,images,top1_differences,top1_difference_rate,top1_difference_rate_ci_"
+            "low,top1_difference_rate_ci_high\nort,opencv,severity,3,4,1,0.25,0.0063,0.806\n");
+}
+
 TEST_F(ExportFixture, FindingsCsv) {
   EXPECT_EQ(csv(ExportTable::findings),
             R"csv(rank,kind,severity,title,evidence,variants,images,reproduce
@@ -453,8 +461,8 @@ TEST(ExportFormat, NumbersRoundTrip) {
 }
 
 TEST(ExportTables, Names) {
-  for (ExportTable t : {ExportTable::variants, ExportTable::pairs, ExportTable::findings,
-                        ExportTable::results, ExportTable::unusable_images})
+  for (ExportTable t : {ExportTable::variants, ExportTable::pairs, ExportTable::shifts,
+                        ExportTable::findings, ExportTable::results, ExportTable::unusable_images})
     EXPECT_EQ(parse_export_table(export_table_name(t)), t);
   EXPECT_FALSE(parse_export_table("images").has_value());
 }
