@@ -255,6 +255,7 @@ TEST_F(ExportFixture, JsonDocument) {
      "speed_ratio_ci_high": 1.5, "p_value": 0.03125, "p_adjusted": 0.0625, "significant": false,
      "differing_images": ["a,\"b\"\nc.jpg"]}
   ],
+  "shifts": [],
   "findings": [
     {"rank": 1, "kind": "failure", "severity": 2,
      "title": "opencv:opt=on,device=cpu,threads=1 failed",
