@@ -54,7 +54,7 @@ TEST(Provenance, RowsForTheStoredImagesItNames) {
 
 TEST(Provenance, MalformedRecordsAreErrorsNamingTheImageAndField) {
   const auto error_of = [](const std::string& text) {
-    return test::message_of([&] { provenance_rows(json::parse(text), images({"a.png"})); });
+    return test::message_of<Error>([&] { provenance_rows(json::parse(text), images({"a.png"})); });
   };
   EXPECT_TRUE(test::Contains(error_of("[]"), "not a JSON object"));
   EXPECT_TRUE(test::Contains(error_of(R"({"a.png": 3})"), "a.png is not an object"));
