@@ -62,6 +62,9 @@ struct CampaignData {
   std::vector<CampaignVariant> variants;    // in id order
   std::vector<StoredFailure> failures;      // in the order they were recorded
   std::vector<StoredLocalization> localizations;
+  // Where each image of an expanded set came from (table image_provenance), by image id; empty
+  // for a campaign over other images.
+  std::map<int64_t, StoredProvenance> provenance;
   // One core's peak as `deltann run` measured it (meta `cpu_peak`); nullopt for a campaign of an
   // older deltann, or when the value cannot be read (then `problems` says so).
   std::optional<CpuPeak> cpu_peak;

@@ -130,6 +130,19 @@ struct PairSummary {
   bool significant = false;  // p_adjusted < alpha and the interval excludes 1
 };
 
+// A pair's top-1 label differences over the images of one natural shift of an expanded set
+// (`deltann expand`; docs/ANALYSIS.md, "Differences by transform"): the images of one transform,
+// or of one severity. Made only for the images with stored provenance.
+struct ShiftSummary {
+  std::string a, b;   // the pair (PairSummary::a, b)
+  std::string by;     // "transform" or "severity"
+  std::string shift;  // the transform ("original", "fog", ...) or the severity ("original", "1"...)
+  int images = 0;     // images of this shift that both variants ran
+  int top1_differences = 0;
+  std::optional<stats::Interval> top1_difference_ci;  // at the options' confidence
+  double top1_difference_rate() const;
+};
+
 // What a finding is about (docs/ANALYSIS.md, "Findings").
 enum class FindingKind {
   failure,
@@ -168,6 +181,9 @@ struct Comparison {
   std::vector<std::string> warnings;
   std::vector<VariantSummary> variants;
   std::vector<PairSummary> pairs;  // every pair of one model with an image in common, a before b
+  // Per pair (in the order of `pairs`), by transform and then by severity, when the campaign
+  // holds provenance (an expanded set); empty otherwise.
+  std::vector<ShiftSummary> shifts;
   int labelled_images = 0;
   std::vector<UnusableImage> unusable_images;  // in database order
   std::vector<Finding> findings;               // ranked, most severe first

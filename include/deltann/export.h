@@ -20,6 +20,7 @@ inline constexpr int kExportSchemaVersion = 1;
 enum class ExportTable {
   variants,
   pairs,
+  shifts,
   findings,
   results,
   unusable_images,
@@ -27,16 +28,16 @@ enum class ExportTable {
   study_timing
 };
 
-// "variants", "pairs", "findings", "results", "unusable_images", "study_labels" or
+// "variants", "pairs", "shifts", "findings", "results", "unusable_images", "study_labels" or
 // "study_timing"; nullopt for anything else.
 std::optional<ExportTable> parse_export_table(std::string_view name);
 const char* export_table_name(ExportTable table);
 
 // Writes the JSON document: schema, schema_version, context (the database's meta table, models,
-// image counts, the analysis options), then variants, pairs, findings, unusable_images, the study
-// tables (study_labels, study_timing: deltann/study_tables.h, made with `study`) and results.
-// `comparison` must come from compare_variants of the same campaign (or be empty when only the
-// results are wanted).
+// image counts, the analysis options), then variants, pairs, shifts, findings, unusable_images,
+// the study tables (study_labels, study_timing: deltann/study_tables.h, made with `study`) and
+// results. `comparison` must come from compare_variants of the same campaign (or be empty when
+// only the results are wanted).
 void export_json(const CampaignData& campaign, const Comparison& comparison, std::ostream& out,
                  const StudyOptions& study);
 void export_json(const CampaignData& campaign, const Comparison& comparison, std::ostream& out);

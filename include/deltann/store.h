@@ -22,7 +22,7 @@ class Database;
 
 namespace deltann {
 
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
 
 // Written into the SQLite header of every database deltann creates (`PRAGMA application_id`,
 // "DLTN"), so that deltann recognises its own files and never writes into another program's.
@@ -93,6 +93,20 @@ struct StoredFailure {
   std::string message;
 };
 
+// Where an image of an expanded set came from: `deltann expand`'s provenance.json record, stored
+// with the image when a campaign runs over the set (docs/DATASETS.md, "Expanding photos").
+struct StoredProvenance {
+  int64_t image_id = 0;
+  std::string source;                // the source photo's key in the dataset it was expanded from
+  std::string source_sha256;         // of the source photo's file
+  std::string transform;             // "original", or the corruption ("fog", ...)
+  std::string family;                // the corruption's family ("weather", ...); "" for an original
+  std::optional<int> severity;       // 1 to 5; none for an original
+  std::optional<int64_t> seed;       // `expand --seed`
+  std::optional<int64_t> call_seed;  // the seed of this one corruption call
+  std::string record;  // the whole record as JSON: source path, library version and all
+};
+
 // One `deltann localize` result kept with the campaign (the --db form), for `deltann report`.
 struct StoredLocalization {
   int64_t id = 0;
@@ -145,6 +159,8 @@ class Store {
   void record_build(int64_t variant_id, int64_t compile_ns, const std::string& build_json);
   void record_failure(const StoredFailure& failure);
   int64_t add_localization(const StoredLocalization& localization);  // returns its id
+  // Stores (or replaces) the provenance of these images, in one transaction.
+  void set_provenance(const std::vector<StoredProvenance>& rows);
   // Buffered; written when the batch is full or on flush().
   void add_result(StoredResult result);
   void flush();
@@ -164,6 +180,7 @@ class Store {
   bool has_results() const;  // whether any result is stored (committed or pending)
   std::set<int64_t> images_with_results() const;  // of any variant
   std::vector<StoredLocalization> localizations() const;
+  std::vector<StoredProvenance> provenance() const;  // in image id order
   // Results of one variant ordered by image id; `with_output` also loads the full vectors.
   std::vector<StoredResult> results(int64_t variant_id, bool with_output) const;
   // The same, one at a time: `visit` gets each row in a reused object (move out what it keeps),

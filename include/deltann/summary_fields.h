@@ -1,4 +1,5 @@
-// The fields of the summary rows (one per variant, one per pair), declared once: name, heading,
+// The fields of the summary rows (one per variant, one per pair, one per pair and natural shift of
+// an expanded set), declared once: name, heading,
 // unit, format, description and how to read the value. Every output is driven by these tables —
 // `compare --json`, the export's JSON and CSV, the terminal tables of `compare` and the HTML
 // report's tables — so a new metric is one entry here plus its computation in compare.cpp.
@@ -50,14 +51,17 @@ struct Field {
 
 using VariantField = Field<VariantSummary>;
 using PairField = Field<PairSummary>;
+using ShiftField = Field<ShiftSummary>;
 
 // In the order of the export's columns.
 const std::vector<VariantField>& variant_fields();
 const std::vector<PairField>& pair_fields();
+const std::vector<ShiftField>& shift_fields();
 
 // The entry named `name`; throws std::out_of_range for an unknown name (a programming error).
 const VariantField& variant_field(std::string_view name);
 const PairField& pair_field(std::string_view name);
+const ShiftField& shift_field(std::string_view name);
 
 // The value as people read it (terminal and HTML): "-" when absent, "NaN", "inf", "-inf".
 std::string format_value(FieldFormat format, const FieldValue& value);
@@ -76,6 +80,8 @@ std::string format_with_interval(const Field<Row>& field, const Row& row) {
   const std::vector<Field<Row>>* table = nullptr;
   if constexpr (std::is_same_v<Row, VariantSummary>)
     table = &variant_fields();
+  else if constexpr (std::is_same_v<Row, ShiftSummary>)
+    table = &shift_fields();
   else
     table = &pair_fields();
   const auto& fields = *table;

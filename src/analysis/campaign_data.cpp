@@ -98,6 +98,7 @@ CampaignData load_campaign(const Store& store, const CampaignLoadOptions& option
   c.images = store.images();
   c.failures = store.failures();
   c.localizations = store.localizations();
+  for (auto& row : store.provenance()) c.provenance[row.image_id] = std::move(row);
   const bool several_models = c.models.size() > 1;
   std::vector<double> scratch;
   for (auto& stored : store.variants()) {

@@ -87,6 +87,59 @@ VariantSummary summarise_variant(const CampaignVariant& variant,
   return s;
 }
 
+// Whether two results of one image name different top-1 classes (a missing top-1 counts as one).
+bool top1_differs(const CampaignResult& a, const CampaignResult& b) {
+  return a.top_ids.empty() || b.top_ids.empty() || a.top_ids[0] != b.top_ids[0];
+}
+
+// The shifts an image belongs to, by transform and by severity, from its provenance.
+std::pair<std::string, std::string> shifts_of(const StoredProvenance& p) {
+  return {p.transform, p.severity ? std::to_string(*p.severity) : p.transform};
+}
+
+// The pair's top-1 differences per transform and per severity, over the images with provenance
+// that both ran. Transforms in name order after the originals; severities "original", "1" to "5".
+std::vector<ShiftSummary> shift_differences(const PairSummary& pair,
+                                            const std::vector<CampaignResult>& a,
+                                            const std::vector<CampaignResult>& b,
+                                            const std::map<int64_t, StoredProvenance>& provenance,
+                                            const AnalysisOptions& options) {
+  struct ShiftCount {
+    std::string name;
+    int images = 0, differences = 0;
+  };
+  // Keyed for their order: "original" first (a leading space), then the names or severities.
+  std::map<std::string, ShiftCount> by_transform, by_severity;
+  const auto count = [](std::map<std::string, ShiftCount>& groups, const std::string& shift,
+                        bool differs) {
+    ShiftCount& group = groups[shift == "original" ? " " : shift];
+    group.name = shift;
+    ++group.images;
+    group.differences += differs ? 1 : 0;
+  };
+  auto it = b.begin();
+  for (const auto& ra : a) {
+    while (it != b.end() && it->image_id < ra.image_id) ++it;
+    if (it == b.end()) break;
+    if (it->image_id != ra.image_id) continue;
+    const auto found = provenance.find(ra.image_id);
+    if (found == provenance.end()) continue;
+    const auto [transform, severity] = shifts_of(found->second);
+    const bool differs = top1_differs(ra, *it);
+    count(by_transform, transform, differs);
+    count(by_severity, severity, differs);
+  }
+  std::vector<ShiftSummary> shifts;
+  const auto add = [&](const char* by, const std::map<std::string, ShiftCount>& groups) {
+    for (const auto& [key, group] : groups)
+      shifts.push_back({pair.a, pair.b, by, group.name, group.images, group.differences,
+                        stats::rate_interval(group.differences, group.images, options.confidence)});
+  };
+  add("transform", by_transform);
+  add("severity", by_severity);
+  return shifts;
+}
+
 // Label and numeric metrics over the images both variants ran.
 void compare_outputs(PairSummary& p, const std::vector<CampaignResult>& a,
                      const std::vector<CampaignResult>& b,
@@ -105,7 +158,7 @@ void compare_outputs(PairSummary& p, const std::vector<CampaignResult>& a,
     if (it->image_id != image) continue;
     const auto& rb = *it;
     ++p.images;
-    if (ra.top_ids.empty() || rb.top_ids.empty() || ra.top_ids[0] != rb.top_ids[0]) {
+    if (top1_differs(ra, rb)) {
       ++p.top1_differences;
       p.differing_images.push_back(keys.at(image));
       const double gap_a = metrics::top2_relative_gap(ra.top_scores, kind);
@@ -254,6 +307,10 @@ double PairSummary::top1_difference_rate() const {
   return images == 0 ? 0.0 : static_cast<double>(top1_differences) / images;
 }
 
+double ShiftSummary::top1_difference_rate() const {
+  return images == 0 ? 0.0 : static_cast<double>(top1_differences) / images;
+}
+
 double PairSummary::top5_difference_rate() const {
   return images == 0 ? 0.0 : static_cast<double>(top5_differences) / images;
 }
@@ -336,6 +393,7 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
             ? OutputKind::Logits
             : campaign.models[static_cast<size_t>(variants[a].model - 1)].output_kind);
   std::vector<PairSummary> done(jobs.size());
+  std::vector<std::vector<ShiftSummary>> done_shifts(jobs.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t j; (j = next++) < jobs.size();) {
@@ -345,6 +403,9 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
       p.b = c.variants[b].env;
       compare_outputs(p, variants[a].results, variants[b].results, keys, job_kind[j], options);
       if (p.images == 0) continue;
+      if (!campaign.provenance.empty())
+        done_shifts[j] = shift_differences(p, variants[a].results, variants[b].results,
+                                           campaign.provenance, options);
       p.axis = axis_between(variants[a].stored.env, variants[b].stored.env);
       compare_timing(p, variants[a].samples_ms, variants[b].samples_ms, options);
     }
@@ -356,8 +417,11 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
   for (unsigned t = 1; t < n; ++t) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
-  for (auto& p : done)
-    if (p.images > 0) c.pairs.push_back(std::move(p));
+  for (size_t j = 0; j < done.size(); ++j) {
+    if (done[j].images == 0) continue;
+    c.pairs.push_back(std::move(done[j]));
+    for (auto& shift : done_shifts[j]) c.shifts.push_back(std::move(shift));
+  }
   decide_significance(c.pairs, options);
 
   FindingContext context;

@@ -83,6 +83,10 @@ nlohmann::json pair_json(const PairSummary& p) {
   return fields_json<nlohmann::json>(pair_fields(), p);
 }
 
+nlohmann::json shift_json(const ShiftSummary& s) {
+  return fields_json<nlohmann::json>(shift_fields(), s);
+}
+
 template <typename T, typename ToJson>
 nlohmann::json json_array(const std::vector<T>& items, ToJson element) {
   nlohmann::json array = nlohmann::json::array();
@@ -96,7 +100,7 @@ nlohmann::json models_json(const Comparison& c) {
   return models;
 }
 
-// Every member of the document but the four arrays that grow with the campaign.
+// Every member of the document but the five arrays that grow with the campaign.
 nlohmann::json small_members(const Comparison& c) {
   return {{"schema", "deltann.compare"},
           {"schema_version", 3},
@@ -142,6 +146,7 @@ nlohmann::json to_json(const Comparison& c) {
   j["unusable_images"] = json_array(c.unusable_images, unusable_json);
   j["variants"] = json_array(c.variants, variant_json);
   j["pairs"] = json_array(c.pairs, pair_json);
+  j["shifts"] = json_array(c.shifts, shift_json);
   j["findings"] = json_array(c.findings, [](const Finding& f) { return to_json(f); });
   return j;
 }
@@ -154,6 +159,7 @@ void write_json(const Comparison& c, std::ostream& out) {
       {"unusable_images", [&] { write_array(out, c.unusable_images, unusable_json); }},
       {"variants", [&] { write_array(out, c.variants, variant_json); }},
       {"pairs", [&] { write_array(out, c.pairs, pair_json); }},
+      {"shifts", [&] { write_array(out, c.shifts, shift_json); }},
       {"findings",
        [&] { write_array(out, c.findings, [](const Finding& f) { return to_json(f); }); }}};
   std::map<std::string, const nlohmann::json*> members;
@@ -180,6 +186,7 @@ namespace {
 
 constexpr size_t kPairsShown = 15;
 constexpr size_t kFindingsShown = 10;
+constexpr size_t kShiftsShown = 20;
 
 // Columns a text takes on a terminal: one per character (UTF-8 continuation bytes take none).
 size_t columns(std::string_view text) {
@@ -434,6 +441,42 @@ void print_worst_pairs(const Comparison& c, const std::map<std::string, size_t>&
        " ", " ", width);
 }
 
+// The pairs' top-1 differences by transform and by severity, for a campaign over an expanded set:
+// only the rows with a difference (a shift where two variants always agree says nothing new), at
+// most kShiftsShown of them; the count of what is left out is printed, and --json has every row.
+void print_shifts(const Comparison& c, const std::map<std::string, size_t>& index,
+                  std::ostream& out, size_t width) {
+  if (c.shifts.empty()) return;
+  std::vector<const ShiftSummary*> differing;
+  for (const auto& s : c.shifts)
+    if (s.top1_differences > 0) differing.push_back(&s);
+  out << "\nTop-1 differences by transform and severity (expanded set; variants numbered as "
+         "below)\n";
+  if (differing.empty()) {
+    out << " none: every pair agrees on every transform and severity\n";
+    return;
+  }
+  const size_t shown = std::min(differing.size(), kShiftsShown);
+  const std::vector<const ShiftSummary*> rows(differing.begin(),
+                                              differing.begin() + static_cast<ptrdiff_t>(shown));
+  std::vector<Column> table;
+  Column pair{"pair", false, {}};
+  for (const ShiftSummary* s : rows)
+    pair.cells.push_back(std::to_string(index.at(s->a)) + "-" + std::to_string(index.at(s->b)));
+  table.push_back(pair);
+  for (const char* name : {"by", "shift", "top1_differences", "images", "top1_difference_rate"})
+    table.push_back(field_column(shift_field(name), rows));
+  print_table(out, table, width);
+  wrap(out,
+       "(" + std::to_string(c.shifts.size() - differing.size()) + " of " +
+           std::to_string(c.shifts.size()) + " pair x shift rows without a difference not shown" +
+           (differing.size() > shown
+                ? "; " + std::to_string(differing.size() - shown) + " more with differences"
+                : std::string()) +
+           "; all in --json and deltann export --table shifts)",
+       " ", " ", width);
+}
+
 void print_variants(const Comparison& c, std::ostream& out, size_t width) {
   out << "\nVariants (" << c.labelled_images << " labelled images)\n";
   const size_t number_width = std::to_string(c.variants.size()).size() + 1;
@@ -530,6 +573,7 @@ void print_comparison(const Comparison& c, std::ostream& out, const TerminalOpti
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < c.variants.size(); ++i) index[c.variants[i].env] = i + 1;
   print_worst_pairs(c, index, out, width);
+  print_shifts(c, index, out, width);
   print_variants(c, out, width);
   print_unusable(c, out);
   if (c.variants.size() < 2) return;

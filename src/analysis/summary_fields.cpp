@@ -204,6 +204,31 @@ const std::vector<PairField> kPairFields = {
      [](const PairSummary& p) { return FieldValue(p.differing_images); }},
 };
 
+const std::vector<ShiftField> kShiftFields = {
+    {"a", "A", "", F::text, "the first environment of the pair",
+     [](const ShiftSummary& s) { return FieldValue(s.a); }},
+    {"b", "B", "", F::text, "the second environment",
+     [](const ShiftSummary& s) { return FieldValue(s.b); }},
+    {"by", "by", "", F::text, "transform or severity: how the images are grouped",
+     [](const ShiftSummary& s) { return FieldValue(s.by); }},
+    {"shift", "shift", "", F::text,
+     "the transform (original, fog, ...) or the severity (original, 1 to 5)",
+     [](const ShiftSummary& s) { return FieldValue(s.shift); }},
+    {"images", "images", "count", F::count, "images of the shift both have a result for",
+     [](const ShiftSummary& s) { return count(s.images); }},
+    {"top1_differences", "top-1 diffs", "count", F::count,
+     "images of the shift whose top-1 class differs",
+     [](const ShiftSummary& s) { return count(s.top1_differences); }},
+    {"top1_difference_rate", "top-1 diff", "fraction", F::percent, "top1_differences / images",
+     [](const ShiftSummary& s) { return FieldValue(s.top1_difference_rate()); }},
+    {"top1_difference_rate_ci_low", "top-1 diff CI low", "fraction", F::percent,
+     "low end of the Clopper-Pearson interval of top1_difference_rate at `confidence`",
+     [](const ShiftSummary& s) { return low(s.top1_difference_ci); }},
+    {"top1_difference_rate_ci_high", "top-1 diff CI high", "fraction", F::percent,
+     "high end of the interval of top1_difference_rate",
+     [](const ShiftSummary& s) { return high(s.top1_difference_ci); }},
+};
+
 template <typename Row>
 const Field<Row>& find_field(const std::vector<Field<Row>>& fields, std::string_view name) {
   for (const auto& field : fields)
@@ -240,11 +265,13 @@ std::string format_number(FieldFormat format, double v) {
 
 const std::vector<VariantField>& variant_fields() { return kVariantFields; }
 const std::vector<PairField>& pair_fields() { return kPairFields; }
+const std::vector<ShiftField>& shift_fields() { return kShiftFields; }
 
 const VariantField& variant_field(std::string_view name) {
   return find_field(kVariantFields, name);
 }
 const PairField& pair_field(std::string_view name) { return find_field(kPairFields, name); }
+const ShiftField& shift_field(std::string_view name) { return find_field(kShiftFields, name); }
 
 std::string format_value(FieldFormat format, const FieldValue& value) {
   struct Visitor {

@@ -83,10 +83,10 @@ void add_export(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"csv", "json"}));
   cmd->add_option("--table", options->table,
-                  "with --format csv: variants, pairs, findings, unusable_images, study_labels, "
-                  "study_timing or results (default: results)")
-      ->check(CLI::IsMember({"variants", "pairs", "findings", "unusable_images", "study_labels",
-                             "study_timing", "results"}));
+                  "with --format csv: variants, pairs, shifts, findings, unusable_images, "
+                  "study_labels, study_timing or results (default: results)")
+      ->check(CLI::IsMember({"variants", "pairs", "shifts", "findings", "unusable_images",
+                             "study_labels", "study_timing", "results"}));
   cmd->add_option("--baseline", options->study.baselines,
                   "environment each model's variants are compared with in the study tables "
                   "(repeatable: the first that names a variant of the model; default: the model's "

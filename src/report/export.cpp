@@ -53,6 +53,7 @@ std::string knob_text(const std::map<std::string, std::string>& knobs) {
 ojson variant_row(const VariantSummary& v) { return fields_json<ojson>(variant_fields(), v); }
 
 ojson pair_row(const PairSummary& p) { return fields_json<ojson>(pair_fields(), p); }
+ojson shift_row(const ShiftSummary& s) { return fields_json<ojson>(shift_fields(), s); }
 
 ojson study_label_row(const StudyLabelRow& r) {
   return fields_json<ojson>(study_label_fields(), r);
@@ -325,6 +326,7 @@ std::string number(double value) { return shortest(value); }
 std::optional<ExportTable> parse_export_table(std::string_view name) {
   if (name == "variants") return ExportTable::variants;
   if (name == "pairs") return ExportTable::pairs;
+  if (name == "shifts") return ExportTable::shifts;
   if (name == "findings") return ExportTable::findings;
   if (name == "results") return ExportTable::results;
   if (name == "unusable_images") return ExportTable::unusable_images;
@@ -339,6 +341,8 @@ const char* export_table_name(ExportTable table) {
       return "variants";
     case ExportTable::pairs:
       return "pairs";
+    case ExportTable::shifts:
+      return "shifts";
     case ExportTable::findings:
       return "findings";
     case ExportTable::results:
@@ -365,6 +369,8 @@ void export_json(const CampaignData& campaign, const Comparison& c, std::ostream
   write_json_array(out, "variants", c.variants,
                    [](const VariantSummary& v, size_t) { return variant_row(v); });
   write_json_array(out, "pairs", c.pairs, [](const PairSummary& p, size_t) { return pair_row(p); });
+  write_json_array(out, "shifts", c.shifts,
+                   [](const ShiftSummary& s, size_t) { return shift_row(s); });
   write_json_array(out, "findings", c.findings,
                    [](const Finding& f, size_t rank) { return finding_row(f, rank); });
   write_json_array(out, "unusable_images", c.unusable_images,
@@ -412,6 +418,11 @@ void export_csv(const CampaignData& campaign, const Comparison& c, ExportTable t
       write_csv_table(
           out, c.pairs, [](const PairSummary& p, size_t) { return pair_row(p); },
           pair_row(PairSummary{}));
+      return;
+    case ExportTable::shifts:
+      write_csv_table(
+          out, c.shifts, [](const ShiftSummary& s, size_t) { return shift_row(s); },
+          shift_row(ShiftSummary{}));
       return;
     case ExportTable::findings:
       write_csv_table(

@@ -546,7 +546,8 @@ void write_heatmap(const Context& ctx, std::ostream& out) {
                 "%);color:" + (lightness < 62 ? "#fff" : "#1d2430");
       }
       out << "<td style=\"" << style << "\" title=\"#" << i + 1 << " vs #" << j + 1 << ": "
-          << percent(rate) << "\">" << p.top1_differences << "/" << p.images << "</td>";
+          << html_escape(format_with_interval(pair_field("top1_difference_rate"), p)) << "\">"
+          << p.top1_differences << "/" << p.images << "</td>";
     }
     out << "</tr>\n";
   }
@@ -703,6 +704,53 @@ nlohmann::json localization_series(const Context& ctx) {
           j.value("options", nlohmann::json::object()).value("threshold", nlohmann::json())}});
   }
   return out;
+}
+
+// For a campaign over an expanded set: each pair's top-1 differences by severity and by transform,
+// every rate with its interval. Only the pairs with a difference get a table (one where two
+// variants always agree would be rows of zeros); the others are counted.
+void write_shifts(const Context& ctx, std::ostream& out) {
+  if (ctx.c.shifts.empty()) return;
+  std::vector<std::pair<std::string, std::string>> pairs;  // in the comparison's order
+  std::map<std::pair<std::string, std::string>, std::vector<const ShiftSummary*>> rows;
+  for (const auto& s : ctx.c.shifts) {
+    auto& of_pair = rows[{s.a, s.b}];
+    if (of_pair.empty()) pairs.emplace_back(s.a, s.b);
+    of_pair.push_back(&s);
+  }
+  std::erase_if(pairs, [&](const auto& pair) {
+    const auto& of_pair = rows[pair];
+    return std::none_of(of_pair.begin(), of_pair.end(),
+                        [](const ShiftSummary* s) { return s->top1_differences > 0; });
+  });
+  const size_t agreeing = rows.size() - pairs.size();
+  out << "<section id=\"shifts\"><h2>Label differences by transform and severity</h2>\n"
+         "<p class=\"note\">The images are an expanded set (<code>deltann expand</code>): each "
+         "photo, and its corruptions at severities 1 to 5. Per pair, the top-1 difference rate "
+         "over the images of each severity and of each transform, with its "
+      << percent(ctx.c.options.confidence) << " Clopper-Pearson interval. "
+      << (agreeing == 0
+              ? std::string()
+              : std::to_string(agreeing) + (agreeing == 1 ? " pair agrees" : " pairs agree") +
+                    " on every image and is not shown. ")
+      << "</p>\n";
+  const auto field = [](const char* name) { return shift_field(name); };
+  for (const auto& pair : pairs) {
+    out << "<h3>" << variant_ref(ctx, pair.first) << " vs " << variant_ref(ctx, pair.second)
+        << "</h3>\n<div class=\"scroll\"><table>\n<tr>" << field_th(field("by"))
+        << field_th(field("shift")) << field_th(field("images"))
+        << field_th(field("top1_differences")) << field_th(field("top1_difference_rate"))
+        << "</tr>\n";
+    for (const ShiftSummary* s : rows[pair]) {
+      out << "<tr" << (s->top1_differences > 0 ? " class=\"flip\"" : "") << ">";
+      for (const char* name : {"by", "shift", "images", "top1_differences", "top1_difference_rate"})
+        out << "<td" << (field(name).format == FieldFormat::text ? "" : " class=\"n\"") << ">"
+            << field_html(field(name), *s) << "</td>";
+      out << "</tr>\n";
+    }
+    out << "</table></div>\n";
+  }
+  out << "</section>\n";
 }
 
 void write_localizations(const Context& ctx, std::ostream& out) {
@@ -1112,7 +1160,9 @@ void write_html_report(const CampaignData& campaign, const Comparison& compariso
       << "<pre id=\"js-errors\" hidden></pre>\n<header class=\"top\"><h1>" << html_escape(title)
       << "</h1><nav><a href=\"#summary\">Summary</a><a href=\"#findings\">Findings</a>"
          "<a href=\"#variants\">Variants</a><a href=\"#heatmap\">Label differences</a>"
-         "<a href=\"#axes\">Pairs by axis</a><a href=\"#timing\">Timing</a>"
+         "<a href=\"#axes\">Pairs by axis</a>"
+      << (comparison.shifts.empty() ? "" : "<a href=\"#shifts\">By transform</a>")
+      << "<a href=\"#timing\">Timing</a>"
          "<a href=\"#study\">Study tables</a>"
          "<a href=\"#localizations\">Localisations</a>"
          "<a href=\"#gallery\">Disagreeing images</a><a href=\"#unusable\">Unusable images</a>"
@@ -1123,6 +1173,7 @@ void write_html_report(const CampaignData& campaign, const Comparison& compariso
   write_variants(ctx, out);
   write_heatmap(ctx, out);
   write_axes(ctx, out);
+  write_shifts(ctx, out);
   write_timing(ctx, out);
   write_study(ctx, out);
   write_localizations(ctx, out);

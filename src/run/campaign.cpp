@@ -36,6 +36,7 @@
 #include "locked_store.h"
 #include "peak_benchmark.h"
 #include "planner.h"
+#include "provenance.h"
 #include "timing_sample.h"
 #include "variant_runner.h"
 
@@ -720,6 +721,7 @@ CampaignOutcome run_campaign(const CampaignConfig& config, CampaignObserver& eve
   PreprocessCache cache(config.cache_dir);
   for (const auto& note : dataset.notes) events.on_note("note: " + note);
   std::vector<ReadyImage> ready = prepare_images(dataset, spec, store, cache, events, outcome);
+  record_expanded_provenance(dataset, store, events);
   choose_timed_images(ready, store, config, slice, events, outcome);
   events.on_images_ready({outcome.images_ok, outcome.images_bad});
   std::vector<Job> jobs = remaining_jobs(variants, ready, model_id, store, config, events, outcome);

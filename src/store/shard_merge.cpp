@@ -174,6 +174,13 @@ void merge_attached(SQLite::Database& db, const ShardDatabase& shard, MergeOutco
   exec(db,
        "INSERT INTO main.localizations(env_a, env_b, image_key, json, recorded_at) SELECT env_a, "
        "env_b, image_key, json, recorded_at FROM shard.localizations ORDER BY id");
+  // Every shard of an expanded set records the provenance of its images (all of the set's that
+  // it read); an image's provenance is kept once.
+  exec(db,
+       "INSERT OR IGNORE INTO main.image_provenance(image_id, source, source_sha256, transform, "
+       "family, severity, seed, call_seed, record) SELECT im.new, p.source, p.source_sha256, "
+       "p.transform, p.family, p.severity, p.seed, p.call_seed, p.record FROM "
+       "shard.image_provenance p JOIN image_map im ON im.old = p.image_id ORDER BY p.image_id");
 }
 
 }  // namespace

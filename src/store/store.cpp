@@ -13,13 +13,14 @@
 namespace deltann {
 namespace {
 
-// Version 7. Earlier versions: 1 lacked results.nonfinite and results.repeat_max_abs_diff, 2
+// Version 8. Earlier versions: 1 lacked results.nonfinite and results.repeat_max_abs_diff, 2
 // variants.compile_ns and variants.build_json, 3 the localizations table, 4 models.spec_source and
 // models.recorded_at (and had one model per (sha256, path), so that a changed spec overwrote the
 // spec of the results already stored), 5 images.duplicate_of and images.timed (every image was
-// timed), 6 models.flops. Vectors of numbers are stored as little-endian blobs (float32 scores
-// and outputs, int64 nanosecond samples), so NaN and Inf survive; top-K ids as JSON text,
-// readable in the sqlite3 shell. docs/STORAGE.md describes every column.
+// timed), 6 models.flops, 7 the image_provenance table. Vectors of numbers are stored as
+// little-endian blobs (float32 scores and outputs, int64 nanosecond samples), so NaN and Inf
+// survive; top-K ids as JSON text, readable in the sqlite3 shell. docs/STORAGE.md describes every
+// column.
 //
 // A model's identity (sha256 + spec_json) is enforced by Store::ensure_model, not by a UNIQUE
 // constraint: files migrated from version 4 may hold one model under two paths.
@@ -51,6 +52,10 @@ CREATE TABLE IF NOT EXISTS failures(
 CREATE TABLE IF NOT EXISTS localizations(
   id INTEGER PRIMARY KEY, env_a TEXT NOT NULL, env_b TEXT NOT NULL, image_key TEXT NOT NULL,
   json TEXT NOT NULL, recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS image_provenance(
+  image_id INTEGER PRIMARY KEY REFERENCES images(id), source TEXT NOT NULL,
+  source_sha256 TEXT NOT NULL, transform TEXT NOT NULL, family TEXT NOT NULL DEFAULT '',
+  severity INTEGER, seed INTEGER, call_seed INTEGER, record TEXT NOT NULL);
 )sql";
 
 // A blob column into a vector, reusing the vector's buffer when it is large enough.
@@ -304,6 +309,8 @@ void Store::migrate(int from) {
           "value NOT LIKE '%timing_images=%'");
     }
     if (from < 7) add_column("models", "flops", "INTEGER");  // unknown for the stored models
+    // Version 8's image_provenance table comes with kSchema above, empty: older campaigns did not
+    // record where their images came from.
     if (db_->execAndGet("SELECT count(*) FROM pragma_foreign_key_check").getInt() != 0)
       throw Error("foreign keys broken by the migration");
     if (mode_ == StoreMode::ReadWrite)
@@ -647,6 +654,51 @@ std::vector<StoredLocalization> Store::localizations() const {
                    q.getColumn(2).getString(), q.getColumn(3).getString(),
                    q.getColumn(4).getString(), q.getColumn(5).getString()});
   return out;
+}
+
+void Store::set_provenance(const std::vector<StoredProvenance>& rows) {
+  require_writable("record provenance");
+  SQLite::Transaction tx(*db_);
+  SQLite::Statement q(*db_,
+                      "INSERT OR REPLACE INTO image_provenance(image_id, source, source_sha256, "
+                      "transform, family, severity, seed, call_seed, record) VALUES "
+                      "(?,?,?,?,?,?,?,?,?)");
+  for (const auto& row : rows) {
+    q.bind(1, row.image_id);
+    q.bind(2, row.source);
+    q.bind(3, row.source_sha256);
+    q.bind(4, row.transform);
+    q.bind(5, row.family);
+    bind_optional(q, 6, row.severity ? std::optional<int64_t>(*row.severity) : std::nullopt);
+    bind_optional(q, 7, row.seed);
+    bind_optional(q, 8, row.call_seed);
+    q.bind(9, row.record);
+    q.exec();
+    q.reset();
+  }
+  tx.commit();
+}
+
+std::vector<StoredProvenance> Store::provenance() const {
+  std::vector<StoredProvenance> rows;
+  SQLite::Statement q(*db_,
+                      "SELECT image_id, source, source_sha256, transform, family, severity, seed, "
+                      "call_seed, record FROM image_provenance ORDER BY image_id");
+  while (q.executeStep()) {
+    StoredProvenance row;
+    row.image_id = q.getColumn(0).getInt64();
+    row.source = q.getColumn(1).getString();
+    row.source_sha256 = q.getColumn(2).getString();
+    row.transform = q.getColumn(3).getString();
+    row.family = q.getColumn(4).getString();
+    if (const auto severity = optional_int(q.getColumn(5)))
+      row.severity = static_cast<int>(*severity);
+    row.seed = optional_int(q.getColumn(6));
+    row.call_seed = optional_int(q.getColumn(7));
+    row.record = q.getColumn(8).getString();
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
 
 bool Store::has_results() const {

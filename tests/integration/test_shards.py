@@ -74,8 +74,19 @@ def comparable(summary, *dbs):
     return strip(summary)
 
 
+def write_provenance(listing):
+    """A provenance.json beside the list, as `deltann expand` writes one: each image as the
+    'fog' variant of a source, severities 1, 2, 3, ... in list order."""
+    keys = [line.split()[0] for line in listing.read_text().splitlines()]
+    records = {key: {"source": f"src{i}.jpg", "source_sha256": f"{i:064x}", "transform": "fog",
+                     "family": "weather", "severity": i % 5 + 1, "seed": 1, "call_seed": 100 + i}
+               for i, key in enumerate(dict.fromkeys(keys))}
+    (listing.parent / "provenance.json").write_text(json.dumps(records))
+
+
 def test_sharded_campaign_equals_one_run(deltann, tmp_path, demo):
     listing = image_list(demo, tmp_path)
+    write_provenance(listing)
     args = campaign_args(demo, listing)
     plan = tmp_path / "plan"
     planned = deltann.run("plan", *args, "--shard-images", 2, "--out", plan, timeout=300)
@@ -152,6 +163,12 @@ def test_sharded_campaign_equals_one_run(deltann, tmp_path, demo):
                   "ON i.id = r.image_id ORDER BY v.env, i.key")
     assert rows(merged, result_sql) == rows(single, result_sql)
     assert len(rows(merged, result_sql)) == len(ENVS) * IMAGES
+    # The provenance of the images, each kept once by the merge.
+    provenance_sql = ("SELECT i.key, p.source, p.source_sha256, p.transform, p.family, "
+                      "p.severity, p.seed, p.call_seed, p.record FROM image_provenance p JOIN "
+                      "images i ON i.id = p.image_id ORDER BY i.key")
+    assert rows(merged, provenance_sql) == rows(single, provenance_sql)
+    assert len(rows(merged, provenance_sql)) == IMAGES
 
     a = json.loads(deltann.run("compare", "--db", merged, "--json").stdout)
     b = json.loads(deltann.run("compare", "--db", single, "--json").stdout)

@@ -343,13 +343,14 @@ def sha256_file(path):
 
 
 def read_list_file(path):
-    """[(relative image path, label)] of a `path label  # comment` list file."""
-    entries = []
+    """[(relative image path, label or None)] of a `path [label]  # comment` list file."""
+    entries: list[tuple[str, int | None]] = []
     for line in Path(path).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            image, label = line.rsplit(None, 1)
-            entries.append((image, int(label)))
+        fields = line.split("#", 1)[0].split()
+        if len(fields) == 1:
+            entries.append((fields[0], None))
+        elif fields:
+            entries.append((" ".join(fields[:-1]), int(fields[-1])))
     return entries
 
 

@@ -10,11 +10,13 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "deltann/stats.h"
 #include "deltann/store.h"
 #include "test_util.h"
 
@@ -292,6 +294,82 @@ TEST(CompareJson, StreamedDocumentEqualsTheWholeOne) {
   EXPECT_EQ(streamed(c), whole(c));
 }
 
+// A campaign over an expanded set: the photo s.jpg as it is (o), fogged at severities 1 and 3
+// (f1, f3) and pixelated at 1 and 3 (p1, p3), and x.jpg without provenance. A's top-1 is 1
+// everywhere; B's is 2 on f3, p1, p3 and x. By hand:
+//   by transform: original 0 of 1, fog 1 of 2 (f3), pixelate 2 of 2
+//   by severity:  original 0 of 1, 1: 1 of 2 (p1), 3: 2 of 2 (f3, p3)
+// x differs too but has no provenance: it counts for the pair, in no shift.
+TEST(CompareShifts, DifferencesByTransformAndSeverityCountedByHand) {
+  test::TempDir dir;
+  Store store(dir / "shifts.db");
+  const int64_t model = store.ensure_model({0, "/m.onnx", "sha", "{}"});
+  const int64_t va = store.ensure_variant(model, "ort", "ort");
+  const int64_t vb = store.ensure_variant(model, "ort:precision=int8", "ort");
+  struct Entry {
+    std::string key, transform;
+    std::optional<int> severity;
+    int top1_b;
+  };
+  const std::vector<Entry> entries = {{"o.jpg", "original", {}, 1}, {"f1.png", "fog", 1, 1},
+                                      {"f3.png", "fog", 3, 2},      {"p1.png", "pixelate", 1, 2},
+                                      {"p3.png", "pixelate", 3, 2}, {"x.jpg", "", {}, 2}};
+  std::vector<StoredProvenance> provenance;
+  for (const auto& e : entries) {
+    const int64_t id = store.ensure_image(image(e.key, std::nullopt));
+    store.add_result(result(va, id, {1, 5}, {}, {kMs}));
+    store.add_result(result(vb, id, {e.top1_b, 5}, {}, {kMs}));
+    if (!e.transform.empty())
+      provenance.push_back({id, "s.jpg", "sha-s", e.transform,
+                            e.transform == "original" ? "" : "weather", e.severity, 0, 1, "{}"});
+  }
+  store.set_provenance(provenance);
+  store.flush();
+  const Comparison c = compare_variants(store);
+  ASSERT_EQ(c.pairs.size(), 1u);
+  EXPECT_EQ(c.pairs[0].top1_differences, 4);
+
+  using Row = std::tuple<std::string, std::string, int, int>;  // by, shift, images, differences
+  std::vector<Row> rows;
+  for (const auto& s : c.shifts) {
+    EXPECT_EQ(s.a, "ort");
+    EXPECT_EQ(s.b, "ort:precision=int8");
+    rows.emplace_back(s.by, s.shift, s.images, s.top1_differences);
+    // Each rate has the Clopper-Pearson interval of its counts.
+    ASSERT_TRUE(s.top1_difference_ci.has_value());
+    const auto expected = stats::rate_interval(s.top1_differences, s.images, 0.95);
+    EXPECT_DOUBLE_EQ(s.top1_difference_ci->low, expected->low);
+    EXPECT_DOUBLE_EQ(s.top1_difference_ci->high, expected->high);
+  }
+  EXPECT_EQ(rows, (std::vector<Row>{{"transform", "original", 1, 0},
+                                    {"transform", "fog", 2, 1},
+                                    {"transform", "pixelate", 2, 2},
+                                    {"severity", "original", 1, 0},
+                                    {"severity", "1", 2, 1},
+                                    {"severity", "3", 2, 2}}));
+  // 0 of 1: [0, 1 - 0.025] = [0, 0.975]; 2 of 2: [0.025^(1/2), 1] = [0.158, 1].
+  EXPECT_NEAR(c.shifts[0].top1_difference_ci->high, 0.975, 1e-9);
+  EXPECT_NEAR(c.shifts[2].top1_difference_ci->low, 0.158114, 1e-6);
+  EXPECT_DOUBLE_EQ(c.shifts[2].top1_difference_rate(), 1.0);
+
+  // --json carries every row, with its interval; the terminal only the rows with a difference.
+  const nlohmann::json j = to_json(c);
+  ASSERT_EQ(j["shifts"].size(), 6u);
+  EXPECT_EQ(j["shifts"][1]["shift"], "fog");
+  EXPECT_EQ(j["shifts"][1]["top1_difference_rate"], 0.5);
+  EXPECT_TRUE(j["shifts"][1]["top1_difference_rate_ci_low"].is_number());
+  std::ostringstream streamed;
+  write_json(c, streamed);
+  EXPECT_EQ(streamed.str(), j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  std::ostringstream terminal;
+  print_comparison(c, terminal, {});
+  const std::string text = terminal.str();
+  EXPECT_TRUE(Contains(text, "Top-1 differences by transform and severity"));
+  EXPECT_TRUE(Contains(text, "pixelate"));
+  EXPECT_TRUE(Contains(text, "100.0% [15.8"));
+  EXPECT_TRUE(Contains(text, "(2 of 6 pair x shift rows without a difference not shown"));
+}
+
 // Two variants over images with the given outputs (a's, b's), one image per entry in order.
 using OutputPair = std::pair<std::vector<float>, std::vector<float>>;
 Comparison compare_images(const test::TempDir& dir, const std::vector<OutputPair>& outputs) {
@@ -305,6 +383,16 @@ Comparison compare_images(const test::TempDir& dir, const std::vector<OutputPair
     store.add_result(result(vb, img, {0}, outputs[i].second, {kMs}));
   }
   return compare_variants(store);
+}
+
+TEST(CompareShifts, NoneWithoutProvenance) {
+  test::TempDir dir;
+  const Comparison c = compare_images(dir, {{{1, 2}, {2, 1}}});
+  EXPECT_TRUE(c.shifts.empty());
+  std::ostringstream terminal;
+  print_comparison(c, terminal, {});
+  EXPECT_FALSE(Contains(terminal.str(), "by transform"));
+  EXPECT_EQ(to_json(c)["shifts"], nlohmann::json::array());
 }
 
 // Images no variant could use are listed with their reason in the comparison, its JSON and its

@@ -255,6 +255,7 @@ TEST_F(ExportFixture, JsonDocument) {
      "speed_ratio_ci_high": 1.5, "p_value": 0.03125, "p_adjusted": 0.0625, "significant": false,
      "differing_images": ["a,\"b\"\nc.jpg"]}
   ],
+  "shifts": [],
   "findings": [
     {"rank": 1, "kind": "failure", "severity": 2,
      "title": "opencv:opt=on,device=cpu,threads=1 failed",
@@ -334,6 +335,14 @@ TEST_F(ExportFixture, PairsCsv) {
       R"csv(a,b,axis,images,top1_differences,top1_difference_rate,top1_difference_rate_ci_low,top1_difference_rate_ci_high,near_tie_flips,confident_flips,top5_differences,top5_difference_rate,top5_difference_rate_ci_low,top5_difference_rate_ci_high,top5_overlap,top5_jaccard,rank_correlation,max_abs_diff,mean_abs_diff,relative_l2,cosine,min_atol,min_rtol,failing_elements,speed_ratio,speed_ratio_ci_low,speed_ratio_ci_high,p_value,p_adjusted,significant,differing_images
 "ort:opt=all,device=cpu,threads=1","opencv:opt=on,device=cpu,threads=1",framework,2,1,0.5,0.0625,0.9375,1,0,1,0.5,0.0625,0.9375,0.9,0.75,0.5,Infinity,,0.125,0.96875,0.25,2,3,1.25,1.125,1.5,0.03125,0.0625,0,"[""a,\""b\""\nc.jpg""]"
 )csv");
+}
+
+// The shifts table: every rate with its interval's ends as columns of their own.
+TEST_F(ExportFixture, ShiftsCsv) {
+  comparison_.shifts = {{"ort", "opencv", "severity", "3", 4, 1, stats::Interval{0.0063, 0.806}}};
+  EXPECT_EQ(csv(ExportTable::shifts),
+            "a,b,by,shift,images,top1_differences,top1_difference_rate,top1_difference_rate_ci_"
+            "low,top1_difference_rate_ci_high\nort,opencv,severity,3,4,1,0.25,0.0063,0.806\n");
 }
 
 TEST_F(ExportFixture, FindingsCsv) {
@@ -455,8 +464,8 @@ TEST(ExportFormat, NumbersRoundTrip) {
 }
 
 TEST(ExportTables, Names) {
-  for (ExportTable t : {ExportTable::variants, ExportTable::pairs, ExportTable::findings,
-                        ExportTable::results, ExportTable::unusable_images})
+  for (ExportTable t : {ExportTable::variants, ExportTable::pairs, ExportTable::shifts,
+                        ExportTable::findings, ExportTable::results, ExportTable::unusable_images})
     EXPECT_EQ(parse_export_table(export_table_name(t)), t);
   EXPECT_FALSE(parse_export_table("images").has_value());
 }

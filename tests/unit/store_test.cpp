@@ -582,5 +582,62 @@ TEST(Store, LocalizationsRoundTripInOrder) {
   EXPECT_EQ(all[1].image_key, "images/b.jpg");
 }
 
+TEST(Store, ProvenanceRoundTripsAndIsReplaced) {
+  test::TempDir dir;
+  const fs::path db = dir / "p.db";
+  {
+    Store store(db);
+    Fixture f(store, 2);
+    EXPECT_TRUE(store.provenance().empty());
+    store.set_provenance({{f.images[1], "a.jpg", "sha-a", "fog", "weather", 3, 7, 123, "{}"},
+                          {f.images[0], "a.jpg", "sha-a", "original", "", {}, {}, {}, "{}"}});
+    store.set_provenance(
+        {{f.images[1], "a.jpg", "sha-a", "fog", "weather", 4, 7, 124, R"({"transform": "fog"})"}});
+  }
+  const Store store(db, StoreMode::ReadOnly);
+  const auto rows = store.provenance();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].transform, "original");
+  EXPECT_FALSE(rows[0].severity.has_value());
+  EXPECT_FALSE(rows[0].seed.has_value());
+  EXPECT_EQ(rows[1].source, "a.jpg");
+  EXPECT_EQ(rows[1].family, "weather");
+  EXPECT_EQ(rows[1].severity, 4);
+  EXPECT_EQ(rows[1].seed, 7);
+  EXPECT_EQ(rows[1].call_seed, 124);
+  EXPECT_EQ(rows[1].record, R"({"transform": "fog"})");
+}
+
+// Version 8 added the image_provenance table; a version 7 file gets it empty, read-only (in the
+// migrated copy) and read-write alike.
+TEST(Store, VersionSevenFileGetsAnEmptyProvenanceTable) {
+  test::TempDir dir;
+  const fs::path db = dir / "v7.db";
+  {
+    Store store(db);
+    Fixture f(store, 1);
+  }
+  {
+    SQLite::Database old(db.string(), SQLite::OPEN_READWRITE);
+    old.exec(
+        "DROP TABLE image_provenance; UPDATE meta SET value = '7' WHERE key = "
+        "'schema_version'");
+  }
+  {
+    const Store store(db, StoreMode::ReadOnly);
+    EXPECT_TRUE(store.provenance().empty());
+  }
+  {
+    SQLite::Database old(db.string(), SQLite::OPEN_READONLY);
+    EXPECT_EQ(old.execAndGet("SELECT value FROM meta WHERE key = 'schema_version'").getString(),
+              "7");
+  }
+  Store store(db);
+  EXPECT_EQ(store.meta("schema_version"), "8");
+  store.set_provenance(
+      {{store.images()[0].id, "s.jpg", "sha", "pixelate", "digital", 2, 0, 9, "{}"}});
+  EXPECT_EQ(store.provenance().size(), 1u);
+}
+
 }  // namespace
 }  // namespace deltann

@@ -84,6 +84,10 @@ PairSummary full_pair() {
   return p;
 }
 
+ShiftSummary full_shift() {
+  return {"ort", "ort:opt=off", "transform", "fog", 4, 1, stats::Interval{0.0063, 0.806}};
+}
+
 template <typename Row>
 void expect_complete(const std::vector<Field<Row>>& fields, const Row& row) {
   std::set<std::string> names;
@@ -108,6 +112,7 @@ void expect_complete(const std::vector<Field<Row>>& fields, const Row& row) {
 TEST(SummaryFields, EveryFieldHasNameHeadingUnitFormatAndDescription) {
   expect_complete(variant_fields(), full_variant());
   expect_complete(pair_fields(), full_pair());
+  expect_complete(shift_fields(), full_shift());
 }
 
 TEST(SummaryFields, FormatsRender) {
@@ -169,6 +174,25 @@ TEST(SummaryFields, RatesCarryTheirIntervalInOneConvention) {
       EXPECT_NO_THROW((void)pair_field(name.substr(0, name.size() - 7))) << name;
     }
   }
+  for (const char* end : {"_ci_low", "_ci_high"}) {
+    const ShiftField& bound = shift_field(std::string("top1_difference_rate") + end);
+    EXPECT_EQ(bound.format, shift_field("top1_difference_rate").format) << end;
+    EXPECT_STREQ(bound.unit, shift_field("top1_difference_rate").unit) << end;
+  }
+  // Every percent field of every table is a rate with its interval.
+  const auto expect_intervals = [](const auto& fields, const auto& find) {
+    for (const auto& field : fields) {
+      const std::string name = field.name;
+      if (field.format != FieldFormat::percent || name.ends_with("_ci_low") ||
+          name.ends_with("_ci_high") || name == "peak_share" || name == "cv")
+        continue;  // a share of the peak speed, a coefficient of variation: no trials behind them
+      EXPECT_NO_THROW((void)find(name + "_ci_low")) << name;
+      EXPECT_NO_THROW((void)find(name + "_ci_high")) << name;
+    }
+  };
+  expect_intervals(variant_fields(), variant_field);
+  expect_intervals(pair_fields(), pair_field);
+  expect_intervals(shift_fields(), shift_field);
 }
 
 TEST(SummaryFields, PeopleSeeTheRateWithItsInterval) {
@@ -189,6 +213,9 @@ TEST(SummaryFields, PeopleSeeTheRateWithItsInterval) {
             "75.0% [50.0\u2013"
             "90.0]");
   EXPECT_EQ(format_with_interval(variant_field("top5_accuracy"), v), "90.0%");
+  EXPECT_EQ(format_with_interval(shift_field("top1_difference_rate"), full_shift()),
+            "25.0% [0.6\u2013"
+            "80.6]");
 }
 
 TEST(SummaryFields, LookupByName) {
