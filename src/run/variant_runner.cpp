@@ -105,8 +105,8 @@ bool VariantRunner::start() {
     const std::vector<std::string> environment =
         variant_->engine ? worker_environment(*variant_->engine, variant_->env)
                          : std::vector<std::string>{};
-    worker_ = std::make_unique<WorkerProcess>(
-        variant_->worker, std::vector<std::string>{"--serve"}, fs::path{}, environment);
+    worker_ = std::make_unique<WorkerProcess>(variant_->worker, std::vector<std::string>{"--serve"},
+                                              fs::path{}, environment);
   } catch (const Error& e) {
     fail(FailureStage::load, FailureSymptom::error, e.what(), nullptr);
     return abandon("its worker cannot start");

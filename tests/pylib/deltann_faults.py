@@ -4,7 +4,9 @@ and which kind of change (docs/LOCALIZE.md, "Kinds of change") localize must nam
 
 Shared by tests/integration/test_localize_cause_kinds.py and bench/localize_kinds.py.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -85,7 +87,7 @@ def inject(model, kind, position):
     faulty.CopyFrom(model)
     conv = _node(faulty, POSITIONS[position])
     rng = np.random.default_rng(7)
-    conv_fault = {
+    conv_fault: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str, dict[str, Any]]] = {
         "zeroed": (lambda w: np.zeros_like(w), "zeroed", {}),
         "flip": (lambda w: w[:, :, :, ::-1], "rearranged", {"transform": "flip",
                                                            "flipped_axes": [3]}),
@@ -112,7 +114,7 @@ def inject(model, kind, position):
         return Fault(faulty, conv.name, conv.output[0], "missing", {})
     if kind == "padding":  # the Pad before the Conv moves its window by one pixel, same size
         pad = _producer(faulty, conv.input[0])
-        pads = [a.ints for a in pad.attribute if a.name == "pads"][0]
+        pads = next(a.ints for a in pad.attribute if a.name == "pads")
         rank = len(pads) // 2
         moved = list(pads)
         for axis in (2, 3):
