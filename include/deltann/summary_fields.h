@@ -39,6 +39,21 @@ enum class FieldFormat {
 using FieldValue = std::variant<std::monostate, int64_t, double, std::string, bool,
                                 std::vector<std::string>, std::map<std::string, std::string>>;
 
+// What the tables' value functions build values from: absent (JSON null, "-") when the optional
+// is, the interval's ends as two fields.
+namespace field_values {
+inline FieldValue number(const std::optional<double>& v) {
+  return v ? FieldValue(*v) : FieldValue(std::monostate{});
+}
+inline FieldValue low(const std::optional<stats::Interval>& v) {
+  return v ? FieldValue(v->low) : FieldValue(std::monostate{});
+}
+inline FieldValue high(const std::optional<stats::Interval>& v) {
+  return v ? FieldValue(v->high) : FieldValue(std::monostate{});
+}
+inline FieldValue count(int64_t v) { return FieldValue(v); }
+}  // namespace field_values
+
 template <typename Row>
 struct Field {
   const char* name;         // JSON key and CSV column

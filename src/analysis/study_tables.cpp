@@ -157,17 +157,8 @@ void add_timing_rows(StudyTables& t, int model, const std::string& path,
 
 using F = FieldFormat;
 
-FieldValue number(const std::optional<double>& v) {
-  return v ? FieldValue(*v) : FieldValue(std::monostate{});
-}
-FieldValue low(const std::optional<stats::Interval>& v) {
-  return v ? FieldValue(v->low) : FieldValue(std::monostate{});
-}
-FieldValue high(const std::optional<stats::Interval>& v) {
-  return v ? FieldValue(v->high) : FieldValue(std::monostate{});
-}
+using namespace field_values;
 FieldValue text(const std::string& v) { return FieldValue(v); }
-FieldValue count(int64_t v) { return FieldValue(v); }
 
 using L = StudyLabelRow;
 const std::vector<Field<L>> kLabelFields = {

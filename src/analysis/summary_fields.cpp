@@ -12,16 +12,7 @@ namespace {
 
 using F = FieldFormat;
 
-FieldValue number(const std::optional<double>& v) {
-  return v ? FieldValue(*v) : FieldValue(std::monostate{});
-}
-FieldValue low(const std::optional<stats::Interval>& v) {
-  return v ? FieldValue(v->low) : FieldValue(std::monostate{});
-}
-FieldValue high(const std::optional<stats::Interval>& v) {
-  return v ? FieldValue(v->high) : FieldValue(std::monostate{});
-}
-FieldValue count(int64_t v) { return FieldValue(v); }
+using namespace field_values;
 
 const std::vector<VariantField> kVariantFields = {
     {"env", "environment", "", F::text,
