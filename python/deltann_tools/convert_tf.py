@@ -68,6 +68,20 @@ def _interpreter(path: str) -> Any:
     return interp
 
 
+def _check_tf2onnx_output(proto: Any, path: str) -> None:
+    """Refuses what tf2onnx wrote when it is not a plain, valid ONNX model."""
+    import onnx
+    foreign = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node
+                      if n.domain not in ("", "ai.onnx")})
+    if foreign:
+        # tf2onnx converts with continue_on_error: ops it cannot map stay as TensorFlow/TFLite ops.
+        raise StepError(f"tf2onnx left ops it could not convert: {', '.join(foreign)}")
+    try:
+        onnx.checker.check_model(onnx.load(path))
+    except Exception as e:
+        raise StepError(f"tf2onnx wrote an invalid ONNX model: {type(e).__name__}: {e}") from e
+
+
 def tflite_io(path: str) -> tuple[list[Any], list[Any], dict[str, int]]:
     """(inputs, outputs, weight dtypes count) of a .tflite, read back with LiteRT's interpreter."""
     interp = _interpreter(path)
@@ -238,7 +252,6 @@ def onnx_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResu
 
 
 def tflite_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
-    import onnx
     with open(src, "rb") as f:
         head = f.read(8)
     if head[4:8] != b"TFL3":
@@ -261,15 +274,7 @@ def tflite_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResu
     except Exception as e:
         raise StepError(f"tf2onnx failed: {type(e).__name__}: {e}") from e
     convert_s = time.perf_counter() - start
-    foreign = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node
-                      if n.domain not in ("", "ai.onnx")})
-    if foreign:
-        # tf2onnx converts with continue_on_error: ops it cannot map stay as TFLite ops.
-        raise StepError(f"tf2onnx left ops it could not convert: {', '.join(foreign)}")
-    try:
-        onnx.checker.check_model(onnx.load(tmp_out))
-    except Exception as e:
-        raise StepError(f"tf2onnx wrote an invalid ONNX model: {type(e).__name__}: {e}") from e
+    _check_tf2onnx_output(proto, tmp_out)
 
     (in_name, in_dims), = _onnx_inputs(proto)
     out = copy.deepcopy(spec)
@@ -356,7 +361,6 @@ def keras_to_tflite(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepRes
 
 
 def keras_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResult:
-    import onnx
     import tensorflow as tf
     import tf2onnx
     from tf2onnx import tf_loader
@@ -376,14 +380,7 @@ def keras_to_onnx(src: str, spec: Spec, tmp_out: str, knobs: Knobs) -> StepResul
     except Exception as e:
         raise StepError(f"tf2onnx failed: {type(e).__name__}: {e}") from e
     convert_s = time.perf_counter() - start
-    foreign = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node
-                      if n.domain not in ("", "ai.onnx")})
-    if foreign:
-        raise StepError(f"tf2onnx left ops it could not convert: {', '.join(foreign)}")
-    try:
-        onnx.checker.check_model(onnx.load(tmp_out))
-    except Exception as e:
-        raise StepError(f"tf2onnx wrote an invalid ONNX model: {type(e).__name__}: {e}") from e
+    _check_tf2onnx_output(proto, tmp_out)
     (in_name, in_dims), = _onnx_inputs(proto)
     out = copy.deepcopy(spec)
     out["input"]["name"], out["output"]["name"] = in_name, proto.graph.output[0].name
