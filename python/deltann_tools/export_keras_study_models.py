@@ -35,11 +35,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 from deltann_tools.export_study_models import (
-    MAX_ABS_LOGIT,
-    MIN_LOGIT_STD,
     MODELS,
+    checked_logit_stats,
     die,
-    logit_stats,
     write_shared_files,
 )
 
@@ -133,14 +131,7 @@ def export_model(name: str, out: Path, seed: int, photos: list[tuple[Path, int]]
 
     logits = np.concatenate([np.asarray(model(calib[i:i + 1], training=False))
                              for i in range(len(evaluation))]).astype(np.float64)
-    stats = logit_stats(logits, np)
-    if not np.isfinite(logits).all():
-        die(f"{name}: Keras logits on the photos are not finite")
-    if stats["max_abs"] > MAX_ABS_LOGIT:
-        die(f"{name}: Keras logits are absurd after calibration "
-            f"(max |logit| {stats['max_abs']:.3g} > {MAX_ABS_LOGIT:g})")
-    if stats["std"] < MIN_LOGIT_STD:
-        die(f"{name}: Keras logits have collapsed (std {stats['std']:.3g})")
+    stats = checked_logit_stats(name, "Keras", logits, np)
 
     path = folder / f"{stem}.keras"
     model.save(path)

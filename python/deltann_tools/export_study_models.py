@@ -131,6 +131,20 @@ def logit_stats(logits: Any, np: Any) -> dict[str, float]:
     }
 
 
+def checked_logit_stats(name: str, framework: str, logits: Any, np: Any) -> dict[str, float]:
+    """logit_stats of a calibrated model's logits; stops the export when they are not finite,
+    absurdly large or collapsed (the calibration failed)."""
+    stats = logit_stats(logits, np)
+    if not np.isfinite(logits).all():
+        die(f"{name}: {framework} logits on the photos are not finite")
+    if stats["max_abs"] > MAX_ABS_LOGIT:
+        die(f"{name}: {framework} logits are absurd after calibration "
+            f"(max |logit| {stats['max_abs']:.3g} > {MAX_ABS_LOGIT:g})")
+    if stats["std"] < MIN_LOGIT_STD:
+        die(f"{name}: {framework} logits have collapsed (std {stats['std']:.3g})")
+    return stats
+
+
 def export_model(name: str, out: Path, seed: int, opset: int, photos: list[tuple[Path, int]],
                  classes: list[str], modules: tuple[Any, ...]) -> dict[str, Any]:
     np, torch, onnx, ort, Image = modules
@@ -157,14 +171,7 @@ def export_model(name: str, out: Path, seed: int, opset: int, photos: list[tuple
 
     with torch.no_grad():
         logits = np.concatenate([model(torch.from_numpy(x)).numpy() for x in evaluation])
-    stats = logit_stats(logits.astype(np.float64), np)
-    if not np.isfinite(logits).all():
-        die(f"{name}: PyTorch logits on the photos are not finite")
-    if stats["max_abs"] > MAX_ABS_LOGIT:
-        die(f"{name}: PyTorch logits are absurd after calibration "
-            f"(max |logit| {stats['max_abs']:.3g} > {MAX_ABS_LOGIT:g})")
-    if stats["std"] < MIN_LOGIT_STD:
-        die(f"{name}: PyTorch logits have collapsed (std {stats['std']:.3g})")
+    stats = checked_logit_stats(name, "PyTorch", logits.astype(np.float64), np)
 
     onnx_path = folder / f"{name}.onnx"
     with torch.no_grad():
