@@ -10,6 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "deltann/host_info.h"
 #include "deltann/outcomes.h"
 #include "deltann/stats.h"
 
@@ -30,6 +31,34 @@ struct AnalysisOptions {
 };
 
 inline constexpr int64_t kBootstrapMaxSamples = 5000;
+
+// What a variant computed on (docs/ENVIRONMENTS.md, "Hardware"): the knobs that choose the
+// hardware, the machine the process that ran it recorded, and what the engine reported at load.
+struct DeviceIdentity {
+  std::string isa = "native";  // the `isa` knob's value; "native" where it is unset or absent
+  std::string device = "cpu";  // the `device` knob's value; "cpu" where it is unset or absent
+  // The machine, as recorded when the variant loaded; none for a variant that never loaded or was
+  // stored by an older deltann (then `note` says which).
+  std::optional<HostIdentity> host;
+  // Where the blocks of a variant merged from several shards ran on other machines than `host`
+  // (docs/SCALE_OUT.md): each other machine once. Its results then mix hardware.
+  std::vector<HostIdentity> other_hosts;
+  std::map<std::string, std::string> hardware;  // the engine's `hardware` report at load
+  std::string note;                             // why `host` is none, or what could not be read
+
+  // The device that computed, beyond the CPU: the OpenCL device with its platform for `opencl`
+  // devices, the GPUs' names for `cuda`; "" for the CPU.
+  std::string accelerator() const;
+  // The instruction-set level in effect: the cap, or "native (avx512)" with the CPU's highest
+  // level where the engine chose.
+  std::string isa_in_effect() const;
+  // One line for people: "AMD EPYC, isa native (avx2), device cpu" (+ ": accelerator").
+  std::string summary() const;
+};
+
+// How two device identities differ, one item per part ("isa native (avx2) vs avx2", "host
+// node1 (Xeon ...) vs node2 (EPYC ...)"); empty when they are the same.
+std::vector<std::string> device_differences(const DeviceIdentity& a, const DeviceIdentity& b);
 
 struct VariantSummary {
   // The variant's name in this comparison: its environment string, followed by " [model K]" when
@@ -75,6 +104,7 @@ struct VariantSummary {
   std::optional<double> gflops;
   std::optional<double> peak_gflops;
   std::optional<double> peak_share;
+  DeviceIdentity device;
 };
 
 // A model whose results the database holds (docs/STORAGE.md, table models).
@@ -109,6 +139,12 @@ struct PairSummary {
   // What differs between the two environments: "framework", "opt", "device", "threads",
   // "precision", another knob's name, or "mixed" when more than one thing changed.
   std::string axis;
+  // The pair differs in nothing but its hardware: the axis is `isa` or `device` (the same engine,
+  // model and other knobs), so a difference is the hardware's (docs/ANALYSIS.md, "Findings").
+  bool hardware_axis() const { return axis == "isa" || axis == "device"; }
+  // How the two variants' device identities differ (device_differences); empty when they ran on
+  // the same machine with the same isa level, device and accelerator.
+  std::vector<std::string> device_differences;
   int near_tie_flips = 0;       // top-1 differences where both decisions were near-ties
   int confident_flips = 0;      // the other top-1 differences
   double top5_jaccard = 0;      // mean over images
@@ -152,6 +188,7 @@ enum class FindingKind {
   nondeterminism,
   nonfinite,
   unstable_timing,
+  hardware,  // a pair differing only in isa or device whose outputs agree: what the axis changed
 };
 // The kind's name, as --json, the export and the report write it ("label_difference").
 std::string_view to_string(FindingKind kind);

@@ -19,6 +19,7 @@
 #include "deltann/metrics.h"
 #include "deltann/spec.h"
 #include "deltann/store.h"
+#include "device_identity.h"
 #include "findings.h"
 #include "roofline.h"
 
@@ -43,6 +44,7 @@ VariantSummary summarise_variant(const CampaignVariant& variant,
   s.model = variant.model;
   s.framework = v.framework;
   if (const auto env = try_parse(v.env)) s.knobs = env->knobs;
+  s.device = device_identity(s.knobs, v.info_json);
   s.status = v.status;
   s.engine_version = v.engine_version;
   s.images = static_cast<int>(variant.results.size());
@@ -380,6 +382,14 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
     s.gflops = r.gflops;
     s.peak_gflops = r.peak_gflops;
     s.peak_share = r.peak_share;
+    // A variant whose blocks ran on several machines mixes their hardware in its results.
+    if (!s.device.other_hosts.empty())
+      c.warnings.push_back(s.env + " ran on " + std::to_string(1 + s.device.other_hosts.size()) +
+                           " different machines (its blocks of images were shards on several "
+                           "nodes): " +
+                           describe_host(*s.device.host) + "; " +
+                           describe_host(s.device.other_hosts.front()) +
+                           (s.device.other_hosts.size() > 1 ? "; ..." : ""));
     c.variants.push_back(std::move(s));
   }
   std::vector<std::pair<size_t, size_t>> jobs;
@@ -407,6 +417,7 @@ Comparison compare_variants(const CampaignData& campaign, const AnalysisOptions&
         done_shifts[j] = shift_differences(p, variants[a].results, variants[b].results,
                                            campaign.provenance, options);
       p.axis = axis_between(variants[a].stored.env, variants[b].stored.env);
+      p.device_differences = device_differences(c.variants[a].device, c.variants[b].device);
       compare_timing(p, variants[a].samples_ms, variants[b].samples_ms, options);
     }
   };

@@ -477,12 +477,38 @@ void print_shifts(const Comparison& c, const std::map<std::string, size_t>& inde
        " ", " ", width);
 }
 
+// The pairs whose device identities differ, and how: a label or timing difference between them
+// may be the hardware's. At most kPairsShown; --json has every pair's `device_differences`.
+void print_device_differences(const Comparison& c, const std::map<std::string, size_t>& index,
+                              std::ostream& out, size_t width) {
+  std::vector<const PairSummary*> rows;
+  for (const auto& p : c.pairs)
+    if (!p.device_differences.empty()) rows.push_back(&p);
+  if (rows.empty()) return;
+  out << "\nPairs on different hardware (variants numbered as below)\n";
+  for (size_t r = 0; r < rows.size() && r < kPairsShown; ++r) {
+    const PairSummary& p = *rows[r];
+    const std::string label =
+        " " + std::to_string(index.at(p.a)) + "-" + std::to_string(index.at(p.b)) + "  ";
+    wrap(out, printable(joined(p.device_differences, "; ")), label,
+         std::string(columns(label), ' '), width, 2);
+  }
+  if (rows.size() > kPairsShown)
+    out << " (" << rows.size() - kPairsShown << " more pairs in --json)\n";
+}
+
 void print_variants(const Comparison& c, std::ostream& out, size_t width) {
   out << "\nVariants (" << c.labelled_images << " labelled images)\n";
   const size_t number_width = std::to_string(c.variants.size()).size() + 1;
-  for (size_t i = 0; i < c.variants.size(); ++i)
+  for (size_t i = 0; i < c.variants.size(); ++i) {
     out << ' ' << padded("#" + std::to_string(i + 1), number_width, true) << "  "
         << clipped(printable(c.variants[i].env), width - number_width - 3) << '\n';
+    // Its device identity under it (docs/ENVIRONMENTS.md, "Hardware"); --json has every part.
+    const DeviceIdentity& device = c.variants[i].device;
+    const std::string indent(number_width + 3, ' ');
+    out << clipped(indent + "on " + printable(device.summary()), width) << '\n';
+    if (!device.note.empty()) out << clipped(indent + printable(device.note), width) << '\n';
+  }
   std::vector<const VariantSummary*> rows;
   for (const auto& v : c.variants) rows.push_back(&v);
   std::vector<Column> table;
@@ -574,6 +600,7 @@ void print_comparison(const Comparison& c, std::ostream& out, const TerminalOpti
   for (size_t i = 0; i < c.variants.size(); ++i) index[c.variants[i].env] = i + 1;
   print_worst_pairs(c, index, out, width);
   print_shifts(c, index, out, width);
+  print_device_differences(c, index, out, width);
   print_variants(c, out, width);
   print_unusable(c, out);
   if (c.variants.size() < 2) return;

@@ -8,6 +8,7 @@
 #include <set>
 #include <tuple>
 
+#include "deltann/summary_fields.h"
 #include "deltann/text.h"
 
 namespace deltann {
@@ -28,6 +29,8 @@ std::string_view to_string(FindingKind kind) {
       return "nonfinite";
     case FindingKind::unstable_timing:
       return "unstable_timing";
+    case FindingKind::hardware:
+      return "hardware";
   }
   return "unknown";
 }
@@ -115,7 +118,9 @@ void add_failures(std::vector<Finding>& out, const FindingContext& context) {
 // The label or numeric difference finding of one pair, if its outputs disagree.
 std::optional<Finding> difference_finding(const PairSummary& p, const Comparison& c,
                                           const FindingContext& context) {
-  const std::string where = p.a + " vs " + p.b + " (axis: " + p.axis + ")";
+  const std::string where =
+      p.a + " vs " + p.b +
+      (p.hardware_axis() ? " (differs only in " + p.axis + ")" : " (axis: " + p.axis + ")");
   Finding f;
   // A pair without an interval (none is computed without images) stands on its rate.
   const double rate = p.top1_difference_rate();
@@ -150,6 +155,8 @@ std::optional<Finding> difference_finding(const PairSummary& p, const Comparison
   } else {
     return std::nullopt;
   }
+  if (p.hardware_axis() && !p.device_differences.empty())
+    f.evidence += "; device identity: " + list(p.device_differences);
   f.variants = {p.a, p.b};
   f.reproduce = reproduce(context, f.variants);
   return f;
@@ -271,6 +278,29 @@ void add_pair_findings(std::vector<Finding>& out, const Comparison& c,
   }
 }
 
+// A pair that differs only in its hardware (the `isa` or `device` knob) and whose outputs agree:
+// what the axis changed, so that a cap or a device that changes nothing is said as plainly as one
+// that changes labels (those pairs have their label or numeric finding, which says the same).
+void add_hardware_findings(std::vector<Finding>& out, const Comparison& c,
+                           const FindingContext& context) {
+  for (const auto& p : c.pairs) {
+    if (!p.hardware_axis() || difference_finding(p, c, context)) continue;
+    Finding f;
+    f.kind = FindingKind::hardware;
+    f.severity = 2;  // below everything that needs a look: it says that nothing changed
+    f.title = p.a + " vs " + p.b + ": differs only in " + p.axis + ": " +
+              (p.max_abs_diff ? "max |d| " + number(*p.max_abs_diff) + ", " : "") +
+              std::to_string(p.top1_differences) + "/" + std::to_string(p.images) +
+              " labels differ (" + format_with_interval(pair_field("top1_difference_rate"), p) +
+              ")";
+    f.evidence = p.device_differences.empty() ? "the recorded device identities are the same"
+                                              : "device identity: " + list(p.device_differences);
+    f.variants = {p.a, p.b};
+    f.reproduce = reproduce(context, f.variants);
+    out.push_back(std::move(f));
+  }
+}
+
 void add_variant_findings(std::vector<Finding>& out, const Comparison& c,
                           const FindingContext& context) {
   for (const auto& v : c.variants) {
@@ -317,6 +347,7 @@ std::vector<Finding> derive_findings(const Comparison& comparison, const Finding
   std::vector<Finding> findings;
   add_failures(findings, context);
   add_pair_findings(findings, comparison, context);
+  add_hardware_findings(findings, comparison, context);
   add_variant_findings(findings, comparison, context);
   std::stable_sort(findings.begin(), findings.end(),
                    [](const Finding& x, const Finding& y) { return x.severity > y.severity; });

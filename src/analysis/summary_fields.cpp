@@ -14,6 +14,11 @@ using F = FieldFormat;
 
 using namespace field_values;
 
+// A text of the variant's recorded machine; absent where none was recorded.
+FieldValue host_text(const VariantSummary& v, std::string HostIdentity::*member) {
+  return v.device.host ? FieldValue((*v.device.host).*member) : FieldValue(std::monostate{});
+}
+
 const std::vector<VariantField> kVariantFields = {
     {"env", "environment", "", F::text,
      "canonical environment string; followed by \" [model K]\" when the database holds several "
@@ -109,6 +114,63 @@ const std::vector<VariantField> kVariantFields = {
      [](const VariantSummary& v) { return number(v.peak_gflops); }},
     {"peak_share", "of peak", "fraction", F::percent, "gflops / peak_gflops",
      [](const VariantSummary& v) { return number(v.peak_share); }},
+    // The device identity (docs/ENVIRONMENTS.md, "Hardware"): null where the machine was not
+    // recorded (a variant that never loaded, or one of an older deltann).
+    {"device_identity", "device", "", F::text,
+     "one line: CPU model, isa level in effect, device and accelerator",
+     [](const VariantSummary& v) { return FieldValue(v.device.summary()); }},
+    {"isa", "isa", "", F::text,
+     "instruction-set level in effect: the isa knob's cap, or native (the CPU's highest level)",
+     [](const VariantSummary& v) { return FieldValue(v.device.isa_in_effect()); }},
+    {"accelerator", "accelerator", "", F::text,
+     "the OpenCL device [platform] or the GPUs that computed; empty on the CPU",
+     [](const VariantSummary& v) { return FieldValue(v.device.accelerator()); }},
+    {"host", "host", "", F::text, "name of the machine the variant ran on",
+     [](const VariantSummary& v) { return host_text(v, &HostIdentity::host); }},
+    {"cpu_model", "CPU", "", F::text, "the CPU's model name (/proc/cpuinfo)",
+     [](const VariantSummary& v) { return host_text(v, &HostIdentity::cpu_model); }},
+    {"cpu_isa_flags", "CPU flags", "", F::list,
+     "the CPU's vector and instruction-set flags (avx*, amx*, fma, f16c, sse*)",
+     [](const VariantSummary& v) {
+       return v.device.host ? FieldValue(v.device.host->isa_flags) : FieldValue(std::monostate{});
+     }},
+    {"cpu_cores", "cores", "count", F::count, "online logical processors",
+     [](const VariantSummary& v) {
+       return v.device.host ? count(v.device.host->logical_cores) : FieldValue(std::monostate{});
+     }},
+    {"cpu_mhz_measured", "MHz", "MHz", F::fixed1,
+     "clock of one busy core, measured by a timed chain of additions when the variant loaded",
+     [](const VariantSummary& v) {
+       return v.device.host ? number(v.device.host->cpu_mhz_measured)
+                            : FieldValue(std::monostate{});
+     }},
+    {"cpu_mhz_reported", "cpuinfo MHz", "MHz", F::fixed1,
+     "/proc/cpuinfo's cpu MHz averaged over the processors (nominal in many virtual machines)",
+     [](const VariantSummary& v) {
+       return v.device.host ? number(v.device.host->cpu_mhz_reported)
+                            : FieldValue(std::monostate{});
+     }},
+    {"gpus", "GPUs", "", F::list,
+     "each GPU nvidia-smi reported: name, driver, SM and memory clocks now / at most (MHz)",
+     [](const VariantSummary& v) {
+       if (!v.device.host) return FieldValue(std::monostate{});
+       std::vector<std::string> gpus;
+       for (const auto& g : v.device.host->gpus)
+         gpus.push_back(g.name + ", driver " + g.driver + ", SM " + g.clock_sm_mhz + "/" +
+                        g.clock_max_sm_mhz + " MHz, memory " + g.clock_mem_mhz + "/" +
+                        g.clock_max_mem_mhz + " MHz");
+       return FieldValue(gpus);
+     }},
+    {"other_machines", "other machines", "", F::list,
+     "a variant merged from shards on several machines: the others, one line each",
+     [](const VariantSummary& v) {
+       std::vector<std::string> others;
+       for (const auto& h : v.device.other_hosts) others.push_back(describe_host(h));
+       return FieldValue(others);
+     }},
+    {"engine_hardware", "engine hardware", "", F::text,
+     "what the engine reported at load (CPU features, OpenCL device and driver, kernels...)",
+     [](const VariantSummary& v) { return FieldValue(v.device.hardware); }},
 };
 
 const std::vector<PairField> kPairFields = {
@@ -193,6 +255,9 @@ const std::vector<PairField> kPairFields = {
     {"differing_images", "differing images", "", F::list,
      "keys of the images counted in top1_differences",
      [](const PairSummary& p) { return FieldValue(p.differing_images); }},
+    {"device_differences", "device differences", "", F::list,
+     "how the two variants' device identities differ (isa, device, accelerator, machine)",
+     [](const PairSummary& p) { return FieldValue(p.device_differences); }},
 };
 
 const std::vector<ShiftField> kShiftFields = {

@@ -494,6 +494,50 @@ void write_variants(const Context& ctx, std::ostream& out) {
   out << "</table></div>\n</section>\n";
 }
 
+// What each variant computed on (docs/ENVIRONMENTS.md, "Hardware"): the device identity's fields
+// from the field table, and the pairs whose identities differ. Everything in it comes from the
+// machine or the engine (model names, driver strings), so every cell is escaped.
+void write_devices(const Context& ctx, std::ostream& out) {
+  static const char* const kColumns[] = {
+      "env",           "isa",       "accelerator",      "host",
+      "cpu_model",     "cpu_cores", "cpu_mhz_measured", "cpu_mhz_reported",
+      "cpu_isa_flags", "gpus",      "other_machines",   "engine_hardware"};
+  out << "<section id=\"devices\"><h2>Devices</h2>\n"
+         "<p class=\"note\">Where each variant computed: the instruction-set level in effect "
+         "(the isa cap, or native with the CPU's highest level), the OpenCL device or GPUs, the "
+         "machine the process that ran it recorded (MHz: one busy core's measured clock; cpuinfo "
+         "MHz: the kernel's figure) and what the engine reported at load.</p>\n"
+         "<div class=\"scroll\"><table class=\"wide\">\n<tr><th class=\"n\">#</th>";
+  for (const char* name : kColumns) out << field_th(variant_field(name));
+  out << "</tr>\n";
+  for (size_t i = 0; i < ctx.c.variants.size(); ++i) {
+    const auto& v = ctx.c.variants[i];
+    out << "<tr><td class=\"n\"><b>#" << i + 1 << "</b></td>";
+    for (const char* name : kColumns) {
+      const VariantField& field = variant_field(name);
+      const bool text = field.format == FieldFormat::text || field.format == FieldFormat::list;
+      out << "<td class=\"" << (text ? "env" : "n") << "\">"
+          << (std::string_view(name) == "env" ? env_html(v.env) : field_html(field, v));
+      if (std::string_view(name) == "env" && !v.device.note.empty())
+        out << "<br><span class=\"muted\">" << html_escape(v.device.note) << "</span>";
+      out << "</td>";
+    }
+    out << "</tr>\n";
+  }
+  out << "</table></div>\n";
+  std::vector<const PairSummary*> differing;
+  for (const auto& p : ctx.c.pairs)
+    if (!p.device_differences.empty()) differing.push_back(&p);
+  if (!differing.empty()) {
+    out << "<h3>Pairs on different hardware</h3>\n<ul>\n";
+    for (const PairSummary* p : differing)
+      out << "<li>" << variant_ref(ctx, p->a) << " vs " << variant_ref(ctx, p->b) << ": "
+          << html_escape(joined(p->device_differences, "; ")) << "</li>\n";
+    out << "</ul>\n";
+  }
+  out << "</section>\n";
+}
+
 std::map<std::pair<std::string, std::string>, const PairSummary*> pairs_by_env(
     const Comparison& c) {
   std::map<std::pair<std::string, std::string>, const PairSummary*> by;
@@ -1159,7 +1203,8 @@ void write_html_report(const CampaignData& campaign, const Comparison& compariso
       << kErrorScript << "</script>\n<style>" << kStyle << "</style>\n</head>\n<body>\n"
       << "<pre id=\"js-errors\" hidden></pre>\n<header class=\"top\"><h1>" << html_escape(title)
       << "</h1><nav><a href=\"#summary\">Summary</a><a href=\"#findings\">Findings</a>"
-         "<a href=\"#variants\">Variants</a><a href=\"#heatmap\">Label differences</a>"
+         "<a href=\"#variants\">Variants</a><a href=\"#devices\">Devices</a>"
+         "<a href=\"#heatmap\">Label differences</a>"
          "<a href=\"#axes\">Pairs by axis</a>"
       << (comparison.shifts.empty() ? "" : "<a href=\"#shifts\">By transform</a>")
       << "<a href=\"#timing\">Timing</a>"
@@ -1171,6 +1216,7 @@ void write_html_report(const CampaignData& campaign, const Comparison& compariso
   write_header(ctx, out);
   write_findings(ctx, out);
   write_variants(ctx, out);
+  write_devices(ctx, out);
   write_heatmap(ctx, out);
   write_axes(ctx, out);
   write_shifts(ctx, out);

@@ -31,6 +31,7 @@
 #include "deltann/store.h"
 #include "deltann/version.h"
 #include "engine_registry.h"
+#include "host_probe.h"
 #include "job_slots.h"
 #include "locate.h"
 #include "locked_store.h"
@@ -60,15 +61,9 @@ std::string label_problem(const ImageEntry& image, const OutputSpec& output) {
 std::string host_description() {
   utsname u{};
   ::uname(&u);
-  std::string cpu;
-  std::ifstream info("/proc/cpuinfo");
-  for (std::string line; std::getline(info, line);)
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
+  const HostIdentity& host = this_host();
   return std::string(u.nodename) + " " + u.sysname + " " + u.release + " " + u.machine + ", " +
-         cpu + ", " + std::to_string(::sysconf(_SC_NPROCESSORS_ONLN)) + " cores";
+         host.cpu_model + ", " + std::to_string(host.logical_cores) + " cores";
 }
 
 // Floating-point operations of one inference of the model as the spec feeds it, stored with the

@@ -20,7 +20,7 @@
 #include "deltann/shard_merge.h"
 #include "deltann/store.h"
 #include "deltann/unique_fd.h"
-#include "run_program.h"
+#include "host_probe.h"
 
 namespace deltann {
 namespace fs = std::filesystem;
@@ -35,52 +35,6 @@ std::string utc_now() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text;
-}
-
-std::string host_name() {
-  char name[256] = {};
-  ::gethostname(name, sizeof name - 1);
-  return name;
-}
-
-std::string cpu_model() {
-  std::ifstream info("/proc/cpuinfo");
-  for (std::string line; std::getline(info, line);)
-    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
-      return line.substr(line.find(':') + 2);
-  return "";
-}
-
-// The GPUs nvidia-smi reports, with their clocks (MHz) now and at most; a machine without
-// nvidia-smi (or where it fails) says so instead of claiming it has no GPU.
-void add_gpus(json& node) {
-  const ProgramRun smi = run_program(
-      {"nvidia-smi",
-       "--query-gpu=name,driver_version,clocks.sm,clocks.mem,clocks.max.sm,clocks.max.mem",
-       "--format=csv,noheader,nounits"},
-      20);
-  if (!smi.ok()) {
-    node["gpus"] = json::array();
-    node["gpu_note"] = "nvidia-smi is absent here or failed: GPUs, if any, are not recorded";
-    return;
-  }
-  node["gpus"] = json::array();
-  std::istringstream lines(smi.out);
-  for (std::string line; std::getline(lines, line);) {
-    std::vector<std::string> fields;
-    std::istringstream cells(line);
-    for (std::string cell; std::getline(cells, cell, ',');) {
-      const auto first = cell.find_first_not_of(' ');
-      fields.push_back(first == std::string::npos ? "" : cell.substr(first));
-    }
-    if (fields.size() < 6) continue;
-    node["gpus"].push_back({{"name", fields[0]},
-                            {"driver", fields[1]},
-                            {"clock_sm_mhz", fields[2]},
-                            {"clock_mem_mhz", fields[3]},
-                            {"clock_max_sm_mhz", fields[4]},
-                            {"clock_max_mem_mhz", fields[5]}});
-  }
 }
 
 void write_state(const fs::path& path, const json& state) {
@@ -201,15 +155,18 @@ ShardChoice choose_shard(std::optional<int> flag,
 
 json node_record() {
   json node;
-  node["host"] = host_name();
-  node["cpu"] = cpu_model();
-  node["cores"] = ::sysconf(_SC_NPROCESSORS_ONLN);
+  const HostIdentity& host = this_host();
+  node["host"] = host.host;
+  node["cpu"] = host.cpu_model;
+  node["cores"] = host.logical_cores;
   // SLURMD_NODENAME is the node as Slurm names it, which need not be the host name (several
   // slurmd on one host, or NodeName differing from NodeHostname): placement is checked by it.
   for (const char* name : {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID",
                            "SLURMD_NODENAME", "SLURM_CLUSTER_NAME", "JOB_COMPLETION_INDEX"})
     if (const char* value = std::getenv(name); value && *value) node["job"][name] = value;
-  add_gpus(node);
+  const nlohmann::json identity = to_json(host);
+  node["gpus"] = identity.at("gpus");
+  if (identity.contains("gpu_note")) node["gpu_note"] = identity.at("gpu_note");
   return node;
 }
 

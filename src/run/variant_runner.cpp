@@ -7,6 +7,7 @@
 
 #include "deltann/classify.h"
 #include "deltann/error.h"
+#include "host_probe.h"
 
 namespace deltann {
 namespace fs = std::filesystem;
@@ -139,7 +140,11 @@ bool VariantRunner::start() {
   }
   events_.on_worker_loaded({variant_->text, start_ns, loaded.load_ns});
   if (need_load_record_) {
-    store_.record_load(id_, loaded.engine_version, artifact_sha_, loaded.load_ns, ready->dump());
+    // The machine this process runs the variant on, beside the engine's own report (`hardware`):
+    // the shards of a campaign run on several nodes each store their own.
+    json info = *ready;
+    info["host"] = to_json(this_host());
+    store_.record_load(id_, loaded.engine_version, artifact_sha_, loaded.load_ns, info.dump());
     need_load_record_ = false;
   }
   return true;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/error.h"
+#include "deltann/host_info.h"
 #include "deltann/store.h"
 
 namespace deltann {
@@ -85,6 +86,43 @@ std::string first_row(SQLite::Database& db, const std::string& sql) {
   return row;
 }
 
+// The machine of each block of a variant (variants.info_json's `host`, recorded by the process
+// that ran it): where this shard's block of an already merged variant ran on another machine, the
+// merged variant lists it in `other_hosts`, so that results mixing hardware are never taken for
+// one machine's. A load reply that cannot be read is left as it is.
+void merge_machines(SQLite::Database& db) {
+  using nlohmann::json;
+  SQLite::Statement q(db,
+                      "SELECT v.id, v.info_json, s.info_json FROM main.variants v JOIN model_map "
+                      "mm ON mm.new = v.model_id JOIN shard.variants s ON s.model_id = mm.old AND "
+                      "s.env = v.env WHERE v.info_json != '' AND s.info_json != ''");
+  std::vector<std::pair<int64_t, std::string>> updates;
+  while (q.executeStep()) {
+    json merged = json::parse(q.getColumn(1).getString(), nullptr, false);
+    const json block = json::parse(q.getColumn(2).getString(), nullptr, false);
+    if (!merged.is_object() || !block.is_object() || !merged.contains("host") ||
+        !block.contains("host"))
+      continue;
+    try {
+      const HostIdentity here = host_identity_from_json(block.at("host"));
+      bool known = host_identity_from_json(merged.at("host")).same_machine(here);
+      for (const auto& other : merged.value("other_hosts", json::array()))
+        known = known || host_identity_from_json(other).same_machine(here);
+      if (known) continue;
+      merged["other_hosts"].push_back(block.at("host"));
+      updates.emplace_back(q.getColumn(0).getInt64(), merged.dump());
+    } catch (const Error&) {
+      continue;  // not a machine this deltann can read: kept as stored
+    }
+  }
+  for (const auto& [id, info] : updates) {
+    SQLite::Statement update(db, "UPDATE main.variants SET info_json = ? WHERE id = ?");
+    update.bind(1, info);
+    update.bind(2, id);
+    update.exec();
+  }
+}
+
 // Copies the attached shard into the main database, in the caller's transaction.
 void merge_attached(SQLite::Database& db, const ShardDatabase& shard, MergeOutcome& outcome) {
   const std::string name = shard.path.filename().string();
@@ -130,6 +168,7 @@ void merge_attached(SQLite::Database& db, const ShardDatabase& shard, MergeOutco
        "s.first_ns, s.info_json, s.compile_ns, s.build_json FROM shard.variants s JOIN model_map "
        "mm ON mm.old = s.model_id WHERE NOT EXISTS (SELECT 1 FROM main.variants v WHERE "
        "v.model_id = mm.new AND v.env = s.env) ORDER BY s.id");
+  merge_machines(db);
   // A variant already merged from another block: the worst status, and what the first shard
   // left blank from this one (a variant skipped there has no engine version).
   exec(db,

@@ -19,7 +19,8 @@ TIMING_FIELDS = {
     "compile_ms", "cv", "first_inference_ms", "gflops", "load_ms", "median_ms",
     "median_bootstrap_ci_high_ms", "median_bootstrap_ci_low_ms", "median_ci_high_ms",
     "median_ci_low_ms", "p90_ms", "p99_ms", "p_adjusted", "p_value", "peak_gflops", "peak_share",
-    "significant", "speed_ratio", "speed_ratio_ci_high", "speed_ratio_ci_low"}
+    "significant", "speed_ratio", "speed_ratio_ci_high", "speed_ratio_ci_low",
+    "cpu_mhz_measured", "cpu_mhz_reported"}
 TIMING_FINDINGS = {"slowdown", "unstable_timing"}
 # Meta that describes the runs rather than the results: when and where, and the plan's own keys.
 RUN_META = {"created_at", "host", "cpu_peak", "plan_hash", "shards_merged"}

@@ -231,7 +231,11 @@ TEST_F(ExportFixture, JsonDocument) {
      "median_ms": 2, "p90_ms": 2.8, "p99_ms": 2.98, "cv": 0.5, "median_ci_low_ms": 1,
      "median_ci_high_ms": 3, "median_bootstrap_ci_low_ms": null,
      "median_bootstrap_ci_high_ms": null, "samples": 3, "timed_images": 2, "nonfinite_images": 1, "nondeterministic_images": 0, "max_repeat_diff": 0,
-     "flops": null, "gflops": null, "peak_gflops": null, "peak_share": null},
+     "flops": null, "gflops": null, "peak_gflops": null, "peak_share": null,
+     "device_identity": "machine not recorded, isa native, device cpu", "isa": "native",
+     "accelerator": "", "host": null, "cpu_model": null, "cpu_isa_flags": null,
+     "cpu_cores": null, "cpu_mhz_measured": null, "cpu_mhz_reported": null, "gpus": null,
+     "other_machines": [], "engine_hardware": {}},
     {"env": "opencv:opt=on,device=cpu,threads=1", "model": 1, "framework": "opencv",
      "knobs": {"opt": "on", "device": "cpu", "threads": "1"}, "status": "failed",
      "engine_version": "", "images": 2, "failures": 1, "labelled_images": 0,
@@ -240,7 +244,11 @@ TEST_F(ExportFixture, JsonDocument) {
      "median_ms": 2, "p90_ms": 5, "p99_ms": 5, "cv": null, "median_ci_low_ms": null,
      "median_ci_high_ms": null, "median_bootstrap_ci_low_ms": null,
      "median_bootstrap_ci_high_ms": null, "samples": 6, "timed_images": 2, "nonfinite_images": 0, "nondeterministic_images": 1, "max_repeat_diff": 0.001,
-     "flops": null, "gflops": null, "peak_gflops": null, "peak_share": null}
+     "flops": null, "gflops": null, "peak_gflops": null, "peak_share": null,
+     "device_identity": "machine not recorded, isa native, device cpu", "isa": "native",
+     "accelerator": "", "host": null, "cpu_model": null, "cpu_isa_flags": null,
+     "cpu_cores": null, "cpu_mhz_measured": null, "cpu_mhz_reported": null, "gpus": null,
+     "other_machines": [], "engine_hardware": {}}
   ],
   "pairs": [
     {"a": "ort:opt=all,device=cpu,threads=1", "b": "opencv:opt=on,device=cpu,threads=1",
@@ -253,7 +261,8 @@ TEST_F(ExportFixture, JsonDocument) {
      "relative_l2": 0.125, "cosine": 0.96875, "min_atol": 0.25, "min_rtol": 2,
      "failing_elements": 3, "speed_ratio": 1.25, "speed_ratio_ci_low": 1.125,
      "speed_ratio_ci_high": 1.5, "p_value": 0.03125, "p_adjusted": 0.0625, "significant": false,
-     "differing_images": ["a,\"b\"\nc.jpg"]}
+     "differing_images": ["a,\"b\"\nc.jpg"],
+     "device_differences": []}
   ],
   "shifts": [],
   "findings": [
@@ -323,17 +332,17 @@ c.jpg",7,1,7,2,3,4,0.375,0.375,0.125,0.0625,0.0625,2,5,0,1
 TEST_F(ExportFixture, VariantsCsv) {
   EXPECT_EQ(
       csv(ExportTable::variants),
-      R"csv(env,model,framework,knobs,status,engine_version,images,failures,labelled_images,top1_accuracy,top1_accuracy_ci_low,top1_accuracy_ci_high,top5_accuracy,top5_accuracy_ci_low,top5_accuracy_ci_high,compile_ms,load_ms,first_inference_ms,median_ms,p90_ms,p99_ms,cv,median_ci_low_ms,median_ci_high_ms,median_bootstrap_ci_low_ms,median_bootstrap_ci_high_ms,samples,timed_images,nonfinite_images,nondeterministic_images,max_repeat_diff,flops,gflops,peak_gflops,peak_share
-"ort:opt=all,device=cpu,threads=1",1,ort,"opt=all,device=cpu,threads=1",done,1.17.3,3,0,2,0.5,0.125,0.875,1,0.25,1,,2.5,0.75,2,2.8,2.98,0.5,1,3,,,3,2,1,0,0,,,,
-"opencv:opt=on,device=cpu,threads=1",1,opencv,"opt=on,device=cpu,threads=1",failed,,2,1,0,0.5,,,1,,,,,,2,5,5,,,,,,6,2,0,1,0.001,,,,
+      R"csv(env,model,framework,knobs,status,engine_version,images,failures,labelled_images,top1_accuracy,top1_accuracy_ci_low,top1_accuracy_ci_high,top5_accuracy,top5_accuracy_ci_low,top5_accuracy_ci_high,compile_ms,load_ms,first_inference_ms,median_ms,p90_ms,p99_ms,cv,median_ci_low_ms,median_ci_high_ms,median_bootstrap_ci_low_ms,median_bootstrap_ci_high_ms,samples,timed_images,nonfinite_images,nondeterministic_images,max_repeat_diff,flops,gflops,peak_gflops,peak_share,device_identity,isa,accelerator,host,cpu_model,cpu_isa_flags,cpu_cores,cpu_mhz_measured,cpu_mhz_reported,gpus,other_machines,engine_hardware
+"ort:opt=all,device=cpu,threads=1",1,ort,"opt=all,device=cpu,threads=1",done,1.17.3,3,0,2,0.5,0.125,0.875,1,0.25,1,,2.5,0.75,2,2.8,2.98,0.5,1,3,,,3,2,1,0,0,,,,,"machine not recorded, isa native, device cpu",native,,,,,,,,,[],{}
+"opencv:opt=on,device=cpu,threads=1",1,opencv,"opt=on,device=cpu,threads=1",failed,,2,1,0,0.5,,,1,,,,,,2,5,5,,,,,,6,2,0,1,0.001,,,,,"machine not recorded, isa native, device cpu",native,,,,,,,,,[],{}
 )csv");
 }
 
 TEST_F(ExportFixture, PairsCsv) {
   EXPECT_EQ(
       csv(ExportTable::pairs),
-      R"csv(a,b,axis,images,top1_differences,top1_difference_rate,top1_difference_rate_ci_low,top1_difference_rate_ci_high,near_tie_flips,confident_flips,top5_differences,top5_difference_rate,top5_difference_rate_ci_low,top5_difference_rate_ci_high,top5_overlap,top5_jaccard,rank_correlation,max_abs_diff,mean_abs_diff,relative_l2,cosine,min_atol,min_rtol,failing_elements,speed_ratio,speed_ratio_ci_low,speed_ratio_ci_high,p_value,p_adjusted,significant,differing_images
-"ort:opt=all,device=cpu,threads=1","opencv:opt=on,device=cpu,threads=1",framework,2,1,0.5,0.0625,0.9375,1,0,1,0.5,0.0625,0.9375,0.9,0.75,0.5,Infinity,,0.125,0.96875,0.25,2,3,1.25,1.125,1.5,0.03125,0.0625,0,"[""a,\""b\""\nc.jpg""]"
+      R"csv(a,b,axis,images,top1_differences,top1_difference_rate,top1_difference_rate_ci_low,top1_difference_rate_ci_high,near_tie_flips,confident_flips,top5_differences,top5_difference_rate,top5_difference_rate_ci_low,top5_difference_rate_ci_high,top5_overlap,top5_jaccard,rank_correlation,max_abs_diff,mean_abs_diff,relative_l2,cosine,min_atol,min_rtol,failing_elements,speed_ratio,speed_ratio_ci_low,speed_ratio_ci_high,p_value,p_adjusted,significant,differing_images,device_differences
+"ort:opt=all,device=cpu,threads=1","opencv:opt=on,device=cpu,threads=1",framework,2,1,0.5,0.0625,0.9375,1,0,1,0.5,0.0625,0.9375,0.9,0.75,0.5,Infinity,,0.125,0.96875,0.25,2,3,1.25,1.125,1.5,0.03125,0.0625,0,"[""a,\""b\""\nc.jpg""]",[]
 )csv");
 }
 

@@ -51,6 +51,21 @@ VariantSummary full_variant() {
   v.gflops = 320;
   v.peak_gflops = 400;
   v.peak_share = 0.8;
+  v.device.isa = "avx2";
+  v.device.device = "cuda";
+  HostIdentity host;
+  host.host = "node1";
+  host.cpu_model = "Some CPU";
+  host.isa_flags = {"avx", "avx2", "fma"};
+  host.isa_level = "avx2";
+  host.logical_cores = 8;
+  host.cpu_mhz_measured = 2990;
+  host.cpu_mhz_reported = 2400;
+  host.gpus = {{"NVIDIA H100", "550.54", "1980", "2619", "1980", "2619"}};
+  v.device.host = host;
+  host.host = "node2";
+  v.device.other_hosts = {host};
+  v.device.hardware = {{"cuda_device", "NVIDIA H100"}};
   return v;
 }
 
@@ -81,6 +96,7 @@ PairSummary full_pair() {
   p.p_value = 0.001;
   p.p_adjusted = 0.003;
   p.significant = true;
+  p.device_differences = {"isa native (avx512) vs avx2"};
   return p;
 }
 
