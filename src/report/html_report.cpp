@@ -498,10 +498,19 @@ void write_variants(const Context& ctx, std::ostream& out) {
 // from the field table, and the pairs whose identities differ. Everything in it comes from the
 // machine or the engine (model names, driver strings), so every cell is escaped.
 void write_devices(const Context& ctx, std::ostream& out) {
-  static const char* const kColumns[] = {
-      "env",           "isa",       "accelerator",      "host",
-      "cpu_model",     "cpu_cores", "cpu_mhz_measured", "cpu_mhz_reported",
-      "cpu_isa_flags", "gpus",      "other_machines",   "engine_hardware"};
+  static const char* const kColumns[] = {"env",
+                                         "device_identity",
+                                         "isa",
+                                         "accelerator",
+                                         "host",
+                                         "cpu_model",
+                                         "cpu_cores",
+                                         "cpu_mhz_measured",
+                                         "cpu_mhz_reported",
+                                         "cpu_isa_flags",
+                                         "gpus",
+                                         "other_machines",
+                                         "engine_hardware"};
   out << "<section id=\"devices\"><h2>Devices</h2>\n"
          "<p class=\"note\">Where each variant computed: the instruction-set level in effect "
          "(the isa cap, or native with the CPU's highest level), the OpenCL device or GPUs, the "
