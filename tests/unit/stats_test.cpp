@@ -453,7 +453,6 @@ TEST(StatsRateInterval, ExactEndsAndNoIntervalWithoutTrials) {
   }
 }
 
-
 TEST(StatsRankSeparation, EffectSizesAgainstHandCountAndScipy) {
   // higher sorted: 0.3 0.7 0.9 1.2 1.2 2.5 3.1 4.0; lower sorted: 0.05 0.1 0.2 0.3 0.4 0.5 0.6
   // 0.7 1.2. U of `higher` = pairs with x > y plus half the ties:
