@@ -43,6 +43,25 @@ struct MannWhitney {
 // docs/ANALYSIS.md). p = 1 when either sample is empty or all values are tied.
 MannWhitney mann_whitney_sorted(const std::vector<double>& a, const std::vector<double>& b);
 
+// How far the values of `higher` lie above those of `lower` (unsorted; NaN entries are skipped),
+// as a rank test and its effect sizes: the two-sided Mann-Whitney p-value (mann_whitney_sorted),
+// the common-language effect size auc = U / (n m) = P(X > Y) + P(X = Y) / 2 with X from
+// `higher` and Y from `lower` (the area under the ROC curve of telling the groups apart by the
+// value; 0.5 when they do not differ), and the rank-biserial correlation 2 auc - 1. The interval
+// of auc is Hanley and McNeil's normal approximation, clamped to [0, 1]:
+//   se^2 = (A (1 - A) + (n - 1) (A / (2 - A) - A^2) + (m - 1) (2 A^2 / (1 + A) - A^2)) / (n m);
+// it is cheap but shrinks to a point at auc = 0 or 1 (perfect separation). With an empty group
+// auc, the correlation and the interval are NaN and p = 1.
+struct Separation {
+  size_t n_higher = 0, n_lower = 0;  // values used (NaN skipped)
+  double auc = 0;
+  double rank_biserial = 0;
+  Interval auc_ci;
+  double p_value = 1;
+};
+Separation rank_separation(std::vector<double> higher, std::vector<double> lower,
+                           double confidence);
+
 // Holm's step-down adjustment of a family of p-values for multiple comparisons, in the input
 // order: with the m p-values sorted ascending, p_(1) <= ... <= p_(m),
 //   adjusted_(i) = max over j <= i of min(1, (m - j + 1) p_(j)).

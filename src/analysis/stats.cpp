@@ -175,6 +175,37 @@ MannWhitney mann_whitney_sorted(const std::vector<double>& a, const std::vector<
   return result;
 }
 
+Separation rank_separation(std::vector<double> higher, std::vector<double> lower,
+                           double confidence) {
+  const auto drop_nan_and_sort = [](std::vector<double>& v) {
+    std::erase_if(v, [](double d) { return std::isnan(d); });
+    std::sort(v.begin(), v.end());
+  };
+  drop_nan_and_sort(higher);
+  drop_nan_and_sort(lower);
+  Separation s;
+  s.n_higher = higher.size();
+  s.n_lower = lower.size();
+  if (higher.empty() || lower.empty()) {
+    s.auc = s.rank_biserial = kNaN;
+    s.auc_ci = {kNaN, kNaN};
+    return s;
+  }
+  const MannWhitney test = mann_whitney_sorted(higher, lower);
+  const auto n = static_cast<double>(s.n_higher), m = static_cast<double>(s.n_lower);
+  const double a = test.u / (n * m);
+  s.auc = a;
+  s.rank_biserial = 2 * a - 1;
+  s.p_value = test.p_value;
+  const double q1 = a / (2 - a), q2 = 2 * a * a / (1 + a);
+  const double variance = (a * (1 - a) + (n - 1) * (q1 - a * a) + (m - 1) * (q2 - a * a)) / (n * m);
+  const double z =
+      boost::math::quantile(boost::math::normal_distribution<double>(), (1 + confidence) / 2);
+  const double half = z * std::sqrt(std::max(variance, 0.0));
+  s.auc_ci = {std::max(0.0, a - half), std::min(1.0, a + half)};
+  return s;
+}
+
 std::vector<double> holm_adjusted(const std::vector<double>& p_values) {
   std::vector<size_t> order;  // the non-NaN entries, smallest p first
   for (size_t i = 0; i < p_values.size(); ++i)

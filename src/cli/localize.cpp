@@ -19,6 +19,7 @@
 #include "deltann/error.h"
 #include "deltann/hash.h"
 #include "deltann/localize.h"
+#include "deltann/localize_campaign.h"
 #include "deltann/localize_format.h"
 #include "deltann/localize_image.h"
 #include "deltann/preprocess.h"
@@ -43,6 +44,11 @@ struct LocalizeArgs {
   std::string tensor;     // --tensor X.npy: the model's input as it is, instead of an image
   std::string reproduce;  // --reproduce DIR: write the smallest subgraph that still diverges
   std::vector<std::string> refs;
+  // --images all|disagreeing: localise over many images of the --db campaign, with --max-images
+  // and --seed choosing which (localize_campaign.h).
+  std::string images;
+  size_t max_images = 200;
+  uint64_t seed = 1;
   // --captures A_DIR B_DIR [REF_DIR...]: compare captures made earlier (`--keep`, or a worker's
   // capture op on another machine) instead of running the environments here.
   std::vector<std::string> captures;
@@ -129,18 +135,24 @@ std::vector<PreparedEnvironment> prepare_pair(const CampaignConfig& config, cons
   return envs;
 }
 
+// Asks a loaded worker to capture `tensor` into `out` (emptied first) and reads the capture.
+LayerCapture capture_with(LoadedWorker& worker, const PreparedEnvironment& env,
+                          const fs::path& tensor, const fs::path& out) {
+  fs::remove_all(out);
+  const auto captured =
+      worker.request({{"op", "capture"}, {"tensor", tensor.string()}, {"out_dir", out.string()}},
+                     "capture", "captured", "cannot capture intermediate tensors");
+  return read_capture(captured.value("index", ""), env.env);
+}
+
 // Starts the environment's worker, loads its artifact, captures `tensor` into `out` and reads it.
 LayerCapture capture_environment(const PreparedEnvironment& env, const fs::path& tensor,
                                  const fs::path& out, double timeout_s, double& seconds) {
   const auto start = std::chrono::steady_clock::now();
   LoadedWorker worker(env.worker, env.artifact, env.env, to_json(env.spec), timeout_s,
                       env.worker_env);
-  fs::remove_all(out);
-  const auto captured =
-      worker.request({{"op", "capture"}, {"tensor", tensor.string()}, {"out_dir", out.string()}},
-                     "capture", "captured", "cannot capture intermediate tensors");
+  LayerCapture capture = capture_with(worker, env, tensor, out);
   worker.quit();
-  LayerCapture capture = read_capture(captured.value("index", ""), env.env);
   seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   say(env.env + ": captured " + std::to_string(capture.tensors.size()) + " tensors in " +
       std::to_string(std::lround(seconds * 1000)) + " ms");
@@ -263,29 +275,29 @@ void from_captures(const LocalizeArgs& a) {
   exit_on_divergence(result);
 }
 
-// The model of a campaign database that --db localises: its only model, or the one --model
-// names when it holds several. Refused when the file changed since the campaign ran: its layers
-// would not be the ones whose outputs the database holds.
-StoredModel campaign_model(const LocalizeArgs& a) {
-  const auto models = Store(a.db, StoreMode::ReadOnly).models();
-  if (models.empty()) throw Error(a.db + " holds no model");
+// The model of a campaign database that --db localises: its only model, or the one `path` (--model,
+// or --b-model for B's labels in the campaign form) names when it holds several. Refused when the
+// file changed since the campaign ran: its layers would not be the ones whose outputs the database
+// holds.
+StoredModel campaign_model(const std::string& db, const std::string& path) {
+  const auto models = Store(db, StoreMode::ReadOnly).models();
+  if (models.empty()) throw Error(db + " holds no model");
   std::vector<const StoredModel*> chosen;
   std::string names;
   for (const auto& m : models) {
     names += (names.empty() ? "" : ", ") + m.path;
     std::error_code ec;
-    if (a.model.empty() || fs::equivalent(m.path, a.model, ec)) chosen.push_back(&m);
+    if (path.empty() || fs::equivalent(m.path, path, ec)) chosen.push_back(&m);
   }
-  if (chosen.empty())
-    throw Error(a.db + " holds no model " + a.model + " (it holds: " + names + ")");
+  if (chosen.empty()) throw Error(db + " holds no model " + path + " (it holds: " + names + ")");
   if (chosen.size() > 1)
-    throw Error(a.db + " holds " + std::to_string(chosen.size()) +
+    throw Error(db + " holds " + std::to_string(chosen.size()) +
                 " models (or one file with several specs): name one with --model (" + names + ")");
   const StoredModel& model = *chosen.front();
   if (!fs::is_regular_file(model.path))
-    throw Error("model file " + model.path + " of " + a.db + " no longer exists");
+    throw Error("model file " + model.path + " of " + db + " no longer exists");
   if (const std::string now = sha256_file(model.path); now != model.sha256)
-    throw Error("model file " + model.path + " has changed since the campaign in " + a.db +
+    throw Error("model file " + model.path + " has changed since the campaign in " + db +
                 " ran (sha256 then " + model.sha256.substr(0, 12) + "..., now " +
                 now.substr(0, 12) + "...): run the campaign again into a new database");
   return model;
@@ -305,6 +317,13 @@ void check_usage(const CLI::App& cmd, const LocalizeArgs& a) {
   if (a.db.empty() && (a.model.empty() || (a.image.empty() && a.tensor.empty())))
     usage("give --model M.onnx with --image IMG or --tensor X.npy, or --db CAMPAIGN.db");
   if (!a.db.empty() && !fs::exists(a.db)) usage("database " + a.db + " does not exist");
+  if (a.images.empty()) return;
+  if (!parse_campaign_images(a.images)) usage("--images takes 'all' or 'disagreeing'");
+  if (a.db.empty()) usage("--images localises over a campaign: it needs --db CAMPAIGN.db");
+  if (!a.image.empty() || !a.tensor.empty() || !a.reproduce.empty() || !a.refs.empty() ||
+      !a.keep.empty())
+    usage("--images takes no --image, --tensor, --reproduce, --ref or --keep");
+  if (a.max_images < 2) usage("--max-images must be at least 2");
 }
 
 // The model and spec to localise: --model/--spec, or the --db campaign's model with the spec it
@@ -320,7 +339,7 @@ ModelChoice choose_model(const LocalizeArgs& a) {
   ModelChoice c;
   std::optional<ModelSpec> stored_spec;
   if (!a.db.empty()) {
-    const StoredModel model = campaign_model(a);
+    const StoredModel model = campaign_model(a.db, a.model);
     c.model_id = model.id;
     c.config.model = model.path;
     stored_spec =
@@ -404,6 +423,108 @@ json run_json(const LocalizeArgs& a, const ModelChoice& m, const Captures& c,
   return j;
 }
 
+// The --images form: localises A against B on many images of the campaign, one worker per
+// environment for all of them, and keeps per layer and image only the relative L2 error and max
+// |a-b| (localize_campaign.h). B's labels are those of B's variant of the campaign's model, or of
+// the campaign's --b-model when one is given (added to the database with `run --new-model`).
+// Exit 3 when some layer's error separates the differing images from the agreeing ones.
+void from_campaign(const LocalizeArgs& a, const ModelChoice& m,
+                   const std::vector<PreparedEnvironment>& envs,
+                   std::chrono::steady_clock::time_point start) {
+  const auto mode = parse_campaign_images(a.images);
+  const int64_t model_b = a.b_model.empty() ? m.model_id : campaign_model(a.db, a.b_model).id;
+  CampaignSelection selection;
+  {
+    const Store store(a.db, StoreMode::ReadOnly);
+    selection =
+        select_campaign_images(paired_images(store, m.model_id, envs[0].env, model_b, envs[1].env),
+                               *mode, a.max_images, a.seed);
+  }
+  if (selection.images.empty())
+    throw Error(a.db + " has no image with results for both " + envs[0].env + " and " +
+                envs[1].env);
+  say("images: " + selection.description);
+
+  PreprocessCache cache(m.config.cache_dir);
+  CaptureDir dir("");
+  // One worker per environment for every image: starting and loading is most of a capture's
+  // cost on a small model.
+  std::vector<std::unique_ptr<LoadedWorker>> workers;
+  for (size_t i = 0; i < 2; ++i)
+    workers.push_back(std::make_unique<LoadedWorker>(envs[i].worker, envs[i].artifact, envs[i].env,
+                                                     to_json(envs[i].spec), a.timeout_s,
+                                                     envs[i].worker_env));
+  CampaignAccumulator accumulator;
+  std::vector<std::string> skipped;
+  const size_t n = selection.images.size();
+  for (size_t k = 0; k < n; ++k) {
+    const PairedImage& image = selection.images[k];
+    std::vector<fs::path> tensors;
+    try {
+      for (size_t i = 0; i < 2; ++i)
+        tensors.push_back(cache.prepare(image.path, envs[i].spec.input).tensor_path);
+    } catch (const Error& e) {
+      // An image that cannot be read any more is left out; the others still count. A worker's
+      // failure below is not: it would fail every image after it.
+      say("[" + std::to_string(k + 1) + "/" + std::to_string(n) + "] " + image.key +
+          ": skipped: " + e.what());
+      skipped.push_back(image.key);
+      continue;
+    }
+    std::vector<LayerCapture> captures;
+    for (size_t i = 0; i < 2; ++i)
+      captures.push_back(
+          capture_with(*workers[i], envs[i], tensors[i], dir.path() / (i ? "b" : "a")));
+    const Localization l = localize(captures[0], captures[1], {}, a.options);
+    accumulator.add(image, l);
+    say("[" + std::to_string(k + 1) + "/" + std::to_string(n) + "] " + image.key +
+        (image.differs() ? " (top-1 differs)" : "") + ": " +
+        (l.jump ? "first jump '" + l.layers[*l.jump].name + "'" : "no layer above the threshold"));
+  }
+  for (auto& worker : workers) worker->quit();
+  if (accumulator.images() == 0) throw Error("no image of " + a.db + " could be localised");
+  constexpr double kConfidence = 0.95, kAlpha = 0.05;
+  const CampaignLocalization result = accumulator.finish(kConfidence, kAlpha);
+  const double total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  json j = to_json(result, a.options);
+  j["model"] = fs::absolute(m.config.model).string();
+  j["spec"] = m.spec_source;
+  if (!a.b_model.empty()) j["b_model"] = fs::absolute(a.b_model).string();
+  j["selection"] = {{"images", a.images},
+                    {"max_images", a.max_images},
+                    {"seed", a.seed},
+                    {"differing_available", selection.differing_available},
+                    {"agreeing_available", selection.agreeing_available},
+                    {"differing_used", selection.differing_used},
+                    {"agreeing_used", selection.agreeing_used},
+                    {"skipped", skipped},
+                    {"description", selection.description}};
+  j["seconds"] = total;
+  const std::string label = std::to_string(result.images.size()) + " images (campaign)";
+  const int64_t stored =
+      Store(a.db, StoreMode::ReadWrite)
+          .add_localization({0, envs[0].env, envs[1].env, label,
+                             j.dump(-1, ' ', false, json::error_handler_t::replace), ""});
+  if (a.json) {
+    j["stored_as"] = stored;
+    std::cout << dump(j) << '\n';
+  } else {
+    std::ostringstream text;
+    text << "model " << m.config.model.string()
+         << (a.b_model.empty() ? "" : " (B: " + a.b_model + ")") << ", campaign " << a.db
+         << "\nimages: " << selection.description
+         << (skipped.empty() ? "" : "; " + std::to_string(skipped.size()) + " skipped") << "\n"
+         << campaign_localization_text(result, a.rows) << "stored as localisation #" << stored
+         << " in " << a.db << "\ntook " << std::lround(total * 1000) << " ms\n";
+    std::cout << terminal_safe_lines(text.str());
+  }
+  if (result.first_separating)
+    throw NegativeAnswer("the error of '" + result.layers[*result.first_separating].name +
+                         "' and later layers is higher on the images whose top-1 differs");
+}
+
 void execute(const CLI::App& cmd, LocalizeArgs& a) {
   check_usage(cmd, a);
   if (!a.captures.empty()) return from_captures(a);
@@ -424,6 +545,7 @@ void execute(const CLI::App& cmd, LocalizeArgs& a) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<PreparedEnvironment> envs =
       prepare_pair(m.config, m.spec, a.a, a.b, a.b_model, a.b_spec);
+  if (!a.images.empty()) return from_campaign(a, m, envs, start);
   for (const auto& ref : a.refs) envs.push_back(prepare_environment(m.config, m.spec, ref, say));
   if (!a.db.empty()) from_database(a, m.model_id, envs[0].env, envs[1].env);
   if (a.tensor.empty() && !fs::is_regular_file(a.image))
@@ -525,6 +647,14 @@ void add_localize(CLI::App& app) {
                   "write the smallest subgraph that still shows the divergence to this folder "
                   "(repro.onnx, input.npy, reproduce.sh)");
   cmd->add_option("--db", args->db, "take the model, spec and image from a campaign database");
+  cmd->add_option("--images", args->images,
+                  "with --db: localise over many images, 'disagreeing' (those whose top-1 "
+                  "differs and as many agreeing ones) or 'all', and rank the layers whose error "
+                  "separates them");
+  cmd->add_option("--max-images", args->max_images,
+                  "with --images: at most this many images (half for the differing ones)")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "with --images: seed of the sample")->capture_default_str();
   cmd->add_option("--captures", args->captures,
                   "compare capture folders made earlier (A B [REF...], each with index.json; "
                   "e.g. --keep output or captures from another machine) instead of running");

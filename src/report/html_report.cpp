@@ -806,6 +806,40 @@ void write_shifts(const Context& ctx, std::ostream& out) {
   out << "</section>\n";
 }
 
+// A localisation over a campaign's images (`localize --images`): the groups, where the separation
+// starts, and the five layers whose error best separates the images whose top-1 differs.
+void write_campaign_localization(const nlohmann::json& j, std::ostream& out) {
+  const auto number = [](const nlohmann::json& v, const char* format) {
+    return v.is_number() ? format_double(format, v.get<double>())
+                         : html_escape(v.is_string() ? v.get<std::string>() : "-");
+  };
+  const auto& groups = j.value("groups", nlohmann::json::object());
+  out << "<table class=\"facts\"><tr><th>images</th><td>" << groups.value("differing", 0)
+      << " whose top-1 differs, " << groups.value("agreeing", 0)
+      << " where it agrees</td></tr><tr><th>separation starts</th><td>";
+  const auto& first = j.value("first_separating", nlohmann::json());
+  if (first.is_object())
+    out << "<code>" << html_escape(first.value("name", "")) << "</code> ("
+        << html_escape(first.value("op", "")) << ")";
+  else
+    out << "no layer's error is significantly higher on the differing images";
+  out << "</td></tr></table>\n<div class=\"scroll\"><table>\n<tr><th>layer</th><th>op</th>"
+         "<th>auc</th><th>p (Holm)</th><th>median rel L2, differing</th><th>median rel L2, "
+         "agreeing</th></tr>\n";
+  const auto& ranked = j.value("ranked_layers", nlohmann::json::array());
+  for (size_t i = 0; i < std::min<size_t>(5, ranked.size()); ++i) {
+    const auto& l = ranked[i];
+    out << "<tr><td><code>" << html_escape(l.value("name", "")) << "</code></td><td>"
+        << html_escape(l.value("op", "")) << "</td><td class=\"n\">"
+        << number(l.value("auc", nlohmann::json()), "%.3f") << "</td><td class=\"n\">"
+        << number(l.value("p_holm", nlohmann::json()), "%.2g") << "</td><td class=\"n\">"
+        << number(l.value("median_rel_l2_differing", nlohmann::json()), "%.2e")
+        << "</td><td class=\"n\">"
+        << number(l.value("median_rel_l2_agreeing", nlohmann::json()), "%.2e") << "</td></tr>\n";
+  }
+  out << "</table></div>\n";
+}
+
 void write_localizations(const Context& ctx, std::ostream& out) {
   out << "<section id=\"localizations\"><h2>Localisations</h2>\n";
   if (ctx.campaign.localizations.empty()) {
@@ -826,6 +860,11 @@ void write_localizations(const Context& ctx, std::ostream& out) {
     out << "<h3>#" << l.id << ": " << env_html(l.env_a) << " vs " << env_html(l.env_b) << " on "
         << html_escape(l.image_key) << " <span class=\"muted\">(" << html_escape(l.recorded_at)
         << " UTC)</span></h3>\n";
+    if (const auto campaign = nlohmann::json::parse(l.json, nullptr, false);
+        campaign.is_object() && campaign.value("kind", "") == "campaign") {
+      write_campaign_localization(campaign, out);
+      continue;
+    }
     if (j.is_null()) {
       out << "<p class=\"muted\">This localisation's record cannot be read.</p>\n";
       continue;

@@ -453,5 +453,49 @@ TEST(StatsRateInterval, ExactEndsAndNoIntervalWithoutTrials) {
   }
 }
 
+TEST(StatsRankSeparation, EffectSizesAgainstHandCountAndScipy) {
+  // higher sorted: 0.3 0.7 0.9 1.2 1.2 2.5 3.1 4.0; lower sorted: 0.05 0.1 0.2 0.3 0.4 0.5 0.6
+  // 0.7 1.2. U of `higher` = pairs with x > y plus half the ties:
+  //   0.3 -> 3 + 0.5; 0.7 -> 7 + 0.5; 0.9 -> 8; 1.2 -> 8 + 0.5 (twice); 2.5, 3.1, 4.0 -> 9 each:
+  //   U = 3.5 + 7.5 + 8 + 17 + 27 = 63, auc = 63 / 72 = 0.875, rank-biserial 0.75.
+  // p from scipy 1.10.1: mannwhitneyu(higher, lower, alternative='two-sided',
+  // method='asymptotic', use_continuity=True).pvalue = 0.010485586098533548. The interval is
+  // Hanley-McNeil's formula evaluated in numpy (norm.ppf(0.975)): [0.69566690, 1.05433310],
+  // clamped to 1 at the top.
+  const Separation s =
+      rank_separation({0.3, 0.9, 1.2, 1.2, 2.5, 3.1, 0.7, 4.0},
+                      {0.1, 0.3, 0.5, 0.7, 0.2, 1.2, 0.05, 0.4, 0.6, std::nan("")}, 0.95);
+  EXPECT_EQ(s.n_higher, 8u);
+  EXPECT_EQ(s.n_lower, 9u);  // the NaN is skipped
+  EXPECT_DOUBLE_EQ(s.auc, 0.875);
+  EXPECT_DOUBLE_EQ(s.rank_biserial, 0.75);
+  EXPECT_NEAR(s.p_value, 0.010485586098533548, 1e-12);
+  EXPECT_NEAR(s.auc_ci.low, 0.6956668985688129, 1e-9);
+  EXPECT_EQ(s.auc_ci.high, 1.0);
+}
+
+TEST(StatsRankSeparation, DirectionAndDegenerateGroups) {
+  // Swapping the groups mirrors the effect: auc 1 - 0.875, correlation -0.75, the same p.
+  const Separation swapped = rank_separation({0.1, 0.3, 0.5, 0.7, 0.2, 1.2, 0.05, 0.4, 0.6},
+                                             {0.3, 0.9, 1.2, 1.2, 2.5, 3.1, 0.7, 4.0}, 0.95);
+  EXPECT_DOUBLE_EQ(swapped.auc, 0.125);
+  EXPECT_DOUBLE_EQ(swapped.rank_biserial, -0.75);
+  EXPECT_NEAR(swapped.p_value, 0.010485586098533548, 1e-12);
+  // Complete separation: auc 1 and a zero-width interval (Hanley-McNeil's known weakness).
+  const Separation perfect = rank_separation({5, 6, 7}, {1, 2, 3, 4}, 0.95);
+  EXPECT_EQ(perfect.auc, 1.0);
+  EXPECT_EQ(perfect.auc_ci.low, 1.0);
+  // Every value tied: no separation, p = 1.
+  const Separation tied = rank_separation({0, 0, 0}, {0, 0}, 0.95);
+  EXPECT_EQ(tied.auc, 0.5);
+  EXPECT_EQ(tied.rank_biserial, 0.0);
+  EXPECT_EQ(tied.p_value, 1.0);
+  // An empty group (here: only NaN): nothing to compare.
+  const Separation empty = rank_separation({1, 2}, {std::nan("")}, 0.95);
+  EXPECT_EQ(empty.n_lower, 0u);
+  EXPECT_TRUE(std::isnan(empty.auc));
+  EXPECT_EQ(empty.p_value, 1.0);
+}
+
 }  // namespace
 }  // namespace deltann::stats
