@@ -480,6 +480,38 @@ EditResult apply_inverse_edit(const onnx::ModelProto& a, onnx::ModelProto& b,
   return result;
 }
 
+namespace {
+
+void try_rejected_together(const onnx::ModelProto& a, RepairSearch& r,
+                           const Divergence& divergence) {
+  std::vector<size_t> rejected;
+  for (size_t i = 0; i < r.steps.size(); ++i)
+    if (r.steps[i].tried && !r.steps[i].kept) rejected.push_back(i);
+  if (rejected.size() < 2) return;
+  onnx::ModelProto candidate = r.repaired;
+  TogetherTry together;
+  for (const size_t i : rejected)
+    if (apply_inverse_edit(a, candidate, r.steps[i].difference).applied)
+      together.steps.push_back(i);
+  if (together.steps.size() < 2) return;
+  together.before = r.final;
+  together.after = divergence(candidate);
+  ++r.evaluations;
+  together.kept = together.after < r.final;
+  if (together.kept) {
+    r.repaired = std::move(candidate);
+    r.final = together.after;
+    for (const size_t i : together.steps) {
+      r.steps[i].kept = true;
+      r.steps[i].note = "kept together with the " + std::to_string(together.steps.size() - 1) +
+                        " other edits that did not lower the divergence alone";
+    }
+  }
+  r.together = std::move(together);
+}
+
+}  // namespace
+
 RepairSearch search_repair(const onnx::ModelProto& a, const onnx::ModelProto& b,
                            const std::vector<ParameterDifference>& differences, double initial,
                            double tolerance, const Divergence& divergence) {
@@ -511,6 +543,7 @@ RepairSearch search_repair(const onnx::ModelProto& a, const onnx::ModelProto& b,
     }
     r.steps.push_back(std::move(step));
   }
+  if (r.final > tolerance) try_rejected_together(a, r, divergence);
   r.within = r.final <= tolerance;
   return r;
 }

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,15 @@ struct RepairStep {
   std::string note;    // why it was not tried or not kept
 };
 
+// The edits the first pass rejected, tried again all at once: changes that only act together
+// (the quantisation of every layer, whose rounding errors partly cancel) lower the divergence
+// only when all are undone.
+struct TogetherTry {
+  std::vector<size_t> steps;  // indices into RepairSearch::steps, those that applied
+  double before = 0, after = 0;
+  bool kept = false;
+};
+
 struct RepairSearch {
   onnx::ModelProto repaired;  // B with the kept edits
   std::vector<RepairStep> steps;
@@ -51,6 +61,7 @@ struct RepairSearch {
   double final = 0;     // the repaired model's
   bool within = false;  // final <= tolerance
   size_t evaluations = 0;
+  std::optional<TogetherTry> together;  // when two or more edits were tried again together
 };
 
 // The divergence of a candidate B from A (`deltann repair`: the largest max |out_B - out_A| over
@@ -59,7 +70,9 @@ using Divergence = std::function<double(const onnx::ModelProto&)>;
 
 // Tries the inverse edit of each difference in order, each on top of the edits kept so far, and
 // keeps it when the divergence drops strictly below the best so far; stops trying once the
-// divergence is at most `tolerance` (the remaining steps say so). `initial` is B's divergence.
+// divergence is at most `tolerance` (the remaining steps say so). When that pass ends above the
+// tolerance with two or more edits tried and not kept, those are tried once more all together
+// and kept together when that lowers the divergence (`together`). `initial` is B's divergence.
 RepairSearch search_repair(const onnx::ModelProto& a, const onnx::ModelProto& b,
                            const std::vector<ParameterDifference>& differences, double initial,
                            double tolerance, const Divergence& divergence);

@@ -361,6 +361,18 @@ json step_json(const RepairStep& step) {
   return j;
 }
 
+// The second try of the rejected edits, all at once (null when there was none); `steps` are
+// positions in `edits`, from 1.
+json together_json(const RepairSearch& search) {
+  if (!search.together) return nullptr;
+  std::vector<size_t> steps;
+  for (const size_t i : search.together->steps) steps.push_back(i + 1);
+  return {{"steps", steps},
+          {"divergence_before", json_number(search.together->before)},
+          {"divergence_after", json_number(search.together->after)},
+          {"kept", search.together->kept}};
+}
+
 json repair_json(const RepairArgs& a, const Sides& s, const Repair& r, const fs::path& record) {
   json steps = json::array();
   for (const auto& step : r.search.steps) steps.push_back(step_json(step));
@@ -386,6 +398,7 @@ json repair_json(const RepairArgs& a, const Sides& s, const Repair& r, const fs:
       {"differences_from", r.how},
       {"edits", steps},
       {"evaluations", r.search.evaluations},
+      {"together", together_json(r.search)},
       {"search",
        {{"before", agreement_json(r.search_before)}, {"after", agreement_json(r.search_after)}}},
       {"held_out",
@@ -409,12 +422,17 @@ std::string repair_text(const RepairArgs& a, const Sides& s, const Repair& r,
     t << "  " << i + 1 << ". " << d.node << ": " << d.what << " [" << d.kind.kind << "]\n     ";
     if (step.tried)
       t << (step.kept ? "kept: " : "not kept: ") << step.edit.action << "; max |d| "
-        << number(step.before) << " -> " << number(step.after) << "\n";
+        << number(step.before) << " -> " << number(step.after)
+        << (step.kept && !step.note.empty() ? " (" + step.note + ")" : "") << "\n";
     else if (!step.edit.action.empty())
       t << step.edit.action << "\n";
     else
       t << step.note << "\n";
   }
+  if (const auto& g = r.search.together)
+    t << "the " << g->steps.size() << " edits not kept, tried together: max |d| "
+      << number(g->before) << " -> " << number(g->after) << (g->kept ? ": kept" : ": not kept")
+      << "\n";
   t << "search images: before " << agreement_text(r.search_before) << "\n"
     << "               after  " << agreement_text(r.search_after) << "\n"
     << "held-out images: before " << agreement_text(r.held_before) << "\n"

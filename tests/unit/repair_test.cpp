@@ -345,6 +345,37 @@ TEST(SearchRepair, KeepsOnlyEditsThatHelpAndStopsWithinTolerance) {
   EXPECT_EQ(r.evaluations, 1u);
 }
 
+TEST(SearchRepair, TriesTheRejectedEditsTogether) {
+  const auto a = small_model();
+  auto b = a;
+  auto w = floats(*initializer(b, "w"));
+  for (auto& v : w) v *= 2;
+  *initializer(b, "w") = tensor("w", {3, 2, 3, 3}, w);
+  auto fw = floats(*initializer(b, "fw"));
+  for (auto& v : fw) v += 0.5f;
+  *initializer(b, "fw") = tensor("fw", {5, 3}, fw);
+  const auto found = differences(a, b);
+  ASSERT_EQ(found.size(), 2u);
+  // Like two quantised layers whose errors partly cancel: either one restored alone makes it
+  // worse, both restored give A.
+  const auto restored = [](const onnx::ModelProto& m) {
+    auto copy = m;
+    return int(floats(*initializer(copy, "w")) == ramp(54, 0.1f)) +
+           int(floats(*initializer(copy, "fw")) == ramp(15, 0.2f));
+  };
+  const auto r = search_repair(a, b, found, 1.0, 0.0, [&](const onnx::ModelProto& m) {
+    return std::vector<double>{1.0, 2.0, 0.0}[restored(m)];
+  });
+  ASSERT_TRUE(r.together);
+  EXPECT_EQ(r.together->steps, (std::vector<size_t>{0, 1}));
+  EXPECT_TRUE(r.together->kept);
+  EXPECT_TRUE(r.within);
+  EXPECT_TRUE(r.steps[0].kept && r.steps[1].kept);
+  EXPECT_NE(r.steps[0].note.find("kept together"), std::string::npos);
+  EXPECT_EQ(restored(r.repaired), 2);
+  EXPECT_EQ(r.evaluations, 3u);
+}
+
 TEST(SplitImages, SeededDisjointAndComplete) {
   const auto s = split_images(9, 5, 0);
   EXPECT_EQ(s.search.size(), 5u);
