@@ -260,7 +260,12 @@ EditResult restore_missing(const onnx::ModelProto& a, onnx::ModelProto& b,
   const bool same_op = op == na->op_type();
   if (same_op && (graph->node(position).input_size() <= d.input ||
                   graph->node(position).input(d.input).empty())) {
-    const std::string name = add_initializer(b, na->input(d.input), view_a->shape, view_a->values);
+    // B may still hold A's tensor, no longer read (the input was cut, the initialiser left).
+    const auto left = read_constant(b, na->input(d.input));
+    const std::string name =
+        left && left->values == view_a->values && left->shape == view_a->shape
+            ? na->input(d.input)
+            : add_initializer(b, na->input(d.input), view_a->shape, view_a->values);
     auto& nb = *graph->mutable_node(position);
     while (nb.input_size() <= d.input) nb.add_input("");
     nb.set_input(d.input, name);

@@ -314,7 +314,8 @@ std::vector<ParameterDifference> find_differences(const Sides& s, const Prepared
 struct Repair {
   std::vector<std::string> search_keys, held_keys;
   Agreement search_before, search_after, held_before, held_after;
-  std::string how;  // how the differences were found
+  std::string b_runs_as;  // B's environment as each candidate runs, canonical
+  std::string how;        // how the differences were found
   size_t differences = 0;
   RepairSearch search;
   std::string verdict, reason;
@@ -383,7 +384,7 @@ json repair_json(const RepairArgs& a, const Sides& s, const Repair& r, const fs:
       {"record", fs::absolute(record).string()},
       {"a", s.env_a.env},
       {"b", s.b_label},
-      {"b_runs_as", s.env_b},
+      {"b_runs_as", r.b_runs_as},
       {"image_set", fs::absolute(a.image_set).string()},
       {"split",
        {{"seed", a.seed},
@@ -412,7 +413,7 @@ json repair_json(const RepairArgs& a, const Sides& s, const Repair& r, const fs:
 std::string repair_text(const RepairArgs& a, const Sides& s, const Repair& r,
                         const fs::path& record) {
   std::ostringstream t;
-  t << "A: " << s.env_a.env << " on " << a.model << "\nB: " << s.env_b << " on "
+  t << "A: " << s.env_a.env << " on " << a.model << "\nB: " << r.b_runs_as << " on "
     << s.converted.string() << "\nimages: " << r.search_keys.size() << " for the search, "
     << r.held_keys.size() << " held out (seed " << a.seed << ")\n"
     << "differences: " << r.differences << ", " << r.how << "\n";
@@ -486,6 +487,7 @@ void execute(const CLI::App& cmd, RepairArgs& a) {
   say("A: running " + std::to_string(usable.size()) + " images");
   const auto [a_search, a_held] = run_parts(s.env_a, search, held, cache, a.timeout_s);
   const PreparedEnvironment b_before = prepare_b(s, s.converted);
+  r.b_runs_as = b_before.env;
   say("B: running " + std::to_string(usable.size()) + " images on " + s.converted.string());
   const auto [b_search, b_held] = run_parts(b_before, search, held, cache, a.timeout_s);
   r.search_before = agreement(a_search, b_search, search);
