@@ -48,8 +48,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr double kConfidence = 0.95;
-
 struct RepairArgs {
   std::string model, b_model, spec, b_spec, image_set, a, b, out, record, cache;
   double tolerance = 1e-4;
@@ -58,6 +56,10 @@ struct RepairArgs {
   double timeout_s = 300;
   bool json = false;
 };
+
+#ifdef DELTANN_MODEL_DIFF
+
+constexpr double kConfidence = 0.95;
 
 [[noreturn]] void usage(const std::string& message) {
   throw CLI::ValidationError(message, kExitUsage);
@@ -73,8 +75,6 @@ std::string number(double value) {
   out << value;
   return out.str();
 }
-
-#ifdef DELTANN_MODEL_DIFF
 
 // A private working folder for the candidate models and the captures, removed at the end.
 class WorkDir {
