@@ -157,6 +157,7 @@ void diff_inputs(const onnx::NodeProto& na, const onnx::NodeProto& nb,
     if (!vb) continue;
     ParameterDifference d = base;
     d.what = "weights " + na.input(i) + " (input " + std::to_string(i) + ")";
+    d.input = i;
     // Opset 11 made Clip's bounds inputs: they are bounds, not weights.
     if (na.op_type() == "Clip" && (i == 1 || i == 2) && va->size() == 1 && vb->size() == 1) {
       if ((*va)[0] == (*vb)[0]) continue;
@@ -646,6 +647,7 @@ bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vecto
                     " and the nodes between it and the matched tensor hold no constant of " +
                     std::to_string(c->values.size()) + " values: the layer loses its bias",
                 classify_tensor_change(c->values, c->shape, {}, {}, false));
+        if (largest > 0) f.found.back().input = i;
         t.note = largest > 0 ? "bias missing in B" : "zero bias, absent in B";
         t.max_abs = largest;
       } else {
@@ -653,6 +655,7 @@ bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vecto
         f.add("weights " + c->name + " (input " + std::to_string(i) + ")", summary(*c),
               "(no constant of " + std::to_string(c->values.size()) + " values)", 0,
               "cannot be paired", classify_tensor_change(c->values, c->shape, {}, {}, false));
+        f.found.back().input = i;
         t.note = "no counterpart in B";
       }
       pair.tensors.push_back(std::move(t));
@@ -678,6 +681,9 @@ bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vecto
           cb.shape);
       f.add("weights " + c->name + " ~ " + cb.name, summary(*c), summary(cb), best->max_abs,
             "layout " + best->layout + (t.note.empty() ? "" : "; " + t.note), std::move(kind));
+      f.found.back().input = i;
+      f.found.back().tensor_b = cb.name;
+      f.found.back().layout = best->layout;
     }
     pair.tensors.push_back(std::move(t));
   }
@@ -695,6 +701,14 @@ bool pair_constants(const onnx::NodeProto& na, const Graph& ga, const std::vecto
 }
 
 }  // namespace
+
+std::optional<ConstantView> read_constant(const onnx::ModelProto& model,
+                                          const std::string& tensor) {
+  const Graph graph(model);
+  auto c = graph.constant(tensor);
+  if (!c) return std::nullopt;
+  return ConstantView{std::move(c->name), std::move(c->shape), std::move(c->values), c->floating};
+}
 
 MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
                          const std::vector<std::pair<std::string, std::string>>& pairs) {

@@ -12,6 +12,10 @@
 
 #include "cause_kind.h"
 
+namespace onnx {
+class ModelProto;
+}
+
 namespace deltann {
 
 struct ParameterDifference {
@@ -24,6 +28,13 @@ struct ParameterDifference {
   double max_abs = 0;    // for tensors: max |a-b| over the elements
   std::string note;      // e.g. "B's 216 values lie on a grid of step 0.0079: quantised to int8"
   CauseKind kind;        // what kind of change it is (cause_kind.h)
+  // Where the tensor sits, for an edit that undoes the change (analysis/repair.h): the input of
+  // A's node that reads it (-1 for op, attribute and node differences), B's stored constant it
+  // was paired with (diff_matched; diff_models' B reads it at the same input) and the layout B
+  // holds it in (LayoutFit::layout; empty means A's order).
+  int input = -1;
+  std::string tensor_b;
+  std::string layout;
 };
 
 // Throws Error naming the file when either model cannot be read. Nodes are matched by name, or by
@@ -54,6 +65,19 @@ std::vector<int64_t> layout_permutation(const std::string& layout);
 std::vector<double> permute_values(const std::vector<double>& values,
                                    const std::vector<int64_t>& shape,
                                    const std::vector<int64_t>& perm);
+
+// A constant as a node reading `tensor` sees it: an initialiser or a Constant node's value, read
+// through the Identity, Cast, Transpose and DequantizeLinear nodes converters put in front of
+// weights (dequantised), as both comparisons read it. `stored` names the initialiser or Constant
+// output at the end of that chain; `shape` and `values` are what the reading node gets. nullopt
+// when `tensor` is computed, or of a type that is not read.
+struct ConstantView {
+  std::string stored;
+  std::vector<int64_t> shape;
+  std::vector<double> values;
+  bool floating = false;  // float values (weights), not shapes or axes
+};
+std::optional<ConstantView> read_constant(const onnx::ModelProto& model, const std::string& tensor);
 
 // One constant of a matched pair: A's tensor and the B constant it was paired with.
 struct TensorComparison {

@@ -20,6 +20,8 @@ json pair_json(const PairParameters& p) {
           {"chain_b", p.chain_b}, {"status", p.status},     {"tensors", tensors}};
 }
 
+}  // namespace
+
 json difference_json(const ParameterDifference& d) {
   json one = {{"node", d.node},
               {"output", d.output},
@@ -38,26 +40,30 @@ json difference_json(const ParameterDifference& d) {
   return one;
 }
 
-}  // namespace
+std::vector<ParameterDifference> model_differences(const std::filesystem::path& model_a,
+                                                   const std::filesystem::path& model_b,
+                                                   const Localization& result,
+                                                   std::vector<PairParameters>* pairs) {
+  bool by_name = true;
+  std::vector<std::pair<std::string, std::string>> matched_layers;
+  for (const auto& layer : result.layers) {
+    by_name = by_name && layer.match.rfind("name", 0) == 0;
+    matched_layers.emplace_back(layer.name, layer.name_b);
+  }
+  if (by_name) return diff_models(model_a, model_b);
+  MatchedDiff matched = diff_matched(model_a, model_b, matched_layers);
+  if (pairs) *pairs = std::move(matched.pairs);
+  return std::move(matched.differences);
+}
 
 json parameter_report(const std::filesystem::path& model_a, const std::filesystem::path& model_b,
                       const Localization& result) {
   const std::string jump = result.jump ? result.layers[*result.jump].name : "";
-  bool by_name = true;
-  std::vector<std::pair<std::string, std::string>> pairs;
-  for (const auto& layer : result.layers) {
-    by_name = by_name && layer.match.rfind("name", 0) == 0;
-    pairs.emplace_back(layer.name, layer.name_b);
-  }
   json parameters = json::array(), cause = json::array(), parameter_pairs = json::array();
-  std::vector<ParameterDifference> differences;
-  if (by_name) {
-    differences = diff_models(model_a, model_b);
-  } else {
-    MatchedDiff matched = diff_matched(model_a, model_b, pairs);
-    differences = std::move(matched.differences);
-    for (const auto& p : matched.pairs) parameter_pairs.push_back(pair_json(p));
-  }
+  std::vector<PairParameters> pairs;
+  const std::vector<ParameterDifference> differences =
+      model_differences(model_a, model_b, result, &pairs);
+  for (const auto& p : pairs) parameter_pairs.push_back(pair_json(p));
   for (const auto& d : differences) {
     json one = difference_json(d);
     if (!jump.empty() && d.output == jump) cause.push_back(one);

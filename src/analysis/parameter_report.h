@@ -10,8 +10,21 @@
 #include <nlohmann/json.hpp>
 
 #include "deltann/localize.h"
+#include "model_diff.h"
 
 namespace deltann {
+
+// The differences between the two files that parameter_report lists, in A's graph order: node by
+// node (diff_models) when every matched layer was matched by name, else through localize's
+// matching (diff_matched, whose pairs go to `pairs` when given).
+std::vector<ParameterDifference> model_differences(const std::filesystem::path& model_a,
+                                                   const std::filesystem::path& model_b,
+                                                   const Localization& result,
+                                                   std::vector<PairParameters>* pairs = nullptr);
+
+// One difference as parameter_report lists it (node, output, what, a, b, max_abs, note, kind,
+// details, kind_text; node_b and output_b through the matching).
+nlohmann::json difference_json(const ParameterDifference& d);
 
 // {"parameter_differences": [...], "cause": [...], and "parameter_pairs": [...] when layers were
 // matched structurally}, the fields `deltann localize --json` adds. Names that all match (an
