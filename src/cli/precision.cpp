@@ -216,6 +216,10 @@ Search run_search(const PrecisionArgs& a, const CampaignConfig& config, const Mo
 
   const CandidateWriter writer(r.env_b.artifact, r.env_float.artifact);
   r.layers = writer.layers(r.size_before);
+  if (r.layers.empty())
+    throw Error("environment '" + r.env_b.env + "': its model " + r.env_b.artifact.string() +
+                " has no layer with int8 weights (quantize=float16 keeps float16 weights behind "
+                "Dequantize operators), so there is no layer to keep in float");
   std::map<std::vector<size_t>, fs::path> written;
   r.result = delta_debug(r.layers.size(), [&](const std::vector<size_t>& set) {
     Candidate c;
