@@ -97,7 +97,7 @@ def quantised_layers(quantised: Any, floating: Any, q_path: str, f_path: str) ->
         raise PrecisionError(f"{q_path} and {f_path} are not the same graph: "
                              f"{len(q_graph.operators)} and {len(f_graph.operators)} operators")
     layers = []
-    for i, (q_op, f_op) in enumerate(zip(q_graph.operators, f_graph.operators)):
+    for i, (q_op, f_op) in enumerate(zip(q_graph.operators, f_graph.operators, strict=True)):
         name, f_name = op_name(quantised, q_op), op_name(floating, f_op)
         if name != f_name:
             raise PrecisionError(f"{q_path} and {f_path} are not the same graph: operator {i} "

@@ -79,7 +79,7 @@ def test_found_layers_restore_the_labels(search, image_list):
     assert candidates[0]["kept"] == [] and candidates[0]["agree"] == report["agree_before"]
     assert len(candidates[1]["kept"]) == report["quantised_layers"] and candidates[1]["restored"]
     found = sorted(layer["op_index"] for layer in kept)
-    assert [c for c in candidates if c["kept"] == found][0]["restored"]
+    assert next(c for c in candidates if c["kept"] == found)["restored"]
     # 1-minimal: every set with one of the found layers fewer was tried and failed.
     for op in found:
         fewer = [i for i in found if i != op]
