@@ -1,6 +1,6 @@
-// Delta debugging over a set of items, here the quantised layers
-// of a model (docs/PRECISION.md): the smallest set found that, kept at full precision, makes a
-// property hold again. The search is pure; the caller says, for a set, whether the property holds.
+// Delta debugging over a set of items, here the quantised layers of a model (docs/PRECISION.md):
+// a small set that, kept at full precision, makes a property hold again. The search is pure; the
+// caller says, for a set, whether the property holds.
 #pragma once
 
 #include <cstddef>
@@ -33,12 +33,12 @@ struct DeltaDebugResult {
 //
 // First the empty set (when the property already holds there is nothing to search) and the full
 // set (when it fails there, no subset helps), as Polygraphy's precision bisection does. Then
-// QuickXplain (Junker 2004), which finds a smallest set in about 2k log2(n/k) tests when adding
-// items never breaks the property (keeping more layers in float rarely changes a label back).
-// When its answer does not hold, the property is not monotone on these items and ddmin (Zeller
-// and Hildebrandt 2002) searches again from the full set: it assumes nothing, at up to O(n^2)
-// tests. Last, items are dropped one at a time while the property still holds, so the set found
-// is 1-minimal: dropping any one item breaks the property.
+// QuickXplain (Junker 2004): recursive halving that finds a smallest set in about 2k log2(n/k)
+// tests when adding items never breaks the property, and a set for which the property holds
+// whatever it is. Keeping more layers in float can break a label again (a near-tie tipped the
+// other way), so last, items are dropped one at a time while the property still holds, pass after
+// pass: the set found is 1-minimal, dropping any one item breaks the property. 1-minimal is not
+// smallest; the smallest would take exponentially many tests.
 DeltaDebugResult delta_debug(size_t n,
                              const std::function<bool(const std::vector<size_t>&)>& holds);
 

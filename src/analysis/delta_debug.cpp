@@ -35,12 +35,6 @@ std::vector<Set> split(const Set& set, size_t parts) {
   return chunks;
 }
 
-Set without(const Set& set, const Set& chunk) {
-  Set rest;
-  std::set_difference(set.begin(), set.end(), chunk.begin(), chunk.end(), std::back_inserter(rest));
-  return rest;
-}
-
 // Asks the caller once per distinct set and records every answer in order.
 class Oracle {
  public:
@@ -66,9 +60,10 @@ Set joined_sets(const Set& a, const Set& b) {
   return both;
 }
 
-// QuickXplain (Junker 2004): the smallest part X of `candidates` such that the property holds
-// with `background` + X, when adding items never breaks it; `added` is what was last added to the
-// background (nothing to test when empty). About 2k log2(n/k) tests for k of n items.
+// QuickXplain (Junker 2004): a part X of `candidates` such that the property holds with
+// `background` + X, called when it holds with `background` + `candidates`; the smallest such part
+// when adding items never breaks the property. `added` is what was last added to the background
+// (nothing to test when empty). About 2k log2(n/k) tests for k of n items.
 Set quick_explain(const Set& background, const Set& added, const Set& candidates, Oracle& holds) {
   if (!added.empty() && holds(background)) return {};
   if (candidates.size() == 1) return candidates;
@@ -78,47 +73,21 @@ Set quick_explain(const Set& background, const Set& added, const Set& candidates
   return joined_sets(first, second);
 }
 
-// ddmin from a set known to hold: needs no monotonicity, but O(n^2) tests at worst.
-Set ddmin(Set current, Oracle& holds) {
-  size_t parts = 2;
-  while (current.size() >= 2) {
-    const std::vector<Set> chunks = split(current, parts);
-    bool reduced = false;
-    for (const Set& chunk : chunks)
-      if (holds(chunk)) {
-        current = chunk;
-        parts = 2;
-        reduced = true;
-        break;
-      }
-    // With two parts a complement is the other chunk, already asked about.
-    if (!reduced && parts > 2)
-      for (const Set& chunk : chunks)
-        if (Set rest = without(current, chunk); holds(rest)) {
-          current = std::move(rest);
-          parts = std::max<size_t>(parts - 1, 2);
-          reduced = true;
-          break;
-        }
-    if (reduced) continue;
-    if (parts >= current.size()) break;  // single items and no complement holds: 1-minimal
-    parts = std::min(parts * 2, current.size());
-  }
-  return current;
-}
-
-// Drops single items from a set that holds while it still holds, until none can be dropped. After
-// a drop every item is asked about again: without monotonicity, one that was needed in the larger
-// set may not be in the smaller one.
+// Drops single items from a set that holds while it still holds, pass after pass until a whole
+// pass drops none: every item of the result is then needed. (Without monotonicity an item needed
+// in a larger set may not be needed in a smaller one, hence the further passes.)
 Set one_minimal(Set current, Oracle& holds) {
-  for (size_t i = 0; i < current.size();) {
-    Set less = current;
-    less.erase(less.begin() + static_cast<std::ptrdiff_t>(i));
-    if (holds(less)) {
-      current = std::move(less);
-      i = 0;
-    } else {
-      ++i;
+  for (bool dropped = true; dropped;) {
+    dropped = false;
+    for (size_t i = 0; i < current.size();) {
+      Set less = current;
+      less.erase(less.begin() + static_cast<std::ptrdiff_t>(i));
+      if (holds(less)) {
+        current = std::move(less);  // and ask about the item now at i
+        dropped = true;
+      } else {
+        ++i;
+      }
     }
   }
   return current;
@@ -141,12 +110,10 @@ DeltaDebugResult delta_debug(size_t n,
     return result;
   }
   result.outcome = DeltaDebugOutcome::kMinimal;
-  // QuickXplain first: few tests when keeping more layers in float never hurts, as is usual. When
-  // its answer does not hold (the property is not monotone on this model), ddmin, which needs no
-  // such assumption. Either way the set is checked to be 1-minimal.
-  Set found = quick_explain({}, {}, all, oracle);
-  if (!oracle(found)) found = ddmin(all, oracle);
-  result.found = one_minimal(std::move(found), oracle);
+  // QuickXplain's answer holds whatever the property (each call returns a part X of its
+  // candidates such that background + X holds, given that background + candidates does); it is
+  // minimal only when the property is monotone, hence the 1-minimal pass.
+  result.found = one_minimal(quick_explain({}, {}, all, oracle), oracle);
   return result;
 }
 
