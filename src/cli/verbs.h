@@ -16,7 +16,8 @@ namespace deltann::cli {
 // Exit statuses, the same for every verb (README.md, "Exit codes"): 0 success, 1 an error (no
 // answer), 2 a usage error, and kExitNegative when a verb ran to the end and its answer is the one
 // a pipeline stops on: `check` failed a variant, `localize` or `bisect` found that A and B
-// diverge, `repair` left B diverging from A, `run` got a result from no variant.
+// diverge, `repair` left B diverging from A, `precision` found no float set that restores the
+// labels, `run` got a result from no variant.
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitNegative = 3;
