@@ -220,5 +220,31 @@ TEST(CompareModelFiles, GivesAFusedNodesDifferenceToItsKernelsLayer) {
   EXPECT_EQ(report.at("jump_kernel").at("nodes").size(), 2u);
 }
 
+TEST(ParameterReportText, NamesTheKernelAndTheLayerOfAFusedNode) {
+  nlohmann::json conv = {{"node", "conv"},
+                         {"output", "c"},
+                         {"what", "weights w (input 1)"},
+                         {"a", "8 values"},
+                         {"b", "8 values"},
+                         {"max_abs", 0.5},
+                         {"note", ""},
+                         {"kind_text", "rescaled: B = k*A with k = 2"}};
+  conv["layer"] = "r";
+  const nlohmann::json kernel = {{"kernel", "fused_conv2d_add_clip"},
+                                 {"ops", {"conv2d", "add", "clip"}},
+                                 {"nodes",
+                                  {{{"node", "conv"}, {"op", "Conv"}, {"op_in_name", true}},
+                                   {{"node", "flat"}, {"op", "Flatten"}, {"op_in_name", false}}}}};
+  const nlohmann::json report = {
+      {"parameter_differences", {conv}}, {"cause", {conv}}, {"jump_kernel", kernel}};
+  EXPECT_EQ(parameter_report_text(report, ""),
+            "parameter differences between the two model files: 1\n"
+            " > conv (c) in layer r: weights w (input 1): 8 values -> 8 values  "
+            "[rescaled: B = k*A with k = 2]\n"
+            "B's kernel at the first jump, fused_conv2d_add_clip, computes conv (Conv), flat "
+            "(Flatten, not in the kernel's name)\n"
+            "the first diverging layer's own parameters differ (>)\n");
+}
+
 }  // namespace
 }  // namespace deltann
