@@ -1,6 +1,7 @@
 #include "model_diff.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -762,4 +763,73 @@ MatchedDiff diff_matched(const fs::path& a_path, const fs::path& b_path,
   }
   return result;
 }
+
+std::vector<std::string> nodes_inside_kernel(const onnx::GraphProto& graph,
+                                             const std::string& tensor,
+                                             const std::set<std::string>& boundary) {
+  const OnnxGraphIndex index(graph);
+  std::set<size_t> inside;
+  std::vector<std::string> pending = {tensor};
+  while (!pending.empty()) {
+    const std::string t = std::move(pending.back());
+    pending.pop_back();
+    if (t != tensor && boundary.count(t)) continue;  // B materialised it: another kernel's output
+    const auto producer = index.producer(t);
+    if (!producer || !inside.insert(*producer).second) continue;
+    for (const auto& in : index.node(*producer).input())
+      if (!in.empty()) pending.push_back(in);
+  }
+  std::vector<std::string> keys;
+  for (const size_t i : inside) keys.push_back(node_key(index.node(i)));  // set: graph order
+  return keys;
+}
+
+std::vector<std::string> kernel_ops(const std::string& symbol) {
+  std::string name = symbol.substr(0, symbol.find('#'));
+  if (name.rfind("fused_", 0) == 0) name = name.substr(6);
+  std::vector<std::string> ops;
+  std::istringstream parts(name);
+  for (std::string part; std::getline(parts, part, '_');) {
+    // The compiler numbers variants of one operator (conv2d17, add13); conv2d's own digit is
+    // followed by a letter and stays.
+    while (!part.empty() && std::isdigit(static_cast<unsigned char>(part.back()))) part.pop_back();
+    if (!part.empty()) ops.push_back(part);
+  }
+  return ops;
+}
+
+bool op_in_kernel(const std::string& onnx_op, const std::vector<std::string>& ops) {
+  // The words of the names TVM's Relax frontend and legalisation give each ONNX operator's
+  // computation (kernel_ops splits avg_pool2d into "avg", "pool2d").
+  static const std::map<std::string, std::vector<std::string>> lowered = {
+      {"Conv", {"conv1d", "conv2d", "conv3d"}},
+      {"ConvTranspose", {"conv1d", "conv2d", "conv3d"}},
+      {"Clip", {"clip", "maximum", "minimum"}},
+      {"Relu", {"relu", "maximum"}},
+      {"Gemm", {"matmul", "dense"}},
+      {"MatMul", {"matmul", "dense"}},
+      {"GlobalAveragePool", {"mean", "pool2d"}},
+      {"GlobalMaxPool", {"max", "pool2d"}},
+      {"AveragePool", {"pool1d", "pool2d", "pool3d"}},
+      {"MaxPool", {"pool1d", "pool2d", "pool3d"}},
+      {"Mul", {"multiply"}},
+      {"Sub", {"subtract"}},
+      {"Div", {"divide"}},
+      {"Concat", {"concatenate"}},
+      {"Transpose", {"permute"}},
+      {"Flatten", {"reshape"}},
+      {"BatchNormalization", {"batch", "add", "multiply"}},
+      {"LeakyRelu", {"leaky"}},
+  };
+  std::vector<std::string> names;
+  if (const auto it = lowered.find(onnx_op); it != lowered.end()) names = it->second;
+  std::string lower;
+  for (const char c : onnx_op)
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  names.push_back(lower);
+  for (const auto& op : ops)
+    if (std::find(names.begin(), names.end(), op) != names.end()) return true;
+  return false;
+}
+
 }  // namespace deltann

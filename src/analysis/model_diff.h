@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,8 +14,9 @@
 #include "cause_kind.h"
 
 namespace onnx {
+class GraphProto;
 class ModelProto;
-}
+}  // namespace onnx
 
 namespace deltann {
 
@@ -23,11 +25,15 @@ struct ParameterDifference {
   std::string output;    // the node's first output tensor: what localize's layers are named by
   std::string node_b;    // diff_matched: B's node (its main op) and B's matched tensor;
   std::string output_b;  // empty for diff_models, where B's names are A's
-  std::string what;      // "op", "attribute pads", "weights conv3_w", "node missing in B", ...
-  std::string a, b;      // the two values, as text (a summary for tensors)
-  double max_abs = 0;    // for tensors: max |a-b| over the elements
-  std::string note;      // e.g. "B's 216 values lie on a grid of step 0.0079: quantised to int8"
-  CauseKind kind;        // what kind of change it is (cause_kind.h)
+  // The matched layer (A's tensor) this difference belongs to: `output` itself, or, when B's
+  // captured tensors are kernels that fused several nodes (TVM), the layer whose kernel computed
+  // this node (nodes_inside_kernel); empty for a node of no matched layer (a node only in B).
+  std::string layer;
+  std::string what;    // "op", "attribute pads", "weights conv3_w", "node missing in B", ...
+  std::string a, b;    // the two values, as text (a summary for tensors)
+  double max_abs = 0;  // for tensors: max |a-b| over the elements
+  std::string note;    // e.g. "B's 216 values lie on a grid of step 0.0079: quantised to int8"
+  CauseKind kind;      // what kind of change it is (cause_kind.h)
   // Where the tensor sits, for an edit that undoes the change (analysis/repair.h): the input of
   // A's node that reads it (-1 for op, attribute and node differences), B's stored constant it
   // was paired with (diff_matched; diff_models' B reads it at the same input) and the layout B
@@ -112,5 +118,28 @@ struct MatchedDiff {
 // naming the file when either model cannot be read.
 MatchedDiff diff_matched(const std::filesystem::path& a, const std::filesystem::path& b,
                          const std::vector<std::pair<std::string, std::string>>& pairs);
+
+// The ONNX nodes one captured tensor of a fusing engine stands for. An engine that captures one
+// tensor per compiled kernel (TVM) never materialises the tensors inside a kernel, so the kernel
+// matched with A's `tensor` computed every node between the tensors B did materialise and it: the
+// nodes found walking back from `tensor`'s producer through every input until a tensor in
+// `boundary` (the other matched layers, which B computed as kernel outputs of their own), a graph
+// input or an initialiser. Node keys (node_key), in graph order; empty when nothing produces
+// `tensor`.
+std::vector<std::string> nodes_inside_kernel(const onnx::GraphProto& graph,
+                                             const std::string& tensor,
+                                             const std::set<std::string>& boundary);
+
+// The operators a kernel's symbol lists, as the compiler named them: TVM's
+// "fused_conv2d17_add13_maximum7_minimum7#2" -> {"conv2d", "add", "maximum", "minimum"} (the
+// `fused_` prefix, numbering suffixes and the capture's `#N` dropped). A symbol without
+// underscores is one operator ("pad7" -> {"pad"}).
+std::vector<std::string> kernel_ops(const std::string& symbol);
+
+// Whether an ONNX operator is among a kernel's operators (kernel_ops) under the names compilers
+// lower it to: Conv as conv2d (its bias as add), Clip as clip or maximum/minimum, Gemm as matmul
+// or dense, GlobalAveragePool as mean, ... A check of nodes_inside_kernel, not a requirement:
+// layout ops (Reshape, Flatten) may be VM builtins that no kernel names.
+bool op_in_kernel(const std::string& onnx_op, const std::vector<std::string>& ops);
 
 }  // namespace deltann

@@ -1,8 +1,12 @@
 #include "parameter_report.h"
 
+#include <algorithm>
+#include <map>
+#include <set>
 #include <utility>
 #include <vector>
 
+#include "core/onnx_model.h"
 #include "model_diff.h"
 
 namespace deltann {
@@ -33,6 +37,7 @@ json difference_json(const ParameterDifference& d) {
               {"kind", d.kind.kind},
               {"details", d.kind.details},
               {"kind_text", d.kind.text}};
+  if (!d.layer.empty() && d.layer != d.output) one["layer"] = d.layer;
   if (!d.output_b.empty()) {
     one["node_b"] = d.node_b;
     one["output_b"] = d.output_b;
@@ -40,37 +45,115 @@ json difference_json(const ParameterDifference& d) {
   return one;
 }
 
-std::vector<ParameterDifference> model_differences(const std::filesystem::path& model_a,
-                                                   const std::filesystem::path& model_b,
-                                                   const Localization& result,
-                                                   std::vector<PairParameters>* pairs) {
+namespace {
+
+// A name B's file knows as a value: produced by a node, a graph input or an initialiser.
+bool is_value_of(const onnx::GraphProto& graph, const OnnxGraphIndex& index,
+                 const std::string& name) {
+  if (index.producer(name) || index.initializer(name)) return true;
+  return std::any_of(graph.input().begin(), graph.input().end(),
+                     [&](const auto& in) { return in.name() == name; });
+}
+
+// Whether B's capture holds tensors its file does not name (TVM's kernels, TorchScript's value
+// names) while the two files share their node names (--b-model: an ONNX file of the same network
+// that B's engine compiled): then the files are compared node by name and each difference is
+// attributed to the kernel that computed its node. At least half of A's nodes must have a
+// namesake in B, so that a renaming conversion keeps the comparison through the matching.
+bool kernels_over_shared_names(const onnx::ModelProto& a, const onnx::ModelProto& b,
+                               const Localization& result) {
+  const OnnxGraphIndex index_b(b.graph());
+  const bool kernels = std::any_of(result.layers.begin(), result.layers.end(), [&](const auto& l) {
+    return !is_value_of(b.graph(), index_b, l.name_b);
+  });
+  if (!kernels) return false;
+  const auto shared = std::count_if(a.graph().node().begin(), a.graph().node().end(),
+                                    [&](const auto& n) { return index_b.by_key(node_key(n)); });
+  return shared > 0 && 2 * shared >= a.graph().node_size();
+}
+
+// Per matched layer, the nodes of A's file its B tensor computed (nodes_inside_kernel), each node
+// given to the first layer, in A's order, whose kernel holds it.
+std::map<std::string, std::vector<KernelNode>> kernel_spans(const onnx::ModelProto& a,
+                                                            const Localization& result) {
+  std::set<std::string> boundary;
+  for (const auto& layer : result.layers) boundary.insert(layer.name);
+  const OnnxGraphIndex index(a.graph());
+  std::set<std::string> taken;
+  std::map<std::string, std::vector<KernelNode>> spans;
+  for (const auto& layer : result.layers) {
+    auto& span = spans[layer.name];
+    for (const auto& key : nodes_inside_kernel(a.graph(), layer.name, boundary)) {
+      if (!taken.insert(key).second) continue;
+      const auto at = index.by_key(key);
+      span.push_back({key, at ? index.node(*at).op_type() : ""});
+    }
+  }
+  return spans;
+}
+
+}  // namespace
+
+ModelDifferences compare_model_files(const std::filesystem::path& model_a,
+                                     const std::filesystem::path& model_b,
+                                     const Localization& result) {
+  ModelDifferences out;
   bool by_name = true;
   std::vector<std::pair<std::string, std::string>> matched_layers;
   for (const auto& layer : result.layers) {
     by_name = by_name && layer.match.rfind("name", 0) == 0;
     matched_layers.emplace_back(layer.name, layer.name_b);
   }
-  if (by_name) return diff_models(model_a, model_b);
-  MatchedDiff matched = diff_matched(model_a, model_b, matched_layers);
-  if (pairs) *pairs = std::move(matched.pairs);
-  return std::move(matched.differences);
+  if (by_name) {
+    out.differences = diff_models(model_a, model_b);
+  } else if (const onnx::ModelProto a = load_onnx_model(model_a), b = load_onnx_model(model_b);
+             kernels_over_shared_names(a, b, result)) {
+    out.differences = diff_models(model_a, model_b);
+    out.kernels = kernel_spans(a, result);
+    std::map<std::string, std::string> layer_of;
+    for (const auto& [layer, nodes] : out.kernels)
+      for (const auto& n : nodes) layer_of[n.node] = layer;
+    for (auto& d : out.differences)
+      if (const auto it = layer_of.find(d.node); it != layer_of.end()) d.layer = it->second;
+    return out;
+  } else {
+    MatchedDiff matched = diff_matched(model_a, model_b, matched_layers);
+    out.pairs = std::move(matched.pairs);
+    out.differences = std::move(matched.differences);
+  }
+  // Node by name, or each matched pair: a difference belongs to the layer its node outputs.
+  for (auto& d : out.differences) d.layer = d.output;
+  return out;
+}
+
+std::vector<ParameterDifference> model_differences(const std::filesystem::path& model_a,
+                                                   const std::filesystem::path& model_b,
+                                                   const Localization& result) {
+  return compare_model_files(model_a, model_b, result).differences;
 }
 
 json parameter_report(const std::filesystem::path& model_a, const std::filesystem::path& model_b,
                       const Localization& result) {
   const std::string jump = result.jump ? result.layers[*result.jump].name : "";
   json parameters = json::array(), cause = json::array(), parameter_pairs = json::array();
-  std::vector<PairParameters> pairs;
-  const std::vector<ParameterDifference> differences =
-      model_differences(model_a, model_b, result, &pairs);
-  for (const auto& p : pairs) parameter_pairs.push_back(pair_json(p));
-  for (const auto& d : differences) {
+  const ModelDifferences found = compare_model_files(model_a, model_b, result);
+  for (const auto& p : found.pairs) parameter_pairs.push_back(pair_json(p));
+  for (const auto& d : found.differences) {
     json one = difference_json(d);
-    if (!jump.empty() && d.output == jump) cause.push_back(one);
+    if (!jump.empty() && d.layer == jump) cause.push_back(one);
     parameters.push_back(std::move(one));
   }
   json report = {{"parameter_differences", parameters}, {"cause", cause}};
   if (!parameter_pairs.empty()) report["parameter_pairs"] = parameter_pairs;
+  if (const auto span = found.kernels.find(jump); span != found.kernels.end()) {
+    // Which of A's nodes B's kernel at the jump computed, checked against the kernel's name.
+    const std::string& symbol = result.layers[*result.jump].name_b;
+    const std::vector<std::string> ops = kernel_ops(symbol);
+    json nodes = json::array();
+    for (const auto& n : span->second)
+      nodes.push_back({{"node", n.node}, {"op", n.op}, {"op_in_name", op_in_kernel(n.op, ops)}});
+    report["jump_kernel"] = {{"kernel", symbol}, {"ops", ops}, {"nodes", nodes}};
+  }
   return report;
 }
 
@@ -79,18 +162,35 @@ std::string parameter_report_text(const json& report, const std::string& b_note)
   const json& cause = report.at("cause");
   std::string text = "parameter differences between the two model files" + b_note + ": " +
                      std::to_string(parameters.size()) + "\n";
+  // A difference's layer: its output's, or the layer whose kernel computed its node.
+  const auto layer_of = [](const json& d) {
+    return d.value("layer", d.at("output").get<std::string>());
+  };
   for (const auto& d : parameters) {
     // The kind's own line, then the note where it says more (a layout, a DequantizeLinear).
     const std::string kind = d.value("kind_text", "");
     std::string note = d.at("note").get<std::string>();
     if (!kind.empty()) note = note.empty() || note == kind ? kind : kind + "; " + note;
-    text += (cause.empty() || d.at("output") != cause.front().at("output") ? "   " : " > ") +
+    text += (cause.empty() || layer_of(d) != layer_of(cause.front()) ? "   " : " > ") +
             d.at("node").get<std::string>() + " (" + d.at("output").get<std::string>() + ")" +
             (d.contains("node_b") ? " ~ B's " + d.at("node_b").get<std::string>() + " (" +
                                         d.at("output_b").get<std::string>() + ")"
                                   : "") +
-            ": " + d.at("what").get<std::string>() + ": " + d.at("a").get<std::string>() + " -> " +
+            (d.contains("layer") ? " in layer " + d.at("layer").get<std::string>() : "") + ": " +
+            d.at("what").get<std::string>() + ": " + d.at("a").get<std::string>() + " -> " +
             d.at("b").get<std::string>() + (note.empty() ? "" : "  [" + note + "]") + "\n";
+  }
+  if (report.contains("jump_kernel")) {
+    // The kernel B computed the jump layer with, and the nodes of the model inside it.
+    const json& k = report.at("jump_kernel");
+    text += "B's kernel at the first jump, " + k.at("kernel").get<std::string>() + ", computes";
+    const char* separator = " ";
+    for (const auto& n : k.at("nodes")) {
+      text += separator + n.at("node").get<std::string>() + " (" + n.at("op").get<std::string>() +
+              (n.at("op_in_name").get<bool>() ? "" : ", not in the kernel's name") + ")";
+      separator = ", ";
+    }
+    text += "\n";
   }
   if (!cause.empty()) text += "the first diverging layer's own parameters differ (>)\n";
   return text;

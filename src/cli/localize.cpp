@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capture.h"
 #include "deltann/campaign.h"
 #include "deltann/db_lock.h"
 #include "deltann/error.h"
@@ -133,16 +134,6 @@ std::vector<PreparedEnvironment> prepare_pair(const CampaignConfig& config, cons
   if (!own_spec) config_b.spec = config.spec;
   envs.push_back(prepare_environment(config_b, spec_b, env_b, say));
   return envs;
-}
-
-// Asks a loaded worker to capture `tensor` into `out` (emptied first) and reads the capture.
-LayerCapture capture_with(LoadedWorker& worker, const PreparedEnvironment& env,
-                          const fs::path& tensor, const fs::path& out) {
-  fs::remove_all(out);
-  const auto captured =
-      worker.request({{"op", "capture"}, {"tensor", tensor.string()}, {"out_dir", out.string()}},
-                     "capture", "captured", "cannot capture intermediate tensors");
-  return read_capture(captured.value("index", ""), env.env);
 }
 
 // Starts the environment's worker, loads its artifact, captures `tensor` into `out` and reads it.

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capture.h"
 #include "deltann/campaign.h"
 #include "deltann/compare_tensors.h"
 #include "deltann/dataset.h"
@@ -291,13 +292,9 @@ std::vector<ParameterDifference> find_differences(const Sides& s, const Prepared
       const fs::path out = dir / (env == &b ? "b" : "a");
       LoadedWorker worker(env->worker, env->artifact, env->env, to_json(env->spec), timeout_s,
                           env->worker_env);
-      const auto captured = worker.request(
-          {{"op", "capture"},
-           {"tensor", cache.prepare(image.path, env->spec.input).tensor_path.string()},
-           {"out_dir", out.string()}},
-          "capture", "captured", "cannot capture intermediate tensors");
+      captures.push_back(
+          capture_with(worker, *env, cache.prepare(image.path, env->spec.input).tensor_path, out));
       worker.quit();
-      captures.push_back(read_capture(captured.value("index", ""), env->env));
     }
   } catch (const Error& e) {
     how = "compared node by name (no capture to match layers with: " + std::string(e.what()) + ")";
