@@ -73,7 +73,10 @@ def _node(model, name):
 
 
 def _consumer(model, tensor, ops):
-    return next(n for n in model.graph.node if tensor in n.input and n.op_type in ops)
+    found = next((n for n in model.graph.node if tensor in n.input and n.op_type in ops), None)
+    if found is None:
+        raise ValueError(f"no {' or '.join(ops)} reads {tensor}")
+    return found
 
 
 def _producer(model, tensor):

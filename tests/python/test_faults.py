@@ -83,6 +83,11 @@ def test_op_replaced_turns_the_relu_into_a_leaky_relu():
     assert (fault.jump, fault.details) == ("c4_act", {"op_a": "Relu", "op_b": "LeakyRelu"})
 
 
+def test_clip_bound_needs_a_clip():
+    with pytest.raises(ValueError, match="no Clip reads c0_out"):
+        inject(torch_style_model(), "clip_bound", "early")
+
+
 def test_a_model_without_such_a_conv_is_refused():
     node, inits = conv("only", "x", 1, [0, 0, 0, 0])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
