@@ -25,6 +25,7 @@
 #include "deltann/preprocess.h"
 #include "deltann/spec.h"
 #include "deltann/text.h"
+#include "model_verb.h"
 #include "run/engine_registry.h"
 #include "run/protocol.h"
 #include "run/worker_process.h"
@@ -48,9 +49,6 @@ struct BisectArgs {
 [[noreturn]] void usage(const std::string& message) {
   throw CLI::ValidationError(message, kExitUsage);
 }
-
-// Progress lines quote engine messages: made safe for the terminal.
-void say(const std::string& line) { std::cerr << terminal_safe(line) << '\n'; }
 
 std::vector<std::string> split_plus(const std::string& value) {
   std::vector<std::string> items;
@@ -282,17 +280,11 @@ void execute(const CLI::App& cmd, BisectArgs& a) {
   if (a.tolerance && !(*a.tolerance >= 0)) usage("--tolerance must not be negative");
   if (a.timeout_s <= 0) usage("--timeout must be positive");
 
-  CampaignConfig config;
-  config.model = a.model;
-  if (!a.spec.empty()) config.spec = a.spec;
+  const CampaignConfig config = model_config(a.model, a.spec, a.cache, a.timeout_s);
   if (!fs::is_regular_file(config.model))
     throw Error("model file " + config.model.string() + " does not exist");
   if (!fs::is_regular_file(a.image)) throw Error("image " + a.image + " does not exist");
-  config.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
-  config.worker_dir = default_worker_dir();
-  config.timeout_s = a.timeout_s;
-  const ModelSpec spec = load_model_spec(config.model, config.spec);
-  if (!model_spec_file(config.model, config.spec)) say(default_spec_note(config.model));
+  const ModelSpec spec = load_spec_saying_default(config);
 
   Bisection r = run_bisection(a, config, spec);
   r.spec_source = spec_source_text(config.model, config.spec);

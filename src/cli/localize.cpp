@@ -27,6 +27,7 @@
 #include "deltann/spec.h"
 #include "deltann/store.h"
 #include "deltann/text.h"
+#include "model_verb.h"
 #include "run/worker_process.h"
 #include "verbs.h"
 #ifdef DELTANN_MODEL_DIFF
@@ -62,9 +63,6 @@ struct LocalizeArgs {
 [[noreturn]] void usage(const std::string& message) {
   throw CLI::ValidationError(message, kExitUsage);
 }
-
-// Progress lines name images, layers and engine messages: made safe for the terminal.
-void say(const std::string& line) { std::cerr << terminal_safe(line) << '\n'; }
 
 // JSON output; bytes of names that are not UTF-8 become U+FFFD instead of stopping the output.
 std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace); }
@@ -351,8 +349,7 @@ ModelChoice choose_model(const LocalizeArgs& a) {
     c.spec = *stored_spec;
     return c;
   }
-  c.spec = load_model_spec(c.config.model, c.config.spec);
-  if (!model_spec_file(c.config.model, c.config.spec)) say(default_spec_note(c.config.model));
+  c.spec = load_spec_saying_default(c.config);
   c.spec_source = spec_source_text(c.config.model, c.config.spec);
   return c;
 }

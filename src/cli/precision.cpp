@@ -32,6 +32,7 @@
 #include "deltann/spec.h"
 #include "deltann/stats.h"
 #include "deltann/text.h"
+#include "model_verb.h"
 #include "run/builder.h"  // run_tool, ScratchDir
 #include "run/locate.h"
 #include "run/protocol.h"
@@ -57,9 +58,6 @@ struct PrecisionArgs {
 [[noreturn]] void usage(const std::string& message) {
   throw CLI::ValidationError(message, kExitUsage);
 }
-
-// Progress lines quote engine messages: made safe for the terminal.
-void say(const std::string& line) { std::cerr << terminal_safe(line) << '\n'; }
 
 // One quantised layer as the tool lists it.
 struct Layer {
@@ -378,17 +376,11 @@ void execute(const CLI::App& cmd, PrecisionArgs& a) {
   if (!(a.agree > 0 && a.agree <= 1)) usage("--agree must be in (0, 1]");
   if (a.timeout_s <= 0) usage("--timeout must be positive");
 
-  CampaignConfig config;
-  config.model = a.model;
-  if (!a.spec.empty()) config.spec = a.spec;
+  const CampaignConfig config = model_config(a.model, a.spec, a.cache, a.timeout_s);
   if (!fs::is_regular_file(config.model))
     throw Error("model file " + config.model.string() + " does not exist");
   if (!fs::exists(a.images)) throw Error("image set " + a.images + " does not exist");
-  config.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
-  config.worker_dir = default_worker_dir();
-  config.timeout_s = a.timeout_s;
-  const ModelSpec spec = load_model_spec(config.model, config.spec);
-  if (!model_spec_file(config.model, config.spec)) say(default_spec_note(config.model));
+  const ModelSpec spec = load_spec_saying_default(config);
 
   const ScratchDir scratch(config.cache_dir);  // the candidates; removed at the end
   Search r = run_search(a, config, spec, scratch);

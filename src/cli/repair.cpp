@@ -33,6 +33,7 @@
 #include "deltann/spec.h"
 #include "deltann/stats.h"
 #include "deltann/text.h"
+#include "model_verb.h"
 #include "run/engine_registry.h"
 #include "run/protocol.h"
 #include "run/worker_process.h"
@@ -65,9 +66,6 @@ constexpr double kConfidence = 0.95;
 [[noreturn]] void usage(const std::string& message) {
   throw CLI::ValidationError(message, kExitUsage);
 }
-
-// Progress lines name images, layers and engine messages: made safe for the terminal.
-void say(const std::string& line) { std::cerr << terminal_safe(line) << '\n'; }
 
 std::string number(double value) {
   if (std::isinf(value)) return "inf";
@@ -232,13 +230,8 @@ struct Sides {
 
 Sides plan_sides(const RepairArgs& a) {
   Sides s;
-  s.config_a.model = a.model;
-  if (!a.spec.empty()) s.config_a.spec = a.spec;
-  s.config_a.cache_dir = a.cache.empty() ? default_cache_dir() : fs::path(a.cache);
-  s.config_a.worker_dir = default_worker_dir();
-  s.config_a.timeout_s = a.timeout_s;
-  s.spec_a = load_model_spec(s.config_a.model, s.config_a.spec);
-  if (!model_spec_file(s.config_a.model, s.config_a.spec)) say(default_spec_note(a.model));
+  s.config_a = model_config(a.model, a.spec, a.cache, a.timeout_s);
+  s.spec_a = load_spec_saying_default(s.config_a);
   s.env_a = prepare_environment(s.config_a, s.spec_a, a.a, say);
   s.config_b = s.config_a;
   s.b_label = a.b;
