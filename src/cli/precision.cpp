@@ -1,9 +1,12 @@
-// `deltann precision`: which quantised layers of environment B must be kept in float for B's labels
-// to agree with A's again on an image set (docs/PRECISION.md). B is a dynamic-range-quantised
-// TFLite conversion (`tflite@onnx>tflite:quantize=dynamic`); each candidate is B's model with the
-// int8 weights of a set of layers replaced by the float conversion's (written by
-// python/deltann_tools/precision_tflite.py) and run in B's worker. Delta debugging over the layers
-// (delta_debug.h) finds a 1-minimal set, and the model with that set in float is written.
+// `deltann precision`: which reduced-precision layers of environment B must be kept in float for
+// B's labels to agree with A's again on an image set (docs/PRECISION.md). B is either a
+// dynamic-range-quantised TFLite conversion (`tflite@onnx>tflite:quantize=dynamic`: a candidate is
+// B's model with the int8 weights of a set of layers replaced by the float conversion's, written
+// by python/deltann_tools/precision_tflite.py) or OpenVINO with a reduced inference precision
+// (`openvino:precision=bf16`: a candidate is B's model as OpenVINO IR with a set of layers marked
+// to stay f32, written by python/deltann_tools/precision_openvino.py). Each candidate runs in B's
+// worker. Delta debugging over the layers (delta_debug.h) finds a 1-minimal set, and the model with
+// that set in float is written.
 // Exit 0 when a set is found (or none is needed), 3 when even every layer in float does not
 // agree, 1 for an error, 2 for a usage error.
 #include <algorithm>
@@ -59,11 +62,10 @@ struct PrecisionArgs {
   throw CLI::ValidationError(message, kExitUsage);
 }
 
-// One quantised layer as the tool lists it.
+// One reduced-precision layer as the tool lists it.
 struct Layer {
   int op_index = 0;
   std::string op, name;
-  int64_t int8_bytes = 0;
 };
 
 // The image set's usable images; the others are said and left out.
@@ -110,47 +112,133 @@ int agreeing(const std::vector<int>& a, const std::vector<int>& b) {
   return k;
 }
 
-// The tool that lists and writes candidates, run with the TensorFlow venv's Python.
+// The layers of B that can be kept in float, B's size, and what the tool could not offer.
+struct Listing {
+  std::vector<Layer> layers;
+  int64_t size = 0;
+  std::vector<std::string> not_keepable;  // "name (why)"
+};
+
+// What the search changes in B: the tool that lists B's reduced-precision layers and writes a
+// candidate with a set of them in float. One per kind of B.
 class CandidateWriter {
  public:
-  CandidateWriter(fs::path quantised, fs::path floating)
-      : quantised_(std::move(quantised)), floating_(std::move(floating)) {
-    const char* tf = std::getenv("DELTANN_TF_PYTHON");
-    python_ = tf && *tf ? fs::path(tf) : tools_python();
-    script_ = tools_dir() / "precision_tflite.py";
-    if (!fs::is_regular_file(script_))
-      throw Error("the precision tool " + script_.string() + " is missing");
-  }
-  std::vector<Layer> layers(int64_t& size) const {
-    const json reply = call({});
-    size = reply.at("size").get<int64_t>();
-    std::vector<Layer> layers;
-    for (const auto& l : reply.at("layers"))
-      layers.push_back({l.at("op_index").get<int>(), l.at("op").get<std::string>(),
-                        l.at("name").get<std::string>(), l.at("int8_bytes").get<int64_t>()});
-    return layers;
-  }
-  // Writes the quantised model with the layers `op_indices` in float; the tool's reply (size,
-  // int8_layers).
-  json write(const std::vector<int>& op_indices, const fs::path& out) const {
-    std::vector<std::string> keep;
-    for (int i : op_indices) keep.push_back(std::to_string(i));
-    return call({"--keep", joined(keep, ","), "--out", out.string()});
-  }
+  virtual ~CandidateWriter() = default;
+  virtual Listing list() const = 0;
+  // Writes B with the layers `op_indices` in float to `out`; the written size.
+  virtual int64_t write(const std::vector<int>& op_indices, const fs::path& out) const = 0;
+  // Writes the final model when no layer needs to be kept.
+  virtual int64_t write_unchanged(const fs::path& out) const = 0;
+  virtual std::string extension() const = 0;
+  virtual std::string reduced_name() const = 0;  // what the other layers stay in, e.g. "int8"
+  // Every file of a written model (OpenVINO IR is two).
+  virtual std::vector<fs::path> files(const fs::path& model) const { return {model}; }
 
- private:
-  json call(const std::vector<std::string>& extra) const {
-    std::vector<std::string> args = {script_.string(), "--quantised", quantised_.string(),
-                                     "--float", floating_.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    const ToolRun run = run_tool(python_, args, kToolTimeout_s);
+ protected:
+  static json call(const fs::path& python, const std::string& script,
+                   const std::vector<std::string>& args, const fs::path& subject) {
+    const fs::path tool = tools_dir() / script;
+    if (!fs::is_regular_file(tool))
+      throw Error("the precision tool " + tool.string() + " is missing");
+    std::vector<std::string> argv = {tool.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const ToolRun run = run_tool(python, argv, kToolTimeout_s);
     if (!run.ok())
-      throw Error("the precision tool failed on " + quantised_.string() + " (" + run.exit.detail +
+      throw Error("the precision tool failed on " + subject.string() + " (" + run.exit.detail +
                   ")" + (run.log.empty() ? "" : ": " + run.log));
     return *run.reply;
   }
-  fs::path quantised_, floating_, python_, script_;
+  static std::vector<Layer> parse_layers(const json& reply) {
+    std::vector<Layer> layers;
+    for (const auto& l : reply.at("layers"))
+      layers.push_back({l.at("op_index").get<int>(), l.at("op").get<std::string>(),
+                        l.at("name").get<std::string>()});
+    return layers;
+  }
+  static std::string indices(const std::vector<int>& op_indices) {
+    std::vector<std::string> keep;
+    for (int i : op_indices) keep.push_back(std::to_string(i));
+    return joined(keep, ",");
+  }
 };
+
+// A dynamic-range-quantised TFLite model and its float conversion, with the TensorFlow venv's
+// Python (LiteRT's flatbuffer tools).
+class TfliteWriter final : public CandidateWriter {
+ public:
+  TfliteWriter(fs::path quantised, fs::path floating)
+      : quantised_(std::move(quantised)), floating_(std::move(floating)) {
+    const char* tf = std::getenv("DELTANN_TF_PYTHON");
+    python_ = tf && *tf ? fs::path(tf) : tools_python();
+  }
+  Listing list() const override {
+    const json reply = tool({});
+    return {parse_layers(reply), reply.at("size").get<int64_t>(), {}};
+  }
+  int64_t write(const std::vector<int>& op_indices, const fs::path& out) const override {
+    return tool({"--keep", indices(op_indices), "--out", out.string()}).at("size").get<int64_t>();
+  }
+  int64_t write_unchanged(const fs::path& out) const override {
+    fs::copy_file(quantised_, out, fs::copy_options::overwrite_existing);
+    return static_cast<int64_t>(fs::file_size(out));
+  }
+  std::string extension() const override { return ".tflite"; }
+  std::string reduced_name() const override { return "int8"; }
+
+ private:
+  json tool(const std::vector<std::string>& extra) const {
+    std::vector<std::string> args = {"--quantised", quantised_.string(), "--float",
+                                     floating_.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return call(python_, "precision_tflite.py", args, quantised_);
+  }
+  fs::path quantised_, floating_, python_;
+};
+
+// B's model under OpenVINO with a reduced inference precision, with the project venv's Python
+// (the openvino wheel). The candidates are OpenVINO IR (.xml and .bin).
+class OpenvinoWriter final : public CandidateWriter {
+ public:
+  OpenvinoWriter(fs::path model, std::string precision)
+      : model_(std::move(model)), precision_(std::move(precision)) {}
+  Listing list() const override {
+    const json reply = tool({});
+    Listing listing{parse_layers(reply), reply.at("size").get<int64_t>(), {}};
+    for (const auto& l : reply.at("not_keepable"))
+      listing.not_keepable.push_back(l.at("name").get<std::string>() + " (runs in " +
+                                     l.at("runs_in").get<std::string>() + " even when marked)");
+    return listing;
+  }
+  int64_t write(const std::vector<int>& op_indices, const fs::path& out) const override {
+    return tool({"--keep", indices(op_indices), "--out", out.string()}).at("size").get<int64_t>();
+  }
+  int64_t write_unchanged(const fs::path& out) const override { return write({}, out); }
+  std::string extension() const override { return ".xml"; }
+  std::string reduced_name() const override { return precision_; }
+  std::vector<fs::path> files(const fs::path& model) const override {
+    return {model, fs::path(model).replace_extension(".bin")};
+  }
+
+ private:
+  json tool(const std::vector<std::string>& extra) const {
+    std::vector<std::string> args = {"--model", model_.string(), "--precision", precision_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return call(tools_python(), "precision_openvino.py", args, model_);
+  }
+  fs::path model_;
+  std::string precision_;
+};
+
+// Whether B is OpenVINO at a reduced inference precision (else it must be a quantised TFLite
+// conversion).
+bool is_openvino_reduced(const PreparedEnvironment& b) {
+  if (b.framework != "openvino") return false;
+  if (parse_environment(b.env).knob("precision", "f32") == "f32")
+    throw Error("environment '" + b.env +
+                "' runs OpenVINO in f32: there is nothing to keep in float; name a reduced "
+                "precision, such as 'openvino:precision=bf16'");
+  return true;
+}
 
 // The float conversion of B: the same chain with quantize=none.
 std::string float_environment(const PreparedEnvironment& b) {
@@ -158,7 +246,8 @@ std::string float_environment(const PreparedEnvironment& b) {
   if (b.framework != "tflite" || parsed.conversion.empty() || parsed.knob("quantize").empty())
     throw Error("environment '" + b.env +
                 "': precision search works on a quantised TFLite conversion, such as "
-                "'tflite@onnx>tflite:quantize=dynamic'");
+                "'tflite@onnx>tflite:quantize=dynamic', or on OpenVINO at a reduced precision, "
+                "such as 'openvino:precision=bf16'");
   if (parsed.knob("quantize") == "none")
     throw Error("environment '" + b.env + "' is not quantised (quantize=none)");
   parsed.knobs["quantize"] = "none";
@@ -175,9 +264,12 @@ struct Candidate {
 
 struct Search {
   std::string spec_source;
-  PreparedEnvironment env_a, env_b, env_float;
+  PreparedEnvironment env_a, env_b;
+  std::optional<PreparedEnvironment> env_float;  // TFLite only
+  std::string reduced;                           // what B's layers run in: int8, bf16
   std::vector<fs::path> images;
   std::vector<Layer> layers;
+  std::vector<std::string> not_keepable;
   int needed = 0;  // agreeing labels the property asks for
   int before = 0;  // B's agreeing labels
   int after = 0;   // the written model's
@@ -185,7 +277,7 @@ struct Search {
   DeltaDebugResult result;
   std::vector<Candidate> candidates;  // in the order they ran
   int64_t size_before = 0, size_after = 0;
-  int int8_layers_after = 0;
+  int reduced_layers_after = 0;
   double seconds = 0;
   std::vector<int> found_ops() const {
     std::vector<int> ops;
@@ -200,8 +292,23 @@ Search run_search(const PrecisionArgs& a, const CampaignConfig& config, const Mo
   const auto start = std::chrono::steady_clock::now();
   r.env_a = prepare_environment(config, spec, a.a, say);
   r.env_b = prepare_environment(config, spec, a.b, say);
-  r.env_float = prepare_environment(
-      config, spec, a.floating.empty() ? float_environment(r.env_b) : a.floating, say);
+  std::unique_ptr<CandidateWriter> writer;
+  if (is_openvino_reduced(r.env_b)) {
+    if (!a.floating.empty())
+      throw Error(
+          "--float names the float conversion of a quantised TFLite B; OpenVINO keeps "
+          "layers in f32 itself");
+    writer = std::make_unique<OpenvinoWriter>(r.env_b.artifact,
+                                              parse_environment(r.env_b.env).knob("precision"));
+  } else {
+    r.env_float = prepare_environment(
+        config, spec, a.floating.empty() ? float_environment(r.env_b) : a.floating, say);
+    writer = std::make_unique<TfliteWriter>(r.env_b.artifact, r.env_float->artifact);
+  }
+  if (fs::path(a.out).extension() != writer->extension())
+    throw Error("-o " + a.out + ": the model written for " + r.env_b.env + " is a " +
+                writer->extension() + " file");
+  r.reduced = writer->reduced_name();
   r.images = image_set(a.images);
   r.needed = static_cast<int>(std::ceil(a.agree * static_cast<double>(r.images.size()) - 1e-9));
 
@@ -212,12 +319,17 @@ Search run_search(const PrecisionArgs& a, const CampaignConfig& config, const Mo
   say("B agrees with A on " + std::to_string(r.before) + "/" + std::to_string(r.images.size()) +
       " labels; wanted: " + std::to_string(r.needed));
 
-  const CandidateWriter writer(r.env_b.artifact, r.env_float.artifact);
-  r.layers = writer.layers(r.size_before);
+  Listing listing = writer->list();
+  r.layers = std::move(listing.layers);
+  r.size_before = listing.size;
+  r.not_keepable = std::move(listing.not_keepable);
+  for (const auto& layer : r.not_keepable) say("cannot be kept in float: " + layer);
   if (r.layers.empty())
     throw Error("environment '" + r.env_b.env + "': its model " + r.env_b.artifact.string() +
-                " has no layer with int8 weights (quantize=float16 keeps float16 weights behind "
-                "Dequantize operators), so there is no layer to keep in float");
+                (r.env_float ? " has no layer with int8 weights (quantize=float16 keeps float16 "
+                               "weights behind Dequantize operators)"
+                             : " has no layer that OpenVINO keeps in f32 when marked") +
+                ", so there is no layer to keep in float");
   std::map<std::vector<size_t>, fs::path> written;
   r.result = delta_debug(r.layers.size(), [&](const std::vector<size_t>& set) {
     Candidate c;
@@ -227,9 +339,9 @@ Search run_search(const PrecisionArgs& a, const CampaignConfig& config, const Mo
     } else {
       std::vector<int> ops;
       for (size_t i : set) ops.push_back(r.layers[i].op_index);
-      const fs::path path =
-          scratch.path() / ("candidate-" + std::to_string(r.candidates.size()) + ".tflite");
-      writer.write(ops, path);
+      const fs::path path = scratch.path() / ("candidate-" + std::to_string(r.candidates.size()) +
+                                              writer->extension());
+      writer->write(ops, path);
       written[set] = path;
       c.labels = top1_labels(r.env_b, path, r.images, cache, a.timeout_s);
     }
@@ -249,12 +361,17 @@ Search run_search(const PrecisionArgs& a, const CampaignConfig& config, const Mo
     r.labels_after = agreed->labels;
     fs::create_directories(fs::absolute(a.out).parent_path());
     if (r.result.found.empty()) {
-      fs::copy_file(r.env_b.artifact, a.out, fs::copy_options::overwrite_existing);
+      r.size_after = writer->write_unchanged(a.out);
     } else {
-      fs::copy_file(written.at(r.result.found), a.out, fs::copy_options::overwrite_existing);
+      const auto from = writer->files(written.at(r.result.found));
+      const auto to = writer->files(a.out);
+      r.size_after = 0;
+      for (size_t i = 0; i < from.size(); ++i) {
+        fs::copy_file(from[i], to[i], fs::copy_options::overwrite_existing);
+        r.size_after += static_cast<int64_t>(fs::file_size(to[i]));
+      }
     }
-    r.size_after = static_cast<int64_t>(fs::file_size(a.out));
-    r.int8_layers_after = static_cast<int>(r.layers.size() - r.result.found.size());
+    r.reduced_layers_after = static_cast<int>(r.layers.size() - r.result.found.size());
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
@@ -292,16 +409,18 @@ json search_json(const PrecisionArgs& a, const CampaignConfig& config, const Sea
             {"spec", r.spec_source},
             {"a", r.env_a.env},
             {"b", r.env_b.env},
-            {"float", r.env_float.env},
+            {"float", r.env_float ? json(r.env_float->env) : json(nullptr)},
             {"b_artifact", r.env_b.artifact.string()},
-            {"float_artifact", r.env_float.artifact.string()},
+            {"float_artifact", r.env_float ? json(r.env_float->artifact.string()) : json(nullptr)},
+            {"reduced_precision", r.reduced},
+            {"not_keepable", r.not_keepable},
             {"images", n},
             {"agree_wanted", r.needed},
             {"agree_before", r.before},
             {"agree_before_ci", interval_json(r.before, n)},
             {"disagree_before", disagreements(r, r.labels_b)},
             {"outcome", to_string(r.result.outcome)},
-            {"quantised_layers", r.layers.size()},
+            {"reduced_layers", r.layers.size()},
             {"kept_in_float", layers},
             {"candidates", candidates},
             {"candidate_runs", r.candidates.size()},
@@ -313,7 +432,7 @@ json search_json(const PrecisionArgs& a, const CampaignConfig& config, const Sea
     j["disagree_after"] = disagreements(r, r.labels_after);
     j["output"] = fs::absolute(a.out).string();
     j["size_after"] = r.size_after;
-    j["int8_layers_after"] = r.int8_layers_after;
+    j["reduced_layers_after"] = r.reduced_layers_after;
   }
   return j;
 }
@@ -339,10 +458,13 @@ std::string megabytes(int64_t bytes) {
 std::string search_text(const PrecisionArgs& a, const Search& r) {
   const size_t n = r.images.size();
   std::ostringstream text;
-  text << "A: " << r.env_a.env << "\nB: " << r.env_b.env << "\nfloat: " << r.env_float.env
-       << "\nspec " << r.spec_source << "\nimages: " << n << " from " << a.images
+  text << "A: " << r.env_a.env << "\nB: " << r.env_b.env << "\n";
+  if (r.env_float) text << "float: " << r.env_float->env << "\n";
+  text << "spec " << r.spec_source << "\nimages: " << n << " from " << a.images
        << "\nlabels agreeing with A before: " << agreement_text(r.before, n)
-       << "; wanted: " << r.needed << "\nquantised layers of B: " << r.layers.size() << "\n";
+       << "; wanted: " << r.needed << "\n"
+       << r.reduced << " layers of B: " << r.layers.size() << "\n";
+  for (const auto& layer : r.not_keepable) text << "  cannot be kept in float: " << layer << "\n";
   switch (r.result.outcome) {
     case DeltaDebugOutcome::kHoldsWithoutAny:
       text << "B already agrees with A: no layer needs to be kept in float\n";
@@ -363,7 +485,7 @@ std::string search_text(const PrecisionArgs& a, const Search& r) {
   if (r.result.outcome != DeltaDebugOutcome::kNotRestorable)
     text << "labels agreeing with A after: " << agreement_text(r.after, n) << "\nwrote " << a.out
          << ": " << megabytes(r.size_after) << " (B: " << megabytes(r.size_before) << "), "
-         << r.int8_layers_after << " int8 layers\n";
+         << r.reduced_layers_after << " " << r.reduced << " layers\n";
   text << r.candidates.size() << " candidate runs, took " << std::lround(r.seconds * 1000)
        << " ms\n";
   return text.str();
@@ -372,7 +494,7 @@ std::string search_text(const PrecisionArgs& a, const Search& r) {
 void execute(const CLI::App& cmd, PrecisionArgs& a) {
   if (!cmd.remaining().empty()) usage("unexpected argument '" + cmd.remaining().front() + "'");
   if (a.model.empty() || a.images.empty() || a.a.empty() || a.b.empty() || a.out.empty())
-    usage("--model M.onnx, --image-set DIR, --a ENV, --b ENV and -o OUT.tflite are required");
+    usage("--model M.onnx, --image-set DIR, --a ENV, --b ENV and -o OUT are required");
   if (!(a.agree > 0 && a.agree <= 1)) usage("--agree must be in (0, 1]");
   if (a.timeout_s <= 0) usage("--timeout must be positive");
 
@@ -403,19 +525,24 @@ void add_precision(CLI::App& app) {
   auto args = std::make_shared<PrecisionArgs>();
   CLI::App* cmd = app.add_subcommand(
       "precision",
-      "find the quantised layers of B that, kept in float, make B's labels agree with A's");
+      "find the reduced-precision layers of B that, kept in float, make B's labels agree with "
+      "A's");
   cmd->add_option("--model", args->model, "the model (ONNX)");
   cmd->add_option("--spec", args->spec, "model spec (default: <model>.spec.json when present)");
   cmd->add_option("--a", args->a, "the reference environment, e.g. ort or tflite@onnx>tflite");
   cmd->add_option("--b", args->b,
-                  "the quantised environment, e.g. 'tflite@onnx>tflite:quantize=dynamic'");
+                  "the reduced-precision environment, e.g. "
+                  "'tflite@onnx>tflite:quantize=dynamic' or 'openvino:precision=bf16'");
   cmd->add_option("--float", args->floating,
-                  "the float conversion whose weights replace B's (default: B with quantize=none)");
+                  "TFLite: the float conversion whose weights replace B's (default: B with "
+                  "quantize=none)");
   cmd->add_option("--image-set", args->images, "the images (a folder or a list file)");
   cmd->add_option("--agree", args->agree,
                   "share of the images whose top-1 label must agree with A's")
       ->capture_default_str();
-  cmd->add_option("-o,--out", args->out, "where to write the model with the found layers in float");
+  cmd->add_option("-o,--out", args->out,
+                  "where to write the model with the found layers in float (.tflite for a "
+                  "TFLite B, .xml (and .bin beside it) for OpenVINO)");
   cmd->add_option("--cache", args->cache, "preprocessed-tensor and artifact cache folder");
   cmd->add_option("--timeout", args->timeout_s, "seconds a worker may stay silent")
       ->capture_default_str();

@@ -68,8 +68,8 @@ def test_found_layers_restore_the_labels(search, image_list):
     assert report["outcome"] == "minimal", run.describe()
     assert report["agree_after"] == n and report["disagree_after"] == []
     kept = report["kept_in_float"]
-    assert 0 < len(kept) < report["quantised_layers"]
-    assert report["int8_layers_after"] == report["quantised_layers"] - len(kept)
+    assert 0 < len(kept) < report["reduced_layers"]
+    assert report["reduced_layers_after"] == report["reduced_layers"] - len(kept)
     # Float weights are four times the int8 ones: the model grows, but stays below the float one.
     assert report["size_before"] < report["size_after"] < 2 * report["size_before"]
     assert out.stat().st_size == report["size_after"]
@@ -77,7 +77,7 @@ def test_found_layers_restore_the_labels(search, image_list):
     candidates = report["candidates"]
     assert report["candidate_runs"] == len(candidates)
     assert candidates[0]["kept"] == [] and candidates[0]["agree"] == report["agree_before"]
-    assert len(candidates[1]["kept"]) == report["quantised_layers"] and candidates[1]["restored"]
+    assert len(candidates[1]["kept"]) == report["reduced_layers"] and candidates[1]["restored"]
     found = sorted(layer["op_index"] for layer in kept)
     assert next(c for c in candidates if c["kept"] == found)["restored"]
     # 1-minimal: every set with one of the found layers fewer was tried and failed.
@@ -91,7 +91,7 @@ def test_written_model_has_the_found_layers_in_float(search, tf_python, source_d
     report, out, _ = search
     listing = tool(tf_python, source_dir, "--quantised", out, "--float", report["float_artifact"])
     left = {layer["op_index"] for layer in listing["layers"]}
-    assert len(left) == report["int8_layers_after"]
+    assert len(left) == report["reduced_layers_after"]
     assert not left & {layer["op_index"] for layer in report["kept_in_float"]}
 
 
@@ -134,7 +134,7 @@ def test_text_report(dl, demo_folder, image_list, search, tmp_path):
                   "--b", QUANTISED, "--image-set", listing, "-o", tmp_path / "k.tflite").stdout
     report = search[0]
     assert f"labels agreeing with A after: {n}/{n}" in text, text
-    assert f"kept in float: {len(report['kept_in_float'])} of {report['quantised_layers']}" in text
+    assert f"kept in float: {len(report['kept_in_float'])} of {report['reduced_layers']}" in text
     assert f"{report['candidate_runs']} candidate runs" in text
 
 
@@ -150,7 +150,7 @@ def test_unquantised_or_other_engines_are_refused(dl, demo_folder, image_list, t
         assert "works on a quantised TFLite conversion" in run.stderr, run.describe()
     run = dl.run("precision", "--model", model, "--a", FLOAT, "--b", QUANTISED, "--image-set",
                  listing, expect_rc=2)
-    assert "-o OUT.tflite" in run.stderr
+    assert "-o OUT are required" in run.stderr
     assert not (tmp_path / "k.tflite").exists()
 
 
