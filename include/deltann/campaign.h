@@ -96,6 +96,9 @@ struct PreparedEnvironment {
   std::filesystem::path artifact;  // what the worker loads
   ModelSpec spec;                  // the artifact's spec (a conversion may change the layout)
   std::vector<std::string> worker_env = {};  // what its knobs ask of the worker's environment
+  // The model file a compiling engine (TVM) built the artifact from: the model itself or a
+  // conversion's output; empty when the worker loads the model or conversion directly.
+  std::filesystem::path compiled_from = {};
 };
 
 // Plans `environment` for config.model (config.worker_dir, cache_dir and build_timeout_s are

@@ -56,20 +56,79 @@ bool is_value_of(const onnx::GraphProto& graph, const OnnxGraphIndex& index,
 }
 
 // Whether B's capture holds tensors its file does not name (TVM's kernels, TorchScript's value
-// names) while the two files share their node names (--b-model: an ONNX file of the same network
-// that B's engine compiled): then the files are compared node by name and each difference is
-// attributed to the kernel that computed its node. At least half of A's nodes must have a
-// namesake in B, so that a renaming conversion keeps the comparison through the matching.
-bool kernels_over_shared_names(const onnx::ModelProto& a, const onnx::ModelProto& b,
-                               const Localization& result) {
+// names): then B's tensors cannot be paired with nodes of B's file, and each difference between
+// the files is attributed to the kernel that computed its node instead.
+bool captured_kernels(const onnx::ModelProto& b, const Localization& result) {
   const OnnxGraphIndex index_b(b.graph());
-  const bool kernels = std::any_of(result.layers.begin(), result.layers.end(), [&](const auto& l) {
-    return !is_value_of(b.graph(), index_b, l.name_b);
-  });
-  if (!kernels) return false;
+  return std::any_of(result.layers.begin(), result.layers.end(),
+                     [&](const auto& l) { return !is_value_of(b.graph(), index_b, l.name_b); });
+}
+
+// Whether the two files share node names (B's file is an edited copy of A's, or the network that
+// B's engine compiled): at least half of A's nodes have a namesake in B.
+bool shared_node_names(const onnx::ModelProto& a, const onnx::ModelProto& b) {
+  const OnnxGraphIndex index_b(b.graph());
   const auto shared = std::count_if(a.graph().node().begin(), a.graph().node().end(),
                                     [&](const auto& n) { return index_b.by_key(node_key(n)); });
   return shared > 0 && 2 * shared >= a.graph().node_size();
+}
+
+// Whether `name` is constant: an initialiser, a Constant's output, or computed from constants
+// only within a few nodes (tf2onnx's DequantizeLinear or Transpose of an initialiser).
+bool constant_value(const OnnxGraphIndex& index, const std::string& name, int depth = 3) {
+  if (index.initializer(name)) return true;
+  const onnx::NodeProto* node = index.producer_node(name);
+  if (!node || depth == 0) return false;
+  if (node->op_type() == "Constant") return true;
+  return node->input_size() > 0 &&
+         std::all_of(node->input().begin(), node->input().end(), [&](const std::string& in) {
+           return in.empty() || constant_value(index, in, depth - 1);
+         });
+}
+
+// A node that carries a layer's weights, in graph order: its output, its family (a Gemm and a
+// MatMul are one: converters turn one into the other) and its weight's element count (-1 when
+// the weight is computed, not stored).
+struct WeightedNode {
+  std::string output, family;
+  int64_t weights = -1;
+};
+
+std::vector<WeightedNode> weighted_nodes(const onnx::GraphProto& graph) {
+  const OnnxGraphIndex index(graph);
+  std::vector<WeightedNode> nodes;
+  for (const auto& n : graph.node()) {
+    const std::string& op = n.op_type();
+    const bool conv = op == "Conv" || op == "ConvTranspose";
+    if (!(conv || op == "Gemm" || op == "MatMul") || n.input_size() < 2 || n.output_size() < 1)
+      continue;
+    if (!constant_value(index, n.input(1))) continue;
+    WeightedNode w{n.output(0), conv ? op : "MatMul", -1};
+    if (const onnx::TensorProto* t = index.initializer(n.input(1))) {
+      w.weights = 1;
+      for (const auto d : t->dims()) w.weights *= d;
+    }
+    nodes.push_back(std::move(w));
+  }
+  return nodes;
+}
+
+// Without shared node names, the files are aligned by their weighted layers in graph order: the
+// i-th Conv/ConvTranspose/Gemm-or-MatMul of A with the i-th of B, when both have as many, each
+// pair of the same family and, where both are stored, as many weights (converters keep the order
+// of a chain's layers and the count of each layer's weights, though not its layout). Empty when
+// the files do not align so.
+std::vector<std::pair<std::string, std::string>> aligned_weighted_layers(
+    const onnx::ModelProto& a, const onnx::ModelProto& b) {
+  const auto wa = weighted_nodes(a.graph()), wb = weighted_nodes(b.graph());
+  if (wa.empty() || wa.size() != wb.size()) return {};
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (size_t i = 0; i < wa.size(); ++i) {
+    if (wa[i].family != wb[i].family) return {};
+    if (wa[i].weights >= 0 && wb[i].weights >= 0 && wa[i].weights != wb[i].weights) return {};
+    pairs.emplace_back(wa[i].output, wb[i].output);
+  }
+  return pairs;
 }
 
 // Per matched layer, the nodes of A's file its B tensor computed (nodes_inside_kernel), each node
@@ -107,8 +166,16 @@ ModelDifferences compare_model_files(const std::filesystem::path& model_a,
   if (by_name) {
     out.differences = diff_models(model_a, model_b);
   } else if (const onnx::ModelProto a = load_onnx_model(model_a), b = load_onnx_model(model_b);
-             kernels_over_shared_names(a, b, result)) {
-    out.differences = diff_models(model_a, model_b);
+             captured_kernels(b, result)) {
+    // Node by name where the files share names, else layer by layer along the aligned weighted
+    // layers; either way each difference goes to the kernel whose span holds its node of A.
+    if (shared_node_names(a, b)) {
+      out.differences = diff_models(model_a, model_b);
+    } else if (const auto aligned = aligned_weighted_layers(a, b); !aligned.empty()) {
+      MatchedDiff matched = diff_matched(model_a, model_b, aligned);
+      out.pairs = std::move(matched.pairs);
+      out.differences = std::move(matched.differences);
+    }
     out.kernels = kernel_spans(a, result);
     std::map<std::string, std::string> layer_of;
     for (const auto& [layer, nodes] : out.kernels)

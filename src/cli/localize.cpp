@@ -375,14 +375,17 @@ Captures capture_all(const std::vector<PreparedEnvironment>& envs, const Localiz
 }
 
 // The second ONNX file whose parameters are compared with the model's: --b-model, else B's
-// converted artifact when it is an ONNX file other than the model; empty when there is none.
+// converted artifact (or what a compiling engine compiled) when it is an ONNX file other than the
+// model; empty when there is none.
 fs::path parameters_model(const LocalizeArgs& a, const PreparedEnvironment& b,
                           const fs::path& model) {
   if (!a.b_model.empty()) return a.b_model;
+  // A compiling engine's artifact is a library: its ONNX is the file it was compiled from.
+  const fs::path file = b.compiled_from.empty() ? b.artifact : b.compiled_from;
   std::error_code same_ec;
-  if (b.artifact.extension() == ".onnx" && fs::is_regular_file(b.artifact) &&
-      !fs::equivalent(b.artifact, model, same_ec))
-    return b.artifact;
+  if (file.extension() == ".onnx" && fs::is_regular_file(file) &&
+      !fs::equivalent(file, model, same_ec))
+    return file;
   return {};
 }
 

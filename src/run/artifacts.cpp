@@ -66,6 +66,7 @@ std::optional<ArtifactFailure> compile(const PlannedVariant& variant, const Camp
   if (!made.report.is_object()) made.report = json::object();
   if (!conversion.empty()) made.report["conversion"] = conversion;
   made.build_ns += built.compile_ns;
+  made.compiled_from = made.file;
   made.file = built.artifact;
   made.sha = sha256_file(made.file);
   return std::nullopt;
@@ -137,7 +138,7 @@ std::optional<ArtifactFailure> build_artifact(const PlannedVariant& variant,
                                               const CampaignConfig& config, const ModelSpec& spec,
                                               const std::string& model_sha, VariantArtifact& made,
                                               CampaignObserver& events) {
-  made = {config.model, model_sha, spec, json::object(), 0};
+  made = {config.model, model_sha, spec, json::object(), 0, {}};
   if (!variant.chain.empty())
     if (auto failed = convert_chain(variant, config, spec, made, events)) return failed;
   if (variant.builder)

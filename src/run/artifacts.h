@@ -23,6 +23,7 @@ struct VariantArtifact {
   ModelSpec spec;
   nlohmann::json report;  // {"conversion": [step reports], ...the compile step's report}
   int64_t build_ns = 0;   // conversion steps + compile, as first measured (also when cached)
+  std::filesystem::path compiled_from;  // what a compiling engine built `file` from; else empty
 };
 
 // Why a variant's artifact could not be made.

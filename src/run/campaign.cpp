@@ -655,9 +655,13 @@ PreparedEnvironment prepare_environment(const CampaignConfig& config, const Mode
   if (const auto failed = build_artifact(v, config, spec, sha256_file(config.model), made, events))
     throw Error("environment '" + v.text + "': " + std::string(to_string(failed->stage)) +
                 " failed (" + std::string(to_string(failed->symptom)) + "): " + failed->message);
-  return {v.text,    v.env.framework,
-          v.worker,  fs::absolute(made.file),
-          made.spec, v.engine ? worker_environment(*v.engine, v.env) : std::vector<std::string>{}};
+  return {v.text,
+          v.env.framework,
+          v.worker,
+          fs::absolute(made.file),
+          made.spec,
+          v.engine ? worker_environment(*v.engine, v.env) : std::vector<std::string>{},
+          made.compiled_from.empty() ? fs::path{} : fs::absolute(made.compiled_from)};
 }
 
 PreparedEnvironment prepare_environment(const CampaignConfig& config, const ModelSpec& spec,
