@@ -145,16 +145,18 @@ def onnx_to_keras_model(src: str, spec: Spec) -> tuple[Any, Any, str, str, list[
     if len(in_dims) != 4 or any(d not in (None, s) for d, s in zip(in_dims, shape, strict=False)):
         raise StepError(f"{src}'s input {in_name!r} has shape {in_dims}, which does not fit the "
                         f"spec's {layout} shape {shape}")
+    # onnx2tf simplifies its input with onnxsim *in place* (`onnxsim IN IN`), so it is given a
+    # copy in the working folder, never the user's file or a cached artifact. onnx2tf also needs
+    # static shapes: the copy has the symbolic dimensions (a dynamic batch, say) pinned to the
+    # spec's.
     if None in in_dims:
-        # onnx2tf needs static shapes: pin the symbolic dimensions (a dynamic batch, say) to
-        # the spec's, in a copy of the model in the working folder.
         dims = proto.graph.input[[v.name for v in proto.graph.input].index(in_name)] \
             .type.tensor_type.shape.dim
         for d, s in zip(dims, shape, strict=True):
             d.ClearField("dim_param")
             d.dim_value = s
-        src = os.path.abspath("static_shape.onnx")
-        onnx.save(proto, src)
+    src = os.path.abspath("onnx2tf_input.onnx")
+    onnx.save(proto, src)
 
     rs = np.random.RandomState(0)
     np.save(ONNX2TF_SAMPLE, rs.rand(20, 128, 128, 3).astype(np.float32))

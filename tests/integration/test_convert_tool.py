@@ -10,6 +10,7 @@ Skipped with a reason where torch/onnxruntime, the TensorFlow venv or the demo a
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -354,6 +355,17 @@ def test_onnx_to_torchscript_demo(demo):
 
 
 # --- the TensorFlow-venv steps ----------------------------------------------------------------
+
+def test_onnx_to_tflite_leaves_its_source_untouched(tiny, need_tf, tmp_path):
+    """onnx2tf rewrites the file it is given (onnxsim in place); the step must hand it a copy, so
+    that converting never changes the user's model (its content hash names its results)."""
+    src = tmp_path / "source.onnx"
+    shutil.copyfile(tiny["onnx"], src)
+    before = (src.read_bytes(), src.stat().st_mtime_ns)
+    convert("onnx>tflite", src, tiny["spec"], tmp_path / "m.tflite")
+    assert (tmp_path / "m.tflite").is_file()
+    assert (src.read_bytes(), src.stat().st_mtime_ns) == before
+
 
 def test_onnx_to_tflite_tiny_float(tiny, need_tf, tmp_path_factory):
     t = to_tflite(tiny, tmp_path_factory, "none")
