@@ -205,8 +205,12 @@ def mark_precise(xml_path: str, names: set[str]) -> None:
 
 def write(path: str, keep_names: list[str], out: str) -> int:
     """Writes B (normalised) as IR with `keep_names` marked; the size of .xml and .bin."""
+    return write_model(normalised(path), keep_names, out)
+
+
+def write_model(model: Any, keep_names: list[str], out: str) -> int:
+    """write() of a model already normalised (it is changed: kept MatMuls become convolutions)."""
     ov = openvino()
-    model = normalised(path)
     for name in keep_names:
         op = next(o for o in model.get_ordered_ops() if o.get_friendly_name() == name)
         if op.get_type_name() == "MatMul":
@@ -245,7 +249,7 @@ def listing(path: str, precision: str) -> dict[str, Any]:
     layers = layers_of(model)
     with tempfile.TemporaryDirectory() as scratch:
         probe = os.path.join(scratch, "all-kept.xml")
-        write(path, [layer["name"] for layer in layers], probe)
+        write_model(model, [layer["name"] for layer in layers], probe)
         runs_in = runtime_precisions(probe, precision)
     keepable: list[dict[str, Any]] = []
     not_keepable: list[dict[str, Any]] = []
@@ -292,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is None:
             reply = listing(args.model, args.precision)
         else:
-            layers = layers_of(normalised(args.model))
+            model = normalised(args.model)  # read once: each candidate is one call
+            layers = layers_of(model)
             names = parse_keep(args.keep, layers)
-            size = write(args.model, names, args.out)
+            size = write_model(model, names, args.out)
             reply = {"kept": sorted({layer["op_index"] for layer in layers
                                      if layer["name"] in set(names)}),
                      "size": size, "reduced_layers": len(layers) - len(set(names))}

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from deltann_testlib import Deltann
+from deltann_testlib import Deltann, assert_one_minimal, photos_and_flipping
 
 QUANTISED = "tflite@onnx>tflite:quantize=dynamic"
 FLOAT = "tflite@onnx>tflite"
@@ -39,14 +39,8 @@ def dl(deltann_bin, tmp_path_factory):
 @pytest.fixture(scope="module")
 def image_list(demo_folder, tmp_path_factory):
     """The nine demo photos (their labels agree) and the two that flip, as a list file."""
-    expanded = demo_folder / "expanded"
-    missing = [name for name in FLIPPING if not (expanded / name).is_file()]
-    if missing:
-        pytest.skip(f"no {', '.join(missing)} in {expanded} (scripts/setup expands the demo)")
-    photos = sorted(p for p in (demo_folder / "images").iterdir() if p.is_file())
     listing = tmp_path_factory.mktemp("precision-images") / "images.txt"
-    listing.write_text("".join(f"{p}\n" for p in photos + [expanded / n for n in FLIPPING]))
-    return listing, len(photos) + len(FLIPPING)
+    return listing, photos_and_flipping(demo_folder, FLIPPING, listing)
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +74,7 @@ def test_found_layers_restore_the_labels(search, image_list):
     assert len(candidates[1]["kept"]) == report["reduced_layers"] and candidates[1]["restored"]
     found = sorted(layer["op_index"] for layer in kept)
     assert next(c for c in candidates if c["kept"] == found)["restored"]
-    # 1-minimal: every set with one of the found layers fewer was tried and failed.
-    for op in found:
-        fewer = [i for i in found if i != op]
-        tried = [c for c in candidates if c["kept"] == fewer]
-        assert tried and not tried[0]["restored"], (op, fewer)
+    assert_one_minimal(found, candidates)
 
 
 def test_written_model_has_the_found_layers_in_float(search, tf_python, source_dir):

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from deltann_testlib import Deltann
+from deltann_testlib import Deltann, assert_one_minimal, photos_and_flipping
 
 F32 = "openvino"
 BF16 = "openvino:precision=bf16"
@@ -43,14 +43,8 @@ def dl(deltann_bin, tmp_path_factory):
 @pytest.fixture(scope="module")
 def image_list(demo_folder, tmp_path_factory):
     """The nine demo photos and the two that flip under bf16, as a list file."""
-    expanded = demo_folder / "expanded"
-    missing = [name for name in FLIPPING if not (expanded / name).is_file()]
-    if missing:
-        pytest.skip(f"no {', '.join(missing)} in {expanded} (scripts/setup expands the demo)")
-    photos = sorted(p for p in (demo_folder / "images").iterdir() if p.is_file())
     listing = tmp_path_factory.mktemp("precision-ov-images") / "images.txt"
-    listing.write_text("".join(f"{p}\n" for p in photos + [expanded / n for n in FLIPPING]))
-    return listing, len(photos) + len(FLIPPING)
+    return listing, photos_and_flipping(demo_folder, FLIPPING, listing)
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +78,7 @@ def test_found_layers_restore_the_labels(search, image_list):
     assert candidates[0]["kept"] == [] and candidates[0]["agree"] == report["agree_before"]
     assert len(candidates[1]["kept"]) == report["reduced_layers"] and candidates[1]["restored"]
     found = sorted(layer["op_index"] for layer in kept)
-    for op in found:  # 1-minimal
-        fewer = [i for i in found if i != op]
-        tried = [c for c in candidates if c["kept"] == fewer]
-        assert tried and not tried[0]["restored"], (op, fewer)
+    assert_one_minimal(found, candidates)
 
 
 RUN_SCRIPT = """

@@ -487,3 +487,25 @@ def run_tflite_campaign(deltann_bin, worker, models, name, envs, sizes, work, sp
         args += ["--env", env]
     run = deltann.run(*args, env={"DELTANN_WORKER_DIR": str(worker.parent)})
     return db, run, deltann.cache_dir
+
+
+# --- `deltann precision` (tests/integration/test_precision*.py) ---
+
+def photos_and_flipping(demo_folder, flipping, listing):
+    """Writes `listing`: the demo photos and the expanded images `flipping` (whose labels the
+    reduced precision changes); returns how many. Skips the test where they are missing."""
+    expanded = demo_folder / "expanded"
+    missing = [name for name in flipping if not (expanded / name).is_file()]
+    if missing:
+        pytest.skip(f"no {', '.join(missing)} in {expanded} (scripts/setup expands the demo)")
+    photos = sorted(p for p in (demo_folder / "images").iterdir() if p.is_file())
+    listing.write_text("".join(f"{p}\n" for p in photos + [expanded / n for n in flipping]))
+    return len(photos) + len(flipping)
+
+
+def assert_one_minimal(found, candidates):
+    """Every set of the found layers with one fewer was tried and did not restore the labels."""
+    for op in found:
+        fewer = [i for i in found if i != op]
+        tried = [c for c in candidates if c["kept"] == fewer]
+        assert tried and not tried[0]["restored"], (op, fewer)
