@@ -126,7 +126,11 @@ class CandidateWriter {
   virtual ~CandidateWriter() = default;
   virtual Listing list() const = 0;
   // Writes B with the layers `op_indices` in float to `out`; the written size.
-  virtual int64_t write(const std::vector<int>& op_indices, const fs::path& out) const = 0;
+  int64_t write(const std::vector<int>& op_indices, const fs::path& out) const {
+    std::vector<std::string> keep;
+    for (int i : op_indices) keep.push_back(std::to_string(i));
+    return tool({"--keep", joined(keep, ","), "--out", out.string()}).at("size").get<int64_t>();
+  }
   // Writes the final model when no layer needs to be kept.
   virtual int64_t write_unchanged(const fs::path& out) const = 0;
   virtual std::string extension() const = 0;
@@ -155,11 +159,8 @@ class CandidateWriter {
                         l.at("name").get<std::string>()});
     return layers;
   }
-  static std::string indices(const std::vector<int>& op_indices) {
-    std::vector<std::string> keep;
-    for (int i : op_indices) keep.push_back(std::to_string(i));
-    return joined(keep, ",");
-  }
+  // The kind's tool with B's arguments and `extra`; its JSON reply.
+  virtual json tool(const std::vector<std::string>& extra) const = 0;
 };
 
 // A dynamic-range-quantised TFLite model and its float conversion, with the TensorFlow venv's
@@ -175,9 +176,6 @@ class TfliteWriter final : public CandidateWriter {
     const json reply = tool({});
     return {parse_layers(reply), reply.at("size").get<int64_t>(), {}};
   }
-  int64_t write(const std::vector<int>& op_indices, const fs::path& out) const override {
-    return tool({"--keep", indices(op_indices), "--out", out.string()}).at("size").get<int64_t>();
-  }
   int64_t write_unchanged(const fs::path& out) const override {
     fs::copy_file(quantised_, out, fs::copy_options::overwrite_existing);
     return static_cast<int64_t>(fs::file_size(out));
@@ -186,7 +184,7 @@ class TfliteWriter final : public CandidateWriter {
   std::string reduced_name() const override { return "int8"; }
 
  private:
-  json tool(const std::vector<std::string>& extra) const {
+  json tool(const std::vector<std::string>& extra) const override {
     std::vector<std::string> args = {"--quantised", quantised_.string(), "--float",
                                      floating_.string()};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -209,9 +207,6 @@ class OpenvinoWriter final : public CandidateWriter {
                                      l.at("runs_in").get<std::string>() + " even when marked)");
     return listing;
   }
-  int64_t write(const std::vector<int>& op_indices, const fs::path& out) const override {
-    return tool({"--keep", indices(op_indices), "--out", out.string()}).at("size").get<int64_t>();
-  }
   int64_t write_unchanged(const fs::path& out) const override { return write({}, out); }
   std::string extension() const override { return ".xml"; }
   std::string reduced_name() const override { return precision_; }
@@ -220,7 +215,7 @@ class OpenvinoWriter final : public CandidateWriter {
   }
 
  private:
-  json tool(const std::vector<std::string>& extra) const {
+  json tool(const std::vector<std::string>& extra) const override {
     std::vector<std::string> args = {"--model", model_.string(), "--precision", precision_};
     args.insert(args.end(), extra.begin(), extra.end());
     return call(tools_python(), "precision_openvino.py", args, model_);
